@@ -1,0 +1,77 @@
+// The whole suite: runs every compiled `*.test.js` under dist/test in its own process (a crash
+// in one file cannot take the others down), sums uvu's counts and ends with `N passed, N failed`.
+//
+//   node dist/test/run.js                 every suite
+//   node dist/test/run.js mvcc raft/sim   only files whose path contains one of the words
+import { spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const testRoot = dirname(fileURLToPath(import.meta.url));
+const fileTimeoutMs = Number(process.env.TETCD_TEST_FILE_TIMEOUT_MS ?? 15 * 60_000);
+
+function findTests(dir: string, out: string[] = []): string[] {
+  for (const name of readdirSync(dir).sort()) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) findTests(path, out);
+    else if (name.endsWith('.test.js')) out.push(path);
+  }
+  return out;
+}
+
+interface FileResult { file: string; total: number; passed: number; skipped: number; failed: number; ms: number }
+
+function runFile(file: string): Promise<FileResult> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+    let output = '';
+    const onData = (chunk: Buffer) => { output += chunk.toString(); process.stdout.write(chunk); };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    const timer = setTimeout(() => {
+      process.stdout.write(`\n!! ${file}: killed after ${fileTimeoutMs} ms\n`);
+      child.kill('SIGKILL');
+    }, fileTimeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      // uvu prints one summary block per process; strip colour codes before reading it.
+      const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
+      const num = (label: string) => {
+        const all = [...plain.matchAll(new RegExp(`${label}:\\s+(\\d+)`, 'g'))];
+        return all.reduce((sum, m) => sum + Number(m[1]), 0);
+      };
+      const total = num('Total');
+      const passed = num('Passed');
+      const skipped = num('Skipped');
+      // uvu's Total counts the tests that ran; skipped ones are counted apart.
+      let failed = Math.max(0, total - passed);
+      // A file that exits badly without reporting a failure (crash, timeout, load error) counts as one.
+      if (code !== 0 && failed === 0) failed = 1;
+      resolve({ file, total, passed, skipped, failed, ms: Date.now() - started });
+    });
+  });
+}
+
+const filters = process.argv.slice(2);
+const files = findTests(testRoot).filter((f) => {
+  const rel = relative(testRoot, f);
+  return filters.length === 0 || filters.some((w) => rel.includes(w));
+});
+
+const results: FileResult[] = [];
+for (const file of files) {
+  process.stdout.write(`\n=== ${relative(testRoot, file)}\n`);
+  results.push(await runFile(file));
+}
+
+let passed = 0, failed = 0, skipped = 0;
+process.stdout.write('\n--- per file\n');
+for (const r of results) {
+  passed += r.passed; failed += r.failed; skipped += r.skipped;
+  const mark = r.failed > 0 ? 'FAIL' : 'ok  ';
+  process.stdout.write(`${mark} ${relative(testRoot, r.file).padEnd(48)} ${String(r.passed).padStart(4)} passed ${String(r.failed).padStart(3)} failed ${String(r.skipped).padStart(3)} skipped ${(r.ms / 1000).toFixed(1).padStart(6)} s\n`);
+}
+process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
+process.exitCode = failed > 0 || files.length === 0 ? 1 : 0;
