@@ -1,0 +1,219 @@
+// Shared fixtures for the api tests: a tiny hand-written Echo service (descriptors + codec), a server on
+// a loopback port, a raw node:http2 client that can send malformed gRPC, and grpc-js client helpers.
+import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import { ProtoReader, ProtoWriter, EMPTY_BYTES, sizeDelimited, sizeString, sizeVarint32 } from '../../src/proto/wire.js';
+import { GrpcServer, type GrpcServerOptions, type MethodDescriptor } from '../../src/api/grpc/server.js';
+import { ClientListener } from '../../src/api/listener.js';
+import { decodeGrpcMessage } from '../../src/api/grpc/protocol.js';
+import * as grpc from './grpcjs.js';
+
+/** message Echo { bytes payload = 1; uint32 n = 2; string text = 3; } */
+export interface Echo {
+  payload: Uint8Array;
+  n: number;
+  text: string;
+}
+
+export function sizeEcho(m: Partial<Echo>): number {
+  const p = m.payload ?? EMPTY_BYTES;
+  const n = m.n ?? 0;
+  const textBytes = sizeString(m.text ?? '');
+  let size = 0;
+  if (p.length > 0) size += 1 + sizeDelimited(p.length);
+  if (n !== 0) size += 1 + sizeVarint32(n);
+  if (textBytes > 0) size += 1 + sizeDelimited(textBytes);
+  return size;
+}
+
+export function writeEcho(m: Partial<Echo>, w: ProtoWriter): void {
+  const p = m.payload ?? EMPTY_BYTES;
+  const n = m.n ?? 0;
+  const text = m.text ?? '';
+  if (p.length > 0) { w.uint32(10); w.bytes(p); }
+  if (n !== 0) { w.uint32(16); w.uint32(n); }
+  if (text !== '') { w.uint32(26); w.string(text, sizeString(text)); }
+}
+
+export function encodeEcho(m: Partial<Echo>): Uint8Array {
+  const w = new ProtoWriter(sizeEcho(m));
+  writeEcho(m, w);
+  return w.finish();
+}
+
+export function decodeEcho(buf: Uint8Array): Echo {
+  const r = new ProtoReader(buf);
+  const m: Echo = { payload: EMPTY_BYTES, n: 0, text: '' };
+  while (r.pos < r.end) {
+    const t = r.tag();
+    switch (t) {
+      case 10: m.payload = r.bytes(); break;
+      case 16: m.n = r.uint32(); break;
+      case 26: m.text = r.string(); break;
+      default: r.skip(t & 7);
+    }
+  }
+  return m;
+}
+
+function desc(path: string, requestStream: boolean, responseStream: boolean): MethodDescriptor<Echo, Partial<Echo>> {
+  return { path, requestStream, responseStream, decodeRequest: decodeEcho, encodeResponse: encodeEcho };
+}
+
+/** The test service's methods. Unary writes responses in place (sizeResponse/writeResponse); the rest encode. */
+export const EchoService = {
+  Unary: { ...desc('/test.Echo/Unary', false, false), sizeResponse: sizeEcho, writeResponse: writeEcho },
+  Slow: desc('/test.Echo/Slow', false, false),
+  Fail: desc('/test.Echo/Fail', false, false),
+  Stream: desc('/test.Echo/Stream', false, true),
+  Bidi: desc('/test.Echo/Bidi', true, true),
+} as const;
+
+/** A GrpcServer behind a ClientListener on a free loopback port. */
+export interface Running {
+  server: GrpcServer;
+  listener: ClientListener;
+  port: number;
+  address: string;
+  stop(): Promise<void>;
+}
+
+export async function startServer(options: GrpcServerOptions, register: (s: GrpcServer) => void): Promise<Running> {
+  const server = new GrpcServer(options);
+  register(server);
+  const listener = await ClientListener.listen({ url: 'http://127.0.0.1:0', grpc: server, sniffTimeoutMs: 2000 });
+  return {
+    server, listener, port: listener.port, address: `127.0.0.1:${listener.port}`,
+    async stop() {
+      await server.shutdown({ graceful: false });
+      await listener.destroy();
+    },
+  };
+}
+
+/** Frames a message as gRPC does (flag, 4-byte big-endian length, body). */
+export function frame(body: Uint8Array, flag = 0, claimedLength = body.length): Buffer {
+  const b = Buffer.alloc(5 + body.length);
+  b[0] = flag;
+  b.writeUInt32BE(claimedLength >>> 0, 1);
+  b.set(body, 5);
+  return b;
+}
+
+/** What a raw HTTP/2 request got back. */
+export interface RawResult {
+  headers: IncomingHttpHeaders;
+  trailers: IncomingHttpHeaders;
+  data: Buffer;
+  /** grpc-status from trailers, or from headers in a trailers-only response. */
+  grpcStatus: number | undefined;
+  grpcMessage: string;
+  rstCode: number;
+}
+
+export interface RawRequest {
+  path: string;
+  headers?: OutgoingHttpHeaders;
+  /** Written one after the other, each in its own DATA frame. */
+  chunks?: Uint8Array[];
+  /** Send END_STREAM after the chunks (default true). */
+  end?: boolean;
+}
+
+/** One request on an existing session; resolves when the stream closes. */
+export function rawRequest(session: ClientHttp2Session, r: RawRequest): Promise<RawResult> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({
+      ':method': 'POST', ':path': r.path, 'content-type': 'application/grpc', te: 'trailers', ...r.headers,
+    });
+    let headers: IncomingHttpHeaders = {};
+    let trailers: IncomingHttpHeaders = {};
+    const parts: Buffer[] = [];
+    req.on('response', (h) => { headers = h; });
+    req.on('trailers', (t) => { trailers = t; });
+    req.on('data', (d: Buffer) => parts.push(d));
+    req.on('error', () => { /* reported through rstCode */ });
+    req.on('close', () => {
+      const src = trailers['grpc-status'] !== undefined ? trailers : headers;
+      const status = src['grpc-status'];
+      resolve({
+        headers, trailers, data: Buffer.concat(parts),
+        grpcStatus: status === undefined ? undefined : Number(status),
+        grpcMessage: decodeGrpcMessage(String(src['grpc-message'] ?? '')),
+        rstCode: req.rstCode ?? 0,
+      });
+    });
+    for (const c of r.chunks ?? []) req.write(c);
+    if (r.end ?? true) req.end();
+    req.setTimeout(10_000, () => reject(new Error(`raw request ${r.path} timed out`)));
+  });
+}
+
+export function connectRaw(port: number): Promise<ClientHttp2Session> {
+  return new Promise((resolve, reject) => {
+    const s = http2.connect(`http://127.0.0.1:${port}`);
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** Splits a response body into its gRPC messages. */
+export function unframe(data: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let pos = 0;
+  while (pos + 5 <= data.length) {
+    const len = data.readUInt32BE(pos + 1);
+    out.push(data.subarray(pos + 5, pos + 5 + len));
+    pos += 5 + len;
+  }
+  return out;
+}
+
+// ---- grpc-js helpers ----
+
+const serialize = (m: Partial<Echo>): Buffer => Buffer.from(encodeEcho(m));
+const deserialize = (b: Buffer): Echo => decodeEcho(b);
+
+export function grpcClient(address: string, options: grpc.ChannelOptions = {}): grpc.Client {
+  return new grpc.Client(address, grpc.credentials.createInsecure(), options);
+}
+
+export interface UnaryOutcome {
+  err: grpc.ServiceError | null;
+  res: Echo | undefined;
+}
+
+export function callUnary(client: grpc.Client, path: string, req: Partial<Echo>, metadata = new grpc.Metadata(), options: grpc.CallOptions = {}): Promise<UnaryOutcome> {
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(path, serialize, deserialize, req, metadata, options, (err, res) => {
+      resolve({ err: err ?? null, res });
+    });
+  });
+}
+
+export function callServerStream(client: grpc.Client, path: string, req: Partial<Echo>, options: grpc.CallOptions = {}): grpc.ClientReadableStream<Echo> {
+  return client.makeServerStreamRequest(path, serialize, deserialize, req, new grpc.Metadata(), options);
+}
+
+export function callBidi(client: grpc.Client, path: string, options: grpc.CallOptions = {}): grpc.ClientDuplexStream<Partial<Echo>, Echo> {
+  return client.makeBidiStreamRequest(path, serialize, deserialize, new grpc.Metadata(), options);
+}
+
+/** Resolves with the final status of a grpc-js streaming call. */
+export function statusOf(call: { on(ev: 'status', fn: (s: grpc.StatusObject) => void): unknown }): Promise<grpc.StatusObject> {
+  return new Promise((resolve) => call.on('status', resolve));
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `cond` every 5 ms until true or timeoutMs passes. */
+export async function waitFor(cond: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+export { grpc };
