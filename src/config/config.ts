@@ -153,6 +153,7 @@ export interface Config {
   clientWorkers: number;
   proposalBatchMax: number;
   applyBatchMax: number;
+  snapshotCatchupEntries: number;
 
   /** The YAML file the settings came from, or ''. */
   configFile: string;
@@ -573,6 +574,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, io:
     clientWorkers: num(v, 'client-workers'),
     proposalBatchMax: num(v, 'proposal-batch-max'),
     applyBatchMax: num(v, 'apply-batch-max'),
+    snapshotCatchupEntries: num(v, 'snapshot-catchup-entries'),
 
     configFile,
     sources,

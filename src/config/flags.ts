@@ -169,6 +169,7 @@ export const FLAGS = [
   { name: 'worker-threads', kind: 'uint', def: '0', group: 'tetcd', yaml: 'number', help: 'Worker threads for encoding/decoding large requests and watch fan-out (0 = everything on the main thread).' },
   { name: 'client-workers', kind: 'uint', def: '0', group: 'tetcd', yaml: 'number', help: 'Processes that terminate client connections and forward to the member (0 = the member serves clients itself).' },
   { name: 'proposal-batch-max', kind: 'uint', def: '512', min: 1n, group: 'tetcd', yaml: 'number', help: 'Most proposals gathered into one Raft append.' },
+  { name: 'snapshot-catchup-entries', kind: 'uint', def: '5000', min: 1n, group: 'tetcd', yaml: 'number', help: 'Entries kept in memory behind a snapshot for slow followers to catch up without one (etcd 3.5: --experimental-snapshot-catchup-entries).' },
   { name: 'apply-batch-max', kind: 'uint', def: '1024', min: 1n, group: 'tetcd', yaml: 'number', help: 'Most committed entries applied in one pass of the apply loop.' },
 ] as const satisfies readonly FlagSpec[];
 

@@ -32,8 +32,9 @@ export const IMPLEMENTED: Readonly<Record<FlagName, boolean>> = {
   'wal-batch-max-delay': true,
   'wal-segment-bytes': true,
   'unsafe-no-fsync': true,
-  'proposal-batch-max': true,
-  'apply-batch-max': true,
+  'proposal-batch-max': false,
+  'apply-batch-max': false,
+  'snapshot-catchup-entries': true,
 
   // Later issues.
   'initial-election-tick-advance': false,

@@ -13,6 +13,14 @@ export const FrameType = {
   /** 8-byte sender timestamp (ms, double), echoed back in a Pong. */
   Ping: 4,
   Pong: 5,
+  /** Starts a snapshot: [u32 length][Raft MsgSnap][u64 size of the state file that follows]. */
+  SnapBegin: 6,
+  /** A piece of the state file. */
+  SnapChunk: 7,
+  /** The SHA-256 of the state file; the receiver checks it. */
+  SnapEnd: 8,
+  /** The receiver's verdict: [u8 ok][UTF-8 reason]. */
+  SnapAck: 9,
 } as const;
 
 export const FRAME_HEADER_BYTES = 5;

@@ -1,8 +1,11 @@
 // Peer traffic between member processes: one outgoing TCP (or TLS) stream per peer carrying framed Raft
 // messages, and a listener accepting the streams of the others. Queues are bounded per peer; a slow or
 // dead peer loses messages (Raft retransmits) and never blocks the others or grows memory.
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import tls from 'node:tls';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { FrameReader, FrameType, PEER_MAGIC, encodeFrame, writeFrameHeader, FRAME_HEADER_BYTES } from './frame.js';
 import { type Logger, silentLogger } from '../log.js';
 
@@ -29,6 +32,15 @@ export interface TransportOptions {
   backoffMaxMs?: number;
   tls?: { server?: tls.TlsOptions; client?: tls.ConnectionOptions };
   logger?: Logger;
+  /** Where received snapshot state files are written (required to receive snapshots). */
+  snapshotDir?: string;
+  /** Largest snapshot state file accepted (default 16 GiB). */
+  snapshotBytesMax?: number;
+  /**
+   * A snapshot arrived whole and verified: the Raft MsgSnap and the path of its state file. The receiver
+   * owns the file from here on.
+   */
+  onSnapshot?(from: bigint, message: Buffer, statePath: string): void;
 }
 
 /** Counters for metrics and tests. */
@@ -39,6 +51,7 @@ export interface TransportStats {
   receivedBytes: number;
   droppedMessages: number;
   dialFailures: number;
+  snapshotsSent: number;
 }
 
 interface HelloFrame { cluster_id: string; from: string; to: string }
@@ -55,6 +68,80 @@ export function parsePeerUrl(url: string): { host: string; port: number; secure:
   if (!Number.isInteger(port) || port <= 0) throw new Error(`peer URL ${url}: a port is required`);
   const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
   return { host, port, secure: u.protocol === 'https:' };
+}
+
+/** Writes data and waits until the socket can take more (backpressure for large streams). */
+function writeAll(socket: net.Socket, data: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (socket.destroyed) { reject(new Error('socket closed')); return; }
+    if (socket.write(data)) { resolve(); return; }
+    const onDrain = () => { socket.off('close', onClose); resolve(); };
+    const onClose = () => { socket.off('drain', onDrain); reject(new Error('socket closed')); };
+    socket.once('drain', onDrain);
+    socket.once('close', onClose);
+  });
+}
+
+/** Writes one incoming snapshot's state file, checking its size and hash. */
+class SnapshotReceiver {
+  readonly message: Buffer;
+  private readonly expectedBytes: number;
+  private readonly path: string;
+  private readonly fd: number;
+  private readonly hash: Hash = createHash('sha256');
+  bytes = 0;
+  private failed: Error | undefined;
+  private writes: Promise<void> = Promise.resolve();
+
+  constructor(dir: string, begin: Buffer, bytesMax: number) {
+    if (begin.length < 12) throw new Error('short snapshot header');
+    const msgLen = begin.readUInt32BE(0);
+    if (4 + msgLen + 8 !== begin.length) throw new Error('malformed snapshot header');
+    this.message = Buffer.from(begin.subarray(4, 4 + msgLen));
+    const size = begin.readBigUInt64BE(4 + msgLen);
+    if (size > BigInt(bytesMax)) throw new Error(`snapshot of ${size} bytes exceeds the limit of ${bytesMax}`);
+    this.expectedBytes = Number(size);
+    fs.mkdirSync(dir, { recursive: true });
+    this.path = path.join(dir, `incoming-${randomBytes(6).toString('hex')}.snap.db`);
+    this.fd = fs.openSync(this.path, 'w', 0o600);
+  }
+
+  write(chunk: Buffer): void {
+    if (this.failed) return;
+    if (this.bytes + chunk.length > this.expectedBytes) {
+      this.failed = new Error('snapshot longer than announced');
+      return;
+    }
+    const at = this.bytes;
+    this.bytes += chunk.length;
+    this.hash.update(chunk);
+    const copy = Buffer.from(chunk);
+    this.writes = this.writes.then(() => new Promise<void>((resolve, reject) => {
+      fs.write(this.fd, copy, 0, copy.length, at, (err) => (err ? reject(err) : resolve()));
+    }));
+    this.writes.catch((err: Error) => { this.failed = err; });
+  }
+
+  /** Verifies and syncs the file; resolves with its path. */
+  async finish(expectedHash: Buffer): Promise<string> {
+    try {
+      await this.writes;
+      if (this.failed) throw this.failed;
+      if (this.bytes !== this.expectedBytes) throw new Error(`snapshot has ${this.bytes} bytes, ${this.expectedBytes} announced`);
+      if (!this.hash.digest().equals(expectedHash)) throw new Error('snapshot hash mismatch');
+      await new Promise<void>((resolve, reject) => fs.fsync(this.fd, (err) => (err ? reject(err) : resolve())));
+      fs.closeSync(this.fd);
+      return this.path;
+    } catch (err) {
+      this.abort();
+      throw err;
+    }
+  }
+
+  abort(): void {
+    try { fs.closeSync(this.fd); } catch { /* already closed */ }
+    fs.rmSync(this.path, { force: true });
+  }
 }
 
 /** The sending half towards one peer: a bounded queue and a stream that is redialed when it breaks. */
@@ -230,11 +317,18 @@ class PeerSender {
   }
 }
 
-type ResolvedOptions = Required<Omit<TransportOptions, 'tls' | 'onPeerUnreachable' | 'logger'>> & {
+type ResolvedOptions = Required<Omit<TransportOptions, 'tls' | 'onPeerUnreachable' | 'logger' | 'snapshotDir' | 'onSnapshot'>> & {
   tls: NonNullable<TransportOptions['tls']>;
   onPeerUnreachable(id: bigint): void;
   logger: Logger;
+  snapshotDir: string | undefined;
+  onSnapshot: ((from: bigint, message: Buffer, statePath: string) => void) | undefined;
 };
+
+/** Bytes per snapshot chunk frame. */
+const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
+/** A snapshot stream that makes no progress for this long is abandoned. */
+const SNAPSHOT_IDLE_TIMEOUT_MS = 30_000;
 
 /**
  * Moves opaque Raft message bytes between members.
@@ -246,10 +340,11 @@ type ResolvedOptions = Required<Omit<TransportOptions, 'tls' | 'onPeerUnreachabl
  */
 export class Transport {
   readonly opts: ResolvedOptions;
-  readonly stats: TransportStats = { sentMessages: 0, sentBytes: 0, receivedMessages: 0, receivedBytes: 0, droppedMessages: 0, dialFailures: 0 };
+  readonly stats: TransportStats = { sentMessages: 0, sentBytes: 0, receivedMessages: 0, receivedBytes: 0, droppedMessages: 0, dialFailures: 0, snapshotsSent: 0 };
   private readonly peers = new Map<bigint, PeerSender>();
   private readonly servers: net.Server[] = [];
   private readonly inbound = new Set<net.Socket>();
+  private readonly outboundSnapshots = new Set<net.Socket>();
 
   constructor(opts: TransportOptions) {
     this.opts = {
@@ -261,7 +356,10 @@ export class Transport {
       idleTimeoutMs: 5000,
       backoffMinMs: 50,
       backoffMaxMs: 1000,
+      snapshotBytesMax: 16 * 1024 ** 3,
       ...opts,
+      snapshotDir: opts.snapshotDir,
+      onSnapshot: opts.onSnapshot,
       tls: opts.tls ?? {},
       onPeerUnreachable: opts.onPeerUnreachable ?? (() => {}),
       logger: opts.logger ?? silentLogger,
@@ -299,6 +397,7 @@ export class Transport {
     const reader = new FrameReader(o.maxFrameBytes);
     let magicSeen = false;
     let from: bigint | undefined;
+    let snap: SnapshotReceiver | undefined;
     const refuse = (reason: string) => {
       o.logger.warn('refused peer stream', { remote: socket.remoteAddress, reason });
       socket.end(encodeFrame(FrameType.Error, Buffer.from(reason)));
@@ -338,6 +437,31 @@ export class Transport {
             o.onMessage(from, f.payload);
           } else if (f.type === FrameType.Ping) {
             socket.write(encodeFrame(FrameType.Pong, f.payload));
+          } else if (f.type === FrameType.SnapBegin) {
+            if (snap || !o.snapshotDir || !o.onSnapshot) { refuse('this member does not accept a snapshot now'); return; }
+            snap = new SnapshotReceiver(o.snapshotDir, f.payload, o.snapshotBytesMax);
+            socket.setTimeout(SNAPSHOT_IDLE_TIMEOUT_MS, () => socket.destroy(new Error('snapshot stream idle')));
+          } else if (f.type === FrameType.SnapChunk) {
+            if (!snap) { refuse('snapshot chunk without a start'); return; }
+            snap.write(f.payload);
+          } else if (f.type === FrameType.SnapEnd) {
+            if (!snap) { refuse('snapshot end without a start'); return; }
+            const done = snap;
+            snap = undefined;
+            const peer = from;
+            socket.pause();
+            done.finish(f.payload).then(
+              (path) => {
+                socket.write(encodeFrame(FrameType.SnapAck, Buffer.from([1])));
+                o.logger.info('received snapshot', { from: hex(peer), bytes: done.bytes });
+                o.onSnapshot!(peer, done.message, path);
+                socket.resume();
+              },
+              (err: Error) => {
+                socket.end(encodeFrame(FrameType.SnapAck, Buffer.concat([Buffer.from([0]), Buffer.from(err.message)])));
+                o.logger.warn('refused a snapshot', { from: hex(peer), error: err });
+              },
+            );
           }
         }
       } catch (err) {
@@ -349,7 +473,77 @@ export class Transport {
     socket.on('close', () => {
       clearTimeout(helloTimer);
       this.inbound.delete(socket);
+      snap?.abort();
     });
+  }
+
+  /**
+   * Streams a snapshot to a peer on a connection of its own (Raft traffic keeps flowing meanwhile):
+   * the MsgSnap, then the state file in chunks, then its SHA-256. Resolves when the peer has stored
+   * and verified it; rejects otherwise (the caller reports the snapshot as failed to Raft).
+   */
+  async sendSnapshot(to: bigint, message: Uint8Array, statePath: string, urls: readonly string[]): Promise<void> {
+    const o = this.opts;
+    const target = parsePeerUrl(urls[0]);
+    const fh = await fs.promises.open(statePath, 'r');
+    try {
+      const { size } = await fh.stat();
+      const socket = target.secure
+        ? tls.connect({ ...o.tls.client, host: target.host, port: target.port, servername: target.host })
+        : net.connect({ host: target.host, port: target.port });
+      this.outboundSnapshots.add(socket);
+      try {
+        await new Promise<void>((resolve, reject) => {
+          socket.once(target.secure ? 'secureConnect' : 'connect', () => resolve());
+          socket.once('error', reject);
+        });
+        const reader = new FrameReader(o.maxFrameBytes);
+        const ack = new Promise<void>((resolve, reject) => {
+          socket.on('data', (chunk: Buffer) => {
+            reader.push(chunk);
+            try {
+              for (let f = reader.next(); f; f = reader.next()) {
+                if (f.type === FrameType.SnapAck) {
+                  if (f.payload[0] === 1) resolve();
+                  else reject(new Error(`peer refused the snapshot: ${f.payload.subarray(1).toString()}`));
+                } else if (f.type === FrameType.Error) {
+                  reject(new Error(`peer refused the stream: ${f.payload.toString()}`));
+                }
+              }
+            } catch (err) {
+              reject(err as Error);
+            }
+          });
+          socket.on('close', () => reject(new Error('snapshot stream closed before the peer acknowledged it')));
+          socket.on('error', reject);
+        });
+        ack.catch(() => {});
+        const hello: HelloFrame = { cluster_id: hex(o.clusterId), from: hex(o.memberId), to: hex(to) };
+        const begin = Buffer.allocUnsafe(4 + message.length + 8);
+        begin.writeUInt32BE(message.length, 0);
+        begin.set(message, 4);
+        begin.writeBigUInt64BE(BigInt(size), 4 + message.length);
+        await writeAll(socket, Buffer.concat([PEER_MAGIC, encodeFrame(FrameType.Hello, Buffer.from(JSON.stringify(hello))), encodeFrame(FrameType.SnapBegin, begin)]));
+        const hash = createHash('sha256');
+        const buf = Buffer.allocUnsafe(SNAPSHOT_CHUNK_BYTES);
+        for (let pos = 0; pos < size;) {
+          const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
+          if (bytesRead === 0) throw new Error(`snapshot file ${statePath} shrank while being sent`);
+          const chunk = buf.subarray(0, bytesRead);
+          hash.update(chunk);
+          await writeAll(socket, encodeFrame(FrameType.SnapChunk, chunk));
+          pos += bytesRead;
+        }
+        await writeAll(socket, encodeFrame(FrameType.SnapEnd, hash.digest()));
+        await ack;
+        this.stats.snapshotsSent++;
+      } finally {
+        this.outboundSnapshots.delete(socket);
+        socket.destroy();
+      }
+    } finally {
+      await fh.close();
+    }
   }
 
   /** Starts (or re-points) the stream to a peer. */
@@ -388,6 +582,7 @@ export class Transport {
     for (const p of this.peers.values()) p.stop();
     this.peers.clear();
     for (const s of this.inbound) s.destroy();
+    for (const s of this.outboundSnapshots) s.destroy();
     await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     this.servers.length = 0;
   }

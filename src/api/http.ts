@@ -1,0 +1,72 @@
+// HTTP/1.1 endpoints on the client port: /health, /version and /metrics, answered as etcd 3.4 does
+// (same bodies, statuses and CORS headers). The JSON gateway (/v3/...) joins here in its own issue.
+import type { IncomingMessage, ServerResponse, RequestListener } from 'node:http';
+import type { EtcdServer } from '../server/server.js';
+import { ETCD_SERVER_VERSION, ETCD_CLUSTER_VERSION } from '../config/version.js';
+import { Registry, Gauge } from '../metrics.js';
+
+const CORS = {
+  'Access-Control-Allow-Headers': 'accept, content-type, authorization',
+  'Access-Control-Allow-Methods': 'POST, GET, OPTIONS, PUT, DELETE',
+  'Access-Control-Allow-Origin': '*',
+};
+
+/** How long /health waits for its linearizable read (etcd: 1 s). */
+const HEALTH_READ_TIMEOUT_MS = 1000;
+
+function reply(res: ServerResponse, status: number, contentType: string, body: string): void {
+  res.writeHead(status, { ...CORS, 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** The member's metrics with etcd's names. */
+export function memberMetrics(s: EtcdServer): Registry {
+  const r = new Registry();
+  r.add(new Gauge('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', () => (s.leader !== 0n ? 1 : 0)));
+  r.add(new Gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () => (s.isLeader ? 1 : 0)));
+  r.add(new Gauge('etcd_server_is_learner', 'Whether or not this member is a learner. 1 if is, 0 otherwise.', () => (s.isLearner ? 1 : 0)));
+  r.add(new Gauge('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', () => s.raftIndex));
+  r.add(new Gauge('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', () => s.raftAppliedIndex));
+  r.add(new Gauge('etcd_debugging_mvcc_current_revision', 'The current revision of store.', () => s.mvcc.currentRevision));
+  r.add(new Gauge('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => s.mvcc.compactRevision));
+  r.add(new Gauge('etcd_debugging_mvcc_keys_total', 'Total number of keys.', () => s.mvcc.stats.keys));
+  r.add(new Gauge('etcd_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', () => s.mvcc.stats.dbSizeBytes));
+  r.add(new Gauge('etcd_mvcc_db_total_size_in_use_in_bytes', 'Total size of the underlying database logically in use in bytes.', () => s.mvcc.stats.dbSizeInUseBytes));
+  r.add(new Gauge('etcd_server_quota_backend_bytes', 'Current backend storage quota size in bytes.', () => s.cfg.quotaBackendBytes || 2 * 1024 ** 3));
+  return r;
+}
+
+/**
+ * The HTTP/1.1 handler for a client listener.
+ *
+ *   ClientListener.listen({ url, grpc, http1: httpHandler(server) });
+ */
+export function httpHandler(s: EtcdServer): RequestListener {
+  const metrics = memberMetrics(s);
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    switch (url.pathname) {
+      case '/version':
+        reply(res, 200, 'application/json', JSON.stringify({ etcdserver: ETCD_SERVER_VERSION, etcdcluster: ETCD_CLUSTER_VERSION }));
+        return;
+      case '/metrics':
+        reply(res, 200, 'text/plain; version=0.0.4; charset=utf-8', metrics.render());
+        return;
+      case '/health': {
+        if (s.leader === 0n) {
+          reply(res, 503, 'text/plain; charset=utf-8', '{"health":"false"}');
+          return;
+        }
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('timeout')), HEALTH_READ_TIMEOUT_MS); });
+        Promise.race([s.linearizableRead(), timeout]).then(
+          () => reply(res, 200, 'text/plain; charset=utf-8', '{"health":"true"}'),
+          () => reply(res, 503, 'text/plain; charset=utf-8', '{"health":"false"}'),
+        ).finally(() => clearTimeout(timer));
+        return;
+      }
+      default:
+        reply(res, 404, 'text/plain; charset=utf-8', '404 page not found\n');
+    }
+  };
+}

@@ -1,0 +1,105 @@
+// `tetcd`: parses etcd's flags, environment and config file, starts the member and serves clients on
+// every --listen-client-urls until SIGINT/SIGTERM, then shuts down gracefully.
+import { parseConfig, verifyBootstrap, type Config } from '../config/config.js';
+import { newLogger, type Logger } from '../log.js';
+import { EtcdServer, type ServerConfig } from '../server/server.js';
+import { Wal } from '../wal/index.js';
+import { GrpcServer } from '../api/grpc/server.js';
+import { ClientListener } from '../api/listener.js';
+import { registerServices } from '../api/services.js';
+import { httpHandler } from '../api/http.js';
+import path from 'node:path';
+
+/** etcd's gRPC receive limit: the request limit plus room for the envelope. */
+const GRPC_OVERHEAD_BYTES = 512 * 1024;
+
+function serverConfig(c: Config, log: Logger): ServerConfig {
+  return {
+    name: c.name,
+    dataDir: c.dataDir,
+    walDir: c.walDir || undefined,
+    initialCluster: c.initialClusterMembers.map((m) => ({ name: m.name, peerURLs: m.peerUrls.map((u) => u.href) })),
+    initialClusterToken: c.initialClusterToken,
+    initialClusterState: c.initialClusterState,
+    listenPeerUrls: c.listenPeerUrls.map((u) => u.href),
+    advertiseClientUrls: c.advertiseClientUrls.map((u) => u.href),
+    heartbeatMs: c.heartbeatIntervalMs,
+    electionMs: c.electionTimeoutMs,
+    snapshotCount: c.snapshotCount,
+    snapshotCatchupEntries: c.snapshotCatchupEntries,
+    maxRequestBytes: c.maxRequestBytes,
+    maxTxnOps: c.maxTxnOps,
+    maxRangeResponseBytes: c.maxRangeResponseBytes,
+    quotaBackendBytes: c.quotaBackendBytesEffective,
+    preVote: c.preVote,
+    walSegmentBytes: c.walSegmentBytes,
+    walBatchMaxBytes: c.walBatchMaxBytes,
+    walBatchMaxDelayUs: c.walBatchMaxDelayUs,
+    unsafeNoFsync: c.unsafeNoFsync,
+    logger: log,
+  };
+}
+
+async function main(): Promise<number> {
+  const parsed = parseConfig(process.argv.slice(2), process.env);
+  if ('exitCode' in parsed) {
+    if (parsed.stdout) process.stdout.write(parsed.stdout);
+    if (parsed.stderr) process.stderr.write(parsed.stderr);
+    return parsed.exitCode;
+  }
+  const c = parsed.config;
+  const log = newLogger(c.logLevel);
+  for (const w of parsed.warnings) log.warn(w);
+  for (const n of parsed.notices) log.info(n);
+  for (const f of c.unimplementedSet) log.warn('flag is parsed but its feature is not implemented yet; it has no effect', { flag: f });
+
+  const walDir = c.walDir || path.join(c.dataDir, 'member', 'wal');
+  if (!Wal.exists(walDir)) {
+    const err = verifyBootstrap(c);
+    if (err !== null) {
+      log.error(err);
+      return 1;
+    }
+  }
+
+  const server = await EtcdServer.start(serverConfig(c, log));
+  const grpc = new GrpcServer({
+    maxRecvMessageBytes: c.maxRequestBytes + GRPC_OVERHEAD_BYTES,
+    maxConcurrentStreams: c.maxConcurrentStreams,
+    keepaliveIntervalMs: c.grpcKeepaliveIntervalMs,
+    keepaliveTimeoutMs: c.grpcKeepaliveTimeoutMs,
+    keepaliveMinTimeMs: c.grpcKeepaliveMinTimeMs,
+  });
+  registerServices(grpc, server);
+  const http1 = httpHandler(server);
+  const listeners: ClientListener[] = [];
+  for (const u of c.listenClientUrls) {
+    listeners.push(await ClientListener.listen({ url: u.href, grpc, http1 }));
+    log.info('ready to serve client requests', { address: u.host });
+  }
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info('received signal; shutting down', { signal });
+      void (async () => {
+        await grpc.shutdown({ graceful: true, timeoutMs: 2000 });
+        await Promise.all(listeners.map((l) => l.close(1000)));
+        await server.stop();
+        resolve(0);
+      })();
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`tetcd: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,69 @@
+// The applier: turns one committed request into its effect on the state machine and the response
+// its client waits for. Errors that etcd raises while applying (lease not found, key not found in an
+// ignore_value put, compacted) are results, not failures: the entry is applied (with no effect)
+// and the error goes back to the client.
+import type { Mvcc, MvccEvent } from '../mvcc/index.js';
+import { EtcdError, toEtcdError } from '../errors.js';
+import type { InternalRequest } from '../proto/internal.js';
+import type { RangeRequest, RangeResponseInit, TxnRequest, TxnResponseInit, ResponseHeaderInit } from '../proto/rpc.js';
+import {
+  applyPut, applyDeleteRange, applyTxn, applyCompaction, applyRange, noLeases,
+  type KvLimits, type LeaseHooks,
+} from './apply_kv.js';
+
+/** A response without its header's identity fields (the API layer adds them). */
+export interface HeaderedResponse { header?: ResponseHeaderInit }
+
+/** What a waiting client gets back for its entry. */
+export interface ApplyResult {
+  response: HeaderedResponse;
+  /** Set when applying failed the way etcd reports to the client. */
+  error?: EtcdError;
+  /** Changes made, in order (for watchers). */
+  events?: MvccEvent[];
+  /** Resolves when a physical compaction finished. */
+  physicalDone?: Promise<void>;
+}
+
+/**
+ * Applies requests to the MVCC store.
+ *
+ *   const a = new Applier(mvcc, { maxTxnOps: 128, maxRangeResponseBytes: 0 });
+ *   const r = a.applyWrite(decodeInternalRequest(entry.data));
+ */
+export class Applier {
+  leases: LeaseHooks = noLeases;
+
+  /** The store; replaced when a snapshot from the leader installs a new backend. */
+  constructor(public store: Mvcc, private readonly limits: KvLimits) {}
+
+  /** Applies a committed write request; never throws for request-level errors. */
+  applyWrite(req: InternalRequest): ApplyResult {
+    try {
+      if (req.put) return applyPut(this.store, req.put, this.leases);
+      if (req.delete_range) return applyDeleteRange(this.store, req.delete_range, this.leases);
+      if (req.txn) return applyTxn(this.store, req.txn, this.limits, this.leases);
+      if (req.compaction) {
+        const { response, physicalDone } = applyCompaction(this.store, req.compaction);
+        // The caller may not wait for it; a failure is logged by the store, not left unhandled.
+        physicalDone.catch(() => {});
+        return { response, physicalDone };
+      }
+      return { response: {}, error: toEtcdError(new Error('etcdserver: unsupported request in the log')) };
+    } catch (err) {
+      if (err instanceof EtcdError) return { response: {}, error: err };
+      // Anything else is a bug in the applier or damage in the store: stop rather than diverge.
+      throw err;
+    }
+  }
+
+  /** A read served locally (after ReadIndex for linearizable reads). Throws etcd's errors. */
+  range(req: RangeRequest): RangeResponseInit {
+    return applyRange(this.store, req, this.limits);
+  }
+
+  /** A read-only txn served locally; the caller checked isTxnReadonly. */
+  txnReadOnly(req: TxnRequest): TxnResponseInit {
+    return applyTxn(this.store, req, this.limits, this.leases).response;
+  }
+}

@@ -1,0 +1,678 @@
+// The member: Raft's Ready loop (persist to the WAL, send, apply, advance), proposals and their
+// waiters, linearizable reads by ReadIndex, membership, and the answers the API layer needs.
+// Everything here runs on the main thread; disk syncs happen on the WAL's and LMDB's own threads.
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  RawNode, MemoryStorage, canSendBeforePersist, EntryType, MessageType, StateType, ConfChangeType,
+  encodeMessage, decodeMessage, encodeConfChange, decodeConfChange,
+  SnapshotStatus, type Entry, type HardState, type Message, type Ready, type ConfState, type ConfChange, type Snapshot,
+} from '../raft/index.js';
+import { Wal, type WalHardState } from '../wal/index.js';
+import { Mvcc } from '../mvcc/index.js';
+import { Transport } from '../transport/transport.js';
+import { EtcdError, Errors } from '../errors.js';
+import { type Logger, silentLogger } from '../log.js';
+import { IdGenerator } from './idgen.js';
+import { WaitRegistry } from './wait.js';
+import { ReadIndexBatcher } from './read_index.js';
+import { Membership, parseMemberRecord, encodeMemberRecord } from './membership.js';
+import { loadNewestSnap, saveSnap, type SnapMeta } from './snap_files.js';
+import { Applier, type ApplyResult } from './apply.js';
+import { bootstrapIds, memberId as memberIdFor } from './ids.js';
+import {
+  encodeInternalRequest, decodeInternalRequest, type InternalRequestInit, type InternalRequest,
+} from '../proto/internal.js';
+import type { Member, ResponseHeaderInit } from '../proto/rpc.js';
+
+export interface InitialMember { name: string; peerURLs: string[] }
+
+/** What the member needs to know; the CLI maps etcd's flags onto it. */
+export interface ServerConfig {
+  name: string;
+  dataDir: string;
+  walDir?: string;
+  initialCluster: InitialMember[];
+  initialClusterToken: string;
+  initialClusterState: 'new' | 'existing';
+  listenPeerUrls: string[];
+  advertiseClientUrls: string[];
+  heartbeatMs: number;
+  electionMs: number;
+  snapshotCount: number;
+  /** Entries kept in memory behind a snapshot (etcd: 5000). */
+  snapshotCatchupEntries: number;
+  maxRequestBytes: number;
+  maxTxnOps: number;
+  maxRangeResponseBytes: number;
+  quotaBackendBytes: number;
+  preVote: boolean;
+  walSegmentBytes?: number;
+  walBatchMaxBytes?: number;
+  walBatchMaxDelayUs?: number;
+  unsafeNoFsync: boolean;
+  logger?: Logger;
+}
+
+/** Proposals and reads in flight at once; beyond it clients get ErrTooManyRequests. */
+const WAITERS_MAX = 200_000;
+/** etcd refuses proposals when committed − applied exceeds this. */
+const MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000;
+/** Raft flow control, as etcd configures it. */
+const MAX_SIZE_PER_MSG = 1024 * 1024;
+const MAX_INFLIGHT_MSGS = 4096 / 8;
+
+/** The rng Raft draws election timeouts from; seeded from the member ID and the clock, not shared. */
+function makeRng(seed: number): { intn(n: number): number } {
+  let s = seed >>> 0 || 0x9e3779b9;
+  return {
+    intn(n: number): number {
+      s ^= s << 13; s >>>= 0;
+      s ^= s >>> 17;
+      s ^= s << 5; s >>>= 0;
+      return s % n;
+    },
+  };
+}
+
+/** Where a snapshot's state file waits between being made durable and becoming the backend. */
+function stagedSnapshotDb(snapDir: string, index: number): string {
+  return path.join(snapDir, `${index.toString(16).padStart(16, '0')}.snap.db`);
+}
+
+/**
+ * Finishes a snapshot install a crash interrupted: if the newest snapshot's staged state file is still
+ * there, it is the backend. Also drops leftovers of snapshot transfers.
+ */
+function finishSnapshotInstall(snapDir: string, snap: SnapMeta | undefined, log: Logger): void {
+  if (!fs.existsSync(snapDir)) return;
+  if (snap) {
+    const staged = stagedSnapshotDb(snapDir, snap.index);
+    if (fs.existsSync(staged)) {
+      const live = path.join(snapDir, 'db');
+      fs.rmSync(live + '-lock', { force: true });
+      fs.renameSync(staged, live);
+      fs.rmSync(staged + '-lock', { force: true });
+      log.info('finished installing a snapshot interrupted by a restart', { 'snapshot-index': snap.index });
+    }
+  }
+  for (const name of fs.readdirSync(snapDir)) {
+    if (name.startsWith('incoming-') || name.startsWith('outgoing-') || name.includes('.snap.db')) {
+      fs.rmSync(path.join(snapDir, name), { force: true });
+    }
+  }
+}
+
+function walMetadata(memberId: bigint, clusterId: bigint): Uint8Array {
+  return Buffer.from(JSON.stringify({ member_id: memberId.toString(16), cluster_id: clusterId.toString(16) }));
+}
+
+function parseWalMetadata(b: Uint8Array): { memberId: bigint; clusterId: bigint } {
+  const j = JSON.parse(Buffer.from(b).toString()) as { member_id: string; cluster_id: string };
+  return { memberId: BigInt('0x' + j.member_id), clusterId: BigInt('0x' + j.cluster_id) };
+}
+
+/**
+ * One tetcd member.
+ *
+ *   const s = await EtcdServer.start(config);
+ *   const res = await s.propose({ put: { key, value } });
+ *   await s.stop();
+ */
+export class EtcdServer {
+  readonly memberId: bigint;
+  readonly clusterId: bigint;
+  readonly cfg: ServerConfig;
+  readonly log: Logger;
+  /** The backend; replaced when a snapshot from the leader is installed. */
+  mvcc: Mvcc;
+  membership: Membership;
+  readonly applier: Applier;
+
+  private readonly node: RawNode;
+  private readonly storage: MemoryStorage;
+  private readonly wal: Wal;
+  private readonly transport: Transport;
+  private readonly ids: IdGenerator;
+  private readonly waits = new WaitRegistry<ApplyResult>(WAITERS_MAX);
+  private readonly reads: ReadIndexBatcher;
+  private readonly snapDir: string;
+
+  private term = 0;
+  private leaderId = 0n;
+  private raftState: StateType = StateType.Follower;
+  private committedIndex = 0;
+  private appliedIndex = 0;
+  private appliedTerm = 0;
+  /** Entries at or below this are already in the backend (applied before a restart or carried by a snapshot). */
+  private backendIndex: number;
+  /** State files received with snapshots from the leader, by snapshot index, until Raft installs one. */
+  private readonly receivedSnapshots = new Map<number, string>();
+  private snapshotIndex = 0;
+  /** Index of the last entry handed to the WAL. */
+  private lastSavedIndex = 0;
+  private confState: ConfState;
+  private readyScheduled = false;
+  private readyRunning = false;
+  private snapshotting = false;
+  private stopped = false;
+  private fatalError: EtcdError | undefined;
+  private published = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly requestTimeoutMs: number;
+
+  private constructor(init: {
+    cfg: ServerConfig; memberId: bigint; clusterId: bigint; node: RawNode; storage: MemoryStorage; wal: Wal;
+    mvcc: Mvcc; membership: Membership; snapDir: string; snap: SnapMeta | undefined; confState: ConfState;
+  }) {
+    this.cfg = init.cfg;
+    this.log = (init.cfg.logger ?? silentLogger).with({ 'local-member-id': init.memberId.toString(16) });
+    this.memberId = init.memberId;
+    this.clusterId = init.clusterId;
+    this.node = init.node;
+    this.storage = init.storage;
+    this.wal = init.wal;
+    this.mvcc = init.mvcc;
+    this.membership = init.membership;
+    this.snapDir = init.snapDir;
+    this.confState = init.confState;
+    this.snapshotIndex = init.snap?.index ?? 0;
+    this.appliedIndex = init.snap?.index ?? 0;
+    this.appliedTerm = init.snap?.term ?? 0;
+    this.backendIndex = init.mvcc.consistentIndex().index;
+    this.ids = new IdGenerator(init.memberId, Date.now());
+    this.requestTimeoutMs = 5000 + 2 * init.cfg.electionMs;
+    this.applier = new Applier(this.mvcc, {
+      maxTxnOps: init.cfg.maxTxnOps,
+      maxRangeResponseBytes: init.cfg.maxRangeResponseBytes,
+    });
+    this.reads = new ReadIndexBatcher({
+      requestReadIndex: (ctx) => { this.node.readIndex(ctx); this.scheduleReady(); },
+      appliedIndex: () => this.appliedIndex,
+      retryMs: 500,
+      timeoutMs: this.requestTimeoutMs,
+      waitersMax: WAITERS_MAX,
+    });
+    this.transport = new Transport({
+      memberId: init.memberId,
+      clusterId: init.clusterId,
+      listenUrls: init.cfg.listenPeerUrls,
+      onMessage: (from, payload) => this.onPeerMessage(from, payload),
+      onPeerUnreachable: (id) => { this.node.reportUnreachable(id); },
+      logger: this.log,
+      snapshotDir: init.snapDir,
+      onSnapshot: (from, message, statePath) => this.onSnapshotReceived(from, message, statePath),
+    });
+  }
+
+  /** Opens (or creates) the member's data dir, replays the WAL and starts Raft, peers and timers. */
+  static async start(cfg: ServerConfig): Promise<EtcdServer> {
+    const log = cfg.logger ?? silentLogger;
+    const memberDir = path.join(cfg.dataDir, 'member');
+    const walDir = cfg.walDir ?? path.join(memberDir, 'wal');
+    const snapDir = path.join(memberDir, 'snap');
+    fs.mkdirSync(snapDir, { recursive: true, mode: 0o700 });
+    const walOpts = {
+      segmentBytes: cfg.walSegmentBytes, batchMaxBytes: cfg.walBatchMaxBytes,
+      batchMaxDelayUs: cfg.walBatchMaxDelayUs, noFsync: cfg.unsafeNoFsync,
+    };
+    finishSnapshotInstall(snapDir, loadNewestSnap(snapDir), log);
+    const mvcc = await Mvcc.open({ path: path.join(snapDir, 'db') });
+    const storage = new MemoryStorage();
+    let wal: Wal;
+    let memberId: bigint;
+    let clusterId: bigint;
+    let snap: SnapMeta | undefined;
+    let confState: ConfState;
+    let hardState: HardState | undefined;
+    let bootstrapPeers: Array<{ id: bigint; context: Uint8Array }> | undefined;
+
+    let opened: Awaited<ReturnType<typeof Wal.open>> | undefined;
+    if (Wal.exists(walDir)) {
+      snap = loadNewestSnap(snapDir);
+      const from = snap ? { index: snap.index, term: snap.term } : { index: 0, term: 0 };
+      opened = await Wal.open(walDir, from, walOpts);
+      if (!snap && !opened.hardState && opened.entries.length === 0) {
+        // Created but never got its bootstrap entries persisted (a crash right after creation):
+        // nothing was ever acknowledged, so start over as a new member.
+        await opened.wal.close();
+        fs.rmSync(walDir, { recursive: true, force: true });
+        opened = undefined;
+      }
+    }
+    if (opened) {
+      wal = opened.wal;
+      ({ memberId, clusterId } = parseWalMetadata(opened.metadata));
+      confState = { voters: snap?.voters ?? [], learners: snap?.learners ?? [], voters_outgoing: [], learners_next: [], auto_leave: false };
+      if (snap) storage.applySnapshot({ data: new Uint8Array(0), metadata: { index: snap.index, term: snap.term, conf_state: confState } });
+      if (opened.hardState) {
+        hardState = { term: opened.hardState.term, vote: opened.hardState.vote, commit: opened.hardState.commit };
+        storage.setHardState(hardState);
+      }
+      storage.append(opened.entries);
+      const ci = mvcc.consistentIndex().index;
+      const last = opened.entries.length ? opened.entries[opened.entries.length - 1].index : (snap?.index ?? 0);
+      if (ci > last && !snap) {
+        throw new Error(`backend applied index ${ci} is ahead of the WAL's last index ${last}: the WAL is missing entries`);
+      }
+      log.info('restarted member from WAL', { 'wal-entries': opened.entries.length, 'snapshot-index': snap?.index ?? 0, 'applied-index': ci });
+    } else {
+      if (cfg.initialClusterState !== 'new') {
+        throw new Error('--initial-cluster-state=existing needs a data dir of a member that was added (joining is not supported yet)');
+      }
+      const boot = bootstrapIds(cfg.initialCluster.map((m) => ({ name: m.name, peerUrls: m.peerURLs })), cfg.initialClusterToken);
+      const members: Member[] = boot.members.map((m) => ({ ID: m.id, name: '', peerURLs: m.peerUrls, clientURLs: [], isLearner: false }));
+      const self = cfg.initialCluster.find((m) => m.name === cfg.name);
+      if (!self) throw new Error(`couldn't find local name "${cfg.name}" in the initial cluster configuration`);
+      memberId = memberIdFor(self.peerURLs, cfg.initialClusterToken);
+      clusterId = boot.clusterId;
+      wal = await Wal.create(walDir, walMetadata(memberId, clusterId), walOpts);
+      confState = { voters: members.map((m) => m.ID), learners: [], voters_outgoing: [], learners_next: [], auto_leave: false };
+      bootstrapPeers = members.map((m) => ({ id: m.ID, context: encodeMemberRecord(m) }));
+      log.info('starting a new member', { 'initial-cluster': cfg.initialCluster.map((m) => `${m.name}=${m.peerURLs.join(',')}`).join(',') });
+    }
+
+    const membership = Membership.load(mvcc);
+    const electionTick = Math.max(1, Math.round(cfg.electionMs / cfg.heartbeatMs));
+    const node = new RawNode({
+      id: memberId,
+      electionTick,
+      heartbeatTick: 1,
+      storage,
+      applied: snap?.index ?? 0,
+      maxSizePerMsg: MAX_SIZE_PER_MSG,
+      maxInflightMsgs: MAX_INFLIGHT_MSGS,
+      checkQuorum: true,
+      preVote: cfg.preVote,
+      rng: makeRng(Number(memberId & 0xffffffffn) ^ Date.now()),
+    });
+    // Bootstrap as etcd does: one committed ConfChange(AddNode) entry per initial member at term 1,
+    // persisted and applied through the first Ready like any other entries.
+    if (bootstrapPeers) node.bootstrap(bootstrapPeers);
+    const server = new EtcdServer({ cfg, memberId, clusterId, node, storage, wal, mvcc, membership, snapDir, snap, confState });
+    server.term = hardState?.term ?? 0;
+    server.lastSavedIndex = storage.lastIndex();
+    await server.transport.listen();
+    for (const m of membership.list()) server.transport.addPeer(m.ID, m.peerURLs);
+    // A new cluster has no members in the backend until the bootstrap entries apply; dial them now.
+    if (membership.size === 0) for (const m of cfg.initialCluster) server.transport.addPeer(memberIdFor(m.peerURLs, cfg.initialClusterToken), m.peerURLs);
+    server.startTimers(electionTick);
+    server.scheduleReady();
+    return server;
+  }
+
+  private startTimers(electionTick: number): void {
+    const tick = setInterval(() => {
+      this.node.tick();
+      this.scheduleReady();
+    }, this.cfg.heartbeatMs);
+    const sweep = setInterval(() => {
+      const now = Date.now();
+      this.waits.sweep(now, () => (this.leaderId === 0n ? Errors.TimeoutDueToLeaderFail() : Errors.Timeout()));
+      this.reads.tick(now);
+      if (!this.published) this.publish();
+    }, 100);
+    this.timers.push(tick, sweep);
+    // A single-member cluster need not wait a whole election timeout (etcd's initial-election-tick-advance).
+    if (this.confState.voters.length === 1 && this.confState.voters[0] === this.memberId) {
+      for (let i = 0; i < electionTick - 1; i++) this.node.tick();
+    }
+  }
+
+  // ---- the Ready loop ----
+
+  private scheduleReady(): void {
+    if (this.readyScheduled || this.stopped) return;
+    this.readyScheduled = true;
+    setImmediate(this.runReady);
+  }
+
+  private readonly runReady = (): void => {
+    this.readyScheduled = false;
+    if (this.readyRunning || this.stopped || this.fatalError) return;
+    if (!this.node.hasReady()) return;
+    this.readyRunning = true;
+    const rd = this.node.ready();
+    this.handleReady(rd).then(
+      () => {
+        this.readyRunning = false;
+        if (this.node.hasReady()) this.scheduleReady();
+      },
+      (err: unknown) => {
+        this.readyRunning = false;
+        this.fail(err);
+      },
+    );
+  };
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.hardState) {
+      this.term = rd.hardState.term;
+      this.committedIndex = Math.max(this.committedIndex, rd.hardState.commit);
+    }
+    if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.raft_state);
+    // Persist before anything that depends on it leaves this member (votes, acknowledgements). The
+    // leader's appends and heartbeats may go first: Raft counts the leader's own log toward the quorum
+    // only after advance(), i.e. once it is durable, so followers can write in parallel with us.
+    if (rd.snapshot && rd.snapshot.metadata.index > 0) await this.installSnapshot(rd.snapshot);
+    const early: Message[] = [];
+    const late: Message[] = [];
+    for (const m of rd.messages) (canSendBeforePersist(rd, m) ? early : late).push(m);
+    for (const m of early) this.send(m);
+    if (rd.entries.length > 0) {
+      // The log on disk must stay contiguous: a Ready's entries continue it or overwrite its tail.
+      const first = rd.entries[0].index;
+      if (first > this.lastSavedIndex + 1) throw new Error(`raft handed entries from ${first} after ${this.lastSavedIndex}: a gap in the log`);
+      this.lastSavedIndex = rd.entries[rd.entries.length - 1].index;
+    }
+    if (rd.hardState || rd.entries.length > 0) {
+      const hs: WalHardState | undefined = rd.hardState ? { term: rd.hardState.term, vote: rd.hardState.vote, commit: rd.hardState.commit } : undefined;
+      await this.wal.save(hs, rd.entries);
+    }
+    if (rd.hardState) this.storage.setHardState(rd.hardState);
+    if (rd.entries.length > 0) this.storage.append(rd.entries);
+    for (const m of late) this.send(m);
+    if (rd.committedEntries.length > 0) this.applyEntries(rd.committedEntries);
+    for (const rs of rd.readStates) this.reads.onReadState(rs.request_ctx, rs.index);
+    this.node.advance(rd);
+    this.reads.onApplied(this.appliedIndex);
+    this.maybeSnapshot();
+  }
+
+  private send(m: Message): void {
+    if (m.to === this.memberId) return;
+    if (m.type === MessageType.MsgSnap) {
+      this.sendSnapshot(m);
+      return;
+    }
+    this.transport.send(m.to, encodeMessage(m));
+  }
+
+  /**
+   * Sends a lagging follower the whole backend. The copy's applied index is at least the snapshot's
+   * (snapshots are cut only after the backend is durable there); the follower skips what it already holds.
+   */
+  private sendSnapshot(m: Message): void {
+    const peer = this.membership.get(m.to);
+    if (!peer || peer.peerURLs.length === 0) {
+      this.node.reportSnapshot(m.to, SnapshotStatus.Failure);
+      return;
+    }
+    const tmp = path.join(this.snapDir, `outgoing-${m.to.toString(16)}-${Date.now()}.snap.db`);
+    const started = Date.now();
+    void (async () => {
+      try {
+        await this.mvcc.backup(tmp, true);
+        await this.transport.sendSnapshot(m.to, encodeMessage(m), tmp, peer.peerURLs);
+        this.node.reportSnapshot(m.to, SnapshotStatus.Finish);
+        this.log.info('sent database snapshot to peer', { to: m.to.toString(16), 'snapshot-index': m.snapshot?.metadata.index, 'took-ms': Date.now() - started });
+      } catch (err) {
+        this.log.warn('failed to send database snapshot to peer', { to: m.to.toString(16), error: err });
+        this.node.reportSnapshot(m.to, SnapshotStatus.Failure);
+      } finally {
+        fs.rmSync(tmp, { force: true });
+        fs.rmSync(tmp + '-lock', { force: true });
+        this.scheduleReady();
+      }
+    })();
+  }
+
+  /** A snapshot's state file arrived whole; hand the MsgSnap to Raft, which may install it in a Ready. */
+  private onSnapshotReceived(from: bigint, message: Buffer, statePath: string): void {
+    let m: Message;
+    try {
+      m = decodeMessage(message);
+    } catch {
+      fs.rmSync(statePath, { force: true });
+      return;
+    }
+    if (m.type !== MessageType.MsgSnap || !m.snapshot || m.from !== from) {
+      fs.rmSync(statePath, { force: true });
+      return;
+    }
+    const index = m.snapshot.metadata.index;
+    // Keep only the newest received file; older ones can never be installed any more.
+    for (const [i, p] of this.receivedSnapshots) {
+      if (i <= index) { fs.rmSync(p, { force: true }); this.receivedSnapshots.delete(i); }
+    }
+    this.receivedSnapshots.set(index, statePath);
+    this.onPeerMessage(from, message);
+  }
+
+  /**
+   * Installs a snapshot from the leader: make it durable in the WAL and snap dir, then swap the backend
+   * for the received state file. A crash in between is finished by finishSnapshotInstall at start.
+   */
+  private async installSnapshot(snap: Snapshot): Promise<void> {
+    const { index, term, conf_state: cs } = snap.metadata;
+    const received = this.receivedSnapshots.get(index);
+    if (!received) throw new Error(`raft installs snapshot ${index} but no state file arrived with it`);
+    this.receivedSnapshots.delete(index);
+    const staged = stagedSnapshotDb(this.snapDir, index);
+    fs.renameSync(received, staged);
+    await this.wal.saveSnapshot({ index, term });
+    await saveSnap(this.snapDir, { index, term, voters: cs.voters, learners: cs.learners }, 5);
+    // From here the snapshot is the member's state; the staged file must become the backend.
+    const old = this.mvcc;
+    const next = await Mvcc.open({ path: staged });
+    this.mvcc = next;
+    this.applier.store = next;
+    await old.close();
+    const live = path.join(this.snapDir, 'db');
+    fs.renameSync(staged, live);
+    if (fs.existsSync(staged + '-lock')) fs.renameSync(staged + '-lock', live + '-lock');
+    this.storage.applySnapshot(snap);
+    this.confState = cs;
+    this.appliedIndex = index;
+    this.appliedTerm = term;
+    this.snapshotIndex = index;
+    this.lastSavedIndex = index;
+    this.committedIndex = Math.max(this.committedIndex, index);
+    this.backendIndex = next.consistentIndex().index;
+    const reloaded = Membership.load(next);
+    this.membership = reloaded;
+    for (const mem of reloaded.list()) this.transport.addPeer(mem.ID, mem.peerURLs);
+    this.log.info('applied snapshot from leader', { 'snapshot-index': index, 'backend-index': this.backendIndex });
+  }
+
+  private onPeerMessage(from: bigint, payload: Buffer): void {
+    let m: Message;
+    try {
+      m = decodeMessage(payload);
+    } catch (err) {
+      this.log.warn('dropped an undecodable peer message', { from: from.toString(16), error: err });
+      return;
+    }
+    if (m.from !== from) {
+      this.log.warn('dropped a peer message with a forged sender', { stream: from.toString(16), claimed: m.from.toString(16) });
+      return;
+    }
+    if (this.membership.isRemoved(from)) return;
+    try {
+      this.node.step(m);
+    } catch (err) {
+      this.log.debug('raft refused a message', { from: from.toString(16), type: MessageType[m.type], error: err });
+    }
+    this.scheduleReady();
+  }
+
+  private onSoftState(lead: bigint, state: StateType): void {
+    if (lead !== this.leaderId) {
+      this.log.info(lead === 0n ? 'lost leader' : 'elected leader', { leader: lead.toString(16), term: this.term });
+      this.leaderId = lead;
+    }
+    this.raftState = state;
+  }
+
+  // ---- applying ----
+
+  private applyEntries(entries: readonly Entry[]): void {
+    for (const e of entries) {
+      if (e.index <= this.appliedIndex) continue;
+      if (e.index !== this.appliedIndex + 1) throw new Error(`applying entry ${e.index} after ${this.appliedIndex}: gap in the committed log`);
+      const toBackend = e.index > this.backendIndex;
+      if (e.type === EntryType.Normal) {
+        if (toBackend && e.data.length > 0) this.applyNormal(e);
+      } else if (e.type === EntryType.ConfChange) {
+        this.applyConfChange(e, toBackend);
+      } else {
+        throw new Error(`unsupported entry type ${e.type} at index ${e.index}`);
+      }
+      this.appliedIndex = e.index;
+      this.appliedTerm = e.term;
+    }
+    this.mvcc.commit(this.appliedIndex, this.appliedTerm);
+  }
+
+  private applyNormal(e: Entry): void {
+    let req: InternalRequest;
+    try {
+      req = decodeInternalRequest(e.data);
+    } catch (err) {
+      // Only this member's own proposals and its peers' reach the log; undecodable data is a bug or corruption.
+      throw new Error(`entry ${e.index}: undecodable request: ${(err as Error).message}`);
+    }
+    if (req.member_attr_set) {
+      const a = req.member_attr_set;
+      this.membership.setAttributes(a.member_ID, a.attributes?.name ?? '', a.attributes?.client_urls ?? [], this.mvcc);
+      if (a.member_ID === this.memberId) this.published = true;
+      this.waits.trigger(req.ID, { response: {} });
+      return;
+    }
+    const result = this.applier.applyWrite(req);
+    this.waits.trigger(req.ID, result);
+  }
+
+  private applyConfChange(e: Entry, toBackend: boolean): void {
+    const cc: ConfChange = decodeConfChange(e.data);
+    this.confState = this.node.applyConfChange(cc);
+    this.scheduleReady();
+    if (!toBackend) return;
+    switch (cc.type) {
+      case ConfChangeType.AddNode:
+      case ConfChangeType.AddLearnerNode: {
+        const m = parseMemberRecord(cc.context);
+        this.membership.add({ ...m, isLearner: cc.type === ConfChangeType.AddLearnerNode }, this.mvcc);
+        this.transport.addPeer(m.ID, m.peerURLs);
+        break;
+      }
+      case ConfChangeType.RemoveNode:
+        this.membership.remove(cc.node_id, this.mvcc);
+        this.transport.removePeer(cc.node_id);
+        break;
+      case ConfChangeType.UpdateNode: {
+        const m = parseMemberRecord(cc.context);
+        this.membership.updatePeerURLs(m.ID, m.peerURLs, this.mvcc);
+        this.transport.addPeer(m.ID, m.peerURLs);
+        break;
+      }
+    }
+  }
+
+  /** Snapshots every snapshotCount applied entries: the backend is made durable, then the log behind it is released. */
+  private maybeSnapshot(): void {
+    if (this.snapshotting || this.appliedIndex - this.snapshotIndex <= this.cfg.snapshotCount) return;
+    this.snapshotting = true;
+    const index = this.appliedIndex;
+    const term = this.appliedTerm;
+    const cs = this.confState;
+    const { flushed } = this.mvcc.commit(index, term);
+    void (async () => {
+      await flushed;
+      await saveSnap(this.snapDir, { index, term, voters: cs.voters, learners: cs.learners }, 5);
+      await this.wal.saveSnapshot({ index, term });
+      this.storage.createSnapshot(index, cs, new Uint8Array(0));
+      const compactTo = index - this.cfg.snapshotCatchupEntries;
+      if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
+      await this.wal.releaseTo(index);
+      this.snapshotIndex = index;
+      this.log.info('saved snapshot', { 'snapshot-index': index });
+    })().then(
+      () => { this.snapshotting = false; },
+      (err: unknown) => this.fail(err),
+    );
+  }
+
+  // ---- proposals and reads (the API layer calls these) ----
+
+  /**
+   * Proposes a request through Raft and resolves with its apply result once this member applied it.
+   * Rejects with etcd's errors: too large, no leader, timeout, too many requests, stopped.
+   */
+  async propose(init: Omit<InternalRequestInit, 'ID'>): Promise<ApplyResult> {
+    if (this.fatalError) throw this.fatalError;
+    if (this.stopped) throw Errors.Stopped();
+    if (this.committedIndex - this.appliedIndex > MAX_GAP_BETWEEN_APPLY_AND_COMMIT) throw Errors.TooManyRequests();
+    const id = this.ids.next();
+    const data = encodeInternalRequest({ ...init, ID: id });
+    if (data.length > this.cfg.maxRequestBytes) throw Errors.RequestTooLarge();
+    const done = this.waits.register(id, Date.now() + this.requestTimeoutMs);
+    try {
+      this.node.propose(data);
+    } catch {
+      this.waits.fail(id, this.leaderId === 0n ? Errors.NoLeader() : Errors.LeaderChanged());
+    }
+    this.scheduleReady();
+    const result = await done;
+    if (result.error) throw result.error;
+    return result;
+  }
+
+  /** Resolves when a linearizable read may be served locally (ReadIndex). */
+  async linearizableRead(): Promise<void> {
+    if (this.fatalError) throw this.fatalError;
+    if (this.stopped) throw Errors.Stopped();
+    await this.reads.wait();
+  }
+
+  /** Publishes this member's name and client URLs through Raft (etcd does it once after start). */
+  private publish(): void {
+    if (this.leaderId === 0n || this.publishing) return;
+    this.publishing = true;
+    this.propose({
+      member_attr_set: { member_ID: this.memberId, attributes: { name: this.cfg.name, client_urls: this.cfg.advertiseClientUrls } },
+    }).then(
+      () => { this.publishing = false; this.published = true; this.log.info('published local member to cluster through raft'); },
+      () => { this.publishing = false; },
+    );
+  }
+  private publishing = false;
+
+  // ---- state for responses ----
+
+  /** A response header at the store's current revision (or `revision`). */
+  header(revision = this.mvcc.currentRevision): ResponseHeaderInit {
+    return { cluster_id: this.clusterId, member_id: this.memberId, revision, raft_term: this.term };
+  }
+
+  get leader(): bigint { return this.leaderId; }
+  get raftTerm(): number { return this.term; }
+  get raftIndex(): number { return this.committedIndex; }
+  get raftAppliedIndex(): number { return this.appliedIndex; }
+  get isLeader(): boolean { return this.raftState === StateType.Leader; }
+  get isLearner(): boolean { return this.membership.get(this.memberId)?.isLearner ?? false; }
+
+  // ---- stopping ----
+
+  private fail(err: unknown): void {
+    if (this.fatalError) return;
+    const msg = err instanceof Error ? err.message : String(err);
+    this.log.error('member stops serving writes after a fatal error', { error: msg });
+    this.fatalError = Errors.Unknown(`etcdserver: ${msg}`);
+    this.waits.failAll(this.fatalError);
+    this.reads.failAll(this.fatalError);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.waits.failAll(Errors.Stopped());
+    this.reads.failAll(Errors.Stopped());
+    await this.transport.stop();
+    // Let a Ready that is being persisted finish before closing the files under it.
+    while (this.readyRunning) await new Promise((r) => setTimeout(r, 1));
+    await this.wal.close();
+    await this.mvcc.close();
+  }
+}
