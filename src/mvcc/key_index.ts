@@ -5,6 +5,8 @@
 // small array):
 //   [0] created  create revision of the oldest generation still in the entry
 //   [1] verBase  revisions of that generation dropped by compaction (its versions start at verBase+1)
+//   [2] lastGen  offset of the first pair of the newest generation (so a put to a key with a long
+//                history finds its version in O(1), not by scanning back through every revision)
 //   then one pair per revision, oldest first: main, code
 //        code >= 0: a put, code = sub*2 + (1 if the put attached a lease)
 //        code <  0: a tombstone, code = -1 - sub; it closes its generation
@@ -19,7 +21,7 @@ type BTree<K, V> = import('sorted-btree').default<K, V>;
 export type KeyEntry = number[];
 
 /** Offset of the first revision pair in an entry. */
-export const ENTRY_HEAD = 2;
+export const ENTRY_HEAD = 3;
 
 /** The code of a put revision. */
 export function putCode(sub: number, hasLease: boolean): number {
@@ -38,7 +40,7 @@ export function codeHasLease(code: number): boolean {
 
 /** A new entry holding one put. `created`/`verBase` differ from the put only after compaction. */
 export function entryNew(main: number, sub: number, hasLease: boolean, created = main, verBase = 0): KeyEntry {
-  return [created, verBase, main, putCode(sub, hasLease)];
+  return [created, verBase, ENTRY_HEAD, main, putCode(sub, hasLease)];
 }
 
 /** True if the key exists at the newest revision (the last pair is a put). */
@@ -56,6 +58,7 @@ function assertAfterLast(e: KeyEntry, main: number, sub: number): void {
 /** Appends a put; starts a new generation when the key was deleted. */
 export function entryPut(e: KeyEntry, main: number, sub: number, hasLease: boolean): void {
   assertAfterLast(e, main, sub);
+  if (!entryLive(e)) e[2] = e.length; // a put after a tombstone starts a generation
   e.push(main, putCode(sub, hasLease));
 }
 
@@ -88,6 +91,7 @@ export function entryFind(e: KeyEntry, atRev: number): number {
 
 /** Offset of the first pair of the generation holding pair `p`. */
 export function entryGenStart(e: KeyEntry, p: number): number {
+  if (p >= e[2]) return e[2];
   for (let q = p - 2; q >= ENTRY_HEAD; q -= 2) if (e[q + 1] < 0) return q + 2;
   return ENTRY_HEAD;
 }
@@ -144,6 +148,8 @@ export function entryCompact(e: KeyEntry, atRev: number): boolean {
     e[1] = dropped;
   }
   const n = e.length;
+  const shift = keep - ENTRY_HEAD;
+  e[2] = e[2] <= keep ? ENTRY_HEAD : e[2] - shift;
   let w = ENTRY_HEAD;
   for (let r = keep; r < n; r++) e[w++] = e[r];
   e.length = w;
@@ -216,21 +222,22 @@ const PACK = 1048576; // 2^20: codes (sub*2 + lease) up to ~1M subs
 const PACK_MAIN_LIMIT = 2 ** 33; // keeps main*2^20 + code below 2^53
 
 function packable(e: KeyEntry): boolean {
-  const code = e[3];
-  return e.length === ENTRY_HEAD + 2 && e[0] === e[2] && e[1] === 0 && code >= 0 && code < PACK && e[2] < PACK_MAIN_LIMIT;
+  const code = e[4];
+  return e.length === ENTRY_HEAD + 2 && e[0] === e[3] && e[1] === 0 && code >= 0 && code < PACK && e[3] < PACK_MAIN_LIMIT;
 }
 
-/** Writes the entry a packed slot stands for into `into` (length 4). */
+/** Writes the entry a packed slot stands for into `into` (length 5). */
 function unpackInto(slot: number, into: KeyEntry): KeyEntry {
   const main = Math.floor(slot / PACK);
   into[0] = main;
   into[1] = 0;
-  into[2] = main;
-  into[3] = slot - main * PACK;
+  into[2] = ENTRY_HEAD;
+  into[3] = main;
+  into[4] = slot - main * PACK;
   return into;
 }
 
-const readScratch: KeyEntry = [0, 0, 0, 0];
+const readScratch: KeyEntry = [0, 0, 0, 0, 0];
 
 /**
  * The entry of a slot, for reading only: a packed slot is unpacked into a shared scratch array
@@ -241,7 +248,7 @@ export function slotEntry(slot: KeySlot): KeyEntry {
 }
 
 function toSlot(e: KeyEntry): KeySlot {
-  return packable(e) ? e[2] * PACK + e[3] : e;
+  return packable(e) ? e[3] * PACK + e[4] : e;
 }
 
 /**
@@ -272,7 +279,7 @@ export class KeyIndex {
     if (pair === undefined || compareKeys(pair[0], key) !== 0) return undefined;
     const slot = pair[1];
     if (typeof slot !== 'number') return slot;
-    const e = unpackInto(slot, [0, 0, 0, 0]);
+    const e = unpackInto(slot, [0, 0, 0, 0, 0]);
     this.tree.set(pair[0], e); // pair[0] is the tree's own key object
     return e;
   }
@@ -303,6 +310,12 @@ export class KeyIndex {
     if (e === undefined || e.length < ENTRY_HEAD + 2) throw new Error('mvcc: undo of a key not in the index');
     const wasLive = entryLive(e);
     e.length -= 2;
+    if (e[2] >= e.length) {
+      // The undone put had started the newest generation: find the previous one's start.
+      let gs = ENTRY_HEAD;
+      for (let q = e.length - 2; q >= ENTRY_HEAD; q -= 2) if (e[q + 1] < 0 && q + 2 < e.length) { gs = q + 2; break; }
+      e[2] = gs;
+    }
     if (e.length === ENTRY_HEAD) {
       this.tree.delete(key);
       this.liveKeys--;

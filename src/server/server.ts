@@ -20,10 +20,9 @@ import { Membership, parseMemberRecord, encodeMemberRecord } from './membership.
 import { loadNewestSnap, saveSnap, type SnapMeta } from './snap_files.js';
 import { Applier, type ApplyResult } from './apply.js';
 import { bootstrapIds, memberId as memberIdFor } from './ids.js';
-import {
-  encodeInternalRequest, decodeInternalRequest, type InternalRequestInit, type InternalRequest,
-} from '../proto/internal.js';
+import { decodeInternalRequest, type InternalRequestInit, type InternalRequest } from '../proto/internal.js';
 import type { Member, ResponseHeaderInit } from '../proto/rpc.js';
+import { encodeProposal } from './proposal.js';
 
 export interface InitialMember { name: string; peerURLs: string[] }
 
@@ -153,6 +152,9 @@ export class EtcdServer {
   private lastSavedIndex = 0;
   private confState: ConfState;
   private readyScheduled = false;
+  /** Proposals waiting for the next turn's batch. */
+  private proposalData: Uint8Array[] = [];
+  private proposalIds: bigint[] = [];
   private readyRunning = false;
   private snapshotting = false;
   private stopped = false;
@@ -285,6 +287,7 @@ export class EtcdServer {
       checkQuorum: true,
       preVote: cfg.preVote,
       rng: makeRng(Number(memberId & 0xffffffffn) ^ Date.now()),
+      logger: log.with({ component: 'raft' }),
     });
     // Bootstrap as etcd does: one committed ConfChange(AddNode) entry per initial member at term 1,
     // persisted and applied through the first Ready like any other entries.
@@ -327,8 +330,23 @@ export class EtcdServer {
     setImmediate(this.runReady);
   }
 
+  private flushProposals(): void {
+    if (this.proposalData.length === 0) return;
+    const data = this.proposalData;
+    const ids = this.proposalIds;
+    this.proposalData = [];
+    this.proposalIds = [];
+    try {
+      this.node.proposeBatch(data);
+    } catch {
+      const err = this.leaderId === 0n ? Errors.NoLeader() : Errors.LeaderChanged();
+      for (const id of ids) this.waits.fail(id, err);
+    }
+  }
+
   private readonly runReady = (): void => {
     this.readyScheduled = false;
+    if (!this.stopped && !this.fatalError) this.flushProposals();
     if (this.readyRunning || this.stopped || this.fatalError) return;
     if (!this.node.hasReady()) return;
     this.readyRunning = true;
@@ -367,7 +385,11 @@ export class EtcdServer {
     }
     if (rd.hardState || rd.entries.length > 0) {
       const hs: WalHardState | undefined = rd.hardState ? { term: rd.hardState.term, vote: rd.hardState.vote, commit: rd.hardState.commit } : undefined;
-      await this.wal.save(hs, rd.entries);
+      const saved = this.wal.save(hs, rd.entries);
+      // A Ready that only moves the commit index promises nothing to anyone (a lost commit index is
+      // learned again from the leader), so it need not wait for its fdatasync; the next one covers it.
+      if (rd.mustSync) await saved;
+      else saved.catch((err: unknown) => this.fail(err));
     }
     if (rd.hardState) this.storage.setHardState(rd.hardState);
     if (rd.entries.length > 0) this.storage.append(rd.entries);
@@ -604,14 +626,12 @@ export class EtcdServer {
     if (this.stopped) throw Errors.Stopped();
     if (this.committedIndex - this.appliedIndex > MAX_GAP_BETWEEN_APPLY_AND_COMMIT) throw Errors.TooManyRequests();
     const id = this.ids.next();
-    const data = encodeInternalRequest({ ...init, ID: id });
+    const data = encodeProposal(id, init);
     if (data.length > this.cfg.maxRequestBytes) throw Errors.RequestTooLarge();
     const done = this.waits.register(id, Date.now() + this.requestTimeoutMs);
-    try {
-      this.node.propose(data);
-    } catch {
-      this.waits.fail(id, this.leaderId === 0n ? Errors.NoLeader() : Errors.LeaderChanged());
-    }
+    // Proposals of one event-loop turn go to Raft together: one append, one MsgApp per follower.
+    this.proposalData.push(data);
+    this.proposalIds.push(id);
     this.scheduleReady();
     const result = await done;
     if (result.error) throw result.error;

@@ -164,4 +164,32 @@ test('KeyIndex: live key count, copies of keys, undo', () => {
   assert.is(idx.size, 0);
 });
 
+test('the newest generation start stays right through puts, deletes, undo and compaction', () => {
+  // Reference: scan back from the last pair for a tombstone that is not the last pair.
+  const refGenStart = (e: KeyEntry): number => {
+    for (let q = e.length - 4; q >= ENTRY_HEAD; q -= 2) if (e[q + 1] < 0) return q + 2;
+    return ENTRY_HEAD;
+  };
+  let seed = 12345;
+  const rand = (n: number) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+  const key = Buffer.from('k');
+  for (let round = 0; round < 300; round++) {
+    const index = new KeyIndex();
+    let rev = 1;
+    index.put(key, rev, 0, false);
+    for (let step = 0; step < 60; step++) {
+      const e = index.get(key);
+      if (e === undefined) break;
+      const op = rand(10);
+      if (op < 5 || !entryLive(e)) index.put(key, ++rev, 0, false);
+      else if (op < 7) index.tombstone(key, ++rev, 0);
+      else if (op < 8) index.undoLast(key);
+      else for (const [k, slot] of [...index.tree.entries()]) index.compactKey(k, slot, rev - rand(5));
+      const after = index.get(key);
+      if (after === undefined) break;
+      assert.is(entryGenStart(after, after.length - 2), refGenStart(after), `round ${round} step ${step}`);
+    }
+  }
+});
+
 test.run();
