@@ -53,7 +53,8 @@ export function httpHandler(s: EtcdServer): RequestListener {
         reply(res, 200, 'text/plain; version=0.0.4; charset=utf-8', metrics.render());
         return;
       case '/health': {
-        if (s.leader === 0n) {
+        // Any alarm makes a member unhealthy (etcd 3.4), as does having no leader.
+        if (s.applier.alarms.size > 0 || s.leader === 0n) {
           reply(res, 503, 'text/plain; charset=utf-8', '{"health":"false"}');
           return;
         }

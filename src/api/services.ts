@@ -6,6 +6,7 @@ import { KV, Maintenance, Cluster } from '../proto/rpc.js';
 import type {
   RangeRequest, PutRequest, DeleteRangeRequest, TxnRequest, CompactionRequest,
   ResponseHeaderInit, RangeResponseInit, TxnResponseInit, StatusResponseInit, MemberListResponseInit,
+  AlarmRequest, AlarmResponseInit,
 } from '../proto/rpc.js';
 import type { EtcdServer } from '../server/server.js';
 import type { HeaderedResponse } from '../server/apply.js';
@@ -13,6 +14,9 @@ import {
   validateRangeRequest, validatePutRequest, validateDeleteRangeRequest, validateTxnRequest, isTxnReadonly,
 } from '../server/apply_kv.js';
 import { ETCD_SERVER_VERSION } from '../config/version.js';
+import { Errors } from '../errors.js';
+import { costPut, costTxn } from '../server/quota.js';
+import { alarmText } from '../server/alarms.js';
 
 /** Fills the identity fields of a response header, keeping the revision the applier set. */
 function withHeader<T extends HeaderedResponse>(s: EtcdServer, resp: T): T {
@@ -20,6 +24,13 @@ function withHeader<T extends HeaderedResponse>(s: EtcdServer, resp: T): T {
   const header: ResponseHeaderInit = { cluster_id: s.clusterId, member_id: s.memberId, revision: rev, raft_term: s.raftTerm };
   resp.header = header;
   return resp;
+}
+
+/** Refuses a write the backend quota has no room for, and raises NOSPACE (etcd's quotaKVServer). */
+function checkQuota(s: EtcdServer, costBytes: number): void {
+  if (costBytes === 0 || s.quota.available(costBytes)) return;
+  s.raiseNoSpace();
+  throw Errors.NoSpace();
 }
 
 function isTxnSerializable(req: TxnRequest): boolean {
@@ -44,6 +55,7 @@ export function registerServices(grpc: GrpcServer, s: EtcdServer): void {
 
   grpc.unary(KV.methods.Put, async (req: PutRequest) => {
     validatePutRequest(req);
+    checkQuota(s, costPut(req));
     const r = await s.propose({ put: req });
     return withHeader(s, r.response);
   });
@@ -60,6 +72,7 @@ export function registerServices(grpc: GrpcServer, s: EtcdServer): void {
       if (!isTxnSerializable(req)) await s.linearizableRead();
       return withHeader(s, s.applier.txnReadOnly(req));
     }
+    checkQuota(s, costTxn(req));
     const r = await s.propose({ txn: req });
     return withHeader(s, r.response);
   });
@@ -79,11 +92,14 @@ export function registerServices(grpc: GrpcServer, s: EtcdServer): void {
       raftIndex: s.raftIndex,
       raftTerm: s.raftTerm,
       raftAppliedIndex: s.raftAppliedIndex,
-      errors: [],
+      errors: s.applier.alarms.get().map(alarmText),
       dbSizeInUse: st.dbSizeInUseBytes,
       isLearner: s.isLearner,
     });
   });
+
+  // etcd answers alarm requests (all of them through Raft) without a header.
+  grpc.unary(Maintenance.methods.Alarm, async (req: AlarmRequest) => (await s.propose({ alarm: req })).response as AlarmResponseInit);
 
   // etcd's cluster service headers carry no revision.
   grpc.unary(Cluster.methods.MemberList, (): MemberListResponseInit => ({

@@ -5,7 +5,14 @@
 import type { Mvcc, MvccEvent } from '../mvcc/index.js';
 import { EtcdError, toEtcdError } from '../errors.js';
 import type { InternalRequest } from '../proto/internal.js';
-import type { RangeRequest, RangeResponseInit, TxnRequest, TxnResponseInit, ResponseHeaderInit } from '../proto/rpc.js';
+import {
+  AlarmType, AlarmRequest_AlarmAction,
+  type RangeRequest, type RangeResponseInit, type TxnRequest, type TxnResponseInit, type ResponseHeaderInit,
+  type AlarmRequest, type AlarmResponseInit,
+} from '../proto/rpc.js';
+import { Errors } from '../errors.js';
+import { AlarmStore } from './alarms.js';
+import { costTxn } from './quota.js';
 import {
   applyPut, applyDeleteRange, applyTxn, applyCompaction, applyRange, noLeases,
   type KvLimits, type LeaseHooks,
@@ -33,13 +40,21 @@ export interface ApplyResult {
  */
 export class Applier {
   leases: LeaseHooks = noLeases;
+  /** The active alarms; replaced with the store. */
+  alarms: AlarmStore;
 
   /** The store; replaced when a snapshot from the leader installs a new backend. */
-  constructor(public store: Mvcc, private readonly limits: KvLimits) {}
+  constructor(public store: Mvcc, private readonly limits: KvLimits) {
+    this.alarms = AlarmStore.load(store);
+  }
 
   /** Applies a committed write request; never throws for request-level errors. */
   applyWrite(req: InternalRequest): ApplyResult {
     try {
+      if (req.alarm) return { response: this.applyAlarm(req.alarm) };
+      // CORRUPT refuses every KV operation, NOSPACE every write that adds data (etcd's capped applier).
+      if (this.alarms.has(AlarmType.CORRUPT)) throw Errors.Corrupt();
+      if (this.alarms.has(AlarmType.NOSPACE) && (req.put || (req.txn && costTxn(req.txn) > 0))) throw Errors.NoSpace();
       if (req.put) return applyPut(this.store, req.put, this.leases);
       if (req.delete_range) return applyDeleteRange(this.store, req.delete_range, this.leases);
       if (req.txn) return applyTxn(this.store, req.txn, this.limits, this.leases);
@@ -59,11 +74,33 @@ export class Applier {
 
   /** A read served locally (after ReadIndex for linearizable reads). Throws etcd's errors. */
   range(req: RangeRequest): RangeResponseInit {
+    if (this.alarms.has(AlarmType.CORRUPT)) throw Errors.Corrupt();
     return applyRange(this.store, req, this.limits);
   }
 
   /** A read-only txn served locally; the caller checked isTxnReadonly. */
   txnReadOnly(req: TxnRequest): TxnResponseInit {
+    if (this.alarms.has(AlarmType.CORRUPT)) throw Errors.Corrupt();
     return applyTxn(this.store, req, this.limits, this.leases).response;
+  }
+
+  /** etcd's Alarm apply: GET lists, ACTIVATE raises (returning the alarm), DEACTIVATE disarms. No header, as etcd. */
+  private applyAlarm(r: AlarmRequest): AlarmResponseInit & HeaderedResponse {
+    const resp: AlarmResponseInit & HeaderedResponse = { alarms: [] };
+    switch (r.action) {
+      case AlarmRequest_AlarmAction.GET:
+        resp.alarms = this.alarms.get(r.alarm);
+        break;
+      case AlarmRequest_AlarmAction.ACTIVATE:
+        if (r.alarm === AlarmType.NONE) break;
+        resp.alarms = [this.alarms.activate(r.memberID, r.alarm, this.store)];
+        break;
+      case AlarmRequest_AlarmAction.DEACTIVATE: {
+        const m = this.alarms.deactivate(r.memberID, r.alarm, this.store);
+        if (m) resp.alarms = [m];
+        break;
+      }
+    }
+    return resp;
   }
 }

@@ -23,6 +23,10 @@ import { bootstrapIds, memberId as memberIdFor } from './ids.js';
 import { decodeInternalRequest, type InternalRequestInit, type InternalRequest } from '../proto/internal.js';
 import type { Member, ResponseHeaderInit } from '../proto/rpc.js';
 import { encodeProposal } from './proposal.js';
+import { AlarmStore } from './alarms.js';
+import { BackendQuota } from './quota.js';
+import { AlarmType, AlarmRequest_AlarmAction } from '../proto/rpc.js';
+import { PeriodicCompactor, RevisionCompactor, type Compactor, type CompactorHost } from './compactor.js';
 
 export interface InitialMember { name: string; peerURLs: string[] }
 
@@ -46,6 +50,10 @@ export interface ServerConfig {
   maxRangeResponseBytes: number;
   quotaBackendBytes: number;
   preVote: boolean;
+  /** Auto-compaction: off when the retention is 0. */
+  autoCompactionMode: 'periodic' | 'revision';
+  autoCompactionRetentionMs: number;
+  autoCompactionRetentionRevisions: number;
   walSegmentBytes?: number;
   walBatchMaxBytes?: number;
   walBatchMaxDelayUs?: number;
@@ -55,6 +63,8 @@ export interface ServerConfig {
 
 /** Proposals and reads in flight at once; beyond it clients get ErrTooManyRequests. */
 const WAITERS_MAX = 200_000;
+/** Bytes of proposals queued for the next batch (or for a leader to appear); beyond it: TooManyRequests. */
+const PROPOSAL_QUEUE_BYTES_MAX = 256 * 1024 * 1024;
 /** etcd refuses proposals when committed − applied exceeds this. */
 const MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000;
 /** Raft flow control, as etcd configures it. */
@@ -127,6 +137,7 @@ export class EtcdServer {
   mvcc: Mvcc;
   membership: Membership;
   readonly applier: Applier;
+  readonly quota: BackendQuota;
 
   private readonly node: RawNode;
   private readonly storage: MemoryStorage;
@@ -155,6 +166,7 @@ export class EtcdServer {
   /** Proposals waiting for the next turn's batch. */
   private proposalData: Uint8Array[] = [];
   private proposalIds: bigint[] = [];
+  private proposalBytes = 0;
   private readyRunning = false;
   private snapshotting = false;
   private stopped = false;
@@ -184,6 +196,7 @@ export class EtcdServer {
     this.backendIndex = init.mvcc.consistentIndex().index;
     this.ids = new IdGenerator(init.memberId, Date.now());
     this.requestTimeoutMs = 5000 + 2 * init.cfg.electionMs;
+    this.quota = new BackendQuota(init.cfg.quotaBackendBytes, () => this.mvcc.stats.dbSizeBytes);
     this.applier = new Applier(this.mvcc, {
       maxTxnOps: init.cfg.maxTxnOps,
       maxRangeResponseBytes: init.cfg.maxRangeResponseBytes,
@@ -316,10 +329,25 @@ export class EtcdServer {
       if (!this.published) this.publish();
     }, 100);
     this.timers.push(tick, sweep);
+    const compactor = this.makeCompactor();
+    if (compactor) this.timers.push(setInterval(() => compactor.tick(Date.now()), compactor.tickIntervalMs));
     // A single-member cluster need not wait a whole election timeout (etcd's initial-election-tick-advance).
     if (this.confState.voters.length === 1 && this.confState.voters[0] === this.memberId) {
       for (let i = 0; i < electionTick - 1; i++) this.node.tick();
     }
+  }
+
+  private makeCompactor(): Compactor | undefined {
+    const host: CompactorHost = {
+      currentRevision: () => this.mvcc.currentRevision,
+      isLeader: () => this.isLeader,
+      compact: async (revision) => { await this.propose({ compaction: { revision } }); },
+      log: this.log,
+    };
+    const c = this.cfg;
+    if (c.autoCompactionMode === 'periodic' && c.autoCompactionRetentionMs > 0) return new PeriodicCompactor(c.autoCompactionRetentionMs, host, Date.now());
+    if (c.autoCompactionMode === 'revision' && c.autoCompactionRetentionRevisions > 0) return new RevisionCompactor(c.autoCompactionRetentionRevisions, host);
+    return undefined;
   }
 
   // ---- the Ready loop ----
@@ -331,11 +359,20 @@ export class EtcdServer {
   }
 
   private flushProposals(): void {
-    if (this.proposalData.length === 0) return;
-    const data = this.proposalData;
-    const ids = this.proposalIds;
+    // Without a leader Raft would drop them; like etcd, proposals wait for one (until their timeout).
+    if (this.proposalData.length === 0 || this.leaderId === 0n) return;
+    let data = this.proposalData;
+    let ids = this.proposalIds;
     this.proposalData = [];
     this.proposalIds = [];
+    this.proposalBytes = 0;
+    if (ids.some((id) => !this.waits.has(id))) {
+      // Some waited for a leader longer than their timeout; their clients were told so, don't propose them.
+      const keep = ids.map((id) => this.waits.has(id));
+      data = data.filter((_, i) => keep[i]);
+      ids = ids.filter((_, i) => keep[i]);
+      if (ids.length === 0) return;
+    }
     try {
       this.node.proposeBatch(data);
     } catch {
@@ -479,6 +516,7 @@ export class EtcdServer {
     const next = await Mvcc.open({ path: staged });
     this.mvcc = next;
     this.applier.store = next;
+    this.applier.alarms = AlarmStore.load(next);
     await old.close();
     const live = path.join(this.snapDir, 'db');
     fs.renameSync(staged, live);
@@ -522,6 +560,7 @@ export class EtcdServer {
     if (lead !== this.leaderId) {
       this.log.info(lead === 0n ? 'lost leader' : 'elected leader', { leader: lead.toString(16), term: this.term });
       this.leaderId = lead;
+      if (lead !== 0n && this.proposalData.length > 0) this.scheduleReady();
     }
     this.raftState = state;
   }
@@ -628,8 +667,10 @@ export class EtcdServer {
     const id = this.ids.next();
     const data = encodeProposal(id, init);
     if (data.length > this.cfg.maxRequestBytes) throw Errors.RequestTooLarge();
+    if (this.proposalBytes + data.length > PROPOSAL_QUEUE_BYTES_MAX) throw Errors.TooManyRequests();
     const done = this.waits.register(id, Date.now() + this.requestTimeoutMs);
     // Proposals of one event-loop turn go to Raft together: one append, one MsgApp per follower.
+    this.proposalBytes += data.length;
     this.proposalData.push(data);
     this.proposalIds.push(id);
     this.scheduleReady();
@@ -644,6 +685,20 @@ export class EtcdServer {
     if (this.stopped) throw Errors.Stopped();
     await this.reads.wait();
   }
+
+  /**
+   * Raises the NOSPACE alarm for this member (after a write was refused by the quota). Fire and forget:
+   * the refused client already has its ErrNoSpace; one raise at a time.
+   */
+  raiseNoSpace(): void {
+    if (this.raisingNoSpace || this.applier.alarms.has(AlarmType.NOSPACE)) return;
+    this.raisingNoSpace = true;
+    this.propose({ alarm: { action: AlarmRequest_AlarmAction.ACTIVATE, memberID: this.memberId, alarm: AlarmType.NOSPACE } }).then(
+      () => { this.raisingNoSpace = false; },
+      () => { this.raisingNoSpace = false; },
+    );
+  }
+  private raisingNoSpace = false;
 
   /** Publishes this member's name and client URLs through Raft (etcd does it once after start). */
   private publish(): void {

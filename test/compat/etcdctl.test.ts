@@ -106,6 +106,8 @@ const STEPS: Step[] = [
   { args: ['get', '--from-key', 'a', '-w', 'json'] },
 
   // Cluster and maintenance.
+  { args: ['alarm', 'list'] },
+  { args: ['alarm', 'list', '-w', 'json'] },
   { args: ['endpoint', 'status'] },
   { args: ['endpoint', 'status', '-w', 'json'] },
   { args: ['endpoint', 'health'] },
