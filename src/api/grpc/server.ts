@@ -111,6 +111,8 @@ export type ResolvedServerOptions = Readonly<Required<GrpcServerOptions>>;
 
 const MAX_UINT32 = 4294967295;
 /** Node's default writable high-water mark of an HTTP/2 stream. */
+/** Bytes a session may write between two client pings without that counting as data sent (ping acks). */
+const PING_ACK_SLACK_BYTES = 64;
 const STREAM_HIGH_WATER_BYTES = 16 * 1024;
 const defaults: ResolvedServerOptions = {
   maxRecvMessageBytes: 1572864 + 512 * 1024,
@@ -147,6 +149,8 @@ export interface SessionState {
   /** Set when we send headers or data: the next client ping is not a strike (grpc-go's rule). */
   resetPingStrikes: boolean;
   pingStrikes: number;
+  /** The socket's bytesWritten when the client last pinged. */
+  bytesWrittenAtLastPing: number;
   lastPingAtMs: number;
   /** The client's address and port, kept because the socket is unreachable once the session ends. */
   readonly remoteAddress: string;
@@ -338,7 +342,7 @@ export class GrpcServer implements CallHost {
 
   private readonly onSession = (session: ServerHttp2Session): void => {
     const s: SessionState = {
-      session, activeCalls: 0, activity: 0, activitySeen: 0, resetPingStrikes: false, pingStrikes: 0,
+      session, activeCalls: 0, activity: 0, activitySeen: 0, resetPingStrikes: false, pingStrikes: 0, bytesWrittenAtLastPing: 0,
       lastPingAtMs: 0, keepaliveTimer: undefined, pingTimeoutTimer: undefined,
       remoteAddress: session.socket?.remoteAddress ?? '', remotePort: session.socket?.remotePort ?? 0,
     };
@@ -427,7 +431,13 @@ export class GrpcServer implements CallHost {
     const last = s.lastPingAtMs;
     s.lastPingAtMs = now;
     s.activity++;
-    if (s.resetPingStrikes) {
+    // Data sent since the last ping forgives it (grpc-go resets strikes when it writes): a client
+    // reading a large response sends BDP-estimation pings while its DATA frames arrive. More than a
+    // few bytes must have gone out, since answering the previous ping wrote 17 bytes by itself.
+    const written = s.session.socket?.bytesWritten ?? 0;
+    const sentData = written - s.bytesWrittenAtLastPing > PING_ACK_SLACK_BYTES;
+    s.bytesWrittenAtLastPing = written;
+    if (s.resetPingStrikes || sentData) {
       s.resetPingStrikes = false;
       s.pingStrikes = 0;
       return;
