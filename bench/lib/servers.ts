@@ -1,0 +1,246 @@
+// Starts and stops etcd or tetcd members for the bench: 1- or 3-member clusters on loopback with etcd's
+// flags, fresh data dirs, logs to files, readiness by a linearizable Range on every member, optional
+// V8 CPU profiling of tetcd members. A cluster that does not come up is a StartError with the reason.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync, readFileSync, mkdirSync, existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import net from 'node:net';
+import { GrpcConn } from './grpc-client.js';
+import { KV, encodeRangeRequest } from '../../src/proto/rpc.js';
+
+/** Which server a member runs. */
+export type ServerKind = 'etcd' | 'tetcd';
+
+/** How to start a cluster. */
+export interface ClusterSpec {
+  kind: ServerKind;
+  /** argv prefix, e.g. ['node', 'bin/tetcd'] or ['/usr/bin/etcd']; etcd's flags are appended. */
+  cmd: readonly string[];
+  /** Working directory for cmd (relative paths in it resolve here). */
+  cwd: string;
+  members: number;
+  /** A fresh, empty directory: data dirs and logs go below it. */
+  baseDir: string;
+  /** Write a V8 CPU profile of every member into this directory (tetcd only: the command must run node). */
+  cpuProfDir?: string;
+  /** How long to wait for every member to answer a linearizable read (default 30 s). */
+  readyTimeoutMs?: number;
+}
+
+/** A cluster that could not be started; `reason` is one line for the results table. */
+export class StartError extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+}
+
+/** One running member process. */
+export interface MemberProc {
+  name: string;
+  clientPort: number;
+  peerPort: number;
+  dataDir: string;
+  logPath: string;
+  child: ChildProcess;
+  /** Resolves when the process has exited (its exit code, or the signal name). */
+  exited: Promise<number | string>;
+}
+
+const PORT_MIN = 20000;
+const PORT_MAX = 60000;
+const PORT_ATTEMPTS_MAX = 200;
+const handedOut = new Set<number>();
+const STOP_GRACE_MS = 15_000;
+const PROBE_TIMEOUT_MS = 2_000;
+const PROBE_INTERVAL_MS = 200;
+const LOG_TAIL_BYTES = 2_000;
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** A port on 127.0.0.1 in 20000-60000 that was free a moment ago and not handed out before by this process. */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < PORT_ATTEMPTS_MAX; i++) {
+    const port = PORT_MIN + Math.floor(Math.random() * (PORT_MAX - PORT_MIN + 1));
+    if (handedOut.has(port)) continue;
+    if (await bindable(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port in ${PORT_MIN}-${PORT_MAX} after ${PORT_ATTEMPTS_MAX} tries`);
+}
+
+/**
+ * The argv that runs `cmd` under node's CPU profiler: node flags go right after the node binary, or a
+ * script with a node shebang (bin/tetcd) is run by this node. Throws if cmd does not run node.
+ */
+export function profiledCommand(cmd: readonly string[], profDir: string): string[] {
+  if (cmd.length === 0) throw new Error('empty command');
+  const prof = ['--cpu-prof', '--cpu-prof-dir', profDir];
+  const exe = basename(cmd[0]);
+  if (exe === 'node' || exe === 'nodejs' || cmd[0] === process.execPath) return [cmd[0], ...prof, ...cmd.slice(1)];
+  let firstLine = '';
+  try {
+    firstLine = readFileSync(cmd[0], 'utf8').split('\n', 1)[0];
+  } catch {
+    // Not a readable file: cannot be a node script.
+  }
+  if (/^#!.*\bnode\b/.test(firstLine)) return [process.execPath, ...prof, ...cmd];
+  throw new Error(`cannot profile ${cmd[0]}: not node nor a node script`);
+}
+
+function logTail(path: string): string {
+  try {
+    const text = readFileSync(path, 'utf8');
+    return text.slice(-LOG_TAIL_BYTES);
+  } catch {
+    return '';
+  }
+}
+
+/** The last meaningful log line, shortened, for a one-line reason. */
+function lastLogLine(path: string): string {
+  const lines = logTail(path).split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const line = lines.length > 0 ? lines[lines.length - 1] : '(empty log)';
+  return line.length > 200 ? line.slice(0, 200) + '…' : line;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A running cluster of etcd or tetcd members. */
+export class Cluster {
+  private constructor(readonly spec: ClusterSpec, readonly members: MemberProc[]) {}
+
+  /** host:port of every member's client URL. */
+  get endpoints(): string[] {
+    return this.members.map((m) => `127.0.0.1:${m.clientPort}`);
+  }
+
+  /** Process ids of the members (their descendants are found through /proc when sampling). */
+  get pids(): number[] {
+    return this.members.map((m) => m.child.pid!);
+  }
+
+  /**
+   * Starts spec.members members and waits until each answers a linearizable Range.
+   * Throws StartError (after stopping whatever did start) when that does not happen in time.
+   */
+  static async start(spec: ClusterSpec): Promise<Cluster> {
+    if (spec.members < 1 || spec.members > 7) throw new RangeError('cluster: 1..7 members');
+    const ports: { client: number; peer: number }[] = [];
+    for (let i = 0; i < spec.members; i++) ports.push({ client: await freePort(), peer: await freePort() });
+    const names = ports.map((_, i) => `m${i + 1}`);
+    const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${ports[i].peer}`).join(',');
+    let argvPrefix = [...spec.cmd];
+    if (spec.cpuProfDir !== undefined) {
+      mkdirSync(spec.cpuProfDir, { recursive: true });
+      try {
+        argvPrefix = profiledCommand(spec.cmd, spec.cpuProfDir);
+      } catch (err) {
+        throw new StartError((err as Error).message);
+      }
+    }
+    const members: MemberProc[] = [];
+    for (let i = 0; i < spec.members; i++) {
+      const name = names[i];
+      const dataDir = join(spec.baseDir, `${name}.data`);
+      const logPath = join(spec.baseDir, `${name}.log`);
+      const client = `http://127.0.0.1:${ports[i].client}`;
+      const peer = `http://127.0.0.1:${ports[i].peer}`;
+      const args = [
+        ...argvPrefix.slice(1),
+        '--name', name, '--data-dir', dataDir,
+        '--listen-client-urls', client, '--advertise-client-urls', client,
+        '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
+        '--initial-cluster', initialCluster, '--initial-cluster-token', 'bench-cluster', '--initial-cluster-state', 'new',
+      ];
+      const fd = openSync(logPath, 'a');
+      let child: ChildProcess;
+      try {
+        child = spawn(argvPrefix[0], args, { cwd: spec.cwd, stdio: ['ignore', fd, fd], env: { ...process.env, ETCDCTL_API: '3' } });
+      } finally {
+        closeSync(fd);
+      }
+      const exited = new Promise<number | string>((resolve) => {
+        child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+        child.once('error', (err) => resolve(`spawn error: ${err.message}`));
+      });
+      members.push({ name, clientPort: ports[i].client, peerPort: ports[i].peer, dataDir, logPath, child, exited });
+    }
+    const cluster = new Cluster(spec, members);
+    try {
+      await cluster.waitReady(spec.readyTimeoutMs ?? 30_000);
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+    return cluster;
+  }
+
+  private async waitReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const probe = encodeRangeRequest({ key: Buffer.from('bench-ready') });
+    for (const m of this.members) {
+      let lastProblem = 'no answer';
+      for (;;) {
+        const exit = await Promise.race([m.exited, sleep(0).then(() => null)]);
+        if (exit !== null) {
+          throw new StartError(`${this.spec.kind} member ${m.name} exited (${exit}) during start-up: ${lastLogLine(m.logPath)}`);
+        }
+        if (Date.now() > deadline) {
+          throw new StartError(`${this.spec.kind} ${this.members.length}-member cluster not ready after ${timeoutMs} ms (${m.name}: ${lastProblem})`);
+        }
+        try {
+          const c = await GrpcConn.connect(`127.0.0.1:${m.clientPort}`, PROBE_TIMEOUT_MS);
+          const r = await c.unary(KV.methods.Range.path, probe, PROBE_TIMEOUT_MS);
+          c.close();
+          if (r.grpcStatus === 0) break;
+          lastProblem = `grpc-status ${r.grpcStatus} ${r.grpcMessage}`;
+        } catch (err) {
+          lastProblem = (err as Error).message;
+        }
+        await sleep(PROBE_INTERVAL_MS);
+      }
+    }
+  }
+
+  /** SIGTERM every member, SIGKILL whoever is still there after the grace period; waits for all exits. */
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map(async (m) => {
+      if (m.child.exitCode !== null || m.child.signalCode !== null) return;
+      m.child.kill('SIGTERM');
+      const timer = setTimeout(() => m.child.kill('SIGKILL'), STOP_GRACE_MS);
+      await m.exited;
+      clearTimeout(timer);
+    }));
+  }
+
+  /** Whether any member has died (then its numbers mean nothing). */
+  deadMembers(): string[] {
+    return this.members.filter((m) => m.child.exitCode !== null || m.child.signalCode !== null).map((m) => `${m.name}: ${lastLogLine(m.logPath)}`);
+  }
+}
+
+/** Bytes allocated on disk below dir (files only), like `du -s`. */
+export function dirBytes(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  let total = 0;
+  const stack = [dir];
+  while (stack.length > 0) {
+    const d = stack.pop()!;
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) stack.push(p);
+      else if (e.isFile()) total += statSync(p).blocks * 512;
+    }
+  }
+  return total;
+}
