@@ -1,5 +1,5 @@
 // CRC-32C in TypeScript (slicing-by-8). Recovery uses the addon's hardware CRC; this one is the cross-check in
-// tests and the comparison in bench/wal (see RESULTS-wal.md for the recovery-time numbers).
+// tests and the comparison in bench/wal (see bench/RESULTS.md, WAL section, for the recovery-time numbers).
 
 const table = new Int32Array(8 * 256);
 for (let i = 0; i < 256; i++) {

@@ -16,7 +16,7 @@ import { searchStartSegment, segmentName, sortSegments } from './segment.js';
 export { WalError, WalCorruptError, WalSnapshotNotFoundError } from './errors.js';
 export type { WalEntry, WalHardState, WalSnapshot } from './recovery.js';
 
-/** Tuning; the defaults are the ones bench/wal chose (see bench/wal/RESULTS-wal.md). */
+/** Tuning; the defaults are the ones bench/wal chose (see bench/RESULTS.md (WAL section)). */
 export interface WalOptions {
   /** Size segments are preallocated to and rotated at (--wal-segment-bytes). */
   segmentBytes?: number;
@@ -32,7 +32,7 @@ export interface WalOptions {
   /** Bench only: the writer sleeps this long after every fdatasync to simulate a slow disk. */
   slowFsyncMs?: number;
   /** How the writer thread wakes the event loop: a thread-safe function (default) or Atomics.waitAsync fed by a
-   *  notifier worker. Bench knob; see RESULTS-wal.md for why tsfn is the default. */
+   *  notifier worker. Bench knob; see bench/RESULTS.md, WAL section, for why tsfn is the default. */
   wakeup?: 'tsfn' | 'waitAsync';
 }
 
