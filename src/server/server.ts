@@ -425,13 +425,12 @@ export class EtcdServer {
       if (first > this.lastSavedIndex + 1) throw new Error(`raft handed entries from ${first} after ${this.lastSavedIndex}: a gap in the log`);
       this.lastSavedIndex = rd.entries[rd.entries.length - 1].index;
     }
-    if (rd.hardState || rd.entries.length > 0) {
+    // A Ready that only moves the commit index promises nothing to anyone: a lost commit index is learned
+    // again from the leader, and the next Ready with entries persists the current one anyway. Writing it
+    // would cost an fdatasync of its own that the next put's entries would queue behind.
+    if (rd.mustSync && (rd.hardState || rd.entries.length > 0)) {
       const hs: WalHardState | undefined = rd.hardState ? { term: rd.hardState.term, vote: rd.hardState.vote, commit: rd.hardState.commit } : undefined;
-      const saved = this.wal.save(hs, rd.entries);
-      // A Ready that only moves the commit index promises nothing to anyone (a lost commit index is
-      // learned again from the leader), so it need not wait for its fdatasync; the next one covers it.
-      if (rd.mustSync) await saved;
-      else saved.catch((err: unknown) => this.fail(err));
+      await this.wal.save(hs, rd.entries);
     }
     if (rd.hardState) this.storage.setHardState(rd.hardState);
     if (rd.entries.length > 0) this.storage.append(rd.entries);
