@@ -49,6 +49,22 @@ export function repoRoot(): string {
   }
 }
 
+/**
+ * The tetcd entry point to run: the compiled src/cli/main.js of the build tree this helper was compiled
+ * into (dist/ for `npm test`, .build/<x>/out/ for a private build), so a test always runs the member it
+ * was built with; bin/tetcd (which runs dist/) when there is none.
+ */
+export function tetcdEntry(): string {
+  const buildRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const main = join(buildRoot, 'src', 'cli', 'main.js');
+  if (existsSync(main)) return main;
+  const bin = join(repoRoot(), 'bin', 'tetcd');
+  if (!existsSync(bin)) {
+    throw new Error(`tetcd is not runnable yet: neither ${main} nor ${bin} exists (TETCD_COMPAT_TARGET=etcd proves the harness against etcd)`);
+  }
+  return bin;
+}
+
 /** A running (or stopped) member process. */
 export class Member {
   readonly clientUrl: string;
@@ -56,6 +72,8 @@ export class Member {
   /** host:port, as etcdctl --endpoints wants it. */
   readonly endpoint: string;
   proc: ChildProcess | null = null;
+  /** Set by pause(), cleared by resume(). */
+  paused = false;
   private logTail = '';
   private exited: Promise<void> = Promise.resolve();
 
@@ -92,11 +110,7 @@ export class Member {
 
   private command(): { cmd: string; args: string[] } {
     if (this.kind === 'etcd') return { cmd: 'etcd', args: this.args() };
-    const bin = join(repoRoot(), 'bin', 'tetcd');
-    if (!existsSync(bin)) {
-      throw new Error(`tetcd is not runnable yet: ${bin} does not exist (TETCD_COMPAT_TARGET=etcd proves the harness against etcd)`);
-    }
-    return { cmd: process.execPath, args: [bin, ...this.args()] };
+    return { cmd: process.execPath, args: [tetcdEntry(), ...this.args()] };
   }
 
   /** The last ~64 KiB of the member's stdout+stderr. */
@@ -117,6 +131,7 @@ export class Member {
       env: { ...process.env, ...(this.opts.env ?? {}) },
     }));
     this.proc = child;
+    this.paused = false;
     const onData = (chunk: Buffer) => {
       this.logTail += chunk.toString();
       if (this.logTail.length > LOG_TAIL_BYTES) this.logTail = this.logTail.slice(-LOG_TAIL_BYTES);
@@ -148,6 +163,8 @@ export class Member {
   /** SIGTERM, then SIGKILL after a grace period; resolves once the process is gone. */
   async stop(): Promise<void> {
     if (!this.running()) return;
+    // A stopped process would sit on SIGTERM until the grace period ends.
+    if (this.paused) this.resume();
     this.proc!.kill('SIGTERM');
     const timer = setTimeout(() => { if (this.running()) this.proc!.kill('SIGKILL'); }, STOP_GRACE_MS);
     await awaitWithTimer(this.exited, STOP_GRACE_MS + EXIT_WAIT_MS, `stop ${this.name}`);
@@ -159,6 +176,21 @@ export class Member {
     if (!this.running()) return;
     this.proc!.kill('SIGKILL');
     await awaitWithTimer(this.exited, EXIT_WAIT_MS, `kill ${this.name}`);
+    this.paused = false;
+  }
+
+  /** SIGSTOP: the process freezes with its sockets open. stop() and kill() still work on a paused member. */
+  pause(): void {
+    if (!this.running()) throw new Error(`${this.name} is not running`);
+    this.proc!.kill('SIGSTOP');
+    this.paused = true;
+  }
+
+  /** SIGCONT. */
+  resume(): void {
+    if (!this.running()) throw new Error(`${this.name} is not running`);
+    this.proc!.kill('SIGCONT');
+    this.paused = false;
   }
 
   /** Starts the same member again on the same data dir and ports. */
@@ -207,7 +239,7 @@ export function startEtcd(opts: MemberOptions = {}): Promise<Member> {
   return startMember('etcd', opts);
 }
 
-/** startMember('tetcd', opts): `node bin/tetcd` with the same flags as etcd. */
+/** startMember('tetcd', opts): `node <build>/src/cli/main.js` (see tetcdEntry) with the same flags as etcd. */
 export function startTetcd(opts: MemberOptions = {}): Promise<Member> {
   return startMember('tetcd', opts);
 }

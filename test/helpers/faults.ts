@@ -1,0 +1,581 @@
+// Helpers for fault tests on real member processes: a cluster from the launcher whose processes die with
+// the test, an exact-outcome KV client with Txn (compare-and-set), etcdctl status and dumps, convergence
+// and no-loss checks, a put load, a write prober, and the nemesis and clients of the linearizability run.
+import http2 from 'node:http2';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { LocalCluster, type ClusterMember, type ClusterOptions } from '../../tools/cluster.js';
+import { HistoryRecorder } from '../../tools/lincheck/history.js';
+import {
+  encodePutRequest, decodePutResponse, encodeRangeRequest, decodeRangeResponse, encodeTxnRequest, decodeTxnResponse,
+  Compare_CompareResult, Compare_CompareTarget, type CompareInit,
+} from '../../src/proto/rpc.js';
+import type { KeyValue } from '../../src/proto/kv.js';
+import { track, tempDir } from './cleanup.js';
+import { etcdctl } from './etcdctl.js';
+import { GrpcStatusError, KvClient, prefixEnd } from './grpc-kv.js';
+
+export { GrpcStatusError, prefixEnd };
+
+/** etcd's defaults; the fault tests run with them so the timing claims are about a stock configuration. */
+export const HEARTBEAT_MS = 100;
+export const ELECTION_MS = 1000;
+
+const RESPONSE_MAX_BYTES = 16 * 1024 * 1024;
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A seeded PRNG (xorshift32): a failing run replays its choices from the seed it printed. */
+export function seededRng(seed: number): () => number {
+  let s = seed >>> 0 || 0x9e3779b9;
+  return () => {
+    s ^= s << 13; s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5; s >>>= 0;
+    return s / 4294967296;
+  };
+}
+
+/** The seed of a run: $TETCD_FAULTS_SEED, or a fresh one. */
+export function runSeed(): number {
+  const env = process.env.TETCD_FAULTS_SEED;
+  return env !== undefined && env !== '' ? Number(env) >>> 0 : (Math.random() * 2 ** 32) >>> 0;
+}
+
+/** The system under test: tetcd, or real etcd with TETCD_FAULTS_TARGET=etcd (proves the tests themselves). */
+export const FAULTS_TARGET: 'tetcd' | 'etcd' = process.env.TETCD_FAULTS_TARGET === 'etcd' ? 'etcd' : 'tetcd';
+
+/** True under `npm run test:faults` (TETCD_FAULTS_LONG=1): long durations, more nemesis variety. */
+export const LONG = process.env.TETCD_FAULTS_LONG === '1';
+
+/**
+ * A cluster from tools/cluster.ts whose members are killed if the test process dies and whose data lives
+ * in a temp dir removed at exit (kept with TETCD_KEEP_TMP=1). `extraArgs` come after the timing flags.
+ */
+export async function startFaultCluster(opts: Partial<ClusterOptions> = {}): Promise<LocalCluster> {
+  return LocalCluster.start({
+    size: 3,
+    kind: FAULTS_TARGET,
+    dataDir: tempDir('tetcd-faults-'),
+    readyTimeoutMs: 30_000,
+    ...opts,
+    extraArgs: ['--heartbeat-interval', String(HEARTBEAT_MS), '--election-timeout', String(ELECTION_MS), ...(opts.extraArgs ?? [])],
+    onSpawn: (child) => { track(child); opts.onSpawn?.(child); },
+  });
+}
+
+/** Every member's log tail, for assertion messages. */
+export function clusterLogs(c: LocalCluster, bytes = 6 * 1024): string {
+  return c.members.map((m) => `---- ${m.name} (${m.endpoint}) ----\n${m.logTail(bytes)}`).join('\n');
+}
+
+/** Throws when a member exited without being asked to (a crash), with its log. */
+export function assertNoCrash(c: LocalCluster): void {
+  for (const m of c.members) {
+    if (m.unexpectedExits.length > 0) {
+      throw new Error(`${m.name} exited on its own (${JSON.stringify(m.unexpectedExits)}):\n${m.logTail(16 * 1024)}`);
+    }
+  }
+}
+
+// ---- an exact-outcome KV client (Range, Put, Txn) ----
+
+/** A Txn compare-and-set's answer. */
+export interface CasResult {
+  succeeded: boolean;
+  revision: number;
+  /** When the compare failed: the key as the failure branch read it (null = absent). */
+  current: KeyValue | null;
+}
+
+/**
+ * One HTTP/2 connection to a member; one stream per call, no retries, no reconnection: a call that does
+ * not get its answer fails, and the caller decides what the outcome means. Encodes with the project's
+ * codecs (src/proto/rpc.ts).
+ *
+ *   const kv = new ExactKv('127.0.0.1:2379'); await kv.cas(k, { value: old }, next, 2000); kv.close();
+ */
+export class ExactKv {
+  private readonly session: http2.ClientHttp2Session;
+
+  constructor(readonly endpoint: string) {
+    this.session = http2.connect(`http://${endpoint}`);
+    this.session.on('error', () => { /* each call reports its own failure */ });
+  }
+
+  /** The connection is gone; make a new client. */
+  get broken(): boolean {
+    return this.session.closed || this.session.destroyed;
+  }
+
+  private call(path: string, body: Uint8Array, timeoutMs: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      let req: http2.ClientHttp2Stream;
+      try {
+        req = this.session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+      } catch (e) {
+        reject(e as Error);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let status: string | undefined;
+      let message = '';
+      const timer = setTimeout(() => req.close(http2.constants.NGHTTP2_CANCEL), timeoutMs);
+      const takeStatus = (h: http2.IncomingHttpHeaders) => {
+        if (h['grpc-status'] !== undefined) {
+          status = String(h['grpc-status']);
+          message = decodeURIComponent(String(h['grpc-message'] ?? ''));
+        }
+      };
+      req.on('response', takeStatus);
+      req.on('trailers', takeStatus);
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > RESPONSE_MAX_BYTES) req.close(http2.constants.NGHTTP2_CANCEL);
+        else chunks.push(c);
+      });
+      req.on('error', (e) => { clearTimeout(timer); reject(e); });
+      req.on('close', () => {
+        clearTimeout(timer);
+        if (status === undefined) { reject(new Error(`${path}: no answer (rst ${req.rstCode})`)); return; }
+        if (status !== '0') { reject(new GrpcStatusError(Number(status), message)); return; }
+        const all = Buffer.concat(chunks);
+        if (all.length < 5) { reject(new Error(`${path}: empty response`)); return; }
+        resolve(all.subarray(5, 5 + all.readUInt32BE(1)));
+      });
+      const frame = Buffer.alloc(5 + body.length);
+      frame.writeUInt32BE(body.length, 1);
+      frame.set(body, 5);
+      req.end(frame);
+    });
+  }
+
+  async put(key: Uint8Array, value: Uint8Array, timeoutMs: number): Promise<{ revision: number }> {
+    const r = decodePutResponse(await this.call('/etcdserverpb.KV/Put', encodePutRequest({ key, value }), timeoutMs));
+    return { revision: r.header?.revision ?? 0 };
+  }
+
+  /** Range over one key (linearizable unless `serializable`). */
+  async get(key: Uint8Array, timeoutMs: number, serializable = false): Promise<{ revision: number; kv: KeyValue | null }> {
+    const r = await this.range(key, null, timeoutMs, serializable);
+    return { revision: r.revision, kv: r.kvs[0] ?? null };
+  }
+
+  /** Range over [key, rangeEnd). */
+  async range(key: Uint8Array, rangeEnd: Uint8Array | null, timeoutMs: number, serializable = false): Promise<{ revision: number; kvs: KeyValue[] }> {
+    const req = encodeRangeRequest({ key, ...(rangeEnd ? { range_end: rangeEnd } : {}), serializable });
+    const r = decodeRangeResponse(await this.call('/etcdserverpb.KV/Range', req, timeoutMs));
+    return { revision: r.header?.revision ?? 0, kvs: r.kvs };
+  }
+
+  /**
+   * Txn: if the key's value equals `expect.value` (or its mod_revision equals `expect.modRevision`; 0 =
+   * absent) put `value`, else read the key.
+   */
+  async cas(key: Uint8Array, expect: { value: Uint8Array } | { modRevision: number }, value: Uint8Array, timeoutMs: number): Promise<CasResult> {
+    const compare: CompareInit = 'value' in expect
+      ? { key, target: Compare_CompareTarget.VALUE, result: Compare_CompareResult.EQUAL, value: expect.value }
+      : { key, target: Compare_CompareTarget.MOD, result: Compare_CompareResult.EQUAL, mod_revision: expect.modRevision };
+    const req = encodeTxnRequest({ compare: [compare], success: [{ request_put: { key, value } }], failure: [{ request_range: { key } }] });
+    const r = decodeTxnResponse(await this.call('/etcdserverpb.KV/Txn', req, timeoutMs));
+    const out: CasResult = { succeeded: r.succeeded, revision: r.header?.revision ?? 0, current: null };
+    if (!r.succeeded) {
+      const range = r.responses[0]?.response_range;
+      if (range === undefined) throw new Error('Txn: the failure branch answered without its range');
+      out.current = range.kvs[0] ?? null;
+    }
+    return out;
+  }
+
+  close(): void {
+    this.session.destroy();
+  }
+}
+
+// ---- etcdctl views ----
+
+/** What `etcdctl endpoint status -w json` says about one member. */
+export interface EndpointStatus {
+  endpoint: string;
+  memberId: string;
+  leader: string;
+  revision: number;
+  raftTerm: number;
+  raftIndex: number;
+  raftAppliedIndex: number;
+}
+
+/** `etcdctl endpoint status -w json` for one endpoint. */
+export async function endpointStatus(endpoint: string, timeoutMs = 5_000): Promise<EndpointStatus> {
+  const r = await etcdctl(endpoint, ['endpoint', 'status', '-w', 'json', `--command-timeout=${Math.ceil(timeoutMs / 1000)}s`], { timeoutMs: timeoutMs + 2_000 });
+  if (r.code !== 0) throw new Error(`etcdctl endpoint status ${endpoint}: exit ${r.code}: ${r.stderr}`);
+  const [s] = JSON.parse(r.stdout) as Array<{ Endpoint: string; Status: { header: { member_id: number | string; revision: number; raft_term: number }; leader: number | string; raftIndex: number; raftTerm: number; raftAppliedIndex: number } }>;
+  if (s === undefined) throw new Error(`etcdctl endpoint status ${endpoint}: no answer in ${r.stdout}`);
+  // IDs use all 64 bits: read them from the text, JSON.parse would round them.
+  return {
+    endpoint: s.Endpoint,
+    memberId: /"member_id":(\d+)/.exec(r.stdout)?.[1] ?? String(s.Status.header.member_id),
+    leader: /"leader":(\d+)/.exec(r.stdout)?.[1] ?? String(s.Status.leader),
+    revision: s.Status.header.revision,
+    raftTerm: s.Status.raftTerm,
+    raftIndex: s.Status.raftIndex,
+    raftAppliedIndex: s.Status.raftAppliedIndex,
+  };
+}
+
+/**
+ * Every key of a member as `etcdctl get "" --from-key --consistency=s -w json` shows it (served from the
+ * member's own state), one line per key.
+ */
+export async function serializableDump(endpoint: string): Promise<{ revision: number; lines: string[] }> {
+  const r = await etcdctl(endpoint, ['get', '', '--from-key', '--consistency=s', '-w', 'json', '--command-timeout=20s'], { timeoutMs: 30_000 });
+  if (r.code !== 0) throw new Error(`etcdctl get --consistency=s ${endpoint}: exit ${r.code}: ${r.stderr.trim().split('\n').pop()}`);
+  const doc = JSON.parse(r.stdout) as { header: { revision: number }; kvs?: Array<{ key: string; value?: string; create_revision: number; mod_revision: number; version: number }> };
+  const lines = (doc.kvs ?? []).map((kv) => `${Buffer.from(kv.key, 'base64').toString('latin1')} = ${Buffer.from(kv.value ?? '', 'base64').toString('latin1')} (create ${kv.create_revision}, mod ${kv.mod_revision}, version ${kv.version})`);
+  return { revision: doc.header.revision, lines };
+}
+
+/**
+ * Waits until every running member reports the same revision and applied index (twice in a row), then
+ * checks that their serializable dumps of all keys are identical. Returns the common revision and dump.
+ */
+export async function waitConverged(c: LocalCluster, timeoutMs: number): Promise<{ revision: number; lines: string[] }> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  let stableRounds = 0;
+  while (Date.now() < deadline) {
+    const live = c.members.filter((m) => m.running && !m.paused);
+    let statuses: EndpointStatus[];
+    try {
+      statuses = await Promise.all(live.map((m) => endpointStatus(m.endpoint)));
+    } catch (e) {
+      last = (e as Error).message;
+      stableRounds = 0;
+      await sleep(300);
+      continue;
+    }
+    last = statuses.map((s) => `${s.endpoint}: revision ${s.revision}, applied ${s.raftAppliedIndex}, index ${s.raftIndex}, term ${s.raftTerm}, leader ${s.leader}`).join('\n');
+    const same = statuses.every((s) => s.revision === statuses[0]!.revision && s.raftAppliedIndex === statuses[0]!.raftAppliedIndex);
+    stableRounds = same ? stableRounds + 1 : 0;
+    if (stableRounds >= 2) {
+      const dumps = await Promise.all(live.map((m) => serializableDump(m.endpoint)));
+      const first = dumps[0]!;
+      const differ = dumps.findIndex((d) => d.revision !== first.revision || d.lines.join('\n') !== first.lines.join('\n'));
+      if (differ < 0) return first;
+      last = `dumps differ: ${live[0]!.name} vs ${live[differ]!.name}:\n${diffLines(first.lines, dumps[differ]!.lines)}`;
+      stableRounds = 0;
+    }
+    await sleep(300);
+  }
+  throw new Error(`members did not converge within ${timeoutMs} ms:\n${last}`);
+}
+
+function diffLines(a: string[], b: string[], max = 10): string {
+  const out: string[] = [];
+  const sa = new Set(a);
+  const sb = new Set(b);
+  for (const l of a) if (!sb.has(l) && out.length < max) out.push(`- ${l}`);
+  for (const l of b) if (!sa.has(l) && out.length < max) out.push(`+ ${l}`);
+  return out.join('\n');
+}
+
+// ---- a put load with exact bookkeeping ----
+
+/** An acknowledged put of the load. */
+export interface AckedPut {
+  value: Buffer;
+  revision: number;
+  endpoint: string;
+  returnMs: number;
+}
+
+/**
+ * `writers` concurrent clients, each putting fresh keys `<prefix>/<writer>/<seq>` through one member at a
+ * time (moving to the next member after an error). Every key is written once, so "no acknowledged write
+ * lost" is exact: each acked key must exist with its value and revision; any other key present must be
+ * one whose put had an unknown outcome. Uses grpc-kv's KvClient (no retries).
+ *
+ *   const load = new PutLoad(cluster, 'load', 4); load.start(); ...; await load.stop();
+ */
+export class PutLoad {
+  readonly acked = new Map<string, AckedPut>();
+  readonly unknown = new Set<string>();
+  errors = 0;
+  private running = false;
+  private loops: Promise<void>[] = [];
+
+  constructor(private readonly cluster: LocalCluster, readonly prefix: string, private readonly writers: number, private readonly opTimeoutMs = 1_000) {}
+
+  start(): void {
+    if (this.running) throw new Error('load already running');
+    this.running = true;
+    for (let w = 0; w < this.writers; w++) this.loops.push(this.writer(w));
+  }
+
+  private async writer(w: number): Promise<void> {
+    const endpoints = this.cluster.members.map((m) => m.endpoint);
+    let at = w % endpoints.length;
+    let client: KvClient | null = null;
+    for (let seq = 0; this.running; seq++) {
+      client ??= new KvClient(endpoints[at]!);
+      const key = `${this.prefix}/${w}/${seq}`;
+      const value = Buffer.from(`v${w}.${seq}`);
+      this.unknown.add(key);
+      try {
+        const r = await client.put(Buffer.from(key), value, this.opTimeoutMs);
+        this.unknown.delete(key);
+        this.acked.set(key, { value, revision: Number(r.revision), endpoint: endpoints[at]!, returnMs: Date.now() });
+      } catch {
+        this.errors++;
+        client.close();
+        client = null;
+        at = (at + 1) % endpoints.length;
+        await sleep(20);
+      }
+    }
+    client?.close();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+    this.loops = [];
+  }
+
+  /**
+   * Reads the whole prefix through `endpoint` (linearizable) and returns every discrepancy: an acked key
+   * missing or with another value or revision, or a key no one tried to write.
+   */
+  async lostWrites(endpoint: string): Promise<string[]> {
+    const kv = new ExactKv(endpoint);
+    try {
+      const p = Buffer.from(this.prefix + '/');
+      const r = await kv.range(p, prefixEnd(p), 10_000);
+      const present = new Map<string, KeyValue>();
+      for (const x of r.kvs) present.set(Buffer.from(x.key).toString('latin1'), x);
+      const problems: string[] = [];
+      for (const [key, a] of this.acked) {
+        const x = present.get(key);
+        if (x === undefined) problems.push(`acknowledged ${key} (revision ${a.revision} via ${a.endpoint}) is missing`);
+        else if (!Buffer.from(x.value).equals(a.value) || x.mod_revision !== a.revision) {
+          problems.push(`acknowledged ${key} = ${a.value} at ${a.revision} reads back as ${Buffer.from(x.value)} at ${x.mod_revision}`);
+        }
+      }
+      for (const key of present.keys()) {
+        if (!this.acked.has(key) && !this.unknown.has(key)) problems.push(`${key} exists but was never written`);
+      }
+      return problems;
+    } finally {
+      kv.close();
+    }
+  }
+}
+
+/**
+ * Fires a put every `intervalMs` at each of `members` (at most `inFlightMax` unanswered at once) until one
+ * succeeds; resolves with when (Date.now()) and through whom. Measures "a write succeeds via the survivors".
+ */
+export async function firstWrite(members: readonly ClusterMember[], key: Uint8Array, timeoutMs: number, intervalMs = 50, inFlightMax = 200): Promise<{ atMs: number; via: string }> {
+  const clients = members.map((m) => ({ m, kv: new ExactKv(m.endpoint) }));
+  const deadline = Date.now() + timeoutMs;
+  let inFlight = 0;
+  let seq = 0;
+  try {
+    return await new Promise((resolve, reject) => {
+      let done = false;
+      const fire = () => {
+        if (done) return;
+        if (Date.now() > deadline) { done = true; clearInterval(timer); reject(new Error(`no write succeeded within ${timeoutMs} ms`)); return; }
+        for (const c of clients) {
+          if (inFlight >= inFlightMax) break;
+          if (c.kv.broken) c.kv = new ExactKv(c.m.endpoint);
+          inFlight++;
+          c.kv.put(key, Buffer.from(`probe-${seq++}`), 2_000).then(
+            () => { inFlight--; if (!done) { done = true; clearInterval(timer); resolve({ atMs: Date.now(), via: c.m.name }); } },
+            () => { inFlight--; },
+          );
+        }
+      };
+      const timer = setInterval(fire, intervalMs);
+      fire();
+    });
+  } finally {
+    for (const c of clients) c.kv.close();
+  }
+}
+
+// ---- the linearizability run: clients and nemesis ----
+
+/** Knobs of a linearizability run. */
+export interface LinRunOptions {
+  clients: number;
+  keys: number;
+  durationMs: number;
+  opTimeoutMs: number;
+  seed: number;
+  /** Nemesis variety of the long run (rolling restarts, long pauses). */
+  long: boolean;
+  log: (line: string) => void;
+}
+
+/** What the nemesis did, for the report. */
+export interface NemesisEvent {
+  atMs: number;
+  what: string;
+}
+
+/**
+ * Faults, one member at a time (a minority of 3), with the member healthy again before the next:
+ * SIGKILL of the leader or of a random member then restart; SIGSTOP of the leader or a random member for a
+ * few seconds then SIGCONT; in the long run also longer pauses (a member cut off) and rolling graceful
+ * restarts. Runs until `untilMs` (Date.now() scale).
+ */
+export async function runNemesis(c: LocalCluster, untilMs: number, rng: () => number, long: boolean, log: (l: string) => void): Promise<NemesisEvent[]> {
+  const events: NemesisEvent[] = [];
+  const started = Date.now();
+  const note = (what: string) => { events.push({ atMs: Date.now() - started, what }); log(`nemesis +${((Date.now() - started) / 1000).toFixed(1)}s: ${what}`); };
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)]!;
+  const between = (lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo));
+  const actions = long
+    ? ['kill-leader', 'kill-random', 'pause-leader', 'pause-random', 'pause-long', 'rolling-restart', 'kill-restart-now']
+    : ['kill-leader', 'kill-random', 'pause-leader', 'pause-random'];
+  while (Date.now() < untilMs) {
+    await sleep(between(1_000, 3_000));
+    if (Date.now() >= untilMs) break;
+    const action = pick(actions);
+    let target: ClusterMember;
+    if (action.endsWith('-leader')) {
+      try { target = await c.leader(5_000); } catch { note('no leader to hit; waiting'); continue; }
+    } else {
+      target = pick(c.members);
+    }
+    switch (action) {
+      case 'kill-leader':
+      case 'kill-random':
+      case 'kill-restart-now': {
+        await target.kill('SIGKILL');
+        const downMs = action === 'kill-restart-now' ? 0 : between(500, 4_000);
+        note(`SIGKILL ${target.name}${action === 'kill-leader' ? ' (leader)' : ''}, restart in ${downMs} ms`);
+        await sleep(downMs);
+        target.start();
+        break;
+      }
+      case 'pause-leader':
+      case 'pause-random':
+      case 'pause-long': {
+        const pauseMs = action === 'pause-long' ? between(8_000, 15_000) : between(1_500, 5_000);
+        target.pause();
+        note(`SIGSTOP ${target.name}${action === 'pause-leader' ? ' (leader)' : ''} for ${pauseMs} ms`);
+        await sleep(pauseMs);
+        target.resume();
+        break;
+      }
+      case 'rolling-restart':
+        note('rolling restart (SIGTERM, start, healthy) of every member');
+        for (const m of c.members) {
+          await m.stop();
+          m.start();
+          await m.waitHealthy(30_000);
+        }
+        break;
+    }
+    await target.waitHealthy(30_000);
+  }
+  return events;
+}
+
+/** Per-client view of a key: what it last read, for its next compare-and-set. */
+interface Seen { value: Buffer | null; mod: number }
+
+/**
+ * `clients` concurrent clients doing get / put / cas (by value or by mod_revision) on `keys` keys against
+ * every member until `untilMs`, recording everything in `h`. Any error is an unknown outcome; the client
+ * then reconnects to the next member. Values are unique (`c<client>-<seq>`).
+ */
+export async function runClients(c: LocalCluster, h: HistoryRecorder, o: LinRunOptions, untilMs: number, rng: () => number): Promise<void> {
+  const keys = Array.from({ length: o.keys }, (_, i) => Buffer.from(`lin/k${i}`));
+  const endpoints = c.members.map((m) => m.endpoint);
+  const one = async (id: number): Promise<void> => {
+    let at = id % endpoints.length;
+    let kv: ExactKv | null = null;
+    const seen = new Map<number, Seen>();
+    for (let seq = 0; Date.now() < untilMs; seq++) {
+      kv ??= new ExactKv(endpoints[at]!);
+      const ki = Math.floor(rng() * keys.length);
+      const key = keys[ki]!;
+      const r = rng();
+      let failed = false;
+      if (r < 0.4) {
+        const op = h.invoke(id, 'get', key);
+        try {
+          const g = await kv.get(key, o.opTimeoutMs);
+          h.ok(op, { found: g.kv ? g.kv.value : null, modRevision: g.kv ? g.kv.mod_revision : 0, revision: g.revision });
+          seen.set(ki, { value: g.kv ? Buffer.from(g.kv.value) : null, mod: g.kv ? g.kv.mod_revision : 0 });
+        } catch { h.unknown(op); failed = true; }
+      } else if (r < 0.7) {
+        const value = Buffer.from(`c${id}-${seq}`);
+        const op = h.invoke(id, 'put', key, { value });
+        try {
+          const p = await kv.put(key, value, o.opTimeoutMs);
+          h.ok(op, { revision: p.revision });
+          seen.set(ki, { value, mod: p.revision });
+        } catch { h.unknown(op); failed = true; }
+      } else {
+        const s = seen.get(ki) ?? { value: null, mod: 0 };
+        const value = Buffer.from(`c${id}-${seq}`);
+        // etcd's value compare on a missing key always fails, so "absent" is asked as mod_revision = 0.
+        const byMod = s.value === null || rng() < 0.5;
+        const op = h.invoke(id, 'cas', key, { value, expect: s.value, ...(byMod ? { expectModRevision: s.mod } : {}) });
+        try {
+          const x = await kv.cas(key, byMod ? { modRevision: s.mod } : { value: s.value! }, value, o.opTimeoutMs);
+          if (x.succeeded) {
+            h.ok(op, { succeeded: true, revision: x.revision });
+            seen.set(ki, { value, mod: x.revision });
+          } else {
+            h.ok(op, { succeeded: false, found: x.current ? x.current.value : null, modRevision: x.current ? x.current.mod_revision : 0, revision: x.revision });
+            seen.set(ki, { value: x.current ? Buffer.from(x.current.value) : null, mod: x.current ? x.current.mod_revision : 0 });
+          }
+        } catch { h.unknown(op); failed = true; }
+      }
+      if (failed) {
+        kv.close();
+        kv = null;
+        at = (at + 1) % endpoints.length;
+        await sleep(50);
+      }
+    }
+    kv?.close();
+  };
+  await Promise.all(Array.from({ length: o.clients }, (_, i) => one(i)));
+}
+
+/** Reads every key through every member (linearizable) into the history: the last word on lost writes. */
+export async function finalReads(c: LocalCluster, h: HistoryRecorder, keys: number, client: number): Promise<void> {
+  for (const m of c.members) {
+    const kv = new ExactKv(m.endpoint);
+    try {
+      for (let i = 0; i < keys; i++) {
+        const key = Buffer.from(`lin/k${i}`);
+        const op = h.invoke(client, 'get', key);
+        try {
+          const g = await kv.get(key, 10_000);
+          h.ok(op, { found: g.kv ? g.kv.value : null, modRevision: g.kv ? g.kv.mod_revision : 0, revision: g.revision });
+        } catch { h.unknown(op); }
+      }
+    } finally {
+      kv.close();
+    }
+  }
+}
+
+/** Saves a history where it survives the test's temp-dir cleanup; returns the path. */
+export function saveHistory(json: string, seed: number): string {
+  const dir = join('/tmp', 'tetcd-lincheck');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `history-${seed}-${Date.now()}.json`);
+  writeFileSync(file, json);
+  return file;
+}
