@@ -45,6 +45,10 @@ export interface ServerConfig {
   snapshotCount: number;
   /** Entries kept in memory behind a snapshot (etcd: 5000). */
   snapshotCatchupEntries: number;
+  /** Longest time applied entries wait for a backend commit (etcd --backend-batch-interval, 100 ms). */
+  backendBatchIntervalMs: number;
+  /** Most applied entries per backend commit (etcd --backend-batch-limit, 10000). */
+  backendBatchLimit: number;
   maxRequestBytes: number;
   maxTxnOps: number;
   maxRangeResponseBytes: number;
@@ -396,7 +400,10 @@ export class EtcdServer {
     this.handleReady(rd).then(
       () => {
         this.readyRunning = false;
-        if (this.node.hasReady()) this.scheduleReady();
+        // Go on at once: after a persisted Ready, Raft usually has the commit of those entries ready,
+        // and a trip through the event loop would add its latency to every write. The loop cannot
+        // spin: new work only arrives through I/O, and a Ready with entries waits for the WAL.
+        if (!this.readyScheduled && this.node.hasReady()) this.runReady();
       },
       (err: unknown) => {
         this.readyRunning = false;
@@ -586,9 +593,12 @@ export class EtcdServer {
       this.appliedIndex = e.index;
       this.appliedTerm = e.term;
     }
-    // Replaying entries the backend already holds (its applied index can be ahead of the WAL's commit
-    // index after a crash: commit-only hard states are not waited for) changes nothing to commit.
-    if (this.appliedIndex > this.backendIndex) this.mvcc.commit(this.appliedIndex, this.appliedTerm);
+    // Backend commits are batched like etcd's (--backend-batch-interval/-limit): the WAL already made
+    // these entries durable, and one LMDB transaction (with its own sync) per Ready would double the
+    // disk work of every write. Reads see applied data at once from the store's overlay.
+    this.entriesSinceBackendCommit += entries.length;
+    if (this.entriesSinceBackendCommit >= this.cfg.backendBatchLimit) this.commitBackend();
+    else if (!this.backendCommitTimer) this.backendCommitTimer = setTimeout(this.commitBackendBound, this.cfg.backendBatchIntervalMs);
   }
 
   private applyNormal(e: Entry): void {
@@ -636,6 +646,22 @@ export class EtcdServer {
     }
   }
 
+  /**
+   * Commits what was applied to the backend in one LMDB transaction with the applied index; resolves
+   * `flushed` once durable. Replaying entries the backend already holds (its applied index can be ahead
+   * of the WAL's commit index after a restart) commits nothing.
+   */
+  private commitBackend(): { flushed: Promise<void> } {
+    if (this.backendCommitTimer) clearTimeout(this.backendCommitTimer);
+    this.backendCommitTimer = undefined;
+    this.entriesSinceBackendCommit = 0;
+    if (this.appliedIndex <= this.backendIndex) return { flushed: Promise.resolve() };
+    return this.mvcc.commit(this.appliedIndex, this.appliedTerm);
+  }
+  private readonly commitBackendBound = () => { this.commitBackend(); };
+  private backendCommitTimer: NodeJS.Timeout | undefined;
+  private entriesSinceBackendCommit = 0;
+
   /** Snapshots every snapshotCount applied entries: the backend is made durable, then the log behind it is released. */
   private maybeSnapshot(): void {
     if (this.snapshotting || this.appliedIndex - this.snapshotIndex <= this.cfg.snapshotCount) return;
@@ -643,7 +669,7 @@ export class EtcdServer {
     const index = this.appliedIndex;
     const term = this.appliedTerm;
     const cs = this.confState;
-    const { flushed } = this.mvcc.commit(index, term);
+    const { flushed } = this.commitBackend();
     void (async () => {
       await flushed;
       await saveSnap(this.snapDir, { index, term, voters: cs.voters, learners: cs.learners }, 5);
@@ -753,6 +779,7 @@ export class EtcdServer {
     await this.transport.stop();
     // Let a Ready that is being persisted finish before closing the files under it.
     while (this.readyRunning) await new Promise((r) => setTimeout(r, 1));
+    await this.commitBackend().flushed;
     await this.wal.close();
     await this.mvcc.close();
   }
