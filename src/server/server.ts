@@ -761,6 +761,27 @@ export class EtcdServer {
 
   // ---- stopping ----
 
+  /**
+   * A leader that stops hands leadership to its most up-to-date voter first (etcd does the same), so the
+   * cluster does not wait an election timeout for a new leader. Bounded by one election timeout.
+   */
+  private async transferLeadershipBeforeStop(): Promise<void> {
+    if (!this.isLeader || this.fatalError) return;
+    const st = this.node.status();
+    let best: bigint | undefined;
+    let bestMatch = -1;
+    for (const [id, p] of st.progress) {
+      if (id === this.memberId || p.isLearner || !this.transport.isActive(id)) continue;
+      if (p.match > bestMatch) { best = id; bestMatch = p.match; }
+    }
+    if (best === undefined) return;
+    this.log.info('leader is stopping; transferring leadership', { transferee: best.toString(16) });
+    this.node.transferLeader(best);
+    this.scheduleReady();
+    const deadline = Date.now() + this.cfg.electionMs;
+    while (this.isLeader && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  }
+
   private fail(err: unknown): void {
     if (this.fatalError) return;
     const msg = err instanceof Error ? err.message : String(err);
@@ -772,6 +793,7 @@ export class EtcdServer {
 
   async stop(): Promise<void> {
     if (this.stopped) return;
+    await this.transferLeadershipBeforeStop();
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.waits.failAll(Errors.Stopped());
