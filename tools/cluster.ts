@@ -105,6 +105,35 @@ async function freeBlock(count: number): Promise<number> {
   throw new Error(`no block of ${count} free ports in ${PORT_MIN}-${PORT_MAX}`);
 }
 
+/** What one member needs to be started with etcd's flags. */
+export interface MemberFlagOptions {
+  name: string;
+  dataDir: string;
+  clientUrl: string;
+  peerUrl: string;
+  initialCluster: string;
+  token?: string;
+  state?: 'new' | 'existing';
+  extraArgs?: readonly string[];
+}
+
+/** etcd's flags for one member listening on one client and one peer URL (also used by the test helpers). */
+export function memberFlags(o: MemberFlagOptions): string[] {
+  const args = [
+    '--name', o.name,
+    '--data-dir', o.dataDir,
+    '--listen-client-urls', o.clientUrl,
+    '--advertise-client-urls', o.clientUrl,
+    '--listen-peer-urls', o.peerUrl,
+    '--initial-advertise-peer-urls', o.peerUrl,
+    '--initial-cluster', o.initialCluster,
+  ];
+  if (o.token !== undefined) args.push('--initial-cluster-token', o.token);
+  if (o.state !== undefined) args.push('--initial-cluster-state', o.state);
+  args.push(...(o.extraArgs ?? []));
+  return args;
+}
+
 /** One member of a LocalCluster: its flags, its process, and signals to hurt it with. */
 export class ClusterMember {
   readonly clientUrl: string;
@@ -139,18 +168,11 @@ export class ClusterMember {
 
   /** The member's flags, exactly as one would start etcd. */
   args(): string[] {
-    return [
-      '--name', this.name,
-      '--data-dir', this.dataDir,
-      '--listen-client-urls', this.clientUrl,
-      '--advertise-client-urls', this.clientUrl,
-      '--listen-peer-urls', this.peerUrl,
-      '--initial-advertise-peer-urls', this.peerUrl,
-      '--initial-cluster', this.initialCluster,
-      '--initial-cluster-token', this.opts.token ?? 'tetcd-local-cluster',
-      '--initial-cluster-state', 'new',
-      ...(this.opts.extraArgs ?? []),
-    ];
+    return memberFlags({
+      name: this.name, dataDir: this.dataDir, clientUrl: this.clientUrl, peerUrl: this.peerUrl,
+      initialCluster: this.initialCluster, token: this.opts.token ?? 'tetcd-local-cluster', state: 'new',
+      extraArgs: this.opts.extraArgs,
+    });
   }
 
   /** The full command line (for printing). */

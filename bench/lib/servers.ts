@@ -46,35 +46,14 @@ export interface MemberProc {
   exited: Promise<number | string>;
 }
 
-const PORT_MIN = 20000;
-const PORT_MAX = 60000;
-const PORT_ATTEMPTS_MAX = 200;
-const handedOut = new Set<number>();
 const STOP_GRACE_MS = 15_000;
 const PROBE_TIMEOUT_MS = 2_000;
 const PROBE_INTERVAL_MS = 200;
 const LOG_TAIL_BYTES = 2_000;
 
-function bindable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-/** A port on 127.0.0.1 in 20000-60000 that was free a moment ago and not handed out before by this process. */
-export async function freePort(): Promise<number> {
-  for (let i = 0; i < PORT_ATTEMPTS_MAX; i++) {
-    const port = PORT_MIN + Math.floor(Math.random() * (PORT_MAX - PORT_MIN + 1));
-    if (handedOut.has(port)) continue;
-    if (await bindable(port)) {
-      handedOut.add(port);
-      return port;
-    }
-  }
-  throw new Error(`no free port in ${PORT_MIN}-${PORT_MAX} after ${PORT_ATTEMPTS_MAX} tries`);
-}
+/** Free loopback ports: the tests' helper (random in 20000-60000, never handed out twice by this process). */
+import { freePort } from '../../test/helpers/ports.js';
+export { freePort };
 
 /**
  * The argv that runs `cmd` under node's CPU profiler: node flags go right after the node binary, or a

@@ -4,6 +4,7 @@
 // all present puts together must occupy revisions 2..N with no gap and no stranger.
 //   TETCD_COMPAT_TARGET=etcd proves the test on etcd; TETCD_CRASH_SEED replays a run's kill timings.
 import { test } from 'uvu';
+import { rng } from '../helpers/rng.js';
 import * as assert from 'uvu/assert';
 import { runningChildren } from '../helpers/cleanup.js';
 import { KvClient, prefixEnd } from '../helpers/grpc-kv.js';
@@ -18,17 +19,6 @@ const KILL_DELAY_MAX_MS = 400;
 const PREFIX = Buffer.from('crash/');
 const seed = Number(process.env.TETCD_CRASH_SEED ?? (Date.now() % 2 ** 31));
 
-/** mulberry32: a small seeded PRNG so a failing run's kill timings replay. */
-function rng(s: number): () => number {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One put and what the client learned about it. */
 interface PutRecord {

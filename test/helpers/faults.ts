@@ -13,7 +13,7 @@ import {
 import type { KeyValue } from '../../src/proto/kv.js';
 import { track, tempDir } from './cleanup.js';
 import { etcdctl } from './etcdctl.js';
-import { GrpcStatusError, KvClient, prefixEnd } from './grpc-kv.js';
+import { GrpcStatusError, KvClient, prefixEnd, unaryCall } from './grpc-kv.js';
 
 export { GrpcStatusError, prefixEnd };
 
@@ -21,7 +21,6 @@ export { GrpcStatusError, prefixEnd };
 export const HEARTBEAT_MS = 100;
 export const ELECTION_MS = 1000;
 
-const RESPONSE_MAX_BYTES = 16 * 1024 * 1024;
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -111,46 +110,7 @@ export class ExactKv {
   }
 
   private call(path: string, body: Uint8Array, timeoutMs: number): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      let req: http2.ClientHttp2Stream;
-      try {
-        req = this.session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
-      } catch (e) {
-        reject(e as Error);
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let status: string | undefined;
-      let message = '';
-      const timer = setTimeout(() => req.close(http2.constants.NGHTTP2_CANCEL), timeoutMs);
-      const takeStatus = (h: http2.IncomingHttpHeaders) => {
-        if (h['grpc-status'] !== undefined) {
-          status = String(h['grpc-status']);
-          message = decodeURIComponent(String(h['grpc-message'] ?? ''));
-        }
-      };
-      req.on('response', takeStatus);
-      req.on('trailers', takeStatus);
-      req.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > RESPONSE_MAX_BYTES) req.close(http2.constants.NGHTTP2_CANCEL);
-        else chunks.push(c);
-      });
-      req.on('error', (e) => { clearTimeout(timer); reject(e); });
-      req.on('close', () => {
-        clearTimeout(timer);
-        if (status === undefined) { reject(new Error(`${path}: no answer (rst ${req.rstCode})`)); return; }
-        if (status !== '0') { reject(new GrpcStatusError(Number(status), message)); return; }
-        const all = Buffer.concat(chunks);
-        if (all.length < 5) { reject(new Error(`${path}: empty response`)); return; }
-        resolve(all.subarray(5, 5 + all.readUInt32BE(1)));
-      });
-      const frame = Buffer.alloc(5 + body.length);
-      frame.writeUInt32BE(body.length, 1);
-      frame.set(body, 5);
-      req.end(frame);
-    });
+    return unaryCall(this.session, path, body, timeoutMs);
   }
 
   async put(key: Uint8Array, value: Uint8Array, timeoutMs: number): Promise<{ revision: number }> {

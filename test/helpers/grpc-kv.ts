@@ -87,6 +87,53 @@ function headerRevision(b: Buffer): bigint {
 }
 
 /**
+ * One unary gRPC call on an HTTP/2 session, with no retries: resolves with the response message, rejects with
+ * GrpcStatusError for a non-OK status, or an Error when the stream ended without a status (outcome unknown).
+ */
+export function unaryCall(session: http2.ClientHttp2Session, path: string, body: Uint8Array, timeoutMs: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let req: http2.ClientHttp2Stream;
+    try {
+      req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+    } catch (e) {
+      reject(e as Error);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let status: string | undefined;
+    let message = '';
+    const timer = setTimeout(() => req.close(http2.constants.NGHTTP2_CANCEL), timeoutMs);
+    const takeStatus = (h: http2.IncomingHttpHeaders) => {
+      if (h['grpc-status'] !== undefined) {
+        status = String(h['grpc-status']);
+        message = decodeURIComponent(String(h['grpc-message'] ?? ''));
+      }
+    };
+    req.on('response', takeStatus);
+    req.on('trailers', takeStatus);
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > RESPONSE_MAX_BYTES) req.close(http2.constants.NGHTTP2_CANCEL);
+      else chunks.push(c);
+    });
+    req.on('error', (e) => { clearTimeout(timer); reject(e); });
+    req.on('close', () => {
+      clearTimeout(timer);
+      if (status === undefined) { reject(new Error(`${path}: stream closed without a status (rst ${req.rstCode})`)); return; }
+      if (status !== '0') { reject(new GrpcStatusError(Number(status), message)); return; }
+      const all = Buffer.concat(chunks);
+      if (all.length < 5) { reject(new Error(`${path}: empty response`)); return; }
+      const len = all.readUInt32BE(1);
+      resolve(all.subarray(5, 5 + len));
+    });
+    const frame = Buffer.alloc(5);
+    frame.writeUInt32BE(body.length, 1);
+    req.end(Buffer.concat([frame, body]));
+  });
+}
+
+/**
  * A connection to one member. Calls fail (never retry) when the member dies mid-call.
  *
  *   const kv = new KvClient('127.0.0.1:2379'); const { revision } = await kv.put(k, v, 5000); kv.close();
@@ -99,47 +146,8 @@ export class KvClient {
     this.session.on('error', () => { /* surfaced through the calls' own errors */ });
   }
 
-  private call(path: string, body: Buffer, timeoutMs: number): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      let req: http2.ClientHttp2Stream;
-      try {
-        req = this.session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
-      } catch (e) {
-        reject(e as Error);
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let status: string | undefined;
-      let message = '';
-      const timer = setTimeout(() => req.close(http2.constants.NGHTTP2_CANCEL), timeoutMs);
-      const takeStatus = (h: http2.IncomingHttpHeaders) => {
-        if (h['grpc-status'] !== undefined) {
-          status = String(h['grpc-status']);
-          message = decodeURIComponent(String(h['grpc-message'] ?? ''));
-        }
-      };
-      req.on('response', takeStatus);
-      req.on('trailers', takeStatus);
-      req.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > RESPONSE_MAX_BYTES) req.close(http2.constants.NGHTTP2_CANCEL);
-        else chunks.push(c);
-      });
-      req.on('error', (e) => { clearTimeout(timer); reject(e); });
-      req.on('close', () => {
-        clearTimeout(timer);
-        if (status === undefined) { reject(new Error(`${path}: stream closed without a status (rst ${req.rstCode})`)); return; }
-        if (status !== '0') { reject(new GrpcStatusError(Number(status), message)); return; }
-        const all = Buffer.concat(chunks);
-        if (all.length < 5) { reject(new Error(`${path}: empty response`)); return; }
-        const len = all.readUInt32BE(1);
-        resolve(all.subarray(5, 5 + len));
-      });
-      const frame = Buffer.alloc(5);
-      frame.writeUInt32BE(body.length, 1);
-      req.end(Buffer.concat([frame, body]));
-    });
+  private call(path: string, body: Uint8Array, timeoutMs: number): Promise<Buffer> {
+    return unaryCall(this.session, path, body, timeoutMs);
   }
 
   /** KV.Put. */

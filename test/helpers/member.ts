@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { awaitWithTimer, tempDir, track } from './cleanup.js';
 import { freePort } from './ports.js';
+import { memberFlags } from '../../tools/cluster.js';
 
 /** Which server binary a member runs. */
 export type MemberKind = 'etcd' | 'tetcd';
@@ -93,19 +94,11 @@ export class Member {
   /** The flags both etcd and tetcd are started with. */
   args(): string[] {
     const o = this.opts;
-    const args = [
-      '--name', this.name,
-      '--data-dir', this.dataDir,
-      '--listen-client-urls', this.clientUrl,
-      '--advertise-client-urls', this.clientUrl,
-      '--listen-peer-urls', this.peerUrl,
-      '--initial-advertise-peer-urls', this.peerUrl,
-      '--initial-cluster', o.initialCluster ?? `${this.name}=${this.peerUrl}`,
-    ];
-    if (o.initialClusterToken !== undefined) args.push('--initial-cluster-token', o.initialClusterToken);
-    if (o.initialClusterState !== undefined) args.push('--initial-cluster-state', o.initialClusterState);
-    args.push(...(o.extraArgs ?? []));
-    return args;
+    return memberFlags({
+      name: this.name, dataDir: this.dataDir, clientUrl: this.clientUrl, peerUrl: this.peerUrl,
+      initialCluster: o.initialCluster ?? `${this.name}=${this.peerUrl}`,
+      token: o.initialClusterToken, state: o.initialClusterState, extraArgs: o.extraArgs,
+    });
   }
 
   private command(): { cmd: string; args: string[] } {

@@ -21,16 +21,7 @@ export function makeEntry(index: number, term: number, bytes = 40): WalEntry {
 }
 
 /** Deterministic PRNG (mulberry32) so a failing run can be replayed from its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from '../helpers/rng.js';
 
 /** What a sequence of saves must recover to: Raft's overwrite rule applied in call order. */
 export class LogModel {
