@@ -1,6 +1,8 @@
 // Node-API face of the WAL writer: a WalHandle class (append/close/join) plus the CRC-32C primitive and the
 // startup-only helpers the TypeScript side needs. Argument checking here is defensive; src/wal/ validates first.
+#include <fcntl.h>
 #include <linux/futex.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -282,6 +284,23 @@ Napi::Value FutexWaitJs(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, out);
 }
 
+// lockFile(path) -> fd. Takes an exclusive flock on path (created if missing) and keeps the descriptor open
+// for the life of the process, so a second member on the same data dir fails fast instead of corrupting it.
+Napi::Value LockFileJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "lockFile(path)");
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) throw CodedError(env, ErrnoCode(errno), "open " + path + ": " + std::strerror(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    close(fd);
+    if (err == EWOULDBLOCK) throw CodedError(env, "ELOCKED", path + " is locked by another process");
+    throw CodedError(env, ErrnoCode(err), "flock " + path + ": " + std::strerror(err));
+  }
+  return Napi::Number::New(env, fd);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("WalHandle", WalHandle::Init(env));
   exports.Set("crc32c", Napi::Function::New(env, Crc32cJs));
@@ -289,6 +308,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("crc32cImpl", Napi::String::New(env, Crc32cImpl()));
   exports.Set("writeInitialSegment", Napi::Function::New(env, WriteInitialSegmentJs));
   exports.Set("futexWait", Napi::Function::New(env, FutexWaitJs));
+  exports.Set("lockFile", Napi::Function::New(env, LockFileJs));
   exports.Set("controlBytes", Napi::Number::New(env, static_cast<double>(ctrl::kBytesTotal)));
   return exports;
 }

@@ -8,7 +8,7 @@ import {
   encodeMessage, decodeMessage, encodeConfChange, decodeConfChange,
   SnapshotStatus, type Entry, type HardState, type Message, type Ready, type ConfState, type ConfChange, type Snapshot,
 } from '../raft/index.js';
-import { Wal, type WalHardState } from '../wal/index.js';
+import { Wal, lockDataDir, type WalHardState } from '../wal/index.js';
 import { Mvcc } from '../mvcc/index.js';
 import { Transport } from '../transport/transport.js';
 import { EtcdError, Errors } from '../errors.js';
@@ -235,6 +235,11 @@ export class EtcdServer {
     const walDir = cfg.walDir ?? path.join(memberDir, 'wal');
     const snapDir = path.join(memberDir, 'snap');
     fs.mkdirSync(snapDir, { recursive: true, mode: 0o700 });
+    try {
+      lockDataDir(path.join(memberDir, 'lock'));
+    } catch (err) {
+      throw new Error(`data dir ${cfg.dataDir} is in use by another member: ${(err as Error).message}`);
+    }
     const walOpts = {
       segmentBytes: cfg.walSegmentBytes, batchMaxBytes: cfg.walBatchMaxBytes,
       batchMaxDelayUs: cfg.walBatchMaxDelayUs, noFsync: cfg.unsafeNoFsync,

@@ -2,7 +2,7 @@
 // (group commit), recovered and verified in TypeScript. This file is the API the server uses.
 import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, renameSync, rmSync,
   unlinkSync } from 'node:fs';
-import { readdir, unlink } from 'node:fs/promises';
+import { open, readdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { WalError } from './errors.js';
@@ -289,6 +289,11 @@ export class Wal {
     const keepFrom = searchStartSegment(segs, snap.index);
     // The open segment is always the newest; searchStartSegment never points past it.
     for (let i = 0; i < keepFrom; i++) await unlink(join(this.dir, segs[i]!.name));
+    if (keepFrom > 0) {
+      // Make the deletions durable too, so a crash cannot bring back a segment the snapshot already covers.
+      const dh = await open(this.dir, 'r');
+      try { await dh.sync(); } finally { await dh.close(); }
+    }
   }
 
   /** Waits for everything saved so far, stops the writer thread and releases the directory. */
@@ -521,5 +526,20 @@ function syncDir(dir: string): void {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * Locks a member's data dir for this process (an exclusive flock on `path`, held until exit), so two members
+ * can never write one WAL and one backend at the same time. Throws WalError code 'ELOCKED' if another process
+ * holds it.
+ *
+ *   lockDataDir(join(dataDir, 'member', 'lock'));
+ */
+export function lockDataDir(path: string): void {
+  try {
+    loadNative().lockFile(path);
+  } catch (e) {
+    throw asWalError(e, 'lock');
   }
 }

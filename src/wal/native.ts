@@ -46,6 +46,8 @@ export interface NativeWal {
   writeInitialSegment(path: string, records: Uint8Array, segmentBytes: number, noFsync: boolean): void;
   futexWait(word: Int32Array, index: number, expected: number, timeoutMs: number): 'ok' | 'not-equal' | 'timed-out';
   controlBytes: number;
+  /** Exclusive flock on path for the life of the process; throws {code: 'ELOCKED'} when another process holds it. */
+  lockFile(path: string): number;
 }
 
 /** Control block layout in bytes, mirrored from native/writer.h. */
