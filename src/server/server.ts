@@ -174,6 +174,8 @@ export class EtcdServer {
   private proposalBytes = 0;
   private readyRunning = false;
   private snapshotting = false;
+  /** The local snapshot in progress (resolved when none): a snapshot from the leader waits for it. */
+  private localSnapshot: Promise<void> = Promise.resolve();
   private stopped = false;
   private fatalError: EtcdError | undefined;
   private published = false;
@@ -520,6 +522,9 @@ export class EtcdServer {
    */
   private async installSnapshot(snap: Snapshot): Promise<void> {
     const { index, term, conf_state: cs } = snap.metadata;
+    // A local snapshot still finishing (e.g. the member was paused in the middle of one) would otherwise
+    // create and release an older snapshot after this one is installed.
+    await this.localSnapshot;
     const received = this.receivedSnapshots.get(index);
     if (!received) throw new Error(`raft installs snapshot ${index} but no state file arrived with it`);
     this.receivedSnapshots.delete(index);
@@ -675,7 +680,7 @@ export class EtcdServer {
     const term = this.appliedTerm;
     const cs = this.confState;
     const { flushed } = this.commitBackend();
-    void (async () => {
+    this.localSnapshot = (async () => {
       await flushed;
       await saveSnap(this.snapDir, { index, term, voters: cs.voters, learners: cs.learners }, 5);
       await this.wal.saveSnapshot({ index, term });
@@ -687,7 +692,7 @@ export class EtcdServer {
       this.log.info('saved snapshot', { 'snapshot-index': index });
     })().then(
       () => { this.snapshotting = false; },
-      (err: unknown) => this.fail(err),
+      (err: unknown) => { this.snapshotting = false; this.fail(err); },
     );
   }
 

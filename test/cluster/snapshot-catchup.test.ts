@@ -33,7 +33,10 @@ test('a follower stopped while the leader compacts its log past it catches up (b
   await load.stop();
   assert.ok(missed >= 8_000, `only ${missed} writes while the follower was stopped`);
 
-  const conv = await waitConverged(c, 60_000);
+  const conv = await waitConverged(c, 60_000).catch((err: Error) => {
+    // What the stuck follower and the leader said is what explains it.
+    throw new Error(`${err.message}\n--- ${follower.name} log:\n${follower.logTail(16 * 1024)}\n--- ${leader.name} log:\n${leader.logTail(16 * 1024)}`);
+  });
   assert.ok(conv.revision >= before.revision + missed);
   assert.equal(await load.lostWrites(follower.endpoint), []);
   const sawSnapshot = /received snapshot|applied snapshot/.test(follower.logTail(256 * 1024));
