@@ -4,7 +4,11 @@
 //
 //   node dist/bench/run.js [--rounds 5] [--duration-ms 5000] [--warmup-ms 1000] [--workloads put-1,put-1000|default|all]
 //     [--quick] [--profile] [--tetcd-cmd "node bin/tetcd"] [--etcd-cmd /usr/bin/etcd] [--out bench/RESULTS.md]
-//     [--client-procs 2] [--memory-keys 1000000] [--profile-dir DIR] [--keep] [--engine raw|http2]
+//     [--client-procs 2] [--memory-keys 1000000] [--profile-dir DIR] [--keep] [--engine raw|http2] [--label NAME]
+//     [--wal-writer native|js]
+//
+// --label names a variant of tetcd (e.g. `--label client-workers-2 --tetcd-cmd "node bin/tetcd --client-workers 2"`):
+// its results go to their own sections of RESULTS.md (bench:run-NAME, ...) so several variants sit side by side.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, release, totalmem } from 'node:os';
@@ -52,17 +56,21 @@ export interface BenchOptions {
   profileDir: string;
   keep: boolean;
   engine: LoadEngine;
+  /** '' or the variant name that suffixes the RESULTS.md sections. */
+  label: string;
+  /** Which WAL writer tetcd members use: the native addon, or bench/wal/js-writer.ts (same interface, TypeScript). */
+  walWriter: 'native' | 'js';
 }
 
 const USAGE = `usage: node dist/bench/run.js [--rounds N] [--duration-ms MS] [--warmup-ms MS] [--workloads LIST|default|all]
   [--quick] [--profile] [--tetcd-cmd CMD] [--etcd-cmd CMD] [--out FILE] [--client-procs N] [--memory-keys N]
-  [--profile-dir DIR] [--keep] [--engine raw|http2]
+  [--profile-dir DIR] [--keep] [--engine raw|http2] [--label NAME] [--wal-writer native|js]
 workloads: ${WORKLOADS.map((w) => w.name).join(', ')} (default: all of them)`;
 
 function parseOptions(argv: string[], root: string): BenchOptions {
   const given = new Map<string, string>();
   const flags = new Set<string>();
-  const valued = new Set(['rounds', 'duration-ms', 'warmup-ms', 'workloads', 'tetcd-cmd', 'etcd-cmd', 'out', 'client-procs', 'memory-keys', 'profile-dir', 'engine']);
+  const valued = new Set(['rounds', 'duration-ms', 'warmup-ms', 'workloads', 'tetcd-cmd', 'etcd-cmd', 'out', 'client-procs', 'memory-keys', 'profile-dir', 'engine', 'label', 'wal-writer']);
   const boolean = new Set(['profile', 'quick', 'keep', 'help']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -118,7 +126,19 @@ function parseOptions(argv: string[], root: string): BenchOptions {
     profileDir: resolve(given.get('profile-dir') ?? `/tmp/tetcd-bench-profiles-${stamp}`),
     keep: flags.has('keep'),
     engine: engineOf(given.get('engine') ?? 'raw'),
+    label: labelOf(given.get('label') ?? ''),
+    walWriter: walWriterOf(given.get('wal-writer') ?? 'native'),
   };
+}
+
+function walWriterOf(s: string): 'native' | 'js' {
+  if (s !== 'native' && s !== 'js') throw new Error('--wal-writer is native or js');
+  return s;
+}
+
+function labelOf(s: string): string {
+  if (s !== '' && !/^[a-z0-9][a-z0-9-]{0,40}$/.test(s)) throw new Error('--label is lower-case letters, digits and dashes');
+  return s;
 }
 
 function engineOf(s: string): LoadEngine {
@@ -185,7 +205,9 @@ function cmdFor(kind: ServerKind, o: BenchOptions): string[] {
 /** Starts a cluster, or returns why not. */
 async function startCluster(kind: ServerKind, o: BenchOptions, members: number, dir: string, root: string, cpuProfDir?: string): Promise<Cluster | string> {
   try {
-    const c = await Cluster.start({ kind, cmd: cmdFor(kind, o), cwd: root, members, baseDir: dir, cpuProfDir, readyTimeoutMs: members > 1 ? 60_000 : 30_000 });
+    // The JS writer replaces the addon through src/wal's TETCD_WAL_ADDON override (bench/wal/js-writer.ts).
+    const env = kind === 'tetcd' && o.walWriter === 'js' ? { TETCD_WAL_ADDON: join(here, 'wal', 'js-writer.js') } : undefined;
+    const c = await Cluster.start({ kind, cmd: cmdFor(kind, o), cwd: root, members, baseDir: dir, cpuProfDir, readyTimeoutMs: members > 1 ? 60_000 : 30_000, env });
     live.add(c);
     return c;
   } catch (err) {
@@ -239,6 +261,7 @@ async function runLoadOnce(kind: ServerKind, w: Workload, round: number, o: Benc
       otherCores: Math.max(0, (busy1 - busy0) / windowS - serverCores - res.clientCpuCores),
       threadCores: threads.map(([name, sec]) => [name, sec / windowS]),
       windowUs: { fromUs: mono0, toUs: mono1 },
+      memberPids: pids,
     };
   } catch (err) {
     return { ...blank, skipped: `run failed: ${(err as Error).message}` };
@@ -361,10 +384,17 @@ function findProfiles(dir: string): string[] {
   return readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(dir, f));
 }
 
-/** The busiest profile in dir (on 3 members: the leader's), summarised. */
-function busiestProfile(dir: string, top: number, root: string, window: TimeWindowUs | undefined): { summary: ProfileSummary; file: string } | undefined {
+/** The pid in a node --cpu-prof file name (CPU.<date>.<time>.<pid>.<tid>.<seq>.cpuprofile). */
+export function profilePid(file: string): number {
+  const m = /CPU\.\d+\.\d+\.(\d+)\.\d+\.\d+\.cpuprofile$/.exec(file);
+  return m === null ? -1 : Number(m[1]);
+}
+
+/** The busiest profile in dir (on 3 members: the leader's) among those `keep` accepts, summarised. */
+function busiestProfile(dir: string, top: number, root: string, window: TimeWindowUs | undefined, keep: (file: string) => boolean = () => true): { summary: ProfileSummary; file: string } | undefined {
   let best: { summary: ProfileSummary; file: string } | undefined;
   for (const f of findProfiles(dir)) {
+    if (!keep(f)) continue;
     const s = summarize(readCpuProfile(f), top, root, window);
     if (best === undefined || s.busyMs > best.summary.busyMs) best = { summary: s, file: f };
   }
@@ -382,15 +412,28 @@ async function runProfiled(w: Workload, o: BenchOptions, root: string, topN: num
   const base: ProfiledWorkload = { workload: w, rps: s.rps, p99Ms: s.p99Ms, memberLabel: '', profileDir: dirOut, serverCores: s.serverCores, threadCores: s.threadCores ?? [] };
   if (s.skipped !== undefined) return { ...base, skipped: s.skipped };
   const window = s.windowUs;
-  const member = busiestProfile(memberDir, topN, root, window);
+  // With --client-workers the member's client processes write profiles into the same directory.
+  const memberPids = new Set(s.memberPids ?? []);
+  const isMember = (f: string): boolean => memberPids.size === 0 || memberPids.has(profilePid(f));
+  const member = busiestProfile(memberDir, topN, root, window, isMember);
   const client = busiestProfile(clientDir, topN, root, window);
-  const nMembers = findProfiles(memberDir).length;
+  const clientProcess = busiestProfile(memberDir, topN, root, window, (f) => !isMember(f));
+  const nMembers = findProfiles(memberDir).filter(isMember).length;
+  const nClientProcesses = findProfiles(memberDir).length - nMembers;
   const label = nMembers > 1 ? `the busiest of ${nMembers} members' profiles, i.e. the leader` : 'the only member';
-  return { ...base, member: member?.summary, client: client?.summary, memberLabel: label, ...(member === undefined ? { skipped: 'the member wrote no profile' } : {}) };
+  return {
+    ...base, member: member?.summary, client: client?.summary, memberLabel: label,
+    clientProcess: clientProcess?.summary, clientProcessLabel: `the busiest of ${nClientProcesses}`,
+    ...(member === undefined ? { skipped: 'the member wrote no profile' } : {}),
+  };
 }
 
 function writeSection(o: BenchOptions, name: string, markdown: string): void {
   const existing = existsSync(o.out) ? readFileSync(o.out, 'utf8') : '';
+  if (o.label !== '') {
+    name = `${name}-${o.label}`;
+    markdown = markdown.replace(/^(## [^\n]*)/, `$1 — ${o.label}`);
+  }
   writeFileSync(o.out, spliceSection(existing, name, markdown));
   console.log(`bench: wrote ${o.out} (section ${name})`);
 }
@@ -410,7 +453,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC'),
     commandLine: ['node', fileURLToPath(import.meta.url).slice(root.length + 1), ...process.argv.slice(2)].map((a) => (/\s/.test(a) ? `"${a}"` : a)).join(' '),
     machine: machineFacts(o.etcdCmd), rounds: o.rounds, durationMs: o.durationMs, warmupMs: o.warmupMs, clientProcs: o.clientProcs,
-    tetcdCmd: o.tetcdCmd.join(' ').replace(process.execPath, 'node'), etcdCmd: o.etcdCmd.join(' '), engine: o.engine,
+    tetcdCmd: (o.walWriter === 'js' ? 'TETCD_WAL_ADDON=bench/wal/js-writer.js ' : '') + o.tetcdCmd.join(' ').replace(process.execPath, 'node'), etcdCmd: o.etcdCmd.join(' '), engine: o.engine,
   };
   console.log(`bench: ${facts.machine}`);
   console.log(`bench: workloads ${o.workloads.map((w) => w.name).join(', ')}; ${o.rounds} round(s) × ${o.durationMs} ms (+${o.warmupMs} ms warm-up); temp dir ${baseDir}`);
@@ -426,6 +469,10 @@ async function main(): Promise<void> {
         if (r.member === undefined) continue;
         console.log(`  ${r.workload.name}: top self time of the member`);
         r.member.functions.forEach((f, i) => console.log(`    ${String(i + 1).padStart(2)}. ${(f.share * 100).toFixed(1).padStart(5)} %  ${f.name}  ${f.where}`));
+        if (r.clientProcess !== undefined) {
+          console.log(`  ${r.workload.name}: top self time of a client process (${r.clientProcessLabel ?? ''})`);
+          r.clientProcess.functions.forEach((f, i) => console.log(`    ${String(i + 1).padStart(2)}. ${(f.share * 100).toFixed(1).padStart(5)} %  ${f.name}  ${f.where}`));
+        }
       }
     } else {
       const loads: LoadResult[] = [];

@@ -3,6 +3,10 @@
 //
 //   node dist/test/run.js                 every suite
 //   node dist/test/run.js mvcc raft/sim   only files whose path contains one of the words
+//
+// Run without filters, it then runs the suites that start member processes a second time against the
+// client-process mode (TETCD_CLIENT_WORKERS=2 → `--client-workers 2`), so both modes stay tested.
+// `TETCD_CLIENT_WORKERS=2 node dist/test/run.js` runs every suite in that mode once.
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative, dirname } from 'node:path';
@@ -22,10 +26,13 @@ function findTests(dir: string, out: string[] = []): string[] {
 
 interface FileResult { file: string; total: number; passed: number; skipped: number; failed: number; ms: number }
 
-function runFile(file: string): Promise<FileResult> {
+/** Suites that start tetcd member processes: the ones the client-process pass runs again. */
+const MEMBER_PROCESS_SUITES = ['compat/', 'cluster/', 'server/alarms', 'server/lock', 'workers/client-processes'];
+
+function runFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<FileResult> {
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+    const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let output = '';
     const onData = (chunk: Buffer) => { output += chunk.toString(); process.stdout.write(chunk); };
     child.stdout.on('data', onData);
@@ -65,13 +72,22 @@ for (const file of files) {
   process.stdout.write(`\n=== ${relative(testRoot, file)}\n`);
   results.push(await runFile(file));
 }
+const CLIENT_WORKERS_PASS = '2';
+if (filters.length === 0 && process.env.TETCD_CLIENT_WORKERS === undefined) {
+  const env = { ...process.env, TETCD_CLIENT_WORKERS: CLIENT_WORKERS_PASS };
+  for (const file of files.filter((f) => MEMBER_PROCESS_SUITES.some((w) => relative(testRoot, f).startsWith(w)))) {
+    process.stdout.write(`\n=== ${relative(testRoot, file)} [--client-workers ${CLIENT_WORKERS_PASS}]\n`);
+    const r = await runFile(file, env);
+    results.push({ ...r, file: `${r.file} [--client-workers ${CLIENT_WORKERS_PASS}]` });
+  }
+}
 
 let passed = 0, failed = 0, skipped = 0;
 process.stdout.write('\n--- per file\n');
 for (const r of results) {
   passed += r.passed; failed += r.failed; skipped += r.skipped;
   const mark = r.failed > 0 ? 'FAIL' : 'ok  ';
-  process.stdout.write(`${mark} ${relative(testRoot, r.file).padEnd(48)} ${String(r.passed).padStart(4)} passed ${String(r.failed).padStart(3)} failed ${String(r.skipped).padStart(3)} skipped ${(r.ms / 1000).toFixed(1).padStart(6)} s\n`);
+  process.stdout.write(`${mark} ${relative(testRoot, r.file).padEnd(64)} ${String(r.passed).padStart(4)} passed ${String(r.failed).padStart(3)} failed ${String(r.skipped).padStart(3)} skipped ${(r.ms / 1000).toFixed(1).padStart(6)} s\n`);
 }
 process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
 process.exitCode = failed > 0 || files.length === 0 ? 1 : 0;

@@ -29,6 +29,8 @@ export interface LoadSample {
   threadCores?: [string, number][];
   /** The measured window on the monotonic clock (to cut CPU profiles to it). */
   windowUs?: { fromUs: number; toUs: number };
+  /** Process ids of the members (their children, e.g. tetcd's client processes, are not listed). */
+  memberPids?: number[];
 }
 
 /** Every sample of one load workload. */
@@ -226,6 +228,9 @@ export interface ProfiledWorkload {
   threadCores: [string, number][];
   member?: ProfileSummary;
   client?: ProfileSummary;
+  /** The busiest of tetcd's client processes (--client-workers), when there are any. */
+  clientProcess?: ProfileSummary;
+  clientProcessLabel?: string;
   profileDir: string;
 }
 
@@ -254,6 +259,15 @@ export function renderProfiles(f: RunFacts, runs: readonly ProfiledWorkload[], t
       m.functions.forEach((s, i) => out.push(`| ${i + 1} | \`${cell(s.name)}\` | ${cell(s.where)} | ${fmtInt(s.selfMs)} | ${(s.share * 100).toFixed(1)} % |`));
       out.push('', 'By file:', '', '| file | self ms | share |', '|---|---:|---:|');
       m.files.slice(0, 8).forEach((s) => out.push(`| ${cell(s.name)} | ${fmtInt(s.selfMs)} | ${(s.share * 100).toFixed(1)} % |`));
+      out.push('');
+    }
+    if (r.clientProcess !== undefined) {
+      const c = r.clientProcess;
+      out.push(`Client process (${r.clientProcessLabel ?? 'one of them'}): main thread busy ${fmtInt(c.busyMs)} ms of ${fmtInt(c.wallMs)} ms (${Math.round((c.busyMs / Math.max(1, c.wallMs)) * 100)} %). Top ${topN} functions by self time:`, '');
+      out.push('| # | function | where | self ms | share |', '|---:|---|---|---:|---:|');
+      c.functions.forEach((s, i) => out.push(`| ${i + 1} | \`${cell(s.name)}\` | ${cell(s.where)} | ${fmtInt(s.selfMs)} | ${(s.share * 100).toFixed(1)} % |`));
+      out.push('', 'By file:', '', '| file | self ms | share |', '|---|---:|---:|');
+      c.files.slice(0, 8).forEach((s) => out.push(`| ${cell(s.name)} | ${fmtInt(s.selfMs)} | ${(s.share * 100).toFixed(1)} % |`));
       out.push('');
     }
     if (r.client !== undefined) {

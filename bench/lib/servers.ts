@@ -25,6 +25,8 @@ export interface ClusterSpec {
   cpuProfDir?: string;
   /** How long to wait for every member to answer a linearizable read (default 30 s). */
   readyTimeoutMs?: number;
+  /** Extra environment variables for the members. */
+  env?: Readonly<Record<string, string>>;
 }
 
 /** A cluster that could not be started; `reason` is one line for the results table. */
@@ -144,7 +146,7 @@ export class Cluster {
       const fd = openSync(logPath, 'a');
       let child: ChildProcess;
       try {
-        child = spawn(argvPrefix[0], args, { cwd: spec.cwd, stdio: ['ignore', fd, fd], env: { ...process.env, ETCDCTL_API: '3' } });
+        child = spawn(argvPrefix[0], args, { cwd: spec.cwd, stdio: ['ignore', fd, fd], env: { ...process.env, ETCDCTL_API: '3', ...(spec.env ?? {}) } });
       } finally {
         closeSync(fd);
       }

@@ -1,5 +1,7 @@
 // HTTP/1.1 endpoints on the client port: /health, /version and /metrics, answered as etcd 3.4 does
 // (same bodies, statuses and CORS headers). The JSON gateway (/v3/...) joins here in its own issue.
+// The handler asks an HttpBackend for the member's answers: the member itself (memberHttpBackend) or,
+// in a client process (--client-workers), the member over the local channel.
 import type { IncomingMessage, ServerResponse, RequestListener } from 'node:http';
 import type { EtcdServer } from '../server/server.js';
 import { ETCD_SERVER_VERSION, ETCD_CLUSTER_VERSION } from '../config/version.js';
@@ -13,6 +15,14 @@ const CORS = {
 
 /** How long /health waits for its linearizable read (etcd: 1 s). */
 const HEALTH_READ_TIMEOUT_MS = 1000;
+
+/** What the HTTP endpoints need from the member. */
+export interface HttpBackend {
+  /** etcd's /health verdict. Never rejects. */
+  healthy(): Promise<boolean>;
+  /** The Prometheus text of /metrics. */
+  metricsText(): string | Promise<string>;
+}
 
 function reply(res: ServerResponse, status: number, contentType: string, body: string): void {
   res.writeHead(status, { ...CORS, 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body) });
@@ -37,12 +47,35 @@ export function memberMetrics(s: EtcdServer): Registry {
 }
 
 /**
+ * etcd 3.4's health check: unhealthy with any alarm or without a leader, else healthy if a linearizable
+ * read completes within a second.
+ */
+export async function memberHealthy(s: EtcdServer): Promise<boolean> {
+  if (s.applier.alarms.size > 0 || s.leader === 0n) return false;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('timeout')), HEALTH_READ_TIMEOUT_MS); });
+  try {
+    await Promise.race([s.linearizableRead(), timeout]);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The HttpBackend of a member serving its own clients. */
+export function memberHttpBackend(s: EtcdServer): HttpBackend {
+  const metrics = memberMetrics(s);
+  return { healthy: () => memberHealthy(s), metricsText: () => metrics.render() };
+}
+
+/**
  * The HTTP/1.1 handler for a client listener.
  *
- *   ClientListener.listen({ url, grpc, http1: httpHandler(server) });
+ *   ClientListener.listen({ url, grpc, http1: httpHandler(memberHttpBackend(server)) });
  */
-export function httpHandler(s: EtcdServer): RequestListener {
-  const metrics = memberMetrics(s);
+export function httpHandler(backend: HttpBackend): RequestListener {
   return (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://x');
     switch (url.pathname) {
@@ -50,22 +83,17 @@ export function httpHandler(s: EtcdServer): RequestListener {
         reply(res, 200, 'application/json', JSON.stringify({ etcdserver: ETCD_SERVER_VERSION, etcdcluster: ETCD_CLUSTER_VERSION }));
         return;
       case '/metrics':
-        reply(res, 200, 'text/plain; version=0.0.4; charset=utf-8', metrics.render());
+        Promise.resolve(backend.metricsText()).then(
+          (text) => reply(res, 200, 'text/plain; version=0.0.4; charset=utf-8', text),
+          (err: unknown) => reply(res, 500, 'text/plain; charset=utf-8', `${err instanceof Error ? err.message : String(err)}\n`),
+        );
         return;
-      case '/health': {
-        // Any alarm makes a member unhealthy (etcd 3.4), as does having no leader.
-        if (s.applier.alarms.size > 0 || s.leader === 0n) {
-          reply(res, 503, 'text/plain; charset=utf-8', '{"health":"false"}');
-          return;
-        }
-        let timer: NodeJS.Timeout | undefined;
-        const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('timeout')), HEALTH_READ_TIMEOUT_MS); });
-        Promise.race([s.linearizableRead(), timeout]).then(
-          () => reply(res, 200, 'text/plain; charset=utf-8', '{"health":"true"}'),
-          () => reply(res, 503, 'text/plain; charset=utf-8', '{"health":"false"}'),
-        ).finally(() => clearTimeout(timer));
+      case '/health':
+        void backend.healthy().then((ok) => {
+          if (ok) reply(res, 200, 'text/plain; charset=utf-8', '{"health":"true"}');
+          else reply(res, 503, 'text/plain; charset=utf-8', '{"health":"false"}');
+        });
         return;
-      }
       default:
         reply(res, 404, 'text/plain; charset=utf-8', '404 page not found\n');
     }

@@ -23,6 +23,11 @@ export interface ClientListenerOptions {
   sniffTimeoutMs?: number;
   /** Accepted connections beyond this are refused (net.Server maxConnections). Default unlimited. */
   connectionsMax?: number;
+  /**
+   * Bind the port alone (default true). False in node:cluster workers: they then share the port the
+   * primary binds, which hands each accepted connection to one of them (round robin).
+   */
+  exclusive?: boolean;
 }
 
 /**
@@ -125,7 +130,7 @@ export class ClientListener {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       server.once('error', onError);
-      server.listen({ host, port, exclusive: true }, () => {
+      server.listen({ host, port, exclusive: options.exclusive ?? true }, () => {
         server.off('error', onError);
         resolve();
       });

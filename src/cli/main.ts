@@ -7,7 +7,8 @@ import { Wal } from '../wal/index.js';
 import { GrpcServer } from '../api/grpc/server.js';
 import { ClientListener } from '../api/listener.js';
 import { registerServices } from '../api/services.js';
-import { httpHandler } from '../api/http.js';
+import { httpHandler, memberHttpBackend } from '../api/http.js';
+import { ClientWorkers } from '../workers/host.js';
 import path from 'node:path';
 
 /** etcd's gRPC receive limit: the request limit plus room for the envelope. */
@@ -69,19 +70,39 @@ async function main(): Promise<number> {
   }
 
   const server = await EtcdServer.start(serverConfig(c, log));
-  const grpc = new GrpcServer({
+  const grpcOptions = {
     maxRecvMessageBytes: c.maxRequestBytes + GRPC_OVERHEAD_BYTES,
     maxConcurrentStreams: c.maxConcurrentStreams,
     keepaliveIntervalMs: c.grpcKeepaliveIntervalMs,
     keepaliveTimeoutMs: c.grpcKeepaliveTimeoutMs,
     keepaliveMinTimeMs: c.grpcKeepaliveMinTimeMs,
-  });
-  registerServices(grpc, server);
-  const http1 = httpHandler(server);
+  };
+  const http = memberHttpBackend(server);
+  // Either the member serves its clients itself, or client processes do and forward to it.
+  let grpc: GrpcServer | undefined;
+  let workers: ClientWorkers | undefined;
   const listeners: ClientListener[] = [];
-  for (const u of c.listenClientUrls) {
-    listeners.push(await ClientListener.listen({ url: u.href, grpc, http1 }));
-    log.info('ready to serve client requests', { address: u.host });
+  if (c.clientWorkers > 0) {
+    workers = await ClientWorkers.start({
+      count: c.clientWorkers, server, http, log,
+      config: {
+        listenClientUrls: c.listenClientUrls.map((u) => u.href),
+        memberIdHex: server.memberId.toString(16),
+        limits: { maxTxnOps: c.maxTxnOps, maxRequestBytes: c.maxRequestBytes },
+        grpc: grpcOptions,
+        logLevel: c.logLevel,
+        drainTimeoutMs: 2000,
+      },
+    });
+    for (const u of c.listenClientUrls) log.info('ready to serve client requests', { address: u.host, 'client-workers': c.clientWorkers });
+  } else {
+    grpc = new GrpcServer(grpcOptions);
+    registerServices(grpc, server);
+    const http1 = httpHandler(http);
+    for (const u of c.listenClientUrls) {
+      listeners.push(await ClientListener.listen({ url: u.href, grpc, http1 }));
+      log.info('ready to serve client requests', { address: u.host });
+    }
   }
 
   return new Promise<number>((resolve) => {
@@ -91,7 +112,8 @@ async function main(): Promise<number> {
       stopping = true;
       log.info('received signal; shutting down', { signal });
       void (async () => {
-        await grpc.shutdown({ graceful: true, timeoutMs: 2000 });
+        if (workers !== undefined) await workers.stop(2000);
+        if (grpc !== undefined) await grpc.shutdown({ graceful: true, timeoutMs: 2000 });
         await Promise.all(listeners.map((l) => l.close(1000)));
         await server.stop();
         resolve(0);
@@ -105,7 +127,9 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`tetcd: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    // A start-up failure is the user's to read: its message, and the stack only when asked for.
+    const detail = err instanceof Error ? (process.env.TETCD_DEBUG ? err.stack ?? err.message : err.message) : String(err);
+    process.stderr.write(`tetcd: ${detail}\n`);
     process.exit(1);
   },
 );

@@ -102,5 +102,5 @@ export const IMPLEMENTED: Readonly<Record<FlagName, boolean>> = {
   'log-output': false,
   'enable-grpc-gateway': false,
   'worker-threads': false,
-  'client-workers': false,
+  'client-workers': true,
 };

@@ -13,6 +13,7 @@ import {
 import type { KeyValue } from '../../src/proto/kv.js';
 import { track, tempDir } from './cleanup.js';
 import { etcdctl } from './etcdctl.js';
+import { clientWorkersArgs } from './member.js';
 import { GrpcStatusError, KvClient, prefixEnd, unaryCall } from './grpc-kv.js';
 
 export { GrpcStatusError, prefixEnd };
@@ -60,7 +61,10 @@ export async function startFaultCluster(opts: Partial<ClusterOptions> = {}): Pro
     dataDir: tempDir('tetcd-faults-'),
     readyTimeoutMs: 30_000,
     ...opts,
-    extraArgs: ['--heartbeat-interval', String(HEARTBEAT_MS), '--election-timeout', String(ELECTION_MS), ...(opts.extraArgs ?? [])],
+    extraArgs: [
+      '--heartbeat-interval', String(HEARTBEAT_MS), '--election-timeout', String(ELECTION_MS),
+      ...(FAULTS_TARGET === 'tetcd' ? clientWorkersArgs() : []), ...(opts.extraArgs ?? []),
+    ],
     onSpawn: (child) => { track(child); opts.onSpawn?.(child); },
   });
 }

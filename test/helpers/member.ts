@@ -103,7 +103,7 @@ export class Member {
 
   private command(): { cmd: string; args: string[] } {
     if (this.kind === 'etcd') return { cmd: 'etcd', args: this.args() };
-    return { cmd: process.execPath, args: [tetcdEntry(), ...this.args()] };
+    return { cmd: process.execPath, args: [tetcdEntry(), ...this.args(), ...clientWorkersArgs()] };
   }
 
   /** The last ~64 KiB of the member's stdout+stderr. */
@@ -191,6 +191,17 @@ export class Member {
     await this.stop();
     await this.start();
   }
+}
+
+/**
+ * `--client-workers N` when TETCD_CLIENT_WORKERS=N is set, so every suite can run against tetcd's
+ * client-process mode too (`TETCD_CLIENT_WORKERS=2 npm test`); nothing otherwise. tetcd members only.
+ */
+export function clientWorkersArgs(): string[] {
+  const v = process.env.TETCD_CLIENT_WORKERS;
+  if (v === undefined || v === '') return [];
+  if (!/^\d+$/.test(v)) throw new Error(`TETCD_CLIENT_WORKERS must be a number, got ${v}`);
+  return ['--client-workers', v];
 }
 
 function sleep(ms: number): Promise<void> {

@@ -32,6 +32,13 @@ const RESPOND_AND_END = Object.freeze({ endStream: true, sendDate: false });
 const TRAILERS_OK: OutgoingHttpHeaders = Object.freeze({ 'grpc-status': '0' });
 const statusStrings: readonly string[] = Array.from({ length: 17 }, (_, i) => String(i));
 
+/**
+ * What a unary handler returns when it answers later itself, through `call.respondFramed()` or
+ * `call.fail()` (a forwarding handler: the answer comes from another process).
+ */
+export const DEFERRED: unique symbol = Symbol('tetcd.grpcDeferred');
+export type Deferred = typeof DEFERRED;
+
 /** The status the server sends once a call is over before its handler answered (grpc-go texts). */
 const CANCELED_MESSAGE = 'context canceled';
 const DEADLINE_MESSAGE = 'context deadline exceeded';
@@ -90,6 +97,8 @@ export class ServerCall {
   private _halfClosed = false;
   private _closed = false;
   private readonly _gzip: boolean;
+  /** The (decompressed) request message of a unary or server-streaming call, once it arrived. */
+  private _requestBytes: Uint8Array | undefined = undefined;
 
   // Reassembly of length-prefixed messages that span DATA frames.
   private _rxCount = 0;
@@ -152,6 +161,35 @@ export class ServerCall {
   /** True once nothing more can be sent: the status went out or the stream is gone. */
   get done(): boolean {
     return this._finished;
+  }
+
+  /**
+   * The request message as it arrived (protobuf, decompressed) for a unary or server-streaming call:
+   * a forwarding handler passes it on without encoding it again. A view into a buffer the call owns.
+   */
+  get requestBytes(): Uint8Array | undefined {
+    return this._requestBytes;
+  }
+
+  /**
+   * Answers a unary call whose handler returned DEFERRED with a response message that is already framed
+   * for gRPC (5-byte prefix + protobuf). Ignored once the call is over (cancelled, deadline).
+   */
+  respondFramed(framed: Uint8Array): void {
+    if (this._entry.kind !== HandlerKind.Unary) throw new Error(`${this.method}: respondFramed() on a streaming call`);
+    if (this._finished) return;
+    const size = framed.length - FRAME_HEADER_BYTES;
+    const maxSend = this._host.opts.maxSendMessageBytes;
+    if (size > maxSend) {
+      this._fail(GrpcCode.ResourceExhausted, `grpc: trying to send message larger than max (${size} vs. ${maxSend})`, true);
+      return;
+    }
+    this._sendFramed(framed);
+  }
+
+  /** Ends a unary call whose handler returned DEFERRED with the status of `err` (EtcdError keeps its code). */
+  fail(err: unknown): void {
+    this._failWith(err);
   }
 
   /** The client's address as the socket reports it. */
@@ -422,6 +460,10 @@ export class ServerCall {
     if (this._finished) return;
     const framed = this._frame(res, 'grpc: trying to send message larger than max');
     if (framed === undefined) return;
+    this._sendFramed(framed);
+  }
+
+  private _sendFramed(framed: Uint8Array): void {
     const stream = this._stream;
     if (stream.destroyed || stream.closed) return; // 'close' accounts for it
     this._finished = true;
@@ -534,6 +576,7 @@ export class ServerCall {
       this._fail(GrpcCode.Internal, 'grpc: more than one request message for a unary or server-streaming method', true);
       return;
     }
+    if (entry.kind !== HandlerKind.Bidi) this._requestBytes = body;
     let req: unknown;
     try {
       req = entry.desc.decodeRequest(body);
@@ -557,7 +600,7 @@ export class ServerCall {
       return;
     }
     if (res instanceof Promise) void awaitUnary(this, res);
-    else this._sendUnary(res);
+    else if (res !== DEFERRED) this._sendUnary(res);
   }
 
   private _runServerStream(req: unknown): void {

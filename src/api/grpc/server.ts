@@ -5,10 +5,10 @@ import http2, { constants as h2, type Http2Server, type IncomingHttpHeaders, typ
 import type { Duplex } from 'node:stream';
 import { GrpcCode } from '../../errors.js';
 import type { ProtoWriter } from '../../proto/wire.js';
-import { HandlerKind, ServerCall, respondTrailersOnly, type CallHost } from './call.js';
+import { HandlerKind, ServerCall, respondTrailersOnly, type CallHost, type Deferred } from './call.js';
 import { GRPC_CODE_COUNT, isGrpcContentType, methodType, parseGrpcTimeoutMs, type GrpcMethodType } from './protocol.js';
 
-export { ServerCall } from './call.js';
+export { ServerCall, DEFERRED, type Deferred } from './call.js';
 export type { Metadata } from './metadata.js';
 
 /**
@@ -30,8 +30,11 @@ export interface MethodDescriptor<Req, ResInit> {
   writeResponse?(m: ResInit, w: ProtoWriter): void;
 }
 
-/** A unary handler: the response, or a promise of it; a thrown EtcdError becomes the status. */
-export type UnaryHandler<Req, ResInit> = (req: Req, call: ServerCall) => ResInit | Promise<ResInit>;
+/**
+ * A unary handler: the response, or a promise of it; a thrown EtcdError becomes the status. DEFERRED means
+ * the handler answers later itself (`call.respondFramed()` / `call.fail()`).
+ */
+export type UnaryHandler<Req, ResInit> = (req: Req, call: ServerCall) => ResInit | Promise<ResInit> | Deferred;
 
 /** The response side of a streaming call. */
 export interface ServerWriter<ResInit> {
