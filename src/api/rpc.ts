@@ -62,7 +62,11 @@ function withHeader<T extends HeaderedResponse>(s: EtcdServer, resp: T): T {
 
 /** Refuses a write the backend quota has no room for, and raises NOSPACE (etcd's quotaKVServer). */
 function checkQuota(s: EtcdServer, costBytes: number): void {
-  if (costBytes === 0 || s.quota.available(costBytes)) return;
+  if (costBytes === 0) return;
+  if (s.quota.available(costBytes)) {
+    s.quota.charge(costBytes);
+    return;
+  }
   s.raiseNoSpace();
   throw Errors.NoSpace();
 }

@@ -25,17 +25,50 @@ export function costTxn(r: TxnRequestInit): number {
 /**
  * The quota. `quotaBytes` ≤ 0 or Infinity means none (etcd: a negative --quota-backend-bytes).
  *
- *   if (!quota.available(costPut(req))) { raiseNoSpace(); throw Errors.NoSpace(); }
+ *   if (!quota.available(cost)) { raiseNoSpace(); throw Errors.NoSpace(); }
+ *   quota.charge(cost);                    // the write goes ahead
+ *   const mark = quota.mark();             // a backend commit starts
+ *   flushed.then(() => quota.settled(mark, backendSizeNow));
+ *
+ * The backend's size grows only when a batched commit lands (every --backend-batch-interval), so the
+ * size alone would let a burst of writes far past the quota. Writes accepted since the last landed
+ * commit are therefore counted at their cost until a commit that holds them lands and the size is read
+ * again.
  */
 export class BackendQuota {
-  constructor(private readonly quotaBytes: number, private readonly backendSizeBytes: () => number) {}
+  /** Cost of every write accepted so far. */
+  private charged = 0;
+  /** Of which the backend size last read already holds. */
+  private settledCharged = 0;
+
+  constructor(private readonly quotaBytes: number, private sizeBytes: number) {}
 
   get enabled(): boolean {
     return Number.isFinite(this.quotaBytes) && this.quotaBytes > 0;
   }
 
+  /** The backend's size as last read, plus the writes accepted since then. */
+  get estimatedBytes(): number {
+    return this.sizeBytes + (this.charged - this.settledCharged);
+  }
+
   available(costBytes: number): boolean {
     if (!this.enabled) return true;
-    return this.backendSizeBytes() + costBytes < this.quotaBytes;
+    return this.estimatedBytes + costBytes < this.quotaBytes;
+  }
+
+  charge(costBytes: number): void {
+    this.charged += costBytes;
+  }
+
+  /** Everything charged so far: what a commit starting now will hold. */
+  mark(): number {
+    return this.charged;
+  }
+
+  /** A commit that holds everything charged up to `mark` landed; the backend is now `sizeBytes`. */
+  settled(mark: number, sizeBytes: number): void {
+    this.sizeBytes = sizeBytes;
+    if (mark > this.settledCharged) this.settledCharged = mark;
   }
 }

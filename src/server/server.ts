@@ -142,7 +142,6 @@ export class EtcdServer {
   membership: Membership;
   readonly applier: Applier;
   readonly quota: BackendQuota;
-  private dbSizeBytes: number;
 
   private readonly node: RawNode;
   private readonly storage: MemoryStorage;
@@ -203,10 +202,9 @@ export class EtcdServer {
     this.backendIndex = init.mvcc.consistentIndex().index;
     this.ids = new IdGenerator(init.memberId, Date.now());
     this.requestTimeoutMs = 5000 + 2 * init.cfg.electionMs;
-    // The backend's size is read from LMDB's stats at most every sweep (100 ms): reading it per write cost
-    // a quarter of the member's CPU under load, and the quota needs no finer precision.
-    this.dbSizeBytes = init.mvcc.stats.dbSizeBytes;
-    this.quota = new BackendQuota(init.cfg.quotaBackendBytes, () => this.dbSizeBytes);
+    // The backend's size is read from LMDB's stats when a commit lands (reading it per write cost a quarter
+    // of the member's CPU under load); the quota counts the writes accepted since at their cost.
+    this.quota = new BackendQuota(init.cfg.quotaBackendBytes, init.mvcc.stats.dbSizeBytes);
     this.applier = new Applier(this.mvcc, {
       maxTxnOps: init.cfg.maxTxnOps,
       maxRangeResponseBytes: init.cfg.maxRangeResponseBytes,
@@ -339,7 +337,6 @@ export class EtcdServer {
     }, this.cfg.heartbeatMs);
     const sweep = setInterval(() => {
       const now = Date.now();
-      this.dbSizeBytes = this.mvcc.stats.dbSizeBytes;
       this.waits.sweep(now, () => (this.leaderId === 0n ? Errors.TimeoutDueToLeaderFail() : Errors.Timeout()));
       this.reads.tick(now);
       if (!this.published) this.publish();
@@ -550,6 +547,7 @@ export class EtcdServer {
     this.lastSavedIndex = index;
     this.committedIndex = Math.max(this.committedIndex, index);
     this.backendIndex = next.consistentIndex().index;
+    this.quota.settled(this.quota.mark(), next.stats.dbSizeBytes);
     const reloaded = Membership.load(next);
     this.membership = reloaded;
     for (const mem of reloaded.list()) this.transport.addPeer(mem.ID, mem.peerURLs);
@@ -666,7 +664,11 @@ export class EtcdServer {
     this.backendCommitTimer = undefined;
     this.entriesSinceBackendCommit = 0;
     if (this.appliedIndex <= this.backendIndex) return { flushed: Promise.resolve() };
-    return this.mvcc.commit(this.appliedIndex, this.appliedTerm);
+    const mark = this.quota.mark();
+    const store = this.mvcc;
+    const r = store.commit(this.appliedIndex, this.appliedTerm);
+    if (this.quota.enabled) r.flushed.then(() => { if (this.mvcc === store) this.quota.settled(mark, store.stats.dbSizeBytes); }, () => {});
+    return r;
   }
   private readonly commitBackendBound = () => { this.commitBackend(); };
   private backendCommitTimer: NodeJS.Timeout | undefined;
