@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseClusterArgs } from '../../tools/cluster.js';
-import { awaitWithTimer, tempDir, track } from '../helpers/cleanup.js';
+import { awaitWithTimer, processAlive, tempDir, track } from '../helpers/cleanup.js';
 import { etcdctl } from '../helpers/etcdctl.js';
 
 const launcher = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tools', 'cluster.js');
@@ -21,15 +21,6 @@ interface Launched {
 }
 
 const launched: Launched[] = [];
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Starts the launcher and waits for its "Ctrl-C stops" line. */
 async function launch(args: string[], readyTimeoutMs = 45_000): Promise<Launched> {
@@ -67,7 +58,7 @@ test.after(async () => {
       l.child.kill('SIGTERM');
       await waitExit(l, 20_000).catch(() => l.child.kill('SIGKILL'));
     }
-    for (const pid of l.pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of l.pids) if (processAlive(pid)) process.kill(pid, 'SIGKILL');
   }
 });
 
@@ -109,7 +100,7 @@ test('`cluster --size 3`: prints endpoints and a working etcdctl line; SIGTERM s
   l.child.kill('SIGTERM');
   assert.is(await waitExit(l, 20_000), 0);
   assert.match(l.output(), /stopped; temp data removed/);
-  for (const pid of l.pids) assert.not.ok(alive(pid), `member pid ${pid} still running`);
+  for (const pid of l.pids) assert.not.ok(processAlive(pid), `member pid ${pid} still running`);
   assert.not.ok(existsSync(dataDir), 'temp data dir removed');
 });
 
@@ -125,7 +116,7 @@ test('`cluster --etcd --size 1 --data-dir D`: real etcd with the same layout; SI
   l.child.kill('SIGINT');
   assert.is(await waitExit(l, 20_000), 0);
   assert.match(l.output(), /data kept in/);
-  assert.not.ok(alive(l.pids[0]!));
+  assert.not.ok(processAlive(l.pids[0]!));
   assert.ok(existsSync(join(d, 'm1', 'member')), 'the given data dir is kept');
   assert.ok(existsSync(join(d, 'm1.log')), 'with the member log');
 });

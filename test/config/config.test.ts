@@ -259,8 +259,8 @@ test('--config-file: YAML keys as etcd, flags and env ignored, etcd coercions an
 });
 
 test('unimplemented flags that are set are reported; defaults are not', () => {
-  const r = ok(['--pre-vote', '--name', 'x', '--client-workers=2']);
-  assert.equal(r.config.unimplementedSet, ['pre-vote', 'client-workers']);
+  const r = ok(['--pre-vote', '--name', 'x', '--worker-threads=2']);
+  assert.equal(r.config.unimplementedSet, ['pre-vote', 'worker-threads']);
   assert.not.ok(r.warnings.some((w) => w.includes('pre-vote')), 'reported once, through unimplementedSet, by the caller');
 });
 

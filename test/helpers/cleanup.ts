@@ -73,3 +73,13 @@ export function runningChildren(): number {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) n++;
   return n;
 }
+
+/** Whether a process with this pid exists (signal 0 probes without signalling). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

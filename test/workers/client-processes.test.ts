@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import http2 from 'node:http2';
 import { readFileSync } from 'node:fs';
 import { startTetcd, type Member } from '../helpers/member.js';
+import { processAlive } from '../helpers/cleanup.js';
 import { unaryCall, GrpcStatusError, KvClient } from '../helpers/grpc-kv.js';
 import { KV, encodePutRequest, encodeRangeRequest, decodeRangeResponse } from '../../src/proto/rpc.js';
 
@@ -18,15 +19,6 @@ function childPids(pid: number): number[] {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter((s) => s !== '').map(Number);
   } catch {
     return [];
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -76,7 +68,7 @@ test('a client process killed under load is replaced and no acknowledged write i
     const victim = childPids(pid)[0];
     process.kill(victim, 'SIGKILL');
     const ackedAtKill = acked.size;
-    await waitFor('the replacement', 10_000, () => !alive(victim) && childPids(pid).filter((p) => p !== victim).length === WORKERS);
+    await waitFor('the replacement', 10_000, () => !processAlive(victim) && childPids(pid).filter((p) => p !== victim).length === WORKERS);
     await waitFor('writes after the kill', 10_000, () => acked.size >= ackedAtKill + 500);
     stop = true;
     await Promise.all(writers);
@@ -158,7 +150,7 @@ test('client processes exit with their member, even when it is killed', async ()
   await waitFor('client processes', 5000, () => childPids(pid).length === WORKERS);
   const kids = childPids(pid);
   await m.kill();
-  await waitFor('client processes to exit', 5000, () => kids.every((k) => !alive(k)));
+  await waitFor('client processes to exit', 5000, () => kids.every((k) => !processAlive(k)));
   // The port is free again: a restarted member serves on it.
   await m.start();
   await waitFor('client processes after restart', 5000, () => childPids(m.proc!.pid!).length === WORKERS);
