@@ -42,6 +42,9 @@ function serverConfig(c: Config, log: Logger): ServerConfig {
     walSegmentBytes: c.walSegmentBytes,
     walBatchMaxBytes: c.walBatchMaxBytes,
     walBatchMaxDelayUs: c.walBatchMaxDelayUs,
+    proposalBatchMax: c.proposalBatchMax,
+    proposalBatchMaxDelayUs: c.proposalBatchMaxDelayUs,
+    applyBatchMaxBytes: c.applyBatchMaxBytes,
     unsafeNoFsync: c.unsafeNoFsync,
     logger: log,
   };

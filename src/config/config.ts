@@ -152,7 +152,8 @@ export interface Config {
   workerThreads: number;
   clientWorkers: number;
   proposalBatchMax: number;
-  applyBatchMax: number;
+  proposalBatchMaxDelayUs: number;
+  applyBatchMaxBytes: number;
   snapshotCatchupEntries: number;
 
   /** The YAML file the settings came from, or ''. */
@@ -573,7 +574,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, io:
     workerThreads: num(v, 'worker-threads'),
     clientWorkers: num(v, 'client-workers'),
     proposalBatchMax: num(v, 'proposal-batch-max'),
-    applyBatchMax: num(v, 'apply-batch-max'),
+    proposalBatchMaxDelayUs: Number(big(v, 'proposal-batch-max-delay') / 1000n),
+    applyBatchMaxBytes: num(v, 'apply-batch-max-bytes'),
     snapshotCatchupEntries: num(v, 'snapshot-catchup-entries'),
 
     configFile,

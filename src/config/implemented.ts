@@ -32,8 +32,9 @@ export const IMPLEMENTED: Readonly<Record<FlagName, boolean>> = {
   'wal-batch-max-delay': true,
   'wal-segment-bytes': true,
   'unsafe-no-fsync': true,
-  'proposal-batch-max': false,
-  'apply-batch-max': false,
+  'proposal-batch-max': true,
+  'proposal-batch-max-delay': true,
+  'apply-batch-max-bytes': true,
   'snapshot-catchup-entries': true,
 
   // Later issues.

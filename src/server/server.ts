@@ -61,10 +61,18 @@ export interface ServerConfig {
   walSegmentBytes?: number;
   walBatchMaxBytes?: number;
   walBatchMaxDelayUs?: number;
+  /** Most proposals handed to Raft per Ready (--proposal-batch-max); the rest wait for the next. */
+  proposalBatchMax?: number;
+  /** How long proposals may wait to gather a fuller batch (--proposal-batch-max-delay); 0 = end of turn. */
+  proposalBatchMaxDelayUs?: number;
+  /** Bytes of committed entries applied per Ready (--apply-batch-max-bytes; Raft's MaxCommittedSizePerReady). */
+  applyBatchMaxBytes?: number;
   unsafeNoFsync: boolean;
   logger?: Logger;
 }
 
+/** Proposals handed to Raft per Ready unless --proposal-batch-max says otherwise. */
+const PROPOSAL_BATCH_MAX_DEFAULT = 4096;
 /** Proposals and reads in flight at once; beyond it clients get ErrTooManyRequests. */
 const WAITERS_MAX = 200_000;
 /** Bytes of proposals queued for the next batch (or for a leader to appear); beyond it: TooManyRequests. */
@@ -171,6 +179,14 @@ export class EtcdServer {
   private proposalData: Uint8Array[] = [];
   private proposalIds: bigint[] = [];
   private proposalBytes = 0;
+  private readonly proposalBatchMax: number;
+  /** --proposal-batch-max-delay in ms (setTimeout's unit; sub-millisecond values round up to 1). */
+  private readonly proposalDelayMs: number;
+  private proposalTimer: NodeJS.Timeout | undefined;
+  private readonly scheduleReadyBound = (): void => {
+    this.proposalTimer = undefined;
+    this.scheduleReady();
+  };
   private readyRunning = false;
   private snapshotting = false;
   /** The local snapshot in progress (resolved when none): a snapshot from the leader waits for it. */
@@ -202,6 +218,9 @@ export class EtcdServer {
     this.backendIndex = init.mvcc.consistentIndex().index;
     this.ids = new IdGenerator(init.memberId, Date.now());
     this.requestTimeoutMs = 5000 + 2 * init.cfg.electionMs;
+    this.proposalBatchMax = Math.max(1, init.cfg.proposalBatchMax ?? PROPOSAL_BATCH_MAX_DEFAULT);
+    const delayUs = init.cfg.proposalBatchMaxDelayUs ?? 0;
+    this.proposalDelayMs = delayUs > 0 ? Math.max(1, Math.round(delayUs / 1000)) : 0;
     // The backend's size is read from LMDB's stats when a commit lands (reading it per write cost a quarter
     // of the member's CPU under load); the quota counts the writes accepted since at their cost.
     this.quota = new BackendQuota(init.cfg.quotaBackendBytes, init.mvcc.stats.dbSizeBytes);
@@ -309,6 +328,7 @@ export class EtcdServer {
       storage,
       applied: snap?.index ?? 0,
       maxSizePerMsg: MAX_SIZE_PER_MSG,
+      maxCommittedSizePerReady: cfg.applyBatchMaxBytes ?? MAX_SIZE_PER_MSG,
       maxInflightMsgs: MAX_INFLIGHT_MSGS,
       checkQuorum: true,
       preVote: cfg.preVote,
@@ -374,11 +394,22 @@ export class EtcdServer {
   private flushProposals(): void {
     // Without a leader Raft would drop them; like etcd, proposals wait for one (until their timeout).
     if (this.proposalData.length === 0 || this.leaderId === 0n) return;
+    if (this.proposalTimer !== undefined) {
+      clearTimeout(this.proposalTimer);
+      this.proposalTimer = undefined;
+    }
     let data = this.proposalData;
     let ids = this.proposalIds;
-    this.proposalData = [];
-    this.proposalIds = [];
-    this.proposalBytes = 0;
+    if (data.length <= this.proposalBatchMax) {
+      this.proposalData = [];
+      this.proposalIds = [];
+      this.proposalBytes = 0;
+    } else {
+      // The rest go with the next Ready, which the end of this one starts at once.
+      data = this.proposalData.splice(0, this.proposalBatchMax);
+      ids = this.proposalIds.splice(0, this.proposalBatchMax);
+      for (let i = 0; i < data.length; i++) this.proposalBytes -= data[i].length;
+    }
     if (ids.some((id) => !this.waits.has(id))) {
       // Some waited for a leader longer than their timeout; their clients were told so, don't propose them.
       const keep = ids.map((id) => this.waits.has(id));
@@ -407,7 +438,7 @@ export class EtcdServer {
         // Go on at once: after a persisted Ready, Raft usually has the commit of those entries ready,
         // and a trip through the event loop would add its latency to every write. The loop cannot
         // spin: new work only arrives through I/O, and a Ready with entries waits for the WAL.
-        if (!this.readyScheduled && this.node.hasReady()) this.runReady();
+        if (!this.readyScheduled && (this.node.hasReady() || this.proposalData.length > 0)) this.runReady();
       },
       (err: unknown) => {
         this.readyRunning = false;
@@ -717,7 +748,8 @@ export class EtcdServer {
     this.proposalBytes += data.length;
     this.proposalData.push(data);
     this.proposalIds.push(id);
-    this.scheduleReady();
+    if (this.proposalDelayMs === 0 || this.proposalData.length >= this.proposalBatchMax) this.scheduleReady();
+    else this.proposalTimer ??= setTimeout(this.scheduleReadyBound, this.proposalDelayMs);
     const result = await done;
     if (result.error) throw result.error;
     return result;
@@ -808,6 +840,7 @@ export class EtcdServer {
     await this.transferLeadershipBeforeStop();
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    if (this.proposalTimer !== undefined) clearTimeout(this.proposalTimer);
     this.waits.failAll(Errors.Stopped());
     this.reads.failAll(Errors.Stopped());
     await this.transport.stop();
