@@ -551,7 +551,7 @@ export class MvccWriteTxn {
     const sub = this.events.length;
     let created = rev;
     let version = 1;
-    const e = c.index.get(key);
+    const e = c.index.forUpdate(key);
     if (e !== undefined) {
       const p = entryFind(e, rev);
       if (p >= 0) {
@@ -567,7 +567,7 @@ export class MvccWriteTxn {
     const kv: KeyValue = { key, create_revision: created, mod_revision: rev, version, value, lease };
     const bytes = encodeKeyValue(kv);
     c.be.stageRev(rev, sub, revKey(rev, sub), bytes);
-    c.index.put(key, rev, sub, lease !== 0n);
+    c.index.putInto(e, key, rev, sub, lease !== 0n);
     this.events.push({ type: Event_EventType.PUT, kv });
     this.touched.push(key);
     if (lease !== 0n && this.hooks !== undefined) this.hooks.attach(lease, key);
