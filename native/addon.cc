@@ -102,6 +102,7 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
     w.segmentBytes = U64(o, "segmentBytes", w.segmentBytes);
     w.batchBytesMax = U64(o, "batchBytesMax", w.batchBytesMax);
     w.batchDelayUsMax = U64(o, "batchDelayUsMax", 0);
+    w.idleSpinUs = U64(o, "idleSpinUs", 0);
     w.queueBytesMax = U64(o, "queueBytesMax", w.queueBytesMax);
     w.noFsync = o.Get("noFsync").ToBoolean().Value();
     w.slowFsyncUs = U64(o, "slowFsyncUs", 0);

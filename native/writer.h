@@ -2,6 +2,7 @@
 // previous fdatasync ran into the next write+fdatasync (group commit), and preallocates and rotates segments.
 // It knows the record framing but nothing about Raft; it publishes progress into a caller-supplied control block.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -47,6 +48,7 @@ struct WriterOptions {
   uint64_t segmentBytes = 64ull << 20;
   uint64_t batchBytesMax = 1ull << 20;
   uint64_t batchDelayUsMax = 0;
+  uint64_t idleSpinUs = 0;      // after a batch, poll this long for the next append before sleeping
   uint64_t queueBytesMax = 1ull << 30;
   bool noFsync = false;
   uint64_t slowFsyncUs = 0;     // bench only: sleep this long after each fdatasync
@@ -115,6 +117,7 @@ class Writer {
   std::deque<Block> pending_;       // guarded by mu_
   std::vector<Block> free_;         // guarded by mu_
   uint64_t pendingBytes_ = 0;       // guarded by mu_
+  std::atomic<bool> hasPending_{false};  // !pending_.empty(), readable without mu_ (the idle spin)
   uint64_t appendSeq_ = 0;          // guarded by mu_
   bool closing_ = false;            // guarded by mu_
   bool stopped_ = false;            // guarded by mu_: failed or closed, no more appends

@@ -42,6 +42,7 @@ function serverConfig(c: Config, log: Logger): ServerConfig {
     walSegmentBytes: c.walSegmentBytes,
     walBatchMaxBytes: c.walBatchMaxBytes,
     walBatchMaxDelayUs: c.walBatchMaxDelayUs,
+    walWriterIdleSpinUs: c.walWriterIdleSpinUs,
     proposalBatchMax: c.proposalBatchMax,
     proposalBatchMaxDelayUs: c.proposalBatchMaxDelayUs,
     applyBatchMaxBytes: c.applyBatchMaxBytes,

@@ -148,6 +148,7 @@ export interface Config {
   maxRangeResponseBytes: number;
   walBatchMaxBytes: number;
   walBatchMaxDelayUs: number;
+  walWriterIdleSpinUs: number;
   walSegmentBytes: number;
   workerThreads: number;
   clientWorkers: number;
@@ -333,6 +334,8 @@ function validate(values: FlagValues, advertiseUnset: boolean, proxyMayServe: bo
   if (5n * tick > election) {
     return verifyError(`--election-timeout[${election}ms] should be at least as 5 times as --heartbeat-interval[${tick}ms]`);
   }
+  // A writer thread that polls for longer than a second is a mistake, not a tuning.
+  if (big(values, 'wal-writer-idle-spin') > 1_000_000_000n) return verifyError('--wal-writer-idle-spin must be at most 1s');
   if (election > BigInt(MAX_ELECTION_MS)) {
     return verifyError(`--election-timeout[${election}ms] is too long, and should be set less than ${MAX_ELECTION_MS}ms`);
   }
@@ -570,6 +573,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, io:
     maxRangeResponseBytes: num(v, 'max-range-response-bytes'),
     walBatchMaxBytes: num(v, 'wal-batch-max-bytes'),
     walBatchMaxDelayUs: Number(big(v, 'wal-batch-max-delay') / 1000n),
+    walWriterIdleSpinUs: Number(big(v, 'wal-writer-idle-spin') / 1000n),
     walSegmentBytes: num(v, 'wal-segment-bytes'),
     workerThreads: num(v, 'worker-threads'),
     clientWorkers: num(v, 'client-workers'),

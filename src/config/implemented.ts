@@ -31,6 +31,7 @@ export const IMPLEMENTED: Readonly<Record<FlagName, boolean>> = {
   'wal-batch-max-bytes': true,
   'wal-batch-max-delay': true,
   'wal-segment-bytes': true,
+  'wal-writer-idle-spin': true,
   'unsafe-no-fsync': true,
   'proposal-batch-max': true,
   'proposal-batch-max-delay': true,

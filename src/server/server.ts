@@ -61,6 +61,8 @@ export interface ServerConfig {
   walSegmentBytes?: number;
   walBatchMaxBytes?: number;
   walBatchMaxDelayUs?: number;
+  /** --wal-writer-idle-spin in microseconds. */
+  walWriterIdleSpinUs?: number;
   /** Most proposals handed to Raft per Ready (--proposal-batch-max); the rest wait for the next. */
   proposalBatchMax?: number;
   /** How long proposals may wait to gather a fuller batch (--proposal-batch-max-delay); 0 = end of turn. */
@@ -261,7 +263,7 @@ export class EtcdServer {
     }
     const walOpts = {
       segmentBytes: cfg.walSegmentBytes, batchMaxBytes: cfg.walBatchMaxBytes,
-      batchMaxDelayUs: cfg.walBatchMaxDelayUs, noFsync: cfg.unsafeNoFsync,
+      batchMaxDelayUs: cfg.walBatchMaxDelayUs, idleSpinUs: cfg.walWriterIdleSpinUs, noFsync: cfg.unsafeNoFsync,
     };
     finishSnapshotInstall(snapDir, loadNewestSnap(snapDir), log);
     const mvcc = await Mvcc.open({ path: path.join(snapDir, 'db') });

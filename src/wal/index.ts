@@ -25,6 +25,9 @@ export interface WalOptions {
   /** How long the writer may wait to gather more before syncing; 0 = sync as soon as the previous one ends
    *  (--wal-batch-max-delay, in microseconds here). */
   batchMaxDelayUs?: number;
+  /** How long the writer thread polls for the next append after a sync before it sleeps (--wal-writer-idle-spin,
+   *  in microseconds here): trades idle CPU for the wake-up latency of a lone writer. */
+  idleSpinUs?: number;
   /** Bytes queued and not yet written beyond which save() rejects with EQUEUEFULL (a bug guard, not flow control). */
   queueMaxBytes?: number;
   /** Skip fdatasync (--unsafe-no-fsync): for tests only, a crash loses acknowledged writes. */
@@ -41,6 +44,7 @@ export const WAL_DEFAULTS = {
   segmentBytes: 64 * 1024 * 1024,
   batchMaxBytes: 1024 * 1024,
   batchMaxDelayUs: 0,
+  idleSpinUs: 0,
   queueMaxBytes: 1024 * 1024 * 1024,
 } as const;
 
@@ -109,6 +113,8 @@ export class Wal {
     const batchMaxBytes = opts.batchMaxBytes ?? WAL_DEFAULTS.batchMaxBytes;
     const queueMaxBytes = opts.queueMaxBytes ?? WAL_DEFAULTS.queueMaxBytes;
     const batchMaxDelayUs = opts.batchMaxDelayUs ?? WAL_DEFAULTS.batchMaxDelayUs;
+    const idleSpinUs = opts.idleSpinUs ?? WAL_DEFAULTS.idleSpinUs;
+    if (!Number.isSafeInteger(idleSpinUs) || idleSpinUs < 0 || idleSpinUs > 1_000_000) throw new WalError('EINVAL', `wal: bad idleSpinUs ${idleSpinUs}`);
     if (!(segmentBytes >= 1024) || !(batchMaxBytes >= 1) || !(queueMaxBytes >= 1) || !(batchMaxDelayUs >= 0) ||
         !Number.isSafeInteger(segmentBytes) || !Number.isSafeInteger(batchMaxBytes) ||
         !Number.isSafeInteger(queueMaxBytes) || !Number.isSafeInteger(batchMaxDelayUs)) {
@@ -130,6 +136,7 @@ export class Wal {
       segmentBytes,
       batchBytesMax: batchMaxBytes,
       batchDelayUsMax: batchMaxDelayUs,
+      idleSpinUs,
       queueBytesMax: queueMaxBytes,
       noFsync: opts.noFsync ?? false,
       slowFsyncUs: Math.round((opts.slowFsyncMs ?? 0) * 1000),

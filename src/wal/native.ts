@@ -17,6 +17,8 @@ export interface NativeWalOptions {
   segmentBytes: number;
   batchBytesMax: number;
   batchDelayUsMax: number;
+  /** After a batch, poll this long (µs) for the next append before sleeping; 0 = sleep at once. */
+  idleSpinUs?: number;
   queueBytesMax: number;
   noFsync: boolean;
   slowFsyncUs: number;

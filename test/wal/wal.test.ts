@@ -80,6 +80,33 @@ test('5000 saves in one turn then close: every save resolves (across resolve-bud
   }
 });
 
+test('idle spin: sequential saves with a spinning writer land in order, and close does not wait for the spin', async () => {
+  const root = tempDir('spin');
+  const dir = join(root, 'wal');
+  try {
+    const wal = await Wal.create(dir, meta, { idleSpinUs: 100_000 });
+    for (let i = 1; i <= 200; i++) await wal.save({ term: 1, vote: 1n, commit: i - 1 }, [makeEntry(i, 1)]);
+    assert.is(wal.stats.fsyncs, 200, 'one sync per lone save');
+    const t0 = performance.now();
+    await wal.close();
+    // The writer is inside a 100 ms spin now; it notices the close at the end of it at the latest.
+    assert.ok(performance.now() - t0 < 1000, `close took ${(performance.now() - t0).toFixed(0)} ms`);
+    const r = await Wal.open(dir, { index: 0, term: 0 });
+    assert.equal(r.entries, Array.from({ length: 200 }, (_, i) => makeEntry(i + 1, 1)));
+    await r.wal.close();
+    let err: unknown;
+    try {
+      await Wal.create(join(root, 'bad'), meta, { idleSpinUs: 2_000_000 });
+    } catch (e) {
+      err = e;
+    }
+    assert.instance(err, WalError);
+    assert.match(String(err), /idleSpinUs/);
+  } finally {
+    cleanup(root);
+  }
+});
+
 test('create refuses an existing WAL; exists is false for an empty directory', async () => {
   const root = tempDir('exists');
   try {
