@@ -91,7 +91,7 @@ export const FLAGS = [
   { name: 'discovery-srv', kind: 'string', def: '', group: 'Clustering', help: 'DNS srv domain used to bootstrap the cluster.' },
   { name: 'discovery-srv-name', kind: 'string', def: '', group: 'Clustering', help: 'Suffix to the dns srv name queried when bootstrapping.' },
   { name: 'strict-reconfig-check', kind: 'bool', def: 'true', group: 'Clustering', help: 'Reject reconfiguration requests that would cause quorum loss.' },
-  { name: 'pre-vote', kind: 'bool', def: 'false', group: 'Clustering', help: 'Enable to run an additional Raft election phase.' },
+  { name: 'pre-vote', kind: 'bool', def: 'true', group: 'Clustering', help: 'Enable to run an additional Raft election phase (on by default, as in etcd 3.5: a member rejoining after a partition cannot depose a healthy leader).' },
   { name: 'auto-compaction-retention', kind: 'string', def: '0', group: 'Clustering', help: 'Auto compaction retention length. 0 means disable auto compaction.' },
   { name: 'auto-compaction-mode', kind: 'string', def: 'periodic', group: 'Clustering', help: "Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for duration based retention, defaulting to hours if no time unit is provided (e.g. '5m'). 'revision' for revision number based retention." },
   { name: 'enable-v2', kind: 'bool', def: 'false', group: 'Clustering', help: 'Accept etcd V2 client requests.' },

@@ -64,7 +64,7 @@ test('no flags: etcd defaults, and the member listens on 127.0.0.1:2379 with ./d
   assert.is(c.experimentalWarningApplyDurationMs, 100);
   assert.is(c.logLevel, 'info');
   assert.is(c.strictReconfigCheck, true);
-  assert.is(c.preVote, false);
+  assert.is(c.preVote, true, 'pre-vote is on by default, as in etcd 3.5');
   assert.equal(c.cors, ['*']);
   assert.equal(c.hostWhitelist, ['*']);
   assert.is(c.maxRangeResponseBytes, 0);
@@ -74,12 +74,13 @@ test('no flags: etcd defaults, and the member listens on 127.0.0.1:2379 with ./d
 });
 
 test('Go flag syntax: --x=v, --x v, -x v, bare booleans, --x=false, and -- ends the flags', () => {
-  const { config: c } = ok(['--name=n1', '--data-dir', '/d', '-wal-dir', '/w', '--pre-vote', '--strict-reconfig-check=false',
+  const { config: c } = ok(['--name=n1', '--data-dir', '/d', '-wal-dir', '/w', '--unsafe-no-fsync', '--pre-vote=false', '--strict-reconfig-check=false',
     '-enable-v2=1', '--heartbeat-interval', '0x32', '--election-timeout=1_000', '--']);
   assert.is(c.name, 'n1');
   assert.is(c.dataDir, '/d');
   assert.is(c.walDir, '/w');
-  assert.is(c.preVote, true);
+  assert.is(c.unsafeNoFsync, true, 'a bare boolean is true');
+  assert.is(c.preVote, false);
   assert.is(c.strictReconfigCheck, false);
   assert.is(c.enableV2, true);
   assert.is(c.heartbeatIntervalMs, 50);
@@ -172,10 +173,10 @@ test('URL lists: comma-separated, trimmed, sorted; localhost binds IPv4; unix so
 });
 
 test('ETCD_* variables: used when the flag is not given; shadowing a flag is fatal; unknown ones warn', () => {
-  const r = ok([], { ETCD_NAME: 'envname', ETCD_HEARTBEAT_INTERVAL: '50', ETCD_PRE_VOTE: 'true', ETCD_BOGUS: '1', ETCD_WAL_DIR: '', PATH: '/bin' });
+  const r = ok([], { ETCD_NAME: 'envname', ETCD_HEARTBEAT_INTERVAL: '50', ETCD_PRE_VOTE: 'false', ETCD_BOGUS: '1', ETCD_WAL_DIR: '', PATH: '/bin' });
   assert.is(r.config.name, 'envname');
   assert.is(r.config.heartbeatIntervalMs, 50);
-  assert.is(r.config.preVote, true);
+  assert.is(r.config.preVote, false);
   assert.is(r.config.sources.name, 'env');
   assert.ok(r.notices.includes('recognized and used environment variable ETCD_NAME=envname'));
   assert.ok(r.warnings.includes('unrecognized environment variable ETCD_BOGUS=1'));
@@ -204,7 +205,7 @@ test('--config-file: YAML keys as etcd, flags and env ignored, etcd coercions an
     'listen-client-urls: http://127.0.0.1:5000',
     'initial-cluster-token: 12345', // numbers coerce into string fields
     'auto-compaction-retention: 2',
-    'pre-vote: yes', // YAML 1.1 boolean
+    'pre-vote: no', // YAML 1.1 boolean
     'grpc-keepalive-min-time: 1000000000', // durations are nanoseconds
     'log-outputs: [stderr]',
     'client-transport-security:',
@@ -223,7 +224,7 @@ test('--config-file: YAML keys as etcd, flags and env ignored, etcd coercions an
   assert.equal(c.advertiseClientUrls.map((u) => u.href), ['http://localhost:2379'], 'the file keeps the default advertise URL');
   assert.is(c.initialClusterToken, '12345');
   assert.is(c.autoCompactionRetentionMs, 2 * 3_600_000, 'a bare number is hours in periodic mode');
-  assert.is(c.preVote, true);
+  assert.is(c.preVote, false);
   assert.is(c.grpcKeepaliveMinTimeMs, 1000);
   assert.equal(c.logOutputs, ['stderr']);
   assert.is(c.clientTls.certFile, '/c.pem');
@@ -259,9 +260,9 @@ test('--config-file: YAML keys as etcd, flags and env ignored, etcd coercions an
 });
 
 test('unimplemented flags that are set are reported; defaults are not', () => {
-  const r = ok(['--pre-vote', '--name', 'x', '--worker-threads=2']);
-  assert.equal(r.config.unimplementedSet, ['pre-vote', 'worker-threads']);
-  assert.not.ok(r.warnings.some((w) => w.includes('pre-vote')), 'reported once, through unimplementedSet, by the caller');
+  const r = ok(['--enable-v2', '--name', 'x', '--worker-threads=2', '--pre-vote=false']);
+  assert.equal(r.config.unimplementedSet, ['enable-v2', 'worker-threads']);
+  assert.not.ok(r.warnings.some((w) => w.includes('enable-v2')), 'reported once, through unimplementedSet, by the caller');
 });
 
 test('auto-compaction retention: hours or durations in periodic mode, revisions in revision mode', () => {
