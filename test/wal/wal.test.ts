@@ -2,12 +2,12 @@
 // matching, both wake-up modes, typed errors (a real ENOSPC on a tiny tmpfs) and the poisoned state.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Wal, WalError, WalSnapshotNotFoundError } from '../../src/wal/index.js';
 import type { WalOptions } from '../../src/wal/index.js';
 import { LogModel, cleanup, makeEntry, tempDir } from './helpers.js';
+import { mountTmpfs, tmpfsGate, unmountTmpfs } from '../helpers/tmpfs.js';
 
 const meta = new TextEncoder().encode('member-1/cluster-9');
 
@@ -284,25 +284,14 @@ test('queue limit: a save beyond queueMaxBytes is refused with EQUEUEFULL and th
   }
 });
 
-function canMountTmpfs(dir: string): boolean {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+const onTmpfs = tmpfsGate(test);
 
-test('ENOSPC on a full disk: save rejects with code ENOSPC, the WAL stays poisoned, nothing unwritten is acked', async () => {
+onTmpfs('ENOSPC on a full disk: save rejects with code ENOSPC, the WAL stays poisoned, nothing unwritten is acked', async () => {
   const root = tempDir('enospc');
   const mnt = join(root, 'mnt');
   mkdirSync(mnt);
-  if (!canMountTmpfs(mnt)) {
-    console.log('  (skipped: cannot mount tmpfs here; needs root)');
-    cleanup(root);
-    return;
-  }
   try {
+    mountTmpfs(mnt, 1024 * 1024);
     const dir = join(mnt, 'wal');
     // Segments are preallocated, so ENOSPC arrives when a rotation cannot allocate the next one.
     const wal = await Wal.create(dir, meta, { segmentBytes: 256 * 1024 });
@@ -327,12 +316,12 @@ test('ENOSPC on a full disk: save rejects with code ENOSPC, the WAL stays poison
       assert.is((e as WalError).code, 'ENOSPC');
     }
     await wal.close();
-    execFileSync('rm', ['-f', join(mnt, 'filler')]);
+    rmSync(join(mnt, 'filler'));
     const r = await Wal.open(dir, { index: 0, term: 0 }, { segmentBytes: 256 * 1024 });
     assert.is(r.entries.length, acked, 'exactly the acknowledged entries come back');
     await r.wal.close();
   } finally {
-    execFileSync('umount', [mnt]);
+    unmountTmpfs(mnt);
     cleanup(root);
   }
 });
