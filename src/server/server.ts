@@ -197,6 +197,7 @@ export class EtcdServer {
   private fatalError: EtcdError | undefined;
   private published = false;
   private readonly timers: NodeJS.Timeout[] = [];
+  private tickTimer: NodeJS.Timeout | undefined;
   private readonly requestTimeoutMs: number;
 
   private constructor(init: {
@@ -357,6 +358,7 @@ export class EtcdServer {
       this.node.tick();
       this.scheduleReady();
     }, this.cfg.heartbeatMs);
+    this.tickTimer = tick;
     const sweep = setInterval(() => {
       const now = Date.now();
       this.waits.sweep(now, () => (this.leaderId === 0n ? Errors.TimeoutDueToLeaderFail() : Errors.Timeout()));
@@ -588,6 +590,8 @@ export class EtcdServer {
   }
 
   private onPeerMessage(from: bigint, payload: Buffer): void {
+    // A failed member no longer drains Raft's output: stepping messages would only pile them up.
+    if (this.fatalError) return;
     let m: Message;
     try {
       m = decodeMessage(payload);
@@ -833,6 +837,10 @@ export class EtcdServer {
     const msg = err instanceof Error ? err.message : String(err);
     this.log.error('member stops serving writes after a fatal error', { error: msg });
     this.fatalError = Errors.Unknown(`etcdserver: ${msg}`);
+    // No Ready is handled from here on (runReady checks fatalError), so Raft must not be fed either: ticks
+    // and peer messages would queue heartbeats and entries in memory with no one to take them. To the rest
+    // of the cluster this member is now down, and it elects a leader without it.
+    if (this.tickTimer !== undefined) clearInterval(this.tickTimer);
     this.waits.failAll(this.fatalError);
     this.reads.failAll(this.fatalError);
   }
