@@ -168,6 +168,8 @@ export interface EndpointStatus {
   leader: string;
   revision: number;
   raftTerm: number;
+  /** The response header's raft_term. */
+  headerRaftTerm: number;
   raftIndex: number;
   raftAppliedIndex: number;
 }
@@ -185,6 +187,7 @@ export async function endpointStatus(endpoint: string, timeoutMs = 5_000): Promi
     leader: /"leader":(\d+)/.exec(r.stdout)?.[1] ?? String(s.Status.leader),
     revision: s.Status.header.revision,
     raftTerm: s.Status.raftTerm,
+    headerRaftTerm: s.Status.header.raft_term,
     raftIndex: s.Status.raftIndex,
     raftAppliedIndex: s.Status.raftAppliedIndex,
   };
