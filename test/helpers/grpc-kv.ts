@@ -22,6 +22,8 @@ export interface RangeResult {
   revision: bigint;
   kvs: KvRecord[];
   count: bigint;
+  /** More keys matched than were returned (the limit or the member's --max-range-response-bytes). */
+  more: boolean;
 }
 
 /** A gRPC call that completed with a non-OK status (a definite answer from the server). */
@@ -162,9 +164,10 @@ export class KvClient {
   async range(key: Uint8Array, rangeEnd: Uint8Array | null, timeoutMs: number): Promise<RangeResult> {
     const body = rangeEnd === null ? bytesField(1, key) : Buffer.concat([bytesField(1, key), bytesField(2, rangeEnd)]);
     const resp = await this.call('/etcdserverpb.KV/Range', body, timeoutMs);
-    const out: RangeResult = { revision: 0n, kvs: [], count: 0n };
+    const out: RangeResult = { revision: 0n, kvs: [], count: 0n, more: false };
     fields(resp, (f, v) => {
       if (f === 1 && Buffer.isBuffer(v)) out.revision = headerRevision(v);
+      else if (f === 3 && typeof v === 'bigint') out.more = v !== 0n;
       else if (f === 4 && typeof v === 'bigint') out.count = v;
       else if (f === 2 && Buffer.isBuffer(v)) {
         const kv: KvRecord = { key: Buffer.alloc(0), value: Buffer.alloc(0), createRevision: 0n, modRevision: 0n, version: 0n };

@@ -1,10 +1,13 @@
 // Range reads: prefix, from-key, all keys, limit/more/count, every sort order and target, filters,
 // the response byte budget, and the streaming top-k checked against a literal transcription of
-// etcd's algorithm (fetch all, filter, sort, cut) on random data and random historical revisions.
+// etcd's algorithm (fetch all, filter, sort, cut; then the budget) on random data and random historical
+// revisions; and what a budgeted range holds in memory while it sorts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Mvcc, RangeOptions } from '../../src/mvcc/index.js';
-import { decodeKeyValue, type KeyValue } from '../../src/proto/kv.js';
+import { lastRangeHeld } from '../../src/mvcc/range.js';
+import { decodeKeyValue, encodeKeyValue, type KeyValue } from '../../src/proto/kv.js';
+import { sizeDelimited } from '../../src/proto/wire.js';
 import { b, cleanup, openTemp, put, show, showAll } from './helpers.js';
 
 const rs = (s: Mvcc, key: string, end: string | undefined, opts: RangeOptions = {}): string => {
@@ -131,6 +134,17 @@ function reference(all: KeyValue[], o: RangeOptions): { count: number; more: boo
   let more = false;
   if ((o.limit ?? 0) > 0 && kvs.length > o.limit!) { kvs = kvs.slice(0, o.limit); more = true; }
   if (o.keysOnly) kvs = kvs.map((kv) => ({ ...kv, value: new Uint8Array(0) }));
+  // Beyond etcd: the byte budget keeps the longest prefix that fits, and always the first kv.
+  const budget = o.maxResponseBytes ?? 0;
+  if (budget > 0) {
+    let bytes = 0;
+    let n = 0;
+    for (; n < kvs.length; n++) {
+      bytes += 1 + sizeDelimited(encodeKeyValue(kvs[n]).length);
+      if (n > 0 && bytes > budget) break;
+    }
+    if (n < kvs.length) { kvs = kvs.slice(0, n); more = true; }
+  }
   return { count: all.length, more, kvs };
 }
 
@@ -139,12 +153,15 @@ function rng(seed: number): () => number {
   return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 4294967296; };
 }
 
-test('streaming sorted/filtered ranges match etcd\'s materialize-and-sort on random data', async () => {
+test('streaming sorted/filtered ranges match etcd\'s materialize-and-sort on random data, with and without a byte budget', async () => {
   const { s, dir } = await openTemp();
   try {
     const rand = rng(12345);
     const pick = <T>(a: readonly T[]): T => a[Math.floor(rand() * a.length)];
     const nKeys = 120;
+    // Long values sharing their first 256+ bytes make keys_only VALUE sorts compare beyond the kept prefix.
+    const long = 'p'.repeat(256);
+    const values = ['', 'a', 'b', 'bb', 'c', 'zz', '\0', '\xff', long, long + 'a', long + 'b', long + 'a\0', long.slice(1), long.slice(1) + 'q'];
     const keyOf = (i: number) => `k/${String(i).padStart(3, '0')}`;
     for (let step = 0; step < 900; step++) {
       const t = s.write();
@@ -152,14 +169,15 @@ test('streaming sorted/filtered ranges match etcd\'s materialize-and-sort on ran
       for (let j = 0; j < ops; j++) {
         const k = b(keyOf(Math.floor(rand() * nKeys)));
         if (rand() < 0.15) t.deleteRange(k, undefined, false);
-        else t.put(k, b(pick(['', 'a', 'b', 'bb', 'c', 'zz', '\0', '\xff'])), 0n);
+        else t.put(k, b(pick(values)), 0n);
       }
       t.end();
     }
     const cur = s.currentRevision;
     const ranges: Array<[string, string | undefined]> = [['k/', 'k0'], ['k/050', 'k/080'], ['k/1', '\0'], ['\0', '\0'], ['k/007', undefined]];
     let checks = 0;
-    for (let i = 0; i < 1500; i++) {
+    let budgetBound = 0;
+    for (let i = 0; i < 3000; i++) {
       const [key, end] = pick(ranges);
       const rev = rand() < 0.3 ? 0 : 1 + Math.floor(rand() * cur);
       const o: RangeOptions = {
@@ -174,6 +192,8 @@ test('streaming sorted/filtered ranges match etcd\'s materialize-and-sort on ran
       if (rand() < 0.3) o.maxModRevision = Math.floor(rand() * cur);
       if (rand() < 0.3) o.minCreateRevision = Math.floor(rand() * cur);
       if (rand() < 0.3) o.maxCreateRevision = Math.floor(rand() * cur);
+      // A kv here is ~15-300 bytes: budgets from "one kv" to "never binds".
+      if (rand() < 0.6) o.maxResponseBytes = pick([1, 20, 60, 150, 400, 1000, 3000, 100_000]);
       const endB = end === undefined ? undefined : b(end);
       const all = s.range(b(key), endB, { rev }).kvs.map(decodeKeyValue);
       const want = reference(all, o);
@@ -182,9 +202,11 @@ test('streaming sorted/filtered ranges match etcd\'s materialize-and-sort on ran
       assert.is(got.count, want.count, label);
       assert.is(got.more, want.more, label);
       assert.is(showAll(got.kvs), want.kvs.map(show).join(' '), label);
+      if (o.maxResponseBytes !== undefined && !o.countOnly && reference(all, { ...o, maxResponseBytes: 0 }).kvs.length > got.kvs.length) budgetBound++;
       checks++;
     }
-    assert.is(checks, 1500);
+    assert.is(checks, 3000);
+    assert.ok(budgetBound > 400, `the budget bound in only ${budgetBound} checks`);
   } finally {
     await s.close();
     cleanup(dir);
@@ -211,6 +233,52 @@ test('sorted and filtered ranges read values only for what they return (VALUE so
     assert.equal(r.kvs.map((kv) => Buffer.from(decodeKeyValue(kv).value).toString()), ['again', 'again', 'again']);
     r = s.range(b('v/'), b('v0'), { sortOrder: 2, sortTarget: 4, limit: 3, rev: 2 }); // history: before the overwrites
     assert.equal(r.kvs.map((kv) => Buffer.from(decodeKeyValue(kv).value).toString()), ['03000', '02999', '02998']);
+  } finally {
+    await s.close();
+    cleanup(dir);
+  }
+});
+
+test('with a byte budget, sorted and filtered ranges hold about the budget, whatever the sort target and order', async () => {
+  const { s, dir } = await openTemp();
+  try {
+    const nKeys = 2000;
+    const t = s.write();
+    for (let i = 0; i < nKeys; i++) t.put(b(`m/${String(i).padStart(5, '0')}`), b(String((i * 7919) % 2003).padStart(5, '0') + 'x'.repeat(1019)), 0n);
+    t.end();
+    for (let i = 0; i < nKeys; i += 3) put(s, `m/${String(i).padStart(5, '0')}`, String(i % 10).repeat(1024));
+    const budget = 8192;
+    const kvBytesMax = s.range(b('m/00000')).kvs[0].length + 3;
+    // Candidates are kept by a size bound of key + 10 bytes, never more than the budget's worth.
+    const candidatesMax = Math.floor(budget / ('m/00000'.length + 10)) + 1;
+    const cases: RangeOptions[] = [];
+    for (const sortTarget of [0, 1, 2, 3, 4]) {
+      for (const sortOrder of [0, 1, 2]) {
+        cases.push({ sortTarget, sortOrder }, { sortTarget, sortOrder, keysOnly: true }, { sortTarget, sortOrder, minModRevision: 3 }, { sortTarget, sortOrder, maxCreateRevision: 2, limit: 1000 });
+      }
+    }
+    for (const o of cases) {
+      const label = JSON.stringify(o);
+      const full = s.range(b('m/'), b('m0'), o);
+      const before = s.stats.valueReads;
+      const got = s.range(b('m/'), b('m0'), { ...o, maxResponseBytes: budget });
+      const reads = s.stats.valueReads - before;
+      const held = lastRangeHeld();
+      // etcd's answer, cut to the budget
+      assert.is(got.count, nKeys, label);
+      assert.ok(got.more, label);
+      assert.ok(got.kvs.length >= 1 && got.kvs.length < full.kvs.length, label);
+      assert.is(showAll(got.kvs), showAll(full.kvs.slice(0, got.kvs.length)), label);
+      const next = full.kvs[got.kvs.length];
+      assert.ok(got.kvs.reduce((n, kv) => n + 1 + sizeDelimited(kv.length), 0) + 1 + sizeDelimited(next.length) > budget, `${label}: stopped early`);
+      // memory: key order streams; other targets keep a bounded heap; values only within the budget
+      if ((o.sortTarget === 0) || (o.sortOrder === 0 && o.sortTarget === 0)) assert.is(held.candidates, 0, label);
+      else assert.ok(held.candidates <= candidatesMax, `${label}: ${held.candidates} candidates`);
+      if (o.sortTarget === 4 && o.keysOnly) assert.ok(held.bytes <= (held.candidates + 1) * 256, `${label}: ${held.bytes} bytes held`);
+      else assert.ok(held.bytes <= budget + 2 * kvBytesMax, `${label}: ${held.bytes} bytes held`); // + the one arriving, + the fence
+      // values are read for what is returned (and the one that did not fit), except to sort by them
+      if (o.sortTarget !== 4) assert.ok(reads <= got.kvs.length + 1, `${label}: ${reads} value reads`);
+    }
   } finally {
     await s.close();
     cleanup(dir);
