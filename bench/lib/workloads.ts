@@ -32,6 +32,8 @@ export interface Workload {
 export const WORKLOADS: readonly Workload[] = [
   { name: 'ceiling', title: 'load generator vs a trivial gRPC server (generator ceiling)', kind: 'ceiling', members: 0, method: 'put', serializable: false, connections: 100, concurrency: 1000, inDefault: true },
   { name: 'put-1', title: 'put, 1 client, 1 connection, 1 member', kind: 'load', members: 1, method: 'put', serializable: false, connections: 1, concurrency: 1, inDefault: true },
+  { name: 'range-lin-1', title: 'range (linearizable), 1 client, 1 connection, 1 member', kind: 'load', members: 1, method: 'range', serializable: false, connections: 1, concurrency: 1, inDefault: true },
+  { name: 'range-ser-1', title: 'range (serializable), 1 client, 1 connection, 1 member', kind: 'load', members: 1, method: 'range', serializable: true, connections: 1, concurrency: 1, inDefault: true },
   { name: 'put-1000', title: 'put, 1000 clients, 100 connections, 1 member', kind: 'load', members: 1, method: 'put', serializable: false, connections: 100, concurrency: 1000, inDefault: true },
   { name: 'range-lin-1000', title: 'range (linearizable), 1000 clients, 100 connections, 1 member', kind: 'load', members: 1, method: 'range', serializable: false, connections: 100, concurrency: 1000, inDefault: true },
   { name: 'range-ser-1000', title: 'range (serializable), 1000 clients, 100 connections, 1 member', kind: 'load', members: 1, method: 'range', serializable: true, connections: 100, concurrency: 1000, inDefault: true },

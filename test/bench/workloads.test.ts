@@ -39,7 +39,7 @@ test('range bodies read single keys, serializable only when asked', () => {
 
 test('the standard workloads are the ones the issue names', () => {
   const byName = new Map(WORKLOADS.map((w) => [w.name, w]));
-  assert.equal({ c: byName.get('put-1')!.concurrency, n: byName.get('put-1')!.connections }, { c: 1, n: 1 });
+  for (const n of ['put-1', 'range-lin-1', 'range-ser-1']) assert.equal({ c: byName.get(n)!.concurrency, n: byName.get(n)!.connections }, { c: 1, n: 1 }, n);
   for (const n of ['put-1000', 'range-lin-1000', 'range-ser-1000', 'c3-put-1000', 'c3-range-lin-1000']) {
     const w = byName.get(n)!;
     assert.is(w.concurrency, 1000);
