@@ -113,12 +113,13 @@ export function fetchKv(be: Backend, main: number, sub: number): Uint8Array {
 }
 
 /**
- * Visits each key of [key, end) (etcd range_end rules) that exists at `rev`, in key order:
- * visit(key, entry, pair offset, ctx) returns false to stop. Returns the number of keys visited.
+ * Visits each key of [key, end) (etcd range_end rules) that exists at `rev`, in key order, or from the last
+ * key down when `descending`: visit(key, entry, pair offset, ctx) returns false to stop. Returns the number
+ * of keys visited.
  */
 export function scanLive<C>(
   index: KeyIndex, key: Uint8Array, end: Uint8Array | undefined, rev: number,
-  visit: (k: Uint8Array, e: KeyEntry, p: number, ctx: C) => boolean, ctx: C,
+  visit: (k: Uint8Array, e: KeyEntry, p: number, ctx: C) => boolean, ctx: C, descending = false,
 ): number {
   const kind = endKind(end);
   if (kind === EndKind.Single) {
@@ -129,11 +130,16 @@ export function scanLive<C>(
     visit(key, e, p, ctx);
     return 1;
   }
+  // Ascending: from key, stopping at end (none for FromKey). Descending: from the last key below end (or
+  // the last key, for FromKey; entriesReversed skips end itself), stopping below key.
+  const it = descending
+    ? index.tree.entriesReversed(kind === EndKind.Bounded ? end : undefined, scanPair, true)
+    : index.tree.entries(key, scanPair);
+  const stopAt = descending ? key : kind === EndKind.Bounded ? end! : undefined;
   let n = 0;
-  const it = index.tree.entries(key, scanPair);
   for (let r = it.next(); !r.done; r = it.next()) {
     const k = r.value[0];
-    if (kind === EndKind.Bounded && compareKeys(k, end!) >= 0) break;
+    if (stopAt !== undefined && (descending ? compareKeys(k, stopAt) < 0 : compareKeys(k, stopAt) >= 0)) break;
     const e = slotEntry(r.value[1]);
     const p = entryFind(e, rev);
     if (p < 0) continue;
@@ -143,28 +149,6 @@ export function scanLive<C>(
   return n;
 }
 const scanPair: (Uint8Array | KeySlot)[] = [];
-
-/** scanLive in descending key order: the keys of [key, end) from the last one down. */
-export function scanLiveDesc<C>(
-  index: KeyIndex, key: Uint8Array, end: Uint8Array | undefined, rev: number,
-  visit: (k: Uint8Array, e: KeyEntry, p: number, ctx: C) => boolean, ctx: C,
-): number {
-  const kind = endKind(end);
-  if (kind === EndKind.Single) return scanLive(index, key, end, rev, visit, ctx);
-  let n = 0;
-  // Bounded: start at the last key below end (skipping end itself); FromKey: at the last key.
-  const it = index.tree.entriesReversed(kind === EndKind.Bounded ? end : undefined, scanPair, true);
-  for (let r = it.next(); !r.done; r = it.next()) {
-    const k = r.value[0];
-    if (compareKeys(k, key) < 0) break;
-    const e = slotEntry(r.value[1]);
-    const p = entryFind(e, rev);
-    if (p < 0) continue;
-    n++;
-    if (!visit(k, e, p, ctx)) break;
-  }
-  return n;
-}
 
 /** Checks a read revision against the reader's current one and the compacted one; returns the one to read at. */
 export function resolveReadRev(rev: number | undefined, curRev: number, compactMainRev: number): number {
@@ -280,9 +264,7 @@ export function rangeKeys(src: RangeSource, key: Uint8Array, end: Uint8Array | u
       // Key order, either way, filtered or not: walk the index in that direction and emit as we go,
       // up to the limit and the budget; the walk goes on to the end for count (and, filtered, for
       // `more`: etcd drops the limit when filtering, so more = matched > limit).
-      r.count = r.descending
-        ? scanLiveDesc(src.index, key, end, rev, streamVisit, r)
-        : scanLive(src.index, key, end, rev, streamVisit, r);
+      r.count = scanLive(src.index, key, end, rev, streamVisit, r, r.descending);
       return { rev: curRev, count: r.count, more: (limit > 0 && r.matched > limit) || r.truncated, kvs: r.out };
     }
 
