@@ -27,6 +27,8 @@ export interface ClusterOptions {
   token?: string;
   /** Flags appended to every member's command line (e.g. --election-timeout 500). */
   extraArgs?: readonly string[];
+  /** Flags appended to one member's command line, after extraArgs (e.g. its own --wal-dir). */
+  memberArgs?: (name: string) => readonly string[];
   /** Extra environment for the members. */
   env?: Readonly<Record<string, string>>;
   /** Called with every member process right after it is spawned (tests register them for cleanup). */
@@ -171,7 +173,7 @@ export class ClusterMember {
     return memberFlags({
       name: this.name, dataDir: this.dataDir, clientUrl: this.clientUrl, peerUrl: this.peerUrl,
       initialCluster: this.initialCluster, token: this.opts.token ?? 'tetcd-local-cluster', state: 'new',
-      extraArgs: this.opts.extraArgs,
+      extraArgs: [...(this.opts.extraArgs ?? []), ...(this.opts.memberArgs?.(this.name) ?? [])],
     });
   }
 
