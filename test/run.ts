@@ -5,7 +5,8 @@
 //   node dist/test/run.js mvcc raft/sim   only files whose path contains one of the words
 //
 // Run without filters, it then runs the suites that start member processes a second time against the
-// client-process mode (TETCD_CLIENT_WORKERS=2 → `--client-workers 2`), so both modes stay tested.
+// client-process mode (TETCD_CLIENT_WORKERS=2 → `--client-workers 2`), so both modes stay tested, and
+// the api suites a second time on the node:http2 engine (TETCD_GRPC_ENGINE=node).
 // `TETCD_CLIENT_WORKERS=2 node dist/test/run.js` runs every suite in that mode once.
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -79,6 +80,17 @@ if (filters.length === 0 && process.env.TETCD_CLIENT_WORKERS === undefined) {
     process.stdout.write(`\n=== ${relative(testRoot, file)} [--client-workers ${CLIENT_WORKERS_PASS}]\n`);
     const r = await runFile(file, env);
     results.push({ ...r, file: `${r.file} [--client-workers ${CLIENT_WORKERS_PASS}]` });
+  }
+}
+// The gRPC server's other HTTP/2 engine (node:http2; the default is 'raw'): the api suites, etcdctl and
+// the etcd3 client included, run on it too so it stays a working fallback.
+const OTHER_ENGINE = 'node';
+if (filters.length === 0 && process.env.TETCD_GRPC_ENGINE === undefined) {
+  const env = { ...process.env, TETCD_GRPC_ENGINE: OTHER_ENGINE };
+  for (const file of files.filter((f) => relative(testRoot, f).startsWith('api/'))) {
+    process.stdout.write(`\n=== ${relative(testRoot, file)} [engine ${OTHER_ENGINE}]\n`);
+    const r = await runFile(file, env);
+    results.push({ ...r, file: `${r.file} [engine ${OTHER_ENGINE}]` });
   }
 }
 

@@ -4,7 +4,7 @@
 // call needs (status from headers/trailers, flow control, SETTINGS/PING acks, GOAWAY, RST_STREAM).
 // It costs a fraction of node:http2's CPU per call, so the generator leaves the cores to the server.
 import net from 'node:net';
-import { HpackDecoder, HpackError, encodeStatelessBlock } from './hpack.js';
+import { HpackDecoder, HpackError, encodeStatelessBlock } from '../../src/api/h2/hpack.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const FRAME_HEADER_BYTES = 9;

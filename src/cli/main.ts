@@ -80,6 +80,7 @@ async function main(): Promise<number> {
     keepaliveIntervalMs: c.grpcKeepaliveIntervalMs,
     keepaliveTimeoutMs: c.grpcKeepaliveTimeoutMs,
     keepaliveMinTimeMs: c.grpcKeepaliveMinTimeMs,
+    engine: c.grpcEngine,
   };
   const http = memberHttpBackend(server);
   // Either the member serves its clients itself, or client processes do and forward to it.

@@ -152,6 +152,8 @@ export interface Config {
   walSegmentBytes: number;
   workerThreads: number;
   clientWorkers: number;
+  /** --grpc-engine: who speaks HTTP/2 for the gRPC server. */
+  grpcEngine: 'node' | 'raw';
   proposalBatchMax: number;
   proposalBatchMaxDelayUs: number;
   applyBatchMaxBytes: number;
@@ -577,6 +579,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, io:
     walSegmentBytes: num(v, 'wal-segment-bytes'),
     workerThreads: num(v, 'worker-threads'),
     clientWorkers: num(v, 'client-workers'),
+    grpcEngine: str(v, 'grpc-engine') as 'node' | 'raw',
     proposalBatchMax: num(v, 'proposal-batch-max'),
     proposalBatchMaxDelayUs: Number(big(v, 'proposal-batch-max-delay') / 1000n),
     applyBatchMaxBytes: num(v, 'apply-batch-max-bytes'),

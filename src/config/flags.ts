@@ -169,6 +169,7 @@ export const FLAGS = [
   { name: 'wal-segment-bytes', kind: 'uint', def: String(WAL_DEFAULTS.segmentBytes), min: 65536n, group: 'tetcd', yaml: 'number', help: 'Size WAL segment files are preallocated to and rotated at.' },
   { name: 'worker-threads', kind: 'uint', def: '0', group: 'tetcd', yaml: 'number', help: 'Worker threads for encoding/decoding large requests and watch fan-out (0 = everything on the main thread).' },
   { name: 'client-workers', kind: 'uint', def: '0', group: 'tetcd', yaml: 'number', help: 'Processes that terminate client connections and forward to the member (0 = the member serves clients itself).' },
+  { name: 'grpc-engine', kind: 'enum', valids: ['node', 'raw'], def: 'raw', group: 'tetcd', yaml: 'string', help: "HTTP/2 under the gRPC server: 'node' (node:http2) or 'raw' (tetcd's own framing on the socket)." },
   { name: 'proposal-batch-max', kind: 'uint', def: '4096', min: 1n, group: 'tetcd', yaml: 'number', help: 'Most proposals handed to Raft as one append per Ready; the rest wait for the next.' },
   { name: 'proposal-batch-max-delay', kind: 'duration', def: MS(0), group: 'tetcd', yaml: 'durationOrNumber', help: 'How long proposals may wait to gather a fuller batch before they go to Raft (0 = at the end of the event-loop turn).' },
   { name: 'snapshot-catchup-entries', kind: 'uint', def: '5000', min: 1n, group: 'tetcd', yaml: 'number', help: 'Entries kept in memory behind a snapshot for slow followers to catch up without one (etcd 3.5: --experimental-snapshot-catchup-entries).' },

@@ -105,4 +105,5 @@ export const IMPLEMENTED: Readonly<Record<FlagName, boolean>> = {
   'enable-grpc-gateway': false,
   'worker-threads': false,
   'client-workers': true,
+  'grpc-engine': true,
 };

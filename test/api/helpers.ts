@@ -2,7 +2,7 @@
 // a loopback port, a raw node:http2 client that can send malformed gRPC, and grpc-js client helpers.
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import { ProtoReader, ProtoWriter, EMPTY_BYTES, sizeDelimited, sizeString, sizeVarint32 } from '../../src/proto/wire.js';
-import { GrpcServer, type GrpcServerOptions, type MethodDescriptor } from '../../src/api/grpc/server.js';
+import { GrpcServer, type GrpcEngine, type GrpcServerOptions, type MethodDescriptor } from '../../src/api/grpc/server.js';
 import { ClientListener } from '../../src/api/listener.js';
 import { decodeGrpcMessage } from '../../src/api/grpc/protocol.js';
 import * as grpc from './grpcjs.js';
@@ -77,8 +77,11 @@ export interface Running {
   stop(): Promise<void>;
 }
 
+/** The HTTP/2 engine the api tests run on: TETCD_GRPC_ENGINE (test/run.ts runs them on each), else the default. */
+export const TEST_ENGINE = (process.env.TETCD_GRPC_ENGINE || undefined) as GrpcEngine | undefined;
+
 export async function startServer(options: GrpcServerOptions, register: (s: GrpcServer) => void): Promise<Running> {
-  const server = new GrpcServer(options);
+  const server = new GrpcServer({ engine: TEST_ENGINE, ...options });
   register(server);
   const listener = await ClientListener.listen({ url: 'http://127.0.0.1:0', grpc: server, sniffTimeoutMs: 2000 });
   return {

@@ -1,7 +1,7 @@
 // HPACK decoder and encoder of the bench's raw HTTP/2 client, checked against RFC 7541's worked examples.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { HpackDecoder, HpackError, huffmanDecode, huffmanEncode, encodeStatelessBlock, encodeInt } from '../../bench/lib/hpack.js';
+import { HpackDecoder, HpackError, huffmanDecode, huffmanEncode, encodeStatelessBlock, encodeInt } from '../../src/api/h2/hpack.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 

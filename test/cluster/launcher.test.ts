@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { parseClusterArgs } from '../../tools/cluster.js';
 import { awaitWithTimer, processAlive, tempDir, track } from '../helpers/cleanup.js';
 import { etcdctl } from '../helpers/etcdctl.js';
-import { clientWorkersArgs } from '../helpers/member.js';
+import { modeArgs } from '../helpers/member.js';
 
 const launcher = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tools', 'cluster.js');
 
@@ -78,7 +78,7 @@ test('argument parsing', () => {
 
 test('`cluster --size 3`: prints endpoints and a working etcdctl line; SIGTERM stops every member and removes the temp data', async () => {
   // Arguments after `--` go to every member: the client-process pass of npm test runs the launcher in that mode.
-  const memberArgs = clientWorkersArgs();
+  const memberArgs = modeArgs();
   const l = await launch(['--size', '3', ...(memberArgs.length > 0 ? ['--', ...memberArgs] : [])]);
   const out = l.output();
   assert.is(l.pids.length, 3, out);

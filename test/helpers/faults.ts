@@ -13,7 +13,7 @@ import {
 import type { KeyValue } from '../../src/proto/kv.js';
 import { track, tempDir } from './cleanup.js';
 import { etcdctl } from './etcdctl.js';
-import { clientWorkersArgs } from './member.js';
+import { modeArgs } from './member.js';
 import { GrpcStatusError, KvClient, prefixEnd, unaryCall } from './grpc-kv.js';
 
 export { GrpcStatusError, prefixEnd };
@@ -63,7 +63,7 @@ export async function startFaultCluster(opts: Partial<ClusterOptions> = {}): Pro
     ...opts,
     extraArgs: [
       '--heartbeat-interval', String(HEARTBEAT_MS), '--election-timeout', String(ELECTION_MS),
-      ...(FAULTS_TARGET === 'tetcd' ? clientWorkersArgs() : []), ...(opts.extraArgs ?? []),
+      ...(FAULTS_TARGET === 'tetcd' ? modeArgs() : []), ...(opts.extraArgs ?? []),
     ],
     onSpawn: (child) => { track(child); opts.onSpawn?.(child); },
   });

@@ -103,7 +103,7 @@ export class Member {
 
   private command(): { cmd: string; args: string[] } {
     if (this.kind === 'etcd') return { cmd: 'etcd', args: this.args() };
-    return { cmd: process.execPath, args: [tetcdEntry(), ...this.args(), ...clientWorkersArgs()] };
+    return { cmd: process.execPath, args: [tetcdEntry(), ...this.args(), ...modeArgs()] };
   }
 
   /** The last ~64 KiB of the member's stdout+stderr. */
@@ -194,14 +194,20 @@ export class Member {
 }
 
 /**
- * `--client-workers N` when TETCD_CLIENT_WORKERS=N is set, so every suite can run against tetcd's
- * client-process mode too (`TETCD_CLIENT_WORKERS=2 npm test`); nothing otherwise. tetcd members only.
+ * The serving mode under test, for tetcd members: `--client-workers N` when TETCD_CLIENT_WORKERS=N is set
+ * (`TETCD_CLIENT_WORKERS=2 npm test` runs every suite against the client-process mode) and
+ * `--grpc-engine E` when TETCD_GRPC_ENGINE=E is set; nothing otherwise.
  */
-export function clientWorkersArgs(): string[] {
+export function modeArgs(): string[] {
+  const args: string[] = [];
   const v = process.env.TETCD_CLIENT_WORKERS;
-  if (v === undefined || v === '') return [];
-  if (!/^\d+$/.test(v)) throw new Error(`TETCD_CLIENT_WORKERS must be a number, got ${v}`);
-  return ['--client-workers', v];
+  if (v !== undefined && v !== '') {
+    if (!/^\d+$/.test(v)) throw new Error(`TETCD_CLIENT_WORKERS must be a number, got ${v}`);
+    args.push('--client-workers', v);
+  }
+  const engine = process.env.TETCD_GRPC_ENGINE;
+  if (engine !== undefined && engine !== '') args.push('--grpc-engine', engine);
+  return args;
 }
 
 function sleep(ms: number): Promise<void> {

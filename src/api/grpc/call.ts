@@ -2,7 +2,8 @@
 // frames responses, sends the status in trailers, and turns RST_STREAM/deadline/shutdown into cancellation.
 // The call object doubles as the response stream handed to streaming handlers, so a call allocates one
 // object; stream events reach it through shared listener functions (no closures per call).
-import { constants as h2, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { constants as h2, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { TLSSocket, PeerCertificate } from 'node:tls';
 import { gunzipSync } from 'node:zlib';
 import { EtcdError, GrpcCode, toEtcdError } from '../../errors.js';
@@ -21,8 +22,43 @@ export interface CallHost {
 /** Kinds of handler a method can be registered with. */
 export const enum HandlerKind { Unary = 0, ServerStream = 1, Bidi = 2 }
 
+/**
+ * The part of an HTTP/2 connection the gRPC layer uses: node:http2's ServerHttp2Session, or the raw
+ * engine's H2Session (api/h2/session.ts), which implements the same calls with the same meaning.
+ */
+export interface GrpcSession {
+  readonly destroyed: boolean;
+  readonly closed: boolean;
+  readonly socket: Socket | TLSSocket;
+  close(): void;
+  destroy(): void;
+  goaway(code?: number, lastStreamID?: number, opaqueData?: ArrayBufferView): void;
+  ping(callback: (err: Error | null, duration: number, payload: Buffer) => void): boolean;
+  setLocalWindowSize(windowSize: number): void;
+  on(event: string, listener: (...args: any[]) => void): unknown;
+}
+
+/** The part of an HTTP/2 stream a call uses: node:http2's ServerHttp2Stream, or the raw engine's H2Stream. */
+export interface GrpcStream {
+  readonly destroyed: boolean;
+  readonly closed: boolean;
+  readonly headersSent: boolean;
+  readonly writableLength: number;
+  readonly session: GrpcSession | undefined;
+  respond(headers: OutgoingHttpHeaders, options?: { endStream?: boolean; waitForTrailers?: boolean; sendDate?: boolean }): void;
+  write(chunk: Uint8Array): boolean;
+  end(chunk?: Uint8Array): void;
+  sendTrailers(headers: OutgoingHttpHeaders): void;
+  close(code?: number): void;
+  destroy(): void;
+  pause(): void;
+  resume(): void;
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  off(event: string, listener: (...args: any[]) => void): unknown;
+}
+
 const kCall = Symbol('tetcd.grpcCall');
-type CallStream = ServerHttp2Stream & { [kCall]?: ServerCall };
+type CallStream = GrpcStream & { [kCall]?: ServerCall };
 
 // Pre-built header objects: Node copies them on send, so they can be shared by every call.
 /** Response headers of every successful call. */
@@ -48,7 +84,7 @@ const DEADLINE_MESSAGE = 'context deadline exceeded';
  * unknown method, bad content-type, malformed headers. RST_STREAM(NO_ERROR) follows if the client is
  * still sending, as grpc-go does, so a misbehaving client cannot keep the stream open.
  */
-export function respondTrailersOnly(stream: ServerHttp2Stream, code: GrpcCode, message: string, httpStatus = 200, clientDone = false): void {
+export function respondTrailersOnly(stream: GrpcStream, code: GrpcCode, message: string, httpStatus = 200, clientDone = false): void {
   if (stream.destroyed || stream.closed || stream.headersSent) return;
   try {
     stream.respond({
@@ -116,7 +152,7 @@ export class ServerCall {
   private _halfClosePending = false;
 
   /** @internal Created by GrpcServer for a stream whose headers passed validation. */
-  constructor(host: CallHost, sess: SessionState, stream: ServerHttp2Stream, headers: IncomingHttpHeaders,
+  constructor(host: CallHost, sess: SessionState, stream: GrpcStream, headers: IncomingHttpHeaders,
     entry: MethodEntry, path: string, timeoutMs: number, gzip: boolean) {
     this._host = host;
     this._sess = sess;
@@ -741,7 +777,7 @@ async function awaitStreaming(call: ServerCall, pending: Promise<void>): Promise
   call.end();
 }
 
-function endQuietly(stream: ServerHttp2Stream): void {
+function endQuietly(stream: GrpcStream): void {
   try {
     stream.end();
   } catch {

@@ -1,11 +1,13 @@
 // A lean gRPC server directly on node:http2: method registry, header validation, per-connection
 // keepalive and ping policing, graceful/immediate shutdown, and per-method counters for metrics.
 // Sockets come from outside (api/listener.ts sniffs HTTP/2 vs HTTP/1.1 on the client port).
-import http2, { constants as h2, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import http2, { constants as h2, type Http2Server, type IncomingHttpHeaders } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { H2Session, type H2SessionOptions } from '../h2/session.js';
 import { GrpcCode } from '../../errors.js';
 import type { ProtoWriter } from '../../proto/wire.js';
-import { HandlerKind, ServerCall, respondTrailersOnly, type CallHost, type Deferred } from './call.js';
+import { HandlerKind, ServerCall, respondTrailersOnly, type CallHost, type Deferred, type GrpcSession, type GrpcStream } from './call.js';
 import { GRPC_CODE_COUNT, isGrpcContentType, methodType, parseGrpcTimeoutMs, type GrpcMethodType } from './protocol.js';
 
 export { ServerCall, DEFERRED, type Deferred } from './call.js';
@@ -107,7 +109,17 @@ export interface GrpcServerOptions {
   connectionWindowBytes?: number;
   /** Node's cap on one session's buffered memory (maxSessionMemory). Default 128 MiB. */
   sessionMemoryMaxMb?: number;
+  /**
+   * Who speaks HTTP/2: 'node' (node:http2, nghttp2) or 'raw' (api/h2: frames parsed and written on the
+   * socket by tetcd itself, one object per stream). Default 'raw': it measured 2× node:http2's put rate
+   * (bench/RESULTS.md, "The raw HTTP/2 engine").
+   */
+  engine?: GrpcEngine;
 }
+
+/** HTTP/2 implementations the server can run on. */
+export type GrpcEngine = 'node' | 'raw';
+export const GRPC_ENGINES: readonly GrpcEngine[] = ['node', 'raw'];
 
 /** Options after defaults. */
 export type ResolvedServerOptions = Readonly<Required<GrpcServerOptions>>;
@@ -117,6 +129,8 @@ const MAX_UINT32 = 4294967295;
 /** Bytes a session may write between two client pings without that counting as data sent (ping acks). */
 const PING_ACK_SLACK_BYTES = 64;
 const STREAM_HIGH_WATER_BYTES = 16 * 1024;
+/** Largest request header list the raw engine accepts (node:http2's default maxHeaderListSize is 64 KiB). */
+const HEADER_LIST_BYTES_MAX = 65535;
 const defaults: ResolvedServerOptions = {
   maxRecvMessageBytes: 1572864 + 512 * 1024,
   maxSendMessageBytes: 2147483647,
@@ -130,6 +144,7 @@ const defaults: ResolvedServerOptions = {
   streamWindowBytes: 1 << 20,
   connectionWindowBytes: 16 << 20,
   sessionMemoryMaxMb: 128,
+  engine: 'raw',
 };
 
 /** @internal A registered method. */
@@ -144,7 +159,7 @@ export interface MethodEntry {
 
 /** @internal Per-connection state. */
 export interface SessionState {
-  readonly session: ServerHttp2Session;
+  readonly session: GrpcSession;
   activeCalls: number;
   /** Bumped on every stream and DATA chunk; keepalive pings only connections where it stood still. */
   activity: number;
@@ -163,7 +178,7 @@ export interface SessionState {
 }
 
 const kSession = Symbol('tetcd.grpcSession');
-type StatefulSession = ServerHttp2Session & { [kSession]?: SessionState };
+type StatefulSession = GrpcSession & { [kSession]?: SessionState };
 
 /** grpc-go allows this many policy-violating pings before GOAWAY(ENHANCE_YOUR_CALM). */
 const PING_STRIKES_MAX = 2;
@@ -201,16 +216,22 @@ export class GrpcServer implements CallHost {
   private readonly calls = new Set<ServerCall>();
   private readonly sessions = new Set<SessionState>();
   private state: 'serving' | 'draining' | 'stopped' = 'serving';
+  /** Set when the raw engine serves connections. */
+  private readonly rawOptions: H2SessionOptions | undefined = undefined;
   private idleWaiter: (() => void) | undefined = undefined;
   private drained: Promise<void> = Promise.resolve();
 
   constructor(options: GrpcServerOptions = {}) {
     const o: Required<GrpcServerOptions> = { ...defaults };
-    for (const [k, v] of Object.entries(options) as [keyof GrpcServerOptions, number | undefined][]) {
+    for (const [k, v] of Object.entries(options) as [keyof GrpcServerOptions, never][]) {
       if (v !== undefined) o[k] = v;
     }
     for (const [k, v] of Object.entries(o)) {
-      if (!Number.isFinite(v) || v < 0) throw new RangeError(`GrpcServer: option ${k} must be a non-negative number, got ${v}`);
+      if (k === 'engine') {
+        if (!GRPC_ENGINES.includes(v as GrpcEngine)) throw new RangeError(`GrpcServer: engine must be one of ${GRPC_ENGINES.join(', ')}, got ${String(v)}`);
+        continue;
+      }
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new RangeError(`GrpcServer: option ${k} must be a non-negative number, got ${v}`);
     }
     if (o.maxRecvMessageBytes > 0xffffffff) throw new RangeError('GrpcServer: maxRecvMessageBytes must fit 32 bits');
     if (o.sendQueueBytesHigh > o.sendQueueBytesMax) throw new RangeError('GrpcServer: sendQueueBytesHigh must not exceed sendQueueBytesMax');
@@ -229,6 +250,15 @@ export class GrpcServer implements CallHost {
     this.http2.on('session', this.onSession);
     this.http2.on('stream', this.onStream);
     this.http2.on('sessionError', noop);
+    if (o.engine === 'raw') {
+      this.rawOptions = {
+        maxConcurrentStreams: o.maxConcurrentStreams,
+        streamWindowBytes: o.streamWindowBytes,
+        connectionWindowBytes: o.connectionWindowBytes,
+        sessionMemoryBytesMax: o.sessionMemoryMaxMb * 1024 * 1024,
+        headerListBytesMax: HEADER_LIST_BYTES_MAX,
+      };
+    }
   }
 
   /** Registers a unary method. */
@@ -250,6 +280,12 @@ export class GrpcServer implements CallHost {
   handleConnection(socket: Duplex): void {
     if (this.state !== 'serving') {
       socket.destroy();
+      return;
+    }
+    if (this.rawOptions !== undefined) {
+      const session = new H2Session(socket as Socket, this.rawOptions, this.onStream);
+      this.onSession(session);
+      session.start();
       return;
     }
     this.http2.emit('connection', socket);
@@ -343,7 +379,7 @@ export class GrpcServer implements CallHost {
     this.stats.push(stats);
   }
 
-  private readonly onSession = (session: ServerHttp2Session): void => {
+  private readonly onSession = (session: GrpcSession): void => {
     const s: SessionState = {
       session, activeCalls: 0, activity: 0, activitySeen: 0, resetPingStrikes: false, pingStrikes: 0, bytesWrittenAtLastPing: 0,
       lastPingAtMs: 0, keepaliveTimer: undefined, pingTimeoutTimer: undefined,
@@ -363,7 +399,7 @@ export class GrpcServer implements CallHost {
     if (this.state !== 'serving') session.close();
   };
 
-  private readonly onStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number): void => {
+  private readonly onStream = (stream: GrpcStream, headers: IncomingHttpHeaders, flags: number): void => {
     stream.on('error', noop);
     const sess = (stream.session as StatefulSession | undefined)?.[kSession];
     if (sess === undefined || this.state !== 'serving') {

@@ -1,6 +1,7 @@
-// HPACK (RFC 7541) for the bench's raw HTTP/2 client: a complete decoder (static and dynamic table,
-// Huffman strings, table size updates) so any server's response headers and trailers can be read, and a
-// stateless encoder (indexed static entries and literals without indexing) for pre-encoded requests.
+// HPACK (RFC 7541) for the raw HTTP/2 engine (api/h2/session.ts) and the bench's client: a complete
+// decoder (static and dynamic table, Huffman strings, table size updates) so any peer's header blocks can
+// be read, and a stateless encoder (indexed static entries and literals without indexing), so a block
+// encoded once can be sent on any connection.
 import { HUFFMAN_CODES } from './huffman-codes.js';
 
 /** A malformed header block; the connection that sent it cannot be trusted further. */
@@ -234,6 +235,7 @@ export class HpackDecoder {
     const from = this.pos;
     this.pos += len;
     if (huffman) return huffmanDecode(src, from, from + len);
+    if (src instanceof Buffer) return src.toString('latin1', from, from + len);
     let s = '';
     for (let i = from; i < from + len; i++) s += String.fromCharCode(src[i]);
     return s;

@@ -1,5 +1,5 @@
 // HPACK's Huffman code (RFC 7541, Appendix B) for symbols 0-255, as [code, bit length] pairs; the
-// end-of-string symbol (256) is 30 one-bits. Data from the RFC, used by bench/lib/hpack.ts to decode.
+// end-of-string symbol (256) is 30 one-bits. Data from the RFC, used by hpack.ts to decode.
 
 /** HUFFMAN_CODES[2 * s] is the code of byte s (right-aligned), HUFFMAN_CODES[2 * s + 1] its length in bits. */
 export const HUFFMAN_CODES: readonly number[] = [
