@@ -40,6 +40,8 @@ export interface GrpcSession {
 
 /** The part of an HTTP/2 stream a call uses: node:http2's ServerHttp2Stream, or the raw engine's H2Stream. */
 export interface GrpcStream {
+  /** The HTTP/2 stream id (undefined on node:http2 until the stream is open). */
+  readonly id: number | undefined;
   readonly destroyed: boolean;
   readonly closed: boolean;
   readonly headersSent: boolean;

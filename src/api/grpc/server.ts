@@ -170,6 +170,10 @@ export interface SessionState {
   /** The socket's bytesWritten when the client last pinged. */
   bytesWrittenAtLastPing: number;
   lastPingAtMs: number;
+  /** Highest stream id the client opened (the last-stream-id of a GOAWAY we send). */
+  lastStreamId: number;
+  /** GOAWAY(ENHANCE_YOUR_CALM) went out; the connection is being dropped. */
+  calmed: boolean;
   /** The client's address and port, kept because the socket is unreachable once the session ends. */
   readonly remoteAddress: string;
   readonly remotePort: number;
@@ -382,7 +386,7 @@ export class GrpcServer implements CallHost {
   private readonly onSession = (session: GrpcSession): void => {
     const s: SessionState = {
       session, activeCalls: 0, activity: 0, activitySeen: 0, resetPingStrikes: false, pingStrikes: 0, bytesWrittenAtLastPing: 0,
-      lastPingAtMs: 0, keepaliveTimer: undefined, pingTimeoutTimer: undefined,
+      lastPingAtMs: 0, lastStreamId: 0, calmed: false, keepaliveTimer: undefined, pingTimeoutTimer: undefined,
       remoteAddress: session.socket?.remoteAddress ?? '', remotePort: session.socket?.remotePort ?? 0,
     };
     (session as StatefulSession)[kSession] = s;
@@ -407,6 +411,7 @@ export class GrpcServer implements CallHost {
       return;
     }
     sess.activity++;
+    if (stream.id !== undefined && stream.id > sess.lastStreamId) sess.lastStreamId = stream.id;
     const clientDone = (flags & h2.NGHTTP2_FLAG_END_STREAM) !== 0;
     const contentType = headers['content-type'];
     if (!isGrpcContentType(contentType)) {
@@ -485,9 +490,11 @@ export class GrpcServer implements CallHost {
     if (last + minGapMs > now) s.pingStrikes++;
     if (s.pingStrikes > PING_STRIKES_MAX) {
       const session = s.session;
-      if (session.destroyed) return;
+      if (session.destroyed || s.calmed) return;
+      s.calmed = true;
       try {
-        session.goaway(h2.NGHTTP2_ENHANCE_YOUR_CALM, 0, Buffer.from('too_many_pings'));
+        // The last stream we saw: the client must not take a call we ran for one it may retry.
+        session.goaway(h2.NGHTTP2_ENHANCE_YOUR_CALM, s.lastStreamId, Buffer.from('too_many_pings'));
       } catch {
         // already closing
       }

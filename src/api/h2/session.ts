@@ -29,6 +29,11 @@ const WINDOW_MAX = 0x7fffffff;
 const HEADER_TABLE_BYTES = 4096;
 /** Largest header block (HEADERS + CONTINUATIONs) we decode; beyond it the connection is closed. */
 const HEADER_BLOCK_BYTES_MAX = 256 * 1024;
+/**
+ * CONTINUATION frames one header block may take: a block at the 256 KiB limit in frames of the minimum
+ * size needs 16; a flood of tiny or empty ones (CVE-2024-27316's kind) is cut here.
+ */
+const CONTINUATIONS_MAX = 64;
 /** Output staging buffer; a flush hands the filled part to the socket and the rest is reused. */
 const OUT_BUFFER_BYTES = 16 * 1024;
 /** Payloads at least this large go to the socket as they are, not copied into the staging buffer. */
@@ -83,6 +88,13 @@ interface PendingPing { payload: Buffer; sentAt: bigint; cb: PingCallback }
 
 /** Frozen header objects (the gRPC layer's shared response headers and OK trailers) encode once. */
 const blockCache = new WeakMap<object, Buffer>();
+/** Request headers node:http2 keeps only the first of when repeated; others are joined (cookie with '; '). */
+const SINGLE_VALUE = new Set([
+  'content-type', 'content-length', 'user-agent', 'authorization', 'proxy-authorization', 'referer', 'host', 'from',
+  'if-modified-since', 'if-unmodified-since', 'max-forwards', 'age', 'etag', 'expires', 'last-modified', 'location',
+  'retry-after', 'server', 'content-md5', 'content-encoding', 'content-language', 'content-location', 'content-range',
+  'te', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding',
+]);
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 function headerBlock(headers: OutgoingHttpHeaders): Buffer {
@@ -316,7 +328,7 @@ export class H2Session {
   private settingsSeen = false;
   private rest: Buffer | undefined = undefined;
   /** A header block waiting for its CONTINUATION frames. */
-  private pendingBlock: { sid: number; endStream: boolean; parts: Buffer[]; bytes: number } | undefined = undefined;
+  private pendingBlock: { sid: number; endStream: boolean; parts: Buffer[]; bytes: number; frames: number } | undefined = undefined;
 
   private peerInitialWindow = DEFAULT_WINDOW_BYTES;
   private peerMaxFrame = RECV_FRAME_BYTES_MAX;
@@ -339,6 +351,7 @@ export class H2Session {
   private readonly pings: PendingPing[] = [];
   private pingSeq = 0;
   private goawaySent = false;
+  private goawayLastStreamId = 0;
   private finished = false;
   private started = false;
   private readonly listeners = new Map<string, SessionListener[]>();
@@ -419,7 +432,10 @@ export class H2Session {
   /** Sends GOAWAY (code, last stream id we will process, optional debug data). */
   goaway(code: number = H2Error.NO_ERROR, lastStreamId: number = this.lastStreamId, opaqueData?: ArrayBufferView): void {
     if (this.destroyed) return;
+    // A later GOAWAY may only lower the last stream id (RFC 9113 §6.8).
+    if (this.goawaySent) lastStreamId = Math.min(lastStreamId, this.goawayLastStreamId);
     this.goawaySent = true;
+    this.goawayLastStreamId = lastStreamId;
     const debug = opaqueData === undefined ? undefined : Buffer.from(opaqueData.buffer, opaqueData.byteOffset, opaqueData.byteLength);
     const len = 8 + (debug?.length ?? 0);
     this.frameHeader(len, FrameType.GoAway, 0, 0);
@@ -638,7 +654,7 @@ export class H2Session {
     }
     const part = Buffer.allocUnsafe(end - start);
     buf.copy(part, 0, start, end);
-    this.pendingBlock = { sid, endStream, parts: [part], bytes: part.length };
+    this.pendingBlock = { sid, endStream, parts: [part], bytes: part.length, frames: 0 };
   }
 
   private onContinuation(flags: number, sid: number, buf: Buffer, from: number, to: number): void {
@@ -648,6 +664,10 @@ export class H2Session {
       return;
     }
     pending.bytes += to - from;
+    if (++pending.frames > CONTINUATIONS_MAX) {
+      this.connectionError(H2Error.ENHANCE_YOUR_CALM, `more than ${CONTINUATIONS_MAX} CONTINUATION frames in one header block`);
+      return;
+    }
     if (pending.bytes > HEADER_BLOCK_BYTES_MAX) {
       this.connectionError(H2Error.ENHANCE_YOUR_CALM, `header block larger than ${HEADER_BLOCK_BYTES_MAX} bytes`);
       return;
@@ -720,7 +740,14 @@ export class H2Session {
     stream.remoteClosed = endStream;
     this.streams.set(sid, stream);
     this.memoryBytes += STREAM_OVERHEAD_BYTES;
-    this.onStream(stream, headers, endStream ? F_END_STREAM : 0);
+    try {
+      this.onStream(stream, headers, endStream ? F_END_STREAM : 0);
+    } catch (err) {
+      // A bug above us must not take the process down with it: this stream ends, the connection goes on.
+      this.emit('error', err);
+      if (!stream.closed) this._reset(stream, H2Error.INTERNAL_ERROR, true);
+      return;
+    }
     if (endStream && !stream.closed) this.remoteEnded(stream);
   }
 
@@ -767,8 +794,9 @@ export class H2Session {
       if (name === 'te' && value !== 'trailers') return undefined;
       const prev = headers[name];
       if (prev === undefined) headers[name] = value;
-      else if (typeof prev === 'string') headers[name] = [prev, value];
-      else prev.push(value);
+      else if (SINGLE_VALUE.has(name)) continue; // node:http2 keeps the first
+      else if (name === 'set-cookie') headers[name] = typeof prev === 'string' ? [prev, value] : [...prev, value];
+      else headers[name] = `${prev as string}${name === 'cookie' ? '; ' : ', '}${value}`;
     }
     if (listBytes > this.opts.headerListBytesMax) return TOO_LARGE;
     if (headers[':method'] === undefined || headers[':path'] === undefined || headers[':scheme'] === undefined) return undefined;
