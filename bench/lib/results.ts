@@ -162,7 +162,7 @@ export function renderRun(f: RunFacts, loads: readonly LoadResult[], ceiling: Ce
       out.push(`skipped: ${ceiling.skipped}`, '');
     } else {
       const perCore = ceiling.clientCpuUsPerRequest > 0 ? 1e6 / ceiling.clientCpuUsPerRequest : NaN;
-      out.push(`Same generator settings (1000 clients, 100 connections, ${f.clientProcs} worker processes, the put bodies) against bench/lib/trivial-server.ts (${ceiling.serverProcs} node processes answering every call with a fixed PutResponse):`, '');
+      out.push(`Same generator settings (1000 clients, 100 connections, ${f.clientProcs} worker processes, the put bodies) against bench/lib/trivial-server.ts (${ceiling.serverProcs} node processes answering every call with a fixed PutResponse on the raw HTTP/2 engine of src/api/h2):`, '');
       out.push('| req/s | p50 / p99 ms | generator cores | generator µs CPU / request | server cores | generator req/s per core |');
       out.push('|---:|---:|---:|---:|---:|---:|');
       out.push(`| ${fmtInt(ceiling.rps)} | ${fmtMs(ceiling.p50Ms)} / ${fmtMs(ceiling.p99Ms)} | ${fmtCores(ceiling.clientCores)} | ${roundTo(ceiling.clientCpuUsPerRequest, 1)} | ${fmtCores(ceiling.serverCores)} | ${fmtInt(perCore)} |`);
