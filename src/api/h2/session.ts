@@ -344,6 +344,10 @@ export class H2Session {
   private readonly outChunks: Buffer[] = [];
   private flushScheduled = false;
   private socketBlocked = false;
+  /** DATA bytes staged since the last flush. */
+  private dataStaged = 0;
+  /** A send was cut short by the socket's share: pump again once a flush has handed it over. */
+  private socketFull = false;
   private readonly closedStreams: H2Stream[] = [];
   /** Ids of the last streams that closed before the client ended its side (bounded, oldest out first). */
   private readonly openWhenClosed = new Set<number>();
@@ -1025,10 +1029,17 @@ export class H2Session {
     this.memoryBytes += chunk.length;
   }
 
-  /** Frames as much of chunk as the windows allow; returns the bytes framed. */
+  /**
+   * Frames as much of chunk as the windows and the socket allow; returns the bytes framed. The socket
+   * takes at most SOCKET_HIGH_WATER_BYTES of DATA beyond what it already holds, whatever windows a client
+   * grants: the rest waits in the stream's queue, which the gRPC layer bounds, until flush() sees room.
+   */
   private sendWithinWindow(stream: H2Stream, chunk: Buffer): number {
-    const allowed = Math.min(chunk.length, stream.sendWindow, this.connSendWindow);
+    const socketRoom = SOCKET_HIGH_WATER_BYTES - this.socket.writableLength - this.dataStaged;
+    if (socketRoom < chunk.length) this.socketFull = true;
+    const allowed = Math.min(chunk.length, stream.sendWindow, this.connSendWindow, socketRoom);
     if (allowed <= 0) return 0;
+    this.dataStaged += allowed;
     const max = this.peerMaxFrame;
     for (let at = 0; at < allowed; at += max) {
       const n = Math.min(max, allowed - at);
@@ -1048,11 +1059,12 @@ export class H2Session {
       return;
     }
     for (const stream of this.blocked) {
-      if (this.connSendWindow <= 0 || this.socketBlocked) break;
+      if (this.connSendWindow <= 0 || this.socketBlocked || this.dataStaged >= SOCKET_HIGH_WATER_BYTES) break;
       const q = stream.queue!;
       while (q.length > 0 && stream.sendWindow > 0 && this.connSendWindow > 0) {
         const chunk = q[0];
         const sent = this.sendWithinWindow(stream, chunk);
+        if (sent === 0) break; // the socket's share is used up
         stream.queuedBytes -= sent;
         this.memoryBytes -= sent;
         if (sent === chunk.length) q.shift();
@@ -1181,6 +1193,7 @@ export class H2Session {
         for (const c of chunks) socket.write(c);
         socket.uncork();
       }
+      // Above the mark the last write returned false, so 'drain' will come and pump again.
       if (!this.socketBlocked && socket.writableLength > SOCKET_HIGH_WATER_BYTES) this.socketBlocked = true;
       if (socket.writableLength > this.opts.sessionMemoryBytesMax) {
         // The client does not read what it asks for (acks, resets); do not buffer without bound.
@@ -1190,6 +1203,12 @@ export class H2Session {
       }
     }
     chunks.length = 0;
+    this.dataStaged = 0;
+    if (this.socketFull && !this.socketBlocked && !this.finished) {
+      // The kernel took what was staged: there is room for more of the queued DATA now.
+      this.socketFull = false;
+      this.pump();
+    }
     const closed = this.closedStreams;
     while (closed.length > 0) closed.shift()!._emitClose();
   }

@@ -803,6 +803,21 @@ test('SETTINGS_MAX_FRAME_SIZE default: a 100 KB response comes in DATA frames of
   c.assertClean();
 });
 
+test('a client granting huge windows gets a response far larger than the session memory limit, intact', async () => {
+  // Whatever windows a client grants, the server must not push more into the socket than it can hold:
+  // an engine that framed all 12 MiB at once would pass sessionMemoryMaxMb (4) and drop the connection.
+  const big = await extraServer({ maxRecvMessageBytes: 16 << 20, sessionMemoryMaxMb: 4 });
+  const c = await H2Client.open(big.port);
+  const payload = randomBytes(12 << 20);
+  const sid = await c.call(EchoService.Unary.path, { payload, n: 9 });
+  const r = await c.response(sid);
+  assertOk(r, '12 MiB echo');
+  const m = echoOf(r);
+  assert.is(m.n, 9);
+  assert.ok(Buffer.from(m.payload).equals(payload), 'payload intact');
+  c.assertClean();
+});
+
 test('send-side flow control: the server never exceeds our stream (1000 B) and connection (65535 B) windows', async () => {
   const c = await H2Client.open(srv.port, {
     settings: [[S_ENABLE_PUSH, 0], [S_INITIAL_WINDOW_SIZE, 1000]], connWindowIncrement: 0,
