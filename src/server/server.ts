@@ -8,7 +8,7 @@ import {
   encodeMessage, decodeMessage, encodeConfChange, decodeConfChange,
   SnapshotStatus, type Entry, type HardState, type Message, type Ready, type ConfState, type ConfChange, type Snapshot,
 } from '../raft/index.js';
-import { Wal, lockDataDir, type WalHardState } from '../wal/index.js';
+import { Wal, WalSnapshotNotFoundError, lockDataDir, type WalHardState, type WalOptions } from '../wal/index.js';
 import { Mvcc } from '../mvcc/index.js';
 import { Transport } from '../transport/transport.js';
 import { EtcdError, Errors } from '../errors.js';
@@ -17,7 +17,7 @@ import { IdGenerator } from './idgen.js';
 import { WaitRegistry } from './wait.js';
 import { ReadIndexBatcher } from './read_index.js';
 import { Membership, parseMemberRecord, encodeMemberRecord } from './membership.js';
-import { loadNewestSnap, saveSnap, type SnapMeta } from './snap_files.js';
+import { loadNewestSnap, loadSnaps, removeSnap, saveSnap, type SnapMeta } from './snap_files.js';
 import { Applier, type ApplyResult } from './apply.js';
 import { bootstrapIds, memberId as memberIdFor } from './ids.js';
 import { decodeInternalRequest, type InternalRequestInit, type InternalRequest } from '../proto/internal.js';
@@ -124,6 +124,34 @@ function finishSnapshotInstall(snapDir: string, snap: SnapMeta | undefined, log:
       fs.rmSync(path.join(snapDir, name), { force: true });
     }
   }
+}
+
+/**
+ * Opens the WAL at the newest snapshot it has a marker for. A snapshot's metadata file is written before
+ * its WAL marker, so a crash between the two leaves a file the WAL knows nothing of: that one is skipped
+ * and removed (etcd 3.5 likewise loads the newest snapshot among the WAL's snapshot records), and the WAL
+ * replays from the previous snapshot, whose entries it still holds (segments are released only after a
+ * marker is durable). With no snapshot file at all, the WAL is read from its start.
+ */
+async function openWalAtSnapshot(walDir: string, snapDir: string, walOpts: WalOptions, log: Logger): Promise<{ snap: SnapMeta | undefined; opened: Awaited<ReturnType<typeof Wal.open>> }> {
+  const snaps = loadSnaps(snapDir);
+  if (snaps.length === 0) return { snap: undefined, opened: await Wal.open(walDir, { index: 0, term: 0 }, walOpts) };
+  let firstError: unknown;
+  for (let i = 0; i < snaps.length; i++) {
+    const snap = snaps[i];
+    try {
+      const opened = await Wal.open(walDir, { index: snap.index, term: snap.term }, walOpts);
+      for (const orphan of snaps.slice(0, i)) {
+        log.warn('removed a snapshot file the WAL has no marker for (a crash between the two)', { 'snapshot-index': orphan.index, 'snapshot-term': orphan.term });
+        removeSnap(snapDir, orphan);
+      }
+      return { snap, opened };
+    } catch (err) {
+      if (!(err instanceof WalSnapshotNotFoundError)) throw err;
+      firstError ??= err;
+    }
+  }
+  throw firstError;
 }
 
 function walMetadata(memberId: bigint, clusterId: bigint): Uint8Array {
@@ -279,9 +307,7 @@ export class EtcdServer {
 
     let opened: Awaited<ReturnType<typeof Wal.open>> | undefined;
     if (Wal.exists(walDir)) {
-      snap = loadNewestSnap(snapDir);
-      const from = snap ? { index: snap.index, term: snap.term } : { index: 0, term: 0 };
-      opened = await Wal.open(walDir, from, walOpts);
+      ({ snap, opened } = await openWalAtSnapshot(walDir, snapDir, walOpts, log));
       if (!snap && !opened.hardState && opened.entries.length === 0) {
         // Created but never got its bootstrap entries persisted (a crash right after creation):
         // nothing was ever acknowledged, so start over as a new member.

@@ -40,13 +40,24 @@ function decode(buf: Buffer): SnapMeta | undefined {
 
 /** Newest valid snapshot metadata in dir, or undefined. */
 export function loadNewestSnap(dir: string): SnapMeta | undefined {
-  if (!fs.existsSync(dir)) return undefined;
+  return loadSnaps(dir)[0];
+}
+
+/** Every valid snapshot metadata in dir, newest first (torn files are skipped). */
+export function loadSnaps(dir: string): SnapMeta[] {
+  if (!fs.existsSync(dir)) return [];
   const names = fs.readdirSync(dir).filter((n) => n.endsWith(SUFFIX)).sort().reverse();
+  const out: SnapMeta[] = [];
   for (const n of names) {
     const m = decode(fs.readFileSync(path.join(dir, n)));
-    if (m) return m;
+    if (m) out.push(m);
   }
-  return undefined;
+  return out;
+}
+
+/** Removes one snapshot's metadata file (one the WAL has no marker for). */
+export function removeSnap(dir: string, m: SnapMeta): void {
+  fs.rmSync(path.join(dir, fileName(m)), { force: true });
 }
 
 /** Writes snapshot metadata durably (temp file, fsync, rename, fsync dir) and keeps the newest `keep` files. */
