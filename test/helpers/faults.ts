@@ -385,6 +385,12 @@ export interface LinRunOptions {
   seed: number;
   /** Nemesis variety of the long run (rolling restarts, long pauses). */
   long: boolean;
+  /**
+   * Most operations per second, all clients together (0 = as fast as the cluster answers). Keeps a long
+   * run's history within the recorder's and the checker's bounds however fast the server gets, while
+   * operations still overlap every fault of the whole run.
+   */
+  opsPerSecondMax?: number;
   log: (line: string) => void;
 }
 
@@ -469,7 +475,15 @@ export async function runClients(c: LocalCluster, h: HistoryRecorder, o: LinRunO
     let at = id % endpoints.length;
     let kv: ExactKv | null = null;
     const seen = new Map<number, Seen>();
+    const gapMs = (o.opsPerSecondMax ?? 0) > 0 ? (o.clients * 1000) / o.opsPerSecondMax! : 0;
+    let nextAt = Date.now();
     for (let seq = 0; Date.now() < untilMs; seq++) {
+      if (gapMs > 0) {
+        nextAt += gapMs;
+        const wait = nextAt - Date.now();
+        if (wait > 0) await sleep(wait);
+        else if (wait < -1000) nextAt = Date.now(); // after a stall, do not burst to catch up
+      }
       kv ??= new ExactKv(endpoints[at]!);
       const ki = Math.floor(rng() * keys.length);
       const key = keys[ki]!;
