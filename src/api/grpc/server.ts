@@ -1,5 +1,6 @@
-// A lean gRPC server directly on node:http2: method registry, header validation, per-connection
-// keepalive and ping policing, graceful/immediate shutdown, and per-method counters for metrics.
+// A lean gRPC server on HTTP/2 (tetcd's own framing in api/h2, or node:http2): method registry, header
+// validation, per-connection keepalive and ping policing, graceful/immediate shutdown, and per-method
+// counters for metrics.
 // Sockets come from outside (api/listener.ts sniffs HTTP/2 vs HTTP/1.1 on the client port).
 import http2, { constants as h2, type Http2Server, type IncomingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
@@ -212,15 +213,15 @@ export class GrpcServer implements CallHost {
   readonly opts: ResolvedServerOptions;
   /** Per-method counters, in registration order. */
   readonly stats: GrpcMethodStats[] = [];
-  /** The node:http2 server (never listens itself; connections are handed in). */
-  readonly http2: Http2Server;
+  /** The node:http2 server of engine 'node' (never listens itself; connections are handed in). */
+  private readonly http2: Http2Server | undefined = undefined;
 
   private readonly methods = new Map<string, MethodEntry>();
   private readonly services = new Set<string>();
   private readonly calls = new Set<ServerCall>();
   private readonly sessions = new Set<SessionState>();
   private state: 'serving' | 'draining' | 'stopped' = 'serving';
-  /** Set when the raw engine serves connections. */
+  /** What the raw engine's sessions announce and enforce (engine 'raw'). */
   private readonly rawOptions: H2SessionOptions | undefined = undefined;
   private idleWaiter: (() => void) | undefined = undefined;
   private drained: Promise<void> = Promise.resolve();
@@ -243,6 +244,16 @@ export class GrpcServer implements CallHost {
     if (o.sendQueueBytesHigh < STREAM_HIGH_WATER_BYTES) throw new RangeError(`GrpcServer: sendQueueBytesHigh must be at least ${STREAM_HIGH_WATER_BYTES}`);
     if (o.inboundQueueMessagesMax < 1) throw new RangeError('GrpcServer: inboundQueueMessagesMax must be at least 1');
     this.opts = Object.freeze(o);
+    if (o.engine === 'raw') {
+      this.rawOptions = {
+        maxConcurrentStreams: o.maxConcurrentStreams,
+        streamWindowBytes: o.streamWindowBytes,
+        connectionWindowBytes: o.connectionWindowBytes,
+        sessionMemoryBytesMax: o.sessionMemoryMaxMb * 1024 * 1024,
+        headerListBytesMax: HEADER_LIST_BYTES_MAX,
+      };
+      return;
+    }
     this.http2 = http2.createServer({
       settings: {
         maxConcurrentStreams: Math.min(o.maxConcurrentStreams, MAX_UINT32),
@@ -254,15 +265,6 @@ export class GrpcServer implements CallHost {
     this.http2.on('session', this.onSession);
     this.http2.on('stream', this.onStream);
     this.http2.on('sessionError', noop);
-    if (o.engine === 'raw') {
-      this.rawOptions = {
-        maxConcurrentStreams: o.maxConcurrentStreams,
-        streamWindowBytes: o.streamWindowBytes,
-        connectionWindowBytes: o.connectionWindowBytes,
-        sessionMemoryBytesMax: o.sessionMemoryMaxMb * 1024 * 1024,
-        headerListBytesMax: HEADER_LIST_BYTES_MAX,
-      };
-    }
   }
 
   /** Registers a unary method. */
@@ -286,13 +288,13 @@ export class GrpcServer implements CallHost {
       socket.destroy();
       return;
     }
-    if (this.rawOptions !== undefined) {
-      const session = new H2Session(socket as Socket, this.rawOptions, this.onStream);
-      this.onSession(session);
-      session.start();
+    if (this.http2 !== undefined) {
+      this.http2.emit('connection', socket);
       return;
     }
-    this.http2.emit('connection', socket);
+    const session = new H2Session(socket as Socket, this.rawOptions!, this.onStream);
+    this.onSession(session);
+    session.start();
   }
 
   /** Number of calls whose stream is still open. */

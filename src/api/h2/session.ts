@@ -1209,8 +1209,7 @@ export class H2Session {
       this.socketFull = false;
       this.pump();
     }
-    const closed = this.closedStreams;
-    while (closed.length > 0) closed.shift()!._emitClose();
+    this.emitClosedStreams();
   }
 
   private readonly onSocketDrain = (): void => {
@@ -1222,6 +1221,15 @@ export class H2Session {
   private connectionError(code: number, message: string): void {
     if (this.destroyed) return;
     this.goaway(code, this.lastStreamId, Buffer.from(message));
+    this.endSocket();
+  }
+
+  private maybeFinish(): void {
+    if (this.closed && !this.destroyed && this.streams.size === 0) this.endSocket();
+  }
+
+  /** Sends what is staged, ends our side of the socket and the session. */
+  private endSocket(): void {
     this.flush();
     this.socket.end();
     this.finish();
@@ -1229,13 +1237,9 @@ export class H2Session {
     setTimeout(destroySocket, 1000, this.socket).unref();
   }
 
-  private maybeFinish(): void {
-    if (this.closed && !this.destroyed && this.streams.size === 0) {
-      this.flush();
-      this.socket.end();
-      this.finish();
-      setTimeout(destroySocket, 1000, this.socket).unref();
-    }
+  private emitClosedStreams(): void {
+    const closed = this.closedStreams;
+    while (closed.length > 0) closed.shift()!._emitClose();
   }
 
   /** Ends every stream and pending ping, and emits 'close' once. */
@@ -1245,8 +1249,7 @@ export class H2Session {
     this.destroyed = true;
     this.closed = true;
     for (const stream of [...this.streams.values()]) this.closeStream(stream, H2Error.CANCEL);
-    const closed = this.closedStreams;
-    while (closed.length > 0) closed.shift()!._emitClose();
+    this.emitClosedStreams();
     const err = new Error('h2: the session is closed');
     for (const p of this.pings.splice(0)) p.cb(err, 0, p.payload);
     this.emit('close');
@@ -1258,9 +1261,7 @@ export class H2Session {
 
   private readonly onSocketEnd = (): void => {
     // The client closed its side: nothing more can arrive.
-    this.flush();
-    this.socket.end();
-    this.finish();
+    this.endSocket();
   };
 
   private readonly onSocketClose = (): void => {
