@@ -3,11 +3,11 @@
 // to bench/RESULTS.md. `--profile` instead runs tetcd under node's CPU profiler and names the top costs.
 //
 //   node dist/bench/run.js [--rounds 5] [--duration-ms 5000] [--warmup-ms 1000] [--workloads put-1,put-1000|default|all]
-//     [--quick] [--profile] [--tetcd-cmd "node bin/tetcd"] [--etcd-cmd /usr/bin/etcd] [--out bench/RESULTS.md]
+//     [--quick] [--profile] [--tetcd-cmd bin/tetcd] [--etcd-cmd /usr/bin/etcd] [--out bench/RESULTS.md]
 //     [--client-procs 2] [--memory-keys 1000000] [--profile-dir DIR] [--keep] [--engine raw|http2] [--label NAME]
 //     [--wal-writer native|js]
 //
-// --label names a variant of tetcd (e.g. `--label client-workers-2 --tetcd-cmd "node bin/tetcd --client-workers 2"`):
+// --label names a variant of tetcd (e.g. `--label client-workers-2 --tetcd-cmd "bin/tetcd --client-workers 2"`):
 // its results go to their own sections of RESULTS.md (bench:run-NAME, ...) so several variants sit side by side.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -118,7 +118,7 @@ function parseOptions(argv: string[], root: string): BenchOptions {
     workloads,
     profile,
     quick,
-    tetcdCmd: splitCmd(given.get('tetcd-cmd') ?? 'node bin/tetcd'),
+    tetcdCmd: splitCmd(given.get('tetcd-cmd') ?? 'bin/tetcd'),
     etcdCmd: splitCmd(given.get('etcd-cmd') ?? '/usr/bin/etcd'),
     out: resolve(given.get('out') ?? join(root, 'bench', 'RESULTS.md')),
     clientProcs: num('client-procs', 2, 1),

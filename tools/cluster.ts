@@ -2,7 +2,7 @@
 // flags, each logging to <data-dir>/<name>.log. A library (LocalCluster, used by the fault tests to kill,
 // pause and restart members) and a CLI: `npm run cluster -- --size 3 [--base-port N] [--data-dir D] [--keep] [--etcd] [-- flags...]`.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, fstatSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, fstatSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -72,6 +72,32 @@ export function tetcdMainPath(): string {
   const main = resolve(here, '..', 'src', 'cli', 'main.js');
   if (!existsSync(main)) throw new Error(`tetcd is not built next to this launcher: ${main} does not exist`);
   return main;
+}
+
+/**
+ * The node flags a script's `#!/usr/bin/env -S node <flags>` line runs it with ([] for a plain
+ * `#!/usr/bin/env node`). Throws if the first line does not start node.
+ */
+export function shebangNodeFlags(script: string): string[] {
+  const first = readFileSync(script, 'utf8').split('\n', 1)[0];
+  const m = /^#!\s*\S*?(?:\/env(?:\s+-S)?\s+)?\S*\bnode\b(.*)$/.exec(first);
+  if (m === null) throw new Error(`${script} is not a node script: ${first}`);
+  return m[1].trim().split(/\s+/).filter((f) => f !== '');
+}
+
+/**
+ * The node flags bin/tetcd runs the member with (V8's young generation size, see README "Node's
+ * flags"), for everything that starts the compiled main.js itself and should run the member as shipped.
+ */
+export function tetcdNodeFlags(): string[] {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const bin = join(dir, 'bin', 'tetcd');
+    if (existsSync(join(dir, 'package.json')) && existsSync(bin)) return shebangNodeFlags(bin);
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`no bin/tetcd above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
 }
 
 /** A GET with a timeout; resolves with status and body. */
@@ -179,7 +205,7 @@ export class ClusterMember {
 
   /** The full command line (for printing). */
   commandLine(): string[] {
-    return this.kind === 'etcd' ? ['etcd', ...this.args()] : [process.execPath, tetcdMainPath(), ...this.args()];
+    return this.kind === 'etcd' ? ['etcd', ...this.args()] : [process.execPath, ...tetcdNodeFlags(), tetcdMainPath(), ...this.args()];
   }
 
   get pid(): number | undefined {

@@ -6,7 +6,7 @@
 //
 //   node dist/bench/grpc/loadgen.js --target 127.0.0.1:2379[,127.0.0.1:22379] --path /etcdserverpb.KV/Put \
 //     --body-hex 0a03666f6f120362617a --connections 100 --concurrency 1000 --duration-ms 10000 --workers 2 \
-//     [--engine raw|http2]
+//     [--engine raw|http2] [--put-keys N (instead of a body: the bench's puts over N keys)]
 //
 // or from code: `const result = await runLoad({ target, path, body, connections, concurrency, durationMs })`.
 import { fork } from 'node:child_process';
@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { RawH2Connection, frameBody, RAW_BODY_BYTES_MAX, type RawLane, type RawCallSink } from '../lib/h2-raw.js';
+import { putBodies, PUT_BODIES } from '../lib/workloads.js';
 
 /** What to run. */
 export interface LoadOptions {
@@ -439,11 +440,15 @@ function parseArgs(argv: string[]): LoadOptions {
     }
   }
   const target = need('target');
+  const putKeys = get('put-keys');
+  if (putKeys !== undefined && !(Number.isInteger(Number(putKeys)) && Number(putKeys) >= 1)) throw new Error(`loadgen: --put-keys wants a key count >= 1, got ${putKeys}`);
   return {
     target: target.split(',')[0],
     targets: target.split(','),
     path: need('path'),
     body: bodyFile !== undefined ? readFileSync(bodyFile) : Buffer.from(bodyHex ?? '', 'hex'),
+    // The bench's put workloads: keys drawn from N, 256 B values (bench/lib/workloads.ts).
+    bodies: putKeys !== undefined ? putBodies(PUT_BODIES, Number(putKeys), 1) : undefined,
     connections: Number(get('connections') ?? 1),
     concurrency: Number(get('concurrency') ?? 1),
     durationMs: Number(get('duration-ms') ?? 5000),

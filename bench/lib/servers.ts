@@ -7,6 +7,7 @@ import { basename, join } from 'node:path';
 import net from 'node:net';
 import { GrpcConn } from './grpc-client.js';
 import { KV, encodeRangeRequest } from '../../src/proto/rpc.js';
+import { shebangNodeFlags } from '../../tools/cluster.js';
 
 /** Which server a member runs. */
 export type ServerKind = 'etcd' | 'tetcd';
@@ -59,21 +60,20 @@ export { freePort };
 
 /**
  * The argv that runs `cmd` under node's CPU profiler: node flags go right after the node binary, or a
- * script with a node shebang (bin/tetcd) is run by this node. Throws if cmd does not run node.
+ * script with a node shebang (bin/tetcd) is run by this node with the shebang's node flags. Throws if cmd does not run node.
  */
 export function profiledCommand(cmd: readonly string[], profDir: string): string[] {
   if (cmd.length === 0) throw new Error('empty command');
   const prof = ['--cpu-prof', '--cpu-prof-dir', profDir];
   const exe = basename(cmd[0]);
   if (exe === 'node' || exe === 'nodejs' || cmd[0] === process.execPath) return [cmd[0], ...prof, ...cmd.slice(1)];
-  let firstLine = '';
+  let flags: string[];
   try {
-    firstLine = readFileSync(cmd[0], 'utf8').split('\n', 1)[0];
+    flags = shebangNodeFlags(cmd[0]);
   } catch {
-    // Not a readable file: cannot be a node script.
+    throw new Error(`cannot profile ${cmd[0]}: not node nor a node script`);
   }
-  if (/^#!.*\bnode\b/.test(firstLine)) return [process.execPath, ...prof, ...cmd];
-  throw new Error(`cannot profile ${cmd[0]}: not node nor a node script`);
+  return [process.execPath, ...flags, ...prof, ...cmd];
 }
 
 function logTail(path: string): string {

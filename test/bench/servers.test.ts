@@ -6,11 +6,17 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { Cluster, StartError, profiledCommand, freePort, dirBytes } from '../../bench/lib/servers.js';
 import { loadKeys } from '../../bench/lib/workloads.js';
 import { GrpcConn } from '../../bench/lib/grpc-client.js';
+import { tetcdNodeFlags } from '../../tools/cluster.js';
+import { repoRoot } from '../helpers/member.js';
+import { join } from 'node:path';
 import { KV, encodeRangeRequest, decodeRangeResponse } from '../../src/proto/rpc.js';
 
 test('profiledCommand puts --cpu-prof after node, or runs a node script under node', () => {
   assert.equal(profiledCommand(['/usr/bin/node', 'x.js', '--a'], '/p'), ['/usr/bin/node', '--cpu-prof', '--cpu-prof-dir', '/p', 'x.js', '--a']);
   assert.equal(profiledCommand(['node', 'bin/tetcd'], '/p'), ['node', '--cpu-prof', '--cpu-prof-dir', '/p', 'bin/tetcd']);
+  // A node script runs under this node with its shebang's node flags, then the profiler's.
+  const bin = join(repoRoot(), 'bin', 'tetcd');
+  assert.equal(profiledCommand([bin, '--x'], '/p'), [process.execPath, ...tetcdNodeFlags(), '--cpu-prof', '--cpu-prof-dir', '/p', bin, '--x']);
   assert.throws(() => profiledCommand(['/usr/bin/etcd'], '/p'), /cannot profile/);
 });
 

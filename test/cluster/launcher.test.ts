@@ -2,15 +2,16 @@
 // endpoints and an etcdctl line that works, and stops them all on SIGTERM/SIGINT (removing a temp data dir,
 // keeping a given one). Also with --etcd, and its argument parsing.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseClusterArgs } from '../../tools/cluster.js';
+import { parseClusterArgs, shebangNodeFlags, tetcdNodeFlags } from '../../tools/cluster.js';
 import { awaitWithTimer, processAlive, tempDir, track } from '../helpers/cleanup.js';
 import { etcdctl } from '../helpers/etcdctl.js';
-import { modeArgs } from '../helpers/member.js';
+import { modeArgs, repoRoot } from '../helpers/member.js';
 
 const launcher = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'tools', 'cluster.js');
 
@@ -76,12 +77,39 @@ test('argument parsing', () => {
   assert.ok('usage' in help && help.exitCode === 0 && /--base-port/.test(help.usage));
 });
 
+test("node flags come from a script's shebang; bin/tetcd runs through its own", () => {
+  const dir = tempDir('shebang-');
+  const cases: Array<[string, string[] | null]> = [
+    ['#!/usr/bin/env node', []],
+    ['#!/usr/bin/env -S node --a=1  --b', ['--a=1', '--b']],
+    ['#!/usr/local/bin/node --x', ['--x']],
+    ['#!/bin/sh', null],
+    ['// not a script', null],
+  ];
+  for (const [line, want] of cases) {
+    const f = join(dir, 's');
+    writeFileSync(f, `${line}\nconsole.log(1);\n`);
+    if (want === null) assert.throws(() => shebangNodeFlags(f), /not a node script/, line);
+    else assert.equal(shebangNodeFlags(f), want, line);
+  }
+  const flags = tetcdNodeFlags();
+  assert.ok(flags.includes('--max-semi-space-size=32') && flags.includes('--min-semi-space-size=32'), flags.join(' '));
+  const r = spawnSync(join(repoRoot(), 'bin', 'tetcd'), ['--version'], { encoding: 'utf8', timeout: 20_000 });
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, /etcd Version: 3\.4/);
+});
+
 test('`cluster --size 3`: prints endpoints and a working etcdctl line; SIGTERM stops every member and removes the temp data', async () => {
   // Arguments after `--` go to every member: the client-process pass of npm test runs the launcher in that mode.
   const memberArgs = modeArgs();
   const l = await launch(['--size', '3', ...(memberArgs.length > 0 ? ['--', ...memberArgs] : [])]);
   const out = l.output();
   assert.is(l.pids.length, 3, out);
+  // Members run with bin/tetcd's node flags, as `bin/tetcd` itself would start them.
+  for (const pid of l.pids) {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    for (const f of tetcdNodeFlags()) assert.ok(argv.indexOf(f) > 0 && argv.indexOf(f) < argv.findIndex((a) => a.endsWith('main.js')), `${f} before main.js in ${argv.join(' ')}`);
+  }
   const line = /^\s+(etcdctl --endpoints=(\S+) endpoint status -w table)$/m.exec(out);
   assert.ok(line, `no etcdctl line in:\n${out}`);
   const endpoints = line![2]!;

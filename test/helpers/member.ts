@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { awaitWithTimer, tempDir, track } from './cleanup.js';
 import { freePort } from './ports.js';
-import { memberFlags } from '../../tools/cluster.js';
+import { memberFlags, tetcdNodeFlags } from '../../tools/cluster.js';
 
 /** Which server binary a member runs. */
 export type MemberKind = 'etcd' | 'tetcd';
@@ -103,7 +103,7 @@ export class Member {
 
   private command(): { cmd: string; args: string[] } {
     if (this.kind === 'etcd') return { cmd: 'etcd', args: this.args() };
-    return { cmd: process.execPath, args: [tetcdEntry(), ...this.args(), ...modeArgs()] };
+    return { cmd: process.execPath, args: [...tetcdNodeFlags(), tetcdEntry(), ...this.args(), ...modeArgs()] };
   }
 
   /** The last ~64 KiB of the member's stdout+stderr. */
