@@ -1,9 +1,8 @@
 // The local cluster launcher (tools/cluster.ts) as a developer runs it: it starts N members, prints their
 // endpoints and an etcdctl line that works, and stops them all on SIGTERM/SIGINT (removing a temp data dir,
 // keeping a given one). Also with --etcd, and its argument parsing.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
