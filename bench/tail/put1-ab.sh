@@ -8,12 +8,14 @@
 # A configuration is "<node flags>|<tetcd flags>" (no '|' = tetcd flags only); ETCD runs /usr/bin/etcd.
 # tetcd runs with bin/tetcd's own node flags (its shebang line) first, so a configuration's node flags
 # override them (V8 takes the last of a flag given twice).
-# Build first (npm run build). ROUNDS (4), DURATION_MS (4000), PORT (23790) tune it; KEYS (100000, as
-# npm run bench's put-1) is the key space the puts draw from, KEYS=1 puts one key over and over.
+# Build first (npm run build). ROUNDS (4), DURATION_MS (4000), WARMUP_MS (1000, as npm run bench: the first
+# seconds of a fresh server are in the window), PORT (23790) tune it; KEYS (100000, as npm run bench's put-1)
+# is the key space the puts draw from, KEYS=1 puts one key over and over.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-4}
 DURATION_MS=${DURATION_MS:-4000}
+WARMUP_MS=${WARMUP_MS:-1000}
 PORT=${PORT:-23790}
 KEYS=${KEYS:-100000}
 PEER=$((PORT + 10))
@@ -40,7 +42,7 @@ for r in $(seq 1 "$ROUNDS"); do
     sleep 1.2
     if [ "$KEYS" = 1 ]; then bodies=(--body-file "$TMP/put.bin"); else bodies=(--put-keys "$KEYS"); fi
     node dist/bench/grpc/loadgen.js --target "127.0.0.1:$PORT" --path /etcdserverpb.KV/Put "${bodies[@]}" \
-      --connections 1 --concurrency 1 --duration-ms "$DURATION_MS" --workers 1 > "$TMP/out.json"
+      --connections 1 --concurrency 1 --duration-ms "$DURATION_MS" --warmup-ms "$WARMUP_MS" --workers 1 > "$TMP/out.json"
     echo "$r [$cfg] $(node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1]));const l=r.latencyMs;console.log(r.rps, l.p50, l.p90, l.p99, l.max)' "$TMP/out.json")"
     kill "$pid"; wait "$pid" 2>/dev/null || true
   done
