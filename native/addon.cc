@@ -18,6 +18,7 @@
 
 #include "crc32c.h"
 #include "record.h"
+#include "sched.h"
 #include "writer.h"
 
 namespace tetcd {
@@ -310,6 +311,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("writeInitialSegment", Napi::Function::New(env, WriteInitialSegmentJs));
   exports.Set("futexWait", Napi::Function::New(env, FutexWaitJs));
   exports.Set("lockFile", Napi::Function::New(env, LockFileJs));
+  exports.Set("v8WorkersLower", Napi::Function::New(env, V8WorkersLowerJs));
   exports.Set("controlBytes", Napi::Number::New(env, static_cast<double>(ctrl::kBytesTotal)));
   return exports;
 }

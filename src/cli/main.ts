@@ -10,6 +10,7 @@ import { registerServices } from '../api/services.js';
 import { httpHandler, memberHttpBackend } from '../api/http.js';
 import { ClientWorkers } from '../workers/host.js';
 import path from 'node:path';
+import { applyV8WorkersSched } from '../v8_workers.js';
 
 /** etcd's gRPC receive limit: the request limit plus room for the envelope. */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -63,6 +64,7 @@ async function main(): Promise<number> {
   for (const w of parsed.warnings) log.warn(w);
   for (const n of parsed.notices) log.info(n);
   for (const f of c.unimplementedSet) log.warn('flag is parsed but its feature is not implemented yet; it has no effect', { flag: f });
+  applyV8WorkersSched(c.v8WorkersSched, log);
 
   const walDir = c.walDir || path.join(c.dataDir, 'member', 'wal');
   if (!Wal.exists(walDir)) {
@@ -96,6 +98,7 @@ async function main(): Promise<number> {
         limits: { maxTxnOps: c.maxTxnOps, maxRequestBytes: c.maxRequestBytes },
         grpc: grpcOptions,
         logLevel: c.logLevel,
+        v8WorkersSched: c.v8WorkersSched,
         drainTimeoutMs: 2000,
       },
     });

@@ -8,6 +8,7 @@ import { FlagValues, parseArgs, type UrlsValue, type ValueSource } from './gofla
 import { IMPLEMENTED } from './implemented.js';
 import { versionText } from './version.js';
 import { applyYamlConfig } from './yaml.js';
+import type { V8WorkersSched } from '../v8_workers.js';
 import {
   goQuote, isIpLiteral, parseAtoi, parseGoDuration, parseUrlsMap, splitHostPort, urlsMapString,
   type ClusterMember, type GoUrl,
@@ -154,6 +155,8 @@ export interface Config {
   clientWorkers: number;
   /** --grpc-engine: who speaks HTTP/2 for the gRPC server. */
   grpcEngine: 'node' | 'raw';
+  /** --v8-workers-sched: priority of V8's platform worker threads. */
+  v8WorkersSched: V8WorkersSched;
   proposalBatchMax: number;
   proposalBatchMaxDelayUs: number;
   applyBatchMaxBytes: number;
@@ -580,6 +583,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, io:
     workerThreads: num(v, 'worker-threads'),
     clientWorkers: num(v, 'client-workers'),
     grpcEngine: str(v, 'grpc-engine') as 'node' | 'raw',
+    v8WorkersSched: str(v, 'v8-workers-sched') as V8WorkersSched,
     proposalBatchMax: num(v, 'proposal-batch-max'),
     proposalBatchMaxDelayUs: Number(big(v, 'proposal-batch-max-delay') / 1000n),
     applyBatchMaxBytes: num(v, 'apply-batch-max-bytes'),

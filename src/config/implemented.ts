@@ -106,4 +106,5 @@ export const IMPLEMENTED: Readonly<Record<FlagName, boolean>> = {
   'worker-threads': false,
   'client-workers': true,
   'grpc-engine': true,
+  'v8-workers-sched': true,
 };

@@ -50,6 +50,9 @@ export interface NativeWal {
   controlBytes: number;
   /** Exclusive flock on path for the life of the process; throws {code: 'ELOCKED'} when another process holds it. */
   lockFile(path: string): number;
+  /** Lowers V8's platform worker threads to SCHED_IDLE or to a nice value (native/sched.cc); waits at most
+   *  timeoutMs for busy ones. */
+  v8WorkersLower(mode: 'idle' | 'nice', nice: number, timeoutMs: number): { threads: number; switched: number; finished: number; errno: number };
 }
 
 /** Control block layout in bytes, mirrored from native/writer.h. */

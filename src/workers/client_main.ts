@@ -8,6 +8,7 @@ import { GrpcServer } from '../api/grpc/server.js';
 import { ClientListener } from '../api/listener.js';
 import { httpHandler } from '../api/http.js';
 import { newLogger } from '../log.js';
+import { applyV8WorkersSched } from '../v8_workers.js';
 import { Forwarder } from './forwarder.js';
 import { CHANNEL_FD, CLIENT_PROCESS_ENV, parseClientProcessConfig, type ClientProcessMessage, type MemberMessage } from './protocol.js';
 
@@ -19,6 +20,7 @@ async function main(): Promise<void> {
   if (!cluster.isWorker) throw new Error('tetcd: the client process entry runs only as a worker forked by a member');
   const cfg = parseClientProcessConfig(process.env[CLIENT_PROCESS_ENV]);
   const log = newLogger(cfg.logLevel).with({ 'client-process': cfg.index });
+  applyV8WorkersSched(cfg.v8WorkersSched, log);
   const socket = new net.Socket({ fd: CHANNEL_FD, readable: true, writable: true });
   socket.setNoDelay?.(true);
   const fwd = new Forwarder(socket, cfg.limits, { memberId: BigInt('0x' + cfg.memberIdHex) });

@@ -3,6 +3,7 @@
 import type { GrpcServerOptions } from '../api/grpc/server.js';
 import type { RpcLimits } from '../api/rpc.js';
 import type { LogLevel } from '../log.js';
+import type { V8WorkersSched } from '../v8_workers.js';
 
 /** The channel is the client process's file descriptor 4 (stdio: 0-2, the IPC link on 3, then this). */
 export const CHANNEL_FD = 4;
@@ -19,6 +20,8 @@ export interface ClientProcessConfig {
   limits: RpcLimits;
   grpc: GrpcServerOptions;
   logLevel: LogLevel;
+  /** --v8-workers-sched of the member. */
+  v8WorkersSched: V8WorkersSched;
   /** How long a drain lets unary calls finish. */
   drainTimeoutMs: number;
 }
@@ -36,6 +39,7 @@ export function parseClientProcessConfig(json: string | undefined): ClientProces
   if (!Array.isArray(c.listenClientUrls) || c.listenClientUrls.length === 0) throw new Error(`${CLIENT_PROCESS_ENV}: no client URLs`);
   if (!/^[0-9a-f]{1,16}$/.test(c.memberIdHex)) throw new Error(`${CLIENT_PROCESS_ENV}: bad member ID`);
   if (!(c.limits.maxRequestBytes > 0) || !(c.limits.maxTxnOps > 0)) throw new Error(`${CLIENT_PROCESS_ENV}: bad limits`);
+  if (!['low', 'idle', 'normal'].includes(c.v8WorkersSched)) throw new Error(`${CLIENT_PROCESS_ENV}: bad v8WorkersSched`);
   if (!(c.drainTimeoutMs >= 0)) throw new Error(`${CLIENT_PROCESS_ENV}: bad drain timeout`);
   return c;
 }

@@ -109,6 +109,7 @@ test('unknown flags, missing arguments and bad values exit 2 with Go\'s message 
     [['--backend-batch-interval=5'], 'invalid value "5" for flag -backend-batch-interval: parse error'],
     [['--listen-client-urls=http://a:1/x'], 'invalid value "http://a:1/x" for flag -listen-client-urls: URL must not contain a path: http://a:1/x'],
     [['--wal-batch-max-bytes=0'], 'invalid value "0" for flag -wal-batch-max-bytes: must be at least 1'],
+    [['--v8-workers-sched=fast'], 'invalid value "fast" for flag -v8-workers-sched: invalid value'],
   ];
   for (const [argv, msg] of cases) {
     const r = fails(argv);
@@ -257,6 +258,13 @@ test('--config-file: YAML keys as etcd, flags and env ignored, etcd coercions an
   files.set('/bad.yaml', '[1, 2');
   assert.match(fails(['--config-file=/bad.yaml']).stderr ?? '', /^error verifying flags, error converting YAML to JSON: yaml: /);
   assert.is(firstLine(fails(['--config-file=/missing.yaml']).stderr), "error verifying flags, open /missing.yaml: no such file or directory. See 'tetcd --help'.");
+});
+
+test('--v8-workers-sched: low unless told idle or normal, by flag, ETCD_ variable or config file', () => {
+  assert.is(ok([]).config.v8WorkersSched, 'low');
+  assert.is(ok(['--v8-workers-sched=idle']).config.v8WorkersSched, 'idle');
+  assert.is(ok(['--v8-workers-sched', 'normal']).config.v8WorkersSched, 'normal');
+  assert.is(ok([], { ETCD_V8_WORKERS_SCHED: 'normal' }).config.v8WorkersSched, 'normal');
 });
 
 test('unimplemented flags that are set are reported; defaults are not', () => {

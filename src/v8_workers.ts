@@ -1,0 +1,36 @@
+// --v8-workers-sched: where V8's background threads (TurboFan compilations, the collector's concurrent and
+// parallel phases) stand in the CPU scheduler. At normal priority a compilation holds a core for
+// milliseconds; on a small machine the event loop and the WAL writer then wait for one, and that was most of
+// a freshly started member's latency tail (bench/RESULTS.md, "A fresh member's tail"):
+//   low    nice 10: they yield to the request path but keep ~10 % of a busy core, so compilation and
+//          marking keep up when the machine is saturated (the default)
+//   idle   SCHED_IDLE: they run only on CPU time nothing else wants; the shortest tail on a machine with
+//          spare cores, but on a saturated one they starve and V8's code stays in its lower tiers
+//   normal as Node starts them
+// Lowering is one-way for an unprivileged process, so it is decided once, at start.
+import type { Logger } from './log.js';
+import { loadNative } from './wal/native.js';
+
+export type V8WorkersSched = 'low' | 'idle' | 'normal';
+
+/** The nice value of 'low'. */
+export const V8_WORKERS_LOW_NICE = 10;
+
+/** How long the native call may wait for busy worker threads to pick up its tasks. */
+const LOWER_TIMEOUT_MS = 500;
+
+/** Applies the setting to this process's V8 worker threads; logs (and goes on) when the system refuses. */
+export function applyV8WorkersSched(mode: V8WorkersSched, log: Logger): void {
+  if (mode === 'normal') return;
+  const what = mode === 'idle' ? 'SCHED_IDLE' : `nice ${V8_WORKERS_LOW_NICE}`;
+  try {
+    const r = loadNative().v8WorkersLower(mode === 'idle' ? 'idle' : 'nice', V8_WORKERS_LOW_NICE, LOWER_TIMEOUT_MS);
+    if (r.errno !== 0 || r.switched === 0) {
+      log.warn(`could not lower V8 worker threads to ${what}; they stay at normal priority`, { errno: r.errno, lowered: r.switched });
+    } else {
+      log.debug(`V8 worker threads lowered to ${what}`, { threads: r.switched });
+    }
+  } catch (err) {
+    log.warn(`could not lower V8 worker threads to ${what}; they stay at normal priority`, { error: err instanceof Error ? err.message : String(err) });
+  }
+}
