@@ -75,7 +75,16 @@ class LowerTask : public v8::Task {
     b_->released = true;
     sched_param p{};
     p.sched_priority = 0;
-    const bool ok = b_->idle ? sched_setscheduler(0, SCHED_IDLE, &p) == 0 : setpriority(PRIO_PROCESS, 0, b_->nice) == 0;
+    bool ok;
+    if (b_->idle) {
+      ok = sched_setscheduler(0, SCHED_IDLE, &p) == 0;
+    } else {
+      // Only ever down: under `nice -n 15 tetcd` the threads already start below the nice asked for, and
+      // raising them back would be refused to an unprivileged process anyway.
+      errno = 0;
+      const int current = getpriority(PRIO_PROCESS, 0);
+      ok = (errno == 0 && current >= b_->nice) || setpriority(PRIO_PROCESS, 0, b_->nice) == 0;
+    }
     if (ok) {
       lowered = true;
       b_->switched.insert(syscall(SYS_gettid));
@@ -106,7 +115,7 @@ Napi::Value V8WorkersLowerJs(const Napi::CallbackInfo& info) {
   v8::Isolate* isolate = v8::Isolate::GetCurrent();
   node::Environment* nodeEnv = node::GetCurrentEnvironment(isolate->GetCurrentContext());
   node::MultiIsolatePlatform* platform = nodeEnv != nullptr ? node::GetMultiIsolatePlatform(nodeEnv) : nullptr;
-  if (platform == nullptr) throw Napi::Error::New(env, "v8WorkersIdle: no V8 platform");
+  if (platform == nullptr) throw Napi::Error::New(env, "v8WorkersLower: no V8 platform");
   auto b = std::make_shared<Barrier>();
   b->want = platform->NumberOfWorkerThreads();
   b->idle = mode == "idle";

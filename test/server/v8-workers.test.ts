@@ -37,7 +37,7 @@ function childPids(pid: number): number[] {
 }
 
 /** Runs the addon in a fresh node with `pool` V8 worker threads; returns its calls' results and its threads. */
-function lowerInChild(pool: number, calls: string): { results: Array<{ switched: number; errno: number }>; threads: ThreadSched[]; main: number } {
+function lowerInChild(pool: number, calls: string, startNice = 0): { results: Array<{ switched: number; errno: number }>; threads: ThreadSched[]; main: number } {
   const script = `
     const fs = require('fs');
     const a = require(${JSON.stringify(nativeAddonPath())});
@@ -48,7 +48,10 @@ function lowerInChild(pool: number, calls: string): { results: Array<{ switched:
                nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) };
     });
     console.log(JSON.stringify({ results, threads, main: process.pid }));`;
-  const r = spawnSync(process.execPath, [`--v8-pool-size=${pool}`, '-e', script], { encoding: 'utf8', timeout: 20_000 });
+  const argv = [process.execPath, `--v8-pool-size=${pool}`, '-e', script];
+  const r = startNice === 0
+    ? spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 20_000 })
+    : spawnSync('nice', ['-n', String(startNice), ...argv], { encoding: 'utf8', timeout: 20_000 });
   assert.is(r.status, 0, r.stderr);
   return JSON.parse(r.stdout) as ReturnType<typeof lowerInChild>;
 }
@@ -68,6 +71,13 @@ test('v8WorkersLower: exactly the V8 pool threads are lowered, once; the main th
     assert.is(nice.threads.filter((t) => t.policy === SCHED_IDLE).length, 0);
     assert.is(nice.threads.find((t) => t.tid === nice.main)!.nice, 0);
   }
+});
+
+test('v8WorkersLower never raises a thread: under nice 15, asking for nice 7 leaves every thread at 15', () => {
+  const r = lowerInChild(2, "a.v8WorkersLower('nice', 7, 2000)", 15);
+  assert.is(r.results[0]!.errno, 0);
+  assert.is(r.results[0]!.switched, 2, JSON.stringify(r));
+  assert.ok(r.threads.every((t) => t.nice === 15), JSON.stringify(r.threads));
 });
 
 test('v8WorkersLower refuses bad arguments', () => {
