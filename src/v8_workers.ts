@@ -23,14 +23,12 @@ const LOWER_TIMEOUT_MS = 500;
 export function applyV8WorkersSched(mode: V8WorkersSched, log: Logger): void {
   if (mode === 'normal') return;
   const what = mode === 'idle' ? 'SCHED_IDLE' : `nice ${V8_WORKERS_LOW_NICE}`;
+  const refused = `could not lower V8 worker threads to ${what}; they stay at normal priority`;
   try {
     const r = loadNative().v8WorkersLower(mode === 'idle' ? 'idle' : 'nice', V8_WORKERS_LOW_NICE, LOWER_TIMEOUT_MS);
-    if (r.errno !== 0 || r.switched === 0) {
-      log.warn(`could not lower V8 worker threads to ${what}; they stay at normal priority`, { errno: r.errno, lowered: r.switched });
-    } else {
-      log.debug(`V8 worker threads lowered to ${what}`, { threads: r.switched });
-    }
+    if (r.errno !== 0 || r.switched === 0) log.warn(refused, { errno: r.errno, lowered: r.switched });
+    else log.debug(`V8 worker threads lowered to ${what}`, { threads: r.switched });
   } catch (err) {
-    log.warn(`could not lower V8 worker threads to ${what}; they stay at normal priority`, { error: err instanceof Error ? err.message : String(err) });
+    log.warn(refused, { error: err instanceof Error ? err.message : String(err) });
   }
 }

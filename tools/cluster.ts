@@ -8,6 +8,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { findRepoRoot } from './protogen/paths.js';
 
 /** Which server a cluster runs. */
 export type ClusterKind = 'tetcd' | 'etcd';
@@ -90,14 +91,9 @@ export function shebangNodeFlags(script: string): string[] {
  * flags"), for everything that starts the compiled main.js itself and should run the member as shipped.
  */
 export function tetcdNodeFlags(): string[] {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const bin = join(dir, 'bin', 'tetcd');
-    if (existsSync(join(dir, 'package.json')) && existsSync(bin)) return shebangNodeFlags(bin);
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`no bin/tetcd above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
+  const bin = join(findRepoRoot(import.meta.url), 'bin', 'tetcd');
+  if (!existsSync(bin)) throw new Error(`no ${bin}`);
+  return shebangNodeFlags(bin);
 }
 
 /** A GET with a timeout; resolves with status and body. */
