@@ -2,7 +2,8 @@
 // every --listen-client-urls until SIGINT/SIGTERM, then shuts down gracefully.
 import { parseConfig, verifyBootstrap, type Config } from '../config/config.js';
 import { newLogger, type Logger } from '../log.js';
-import { EtcdServer, type ServerConfig } from '../server/server.js';
+import { EtcdServer } from '../server/server.js';
+import type { ServerConfig } from '../server/config.js';
 import { Wal } from '../wal/index.js';
 import { GrpcServer } from '../api/grpc/server.js';
 import { ClientListener } from '../api/listener.js';

@@ -26,52 +26,9 @@ import { encodeProposal } from './proposal.js';
 import { AlarmStore } from './alarms.js';
 import { BackendQuota } from './quota.js';
 import { AlarmType, AlarmRequest_AlarmAction } from '../proto/rpc.js';
+import type { ServerConfig } from './config.js';
+export type { ServerConfig, InitialMember } from './config.js';
 import { PeriodicCompactor, RevisionCompactor, type Compactor, type CompactorHost } from './compactor.js';
-
-export interface InitialMember { name: string; peerURLs: string[] }
-
-/** What the member needs to know; the CLI maps etcd's flags onto it. */
-export interface ServerConfig {
-  name: string;
-  dataDir: string;
-  walDir?: string;
-  initialCluster: InitialMember[];
-  initialClusterToken: string;
-  initialClusterState: 'new' | 'existing';
-  listenPeerUrls: string[];
-  advertiseClientUrls: string[];
-  heartbeatMs: number;
-  electionMs: number;
-  snapshotCount: number;
-  /** Entries kept in memory behind a snapshot (etcd: 5000). */
-  snapshotCatchupEntries: number;
-  /** Longest time applied entries wait for a backend commit (etcd --backend-batch-interval, 100 ms). */
-  backendBatchIntervalMs: number;
-  /** Most applied entries per backend commit (etcd --backend-batch-limit, 10000). */
-  backendBatchLimit: number;
-  maxRequestBytes: number;
-  maxTxnOps: number;
-  maxRangeResponseBytes: number;
-  quotaBackendBytes: number;
-  preVote: boolean;
-  /** Auto-compaction: off when the retention is 0. */
-  autoCompactionMode: 'periodic' | 'revision';
-  autoCompactionRetentionMs: number;
-  autoCompactionRetentionRevisions: number;
-  walSegmentBytes?: number;
-  walBatchMaxBytes?: number;
-  walBatchMaxDelayUs?: number;
-  /** --wal-writer-idle-spin in microseconds. */
-  walWriterIdleSpinUs?: number;
-  /** Most proposals handed to Raft per Ready (--proposal-batch-max); the rest wait for the next. */
-  proposalBatchMax?: number;
-  /** How long proposals may wait to gather a fuller batch (--proposal-batch-max-delay); 0 = end of turn. */
-  proposalBatchMaxDelayUs?: number;
-  /** Bytes of committed entries applied per Ready (--apply-batch-max-bytes; Raft's MaxCommittedSizePerReady). */
-  applyBatchMaxBytes?: number;
-  unsafeNoFsync: boolean;
-  logger?: Logger;
-}
 
 /** Proposals handed to Raft per Ready unless --proposal-batch-max says otherwise. */
 const PROPOSAL_BATCH_MAX_DEFAULT = 4096;

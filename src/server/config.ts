@@ -1,0 +1,47 @@
+// What a member is told at start: etcd's flags that concern it, mapped by the CLI (src/cli/main.ts).
+import type { Logger } from '../log.js';
+
+export interface InitialMember { name: string; peerURLs: string[] }
+
+/** What the member needs to know; the CLI maps etcd's flags onto it. */
+export interface ServerConfig {
+  name: string;
+  dataDir: string;
+  walDir?: string;
+  initialCluster: InitialMember[];
+  initialClusterToken: string;
+  initialClusterState: 'new' | 'existing';
+  listenPeerUrls: string[];
+  advertiseClientUrls: string[];
+  heartbeatMs: number;
+  electionMs: number;
+  snapshotCount: number;
+  /** Entries kept in memory behind a snapshot (etcd: 5000). */
+  snapshotCatchupEntries: number;
+  /** Longest time applied entries wait for a backend commit (etcd --backend-batch-interval, 100 ms). */
+  backendBatchIntervalMs: number;
+  /** Most applied entries per backend commit (etcd --backend-batch-limit, 10000). */
+  backendBatchLimit: number;
+  maxRequestBytes: number;
+  maxTxnOps: number;
+  maxRangeResponseBytes: number;
+  quotaBackendBytes: number;
+  preVote: boolean;
+  /** Auto-compaction: off when the retention is 0. */
+  autoCompactionMode: 'periodic' | 'revision';
+  autoCompactionRetentionMs: number;
+  autoCompactionRetentionRevisions: number;
+  walSegmentBytes?: number;
+  walBatchMaxBytes?: number;
+  walBatchMaxDelayUs?: number;
+  /** --wal-writer-idle-spin in microseconds. */
+  walWriterIdleSpinUs?: number;
+  /** Most proposals handed to Raft per Ready (--proposal-batch-max); the rest wait for the next. */
+  proposalBatchMax?: number;
+  /** How long proposals may wait to gather a fuller batch (--proposal-batch-max-delay); 0 = end of turn. */
+  proposalBatchMaxDelayUs?: number;
+  /** Bytes of committed entries applied per Ready (--apply-batch-max-bytes; Raft's MaxCommittedSizePerReady). */
+  applyBatchMaxBytes?: number;
+  unsafeNoFsync: boolean;
+  logger?: Logger;
+}
