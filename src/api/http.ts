@@ -3,7 +3,7 @@
 // The handler asks an HttpBackend for the member's answers: the member itself (memberHttpBackend) or,
 // in a client process (--client-workers), the member over the local channel.
 import type { IncomingMessage, ServerResponse, RequestListener } from 'node:http';
-import type { EtcdServer } from '../server/server.js';
+import type { MemberApi } from '../server/member_api.js';
 import { ETCD_SERVER_VERSION, ETCD_CLUSTER_VERSION } from '../config/version.js';
 import { Registry, Gauge } from '../metrics.js';
 
@@ -30,19 +30,19 @@ function reply(res: ServerResponse, status: number, contentType: string, body: s
 }
 
 /** The member's metrics with etcd's names. */
-export function memberMetrics(s: EtcdServer): Registry {
+export function memberMetrics(s: MemberApi): Registry {
   const r = new Registry();
-  r.add(new Gauge('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', () => (s.leader !== 0n ? 1 : 0)));
-  r.add(new Gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () => (s.isLeader ? 1 : 0)));
-  r.add(new Gauge('etcd_server_is_learner', 'Whether or not this member is a learner. 1 if is, 0 otherwise.', () => (s.isLearner ? 1 : 0)));
-  r.add(new Gauge('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', () => s.raftIndex));
-  r.add(new Gauge('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', () => s.raftAppliedIndex));
-  r.add(new Gauge('etcd_debugging_mvcc_current_revision', 'The current revision of store.', () => s.mvcc.currentRevision));
-  r.add(new Gauge('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => s.mvcc.compactRevision));
-  r.add(new Gauge('etcd_debugging_mvcc_keys_total', 'Total number of keys.', () => s.mvcc.stats.keys));
-  r.add(new Gauge('etcd_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', () => s.mvcc.stats.dbSizeBytes));
-  r.add(new Gauge('etcd_mvcc_db_total_size_in_use_in_bytes', 'Total size of the underlying database logically in use in bytes.', () => s.mvcc.stats.dbSizeInUseBytes));
-  r.add(new Gauge('etcd_server_quota_backend_bytes', 'Current backend storage quota size in bytes.', () => s.cfg.quotaBackendBytes || 2 * 1024 ** 3));
+  r.add(new Gauge('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', () => (s.hasLeader ? 1 : 0)));
+  r.add(new Gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () => (s.status().isLeader ? 1 : 0)));
+  r.add(new Gauge('etcd_server_is_learner', 'Whether or not this member is a learner. 1 if is, 0 otherwise.', () => (s.status().isLearner ? 1 : 0)));
+  r.add(new Gauge('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', () => s.status().raftIndex));
+  r.add(new Gauge('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', () => s.status().raftAppliedIndex));
+  r.add(new Gauge('etcd_debugging_mvcc_current_revision', 'The current revision of store.', () => s.status().revision));
+  r.add(new Gauge('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => s.status().compactRevision));
+  r.add(new Gauge('etcd_debugging_mvcc_keys_total', 'Total number of keys.', () => s.status().keys));
+  r.add(new Gauge('etcd_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', () => s.status().dbSizeBytes));
+  r.add(new Gauge('etcd_mvcc_db_total_size_in_use_in_bytes', 'Total size of the underlying database logically in use in bytes.', () => s.status().dbSizeInUseBytes));
+  r.add(new Gauge('etcd_server_quota_backend_bytes', 'Current backend storage quota size in bytes.', () => s.limits.quotaBackendBytes || 2 * 1024 ** 3));
   return r;
 }
 
@@ -50,8 +50,8 @@ export function memberMetrics(s: EtcdServer): Registry {
  * etcd 3.4's health check: unhealthy with any alarm or without a leader, else healthy if a linearizable
  * read completes within a second.
  */
-export async function memberHealthy(s: EtcdServer): Promise<boolean> {
-  if (s.applier.alarms.size > 0 || s.leader === 0n) return false;
+export async function memberHealthy(s: MemberApi): Promise<boolean> {
+  if (s.alarms().length > 0 || !s.hasLeader) return false;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('timeout')), HEALTH_READ_TIMEOUT_MS); });
   try {
@@ -65,7 +65,7 @@ export async function memberHealthy(s: EtcdServer): Promise<boolean> {
 }
 
 /** The HttpBackend of a member serving its own clients. */
-export function memberHttpBackend(s: EtcdServer): HttpBackend {
+export function memberHttpBackend(s: MemberApi): HttpBackend {
   const metrics = memberMetrics(s);
   return { healthy: () => memberHealthy(s), metricsText: () => metrics.render() };
 }

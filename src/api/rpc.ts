@@ -6,16 +6,15 @@ import type { ProtoWriter } from '../proto/wire.js';
 import { KV, Maintenance, Cluster } from '../proto/rpc.js';
 import type {
   RangeRequest, PutRequest, DeleteRangeRequest, TxnRequest, CompactionRequest, StatusRequest, MemberListRequest,
-  AlarmRequest, ResponseHeaderInit, RangeResponseInit, PutResponseInit, DeleteRangeResponseInit, TxnResponseInit,
+  AlarmRequest, RangeResponseInit, PutResponseInit, DeleteRangeResponseInit, TxnResponseInit,
   CompactionResponseInit, StatusResponseInit, MemberListResponseInit, AlarmResponseInit,
 } from '../proto/rpc.js';
-import type { EtcdServer } from '../server/server.js';
+import type { MemberApi } from '../server/member_api.js';
 import type { HeaderedResponse } from '../server/apply.js';
 import {
   validateRangeRequest, validatePutRequest, validateDeleteRangeRequest, validateTxnRequest, isTxnReadonly,
 } from '../server/apply_kv.js';
 import { ETCD_SERVER_VERSION } from '../config/version.js';
-import { Errors } from '../errors.js';
 import { costPut, costTxn } from '../server/quota.js';
 import { alarmText } from '../server/alarms.js';
 
@@ -40,7 +39,7 @@ export interface UnaryRpc<Req, ResInit> {
   /** True if serving it proposes the request through Raft (so --max-request-bytes applies to it). */
   proposes(req: Req): boolean;
   /** The member's answer; throws (or rejects with) EtcdError. Does not validate. */
-  serve(s: EtcdServer, req: Req): ResInit | Promise<ResInit>;
+  serve(s: MemberApi, req: Req): ResInit | Promise<ResInit>;
 }
 
 /** A method descriptor that can write a response into a buffer the caller sized (the generated ones can). */
@@ -53,22 +52,9 @@ export interface SizedMethodDescriptor<Req, ResInit> extends MethodDescriptor<Re
 export type AnyUnaryRpc = UnaryRpc<unknown, unknown>;
 
 /** Fills the identity fields of a response header, keeping the revision the applier set. */
-function withHeader<T extends HeaderedResponse>(s: EtcdServer, resp: T): T {
-  const rev = resp.header?.revision ?? s.mvcc.currentRevision;
-  const header: ResponseHeaderInit = { cluster_id: s.clusterId, member_id: s.memberId, revision: rev, raft_term: s.raftTerm };
-  resp.header = header;
+function withHeader<T extends HeaderedResponse>(s: MemberApi, resp: T): T {
+  resp.header = s.header(resp.header?.revision);
   return resp;
-}
-
-/** Refuses a write the backend quota has no room for, and raises NOSPACE (etcd's quotaKVServer). */
-function checkQuota(s: EtcdServer, costBytes: number): void {
-  if (costBytes === 0) return;
-  if (s.quota.available(costBytes)) {
-    s.quota.charge(costBytes);
-    return;
-  }
-  s.raiseNoSpace();
-  throw Errors.NoSpace();
 }
 
 function isTxnSerializable(req: TxnRequest): boolean {
@@ -89,68 +75,69 @@ function rpc<Req, ResInit>(desc: SizedMethodDescriptor<Req, ResInit>, spec: Omit
   return { desc, ...spec } as unknown as AnyUnaryRpc;
 }
 
-async function serveRange(s: EtcdServer, req: RangeRequest): Promise<RangeResponseInit> {
+async function serveRange(s: MemberApi, req: RangeRequest): Promise<RangeResponseInit> {
   if (!req.serializable) await s.linearizableRead();
-  return withHeader(s, s.applier.range(req));
+  return withHeader(s, s.range(req));
 }
 
-function serveRangeSync(s: EtcdServer, req: RangeRequest): RangeResponseInit | Promise<RangeResponseInit> {
+function serveRangeSync(s: MemberApi, req: RangeRequest): RangeResponseInit | Promise<RangeResponseInit> {
   // A serializable read is answered in the same turn: no promise, no microtask.
-  return req.serializable ? withHeader(s, s.applier.range(req)) : serveRange(s, req);
+  return req.serializable ? withHeader(s, s.range(req)) : serveRange(s, req);
 }
 
-async function servePut(s: EtcdServer, req: PutRequest): Promise<PutResponseInit> {
-  checkQuota(s, costPut(req));
+async function servePut(s: MemberApi, req: PutRequest): Promise<PutResponseInit> {
+  s.admit(costPut(req));
   const r = await s.propose({ put: req });
   return withHeader(s, r.response);
 }
 
-async function serveDeleteRange(s: EtcdServer, req: DeleteRangeRequest): Promise<DeleteRangeResponseInit> {
+async function serveDeleteRange(s: MemberApi, req: DeleteRangeRequest): Promise<DeleteRangeResponseInit> {
   const r = await s.propose({ delete_range: req });
   return withHeader(s, r.response);
 }
 
-async function serveTxn(s: EtcdServer, req: TxnRequest): Promise<TxnResponseInit> {
+async function serveTxn(s: MemberApi, req: TxnRequest): Promise<TxnResponseInit> {
   if (isTxnReadonly(req)) {
     if (!isTxnSerializable(req)) await s.linearizableRead();
-    return withHeader(s, s.applier.txnReadOnly(req));
+    return withHeader(s, s.txnReadOnly(req));
   }
-  checkQuota(s, costTxn(req));
+  s.admit(costTxn(req));
   const r = await s.propose({ txn: req });
   return withHeader(s, r.response);
 }
 
-async function serveCompact(s: EtcdServer, req: CompactionRequest): Promise<CompactionResponseInit> {
+async function serveCompact(s: MemberApi, req: CompactionRequest): Promise<CompactionResponseInit> {
   const r = await s.propose({ compaction: req });
   if (req.physical && r.physicalDone) await r.physicalDone;
   return withHeader(s, r.response);
 }
 
-function serveStatus(s: EtcdServer, _req: StatusRequest): StatusResponseInit {
-  const st = s.mvcc.stats;
-  return withHeader<StatusResponseInit>(s, {
+function serveStatus(s: MemberApi, _req: StatusRequest): StatusResponseInit {
+  const st = s.status();
+  return {
+    header: s.header(st.revision),
     version: ETCD_SERVER_VERSION,
     dbSize: st.dbSizeBytes,
-    leader: s.leader,
-    raftIndex: s.raftIndex,
-    raftTerm: s.raftTerm,
-    raftAppliedIndex: s.raftAppliedIndex,
-    errors: s.applier.alarms.get().map(alarmText),
+    leader: st.leader,
+    raftIndex: st.raftIndex,
+    raftTerm: st.raftTerm,
+    raftAppliedIndex: st.raftAppliedIndex,
+    errors: st.alarms.map(alarmText),
     dbSizeInUse: st.dbSizeInUseBytes,
-    isLearner: s.isLearner,
-  });
+    isLearner: st.isLearner,
+  };
 }
 
 // etcd answers alarm requests (all of them through Raft) without a header.
-async function serveAlarm(s: EtcdServer, req: AlarmRequest): Promise<AlarmResponseInit> {
+async function serveAlarm(s: MemberApi, req: AlarmRequest): Promise<AlarmResponseInit> {
   return (await s.propose({ alarm: req })).response as AlarmResponseInit;
 }
 
 // etcd's cluster service headers carry no revision.
-function serveMemberList(s: EtcdServer, _req: MemberListRequest): MemberListResponseInit {
+function serveMemberList(s: MemberApi, _req: MemberListRequest): MemberListResponseInit {
   return {
     header: { cluster_id: s.clusterId, member_id: s.memberId, raft_term: s.raftTerm },
-    members: s.membership.list(),
+    members: s.members(),
   };
 }
 
@@ -174,6 +161,6 @@ export const UNARY_RPCS: readonly AnyUnaryRpc[] = [
 ];
 
 /** The limits a member's config sets. */
-export function rpcLimitsOf(s: EtcdServer): RpcLimits {
-  return { maxTxnOps: s.cfg.maxTxnOps, maxRequestBytes: s.cfg.maxRequestBytes };
+export function rpcLimitsOf(s: MemberApi): RpcLimits {
+  return { maxTxnOps: s.limits.maxTxnOps, maxRequestBytes: s.limits.maxRequestBytes };
 }

@@ -36,6 +36,8 @@ export interface MvccEvent {
   type: number;
   /** PUT: the new KeyValue. DELETE: { key, mod_revision } as etcd reports it. */
   kv: KeyValue;
+  /** The key's KeyValue before the change, when the transaction was asked for it and the key existed. */
+  prevKv?: KeyValue;
 }
 
 /** Lease bookkeeping a write transaction reports to (the lessor). */
@@ -248,11 +250,14 @@ export class Mvcc {
     }
   }
 
-  /** Starts the write transaction; at most one is open, and it must end in the same turn. */
-  write(hooks?: MvccLeaseHooks): MvccWriteTxn {
+  /**
+   * Starts the write transaction; at most one is open, and it must end in the same turn. With
+   * `withPrevKv` its events carry each changed key's previous KeyValue (one backend read per key).
+   */
+  write(hooks?: MvccLeaseHooks, withPrevKv = false): MvccWriteTxn {
     if (this.closing) throw new Error('mvcc: store is closed');
     if (this.core.activeTxn !== null) throw new Error('mvcc: a write transaction is already open');
-    const t = new MvccWriteTxn(this.core, hooks);
+    const t = new MvccWriteTxn(this.core, hooks, withPrevKv);
     this.core.activeTxn = t;
     return t;
   }
@@ -513,7 +518,7 @@ export class MvccWriteTxn {
   private done = false;
 
   /** @internal Use Mvcc.write(). */
-  constructor(private readonly core: Core, private readonly hooks: MvccLeaseHooks | undefined) {
+  constructor(private readonly core: Core, private readonly hooks: MvccLeaseHooks | undefined, private readonly withPrevKv = false) {
     this.beginRev = core.currentRev;
   }
 
@@ -551,6 +556,7 @@ export class MvccWriteTxn {
     const sub = this.events.length;
     let created = rev;
     let version = 1;
+    let prevKv: KeyValue | undefined;
     const e = c.index.forUpdate(key);
     if (e !== undefined) {
       const p = entryFind(e, rev);
@@ -558,8 +564,9 @@ export class MvccWriteTxn {
         const gs = entryGenStart(e, p);
         created = entryCreated(e, gs);
         version = entryVersion(e, p, gs) + 1;
+        if (this.withPrevKv) prevKv = decodeKeyValue(fetchKv(c.be, e[p], codeSub(e[p + 1])));
         if (this.hooks !== undefined && codeHasLease(e[p + 1])) {
-          const old = decodeKeyValue(fetchKv(c.be, e[p], codeSub(e[p + 1]))).lease;
+          const old = (prevKv ?? decodeKeyValue(fetchKv(c.be, e[p], codeSub(e[p + 1])))).lease;
           if (old !== 0n) this.hooks.detach(old, key);
         }
       }
@@ -568,7 +575,7 @@ export class MvccWriteTxn {
     const bytes = encodeKeyValue(kv);
     c.be.stageRev(rev, sub, revKey(rev, sub), bytes);
     c.index.putInto(e, key, rev, sub, lease !== 0n);
-    this.events.push({ type: Event_EventType.PUT, kv });
+    this.events.push(prevKv === undefined ? { type: Event_EventType.PUT, kv } : { type: Event_EventType.PUT, kv, prevKv });
     this.touched.push(key);
     if (lease !== 0n && this.hooks !== undefined) this.hooks.attach(lease, key);
     return rev;
@@ -596,7 +603,7 @@ export class MvccWriteTxn {
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i];
       let prev: Uint8Array | undefined;
-      if (wantPrev) prev = fetchKv(c.be, mains[i], codeSub(codes[i]));
+      if (wantPrev || this.withPrevKv) prev = fetchKv(c.be, mains[i], codeSub(codes[i]));
       if (this.hooks !== undefined && codeHasLease(codes[i])) {
         prev ??= fetchKv(c.be, mains[i], codeSub(codes[i]));
         const old = decodeKeyValue(prev).lease;
@@ -606,7 +613,8 @@ export class MvccWriteTxn {
       const sub = this.events.length;
       c.be.stageRev(rev, sub, revKey(rev, sub, true), encodeKeyValue({ key: k }));
       c.index.tombstone(k, rev, sub);
-      this.events.push({ type: Event_EventType.DELETE, kv: { key: k, create_revision: 0, mod_revision: rev, version: 0, value: EMPTY_BYTES, lease: 0n } });
+      const kv: KeyValue = { key: k, create_revision: 0, mod_revision: rev, version: 0, value: EMPTY_BYTES, lease: 0n };
+      this.events.push(this.withPrevKv ? { type: Event_EventType.DELETE, kv, prevKv: decodeKeyValue(prev!) } : { type: Event_EventType.DELETE, kv });
       this.touched.push(k);
     }
     return { deleted: keys.length, rev: this.rev, prevKvs };

@@ -36,28 +36,43 @@ export interface ApplyResult {
  * Applies requests to the MVCC store.
  *
  *   const a = new Applier(mvcc, { maxTxnOps: 128, maxRangeResponseBytes: 0 });
+ *   backend.onSwap((store) => a.useStore(store));
  *   const r = a.applyWrite(decodeInternalRequest(entry.data));
  */
 export class Applier {
-  leases: LeaseHooks = noLeases;
-  /** The active alarms; replaced with the store. */
-  alarms: AlarmStore;
+  private readonly leases: LeaseHooks = noLeases;
+  private store: Mvcc;
+  private alarmStore: AlarmStore;
 
-  /** The store; replaced when a snapshot from the leader installs a new backend. */
-  constructor(public store: Mvcc, private readonly limits: KvLimits) {
-    this.alarms = AlarmStore.load(store);
+  constructor(store: Mvcc, private readonly limits: KvLimits) {
+    this.store = store;
+    this.alarmStore = AlarmStore.load(store);
   }
 
-  /** Applies a committed write request; never throws for request-level errors. */
-  applyWrite(req: InternalRequest): ApplyResult {
+  /** The active alarms (read them; they change only by applying alarm requests). */
+  get alarms(): Pick<AlarmStore, 'get' | 'has' | 'size'> {
+    return this.alarmStore;
+  }
+
+  /** The backend was swapped (MemberBackend.onSwap): apply to the new store, with its alarms. */
+  useStore(store: Mvcc): void {
+    this.store = store;
+    this.alarmStore = AlarmStore.load(store);
+  }
+
+  /**
+   * Applies a committed write request; never throws for request-level errors. With `withPrevKv` the
+   * result's events carry each changed key's previous KeyValue.
+   */
+  applyWrite(req: InternalRequest, withPrevKv = false): ApplyResult {
     try {
       if (req.alarm) return { response: this.applyAlarm(req.alarm) };
       // CORRUPT refuses every KV operation, NOSPACE every write that adds data (etcd's capped applier).
-      if (this.alarms.has(AlarmType.CORRUPT)) throw Errors.Corrupt();
-      if (this.alarms.has(AlarmType.NOSPACE) && (req.put || (req.txn && costTxn(req.txn) > 0))) throw Errors.NoSpace();
-      if (req.put) return applyPut(this.store, req.put, this.leases);
-      if (req.delete_range) return applyDeleteRange(this.store, req.delete_range, this.leases);
-      if (req.txn) return applyTxn(this.store, req.txn, this.limits, this.leases);
+      if (this.alarmStore.has(AlarmType.CORRUPT)) throw Errors.Corrupt();
+      if (this.alarmStore.has(AlarmType.NOSPACE) && (req.put || (req.txn && costTxn(req.txn) > 0))) throw Errors.NoSpace();
+      if (req.put) return applyPut(this.store, req.put, this.leases, withPrevKv);
+      if (req.delete_range) return applyDeleteRange(this.store, req.delete_range, this.leases, withPrevKv);
+      if (req.txn) return applyTxn(this.store, req.txn, this.limits, this.leases, withPrevKv);
       if (req.compaction) {
         const { response, physicalDone } = applyCompaction(this.store, req.compaction);
         // The caller may not wait for it; a failure is logged by the store, not left unhandled.
@@ -74,13 +89,13 @@ export class Applier {
 
   /** A read served locally (after ReadIndex for linearizable reads). Throws etcd's errors. */
   range(req: RangeRequest): RangeResponseInit {
-    if (this.alarms.has(AlarmType.CORRUPT)) throw Errors.Corrupt();
+    if (this.alarmStore.has(AlarmType.CORRUPT)) throw Errors.Corrupt();
     return applyRange(this.store, req, this.limits);
   }
 
   /** A read-only txn served locally; the caller checked isTxnReadonly. */
   txnReadOnly(req: TxnRequest): TxnResponseInit {
-    if (this.alarms.has(AlarmType.CORRUPT)) throw Errors.Corrupt();
+    if (this.alarmStore.has(AlarmType.CORRUPT)) throw Errors.Corrupt();
     return applyTxn(this.store, req, this.limits, this.leases).response;
   }
 
@@ -89,14 +104,14 @@ export class Applier {
     const resp: AlarmResponseInit & HeaderedResponse = { alarms: [] };
     switch (r.action) {
       case AlarmRequest_AlarmAction.GET:
-        resp.alarms = this.alarms.get(r.alarm);
+        resp.alarms = this.alarmStore.get(r.alarm);
         break;
       case AlarmRequest_AlarmAction.ACTIVATE:
         if (r.alarm === AlarmType.NONE) break;
-        resp.alarms = [this.alarms.activate(r.memberID, r.alarm, this.store)];
+        resp.alarms = [this.alarmStore.activate(r.memberID, r.alarm, this.store)];
         break;
       case AlarmRequest_AlarmAction.DEACTIVATE: {
-        const m = this.alarms.deactivate(r.memberID, r.alarm, this.store);
+        const m = this.alarmStore.deactivate(r.memberID, r.alarm, this.store);
         if (m) resp.alarms = [m];
         break;
       }

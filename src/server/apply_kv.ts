@@ -233,10 +233,10 @@ function abortAndThrow(txn: MvccWriteTxn, err: unknown): never {
 }
 
 /** A committed Put. Throws Errors.LeaseNotFound / Errors.KeyNotFound with no effect. */
-export function applyPut(store: Mvcc, req: PutRequestInit, leases: LeaseHooks): KvApplied<PutResponseInit> {
+export function applyPut(store: Mvcc, req: PutRequestInit, leases: LeaseHooks, withPrevKv = false): KvApplied<PutResponseInit> {
   const lease = req.lease ?? 0n;
   if (lease !== 0n && !leases.exists(lease)) throw Errors.LeaseNotFound();
-  const txn = store.write(leases);
+  const txn = store.write(leases, withPrevKv);
   let response: PutResponseInit;
   try {
     response = putIn(txn, req);
@@ -247,8 +247,8 @@ export function applyPut(store: Mvcc, req: PutRequestInit, leases: LeaseHooks): 
 }
 
 /** A committed DeleteRange. */
-export function applyDeleteRange(store: Mvcc, req: DeleteRangeRequestInit, leases: LeaseHooks): KvApplied<DeleteRangeResponseInit> {
-  const txn = store.write(leases);
+export function applyDeleteRange(store: Mvcc, req: DeleteRangeRequestInit, leases: LeaseHooks, withPrevKv = false): KvApplied<DeleteRangeResponseInit> {
+  const txn = store.write(leases, withPrevKv);
   let response: DeleteRangeResponseInit;
   try {
     response = deleteIn(txn, req);
@@ -385,7 +385,7 @@ function runTxnOps(
  * branch in order, nested txns included, all under one revision. A read-only txn (ranges only)
  * runs on the read view and makes no revision; the server may run it without Raft, as etcd does.
  */
-export function applyTxn(store: Mvcc, req: TxnRequestInit, limits: KvLimits, leases: LeaseHooks): KvApplied<TxnResponseInit> {
+export function applyTxn(store: Mvcc, req: TxnRequestInit, limits: KvLimits, leases: LeaseHooks, withPrevKv = false): KvApplied<TxnResponseInit> {
   const path: boolean[] = [];
   compareToPath(store, req, path);
   const isWrite = !isTxnReadonly(req);
@@ -396,7 +396,7 @@ export function applyTxn(store: Mvcc, req: TxnRequestInit, limits: KvLimits, lea
     resp.header = { revision: store.currentRevision };
     return { response: resp, events: [] };
   }
-  const txn = store.write(leases);
+  const txn = store.write(leases, withPrevKv);
   try {
     runTxnOps(txn, txn, req, path, 0, limits, resp);
   } catch (err) {

@@ -65,12 +65,19 @@ export class Membership {
   /** Loads what the backend holds (empty for a new member). */
   static load(store: MetaStore): Membership {
     const ms = new Membership();
+    ms.reload(store);
+    return ms;
+  }
+
+  /** Replaces what is known with what `store` holds (after the backend was swapped). */
+  reload(store: MetaStore): void {
+    this.members.clear();
+    this.removed.clear();
     for (const [, v] of store.metaScan(MEMBERS)) {
       const m = parseMemberRecord(v);
-      ms.members.set(m.ID, m);
+      this.members.set(m.ID, m);
     }
-    for (const [k] of store.metaScan(REMOVED)) ms.removed.add(Buffer.from(k).readBigUInt64BE(0));
-    return ms;
+    for (const [k] of store.metaScan(REMOVED)) this.removed.add(Buffer.from(k).readBigUInt64BE(0));
   }
 
   /** Members sorted by ID (etcd lists them so). */

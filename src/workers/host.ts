@@ -4,7 +4,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import type { EtcdServer } from '../server/server.js';
+import type { MemberApi } from '../server/member_api.js';
 import type { HttpBackend } from '../api/http.js';
 import type { Logger } from '../log.js';
 import { MemberChannel, MEMBER_CHANNEL_DEFAULTS, type MemberChannelLimits } from './member_channel.js';
@@ -22,7 +22,7 @@ const CRASH_WINDOW_MS = 10_000;
 /** Options of ClientWorkers.start. */
 export interface ClientWorkersOptions {
   count: number;
-  server: EtcdServer;
+  server: MemberApi;
   http: HttpBackend;
   /** The configuration of every client process but its index. */
   config: Omit<ClientProcessConfig, 'index'>;

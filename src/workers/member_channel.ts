@@ -5,7 +5,7 @@
 import type { Duplex } from 'node:stream';
 import { EtcdError, GrpcCode, toEtcdError, Errors } from '../errors.js';
 import { ProtoWriter } from '../proto/wire.js';
-import type { EtcdServer } from '../server/server.js';
+import type { MemberApi } from '../server/member_api.js';
 import { UNARY_RPCS, rpcLimitsOf, type AnyUnaryRpc, type RpcLimits } from '../api/rpc.js';
 import type { HttpBackend } from '../api/http.js';
 import type { Logger } from '../log.js';
@@ -54,7 +54,7 @@ export class MemberChannel implements FrameSink {
 
   constructor(
     private readonly socket: Duplex,
-    private readonly s: EtcdServer,
+    private readonly s: MemberApi,
     private readonly http: HttpBackend,
     private readonly log: Logger,
     private readonly channelLimits: MemberChannelLimits = MEMBER_CHANNEL_DEFAULTS,

@@ -1,0 +1,143 @@
+// Applying committed entries, in log order: a normal entry is decoded and handed to the applier (KV,
+// alarms) or to membership (published attributes); a ConfChange changes Raft's configuration and the
+// member list. Each entry's waiter gets its result and every subscriber its apply events.
+import { EntryType, ConfChangeType, decodeConfChange, type ConfChange, type ConfState, type Entry } from '../raft/index.js';
+import { decodeInternalRequest, type InternalRequest } from '../proto/internal.js';
+import { AlarmRequest_AlarmAction } from '../proto/rpc.js';
+import { assert } from '../assert.js';
+import { parseMemberRecord, type Membership } from './membership.js';
+import type { Applier, ApplyResult } from './apply.js';
+import type { ApplyEventHub } from './apply_events.js';
+import type { MemberBackend } from './backend.js';
+import type { MemberPeers } from './ports.js';
+
+export interface EntryApplierDeps {
+  memberId: bigint;
+  backend: MemberBackend;
+  applier: Applier;
+  membership: Membership;
+  events: ApplyEventHub;
+  peers: Pick<MemberPeers, 'addPeer' | 'removePeer'>;
+  /** Raft applies a configuration change; returns the new configuration. */
+  applyConfChange(cc: ConfChange): ConfState;
+  /** The applied entry's waiter, if this member proposed it. */
+  trigger(id: bigint, result: ApplyResult): void;
+  /** This member's own attributes were applied (it is published). */
+  onPublished(): void;
+}
+
+const EMPTY_RESULT: ApplyResult = { response: {} };
+
+/**
+ * Applies committed entries.
+ *
+ *   applying.apply(rd.committedEntries);   // in the Ready loop, after persisting
+ *   applying.appliedIndex                  // what reads and snapshots go by
+ */
+export class EntryApplier {
+  appliedIndex: number;
+  appliedTerm: number;
+  confState: ConfState;
+
+  constructor(private readonly d: EntryApplierDeps, applied: { index: number; term: number }, confState: ConfState) {
+    this.appliedIndex = applied.index;
+    this.appliedTerm = applied.term;
+    this.confState = confState;
+  }
+
+  /** Applies entries that continue the applied log (ones applied already are skipped). */
+  apply(entries: readonly Entry[]): void {
+    const backendIndex = this.d.backend.backendIndex;
+    for (const e of entries) {
+      if (e.index <= this.appliedIndex) continue;
+      assert(e.index === this.appliedIndex + 1, () => `applying entry ${e.index} after ${this.appliedIndex}: gap in the committed log`);
+      const toBackend = e.index > backendIndex;
+      if (e.type === EntryType.Normal) {
+        if (toBackend && e.data.length > 0) this.applyNormal(e);
+      } else if (e.type === EntryType.ConfChange) {
+        this.applyConfChange(e, toBackend);
+      } else {
+        assert(false, () => `unsupported entry type ${e.type} at index ${e.index}`);
+      }
+      this.appliedIndex = e.index;
+      this.appliedTerm = e.term;
+    }
+    this.d.backend.applied(entries.length);
+  }
+
+  /** A snapshot from the leader replaced the state: applying goes on after it. */
+  restored(index: number, term: number, cs: ConfState): void {
+    this.appliedIndex = index;
+    this.appliedTerm = term;
+    this.confState = cs;
+  }
+
+  private applyNormal(e: Entry): void {
+    let req: InternalRequest;
+    try {
+      req = decodeInternalRequest(e.data);
+    } catch (err) {
+      // Only this member's own proposals and its peers' reach the log; undecodable data is a bug or corruption.
+      throw new Error(`entry ${e.index}: undecodable request: ${(err as Error).message}`);
+    }
+    const d = this.d;
+    if (req.member_attr_set) {
+      const a = req.member_attr_set;
+      d.membership.setAttributes(a.member_ID, a.attributes?.name ?? '', a.attributes?.client_urls ?? [], d.backend.store);
+      if (a.member_ID === d.memberId) d.onPublished();
+      d.trigger(req.ID, EMPTY_RESULT);
+      if (d.events.hasSubscribers) d.events.publish({ kind: 'member', index: e.index, change: 'attributes', member: d.membership.get(a.member_ID), memberId: a.member_ID });
+      return;
+    }
+    const events = d.events;
+    const result = d.applier.applyWrite(req, events.wantsPrevKv);
+    d.trigger(req.ID, result);
+    if (!events.hasSubscribers || result.error !== undefined) return;
+    const changes = result.events;
+    if (changes !== undefined && changes.length > 0) {
+      events.publish({ kind: 'kv', index: e.index, revision: changes[0].kv.mod_revision, changes });
+    } else if (req.alarm && req.alarm.action !== AlarmRequest_AlarmAction.GET && (result.response as { alarms?: unknown[] }).alarms?.length) {
+      events.publish({
+        kind: 'alarm', index: e.index, memberId: req.alarm.memberID, alarm: req.alarm.alarm,
+        action: req.alarm.action === AlarmRequest_AlarmAction.ACTIVATE ? 'activate' : 'deactivate',
+      });
+    }
+  }
+
+  private applyConfChange(e: Entry, toBackend: boolean): void {
+    const d = this.d;
+    const cc: ConfChange = decodeConfChange(e.data);
+    this.confState = d.applyConfChange(cc);
+    if (!toBackend) return;
+    const store = d.backend.store;
+    switch (cc.type) {
+      case ConfChangeType.AddNode:
+      case ConfChangeType.AddLearnerNode: {
+        const m = parseMemberRecord(cc.context);
+        d.membership.add({ ...m, isLearner: cc.type === ConfChangeType.AddLearnerNode }, store);
+        d.peers.addPeer(m.ID, m.peerURLs);
+        this.publishMember(e.index, 'add', m.ID);
+        break;
+      }
+      case ConfChangeType.RemoveNode: {
+        const before = d.membership.get(cc.node_id);
+        d.membership.remove(cc.node_id, store);
+        d.peers.removePeer(cc.node_id);
+        if (d.events.hasSubscribers) d.events.publish({ kind: 'member', index: e.index, change: 'remove', member: before, memberId: cc.node_id });
+        break;
+      }
+      case ConfChangeType.UpdateNode: {
+        const m = parseMemberRecord(cc.context);
+        d.membership.updatePeerURLs(m.ID, m.peerURLs, store);
+        d.peers.addPeer(m.ID, m.peerURLs);
+        this.publishMember(e.index, 'update', m.ID);
+        break;
+      }
+    }
+  }
+
+  private publishMember(index: number, change: 'add' | 'update', id: bigint): void {
+    const events = this.d.events;
+    if (events.hasSubscribers) events.publish({ kind: 'member', index, change, member: this.d.membership.get(id), memberId: id });
+  }
+}

@@ -1,0 +1,126 @@
+// The member's backend: the MVCC store in use, its commits batched like etcd's (--backend-batch-interval,
+// --backend-batch-limit), and the one way to replace it, swapBackend(), which snapshot install uses and
+// defragment and restore will use. Whoever derives state from the store registers for swaps.
+import fs from 'node:fs';
+import { Mvcc } from '../mvcc/index.js';
+import { assert } from '../assert.js';
+import type { BackendQuota } from './quota.js';
+import type { Scheduler } from './ports.js';
+
+/** Where applying stands: what a commit records as the backend's applied index. */
+export interface AppliedPosition {
+  readonly appliedIndex: number;
+  readonly appliedTerm: number;
+}
+
+export interface MemberBackendOptions {
+  /** Longest time applied entries wait for a backend commit (etcd --backend-batch-interval). */
+  batchIntervalMs: number;
+  /** Most applied entries per backend commit (etcd --backend-batch-limit). */
+  batchLimit: number;
+  quota: BackendQuota;
+  sched: Scheduler;
+}
+
+/**
+ * The store and its commits.
+ *
+ *   const be = new MemberBackend(mvcc, opts, () => applying);
+ *   be.onSwap((store) => applier.useStore(store));
+ *   be.applied(entries.length);            // after each applied batch
+ *   await be.swapBackend(receivedPath, livePath);
+ */
+export class MemberBackend {
+  private current: Mvcc;
+  /** Entries at or below this are in the backend already (applied before a restart, or carried by a snapshot). */
+  private backendIndexValue: number;
+  private readonly swapListeners: Array<(store: Mvcc) => void> = [];
+  private entriesSinceCommit = 0;
+  private timer: unknown = undefined;
+  private swapping = false;
+  private readonly commitBound = (): void => { this.timer = undefined; this.commit(); };
+
+  constructor(store: Mvcc, private readonly o: MemberBackendOptions, private readonly position: () => AppliedPosition) {
+    this.current = store;
+    this.backendIndexValue = store.consistentIndex().index;
+  }
+
+  /** The store in use now. Do not keep it across a turn: a swap replaces it. */
+  get store(): Mvcc {
+    return this.current;
+  }
+
+  /** The applied index the backend held when it was opened or swapped in. */
+  get backendIndex(): number {
+    return this.backendIndexValue;
+  }
+
+  /** Registers a listener called (synchronously, in registration order) with the new store after a swap. */
+  onSwap(listener: (store: Mvcc) => void): void {
+    this.swapListeners.push(listener);
+  }
+
+  /**
+   * `count` entries were applied: commit when the batch is full, else within the batch interval. The WAL
+   * made them durable already, and one LMDB transaction (with its own sync) per Ready would double the
+   * disk work of every write; reads see applied data at once from the store's overlay.
+   */
+  applied(count: number): void {
+    this.entriesSinceCommit += count;
+    if (this.entriesSinceCommit >= this.o.batchLimit) this.commit();
+    else if (this.timer === undefined) this.timer = this.o.sched.timeout(this.commitBound, this.o.batchIntervalMs);
+  }
+
+  /**
+   * Commits what was applied in one LMDB transaction with the applied index; `flushed` resolves once
+   * durable. Replaying entries the backend already holds (its applied index can be ahead of the WAL's
+   * commit index after a restart) commits nothing.
+   */
+  commit(): { flushed: Promise<void> } {
+    if (this.timer !== undefined) this.o.sched.cancel(this.timer);
+    this.timer = undefined;
+    this.entriesSinceCommit = 0;
+    const { appliedIndex, appliedTerm } = this.position();
+    if (appliedIndex <= this.backendIndexValue) return { flushed: Promise.resolve() };
+    const quota = this.o.quota;
+    const mark = quota.mark();
+    const store = this.current;
+    const r = store.commit(appliedIndex, appliedTerm);
+    if (quota.enabled) r.flushed.then(() => { if (this.current === store) quota.settled(mark, store.stats.dbSizeBytes); }, () => {});
+    return r;
+  }
+
+  /**
+   * Replaces the backend with the store file at `nextPath`, which becomes `livePath`: what was applied is
+   * committed to the old store first, the new one is opened, every swap listener is told, the old one is
+   * closed and the file renamed into place. The caller made sure `nextPath` is the state it wants (a
+   * snapshot from the leader, a defragmented copy, a restored backup).
+   */
+  async swapBackend(nextPath: string, livePath: string): Promise<Mvcc> {
+    assert(!this.swapping, 'a backend swap while another is in progress');
+    this.swapping = true;
+    try {
+      await this.commit().flushed;
+      const old = this.current;
+      const next = await Mvcc.open({ path: nextPath });
+      this.current = next;
+      this.backendIndexValue = next.consistentIndex().index;
+      this.o.quota.settled(this.o.quota.mark(), next.stats.dbSizeBytes);
+      for (const l of this.swapListeners) l(next);
+      await old.close();
+      if (nextPath !== livePath) {
+        fs.renameSync(nextPath, livePath);
+        if (fs.existsSync(nextPath + '-lock')) fs.renameSync(nextPath + '-lock', livePath + '-lock');
+      }
+      return next;
+    } finally {
+      this.swapping = false;
+    }
+  }
+
+  /** Commits what is left and closes the store. */
+  async close(): Promise<void> {
+    await this.commit().flushed;
+    await this.current.close();
+  }
+}

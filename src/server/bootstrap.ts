@@ -1,0 +1,209 @@
+// Bootstrap: what a member starts from. A new member of a new cluster (IDs from --initial-cluster, one
+// ConfChange per initial member), a restart (the newest snapshot the WAL has a marker for, then the WAL's
+// entries after it), or joining an existing cluster (--initial-cluster-state existing; refused until
+// membership changes are built). Opens the data dir, the backend and the WAL; starts nothing.
+import fs from 'node:fs';
+import path from 'node:path';
+import { RawNode, MemoryStorage, type ConfState, type HardState } from '../raft/index.js';
+import { Wal, WalSnapshotNotFoundError, lockDataDir, type WalOptions } from '../wal/index.js';
+import { Mvcc } from '../mvcc/index.js';
+import type { Member } from '../proto/rpc.js';
+import type { Logger } from '../log.js';
+import { bootstrapIds, memberId as memberIdFor } from './ids.js';
+import { encodeMemberRecord } from './membership.js';
+import { loadNewestSnap, loadSnaps, removeSnap, type SnapMeta } from './snap_files.js';
+import { finishSnapshotInstall } from './snapshots.js';
+import type { ServerConfig } from './config.js';
+
+/** Raft flow control, as etcd configures it. */
+const MAX_SIZE_PER_MSG_BYTES = 1024 * 1024;
+const MAX_INFLIGHT_MSGS = 4096 / 8;
+/** Bytes of proposals a leader holds uncommitted before it drops more (etcd 3.5 and raftexample: 1 GiB). */
+export const UNCOMMITTED_ENTRIES_BYTES_MAX = 1 << 30;
+
+/** A member's identity and the Raft state it resumes from. */
+export interface BootState {
+  memberId: bigint;
+  clusterId: bigint;
+  storage: MemoryStorage;
+  /** The newest snapshot the member resumes from (undefined: the log from its start). */
+  snap: SnapMeta | undefined;
+  confState: ConfState;
+  hardState: HardState | undefined;
+  /** A new cluster's initial members, to bootstrap Raft with (undefined on a restart). */
+  bootstrapPeers: Array<{ id: bigint; context: Uint8Array }> | undefined;
+}
+
+/** A member's files, opened. */
+export interface OpenedMember extends BootState {
+  wal: Wal;
+  mvcc: Mvcc;
+  snapDir: string;
+}
+
+/** The member ID, cluster ID and initial configuration of a new cluster (no disk involved). */
+export function newClusterState(cfg: Pick<ServerConfig, 'name' | 'initialCluster' | 'initialClusterToken'>): BootState {
+  const boot = bootstrapIds(cfg.initialCluster.map((m) => ({ name: m.name, peerUrls: m.peerURLs })), cfg.initialClusterToken);
+  const members: Member[] = boot.members.map((m) => ({ ID: m.id, name: '', peerURLs: m.peerUrls, clientURLs: [], isLearner: false }));
+  const self = cfg.initialCluster.find((m) => m.name === cfg.name);
+  if (!self) throw new Error(`couldn't find local name "${cfg.name}" in the initial cluster configuration`);
+  return {
+    memberId: memberIdFor(self.peerURLs, cfg.initialClusterToken),
+    clusterId: boot.clusterId,
+    storage: new MemoryStorage(),
+    snap: undefined,
+    confState: { voters: members.map((m) => m.ID), learners: [], voters_outgoing: [], learners_next: [], auto_leave: false },
+    hardState: undefined,
+    bootstrapPeers: members.map((m) => ({ id: m.ID, context: encodeMemberRecord(m) })),
+  };
+}
+
+/**
+ * Opens (or creates) the member's data dir: the lock, the backend, the WAL at its newest snapshot, and
+ * the Raft storage filled from them.
+ */
+export async function openMember(cfg: ServerConfig, log: Logger): Promise<OpenedMember> {
+  const memberDir = path.join(cfg.dataDir, 'member');
+  const walDir = cfg.walDir ?? path.join(memberDir, 'wal');
+  const snapDir = path.join(memberDir, 'snap');
+  fs.mkdirSync(snapDir, { recursive: true, mode: 0o700 });
+  try {
+    lockDataDir(path.join(memberDir, 'lock'));
+  } catch (err) {
+    throw new Error(`data dir ${cfg.dataDir} is in use by another member: ${(err as Error).message}`);
+  }
+  const walOpts: WalOptions = {
+    segmentBytes: cfg.walSegmentBytes, batchMaxBytes: cfg.walBatchMaxBytes,
+    batchMaxDelayUs: cfg.walBatchMaxDelayUs, idleSpinUs: cfg.walWriterIdleSpinUs, noFsync: cfg.unsafeNoFsync,
+  };
+  finishSnapshotInstall(snapDir, loadNewestSnap(snapDir), log);
+  const mvcc = await Mvcc.open({ path: path.join(snapDir, 'db') });
+
+  let opened: Awaited<ReturnType<typeof Wal.open>> | undefined;
+  let snap: SnapMeta | undefined;
+  if (Wal.exists(walDir)) {
+    ({ snap, opened } = await openWalAtSnapshot(walDir, snapDir, walOpts, log));
+    if (!snap && !opened.hardState && opened.entries.length === 0) {
+      // Created but never got its bootstrap entries persisted (a crash right after creation):
+      // nothing was ever acknowledged, so start over as a new member.
+      await opened.wal.close();
+      fs.rmSync(walDir, { recursive: true, force: true });
+      opened = undefined;
+    }
+  }
+  if (opened) return { ...restartState(opened, snap, mvcc, log), wal: opened.wal, mvcc, snapDir };
+  if (cfg.initialClusterState !== 'new') joinExistingCluster(cfg);
+  const state = newClusterState(cfg);
+  const wal = await Wal.create(walDir, walMetadata(state.memberId, state.clusterId), walOpts);
+  log.info('starting a new member', { 'initial-cluster': cfg.initialCluster.map((m) => `${m.name}=${m.peerURLs.join(',')}`).join(',') });
+  return { ...state, wal, mvcc, snapDir };
+}
+
+/**
+ * Joining an existing cluster (a member added with `etcdctl member add`, started with
+ * --initial-cluster-state existing and an empty data dir). It needs the cluster's member list and IDs
+ * from a peer before Raft starts; until membership changes are built it is refused with a clear error.
+ */
+function joinExistingCluster(cfg: ServerConfig): never {
+  throw new Error(`--initial-cluster-state=existing needs a data dir of a member that was added (joining is not supported yet; member ${cfg.name})`);
+}
+
+/** The Raft state of a restart: the snapshot, then the WAL's hard state and entries after it. */
+function restartState(opened: Awaited<ReturnType<typeof Wal.open>>, snap: SnapMeta | undefined, mvcc: Mvcc, log: Logger): BootState {
+  const storage = new MemoryStorage();
+  const { memberId, clusterId } = parseWalMetadata(opened.metadata);
+  const confState: ConfState = { voters: snap?.voters ?? [], learners: snap?.learners ?? [], voters_outgoing: [], learners_next: [], auto_leave: false };
+  if (snap) storage.applySnapshot({ data: new Uint8Array(0), metadata: { index: snap.index, term: snap.term, conf_state: confState } });
+  let hardState: HardState | undefined;
+  if (opened.hardState) {
+    hardState = { term: opened.hardState.term, vote: opened.hardState.vote, commit: opened.hardState.commit };
+    storage.setHardState(hardState);
+  }
+  storage.append(opened.entries);
+  const ci = mvcc.consistentIndex().index;
+  const last = opened.entries.length ? opened.entries[opened.entries.length - 1].index : (snap?.index ?? 0);
+  if (ci > last && !snap) {
+    throw new Error(`backend applied index ${ci} is ahead of the WAL's last index ${last}: the WAL is missing entries`);
+  }
+  log.info('restarted member from WAL', { 'wal-entries': opened.entries.length, 'snapshot-index': snap?.index ?? 0, 'applied-index': ci });
+  return { memberId, clusterId, storage, snap, confState, hardState, bootstrapPeers: undefined };
+}
+
+/** The member's Raft node, configured as etcd configures its own; election timeouts drawn from `rngSeed`. */
+export function newRaftNode(
+  cfg: Pick<ServerConfig, 'electionMs' | 'heartbeatMs' | 'preVote' | 'applyBatchMaxBytes'>,
+  boot: BootState,
+  log: Logger,
+  rngSeed = Number(boot.memberId & 0xffffffffn) ^ Date.now(),
+): { node: RawNode; electionTicks: number } {
+  const electionTicks = Math.max(1, Math.round(cfg.electionMs / cfg.heartbeatMs));
+  const node = new RawNode({
+    id: boot.memberId,
+    electionTick: electionTicks,
+    heartbeatTick: 1,
+    storage: boot.storage,
+    applied: boot.snap?.index ?? 0,
+    maxSizePerMsg: MAX_SIZE_PER_MSG_BYTES,
+    maxCommittedSizePerReady: cfg.applyBatchMaxBytes ?? MAX_SIZE_PER_MSG_BYTES,
+    maxUncommittedEntriesSize: UNCOMMITTED_ENTRIES_BYTES_MAX,
+    maxInflightMsgs: MAX_INFLIGHT_MSGS,
+    checkQuorum: true,
+    preVote: cfg.preVote,
+    rng: makeRng(rngSeed),
+    logger: log.with({ component: 'raft' }),
+  });
+  // Bootstrap as etcd does: one committed ConfChange(AddNode) entry per initial member at term 1,
+  // persisted and applied through the first Ready like any other entries.
+  if (boot.bootstrapPeers) node.bootstrap(boot.bootstrapPeers);
+  return { node, electionTicks };
+}
+
+/** The rng Raft draws election timeouts from; seeded from the member ID and the clock, not shared. */
+function makeRng(seed: number): { intn(n: number): number } {
+  let s = seed >>> 0 || 0x9e3779b9;
+  return {
+    intn(n: number): number {
+      s ^= s << 13; s >>>= 0;
+      s ^= s >>> 17;
+      s ^= s << 5; s >>>= 0;
+      return s % n;
+    },
+  };
+}
+
+/**
+ * Opens the WAL at the newest snapshot it has a marker for. A snapshot's metadata file is written before
+ * its WAL marker, so a crash between the two leaves a file the WAL knows nothing of: that one is skipped
+ * and removed (etcd 3.5 likewise loads the newest snapshot among the WAL's snapshot records), and the WAL
+ * replays from the previous snapshot, whose entries it still holds (segments are released only after a
+ * marker is durable). With no snapshot file at all, the WAL is read from its start.
+ */
+async function openWalAtSnapshot(walDir: string, snapDir: string, walOpts: WalOptions, log: Logger): Promise<{ snap: SnapMeta | undefined; opened: Awaited<ReturnType<typeof Wal.open>> }> {
+  const snaps = loadSnaps(snapDir);
+  if (snaps.length === 0) return { snap: undefined, opened: await Wal.open(walDir, { index: 0, term: 0 }, walOpts) };
+  let firstError: unknown;
+  for (let i = 0; i < snaps.length; i++) {
+    const snap = snaps[i];
+    try {
+      const opened = await Wal.open(walDir, { index: snap.index, term: snap.term }, walOpts);
+      for (const orphan of snaps.slice(0, i)) {
+        log.warn('removed a snapshot file the WAL has no marker for (a crash between the two)', { 'snapshot-index': orphan.index, 'snapshot-term': orphan.term });
+        removeSnap(snapDir, orphan);
+      }
+      return { snap, opened };
+    } catch (err) {
+      if (!(err instanceof WalSnapshotNotFoundError)) throw err;
+      firstError ??= err;
+    }
+  }
+  throw firstError;
+}
+
+function walMetadata(memberId: bigint, clusterId: bigint): Uint8Array {
+  return Buffer.from(JSON.stringify({ member_id: memberId.toString(16), cluster_id: clusterId.toString(16) }));
+}
+
+function parseWalMetadata(b: Uint8Array): { memberId: bigint; clusterId: bigint } {
+  const j = JSON.parse(Buffer.from(b).toString()) as { member_id: string; cluster_id: string };
+  return { memberId: BigInt('0x' + j.member_id), clusterId: BigInt('0x' + j.cluster_id) };
+}

@@ -1,0 +1,71 @@
+// The member as the API layer and the client-process host see it: reads, proposals, the linearizable-read
+// barrier, admission against the backend quota, the response header, status, members and apply events.
+// Nothing behind it is reachable from outside: no store, no applier, no Raft node.
+import type { InternalRequestInit } from '../proto/internal.js';
+import type {
+  RangeRequest, RangeResponseInit, TxnRequest, TxnResponseInit, ResponseHeaderInit, Member, AlarmMember,
+} from '../proto/rpc.js';
+import type { ApplyResult } from './apply.js';
+import type { ApplySubscriber, ApplySubscription } from './apply_events.js';
+
+/** The request limits etcd checks before a request reaches Raft (from the member's flags). */
+export interface MemberLimits {
+  /** --max-txn-ops */
+  maxTxnOps: number;
+  /** --max-request-bytes: the largest proposal. */
+  maxRequestBytes: number;
+  /** --quota-backend-bytes as configured (0 = etcd's default of 2 GiB). */
+  quotaBackendBytes: number;
+}
+
+/** A point-in-time view of the member for Status, /metrics and /health. */
+export interface MemberStatus {
+  leader: bigint;
+  isLeader: boolean;
+  isLearner: boolean;
+  raftTerm: number;
+  /** Raft's commit index as this member knows it. */
+  raftIndex: number;
+  raftAppliedIndex: number;
+  revision: number;
+  compactRevision: number;
+  keys: number;
+  dbSizeBytes: number;
+  dbSizeInUseBytes: number;
+  alarms: AlarmMember[];
+}
+
+/**
+ * What the API layer may ask of the member.
+ *
+ *   await m.linearizableRead();
+ *   const res = m.range(req);  res.header = m.header(res.header?.revision);
+ */
+export interface MemberApi {
+  readonly memberId: bigint;
+  readonly clusterId: bigint;
+  readonly limits: MemberLimits;
+  /** A local read of the current state (call linearizableRead() first for a linearizable one). Throws EtcdError. */
+  range(req: RangeRequest): RangeResponseInit;
+  /** A read-only txn on the current state (the caller checked isTxnReadonly). Throws EtcdError. */
+  txnReadOnly(req: TxnRequest): TxnResponseInit;
+  /** Proposes a request through Raft; resolves with its apply result. Rejects with etcd's errors. */
+  propose(init: Omit<InternalRequestInit, 'ID'>): Promise<ApplyResult>;
+  /** Resolves when a read issued now may be served locally (ReadIndex). */
+  linearizableRead(): Promise<void>;
+  /** Admits a write of `costBytes` against the backend quota, or throws ErrNoSpace (and raises NOSPACE). */
+  admit(costBytes: number): void;
+  /** A response header at `revision` (default: the current revision). */
+  header(revision?: number): ResponseHeaderInit;
+  /** The current Raft term (headers without a revision). */
+  readonly raftTerm: number;
+  status(): MemberStatus;
+  /** The cluster's members, sorted by ID. */
+  members(): Member[];
+  /** True while the member knows a leader and has no alarm (etcd's health precondition). */
+  readonly hasLeader: boolean;
+  /** Active alarms. */
+  alarms(): AlarmMember[];
+  /** Registers for apply events (watch, lessor, auth cache). */
+  subscribe(sub: ApplySubscriber): ApplySubscription;
+}

@@ -1,0 +1,193 @@
+// Snapshots: made every --snapshot-count applied entries (the backend made durable, then the log behind
+// it released), sent to a follower that fell behind the leader's log (a copy of the whole backend),
+// received from the leader (the state file arrives before Raft sees the message), and installed
+// (durable in the WAL and snap dir, then the backend swapped for the received file).
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  SnapshotStatus, decodeMessage, encodeMessage, MessageType,
+  type ConfState, type MemoryStorage, type Message, type Snapshot,
+} from '../raft/index.js';
+import type { Logger } from '../log.js';
+import { assert } from '../assert.js';
+import { saveSnap, type SnapMeta } from './snap_files.js';
+import type { MemberBackend } from './backend.js';
+import type { MemberLog, MemberPeers } from './ports.js';
+import type { Membership } from './membership.js';
+
+/** Where a snapshot's state file waits between being made durable and becoming the backend. */
+export function stagedSnapshotDb(snapDir: string, index: number): string {
+  return path.join(snapDir, `${index.toString(16).padStart(16, '0')}.snap.db`);
+}
+
+/**
+ * Finishes a snapshot install a crash interrupted: if the newest snapshot's staged state file is still
+ * there, it is the backend. Also drops leftovers of snapshot transfers.
+ */
+export function finishSnapshotInstall(snapDir: string, snap: SnapMeta | undefined, log: Logger): void {
+  if (!fs.existsSync(snapDir)) return;
+  if (snap) {
+    const staged = stagedSnapshotDb(snapDir, snap.index);
+    if (fs.existsSync(staged)) {
+      const live = path.join(snapDir, 'db');
+      fs.rmSync(live + '-lock', { force: true });
+      fs.renameSync(staged, live);
+      fs.rmSync(staged + '-lock', { force: true });
+      log.info('finished installing a snapshot interrupted by a restart', { 'snapshot-index': snap.index });
+    }
+  }
+  for (const name of fs.readdirSync(snapDir)) {
+    if (name.startsWith('incoming-') || name.startsWith('outgoing-') || name.includes('.snap.db')) {
+      fs.rmSync(path.join(snapDir, name), { force: true });
+    }
+  }
+}
+
+/** What the snapshot part needs of the member around it. */
+export interface SnapshotsDeps {
+  snapDir: string;
+  log: MemberLog;
+  storage: MemoryStorage;
+  backend: MemberBackend;
+  peers: MemberPeers;
+  membership: Membership;
+  logger: Logger;
+  /** Applied entries between two local snapshots (--snapshot-count). */
+  snapshotCount: number;
+  /** Entries kept in memory behind a snapshot for slow followers (--snapshot-catchup-entries). */
+  catchupEntries: number;
+  /** Raft learns how a send went. */
+  reportSnapshot(to: bigint, status: SnapshotStatus): void;
+  /** Something happened that Raft may have work for. */
+  wake(): void;
+  /** A local snapshot failed: the member cannot go on. */
+  fail(err: unknown): void;
+}
+
+/**
+ * The member's snapshots.
+ *
+ *   snaps.maybeMake(applied, term, confState);     // after each Ready
+ *   snaps.send(msgSnap);                           // for Raft's MsgSnap
+ *   const m = snaps.received(from, bytes, file);   // a transfer finished: step m
+ *   await snaps.install(rd.snapshot);              // Raft installs it in a Ready
+ */
+export class Snapshots {
+  /** Index of the newest snapshot. */
+  snapshotIndex: number;
+  /** State files received with snapshots from the leader, by snapshot index, until Raft installs one. */
+  private readonly receivedFiles = new Map<number, string>();
+  private making = false;
+  /** The local snapshot in progress (resolved when none): a snapshot from the leader waits for it. */
+  private localSnapshot: Promise<void> = Promise.resolve();
+
+  constructor(private readonly d: SnapshotsDeps, snapshotIndex: number) {
+    this.snapshotIndex = snapshotIndex;
+  }
+
+  /** Snapshots when snapshotCount entries were applied since the last: backend durable, then the log released. */
+  maybeMake(appliedIndex: number, appliedTerm: number, cs: ConfState): void {
+    if (this.making || appliedIndex - this.snapshotIndex <= this.d.snapshotCount) return;
+    this.making = true;
+    const index = appliedIndex;
+    const term = appliedTerm;
+    const { flushed } = this.d.backend.commit();
+    this.localSnapshot = (async () => {
+      await flushed;
+      await saveSnap(this.d.snapDir, { index, term, voters: cs.voters, learners: cs.learners }, 5);
+      await this.d.log.saveSnapshot({ index, term });
+      this.d.storage.createSnapshot(index, cs, new Uint8Array(0));
+      const compactTo = index - this.d.catchupEntries;
+      if (compactTo > this.d.storage.firstIndex()) this.d.storage.compact(compactTo);
+      await this.d.log.releaseTo(index);
+      this.snapshotIndex = index;
+      this.d.logger.info('saved snapshot', { 'snapshot-index': index });
+    })().then(
+      () => { this.making = false; },
+      (err: unknown) => { this.making = false; this.d.fail(err); },
+    );
+  }
+
+  /**
+   * Sends a lagging follower the whole backend. The copy's applied index is at least the snapshot's
+   * (snapshots are cut only after the backend is durable there); the follower skips what it already holds.
+   */
+  send(m: Message): void {
+    const peer = this.d.membership.get(m.to);
+    if (!peer || peer.peerURLs.length === 0) {
+      this.d.reportSnapshot(m.to, SnapshotStatus.Failure);
+      return;
+    }
+    const tmp = path.join(this.d.snapDir, `outgoing-${m.to.toString(16)}-${Date.now()}.snap.db`);
+    const started = Date.now();
+    void (async () => {
+      try {
+        await this.d.backend.store.backup(tmp, true);
+        await this.d.peers.sendSnapshot(m.to, encodeMessage(m), tmp, peer.peerURLs);
+        this.d.reportSnapshot(m.to, SnapshotStatus.Finish);
+        this.d.logger.info('sent database snapshot to peer', { to: m.to.toString(16), 'snapshot-index': m.snapshot?.metadata.index, 'took-ms': Date.now() - started });
+      } catch (err) {
+        this.d.logger.warn('failed to send database snapshot to peer', { to: m.to.toString(16), error: err });
+        this.d.reportSnapshot(m.to, SnapshotStatus.Failure);
+      } finally {
+        fs.rmSync(tmp, { force: true });
+        fs.rmSync(tmp + '-lock', { force: true });
+        this.d.wake();
+      }
+    })();
+  }
+
+  /**
+   * A snapshot's state file arrived whole. Returns its MsgSnap for Raft to step (Raft may install it in a
+   * Ready), or undefined if the transfer is not one (its file is dropped).
+   */
+  received(from: bigint, message: Uint8Array, statePath: string): Message | undefined {
+    let m: Message;
+    try {
+      m = decodeMessage(message);
+    } catch {
+      fs.rmSync(statePath, { force: true });
+      return undefined;
+    }
+    if (m.type !== MessageType.MsgSnap || !m.snapshot || m.from !== from) {
+      fs.rmSync(statePath, { force: true });
+      return undefined;
+    }
+    const index = m.snapshot.metadata.index;
+    // Keep only the newest received file; older ones can never be installed any more.
+    for (const [i, p] of this.receivedFiles) {
+      if (i <= index) { fs.rmSync(p, { force: true }); this.receivedFiles.delete(i); }
+    }
+    this.receivedFiles.set(index, statePath);
+    return m;
+  }
+
+  /**
+   * Installs a snapshot from the leader: durable in the WAL and snap dir, then the backend swapped for
+   * the received state file (MemberBackend.swapBackend). A crash in between is finished by
+   * finishSnapshotInstall at start.
+   */
+  async install(snap: Snapshot): Promise<void> {
+    const { index, term, conf_state: cs } = snap.metadata;
+    // A local snapshot still finishing (e.g. the member was paused in the middle of one) would otherwise
+    // create and release an older snapshot after this one is installed.
+    await this.localSnapshot;
+    const received = this.receivedFiles.get(index);
+    assert(received !== undefined, () => `raft installs snapshot ${index} but no state file arrived with it`);
+    this.receivedFiles.delete(index);
+    const staged = stagedSnapshotDb(this.d.snapDir, index);
+    fs.renameSync(received, staged);
+    await this.d.log.saveSnapshot({ index, term });
+    await saveSnap(this.d.snapDir, { index, term, voters: cs.voters, learners: cs.learners }, 5);
+    // From here the snapshot is the member's state; the staged file must become the backend.
+    await this.d.backend.swapBackend(staged, path.join(this.d.snapDir, 'db'));
+    this.d.storage.applySnapshot(snap);
+    this.snapshotIndex = index;
+  }
+
+  /** Drops received files nobody will install. */
+  close(): void {
+    for (const p of this.receivedFiles.values()) fs.rmSync(p, { force: true });
+    this.receivedFiles.clear();
+  }
+}
