@@ -1,13 +1,13 @@
 // The etcd v3 unary RPCs as transport-agnostic functions: etcd's request checks (`validate`) and the
 // member's answer (`serve`). Registered on the in-process gRPC server (services.ts) and, with
 // --client-workers, split: client processes validate, the member's channel server serves (src/workers).
-import type { MethodDescriptor } from './grpc/server.js';
+import type { MethodDescriptor, BidiStream } from './grpc/server.js';
 import type { ProtoWriter } from '../proto/wire.js';
 import { KV, Maintenance, Cluster } from '../proto/rpc.js';
 import type {
   RangeRequest, PutRequest, DeleteRangeRequest, TxnRequest, CompactionRequest, StatusRequest, MemberListRequest,
   AlarmRequest, RangeResponseInit, PutResponseInit, DeleteRangeResponseInit, TxnResponseInit,
-  CompactionResponseInit, StatusResponseInit, MemberListResponseInit, AlarmResponseInit,
+  CompactionResponseInit, StatusResponseInit, MemberListResponseInit, AlarmResponseInit, WatchRequest, WatchResponseInit,
 } from '../proto/rpc.js';
 import type { MemberApi } from '../server/member_api.js';
 import type { HeaderedResponse } from '../server/apply.js';
@@ -163,4 +163,20 @@ export const UNARY_RPCS: readonly AnyUnaryRpc[] = [
 /** The limits a member's config sets. */
 export function rpcLimitsOf(s: MemberApi): RpcLimits {
   return { maxTxnOps: s.limits.maxTxnOps, maxRequestBytes: s.limits.maxRequestBytes };
+}
+
+/**
+ * The Watch stream (bidirectional): every create, cancel and progress request goes to the member's
+ * WatchStream; responses leave through the call's writer. The client half-closing ends nothing (etcd keeps
+ * the stream until the client cancels it); the call's end cancels every watcher of the stream.
+ */
+export function serveWatch(s: MemberApi, stream: BidiStream<WatchRequest, WatchResponseInit>, call: { readonly signal: AbortSignal }): Promise<void> {
+  const ws = s.watch(stream);
+  stream.onMessage = (req) => ws.onRequest(req);
+  stream.onHalfClose = () => {};
+  return new Promise<void>((resolve) => {
+    const done = (): void => { ws.close(); resolve(); };
+    if (call.signal.aborted) done();
+    else call.signal.addEventListener('abort', done, { once: true });
+  });
 }

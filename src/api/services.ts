@@ -3,7 +3,8 @@
 // does, so a bad request never reaches the log.
 import type { GrpcServer, ServerCall, UnaryHandler } from './grpc/server.js';
 import type { MemberApi } from '../server/member_api.js';
-import { UNARY_RPCS, rpcLimitsOf, type AnyUnaryRpc, type RpcLimits } from './rpc.js';
+import { UNARY_RPCS, rpcLimitsOf, serveWatch, type AnyUnaryRpc, type RpcLimits } from './rpc.js';
+import { Watch } from '../proto/rpc.js';
 
 /** One handler per method (not per request): validate, then serve. */
 class InProcessHandler {
@@ -21,4 +22,5 @@ export function registerServices(grpc: GrpcServer, s: MemberApi): void {
   for (const rpc of UNARY_RPCS) {
     grpc.unary(rpc.desc, new InProcessHandler(rpc, s, limits).handle as UnaryHandler<unknown, unknown>);
   }
+  grpc.bidi(Watch.methods.Watch, (stream, call) => serveWatch(s, stream, call));
 }

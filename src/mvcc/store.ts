@@ -415,6 +415,25 @@ export class Mvcc {
     return { hash: h, compactRevision: compactRev, hashRevision: at, currentRevision: currentRev };
   }
 
+  /**
+   * Every change with a revision in [fromRev, toRev], in revision order, for watchers catching up: a PUT
+   * with its KeyValue, or a DELETE with { key, mod_revision }. `visit` returns false to stop early (the
+   * caller's batch limit). Revisions at or below the compacted one may be gone: the caller checks first.
+   */
+  history(fromRev: number, toRev: number, visit: (ev: MvccEvent) => boolean): void {
+    const be = this.core.be;
+    if (fromRev > toRev) return;
+    let lastMain = fromRev - 1;
+    for (const { key: rk, value } of be.keyDb.getRange({ start: revKey(fromRev, 0), end: revKey(toRev + 1, 0) })) {
+      lastMain = revKeyMain(rk);
+      if (!visit(historyEvent(rk, value))) return;
+    }
+    for (const w of be.overlaySince(lastMain, toRev)) {
+      if (revKeyMain(w.key) < fromRev) continue;
+      if (!visit(historyEvent(w.key, w.value))) return;
+    }
+  }
+
   /** Value of a small side table (members, leases, auth, alarms); staged writes included. */
   metaGet(bucket: string, key: Uint8Array): Uint8Array | undefined {
     return this.core.be.metaGet(bucket, key);
@@ -648,6 +667,13 @@ export class MvccWriteTxn {
       c.be.unstageLastRev(rev);
     }
   }
+}
+
+/** A stored revision as a watch event. */
+function historyEvent(rk: Uint8Array, value: Uint8Array): MvccEvent {
+  const kv = decodeKeyValue(value);
+  if (!isTombstoneKey(rk)) return { type: Event_EventType.PUT, kv };
+  return { type: Event_EventType.DELETE, kv: { key: kv.key, create_revision: 0, mod_revision: revKeyMain(rk), version: 0, value: EMPTY_BYTES, lease: 0n } };
 }
 
 const delState: { keys: Uint8Array[]; codes: number[]; mains: number[] } = { keys: [], codes: [], mains: [] };

@@ -52,7 +52,7 @@ export type ApplyEvent = KvApplyEvent | MemberApplyEvent | AlarmApplyEvent | Res
 export interface ApplySubscriber {
   /** Shown in logs and errors. */
   readonly name: string;
-  /** Ask for prevKv on kv changes (costs a backend read per changed key that existed). */
+  /** Ask for prevKv on kv changes (costs a backend read per changed key that existed); read at every entry. */
   readonly wantsPrevKv?: boolean;
   /**
    * One event, synchronously, in apply order. Must not throw and must not wait. Returns false when it
@@ -111,13 +111,14 @@ class Subscription implements ApplySubscription {
  */
 export class ApplyEventHub {
   private subs: Subscription[] = [];
-  private prevKvWanted = false;
   /** Index of the last event published (events arrive in apply order). */
   private lastIndex = 0;
 
-  /** True if any subscriber asked for prevKv on kv changes. */
+  /** True if any subscriber asks for prevKv on kv changes now. */
   get wantsPrevKv(): boolean {
-    return this.prevKvWanted;
+    const subs = this.subs;
+    for (let i = 0; i < subs.length; i++) if (subs[i].sub.wantsPrevKv === true) return true;
+    return false;
   }
 
   /** True if anyone listens (the applier skips building events nobody reads). */
@@ -130,7 +131,6 @@ export class ApplyEventHub {
     if (this.subs.length >= APPLY_SUBSCRIBERS_MAX) throw new Error(`apply events: at most ${APPLY_SUBSCRIBERS_MAX} subscribers`);
     const s = new Subscription(this, sub);
     this.subs = [...this.subs, s];
-    this.prevKvWanted ||= sub.wantsPrevKv === true;
     return s;
   }
 
@@ -155,7 +155,6 @@ export class ApplyEventHub {
   /** @internal */
   _remove(s: Subscription): void {
     this.subs = this.subs.filter((x) => x !== s);
-    this.prevKvWanted = this.subs.some((x) => x.sub.wantsPrevKv === true);
   }
 }
 

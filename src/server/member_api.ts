@@ -7,6 +7,7 @@ import type {
 } from '../proto/rpc.js';
 import type { ApplyResult } from './apply.js';
 import type { ApplySubscriber, ApplySubscription } from './apply_events.js';
+import type { WatchSink, WatchStream } from '../watch/index.js';
 
 /** The request limits etcd checks before a request reaches Raft (from the member's flags). */
 export interface MemberLimits {
@@ -68,4 +69,6 @@ export interface MemberApi {
   alarms(): AlarmMember[];
   /** Registers for apply events (watch, lessor, auth cache). */
   subscribe(sub: ApplySubscriber): ApplySubscription;
+  /** Opens a Watch stream whose responses go to `sink`; close() it when the call ends. */
+  watch(sink: WatchSink): WatchStream;
 }

@@ -29,11 +29,14 @@ import { openMember, newRaftNode, type BootState } from './bootstrap.js';
 import { memberId as memberIdFor } from './ids.js';
 import { nodeScheduler, type MemberLog, type MemberPeers, type Scheduler } from './ports.js';
 import type { MemberApi, MemberLimits, MemberStatus } from './member_api.js';
+import { WatchHub, WatchStream, type WatchSink } from '../watch/index.js';
 import type { ServerConfig } from './config.js';
 export type { ServerConfig, InitialMember } from './config.js';
 
 /** etcd refuses proposals when committed − applied exceeds this. */
 const MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000;
+/** Watchers one Watch stream may hold. */
+const WATCHERS_PER_STREAM_MAX = 100_000;
 /** How often waiters past their deadline are failed and an unpublished member retries publishing. */
 const SWEEP_INTERVAL_MS = 100;
 
@@ -79,6 +82,7 @@ export class EtcdServer implements MemberApi {
   private readonly snapshots: Snapshots;
   private readonly reads: ReadIndexBatcher;
   private readonly loop: ReadyLoop;
+  private readonly watches: WatchHub;
   private readonly electionTicks: number;
   private readonly requestTimeoutMs: number;
   private readonly timers: unknown[] = [];
@@ -162,6 +166,8 @@ export class EtcdServer implements MemberApi {
       timeoutMs: this.requestTimeoutMs,
       waitersMax: WAITERS_MAX,
     });
+    this.watches = new WatchHub(() => this.backend.store, p.sched);
+    this.events.subscribe(this.watches);
     this.loop = new ReadyLoop({
       memberId: this.memberId,
       node: this.node,
@@ -383,6 +389,14 @@ export class EtcdServer implements MemberApi {
 
   subscribe(sub: ApplySubscriber): ApplySubscription {
     return this.events.subscribe(sub);
+  }
+
+  watch(sink: WatchSink): WatchStream {
+    return new WatchStream(this.watches, sink, {
+      header: (rev) => this.header(rev),
+      fragmentBytes: this.cfg.maxRequestBytes,
+      watchersPerStreamMax: WATCHERS_PER_STREAM_MAX,
+    });
   }
 
   /**

@@ -1,0 +1,260 @@
+// The member's watchers. Synced watchers get each applied entry's changes as it applies (one response
+// per watcher and entry, so a txn's events stay together); a watcher whose start revision is in the past,
+// whose stream was congested, or that lived through a snapshot restore is unsynced and catches up from
+// the store's history in bounded passes, then joins the synced group. Nothing here waits on a client.
+import type { MvccEvent } from '../mvcc/index.js';
+import type { ApplyEvent, ApplySubscriber } from '../server/apply_events.js';
+import type { Scheduler } from '../server/ports.js';
+import { decodeKeyValue } from '../proto/kv.js';
+import { assert } from '../assert.js';
+import { WatcherGroup } from './watcher_group.js';
+import type { Watcher } from './watcher.js';
+
+/** What the hub reads of the store (src/mvcc's Mvcc). */
+export interface WatchStore {
+  readonly currentRevision: number;
+  readonly compactRevision: number;
+  /** Changes with revisions in [fromRev, toRev] in order; visit returns false to stop. */
+  history(fromRev: number, toRev: number, visit: (ev: MvccEvent) => boolean): void;
+  /** Encoded KeyValue of `key` at `rev`, or undefined; throws when `rev` is compacted. */
+  get(key: Uint8Array, rev: number): Uint8Array | undefined;
+}
+
+/** Limits of one member's watchers. */
+export interface WatchHubLimits {
+  /** Watchers on the member at once; a create beyond it is refused. */
+  watchersMax: number;
+  /** Unsynced watchers one catch-up pass serves (etcd: maxWatchersPerSync, 512). */
+  syncWatchersPerPassMax: number;
+  /** Revisions one catch-up pass reads (etcd: watchBatchMaxRevs, 1000). */
+  syncRevisionsPerPassMax: number;
+  /** How often unsynced watchers are retried while some exist (etcd: 100 ms). */
+  syncIntervalMs: number;
+  /** Idle progress-notify watchers hear from the member this often (--experimental-watch-progress-notify-interval, 10 min). */
+  progressNotifyIntervalMs: number;
+}
+
+export const WATCH_HUB_DEFAULTS: WatchHubLimits = {
+  watchersMax: 1_000_000,
+  syncWatchersPerPassMax: 512,
+  syncRevisionsPerPassMax: 1000,
+  syncIntervalMs: 100,
+  progressNotifyIntervalMs: 10 * 60 * 1000,
+};
+
+/**
+ * Routes applied changes to watchers.
+ *
+ *   const hub = new WatchHub(() => backend.store, sched);
+ *   member.subscribe(hub);
+ *   hub.add(watcher);   // from a WatchStream's create
+ */
+export class WatchHub implements ApplySubscriber {
+  readonly name = 'watch';
+  private readonly synced = new WatcherGroup();
+  private readonly unsynced = new Set<Watcher>();
+  private prevKvWatchers = 0;
+  private progressWatchers = 0;
+  private progressTimer: unknown = undefined;
+  private readonly progressBound = (): void => this.progressTick();
+  private syncScheduled = false;
+  private syncTimer: unknown = undefined;
+  private readonly syncBound = (): void => { this.syncScheduled = false; this.syncTimer = undefined; this.sync(); };
+
+  constructor(
+    private readonly store: () => WatchStore,
+    private readonly sched: Scheduler,
+    readonly limits: WatchHubLimits = WATCH_HUB_DEFAULTS,
+  ) {}
+
+  /** Live events carry prevKv while some watcher wants it. */
+  get wantsPrevKv(): boolean {
+    return this.prevKvWatchers > 0;
+  }
+
+  get size(): number {
+    return this.synced.size + this.unsynced.size;
+  }
+
+  get unsyncedCount(): number {
+    return this.unsynced.size;
+  }
+
+  /** The store's current revision (a created response's header). */
+  get currentRevision(): number {
+    return this.store().currentRevision;
+  }
+
+  /** Registers a watcher whose minRev is its start revision; false when the member is at its limit. */
+  add(w: Watcher): boolean {
+    if (this.size >= this.limits.watchersMax) return false;
+    if (w.prevKv) this.prevKvWatchers++;
+    if (w.progressNotify && this.progressWatchers++ === 0) {
+      this.progressTimer = this.sched.interval(this.progressBound, this.limits.progressNotifyIntervalMs);
+    }
+    if (w.minRev > this.store().currentRevision) this.toSynced(w);
+    else this.toUnsynced(w);
+    return true;
+  }
+
+  /** Removes a watcher (canceled, or its stream ended). */
+  remove(w: Watcher): void {
+    if (w.canceled) return;
+    w.canceled = true;
+    if (w.prevKv) this.prevKvWatchers--;
+    if (w.progressNotify && --this.progressWatchers === 0) {
+      this.sched.cancel(this.progressTimer);
+      this.progressTimer = undefined;
+    }
+    if (w.synced) this.synced.delete(w);
+    else this.unsynced.delete(w);
+  }
+
+  /** A stream drained: its unsynced watchers may catch up now. */
+  wake(): void {
+    this.scheduleSync(0);
+  }
+
+  /** True if every watcher in `ws` is synced. */
+  allSynced(ws: Iterable<Watcher>): boolean {
+    for (const w of ws) if (!w.synced) return false;
+    return true;
+  }
+
+  deliver(ev: ApplyEvent): boolean {
+    if (ev.kind === 'kv') this.notify(ev.revision, ev.changes);
+    else if (ev.kind === 'restore') this.restored();
+    return true;
+  }
+
+  fellBehind(): void {
+    // deliver() never refuses: a slow stream's watchers move to catch-up one by one instead.
+  }
+
+  /** One applied entry's changes at `rev`: each synced watcher gets its matching ones as one response. */
+  private notify(rev: number, changes: readonly MvccEvent[]): void {
+    if (this.synced.size === 0) return;
+    let batches: Map<Watcher, MvccEvent[]> | undefined;
+    for (const ch of changes) {
+      this.synced.forMatching(ch.kv.key, (w) => {
+        if (w.minRev > rev || w.filters(ch)) return;
+        batches ??= new Map();
+        let evs = batches.get(w);
+        if (evs === undefined) batches.set(w, (evs = []));
+        evs.push(ch);
+      });
+    }
+    if (batches === undefined) return;
+    for (const [w, evs] of batches) {
+      if (w.owner.sendEvents(w, evs, rev)) {
+        w.minRev = rev + 1;
+        continue;
+      }
+      // Congested: this entry was not sent; the watcher catches up from it once the stream drained.
+      this.synced.delete(w);
+      this.toUnsynced(w);
+    }
+  }
+
+  /**
+   * Progress notification (etcd's progressIfSync): every synced progress-notify watcher that was sent no
+   * event since the last tick gets an empty response at the current revision. Unsynced ones wait: a
+   * progress revision must never run ahead of events the watcher has not been sent.
+   */
+  progressTick(): void {
+    const rev = this.store().currentRevision;
+    for (const w of this.synced.all()) {
+      if (!w.progressNotify) continue;
+      if (!w.sentSinceProgress && !w.owner.congested) w.owner.sendProgress(w, rev);
+      w.sentSinceProgress = false;
+    }
+  }
+
+  /** The backend was replaced by a snapshot: every watcher re-reads from the new store. */
+  private restored(): void {
+    for (const w of this.synced.all()) {
+      this.synced.delete(w);
+      this.toUnsynced(w);
+    }
+  }
+
+  private toSynced(w: Watcher): void {
+    w.synced = true;
+    this.synced.add(w);
+  }
+
+  private toUnsynced(w: Watcher): void {
+    w.synced = false;
+    this.unsynced.add(w);
+    this.scheduleSync(0);
+  }
+
+  private scheduleSync(delayMs: number): void {
+    if (this.syncScheduled) return;
+    this.syncScheduled = true;
+    if (delayMs === 0) this.sched.immediate(this.syncBound);
+    else this.syncTimer = this.sched.timeout(this.syncBound, delayMs);
+  }
+
+  /**
+   * One catch-up pass: up to syncWatchersPerPassMax unsynced watchers of streams that are not congested,
+   * over at most syncRevisionsPerPassMax revisions from the smallest minRev among them.
+   */
+  sync(): void {
+    if (this.unsynced.size === 0) return;
+    const store = this.store();
+    const cur = store.currentRevision;
+    const compactRev = store.compactRevision;
+    const picked: Watcher[] = [];
+    let minRev = Infinity;
+    let waiting = false;
+    for (const w of this.unsynced) {
+      if (w.owner.congested) { waiting = true; continue; }
+      if (w.minRev <= compactRev) {
+        // etcd cancels a watcher whose history is gone, telling it the compacted revision.
+        this.remove(w);
+        w.owner.sendCompacted(w, compactRev);
+        continue;
+      }
+      picked.push(w);
+      if (w.minRev < minRev) minRev = w.minRev;
+      if (picked.length >= this.limits.syncWatchersPerPassMax) break;
+    }
+    if (picked.length > 0) {
+      const toRev = Math.min(cur, minRev + this.limits.syncRevisionsPerPassMax - 1);
+      const events: MvccEvent[] = [];
+      if (minRev <= toRev) store.history(minRev, toRev, (ev) => { events.push(ev); return true; });
+      for (const w of picked) this.catchUp(store, w, events, toRev, cur);
+    }
+    const owners = new Set(picked.map((w) => w.owner));
+    for (const o of owners) o.onSynced();
+    // Congested streams retry on their own drain (wake()); the timer is the backstop.
+    if (this.unsynced.size > 0) this.scheduleSync(picked.length > 0 && !waiting ? 0 : this.limits.syncIntervalMs);
+  }
+
+  private catchUp(store: WatchStore, w: Watcher, events: readonly MvccEvent[], toRev: number, cur: number): void {
+    if (w.canceled) return;
+    const mine: MvccEvent[] = [];
+    for (const ev of events) {
+      if (ev.kv.mod_revision < w.minRev || !w.contains(ev.kv.key) || w.filters(ev)) continue;
+      mine.push(w.prevKv ? withPrevKv(store, ev) : ev);
+    }
+    if (mine.length > 0 && !w.owner.sendEvents(w, mine, toRev === cur ? cur : toRev)) return;
+    w.minRev = toRev + 1;
+    if (toRev < cur) return;
+    assert(w.minRev === cur + 1, 'a caught-up watcher continues at the next revision');
+    this.unsynced.delete(w);
+    this.toSynced(w);
+  }
+}
+
+/** The event with the key's KeyValue before it (etcd reads it at the revision before, as it sends). */
+function withPrevKv(store: WatchStore, ev: MvccEvent): MvccEvent {
+  let bytes: Uint8Array | undefined;
+  try {
+    bytes = store.get(ev.kv.key, ev.kv.mod_revision - 1);
+  } catch {
+    return ev; // compacted: etcd sends the event without prev_kv
+  }
+  return bytes === undefined ? ev : { type: ev.type, kv: ev.kv, prevKv: decodeKeyValue(bytes) };
+}
