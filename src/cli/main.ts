@@ -46,7 +46,6 @@ function serverConfig(c: Config, log: Logger): ServerConfig {
     walBatchMaxDelayUs: c.walBatchMaxDelayUs,
     walWriterIdleSpinUs: c.walWriterIdleSpinUs,
     proposalBatchMax: c.proposalBatchMax,
-    proposalBatchMaxDelayUs: c.proposalBatchMaxDelayUs,
     applyBatchMaxBytes: c.applyBatchMaxBytes,
     unsafeNoFsync: c.unsafeNoFsync,
     logger: log,

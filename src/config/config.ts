@@ -158,7 +158,6 @@ export interface Config {
   /** --v8-workers-sched: priority of V8's platform worker threads. */
   v8WorkersSched: V8WorkersSched;
   proposalBatchMax: number;
-  proposalBatchMaxDelayUs: number;
   applyBatchMaxBytes: number;
   snapshotCatchupEntries: number;
 
@@ -585,7 +584,6 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, io:
     grpcEngine: str(v, 'grpc-engine') as 'node' | 'raw',
     v8WorkersSched: str(v, 'v8-workers-sched') as V8WorkersSched,
     proposalBatchMax: num(v, 'proposal-batch-max'),
-    proposalBatchMaxDelayUs: Number(big(v, 'proposal-batch-max-delay') / 1000n),
     applyBatchMaxBytes: num(v, 'apply-batch-max-bytes'),
     snapshotCatchupEntries: num(v, 'snapshot-catchup-entries'),
 
