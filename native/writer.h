@@ -18,7 +18,7 @@ namespace tetcd {
 
 /** Byte offsets in the control block (a SharedArrayBuffer on the JavaScript side). */
 namespace ctrl {
-constexpr size_t kGen = 0;          // i32, bumped after every publish (the word waiters watch)
+constexpr size_t kGen = 0;          // i32, bumped after every publish
 constexpr size_t kState = 4;        // i32, see WriterState
 constexpr size_t kErrno = 8;        // i32, errno of the failure when kState == failed
 constexpr size_t kDurableSeq = 16;  // i64, highest append sequence number that is durable

@@ -1,7 +1,7 @@
 // WAL benchmark: appends/s and fdatasyncs/s for 256-byte records at 1/16/256/4096 concurrent appenders, the
 // native group-commit writer against (a) a TypeScript writer doing write+fdatasync per record and (b) a TypeScript
-// writer batching with fs.promises; event-loop delay during each run; the same on a simulated slow disk; the
-// wake-up mechanism (thread-safe function vs Atomics.waitAsync); batch-size knobs; recovery time of a 64 MB segment.
+// writer batching with fs.promises; event-loop delay during each run; the same on a simulated slow disk;
+// batch-size knobs; recovery time of a 64 MB segment.
 //
 //   node .build/wal/out/bench/wal/bench.js [--quick] [--dir /tmp/x]     (prints markdown tables)
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -224,26 +224,6 @@ function median(list: Result[]): Result {
 }
 table('Appends of 256-byte records', rows);
 ratios(rows);
-
-const wake: Result[] = [];
-for (const n of [1, 16, 4096]) {
-  const a: Result[] = [];
-  const b: Result[] = [];
-  for (let rep = 0; rep < reps; rep++) {
-    a.push(await measure('native, wake by thread-safe function', n, 0, (d) => nativeWriter(d, { wakeup: 'tsfn' })));
-    b.push(await measure('native, wake by Atomics.waitAsync (notifier worker)', n, 0, (d) => nativeWriter(d, { wakeup: 'waitAsync' })));
-  }
-  wake.push(median(a), median(b));
-}
-// Wake-up cost alone: fsync off, one appender, so every save is one full round trip through the writer thread.
-for (const wakeup of ['tsfn', 'waitAsync'] as const) {
-  const list: Result[] = [];
-  for (let rep = 0; rep < reps; rep++) {
-    list.push(await measure(`native, fsync off, wake by ${wakeup}`, 1, 0, (d) => nativeWriter(d, { wakeup, noFsync: true })));
-  }
-  wake.push(median(list));
-}
-table('Wake-up mechanism', wake);
 
 const knobs: Result[] = [];
 for (const batchMaxBytes of [64 * 1024, 256 * 1024, 1024 * 1024, 4 * 1024 * 1024]) {

@@ -4,9 +4,8 @@ import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, r
   unlinkSync } from 'node:fs';
 import { open, readdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { WalError } from './errors.js';
-import { Ctrl, WriterState, loadNative, nativeAddonPath } from './native.js';
+import { Ctrl, WriterState, loadNative } from './native.js';
 import type { NativeWal, NativeWalHandle } from './native.js';
 import { ENTRY_HEAD_BYTES, HARD_STATE_BYTES, RecordType, SNAPSHOT_BYTES, frameRecord, recordBytes, setU64 } from './record.js';
 import { recoverWal } from './recovery.js';
@@ -34,9 +33,6 @@ export interface WalOptions {
   noFsync?: boolean;
   /** Bench only: the writer sleeps this long after every fdatasync to simulate a slow disk. */
   slowFsyncMs?: number;
-  /** How the writer thread wakes the event loop: a thread-safe function (default) or Atomics.waitAsync fed by a
-   *  notifier worker. Bench knob; see bench/RESULTS.md, WAL section, for why tsfn is the default. */
-  wakeup?: 'tsfn' | 'waitAsync';
 }
 
 /** Defaults, exported for the flag table (src/config) and --help. */
@@ -100,9 +96,6 @@ export class Wal {
   private readonly wakeBound = () => this.onWake();
   private readonly resumeBound = () => { this.resolveScheduled = false; this.onWake(); };
   private resolveScheduled = false;
-  private readonly notifier: Worker | undefined;
-  private seenGen = 0;
-  private waitArmed = false;
 
   private constructor(dir: string, native: NativeWal, rec: ReturnType<typeof recoverWal>, opts: WalOptions) {
     this.dir = dir;
@@ -123,7 +116,6 @@ export class Wal {
     const sab = new SharedArrayBuffer(Ctrl.totalBytes);
     this.control = new Int32Array(sab);
     this.control64 = new BigInt64Array(sab);
-    const wakeup = opts.wakeup ?? 'tsfn';
     this.handle = new native.WalHandle({
       dir,
       segmentPath: rec.tail.path,
@@ -141,14 +133,8 @@ export class Wal {
       noFsync: opts.noFsync ?? false,
       slowFsyncUs: Math.round((opts.slowFsyncMs ?? 0) * 1000),
       control: this.control,
-      notify: wakeup === 'tsfn' ? 'tsfn' : 'futex',
       onWake: this.wakeBound,
     });
-    if (wakeup === 'waitAsync') {
-      this.notifier = new Worker(new URL('./notifier.js', import.meta.url),
-        { workerData: { control: sab, addonPath: nativeAddonPath() } });
-      this.notifier.unref();
-    }
   }
 
   /** True if `dir` holds WAL segments. */
@@ -312,7 +298,6 @@ export class Wal {
       this.onClosed = resolve;
       this.handle.close();
       this.setRef(true);
-      this.armWait();
       this.onWake(); // the writer may already be done
     });
     return this.closed;
@@ -407,7 +392,6 @@ export class Wal {
       this.waitReject[slot] = reject;
       this.waitCount++;
       if (!this.referenced) this.setRef(true);
-      this.armWait();
     });
   }
 
@@ -428,12 +412,8 @@ export class Wal {
     this.waitHead = 0;
   }
 
-  /** Called when the writer published (thread-safe function, or the waitAsync promise). */
+  /** Called when the writer published (through the thread-safe function), and after close or a refused append. */
   private onWake(): void {
-    this.waitArmed = false;
-    // Read the generation before the sequence number: waiting on this value can then never miss a publish that
-    // happened after the read below (waitAsync returns at once if the word has moved on).
-    this.seenGen = Atomics.load(this.control, Ctrl.gen / 4);
     const durable = Number(Atomics.load(this.control64, Ctrl.durableSeq / 8));
     this.durableSeq = durable;
     const mask = this.waitSeq.length - 1;
@@ -479,28 +459,14 @@ export class Wal {
       done();
       return;
     }
-    if (this.waitCount > 0 || this.onClosed) this.armWait();
-    else if (this.referenced) this.setRef(false);
+    if (this.waitCount === 0 && !this.onClosed && this.referenced) this.setRef(false);
   }
 
-  private armWait(): void {
-    if (!this.notifier || this.waitArmed) return;
-    this.waitArmed = true;
-    const r = Atomics.waitAsync(this.control, Ctrl.gen / 4, this.seenGen);
-    if (r.async) void r.value.then(this.wakeBound);
-    else queueMicrotask(this.wakeBound);
-  }
-
+  /** Keeps the process alive (through the thread-safe function) exactly while a save or close waits. */
   private setRef(on: boolean): void {
     this.referenced = on;
-    if (this.notifier) {
-      if (on) this.notifier.ref();
-      else this.notifier.unref();
-    } else if (on) {
-      this.handle.ref();
-    } else {
-      this.handle.unref();
-    }
+    if (on) this.handle.ref();
+    else this.handle.unref();
   }
 }
 

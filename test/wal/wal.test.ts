@@ -1,5 +1,5 @@
 // The Wal API: create/open round trips, Raft's overwrite rule, hard state across rotation and release, snapshot
-// matching, both wake-up modes, typed errors (a real ENOSPC on a tiny tmpfs) and the poisoned state.
+// matching, wake-ups, typed errors (a real ENOSPC on a tiny tmpfs) and the poisoned state.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,56 +11,52 @@ import { mountTmpfs, tmpfsGate, unmountTmpfs } from '../helpers/tmpfs.js';
 
 const meta = new TextEncoder().encode('member-1/cluster-9');
 
-for (const wakeup of ['tsfn', 'waitAsync'] as const) {
-  test(`${wakeup}: create, save, reopen returns metadata, entries and hard state`, async () => {
-    const root = tempDir('basic');
-    const dir = join(root, 'wal');
-    try {
-      assert.not.ok(Wal.exists(dir));
-      const wal = await Wal.create(dir, meta, { wakeup });
-      assert.ok(Wal.exists(dir));
-      const saves: Promise<void>[] = [];
-      for (let i = 1; i <= 50; i++) saves.push(wal.save({ term: 2, vote: 7n, commit: i - 1 }, [makeEntry(i, 2)]));
-      await Promise.all(saves);
-      const st = wal.stats;
-      assert.is(st.appends, 50);
-      assert.is(st.handovers, 1, 'saves of one event-loop turn go to the writer in one call');
-      assert.ok(st.fsyncs >= 1 && st.fsyncs <= 50, `fsyncs ${st.fsyncs}`);
-      assert.is(st.records, 100);
-      await wal.close();
-      const r = await Wal.open(dir, { index: 0, term: 0 }, { wakeup });
-      assert.equal(Buffer.from(r.metadata), Buffer.from(meta));
-      assert.equal(r.entries, Array.from({ length: 50 }, (_, i) => makeEntry(i + 1, 2)));
-      assert.equal(r.hardState, { term: 2, vote: 7n, commit: 49 });
-      assert.equal(r.snapshots, [{ index: 0, term: 0 }]);
-      await r.wal.close();
-    } finally {
-      cleanup(root);
-    }
-  });
-}
+test('create, save, reopen returns metadata, entries and hard state', async () => {
+  const root = tempDir('basic');
+  const dir = join(root, 'wal');
+  try {
+    assert.not.ok(Wal.exists(dir));
+    const wal = await Wal.create(dir, meta);
+    assert.ok(Wal.exists(dir));
+    const saves: Promise<void>[] = [];
+    for (let i = 1; i <= 50; i++) saves.push(wal.save({ term: 2, vote: 7n, commit: i - 1 }, [makeEntry(i, 2)]));
+    await Promise.all(saves);
+    const st = wal.stats;
+    assert.is(st.appends, 50);
+    assert.is(st.handovers, 1, 'saves of one event-loop turn go to the writer in one call');
+    assert.ok(st.fsyncs >= 1 && st.fsyncs <= 50, `fsyncs ${st.fsyncs}`);
+    assert.is(st.records, 100);
+    await wal.close();
+    const r = await Wal.open(dir, { index: 0, term: 0 });
+    assert.equal(Buffer.from(r.metadata), Buffer.from(meta));
+    assert.equal(r.entries, Array.from({ length: 50 }, (_, i) => makeEntry(i + 1, 2)));
+    assert.equal(r.hardState, { term: 2, vote: 7n, commit: 49 });
+    assert.equal(r.snapshots, [{ index: 0, term: 0 }]);
+    await r.wal.close();
+  } finally {
+    cleanup(root);
+  }
+});
 
-for (const wakeup of ['tsfn', 'waitAsync'] as const) {
-  test(`${wakeup}: 3000 strictly sequential saves never miss a wake-up`, async () => {
-    // With fsync off the writer publishes within microseconds, so a publish often lands between one save
-    // resolving and the next one starting to wait: the case a lost wake-up would hang on.
-    const root = tempDir('seq');
-    try {
-      const wal = await Wal.create(join(root, 'wal'), meta, { wakeup, noFsync: true });
-      let timer: NodeJS.Timeout | undefined;
-      const hang = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('a save never resolved')), 10_000); });
-      const run = (async () => {
-        for (let i = 1; i <= 3000; i++) await wal.save(undefined, [makeEntry(i, 1, 8)]);
-      })();
-      await Promise.race([run, hang]);
-      clearTimeout(timer);
-      assert.is(wal.stats.appends, 3000);
-      await wal.close();
-    } finally {
-      cleanup(root);
-    }
-  });
-}
+test('3000 strictly sequential saves never miss a wake-up', async () => {
+  // With fsync off the writer publishes within microseconds, so a publish often lands between one save
+  // resolving and the next one starting to wait: the case a lost wake-up would hang on.
+  const root = tempDir('seq');
+  try {
+    const wal = await Wal.create(join(root, 'wal'), meta, { noFsync: true });
+    let timer: NodeJS.Timeout | undefined;
+    const hang = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('a save never resolved')), 10_000); });
+    const run = (async () => {
+      for (let i = 1; i <= 3000; i++) await wal.save(undefined, [makeEntry(i, 1, 8)]);
+    })();
+    await Promise.race([run, hang]);
+    clearTimeout(timer);
+    assert.is(wal.stats.appends, 3000);
+    await wal.close();
+  } finally {
+    cleanup(root);
+  }
+});
 
 test('5000 saves in one turn then close: every save resolves (across resolve-budget turns) before close does', async () => {
   const root = tempDir('many');
