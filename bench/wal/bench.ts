@@ -226,12 +226,12 @@ table('Appends of 256-byte records', rows);
 ratios(rows);
 
 const knobs: Result[] = [];
-for (const batchMaxBytes of [64 * 1024, 256 * 1024, 1024 * 1024, 4 * 1024 * 1024]) {
-  knobs.push(await measure(`native, batchMaxBytes ${batchMaxBytes / 1024} KiB`, 4096, 0, (d) => nativeWriter(d, { batchMaxBytes })));
+for (const batchBytesMax of [64 * 1024, 256 * 1024, 1024 * 1024, 4 * 1024 * 1024]) {
+  knobs.push(await measure(`native, batchBytesMax ${batchBytesMax / 1024} KiB`, 4096, 0, (d) => nativeWriter(d, { batchBytesMax })));
 }
 for (const delayUs of [0, 100, 500]) {
   for (const n of [1, 16]) {
-    knobs.push(await measure(`native, batchMaxDelay ${delayUs} µs`, n, 0, (d) => nativeWriter(d, { batchMaxDelayUs: delayUs })));
+    knobs.push(await measure(`native, batchMaxDelay ${delayUs} µs`, n, 0, (d) => nativeWriter(d, { batchDelayUsMax: delayUs })));
   }
 }
 table('Knobs', knobs);

@@ -163,8 +163,8 @@ export const FLAGS = [
 
   // tetcd only
   { name: 'max-range-response-bytes', kind: 'uint', def: '0', group: 'tetcd', yaml: 'number', help: 'Byte budget of one Range response: past it the server stops adding kvs and sets more=true (0 = no budget, as etcd).' },
-  { name: 'wal-batch-max-bytes', kind: 'uint', def: String(WAL_DEFAULTS.batchMaxBytes), min: 1n, group: 'tetcd', yaml: 'number', help: 'Most bytes of WAL records one write+fdatasync covers (group commit).' },
-  { name: 'wal-batch-max-delay', kind: 'duration', def: MS(WAL_DEFAULTS.batchMaxDelayUs), group: 'tetcd', yaml: 'durationOrNumber', help: 'How long the WAL writer may wait to gather more records before syncing (0 = sync as soon as the previous sync ends).' },
+  { name: 'wal-batch-max-bytes', kind: 'uint', def: String(WAL_DEFAULTS.batchBytesMax), min: 1n, group: 'tetcd', yaml: 'number', help: 'Most bytes of WAL records one write+fdatasync covers (group commit).' },
+  { name: 'wal-batch-max-delay', kind: 'duration', def: MS(WAL_DEFAULTS.batchDelayUsMax), group: 'tetcd', yaml: 'durationOrNumber', help: 'How long the WAL writer may wait to gather more records before syncing (0 = sync as soon as the previous sync ends).' },
   { name: 'wal-writer-idle-spin', kind: 'duration', def: MS(WAL_DEFAULTS.idleSpinUs), group: 'tetcd', yaml: 'durationOrNumber', help: 'How long the WAL writer thread polls for the next append after a sync before it sleeps: spends idle CPU to cut a lone writer\'s wake-up latency (0 = sleep at once).' },
   { name: 'wal-segment-bytes', kind: 'uint', def: String(WAL_DEFAULTS.segmentBytes), min: 65536n, group: 'tetcd', yaml: 'number', help: 'Size WAL segment files are preallocated to and rotated at.' },
   { name: 'worker-threads', kind: 'uint', def: '0', group: 'tetcd', yaml: 'number', help: 'Worker threads for encoding/decoding large requests and watch fan-out (0 = everything on the main thread).' },

@@ -206,7 +206,7 @@ export class EtcdServer {
     this.backendIndex = init.mvcc.consistentIndex().index;
     this.ids = new IdGenerator(init.memberId, Date.now());
     this.requestTimeoutMs = 5000 + 2 * init.cfg.electionMs;
-    this.proposalBatchMax = Math.max(1, init.cfg.proposalBatchMax ?? PROPOSAL_BATCH_MAX_DEFAULT);
+    this.proposalBatchMax = Math.max(1, init.cfg.proposalBatchCountMax ?? PROPOSAL_BATCH_MAX_DEFAULT);
     const delayUs = init.cfg.proposalBatchMaxDelayUs ?? 0;
     this.proposalDelayMs = delayUs > 0 ? Math.max(1, Math.round(delayUs / 1000)) : 0;
     // The backend's size is read from LMDB's stats when a commit lands (reading it per write cost a quarter
@@ -248,8 +248,8 @@ export class EtcdServer {
       throw new Error(`data dir ${cfg.dataDir} is in use by another member: ${(err as Error).message}`);
     }
     const walOpts = {
-      segmentBytes: cfg.walSegmentBytes, batchMaxBytes: cfg.walBatchMaxBytes,
-      batchMaxDelayUs: cfg.walBatchMaxDelayUs, idleSpinUs: cfg.walWriterIdleSpinUs, noFsync: cfg.unsafeNoFsync,
+      segmentBytes: cfg.walSegmentBytes, batchBytesMax: cfg.walBatchBytesMax,
+      batchDelayUsMax: cfg.walBatchDelayUsMax, idleSpinUs: cfg.walWriterIdleSpinUs, noFsync: cfg.unsafeNoFsync,
     };
     finishSnapshotInstall(snapDir, loadNewestSnap(snapDir), log);
     const mvcc = await Mvcc.open({ path: path.join(snapDir, 'db') });
@@ -314,7 +314,7 @@ export class EtcdServer {
       storage,
       applied: snap?.index ?? 0,
       maxSizePerMsg: MAX_SIZE_PER_MSG,
-      maxCommittedSizePerReady: cfg.applyBatchMaxBytes ?? MAX_SIZE_PER_MSG,
+      maxCommittedSizePerReady: cfg.applyBatchBytesMax ?? MAX_SIZE_PER_MSG,
       maxInflightMsgs: MAX_INFLIGHT_MSGS,
       checkQuorum: true,
       preVote: cfg.preVote,

@@ -20,15 +20,15 @@ export interface WalOptions {
   /** Size segments are preallocated to and rotated at (--wal-segment-bytes). */
   segmentBytes?: number;
   /** Most bytes one write+fdatasync covers (--wal-batch-max-bytes). */
-  batchMaxBytes?: number;
+  batchBytesMax?: number;
   /** How long the writer may wait to gather more before syncing; 0 = sync as soon as the previous one ends
    *  (--wal-batch-max-delay, in microseconds here). */
-  batchMaxDelayUs?: number;
+  batchDelayUsMax?: number;
   /** How long the writer thread polls for the next append after a sync before it sleeps (--wal-writer-idle-spin,
    *  in microseconds here): trades idle CPU for the wake-up latency of a lone writer. */
   idleSpinUs?: number;
   /** Bytes queued and not yet written beyond which save() rejects with EQUEUEFULL (a bug guard, not flow control). */
-  queueMaxBytes?: number;
+  queueBytesMax?: number;
   /** Skip fdatasync (--unsafe-no-fsync): for tests only, a crash loses acknowledged writes. */
   noFsync?: boolean;
   /** Bench only: the writer sleeps this long after every fdatasync to simulate a slow disk. */
@@ -38,10 +38,10 @@ export interface WalOptions {
 /** Defaults, exported for the flag table (src/config) and --help. */
 export const WAL_DEFAULTS = {
   segmentBytes: 64 * 1024 * 1024,
-  batchMaxBytes: 1024 * 1024,
-  batchMaxDelayUs: 0,
+  batchBytesMax: 1024 * 1024,
+  batchDelayUsMax: 0,
   idleSpinUs: 0,
-  queueMaxBytes: 1024 * 1024 * 1024,
+  queueBytesMax: 1024 * 1024 * 1024,
 } as const;
 
 /** Counters published by the writer thread. */
@@ -103,15 +103,15 @@ export class Wal {
     this.lastIndex = rec.lastIndex;
     this.snapshots = rec.snapshots.slice();
     const segmentBytes = opts.segmentBytes ?? WAL_DEFAULTS.segmentBytes;
-    const batchMaxBytes = opts.batchMaxBytes ?? WAL_DEFAULTS.batchMaxBytes;
-    const queueMaxBytes = opts.queueMaxBytes ?? WAL_DEFAULTS.queueMaxBytes;
-    const batchMaxDelayUs = opts.batchMaxDelayUs ?? WAL_DEFAULTS.batchMaxDelayUs;
+    const batchBytesMax = opts.batchBytesMax ?? WAL_DEFAULTS.batchBytesMax;
+    const queueBytesMax = opts.queueBytesMax ?? WAL_DEFAULTS.queueBytesMax;
+    const batchDelayUsMax = opts.batchDelayUsMax ?? WAL_DEFAULTS.batchDelayUsMax;
     const idleSpinUs = opts.idleSpinUs ?? WAL_DEFAULTS.idleSpinUs;
     if (!Number.isSafeInteger(idleSpinUs) || idleSpinUs < 0 || idleSpinUs > 1_000_000) throw new WalError('EINVAL', `wal: bad idleSpinUs ${idleSpinUs}`);
-    if (!(segmentBytes >= 1024) || !(batchMaxBytes >= 1) || !(queueMaxBytes >= 1) || !(batchMaxDelayUs >= 0) ||
-        !Number.isSafeInteger(segmentBytes) || !Number.isSafeInteger(batchMaxBytes) ||
-        !Number.isSafeInteger(queueMaxBytes) || !Number.isSafeInteger(batchMaxDelayUs)) {
-      throw new WalError('EINVAL', `wal: bad options ${JSON.stringify({ segmentBytes, batchMaxBytes, queueMaxBytes, batchMaxDelayUs })}`);
+    if (!(segmentBytes >= 1024) || !(batchBytesMax >= 1) || !(queueBytesMax >= 1) || !(batchDelayUsMax >= 0) ||
+        !Number.isSafeInteger(segmentBytes) || !Number.isSafeInteger(batchBytesMax) ||
+        !Number.isSafeInteger(queueBytesMax) || !Number.isSafeInteger(batchDelayUsMax)) {
+      throw new WalError('EINVAL', `wal: bad options ${JSON.stringify({ segmentBytes, batchBytesMax, queueBytesMax, batchDelayUsMax })}`);
     }
     const sab = new SharedArrayBuffer(Ctrl.totalBytes);
     this.control = new Int32Array(sab);
@@ -126,10 +126,10 @@ export class Wal {
       metadata: rec.metadata,
       hardState: rec.hardStateBytes,
       segmentBytes,
-      batchBytesMax: batchMaxBytes,
-      batchDelayUsMax: batchMaxDelayUs,
+      batchBytesMax,
+      batchDelayUsMax,
       idleSpinUs,
-      queueBytesMax: queueMaxBytes,
+      queueBytesMax,
       noFsync: opts.noFsync ?? false,
       slowFsyncUs: Math.round((opts.slowFsyncMs ?? 0) * 1000),
       control: this.control,

@@ -177,7 +177,7 @@ test('snapshots: open from a marker returns only later entries; unknown marker o
 test('rotation and release: old segments go, hard state and metadata survive in the kept ones', async () => {
   const root = tempDir('release');
   const dir = join(root, 'wal');
-  const opts: WalOptions = { segmentBytes: 8192, batchMaxBytes: 2048 };
+  const opts: WalOptions = { segmentBytes: 8192, batchBytesMax: 2048 };
   try {
     const wal = await Wal.create(dir, meta, opts);
     await wal.save({ term: 3, vote: 2n, commit: 0 }, []); // the only hard state: must outlive its segment
@@ -251,11 +251,11 @@ test('closed WAL rejects with ECLOSED; bad arguments throw RangeError', async ()
   }
 });
 
-test('queue limit: a save beyond queueMaxBytes is refused with EQUEUEFULL and the WAL keeps working', async () => {
+test('queue limit: a save beyond queueBytesMax is refused with EQUEUEFULL and the WAL keeps working', async () => {
   const root = tempDir('queue');
   const dir = join(root, 'wal');
   try {
-    const wal = await Wal.create(dir, meta, { queueMaxBytes: 4096, noFsync: true });
+    const wal = await Wal.create(dir, meta, { queueBytesMax: 4096, noFsync: true });
     try {
       await wal.save(undefined, [makeEntry(1, 1, 5000)]);
       assert.unreachable('oversized save accepted');
