@@ -102,7 +102,7 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
     w.idleSpinUs = U64(o, "idleSpinUs", 0);
     w.queueBytesMax = U64(o, "queueBytesMax", w.queueBytesMax);
     w.noFsync = o.Get("noFsync").ToBoolean().Value();
-    w.slowFsyncUs = U64(o, "slowFsyncUs", 0);
+    w.unsafeTestingFsyncSleepUs = U64(o, "unsafeTestingFsyncSleepUs", 0);
     if (w.segmentBytes == 0 || w.batchBytesMax == 0) throw Napi::RangeError::New(env, "sizes must be > 0");
 
     Napi::Value control = o.Get("control");

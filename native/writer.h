@@ -51,7 +51,7 @@ struct WriterOptions {
   uint64_t idleSpinUs = 0;      // after a batch, poll this long for the next append before sleeping
   uint64_t queueBytesMax = 1ull << 30;
   bool noFsync = false;
-  uint64_t slowFsyncUs = 0;     // bench only: sleep this long after each fdatasync
+  uint64_t unsafeTestingFsyncSleepUs = 0;  // tests and benches only: sleep this long after each fdatasync
   uint8_t* control = nullptr;   // kBytesTotal bytes, 8-byte aligned, outlives the writer
   std::function<void()> onPublish;  // called on the writer thread after each publish
 };

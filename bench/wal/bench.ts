@@ -202,7 +202,7 @@ type Maker = (d: string) => Promise<Appender>;
 for (const slowMs of [0, 2, 10]) {
   for (const n of counts) {
     const writers: Array<[string, Maker]> = [
-      ['native (tsfn)', (d) => nativeWriter(d, { slowFsyncMs: slowMs })],
+      ['native (tsfn)', (d) => nativeWriter(d, { unsafeTesting: { fsyncSleepUs: slowMs * 1000 } })],
       ['TS write+fdatasync per record', (d) => mkdir(d).then(() => perRecordWriter(d, slowMs))],
       ['TS batching (fs.promises)', (d) => mkdir(d).then(() => jsBatchWriter(d, slowMs))],
     ];

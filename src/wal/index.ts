@@ -31,8 +31,14 @@ export interface WalOptions {
   queueBytesMax?: number;
   /** Skip fdatasync (--unsafe-no-fsync): for tests only, a crash loses acknowledged writes. */
   noFsync?: boolean;
-  /** Bench only: the writer sleeps this long after every fdatasync to simulate a slow disk. */
-  slowFsyncMs?: number;
+  /** Fault injection for tests and bench/wal only; no flag sets it and the member never does. */
+  unsafeTesting?: WalUnsafeTesting;
+}
+
+/** Deliberate slowness for tests and benches (a slow disk on a fast one). Never set in production. */
+export interface WalUnsafeTesting {
+  /** The writer thread sleeps this long after every fdatasync (and after the syncs of a rotation). */
+  fsyncSleepUs?: number;
 }
 
 /** Defaults, exported for the flag table (src/config) and --help. */
@@ -108,6 +114,10 @@ export class Wal {
     const batchDelayUsMax = opts.batchDelayUsMax ?? WAL_DEFAULTS.batchDelayUsMax;
     const idleSpinUs = opts.idleSpinUs ?? WAL_DEFAULTS.idleSpinUs;
     if (!Number.isSafeInteger(idleSpinUs) || idleSpinUs < 0 || idleSpinUs > 1_000_000) throw new WalError('EINVAL', `wal: bad idleSpinUs ${idleSpinUs}`);
+    const fsyncSleepUs = opts.unsafeTesting?.fsyncSleepUs ?? 0;
+    if (!Number.isSafeInteger(fsyncSleepUs) || fsyncSleepUs < 0 || fsyncSleepUs > 10_000_000) {
+      throw new WalError('EINVAL', `wal: bad unsafeTesting.fsyncSleepUs ${fsyncSleepUs}`);
+    }
     if (!(segmentBytes >= 1024) || !(batchBytesMax >= 1) || !(queueBytesMax >= 1) || !(batchDelayUsMax >= 0) ||
         !Number.isSafeInteger(segmentBytes) || !Number.isSafeInteger(batchBytesMax) ||
         !Number.isSafeInteger(queueBytesMax) || !Number.isSafeInteger(batchDelayUsMax)) {
@@ -131,7 +141,7 @@ export class Wal {
       idleSpinUs,
       queueBytesMax,
       noFsync: opts.noFsync ?? false,
-      slowFsyncUs: Math.round((opts.slowFsyncMs ?? 0) * 1000),
+      unsafeTestingFsyncSleepUs: fsyncSleepUs,
       control: this.control,
       onWake: this.wakeBound,
     });

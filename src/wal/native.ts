@@ -21,7 +21,8 @@ export interface NativeWalOptions {
   idleSpinUs?: number;
   queueBytesMax: number;
   noFsync: boolean;
-  slowFsyncUs: number;
+  /** WalOptions.unsafeTesting.fsyncSleepUs: sleep after each fdatasync (tests and benches only). */
+  unsafeTestingFsyncSleepUs: number;
   control: Int32Array;
   /** Called on the event loop (through a thread-safe function) after the writer published progress. */
   onWake: () => void;

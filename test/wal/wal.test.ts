@@ -280,6 +280,20 @@ test('queue limit: a save beyond queueBytesMax is refused with EQUEUEFULL and th
   }
 });
 
+test('bad unsafeTesting.fsyncSleepUs is refused with EINVAL', async () => {
+  const root = tempDir('sleep-opt');
+  try {
+    try {
+      await Wal.create(join(root, 'wal'), meta, { unsafeTesting: { fsyncSleepUs: -1 } });
+      assert.unreachable('negative sleep accepted');
+    } catch (e) {
+      assert.is((e as WalError).code, 'EINVAL');
+    }
+  } finally {
+    cleanup(root);
+  }
+});
+
 const onTmpfs = tmpfsGate(test);
 
 onTmpfs('ENOSPC on a full disk: save rejects with code ENOSPC, the WAL stays poisoned, nothing unwritten is acked', async () => {
