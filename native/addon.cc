@@ -103,7 +103,9 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
     w.queueBytesMax = U64(o, "queueBytesMax", w.queueBytesMax);
     w.noFsync = o.Get("noFsync").ToBoolean().Value();
     w.unsafeTestingFsyncSleepUs = U64(o, "unsafeTestingFsyncSleepUs", 0);
-    if (w.segmentBytes == 0 || w.batchBytesMax == 0) throw Napi::RangeError::New(env, "sizes must be > 0");
+    if (w.segmentBytes == 0 || w.batchBytesMax == 0 || w.queueBytesMax == 0) {
+      throw Napi::RangeError::New(env, "segmentBytes, batchBytesMax and queueBytesMax must be > 0");
+    }
 
     Napi::Value control = o.Get("control");
     size_t controlBytes = 0;

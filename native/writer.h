@@ -49,7 +49,7 @@ struct WriterOptions {
   uint64_t batchBytesMax = 1ull << 20;
   uint64_t batchDelayUsMax = 0;
   uint64_t idleSpinUs = 0;      // after a batch, poll this long for the next append before sleeping
-  uint64_t queueBytesMax = 1ull << 30;
+  uint64_t queueBytesMax = 1ull << 30;  // same default as WAL_DEFAULTS.queueBytesMax (src/wal/index.ts)
   bool noFsync = false;
   uint64_t unsafeTestingFsyncSleepUs = 0;  // tests and benches only: sleep this long after each fdatasync
   uint8_t* control = nullptr;   // kBytesTotal bytes, 8-byte aligned, outlives the writer

@@ -4,7 +4,7 @@ import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, r
   unlinkSync } from 'node:fs';
 import { open, readdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { WalError } from './errors.js';
+import { WalError, WalQueueFullError } from './errors.js';
 import { Ctrl, WriterState, loadNative } from './native.js';
 import type { NativeWal, NativeWalHandle } from './native.js';
 import { ENTRY_HEAD_BYTES, HARD_STATE_BYTES, RecordType, SNAPSHOT_BYTES, frameRecord, recordBytes, setU64 } from './record.js';
@@ -12,7 +12,7 @@ import { recoverWal } from './recovery.js';
 import type { WalEntry, WalHardState, WalSnapshot } from './recovery.js';
 import { searchStartSegment, segmentName, sortSegments } from './segment.js';
 
-export { WalError, WalCorruptError, WalSnapshotNotFoundError } from './errors.js';
+export { WalError, WalCorruptError, WalQueueFullError, WalSnapshotNotFoundError } from './errors.js';
 export type { WalEntry, WalHardState, WalSnapshot } from './recovery.js';
 
 /** Tuning; the defaults are the ones bench/wal chose (see bench/RESULTS.md (WAL section)). */
@@ -27,7 +27,8 @@ export interface WalOptions {
   /** How long the writer thread polls for the next append after a sync before it sleeps (--wal-writer-idle-spin,
    *  in microseconds here): trades idle CPU for the wake-up latency of a lone writer. */
   idleSpinUs?: number;
-  /** Bytes queued and not yet written beyond which save() rejects with EQUEUEFULL (a bug guard, not flow control). */
+  /** Bytes handed to the writer and not yet written beyond which the saves of a turn are refused with
+   *  WalQueueFullError (code 'EQUEUEFULL'): a bug guard, not flow control. */
   queueBytesMax?: number;
   /** Skip fdatasync (--unsafe-no-fsync): for tests only, a crash loses acknowledged writes. */
   noFsync?: boolean;
@@ -47,6 +48,9 @@ export const WAL_DEFAULTS = {
   batchBytesMax: 1024 * 1024,
   batchDelayUsMax: 0,
   idleSpinUs: 0,
+  /** The member awaits each save before the next Ready, so the queue holds about one Ready's records (at most
+   *  a few hundred MiB even with --max-request-bytes entries and a full --proposal-batch-max); past 1 GiB
+   *  something is wrong, and refusing is better than growing without bound. Same default in native/writer.h. */
   queueBytesMax: 1024 * 1024 * 1024,
 } as const;
 
@@ -84,6 +88,9 @@ export class Wal {
   private flushScheduled = false;
   private readonly flushBound = () => this.flush();
   private lastIndex: number;
+  // lastIndex as of the last append the writer accepted: a refused turn's entries never reach the log.
+  private lastIndexHanded: number;
+  private readonly queueBytesMax: number;
   private nativeSeq = 0;
   private savesDurable = 0;
   private durableSeq = 0;
@@ -107,6 +114,7 @@ export class Wal {
     this.dir = dir;
     this.native = native;
     this.lastIndex = rec.lastIndex;
+    this.lastIndexHanded = rec.lastIndex;
     this.snapshots = rec.snapshots.slice();
     const segmentBytes = opts.segmentBytes ?? WAL_DEFAULTS.segmentBytes;
     const batchBytesMax = opts.batchBytesMax ?? WAL_DEFAULTS.batchBytesMax;
@@ -123,6 +131,7 @@ export class Wal {
         !Number.isSafeInteger(queueBytesMax) || !Number.isSafeInteger(batchDelayUsMax)) {
       throw new WalError('EINVAL', `wal: bad options ${JSON.stringify({ segmentBytes, batchBytesMax, queueBytesMax, batchDelayUsMax })}`);
     }
+    this.queueBytesMax = queueBytesMax;
     const sab = new SharedArrayBuffer(Ctrl.totalBytes);
     this.control = new Int32Array(sab);
     this.control64 = new BigInt64Array(sab);
@@ -366,9 +375,10 @@ export class Wal {
         const seq = this.handle.append(this.turnBuf.subarray(0, bytes), this.lastIndex);
         if (seq !== expected) throw new Error(`wal: writer sequence ${seq}, expected ${expected}`);
         this.nativeSeq = seq;
+        this.lastIndexHanded = this.lastIndex;
         return;
       } catch (e) {
-        err = asWalError(e, 'append');
+        err = isCode(e, 'EQUEUEFULL') ? new WalQueueFullError(bytes, this.queueBytesMax) : asWalError(e, 'append');
         if (err.code === 'EFAILED') {
           this.onWake(); // pick up the writer's own error; it rejects every waiter
           if (this.failure) return;
@@ -376,6 +386,8 @@ export class Wal {
       }
     }
     // The writer refused this turn (queue full, closed): its saves fail, earlier and later turns are unaffected.
+    // None of its records were written, so the next segment is still named after the last accepted entry.
+    this.lastIndex = this.lastIndexHanded;
     const mask = this.waitSeq.length - 1;
     while (this.waitCount > 0) {
       const slot = (this.waitHead + this.waitCount - 1) & mask;
@@ -501,6 +513,10 @@ function asWalError(e: unknown, what: string): WalError {
   const err = e as { code?: unknown; message?: unknown };
   const code = typeof err.code === 'string' ? err.code : 'EIO';
   return new WalError(code, `wal: ${what}: ${typeof err.message === 'string' ? err.message : String(e)}`);
+}
+
+function isCode(e: unknown, code: string): boolean {
+  return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === code;
 }
 
 function syncDir(dir: string): void {

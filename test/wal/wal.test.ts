@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Wal, WalError, WalSnapshotNotFoundError } from '../../src/wal/index.js';
+import { Wal, WalError, WalQueueFullError, WalSnapshotNotFoundError } from '../../src/wal/index.js';
 import type { WalOptions } from '../../src/wal/index.js';
 import { LogModel, cleanup, makeEntry, tempDir } from './helpers.js';
 import { mountTmpfs, tmpfsGate, unmountTmpfs } from '../helpers/tmpfs.js';
@@ -260,7 +260,7 @@ test('queue limit: a save beyond queueBytesMax is refused with EQUEUEFULL and th
       await wal.save(undefined, [makeEntry(1, 1, 5000)]);
       assert.unreachable('oversized save accepted');
     } catch (e) {
-      assert.instance(e, WalError);
+      assert.instance(e, WalQueueFullError);
       assert.is((e as WalError).code, 'EQUEUEFULL');
     }
     assert.is(wal.error, undefined);
@@ -275,6 +275,55 @@ test('queue limit: a save beyond queueBytesMax is refused with EQUEUEFULL and th
     } catch (e) {
       assert.is((e as WalError).code, 'EINVAL');
     }
+  } finally {
+    cleanup(root);
+  }
+});
+
+test('queue limit: turns queued behind a slow fsync fill the queue past its cap; the next is refused, nothing acked is lost', async () => {
+  // The writer sleeps after every fdatasync, so the turns saved meanwhile pile up in its queue: about one KiB
+  // each against a cap of 8 KiB. The first turn that would pass the cap is refused whole with a typed error;
+  // every turn before it is acknowledged and recovered, and the WAL takes the refused entry again afterwards.
+  const QUEUE_BYTES_MAX = 8 * 1024;
+  const ENTRY_DATA_BYTES = 1000;
+  const TURNS_MAX = 100;
+  const root = tempDir('queue-full');
+  const dir = join(root, 'wal');
+  try {
+    const wal = await Wal.create(dir, meta, { queueBytesMax: QUEUE_BYTES_MAX, unsafeTesting: { fsyncSleepUs: 200_000 } });
+    const acked: number[] = [];
+    const pending: Promise<void>[] = [];
+    let refused: { index: number; error: unknown } | undefined;
+    for (let i = 1; i <= TURNS_MAX && !refused; i++) {
+      const index = i;
+      pending.push(wal.save({ term: 1, vote: 1n, commit: 0 }, [makeEntry(index, 1, ENTRY_DATA_BYTES)]).then(
+        () => { acked.push(index); },
+        (error: unknown) => { refused = { index, error }; },
+      ));
+      // One save per event-loop turn: each is handed to the writer by itself (flushed by process.nextTick).
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    assert.ok(refused, `no save refused in ${TURNS_MAX} turns`);
+    const { index: refusedIndex, error } = refused!;
+    assert.instance(error, WalQueueFullError);
+    const full = error as WalQueueFullError;
+    assert.is(full.code, 'EQUEUEFULL');
+    assert.is(full.queueBytesMax, QUEUE_BYTES_MAX);
+    assert.ok(full.refusedBytes > ENTRY_DATA_BYTES, `refused ${full.refusedBytes} bytes`);
+    // The cap binds only after several turns queued behind the sleeping writer (about 7 fit in 8 KiB); on a
+    // loaded machine the writer may take a batch meanwhile, which only makes the refusal come later.
+    assert.ok(refusedIndex >= 5, `refused at turn ${refusedIndex}`);
+    assert.is(wal.error, undefined, 'a refusal does not poison the WAL');
+    await Promise.all(pending);
+    assert.equal(acked, Array.from({ length: refusedIndex - 1 }, (_, i) => i + 1), 'every turn before the refused one is acked, in order');
+    assert.ok(wal.stats.queuedBytes <= QUEUE_BYTES_MAX);
+    // The refused entry was never written: saving it again continues the log without a gap.
+    await wal.save({ term: 1, vote: 1n, commit: refusedIndex }, [makeEntry(refusedIndex, 1, ENTRY_DATA_BYTES)]);
+    await wal.close();
+    const r = await Wal.open(dir, { index: 0, term: 0 });
+    assert.equal(r.entries, Array.from({ length: refusedIndex }, (_, i) => makeEntry(i + 1, 1, ENTRY_DATA_BYTES)));
+    assert.equal(r.hardState, { term: 1, vote: 1n, commit: refusedIndex });
+    await r.wal.close();
   } finally {
     cleanup(root);
   }
