@@ -13,7 +13,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Wal } from '../../src/wal/index.js';
 import type { WalEntry, WalOptions } from '../../src/wal/index.js';
-import { crc32cJs } from '../../src/wal/crc32c.js';
+import { crc32c as crc32cJs } from '../../src/crc32c.js';
 import { loadNative } from '../../src/wal/native.js';
 import { recoverWal } from '../../src/wal/recovery.js';
 import { ENTRY_HEAD_BYTES, RecordType, frameRecord, recordBytes, setU64 } from '../../src/wal/record.js';
