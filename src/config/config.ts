@@ -187,7 +187,7 @@ const defaultIo: ParseIo = {
 
 /** etcd's default 2 GiB backend quota and the 8 GiB it warns above. */
 export const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
-export const MAX_QUOTA_BYTES = 8 * 1024 * 1024 * 1024;
+const MAX_QUOTA_BYTES = 8 * 1024 * 1024 * 1024;
 const MAX_ELECTION_MS = 50_000;
 const RECOMMENDED_MAX_REQUEST_BYTES = 10 * 1024 * 1024;
 const DEFAULT_INITIAL_CLUSTER = 'default=http://localhost:2380';
