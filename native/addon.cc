@@ -1,16 +1,12 @@
 // Node-API face of the WAL writer: a WalHandle class (append/close/join) plus the CRC-32C primitive and the
 // startup-only helpers the TypeScript side needs. Argument checking here is defensive; src/wal/ validates first.
 #include <fcntl.h>
-#include <linux/futex.h>
 #include <sys/file.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
-#include <climits>
 #include <cstring>
-#include <ctime>
 #include <memory>
 #include <string>
 
@@ -106,8 +102,10 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
     w.idleSpinUs = U64(o, "idleSpinUs", 0);
     w.queueBytesMax = U64(o, "queueBytesMax", w.queueBytesMax);
     w.noFsync = o.Get("noFsync").ToBoolean().Value();
-    w.slowFsyncUs = U64(o, "slowFsyncUs", 0);
-    if (w.segmentBytes == 0 || w.batchBytesMax == 0) throw Napi::RangeError::New(env, "sizes must be > 0");
+    w.unsafeTestingFsyncSleepUs = U64(o, "unsafeTestingFsyncSleepUs", 0);
+    if (w.segmentBytes == 0 || w.batchBytesMax == 0 || w.queueBytesMax == 0) {
+      throw Napi::RangeError::New(env, "segmentBytes, batchBytesMax and queueBytesMax must be > 0");
+    }
 
     Napi::Value control = o.Get("control");
     size_t controlBytes = 0;
@@ -119,24 +117,18 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
     controlRef_ = Napi::Persistent(control.As<Napi::Object>());
     w.control = control_;
 
-    const std::string notify = o.Get("notify").ToString().Utf8Value();
-    if (notify == "tsfn") {
-      Napi::Value onWake = o.Get("onWake");
-      if (!onWake.IsFunction()) throw Napi::TypeError::New(env, "onWake must be a function");
-      tsfn_ = Tsfn::New(env, onWake.As<Napi::Function>(), "tetcd-wal", 0, 1, this);
-      tsfn_.Unref(env);
-      haveTsfn_ = true;
-      w.onPublish = [this] {
-        // One queued call at a time: the callback reads the newest durable sequence number, so a publish that
-        // lands while a call is pending is covered by it.
-        if (!callPending_.exchange(true)) tsfn_.NonBlockingCall();
-      };
-    } else if (notify == "futex") {
-      int32_t* gen = reinterpret_cast<int32_t*>(control_ + ctrl::kGen);
-      w.onPublish = [gen] { syscall(SYS_futex, gen, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0); };
-    } else {
-      throw Napi::TypeError::New(env, "notify must be 'tsfn' or 'futex'");
-    }
+    // The event loop learns of a publish through a thread-safe function (measured faster than Atomics.waitAsync
+    // fed by a futex-waiting worker, which was removed: bench/RESULTS.md, WAL section).
+    Napi::Value onWake = o.Get("onWake");
+    if (!onWake.IsFunction()) throw Napi::TypeError::New(env, "onWake must be a function");
+    tsfn_ = Tsfn::New(env, onWake.As<Napi::Function>(), "tetcd-wal", 0, 1, this);
+    tsfn_.Unref(env);
+    haveTsfn_ = true;
+    w.onPublish = [this] {
+      // One queued call at a time: the callback reads the newest durable sequence number, so a publish that
+      // lands while a call is pending is covered by it.
+      if (!callPending_.exchange(true)) tsfn_.NonBlockingCall();
+    };
 
     writer_ = std::make_unique<Writer>(std::move(w));
     std::string what;
@@ -263,29 +255,6 @@ void WriteInitialSegmentJs(const Napi::CallbackInfo& info) {
   if (err != 0) throw CodedError(env, ErrnoCode(err), what + ": " + std::strerror(err));
 }
 
-// futexWait(int32Array, index, expected, timeoutMs) -> 'ok' | 'not-equal' | 'timed-out'. Blocks the calling
-// thread: only for the notifier worker of the 'futex' wake-up mode, never the event loop.
-Napi::Value FutexWaitJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  size_t n = 0;
-  uint8_t* p = TypedArrayData(info[0], &n);
-  if (p == nullptr || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber()) {
-    throw Napi::TypeError::New(env, "futexWait(Int32Array, index, expected, timeoutMs)");
-  }
-  const size_t index = static_cast<size_t>(info[1].As<Napi::Number>().Int64Value());
-  if ((index + 1) * 4 > n) throw Napi::RangeError::New(env, "futexWait: index out of range");
-  int32_t* word = reinterpret_cast<int32_t*>(p) + index;
-  const int32_t expected = info[2].As<Napi::Number>().Int32Value();
-  const int64_t timeoutMs = info[3].As<Napi::Number>().Int64Value();
-  struct timespec ts;
-  ts.tv_sec = timeoutMs / 1000;
-  ts.tv_nsec = (timeoutMs % 1000) * 1000000;
-  long r = syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, nullptr, 0);
-  const char* out = "ok";
-  if (r != 0) out = errno == EAGAIN ? "not-equal" : errno == ETIMEDOUT ? "timed-out" : "ok";
-  return Napi::String::New(env, out);
-}
-
 // lockFile(path) -> fd. Takes an exclusive flock on path (created if missing) and keeps the descriptor open
 // for the life of the process, so a second member on the same data dir fails fast instead of corrupting it.
 Napi::Value LockFileJs(const Napi::CallbackInfo& info) {
@@ -309,7 +278,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("crc32cSoftware", Napi::Function::New(env, Crc32cSoftwareJs));
   exports.Set("crc32cImpl", Napi::String::New(env, Crc32cImpl()));
   exports.Set("writeInitialSegment", Napi::Function::New(env, WriteInitialSegmentJs));
-  exports.Set("futexWait", Napi::Function::New(env, FutexWaitJs));
   exports.Set("lockFile", Napi::Function::New(env, LockFileJs));
   exports.Set("v8WorkersLower", Napi::Function::New(env, V8WorkersLowerJs));
   exports.Set("controlBytes", Napi::Number::New(env, static_cast<double>(ctrl::kBytesTotal)));

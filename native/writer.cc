@@ -357,7 +357,9 @@ bool Writer::Sync(int fd) {
     Fail(errno, "fdatasync");
     return false;
   }
-  if (opts_.slowFsyncUs > 0) std::this_thread::sleep_for(std::chrono::microseconds(opts_.slowFsyncUs));
+  if (opts_.unsafeTestingFsyncSleepUs > 0) {
+    std::this_thread::sleep_for(std::chrono::microseconds(opts_.unsafeTestingFsyncSleepUs));
+  }
   const int64_t us = NowUs() - startUs;
   fsyncs_++;
   fsyncUsTotal_ += us;

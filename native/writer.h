@@ -18,7 +18,7 @@ namespace tetcd {
 
 /** Byte offsets in the control block (a SharedArrayBuffer on the JavaScript side). */
 namespace ctrl {
-constexpr size_t kGen = 0;          // i32, bumped after every publish (the word waiters watch)
+constexpr size_t kGen = 0;          // i32, bumped after every publish
 constexpr size_t kState = 4;        // i32, see WriterState
 constexpr size_t kErrno = 8;        // i32, errno of the failure when kState == failed
 constexpr size_t kDurableSeq = 16;  // i64, highest append sequence number that is durable
@@ -49,9 +49,9 @@ struct WriterOptions {
   uint64_t batchBytesMax = 1ull << 20;
   uint64_t batchDelayUsMax = 0;
   uint64_t idleSpinUs = 0;      // after a batch, poll this long for the next append before sleeping
-  uint64_t queueBytesMax = 1ull << 30;
+  uint64_t queueBytesMax = 1ull << 30;  // same default as WAL_DEFAULTS.queueBytesMax (src/wal/index.ts)
   bool noFsync = false;
-  uint64_t slowFsyncUs = 0;     // bench only: sleep this long after each fdatasync
+  uint64_t unsafeTestingFsyncSleepUs = 0;  // tests and benches only: sleep this long after each fdatasync
   uint8_t* control = nullptr;   // kBytesTotal bytes, 8-byte aligned, outlives the writer
   std::function<void()> onPublish;  // called on the writer thread after each publish
 };

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { scanSegment, RecordType, getU64 } from '../src/wal/record.js';
 import { listSegments } from '../src/wal/segment.js';
-import { crc32cJs } from '../src/wal/crc32c.js';
+import { crc32c } from '../src/crc32c.js';
 
 const dir = process.argv[2];
 if (!dir) {
@@ -24,7 +24,7 @@ segs.forEach((seg, i) => {
   const path = join(dir, seg.name);
   const buf = readFileSync(path);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const scan = scanSegment(buf, path, chain, i === segs.length - 1, crc32cJs);
+  const scan = scanSegment(buf, path, chain, i === segs.length - 1, crc32c);
   chain = scan.chain;
   process.stdout.write(`# ${seg.name}: ${scan.records.length} records, valid to ${scan.endOffset}${scan.torn ? ' (torn tail)' : ''}\n`);
   for (const r of scan.records) {

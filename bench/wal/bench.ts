@@ -1,7 +1,7 @@
 // WAL benchmark: appends/s and fdatasyncs/s for 256-byte records at 1/16/256/4096 concurrent appenders, the
 // native group-commit writer against (a) a TypeScript writer doing write+fdatasync per record and (b) a TypeScript
-// writer batching with fs.promises; event-loop delay during each run; the same on a simulated slow disk; the
-// wake-up mechanism (thread-safe function vs Atomics.waitAsync); batch-size knobs; recovery time of a 64 MB segment.
+// writer batching with fs.promises; event-loop delay during each run; the same on a simulated slow disk;
+// batch-size knobs; recovery time of a 64 MB segment.
 //
 //   node .build/wal/out/bench/wal/bench.js [--quick] [--dir /tmp/x]     (prints markdown tables)
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,7 +13,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Wal } from '../../src/wal/index.js';
 import type { WalEntry, WalOptions } from '../../src/wal/index.js';
-import { crc32cJs } from '../../src/wal/crc32c.js';
+import { crc32c as crc32cJs } from '../../src/crc32c.js';
 import { loadNative } from '../../src/wal/native.js';
 import { recoverWal } from '../../src/wal/recovery.js';
 import { ENTRY_HEAD_BYTES, RecordType, frameRecord, recordBytes, setU64 } from '../../src/wal/record.js';
@@ -202,7 +202,7 @@ type Maker = (d: string) => Promise<Appender>;
 for (const slowMs of [0, 2, 10]) {
   for (const n of counts) {
     const writers: Array<[string, Maker]> = [
-      ['native (tsfn)', (d) => nativeWriter(d, { slowFsyncMs: slowMs })],
+      ['native (tsfn)', (d) => nativeWriter(d, { unsafeTesting: { fsyncSleepUs: slowMs * 1000 } })],
       ['TS write+fdatasync per record', (d) => mkdir(d).then(() => perRecordWriter(d, slowMs))],
       ['TS batching (fs.promises)', (d) => mkdir(d).then(() => jsBatchWriter(d, slowMs))],
     ];
@@ -225,33 +225,13 @@ function median(list: Result[]): Result {
 table('Appends of 256-byte records', rows);
 ratios(rows);
 
-const wake: Result[] = [];
-for (const n of [1, 16, 4096]) {
-  const a: Result[] = [];
-  const b: Result[] = [];
-  for (let rep = 0; rep < reps; rep++) {
-    a.push(await measure('native, wake by thread-safe function', n, 0, (d) => nativeWriter(d, { wakeup: 'tsfn' })));
-    b.push(await measure('native, wake by Atomics.waitAsync (notifier worker)', n, 0, (d) => nativeWriter(d, { wakeup: 'waitAsync' })));
-  }
-  wake.push(median(a), median(b));
-}
-// Wake-up cost alone: fsync off, one appender, so every save is one full round trip through the writer thread.
-for (const wakeup of ['tsfn', 'waitAsync'] as const) {
-  const list: Result[] = [];
-  for (let rep = 0; rep < reps; rep++) {
-    list.push(await measure(`native, fsync off, wake by ${wakeup}`, 1, 0, (d) => nativeWriter(d, { wakeup, noFsync: true })));
-  }
-  wake.push(median(list));
-}
-table('Wake-up mechanism', wake);
-
 const knobs: Result[] = [];
-for (const batchMaxBytes of [64 * 1024, 256 * 1024, 1024 * 1024, 4 * 1024 * 1024]) {
-  knobs.push(await measure(`native, batchMaxBytes ${batchMaxBytes / 1024} KiB`, 4096, 0, (d) => nativeWriter(d, { batchMaxBytes })));
+for (const batchBytesMax of [64 * 1024, 256 * 1024, 1024 * 1024, 4 * 1024 * 1024]) {
+  knobs.push(await measure(`native, batchBytesMax ${batchBytesMax / 1024} KiB`, 4096, 0, (d) => nativeWriter(d, { batchBytesMax })));
 }
 for (const delayUs of [0, 100, 500]) {
   for (const n of [1, 16]) {
-    knobs.push(await measure(`native, batchMaxDelay ${delayUs} µs`, n, 0, (d) => nativeWriter(d, { batchMaxDelayUs: delayUs })));
+    knobs.push(await measure(`native, batchMaxDelay ${delayUs} µs`, n, 0, (d) => nativeWriter(d, { batchDelayUsMax: delayUs })));
   }
 }
 table('Knobs', knobs);

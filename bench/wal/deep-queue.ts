@@ -22,10 +22,10 @@ const payload = new Uint8Array(256).fill(7);
 
 interface Row { slowMs: number; batchKiB: number; delayUs: number; appendsPerSec: number; fsyncsPerSec: number; perFsync: number; bound: number }
 
-async function run(slowFsyncMs: number, batchMaxBytes: number, batchMaxDelayUs: number): Promise<Row> {
+async function run(slowMs: number, batchBytesMax: number, batchDelayUsMax: number): Promise<Row> {
   const dir = mkdtempSync(join(tmpdir(), 'tetcd-deepq-'));
   try {
-    const wal = await Wal.create(join(dir, 'wal'), new Uint8Array(8), { slowFsyncMs, batchMaxBytes, batchMaxDelayUs });
+    const wal = await Wal.create(join(dir, 'wal'), new Uint8Array(8), { unsafeTesting: { fsyncSleepUs: slowMs * 1000 }, batchBytesMax, batchDelayUsMax });
     let index = 0;
     let appends = 0;
     let stop = false;
@@ -49,7 +49,7 @@ async function run(slowFsyncMs: number, batchMaxBytes: number, batchMaxDelayUs: 
     await wal.close();
     // The ideal: every appender in every fdatasync, i.e. appenders ÷ the measured time per write+fdatasync.
     return {
-      slowMs: slowFsyncMs, batchKiB: batchMaxBytes >> 10, delayUs: batchMaxDelayUs, appendsPerSec: da / secs,
+      slowMs, batchKiB: batchBytesMax >> 10, delayUs: batchDelayUsMax, appendsPerSec: da / secs,
       fsyncsPerSec: df / secs, perFsync: df > 0 ? da / df : 0, bound: df > 0 ? APPENDERS * (df / secs) : 0,
     };
   } finally {

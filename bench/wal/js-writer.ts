@@ -7,12 +7,12 @@
 import { createRequire } from 'node:module';
 import { closeSync, fdatasyncSync, fsyncSync, openSync, renameSync, fdatasync, writev } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { crc32cJs } from '../../src/wal/crc32c.js';
+import { crc32c as crc32cJs } from '../../src/crc32c.js';
 import { nativeAddonPath, Ctrl, WriterState, type NativeWal, type NativeWalHandle, type NativeWalOptions } from '../../src/wal/native.js';
 import { segmentName } from '../../src/wal/segment.js';
 import { HEADER_BYTES, MARKER, RecordType, recordBytes } from '../../src/wal/record.js';
 
-/** The real addon, for everything but the writer (initial segment, futex, hardware CRC for recovery). */
+/** The real addon, for everything but the writer (initial segment, hardware CRC for recovery). */
 function realAddon(): NativeWal {
   // nativeAddonPath honours TETCD_WAL_ADDON, which points here; without it, it names build/Release's addon.
   const prev = process.env.TETCD_WAL_ADDON;
@@ -250,7 +250,6 @@ export const crc32c = real.crc32c;
 export const crc32cSoftware = real.crc32cSoftware;
 export const crc32cImpl = real.crc32cImpl;
 export const writeInitialSegment = real.writeInitialSegment;
-export const futexWait = real.futexWait;
 export const controlBytes = real.controlBytes;
 // Not in NativeWal's type but used by src/wal (the data dir lock).
 export const lockFile = (real as unknown as { lockFile: unknown }).lockFile;

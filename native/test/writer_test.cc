@@ -193,10 +193,66 @@ static void TestWriter() {
   rmdir(dir.c_str());
 }
 
+// Appends queued behind a slow fdatasync fill the queue; the one that would pass queueBytesMax is refused with
+// "queue full" and nothing is written of it, while every accepted append still becomes durable.
+static void TestQueueFull() {
+  char tmpl[] = "/tmp/tetcd-wal-cctest-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  auto carry = Record(kTypeCrcCarry, std::vector<uint8_t>(4, 0));
+  auto md = Record(kTypeMetadata, {'m', 'd'});
+  std::vector<uint8_t> init(carry);
+  init.insert(init.end(), md.begin(), md.end());
+  std::string what;
+  const std::string first = dir + "/" + SegmentName(0, 0);
+  CHECK(WriteInitialSegment(first, init.data(), init.size(), 65536, false, &what) == 0);
+  uint32_t chain = 0;
+  CHECK(VerifySegment(ReadFile(first), &chain, true) == 0);
+
+  alignas(8) static uint8_t control[ctrl::kBytesTotal];
+  WriterOptions o;
+  o.dir = dir;
+  o.segmentPath = first;
+  o.offset = init.size();
+  o.chain = chain;
+  o.metadata = {'m', 'd'};
+  o.segmentBytes = 65536;
+  o.queueBytesMax = 1024;
+  o.unsafeTestingFsyncSleepUs = 200000;
+  o.control = control;
+  Writer w(o);
+  CHECK(w.Start(&what) == 0);
+  auto rec = Record(kTypeEntry, std::vector<uint8_t>(200, 7));
+  std::string why;
+  uint64_t seq = w.Append(rec.data(), rec.size(), 1, &why);
+  CHECK(seq == 1);
+  // Let the thread take the first append into its (slow) sync; the rest queue up behind it.
+  for (int i = 0; i < 1000 && w.QueuedBytes() > 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  uint64_t accepted = seq;
+  for (uint64_t i = 2; i < 100; i++) {
+    seq = w.Append(rec.data(), rec.size(), i, &why);
+    if (seq == 0) break;
+    accepted = seq;
+  }
+  CHECK(seq == 0);
+  CHECK(why == "queue full");
+  CHECK(accepted >= 3);
+  CHECK(w.QueuedBytes() <= o.queueBytesMax);
+  w.RequestClose();
+  w.Join();
+  CHECK(__atomic_load_n(reinterpret_cast<int32_t*>(control + ctrl::kState), __ATOMIC_SEQ_CST) == kClosed);
+  CHECK(static_cast<uint64_t>(__atomic_load_n(reinterpret_cast<int64_t*>(control + ctrl::kDurableSeq),
+                                              __ATOMIC_SEQ_CST)) == accepted);
+  chain = 0;
+  CHECK(VerifySegment(ReadFile(first), &chain, true) == static_cast<long>(accepted));
+  unlink(first.c_str());
+  rmdir(dir.c_str());
+}
+
 int main() {
   TestCrc();
   TestValidate();
   TestWriter();
+  TestQueueFull();
   std::printf("wal native test: %s (crc32c %s)\n", failures == 0 ? "ok" : "FAILED", Crc32cImpl());
   return failures == 0 ? 0 : 1;
 }

@@ -147,8 +147,8 @@ export interface Config {
   // tetcd only
   /** 0 = no byte budget on Range responses. */
   maxRangeResponseBytes: number;
-  walBatchMaxBytes: number;
-  walBatchMaxDelayUs: number;
+  walBatchBytesMax: number;
+  walBatchDelayUsMax: number;
   walWriterIdleSpinUs: number;
   walSegmentBytes: number;
   workerThreads: number;
@@ -157,9 +157,8 @@ export interface Config {
   grpcEngine: 'node' | 'raw';
   /** --v8-workers-sched: priority of V8's platform worker threads. */
   v8WorkersSched: V8WorkersSched;
-  proposalBatchMax: number;
-  proposalBatchMaxDelayUs: number;
-  applyBatchMaxBytes: number;
+  proposalBatchCountMax: number;
+  applyBatchBytesMax: number;
   snapshotCatchupEntries: number;
 
   /** The YAML file the settings came from, or ''. */
@@ -188,7 +187,7 @@ const defaultIo: ParseIo = {
 
 /** etcd's default 2 GiB backend quota and the 8 GiB it warns above. */
 export const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
-export const MAX_QUOTA_BYTES = 8 * 1024 * 1024 * 1024;
+const MAX_QUOTA_BYTES = 8 * 1024 * 1024 * 1024;
 const MAX_ELECTION_MS = 50_000;
 const RECOMMENDED_MAX_REQUEST_BYTES = 10 * 1024 * 1024;
 const DEFAULT_INITIAL_CLUSTER = 'default=http://localhost:2380';
@@ -576,17 +575,16 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, io:
     enableGrpcGateway: bool(v, 'enable-grpc-gateway'),
 
     maxRangeResponseBytes: num(v, 'max-range-response-bytes'),
-    walBatchMaxBytes: num(v, 'wal-batch-max-bytes'),
-    walBatchMaxDelayUs: Number(big(v, 'wal-batch-max-delay') / 1000n),
+    walBatchBytesMax: num(v, 'wal-batch-max-bytes'),
+    walBatchDelayUsMax: Number(big(v, 'wal-batch-max-delay') / 1000n),
     walWriterIdleSpinUs: Number(big(v, 'wal-writer-idle-spin') / 1000n),
     walSegmentBytes: num(v, 'wal-segment-bytes'),
     workerThreads: num(v, 'worker-threads'),
     clientWorkers: num(v, 'client-workers'),
     grpcEngine: str(v, 'grpc-engine') as 'node' | 'raw',
     v8WorkersSched: str(v, 'v8-workers-sched') as V8WorkersSched,
-    proposalBatchMax: num(v, 'proposal-batch-max'),
-    proposalBatchMaxDelayUs: Number(big(v, 'proposal-batch-max-delay') / 1000n),
-    applyBatchMaxBytes: num(v, 'apply-batch-max-bytes'),
+    proposalBatchCountMax: num(v, 'proposal-batch-max'),
+    applyBatchBytesMax: num(v, 'apply-batch-max-bytes'),
     snapshotCatchupEntries: num(v, 'snapshot-catchup-entries'),
 
     configFile,

@@ -163,8 +163,8 @@ export const FLAGS = [
 
   // tetcd only
   { name: 'max-range-response-bytes', kind: 'uint', def: '0', group: 'tetcd', yaml: 'number', help: 'Byte budget of one Range response: past it the server stops adding kvs and sets more=true (0 = no budget, as etcd).' },
-  { name: 'wal-batch-max-bytes', kind: 'uint', def: String(WAL_DEFAULTS.batchMaxBytes), min: 1n, group: 'tetcd', yaml: 'number', help: 'Most bytes of WAL records one write+fdatasync covers (group commit).' },
-  { name: 'wal-batch-max-delay', kind: 'duration', def: MS(WAL_DEFAULTS.batchMaxDelayUs), group: 'tetcd', yaml: 'durationOrNumber', help: 'How long the WAL writer may wait to gather more records before syncing (0 = sync as soon as the previous sync ends).' },
+  { name: 'wal-batch-max-bytes', kind: 'uint', def: String(WAL_DEFAULTS.batchBytesMax), min: 1n, group: 'tetcd', yaml: 'number', help: 'Most bytes of WAL records one write+fdatasync covers (group commit).' },
+  { name: 'wal-batch-max-delay', kind: 'duration', def: MS(WAL_DEFAULTS.batchDelayUsMax), group: 'tetcd', yaml: 'durationOrNumber', help: 'How long the WAL writer may wait to gather more records before syncing (0 = sync as soon as the previous sync ends).' },
   { name: 'wal-writer-idle-spin', kind: 'duration', def: MS(WAL_DEFAULTS.idleSpinUs), group: 'tetcd', yaml: 'durationOrNumber', help: 'How long the WAL writer thread polls for the next append after a sync before it sleeps: spends idle CPU to cut a lone writer\'s wake-up latency (0 = sleep at once).' },
   { name: 'wal-segment-bytes', kind: 'uint', def: String(WAL_DEFAULTS.segmentBytes), min: 65536n, group: 'tetcd', yaml: 'number', help: 'Size WAL segment files are preallocated to and rotated at.' },
   { name: 'worker-threads', kind: 'uint', def: '0', group: 'tetcd', yaml: 'number', help: 'Worker threads for encoding/decoding large requests and watch fan-out (0 = everything on the main thread).' },
@@ -172,7 +172,6 @@ export const FLAGS = [
   { name: 'v8-workers-sched', kind: 'enum', valids: ['low', 'idle', 'normal'], def: 'low', group: 'tetcd', yaml: 'string', help: "Priority of V8's background threads (compiler, garbage-collector helpers): 'low' (nice 10), 'idle' (SCHED_IDLE: only CPU time nothing else wants; starves them on a busy machine) or 'normal'." },
   { name: 'grpc-engine', kind: 'enum', valids: ['node', 'raw'], def: 'raw', group: 'tetcd', yaml: 'string', help: "HTTP/2 under the gRPC server: 'node' (node:http2) or 'raw' (tetcd's own framing on the socket)." },
   { name: 'proposal-batch-max', kind: 'uint', def: '4096', min: 1n, group: 'tetcd', yaml: 'number', help: 'Most proposals handed to Raft as one append per Ready; the rest wait for the next.' },
-  { name: 'proposal-batch-max-delay', kind: 'duration', def: MS(0), group: 'tetcd', yaml: 'durationOrNumber', help: 'How long proposals may wait to gather a fuller batch before they go to Raft (0 = at the end of the event-loop turn).' },
   { name: 'snapshot-catchup-entries', kind: 'uint', def: '5000', min: 1n, group: 'tetcd', yaml: 'number', help: 'Entries kept in memory behind a snapshot for slow followers to catch up without one (etcd 3.5: --experimental-snapshot-catchup-entries).' },
   { name: 'apply-batch-max-bytes', kind: 'uint', def: '1048576', min: 1n, group: 'tetcd', yaml: 'number', help: 'Most bytes of committed entries applied in one pass of the apply loop (Raft MaxCommittedSizePerReady).' },
 ] as const satisfies readonly FlagSpec[];

@@ -34,7 +34,6 @@ export const IMPLEMENTED: Readonly<Record<FlagName, boolean>> = {
   'wal-writer-idle-spin': true,
   'unsafe-no-fsync': true,
   'proposal-batch-max': true,
-  'proposal-batch-max-delay': true,
   'apply-batch-max-bytes': true,
   'snapshot-catchup-entries': true,
 

@@ -2,7 +2,7 @@
 // Maintenance.Status, /version and `tetcd --version`'s "etcd Version:" line).
 
 /** tetcd's own release (kept in step with package.json by the lead). */
-export const TETCD_VERSION = '0.1.0';
+const TETCD_VERSION = '0.1.0';
 
 /** The etcd server version tetcd claims: clients and scripts compare against this. */
 export const ETCD_SERVER_VERSION = '3.4.23';
@@ -11,7 +11,7 @@ export const ETCD_SERVER_VERSION = '3.4.23';
 export const ETCD_CLUSTER_VERSION = '3.4.0';
 
 /** The build records no commit; etcd prints this same placeholder when built without its ./build script. */
-export const GIT_SHA = 'Not provided';
+const GIT_SHA = 'Not provided';
 
 /** Node's process.arch in Go's GOARCH spelling, so `OS/Arch` reads like etcd's. */
 function goArch(arch: string): string {

@@ -24,7 +24,7 @@ export type KeyEntry = number[];
 export const ENTRY_HEAD = 3;
 
 /** The code of a put revision. */
-export function putCode(sub: number, hasLease: boolean): number {
+function putCode(sub: number, hasLease: boolean): number {
   return sub * 2 + (hasLease ? 1 : 0);
 }
 
@@ -175,17 +175,12 @@ export function entryHas(e: KeyEntry, main: number, sub: number, tombstone: bool
   return false;
 }
 
-/** Number of revision pairs in an entry. */
-export function entryRevisions(e: KeyEntry): number {
-  return (e.length - ENTRY_HEAD) / 2;
-}
-
 /**
  * Copies of index keys, packed into slabs used for nothing else. Node's shared Buffer pool would
  * mix the long-lived keys with short-lived buffers (encoded KeyValues) and one live key would pin
  * a whole 8 KiB pool slab; here a slab holds only keys.
  */
-export class KeyArena {
+class KeyArena {
   private slab: Buffer = Buffer.allocUnsafeSlow(0);
   private used = 0;
   constructor(private readonly slabBytes = 64 * 1024, private readonly ownBytesMin = 1024) {}

@@ -4,9 +4,9 @@
 /** Bytes of a revision key: 8-byte big-endian main, '_', 8-byte big-endian sub. */
 export const revBytesLen = 17;
 /** A tombstone's key carries one more byte, the mark 't'. */
-export const markedRevBytesLen = 18;
+const markedRevBytesLen = 18;
 /** The tombstone mark byte, 't'. */
-export const tombstoneMark = 0x74;
+const tombstoneMark = 0x74;
 
 const TWO_32 = 4294967296;
 

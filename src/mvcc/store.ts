@@ -6,7 +6,7 @@ import { Errors } from '../errors.js';
 import { decodeKeyValue, encodeKeyValue, Event_EventType, type KeyValue } from '../proto/kv.js';
 import { EMPTY_BYTES } from '../proto/wire.js';
 import { Backend, metaKey, type CommitResult } from './backend.js';
-import { crc32c } from './hash.js';
+import { crc32c } from '../crc32c.js';
 import {
   codeHasLease, codeSub, compareKeys, entryCreated, entryFind, entryGenStart, entryHas, entryKeep,
   entryLive, entryVersion, KeyIndex, slotEntry, type KeyEntry, type KeySlot,

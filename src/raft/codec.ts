@@ -31,7 +31,7 @@ export const CODEC_VERSION = 1;
 export const DEFAULT_MAX_DECODE_BYTES = 64 * 1024 * 1024;
 
 /** Upper bound on members in one ConfState list or ConfChangeV2 (far above any real cluster). */
-export const MAX_MEMBERS = 1 << 16;
+const MAX_MEMBERS = 1 << 16;
 
 /** Options of the decoders. */
 export interface DecodeOptions {

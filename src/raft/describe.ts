@@ -23,7 +23,7 @@ import {
 export type EntryFormatter = (data: Uint8Array) => string;
 
 /** Go's %q of bytes, roughly: printable ASCII as is, the rest escaped. */
-export function quoteBytes(data: Uint8Array): string {
+function quoteBytes(data: Uint8Array): string {
   let s = '"';
   for (const b of data) {
     if (b === 0x22) s += '\\"';
@@ -61,7 +61,7 @@ export function describeHardState(hs: HardState): string {
 }
 
 /** "Lead:1 State:StateLeader". */
-export function describeSoftState(ss: SoftState): string {
+function describeSoftState(ss: SoftState): string {
   return `Lead:${ss.lead.toString(16)} State:${stateName(ss.raft_state)}`;
 }
 
@@ -72,7 +72,7 @@ export function describeConfState(cs: ConfState): string {
 }
 
 /** "Index:5 Term:1 ConfState:...". */
-export function describeSnapshot(s: Snapshot): string {
+function describeSnapshot(s: Snapshot): string {
   const md = s.metadata;
   return `Index:${md.index} Term:${md.term} ConfState:${describeConfState(md.conf_state)}`;
 }

@@ -50,19 +50,6 @@ import {
   voteRespMsgType,
 } from './types.js';
 
-/**
- * Deliberate protocol violations, for the simulation's self-test only (proving the checker notices).
- * Never set them anywhere else.
- */
-export interface UnsafeTestingFaults {
-  /** Grant a vote even after voting for someone else in the same term. */
-  voteTwice?: boolean;
-  /** Grant votes without checking that the candidate's log is up to date. */
-  ignoreLogUpToDate?: boolean;
-  /** The leader counts its own entries toward the commit quorum as soon as they are appended, before they are durable. */
-  leaderAckBeforeDurable?: boolean;
-}
-
 /** Parameters of one Raft member. */
 export interface Config {
   /** This member's ID; not 0. */
@@ -97,8 +84,6 @@ export interface Config {
   maxPendingReadIndex?: number;
   /** Where to log; default silent. */
   logger?: RaftLogger;
-  /** Test-only protocol violations. */
-  unsafeTestingFaults?: UnsafeTestingFaults;
 }
 
 /** Why a member campaigns. */
@@ -178,7 +163,6 @@ export class Raft {
   readonly maxPendingReadIndex: number;
   readonly logger: RaftLogger;
   private readonly rng: Rng;
-  readonly faults: UnsafeTestingFaults;
   /** ReadIndex requests that arrived before this leader committed an entry of its term. */
   pendingReadIndexMessages: Message[] = [];
   /** Reads were queued and their heartbeat round is not sent yet. */
@@ -189,7 +173,6 @@ export class Raft {
     this.id = c.id;
     this.logger = c.logger ?? silentLogger;
     this.rng = c.rng;
-    this.faults = c.unsafeTestingFaults ?? {};
     this.maxMsgSizeBytes = c.maxSizePerMsg ?? DEFAULT_MAX_SIZE_PER_MSG;
     const maxUncommitted = c.maxUncommittedEntriesSize ?? 0;
     this.maxUncommittedSizeBytes = maxUncommitted === 0 ? NO_LIMIT : maxUncommitted;
@@ -429,11 +412,7 @@ export class Raft {
       this.logger.debug(`${hex(this.id)} appending new entries to log would exceed uncommitted entry size limit; dropping proposal`);
       return false;
     }
-    const last = this.raftLog.append(es);
-    if (this.faults.leaderAckBeforeDurable) {
-      this.prs.progress.get(this.id)?.maybeUpdate(last);
-      this.maybeCommit();
-    }
+    this.raftLog.append(es);
     return true;
   }
 
@@ -666,10 +645,9 @@ export class Raft {
     const canVote =
       this.vote === m.from ||
       (this.vote === NONE && this.lead === NONE) ||
-      (m.type === MessageType.MsgPreVote && m.term > this.term) ||
-      (this.faults.voteTwice === true && m.type === MessageType.MsgVote);
+      (m.type === MessageType.MsgPreVote && m.term > this.term);
     // ...and the candidate's log is at least as up to date as ours.
-    const upToDate = this.faults.ignoreLogUpToDate === true || this.raftLog.isUpToDate(m.index, m.logTerm);
+    const upToDate = this.raftLog.isUpToDate(m.index, m.logTerm);
     // Learners vote too: a learner may have been promoted without knowing it yet, and the candidate's
     // request is how it finds out.
     if (canVote && upToDate) {

@@ -13,7 +13,7 @@ export interface ReadIndexStatus {
 }
 
 /** Turns a request context into a map key (contexts are short; compared byte for byte). */
-export function ctxKey(ctx: Uint8Array): string {
+function ctxKey(ctx: Uint8Array): string {
   let s = '';
   for (let i = 0; i < ctx.length; i++) s += String.fromCharCode(ctx[i]);
   return s;

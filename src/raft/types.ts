@@ -212,11 +212,6 @@ export function newMessage(type: MessageType, to: NodeId = NONE): Message {
   };
 }
 
-/** A normal entry carrying `data` (term and index are assigned when the leader appends it). */
-export function newEntry(data: Uint8Array, type: EntryType = EntryType.Normal, term = 0, index = 0): Entry {
-  return { term, index, type, data };
-}
-
 /** An empty ConfState. */
 export function emptyConfState(): ConfState {
   return { voters: [], learners: [], voters_outgoing: [], learners_next: [], auto_leave: false };
@@ -282,7 +277,7 @@ export function entrySizeBytes(e: Entry): number {
 }
 
 /** Per-entry overhead charged by entrySizeBytes: term, index and type as they travel. */
-export const ENTRY_OVERHEAD_BYTES = 16;
+const ENTRY_OVERHEAD_BYTES = 16;
 
 /** Bytes of an entry's payload, charged against the uncommitted-size limit. */
 export function payloadSizeBytes(e: Entry): number {

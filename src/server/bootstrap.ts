@@ -73,8 +73,8 @@ export async function openMember(cfg: ServerConfig, log: Logger): Promise<Opened
     throw new Error(`data dir ${cfg.dataDir} is in use by another member: ${(err as Error).message}`);
   }
   const walOpts: WalOptions = {
-    segmentBytes: cfg.walSegmentBytes, batchMaxBytes: cfg.walBatchMaxBytes,
-    batchMaxDelayUs: cfg.walBatchMaxDelayUs, idleSpinUs: cfg.walWriterIdleSpinUs, noFsync: cfg.unsafeNoFsync,
+    segmentBytes: cfg.walSegmentBytes, batchBytesMax: cfg.walBatchBytesMax,
+    batchDelayUsMax: cfg.walBatchDelayUsMax, idleSpinUs: cfg.walWriterIdleSpinUs, noFsync: cfg.unsafeNoFsync,
   };
   finishSnapshotInstall(snapDir, loadNewestSnap(snapDir), log);
   const mvcc = await Mvcc.open({ path: path.join(snapDir, 'db') });
@@ -131,7 +131,7 @@ function restartState(opened: Awaited<ReturnType<typeof Wal.open>>, snap: SnapMe
 
 /** The member's Raft node, configured as etcd configures its own; election timeouts drawn from `rngSeed`. */
 export function newRaftNode(
-  cfg: Pick<ServerConfig, 'electionMs' | 'heartbeatMs' | 'preVote' | 'applyBatchMaxBytes'>,
+  cfg: Pick<ServerConfig, 'electionMs' | 'heartbeatMs' | 'preVote' | 'applyBatchBytesMax'>,
   boot: BootState,
   log: Logger,
   rngSeed = Number(boot.memberId & 0xffffffffn) ^ Date.now(),
@@ -144,7 +144,7 @@ export function newRaftNode(
     storage: boot.storage,
     applied: boot.snap?.index ?? 0,
     maxSizePerMsg: MAX_SIZE_PER_MSG_BYTES,
-    maxCommittedSizePerReady: cfg.applyBatchMaxBytes ?? MAX_SIZE_PER_MSG_BYTES,
+    maxCommittedSizePerReady: cfg.applyBatchBytesMax ?? MAX_SIZE_PER_MSG_BYTES,
     maxUncommittedEntriesSize: UNCOMMITTED_ENTRIES_BYTES_MAX,
     maxInflightMsgs: MAX_INFLIGHT_MSGS,
     checkQuorum: true,

@@ -22,7 +22,7 @@ export interface Compactor {
 const HOUR_MS = 3_600_000;
 const RETRY_DIVISOR = 10;
 /** How often revision mode looks (etcd: 5 minutes). */
-export const REVISION_CHECK_INTERVAL_MS = 5 * 60_000;
+const REVISION_CHECK_INTERVAL_MS = 5 * 60_000;
 
 function isCompactedError(err: unknown): boolean {
   return err instanceof EtcdError && err.message === Errors.Compacted().message;

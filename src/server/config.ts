@@ -31,17 +31,18 @@ export interface ServerConfig {
   autoCompactionMode: 'periodic' | 'revision';
   autoCompactionRetentionMs: number;
   autoCompactionRetentionRevisions: number;
+  /** --wal-segment-bytes. */
   walSegmentBytes?: number;
-  walBatchMaxBytes?: number;
-  walBatchMaxDelayUs?: number;
+  /** --wal-batch-max-bytes: most bytes one WAL write + fdatasync covers. */
+  walBatchBytesMax?: number;
+  /** --wal-batch-max-delay in microseconds. */
+  walBatchDelayUsMax?: number;
   /** --wal-writer-idle-spin in microseconds. */
   walWriterIdleSpinUs?: number;
   /** Most proposals handed to Raft per Ready (--proposal-batch-max); the rest wait for the next. */
-  proposalBatchMax?: number;
-  /** How long proposals may wait to gather a fuller batch (--proposal-batch-max-delay); 0 = end of turn. */
-  proposalBatchMaxDelayUs?: number;
+  proposalBatchCountMax?: number;
   /** Bytes of committed entries applied per Ready (--apply-batch-max-bytes; Raft's MaxCommittedSizePerReady). */
-  applyBatchMaxBytes?: number;
+  applyBatchBytesMax?: number;
   unsafeNoFsync: boolean;
   logger?: Logger;
 }

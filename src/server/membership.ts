@@ -23,7 +23,7 @@ export interface MemberRecord {
   isLearner: boolean;
 }
 
-export function idKey(id: bigint): Buffer {
+function idKey(id: bigint): Buffer {
   const b = Buffer.allocUnsafe(8);
   b.writeBigUInt64BE(id, 0);
   return b;

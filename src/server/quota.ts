@@ -5,8 +5,6 @@ import type { PutRequestInit, TxnRequestInit } from '../proto/rpc.js';
 
 /** Bytes a put is assumed to add beyond its key and value (etcd: kvOverhead). */
 const KV_OVERHEAD_BYTES = 256;
-/** Bytes a lease grant is assumed to add (etcd: leaseOverhead). */
-export const LEASE_OVERHEAD_BYTES = 64;
 
 export function costPut(r: PutRequestInit): number {
   return KV_OVERHEAD_BYTES + (r.key?.length ?? 0) + (r.value?.length ?? 0);

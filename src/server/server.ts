@@ -129,7 +129,7 @@ export class EtcdServer implements MemberApi {
     this.proposals = new Proposals({
       memberId: this.memberId,
       maxRequestBytes: cfg.maxRequestBytes,
-      batchCountMax: Math.max(1, cfg.proposalBatchMax ?? PROPOSAL_BATCH_COUNT_MAX_DEFAULT),
+      batchCountMax: Math.max(1, cfg.proposalBatchCountMax ?? PROPOSAL_BATCH_COUNT_MAX_DEFAULT),
       requestTimeoutMs: this.requestTimeoutMs,
       wake,
       now: p.sched.now,

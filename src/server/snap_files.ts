@@ -4,7 +4,7 @@
 // favour of the previous one.
 import fs from 'node:fs';
 import path from 'node:path';
-import { crc32c } from '../mvcc/hash.js';
+import { crc32c } from '../crc32c.js';
 
 export interface SnapMeta {
   index: number;

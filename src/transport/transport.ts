@@ -61,7 +61,7 @@ function hex(id: bigint): string {
 }
 
 /** Parses `http://host:port` (or https) into a dial target. */
-export function parsePeerUrl(url: string): { host: string; port: number; secure: boolean } {
+function parsePeerUrl(url: string): { host: string; port: number; secure: boolean } {
   const u = new URL(url);
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`peer URL ${url}: scheme must be http or https`);
   const port = Number(u.port);

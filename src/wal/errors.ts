@@ -21,6 +21,25 @@ export class WalError extends Error {
   }
 }
 
+/** The writer's queue would pass queueBytesMax: the saves of one event-loop turn were refused and nothing of
+ *  them was written; earlier saves are unaffected and the WAL is not poisoned. A bug guard, not flow control
+ *  (the member awaits every save before the next one, so its queue never holds more than one Ready).
+ *
+ *   try { await wal.save(hs, entries); } catch (e) { if (e instanceof WalQueueFullError) stopServingWrites(e); }
+ */
+export class WalQueueFullError extends WalError {
+  /** Bytes of the refused turn. */
+  readonly refusedBytes: number;
+  readonly queueBytesMax: number;
+  constructor(refusedBytes: number, queueBytesMax: number) {
+    super('EQUEUEFULL', `wal: append of ${refusedBytes} bytes refused: the writer's queue would pass its ` +
+      `limit of ${queueBytesMax} bytes`);
+    this.name = 'WalQueueFullError';
+    this.refusedBytes = refusedBytes;
+    this.queueBytesMax = queueBytesMax;
+  }
+}
+
 /** The log on disk is damaged somewhere a crash cannot explain; recovery refuses to go on. */
 export class WalCorruptError extends WalError {
   readonly file: string;

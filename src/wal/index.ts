@@ -4,16 +4,15 @@ import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, r
   unlinkSync } from 'node:fs';
 import { open, readdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Worker } from 'node:worker_threads';
-import { WalError } from './errors.js';
-import { Ctrl, WriterState, loadNative, nativeAddonPath } from './native.js';
+import { WalError, WalQueueFullError } from './errors.js';
+import { Ctrl, WriterState, loadNative } from './native.js';
 import type { NativeWal, NativeWalHandle } from './native.js';
 import { ENTRY_HEAD_BYTES, HARD_STATE_BYTES, RecordType, SNAPSHOT_BYTES, frameRecord, recordBytes, setU64 } from './record.js';
 import { recoverWal } from './recovery.js';
 import type { WalEntry, WalHardState, WalSnapshot } from './recovery.js';
 import { searchStartSegment, segmentName, sortSegments } from './segment.js';
 
-export { WalError, WalCorruptError, WalSnapshotNotFoundError } from './errors.js';
+export { WalError, WalCorruptError, WalQueueFullError, WalSnapshotNotFoundError } from './errors.js';
 export type { WalEntry, WalHardState, WalSnapshot } from './recovery.js';
 
 /** Tuning; the defaults are the ones bench/wal chose (see bench/RESULTS.md (WAL section)). */
@@ -21,31 +20,38 @@ export interface WalOptions {
   /** Size segments are preallocated to and rotated at (--wal-segment-bytes). */
   segmentBytes?: number;
   /** Most bytes one write+fdatasync covers (--wal-batch-max-bytes). */
-  batchMaxBytes?: number;
+  batchBytesMax?: number;
   /** How long the writer may wait to gather more before syncing; 0 = sync as soon as the previous one ends
    *  (--wal-batch-max-delay, in microseconds here). */
-  batchMaxDelayUs?: number;
+  batchDelayUsMax?: number;
   /** How long the writer thread polls for the next append after a sync before it sleeps (--wal-writer-idle-spin,
    *  in microseconds here): trades idle CPU for the wake-up latency of a lone writer. */
   idleSpinUs?: number;
-  /** Bytes queued and not yet written beyond which save() rejects with EQUEUEFULL (a bug guard, not flow control). */
-  queueMaxBytes?: number;
+  /** Bytes handed to the writer and not yet written beyond which the saves of a turn are refused with
+   *  WalQueueFullError (code 'EQUEUEFULL'): a bug guard, not flow control. */
+  queueBytesMax?: number;
   /** Skip fdatasync (--unsafe-no-fsync): for tests only, a crash loses acknowledged writes. */
   noFsync?: boolean;
-  /** Bench only: the writer sleeps this long after every fdatasync to simulate a slow disk. */
-  slowFsyncMs?: number;
-  /** How the writer thread wakes the event loop: a thread-safe function (default) or Atomics.waitAsync fed by a
-   *  notifier worker. Bench knob; see bench/RESULTS.md, WAL section, for why tsfn is the default. */
-  wakeup?: 'tsfn' | 'waitAsync';
+  /** Fault injection for tests and bench/wal only; no flag sets it and the member never does. */
+  unsafeTesting?: WalUnsafeTesting;
+}
+
+/** Deliberate slowness for tests and benches (a slow disk on a fast one). Never set in production. */
+export interface WalUnsafeTesting {
+  /** The writer thread sleeps this long after every fdatasync (and after the syncs of a rotation). */
+  fsyncSleepUs?: number;
 }
 
 /** Defaults, exported for the flag table (src/config) and --help. */
 export const WAL_DEFAULTS = {
   segmentBytes: 64 * 1024 * 1024,
-  batchMaxBytes: 1024 * 1024,
-  batchMaxDelayUs: 0,
+  batchBytesMax: 1024 * 1024,
+  batchDelayUsMax: 0,
   idleSpinUs: 0,
-  queueMaxBytes: 1024 * 1024 * 1024,
+  /** The member awaits each save before the next Ready, so the queue holds about one Ready's records (at most
+   *  a few hundred MiB even with --max-request-bytes entries and a full --proposal-batch-max); past 1 GiB
+   *  something is wrong, and refusing is better than growing without bound. Same default in native/writer.h. */
+  queueBytesMax: 1024 * 1024 * 1024,
 } as const;
 
 /** Counters published by the writer thread. */
@@ -82,6 +88,9 @@ export class Wal {
   private flushScheduled = false;
   private readonly flushBound = () => this.flush();
   private lastIndex: number;
+  // lastIndex as of the last append the writer accepted: a refused turn's entries never reach the log.
+  private lastIndexHanded: number;
+  private readonly queueBytesMax: number;
   private nativeSeq = 0;
   private savesDurable = 0;
   private durableSeq = 0;
@@ -100,30 +109,32 @@ export class Wal {
   private readonly wakeBound = () => this.onWake();
   private readonly resumeBound = () => { this.resolveScheduled = false; this.onWake(); };
   private resolveScheduled = false;
-  private readonly notifier: Worker | undefined;
-  private seenGen = 0;
-  private waitArmed = false;
 
   private constructor(dir: string, native: NativeWal, rec: ReturnType<typeof recoverWal>, opts: WalOptions) {
     this.dir = dir;
     this.native = native;
     this.lastIndex = rec.lastIndex;
+    this.lastIndexHanded = rec.lastIndex;
     this.snapshots = rec.snapshots.slice();
     const segmentBytes = opts.segmentBytes ?? WAL_DEFAULTS.segmentBytes;
-    const batchMaxBytes = opts.batchMaxBytes ?? WAL_DEFAULTS.batchMaxBytes;
-    const queueMaxBytes = opts.queueMaxBytes ?? WAL_DEFAULTS.queueMaxBytes;
-    const batchMaxDelayUs = opts.batchMaxDelayUs ?? WAL_DEFAULTS.batchMaxDelayUs;
+    const batchBytesMax = opts.batchBytesMax ?? WAL_DEFAULTS.batchBytesMax;
+    const queueBytesMax = opts.queueBytesMax ?? WAL_DEFAULTS.queueBytesMax;
+    const batchDelayUsMax = opts.batchDelayUsMax ?? WAL_DEFAULTS.batchDelayUsMax;
     const idleSpinUs = opts.idleSpinUs ?? WAL_DEFAULTS.idleSpinUs;
     if (!Number.isSafeInteger(idleSpinUs) || idleSpinUs < 0 || idleSpinUs > 1_000_000) throw new WalError('EINVAL', `wal: bad idleSpinUs ${idleSpinUs}`);
-    if (!(segmentBytes >= 1024) || !(batchMaxBytes >= 1) || !(queueMaxBytes >= 1) || !(batchMaxDelayUs >= 0) ||
-        !Number.isSafeInteger(segmentBytes) || !Number.isSafeInteger(batchMaxBytes) ||
-        !Number.isSafeInteger(queueMaxBytes) || !Number.isSafeInteger(batchMaxDelayUs)) {
-      throw new WalError('EINVAL', `wal: bad options ${JSON.stringify({ segmentBytes, batchMaxBytes, queueMaxBytes, batchMaxDelayUs })}`);
+    const fsyncSleepUs = opts.unsafeTesting?.fsyncSleepUs ?? 0;
+    if (!Number.isSafeInteger(fsyncSleepUs) || fsyncSleepUs < 0 || fsyncSleepUs > 10_000_000) {
+      throw new WalError('EINVAL', `wal: bad unsafeTesting.fsyncSleepUs ${fsyncSleepUs}`);
     }
+    if (!(segmentBytes >= 1024) || !(batchBytesMax >= 1) || !(queueBytesMax >= 1) || !(batchDelayUsMax >= 0) ||
+        !Number.isSafeInteger(segmentBytes) || !Number.isSafeInteger(batchBytesMax) ||
+        !Number.isSafeInteger(queueBytesMax) || !Number.isSafeInteger(batchDelayUsMax)) {
+      throw new WalError('EINVAL', `wal: bad options ${JSON.stringify({ segmentBytes, batchBytesMax, queueBytesMax, batchDelayUsMax })}`);
+    }
+    this.queueBytesMax = queueBytesMax;
     const sab = new SharedArrayBuffer(Ctrl.totalBytes);
     this.control = new Int32Array(sab);
     this.control64 = new BigInt64Array(sab);
-    const wakeup = opts.wakeup ?? 'tsfn';
     this.handle = new native.WalHandle({
       dir,
       segmentPath: rec.tail.path,
@@ -134,21 +145,15 @@ export class Wal {
       metadata: rec.metadata,
       hardState: rec.hardStateBytes,
       segmentBytes,
-      batchBytesMax: batchMaxBytes,
-      batchDelayUsMax: batchMaxDelayUs,
+      batchBytesMax,
+      batchDelayUsMax,
       idleSpinUs,
-      queueBytesMax: queueMaxBytes,
+      queueBytesMax,
       noFsync: opts.noFsync ?? false,
-      slowFsyncUs: Math.round((opts.slowFsyncMs ?? 0) * 1000),
+      unsafeTestingFsyncSleepUs: fsyncSleepUs,
       control: this.control,
-      notify: wakeup === 'tsfn' ? 'tsfn' : 'futex',
       onWake: this.wakeBound,
     });
-    if (wakeup === 'waitAsync') {
-      this.notifier = new Worker(new URL('./notifier.js', import.meta.url),
-        { workerData: { control: sab, addonPath: nativeAddonPath() } });
-      this.notifier.unref();
-    }
   }
 
   /** True if `dir` holds WAL segments. */
@@ -312,7 +317,6 @@ export class Wal {
       this.onClosed = resolve;
       this.handle.close();
       this.setRef(true);
-      this.armWait();
       this.onWake(); // the writer may already be done
     });
     return this.closed;
@@ -371,9 +375,10 @@ export class Wal {
         const seq = this.handle.append(this.turnBuf.subarray(0, bytes), this.lastIndex);
         if (seq !== expected) throw new Error(`wal: writer sequence ${seq}, expected ${expected}`);
         this.nativeSeq = seq;
+        this.lastIndexHanded = this.lastIndex;
         return;
       } catch (e) {
-        err = asWalError(e, 'append');
+        err = isCode(e, 'EQUEUEFULL') ? new WalQueueFullError(bytes, this.queueBytesMax) : asWalError(e, 'append');
         if (err.code === 'EFAILED') {
           this.onWake(); // pick up the writer's own error; it rejects every waiter
           if (this.failure) return;
@@ -381,6 +386,8 @@ export class Wal {
       }
     }
     // The writer refused this turn (queue full, closed): its saves fail, earlier and later turns are unaffected.
+    // None of its records were written, so the next segment is still named after the last accepted entry.
+    this.lastIndex = this.lastIndexHanded;
     const mask = this.waitSeq.length - 1;
     while (this.waitCount > 0) {
       const slot = (this.waitHead + this.waitCount - 1) & mask;
@@ -407,7 +414,6 @@ export class Wal {
       this.waitReject[slot] = reject;
       this.waitCount++;
       if (!this.referenced) this.setRef(true);
-      this.armWait();
     });
   }
 
@@ -428,12 +434,8 @@ export class Wal {
     this.waitHead = 0;
   }
 
-  /** Called when the writer published (thread-safe function, or the waitAsync promise). */
+  /** Called when the writer published (through the thread-safe function), and after close or a refused append. */
   private onWake(): void {
-    this.waitArmed = false;
-    // Read the generation before the sequence number: waiting on this value can then never miss a publish that
-    // happened after the read below (waitAsync returns at once if the word has moved on).
-    this.seenGen = Atomics.load(this.control, Ctrl.gen / 4);
     const durable = Number(Atomics.load(this.control64, Ctrl.durableSeq / 8));
     this.durableSeq = durable;
     const mask = this.waitSeq.length - 1;
@@ -479,28 +481,14 @@ export class Wal {
       done();
       return;
     }
-    if (this.waitCount > 0 || this.onClosed) this.armWait();
-    else if (this.referenced) this.setRef(false);
+    if (this.waitCount === 0 && !this.onClosed && this.referenced) this.setRef(false);
   }
 
-  private armWait(): void {
-    if (!this.notifier || this.waitArmed) return;
-    this.waitArmed = true;
-    const r = Atomics.waitAsync(this.control, Ctrl.gen / 4, this.seenGen);
-    if (r.async) void r.value.then(this.wakeBound);
-    else queueMicrotask(this.wakeBound);
-  }
-
+  /** Keeps the process alive (through the thread-safe function) exactly while a save or close waits. */
   private setRef(on: boolean): void {
     this.referenced = on;
-    if (this.notifier) {
-      if (on) this.notifier.ref();
-      else this.notifier.unref();
-    } else if (on) {
-      this.handle.ref();
-    } else {
-      this.handle.unref();
-    }
+    if (on) this.handle.ref();
+    else this.handle.unref();
   }
 }
 
@@ -525,6 +513,10 @@ function asWalError(e: unknown, what: string): WalError {
   const err = e as { code?: unknown; message?: unknown };
   const code = typeof err.code === 'string' ? err.code : 'EIO';
   return new WalError(code, `wal: ${what}: ${typeof err.message === 'string' ? err.message : String(e)}`);
+}
+
+function isCode(e: unknown, code: string): boolean {
+  return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === code;
 }
 
 function syncDir(dir: string): void {

@@ -21,10 +21,11 @@ export interface NativeWalOptions {
   idleSpinUs?: number;
   queueBytesMax: number;
   noFsync: boolean;
-  slowFsyncUs: number;
+  /** WalOptions.unsafeTesting.fsyncSleepUs: sleep after each fdatasync (tests and benches only). */
+  unsafeTestingFsyncSleepUs: number;
   control: Int32Array;
-  notify: 'tsfn' | 'futex';
-  onWake?: () => void;
+  /** Called on the event loop (through a thread-safe function) after the writer published progress. */
+  onWake: () => void;
 }
 
 /** One writer thread and its open segment. */
@@ -46,7 +47,6 @@ export interface NativeWal {
   crc32cSoftware(seed: number, buf: Uint8Array): number;
   crc32cImpl: 'sse4.2' | 'software';
   writeInitialSegment(path: string, records: Uint8Array, segmentBytes: number, noFsync: boolean): void;
-  futexWait(word: Int32Array, index: number, expected: number, timeoutMs: number): 'ok' | 'not-equal' | 'timed-out';
   controlBytes: number;
   /** Exclusive flock on path for the life of the process; throws {code: 'ELOCKED'} when another process holds it. */
   lockFile(path: string): number;

@@ -4,7 +4,7 @@ import { WalCorruptError } from './errors.js';
 
 export const HEADER_BYTES = 16;
 export const MARKER = 0xa5;
-export const PAYLOAD_BYTES_MAX = 1 << 30;
+const PAYLOAD_BYTES_MAX = 1 << 30;
 
 /** Record types (native/record.h RecordType). */
 export const RecordType = { crcCarry: 1, metadata: 2, hardState: 3, entry: 4, snapshot: 5 } as const;

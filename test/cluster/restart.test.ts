@@ -17,7 +17,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { RecordType, getU64, scanSegment } from '../../src/wal/record.js';
 import { listSegments } from '../../src/wal/segment.js';
-import { crc32cJs } from '../../src/wal/crc32c.js';
+import { crc32c } from '../../src/crc32c.js';
 import { ExactKv } from '../helpers/faults.js';
 import { startTetcd, type Member } from '../helpers/member.js';
 
@@ -36,7 +36,7 @@ function durableCommit(walDir: string): { commit: number; lastEntry: number; zer
   segs.forEach((seg, i) => {
     const path = join(walDir, seg.name);
     const buf = readFileSync(path);
-    const scan = scanSegment(buf, path, chain, i === segs.length - 1, crc32cJs);
+    const scan = scanSegment(buf, path, chain, i === segs.length - 1, crc32c);
     chain = scan.chain;
     last = { path, buf, records: scan.records, endOffset: scan.endOffset };
   });

@@ -230,7 +230,7 @@ test('--config-file: YAML keys as etcd, flags and env ignored, etcd coercions an
   assert.equal(c.logOutputs, ['stderr']);
   assert.is(c.clientTls.certFile, '/c.pem');
   assert.is(c.clientTls.clientCertAuth, true);
-  assert.is(c.walBatchMaxDelayUs, 2000);
+  assert.is(c.walBatchDelayUsMax, 2000);
   assert.is(c.configFile, '/c.yaml');
   assert.is(c.sources.name, 'file');
   assert.equal(r.warnings.filter((w) => w.includes('ETCD_')), [], 'env vars are not even looked at');

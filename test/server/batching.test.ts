@@ -1,6 +1,6 @@
 // The batching flags on a real member: --proposal-batch-max splits what one turn gathered over several
-// Raft appends (nothing lost, one revision each, in order of arrival); --proposal-batch-max-delay holds
-// a lone proposal back to gather more; --apply-batch-max-bytes bounds what one pass applies.
+// Raft appends (nothing lost, one revision each, in order of arrival); --apply-batch-max-bytes bounds what
+// one pass applies.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startTetcd } from '../helpers/member.js';
@@ -19,30 +19,6 @@ test('--proposal-batch-max 1 and a tiny apply batch: 200 concurrent puts all lan
     assert.equal(results.map((r) => Number(r.revision)), revs);
     const all = await kv.range(enc('k'), enc('l'), 5000);
     assert.is(all.kvs.length, 200);
-  } finally {
-    kv.close();
-    await m.stop();
-  }
-});
-
-test('--proposal-batch-max-delay holds a lone put back; a full batch goes at once', async () => {
-  // Ticks (which also flush proposals) are made rare, so only the delay decides.
-  const m = await startTetcd({ extraArgs: ['--proposal-batch-max-delay', '40ms', '--proposal-batch-max', '8', '--heartbeat-interval', '1000', '--election-timeout', '10000'] });
-  const kv = new KvClient(m.endpoint);
-  try {
-    await kv.put(enc('warm'), enc('up'), 10_000);
-    const lone: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const t0 = performance.now();
-      await kv.put(enc(`lone${i}`), enc('v'), 10_000);
-      lone.push(performance.now() - t0);
-    }
-    lone.sort((a, b) => a - b);
-    assert.ok(lone[2] >= 35, `a lone put waits for the delay: median ${lone[2].toFixed(1)} ms`);
-    const t0 = performance.now();
-    await Promise.all(Array.from({ length: 8 }, (_, i) => kv.put(enc(`full${i}`), enc('v'), 10_000)));
-    const fullMs = performance.now() - t0;
-    assert.ok(fullMs < 35, `a full batch does not wait: ${fullMs.toFixed(1)} ms`);
   } finally {
     kv.close();
     await m.stop();

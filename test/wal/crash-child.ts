@@ -7,7 +7,7 @@ import { entryBytes, makeEntry, rng } from './helpers.js';
 
 const dir = process.argv[2]!;
 const seed = Number(process.argv[3]);
-const opts: WalOptions = { segmentBytes: 64 * 1024, batchMaxBytes: 16 * 1024, wakeup: seed % 2 === 0 ? 'tsfn' : 'waitAsync' };
+const opts: WalOptions = { segmentBytes: 64 * 1024, batchBytesMax: 16 * 1024 };
 const appenders = 32;
 
 let wal: Wal;

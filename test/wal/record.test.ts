@@ -1,7 +1,7 @@
 // Framing and checksum primitives: CRC-32C implementations agree, records round-trip through scanSegment.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { crc32cJs } from '../../src/wal/crc32c.js';
+import { crc32c as crc32cJs } from '../../src/crc32c.js';
 import { loadNative } from '../../src/wal/native.js';
 import { HEADER_BYTES, RecordType, allZero, frameRecord, getU64, recordBytes, scanSegment, setU64 } from '../../src/wal/record.js';
 import { WalCorruptError } from '../../src/wal/errors.js';

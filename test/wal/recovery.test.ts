@@ -20,7 +20,7 @@ const meta = new TextEncoder().encode('truncation-test');
 
 /** Writes a log of three-plus segments whose last one holds entries, hard states, a snapshot and an overwrite. */
 async function buildLog(dir: string): Promise<void> {
-  const wal = await Wal.create(dir, meta, { segmentBytes: SEGMENT_BYTES, batchMaxBytes: 512 });
+  const wal = await Wal.create(dir, meta, { segmentBytes: SEGMENT_BYTES, batchBytesMax: 512 });
   const r = rng(42);
   let index = 0;
   for (let i = 0; i < 40; i++) {

@@ -1,66 +1,62 @@
 // The Wal API: create/open round trips, Raft's overwrite rule, hard state across rotation and release, snapshot
-// matching, both wake-up modes, typed errors (a real ENOSPC on a tiny tmpfs) and the poisoned state.
+// matching, wake-ups, typed errors (a real ENOSPC on a tiny tmpfs) and the poisoned state.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Wal, WalError, WalSnapshotNotFoundError } from '../../src/wal/index.js';
+import { Wal, WalError, WalQueueFullError, WalSnapshotNotFoundError } from '../../src/wal/index.js';
 import type { WalOptions } from '../../src/wal/index.js';
 import { LogModel, cleanup, makeEntry, tempDir } from './helpers.js';
 import { mountTmpfs, tmpfsGate, unmountTmpfs } from '../helpers/tmpfs.js';
 
 const meta = new TextEncoder().encode('member-1/cluster-9');
 
-for (const wakeup of ['tsfn', 'waitAsync'] as const) {
-  test(`${wakeup}: create, save, reopen returns metadata, entries and hard state`, async () => {
-    const root = tempDir('basic');
-    const dir = join(root, 'wal');
-    try {
-      assert.not.ok(Wal.exists(dir));
-      const wal = await Wal.create(dir, meta, { wakeup });
-      assert.ok(Wal.exists(dir));
-      const saves: Promise<void>[] = [];
-      for (let i = 1; i <= 50; i++) saves.push(wal.save({ term: 2, vote: 7n, commit: i - 1 }, [makeEntry(i, 2)]));
-      await Promise.all(saves);
-      const st = wal.stats;
-      assert.is(st.appends, 50);
-      assert.is(st.handovers, 1, 'saves of one event-loop turn go to the writer in one call');
-      assert.ok(st.fsyncs >= 1 && st.fsyncs <= 50, `fsyncs ${st.fsyncs}`);
-      assert.is(st.records, 100);
-      await wal.close();
-      const r = await Wal.open(dir, { index: 0, term: 0 }, { wakeup });
-      assert.equal(Buffer.from(r.metadata), Buffer.from(meta));
-      assert.equal(r.entries, Array.from({ length: 50 }, (_, i) => makeEntry(i + 1, 2)));
-      assert.equal(r.hardState, { term: 2, vote: 7n, commit: 49 });
-      assert.equal(r.snapshots, [{ index: 0, term: 0 }]);
-      await r.wal.close();
-    } finally {
-      cleanup(root);
-    }
-  });
-}
+test('create, save, reopen returns metadata, entries and hard state', async () => {
+  const root = tempDir('basic');
+  const dir = join(root, 'wal');
+  try {
+    assert.not.ok(Wal.exists(dir));
+    const wal = await Wal.create(dir, meta);
+    assert.ok(Wal.exists(dir));
+    const saves: Promise<void>[] = [];
+    for (let i = 1; i <= 50; i++) saves.push(wal.save({ term: 2, vote: 7n, commit: i - 1 }, [makeEntry(i, 2)]));
+    await Promise.all(saves);
+    const st = wal.stats;
+    assert.is(st.appends, 50);
+    assert.is(st.handovers, 1, 'saves of one event-loop turn go to the writer in one call');
+    assert.ok(st.fsyncs >= 1 && st.fsyncs <= 50, `fsyncs ${st.fsyncs}`);
+    assert.is(st.records, 100);
+    await wal.close();
+    const r = await Wal.open(dir, { index: 0, term: 0 });
+    assert.equal(Buffer.from(r.metadata), Buffer.from(meta));
+    assert.equal(r.entries, Array.from({ length: 50 }, (_, i) => makeEntry(i + 1, 2)));
+    assert.equal(r.hardState, { term: 2, vote: 7n, commit: 49 });
+    assert.equal(r.snapshots, [{ index: 0, term: 0 }]);
+    await r.wal.close();
+  } finally {
+    cleanup(root);
+  }
+});
 
-for (const wakeup of ['tsfn', 'waitAsync'] as const) {
-  test(`${wakeup}: 3000 strictly sequential saves never miss a wake-up`, async () => {
-    // With fsync off the writer publishes within microseconds, so a publish often lands between one save
-    // resolving and the next one starting to wait: the case a lost wake-up would hang on.
-    const root = tempDir('seq');
-    try {
-      const wal = await Wal.create(join(root, 'wal'), meta, { wakeup, noFsync: true });
-      let timer: NodeJS.Timeout | undefined;
-      const hang = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('a save never resolved')), 10_000); });
-      const run = (async () => {
-        for (let i = 1; i <= 3000; i++) await wal.save(undefined, [makeEntry(i, 1, 8)]);
-      })();
-      await Promise.race([run, hang]);
-      clearTimeout(timer);
-      assert.is(wal.stats.appends, 3000);
-      await wal.close();
-    } finally {
-      cleanup(root);
-    }
-  });
-}
+test('3000 strictly sequential saves never miss a wake-up', async () => {
+  // With fsync off the writer publishes within microseconds, so a publish often lands between one save
+  // resolving and the next one starting to wait: the case a lost wake-up would hang on.
+  const root = tempDir('seq');
+  try {
+    const wal = await Wal.create(join(root, 'wal'), meta, { noFsync: true });
+    let timer: NodeJS.Timeout | undefined;
+    const hang = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('a save never resolved')), 10_000); });
+    const run = (async () => {
+      for (let i = 1; i <= 3000; i++) await wal.save(undefined, [makeEntry(i, 1, 8)]);
+    })();
+    await Promise.race([run, hang]);
+    clearTimeout(timer);
+    assert.is(wal.stats.appends, 3000);
+    await wal.close();
+  } finally {
+    cleanup(root);
+  }
+});
 
 test('5000 saves in one turn then close: every save resolves (across resolve-budget turns) before close does', async () => {
   const root = tempDir('many');
@@ -181,7 +177,7 @@ test('snapshots: open from a marker returns only later entries; unknown marker o
 test('rotation and release: old segments go, hard state and metadata survive in the kept ones', async () => {
   const root = tempDir('release');
   const dir = join(root, 'wal');
-  const opts: WalOptions = { segmentBytes: 8192, batchMaxBytes: 2048 };
+  const opts: WalOptions = { segmentBytes: 8192, batchBytesMax: 2048 };
   try {
     const wal = await Wal.create(dir, meta, opts);
     await wal.save({ term: 3, vote: 2n, commit: 0 }, []); // the only hard state: must outlive its segment
@@ -255,16 +251,16 @@ test('closed WAL rejects with ECLOSED; bad arguments throw RangeError', async ()
   }
 });
 
-test('queue limit: a save beyond queueMaxBytes is refused with EQUEUEFULL and the WAL keeps working', async () => {
+test('queue limit: a save beyond queueBytesMax is refused with EQUEUEFULL and the WAL keeps working', async () => {
   const root = tempDir('queue');
   const dir = join(root, 'wal');
   try {
-    const wal = await Wal.create(dir, meta, { queueMaxBytes: 4096, noFsync: true });
+    const wal = await Wal.create(dir, meta, { queueBytesMax: 4096, noFsync: true });
     try {
       await wal.save(undefined, [makeEntry(1, 1, 5000)]);
       assert.unreachable('oversized save accepted');
     } catch (e) {
-      assert.instance(e, WalError);
+      assert.instance(e, WalQueueFullError);
       assert.is((e as WalError).code, 'EQUEUEFULL');
     }
     assert.is(wal.error, undefined);
@@ -276,6 +272,69 @@ test('queue limit: a save beyond queueMaxBytes is refused with EQUEUEFULL and th
     try {
       await Wal.open(dir, { index: 0, term: 0 }, { segmentBytes: 10 });
       assert.unreachable('bad options accepted');
+    } catch (e) {
+      assert.is((e as WalError).code, 'EINVAL');
+    }
+  } finally {
+    cleanup(root);
+  }
+});
+
+test('queue limit: turns queued behind a slow fsync fill the queue past its cap; the next is refused, nothing acked is lost', async () => {
+  // The writer sleeps after every fdatasync, so the turns saved meanwhile pile up in its queue: about one KiB
+  // each against a cap of 8 KiB. The first turn that would pass the cap is refused whole with a typed error;
+  // every turn before it is acknowledged and recovered, and the WAL takes the refused entry again afterwards.
+  const QUEUE_BYTES_MAX = 8 * 1024;
+  const ENTRY_DATA_BYTES = 1000;
+  const TURNS_MAX = 100;
+  const root = tempDir('queue-full');
+  const dir = join(root, 'wal');
+  try {
+    const wal = await Wal.create(dir, meta, { queueBytesMax: QUEUE_BYTES_MAX, unsafeTesting: { fsyncSleepUs: 200_000 } });
+    const acked: number[] = [];
+    const pending: Promise<void>[] = [];
+    let refused: { index: number; error: unknown } | undefined;
+    for (let i = 1; i <= TURNS_MAX && !refused; i++) {
+      const index = i;
+      pending.push(wal.save({ term: 1, vote: 1n, commit: 0 }, [makeEntry(index, 1, ENTRY_DATA_BYTES)]).then(
+        () => { acked.push(index); },
+        (error: unknown) => { refused = { index, error }; },
+      ));
+      // One save per event-loop turn: each is handed to the writer by itself (flushed by process.nextTick).
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    assert.ok(refused, `no save refused in ${TURNS_MAX} turns`);
+    const { index: refusedIndex, error } = refused!;
+    assert.instance(error, WalQueueFullError);
+    const full = error as WalQueueFullError;
+    assert.is(full.code, 'EQUEUEFULL');
+    assert.is(full.queueBytesMax, QUEUE_BYTES_MAX);
+    assert.ok(full.refusedBytes > ENTRY_DATA_BYTES, `refused ${full.refusedBytes} bytes`);
+    // The cap binds only after several turns queued behind the sleeping writer (about 7 fit in 8 KiB); on a
+    // loaded machine the writer may take a batch meanwhile, which only makes the refusal come later.
+    assert.ok(refusedIndex >= 5, `refused at turn ${refusedIndex}`);
+    assert.is(wal.error, undefined, 'a refusal does not poison the WAL');
+    await Promise.all(pending);
+    assert.equal(acked, Array.from({ length: refusedIndex - 1 }, (_, i) => i + 1), 'every turn before the refused one is acked, in order');
+    assert.ok(wal.stats.queuedBytes <= QUEUE_BYTES_MAX);
+    // The refused entry was never written: saving it again continues the log without a gap.
+    await wal.save({ term: 1, vote: 1n, commit: refusedIndex }, [makeEntry(refusedIndex, 1, ENTRY_DATA_BYTES)]);
+    await wal.close();
+    const r = await Wal.open(dir, { index: 0, term: 0 });
+    assert.equal(r.entries, Array.from({ length: refusedIndex }, (_, i) => makeEntry(i + 1, 1, ENTRY_DATA_BYTES)));
+    assert.equal(r.hardState, { term: 1, vote: 1n, commit: refusedIndex });
+    await r.wal.close();
+  } finally {
+    cleanup(root);
+  }
+});
+
+test('bad unsafeTesting.fsyncSleepUs is refused with EINVAL', async () => {
+  const root = tempDir('sleep-opt');
+  try {
+    try {
+      await Wal.create(join(root, 'wal'), meta, { unsafeTesting: { fsyncSleepUs: -1 } });
+      assert.unreachable('negative sleep accepted');
     } catch (e) {
       assert.is((e as WalError).code, 'EINVAL');
     }

@@ -5,7 +5,6 @@
 
 import { decodeMessage, encodeMessage } from '../../../src/raft/codec.js';
 import { CompactedError, RaftError, RaftInvariantError } from '../../../src/raft/errors.js';
-import type { UnsafeTestingFaults } from '../../../src/raft/raft.js';
 import { SeededRng } from '../../../src/raft/rand.js';
 import { canSendBeforePersist, RawNode, type Ready } from '../../../src/raft/rawnode.js';
 import { MemoryStorage } from '../../../src/raft/storage.js';
@@ -33,6 +32,7 @@ import {
 } from '../../../src/raft/types.js';
 import { decodeConfChange, decodeConfChangeV2 } from '../../../src/raft/codec.js';
 import { Checker, type MemberView, Violation } from './checker.js';
+import { injectFaults, type SimFaults } from './faults.js';
 
 /** Knobs of one simulation run. */
 export interface SimOptions {
@@ -74,8 +74,8 @@ export interface SimOptions {
   maxSizePerMsg: number;
   /** Bound on messages in the network; beyond it new ones are dropped. */
   networkMsgsMax: number;
-  /** Deliberate raft bugs (self-test). */
-  faults?: UnsafeTestingFaults;
+  /** Deliberate raft bugs (self-test), injected by faults.ts. */
+  faults?: SimFaults;
   /** Harness bug (self-test): send every message before persisting. */
   unsafeSendAllBeforePersist?: boolean;
   /** Check that a durable vote never changes within a term (default on; off to exercise election safety alone). */
@@ -295,8 +295,8 @@ export class Simulation {
       maxInflightMsgs: this.opts.maxInflightMsgs,
       maxSizePerMsg: this.opts.maxSizePerMsg,
       maxUncommittedEntriesSize: 4096,
-      unsafeTestingFaults: this.opts.faults,
     });
+    if (this.opts.faults) injectFaults(m.rn, this.opts.faults);
     m.alive = true;
     this.trace(`start ${m.id} (incarnation ${m.incarnation}) hs=${JSON.stringify(m.disk.hs, big)} snap=${snap.metadata.index} last=${last}`);
   }

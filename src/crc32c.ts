@@ -1,5 +1,6 @@
-// CRC-32C in TypeScript (slicing-by-8). Recovery uses the addon's hardware CRC; this one is the cross-check in
-// tests and the comparison in bench/wal (see bench/RESULTS.md, WAL section, for the recovery-time numbers).
+// CRC-32C (Castagnoli) in TypeScript, slicing-by-8: the one implementation outside the addon. Its users: etcd's
+// HashKV over the key bucket (mvcc), snapshot file checksums (server), the WAL tools, and the cross-check of the
+// addon's hardware CRC in tests and bench/wal (WAL recovery itself uses the addon: bench/RESULTS.md, WAL section).
 
 const table = new Int32Array(8 * 256);
 for (let i = 0; i < 256; i++) {
@@ -14,8 +15,14 @@ for (let i = 0; i < 256; i++) {
   }
 }
 
-/** Extends `crc` over bytes [start, end) of `buf`, e.g. `crc32cJs(0, Buffer.from('123456789'))` is 0xe3069283. */
-export function crc32cJs(crc: number, buf: Uint8Array, start = 0, end = buf.length): number {
+/**
+ * Extends `crc` over bytes [start, end) of `buf`. Start with crc = 0; the result is the finished checksum and can
+ * be passed back in to continue it (like Go's crc32.Update).
+ *
+ *   crc32c(0, Buffer.from('123456789'))            // 0xe3069283
+ *   let h = crc32c(0, a); h = crc32c(h, b);        // == crc32c(0, a ++ b)
+ */
+export function crc32c(crc: number, buf: Uint8Array, start = 0, end = buf.length): number {
   let c = ~crc;
   let i = start;
   for (; i + 8 <= end; i += 8) {
