@@ -2,7 +2,7 @@
 // tetcd's own flags, the implemented table, and the bootstrap checks.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { flagsHelpText } from '../../src/cli/help.js';
+import { flagsHelpText } from '../../src/config/help.js';
 import {
   DEFAULT_QUOTA_BYTES, listenTarget, parseConfig, verifyBootstrap, type Config, type ParseIo, type ParseResult,
 } from '../../src/config/config.js';
