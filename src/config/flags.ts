@@ -1,7 +1,6 @@
 // The table of every flag `tetcd` accepts: etcd 3.4.23's (names, Go value kinds, defaults, help texts from
 // `etcd --help` and etcdmain/config.go) plus tetcd's own tuning flags. Parsing, env vars, the YAML file and
 // --help are all driven by this one table; whether a flag's feature works yet lives in ./implemented.ts.
-import { WAL_DEFAULTS } from '../wal/index.js';
 
 /**
  * How a flag's text becomes a value (Go's flag.Value types etcd uses):
@@ -49,6 +48,15 @@ export interface FlagSpec {
 }
 
 const MS = (us: number): string => `${us / 1000}ms`;
+
+/** The WAL's own defaults (WAL_DEFAULTS in src/wal/index.ts), stated again because config does not import wal
+ *  (DESIGN §3); test/config/config.test.ts checks that the two agree. */
+const WAL_DEFAULTS = {
+  segmentBytes: 64 * 1024 * 1024,
+  batchMaxBytes: 1024 * 1024,
+  batchMaxDelayUs: 0,
+  idleSpinUs: 0,
+} as const;
 
 /** Every flag, in etcd's help order within each group. */
 export const FLAGS = [

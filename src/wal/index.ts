@@ -39,7 +39,8 @@ export interface WalOptions {
   wakeup?: 'tsfn' | 'waitAsync';
 }
 
-/** Defaults, exported for the flag table (src/config) and --help. */
+/** Defaults of what WalOptions leaves out. The flag table (src/config/flags.ts) states the same numbers for
+ *  --help and the flags' defaults; test/config/config.test.ts checks that they agree. */
 export const WAL_DEFAULTS = {
   segmentBytes: 64 * 1024 * 1024,
   batchMaxBytes: 1024 * 1024,

@@ -8,6 +8,7 @@ import {
 } from '../../src/config/config.js';
 import { FLAGS, flagToEnv } from '../../src/config/flags.js';
 import { IMPLEMENTED } from '../../src/config/implemented.js';
+import { WAL_DEFAULTS } from '../../src/wal/index.js';
 
 const files = new Map<string, string>();
 const io: ParseIo = {
@@ -71,6 +72,14 @@ test('no flags: etcd defaults, and the member listens on 127.0.0.1:2379 with ./d
   assert.is(c.walSegmentBytes, 64 * 1024 * 1024);
   assert.equal(c.unimplementedSet, []);
   assert.is(c.sources.name, 'default');
+});
+
+test('the WAL flags default to the WAL\'s own defaults (the flag table states them again: config does not import wal)', () => {
+  const { config: c } = ok([]);
+  assert.is(c.walSegmentBytes, WAL_DEFAULTS.segmentBytes);
+  assert.is(c.walBatchMaxBytes, WAL_DEFAULTS.batchMaxBytes);
+  assert.is(c.walBatchMaxDelayUs, WAL_DEFAULTS.batchMaxDelayUs);
+  assert.is(c.walWriterIdleSpinUs, WAL_DEFAULTS.idleSpinUs);
 });
 
 test('Go flag syntax: --x=v, --x v, -x v, bare booleans, --x=false, and -- ends the flags', () => {
