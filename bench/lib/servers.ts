@@ -55,7 +55,7 @@ const PROBE_INTERVAL_MS = 200;
 const LOG_TAIL_BYTES = 2_000;
 
 /** Free loopback ports: the tests' helper (random in 20000-60000, never handed out twice by this process). */
-import { freePort } from '../../test/helpers/ports.js';
+import { freePort } from '../../tools/lib/ports.js';
 export { freePort };
 
 /**
