@@ -4,7 +4,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readFileSync, mkdirSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import net from 'node:net';
 import { GrpcConn } from './grpc-client.js';
 import { KV, encodeRangeRequest } from '../../src/proto/rpc.js';
 import { shebangNodeFlags } from '../../tools/cluster.js';

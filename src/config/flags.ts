@@ -67,6 +67,7 @@ export const FLAGS = [
 
   // Member
   { name: 'name', kind: 'string', def: 'default', group: 'Member', help: 'Human-readable name for this member.' },
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: etcd's help text shows the default literally as '${name}.etcd'
   { name: 'data-dir', kind: 'string', def: '', group: 'Member', helpDefault: "'${name}.etcd'", help: 'Path to the data directory.' },
   { name: 'wal-dir', kind: 'string', def: '', group: 'Member', help: 'Path to the dedicated wal directory.' },
   { name: 'snapshot-count', kind: 'uint64', def: '100000', group: 'Member', help: 'Number of committed transactions to trigger a snapshot to disk.' },

@@ -72,7 +72,6 @@ const WAITERS_INITIAL = 1024;
  *   const { wal: again, entries } = await Wal.open(dir, { index: 0, term: 0 });
  */
 export class Wal {
-  private readonly native: NativeWal;
   private readonly handle: NativeWalHandle;
   private readonly control: Int32Array;
   private readonly control64: BigInt64Array;
@@ -108,7 +107,6 @@ export class Wal {
 
   private constructor(dir: string, native: NativeWal, rec: ReturnType<typeof recoverWal>, opts: WalOptions) {
     this.dir = dir;
-    this.native = native;
     this.lastIndex = rec.lastIndex;
     this.snapshots = rec.snapshots.slice();
     const segmentBytes = opts.segmentBytes ?? WAL_DEFAULTS.segmentBytes;

@@ -37,6 +37,7 @@ export interface GrpcSession {
   goaway(code?: number, lastStreamID?: number, opaqueData?: ArrayBufferView): void;
   ping(callback: (err: Error | null, duration: number, payload: Buffer) => void): boolean;
   setLocalWindowSize(windowSize: number): void;
+  // biome-ignore lint/suspicious/noExplicitAny: node:events' listener type, so that node:http2's sessions and streams fit
   on(event: string, listener: (...args: any[]) => void): unknown;
 }
 
@@ -57,7 +58,9 @@ export interface GrpcStream {
   destroy(): void;
   pause(): void;
   resume(): void;
+  // biome-ignore lint/suspicious/noExplicitAny: node:events' listener type, so that node:http2's sessions and streams fit
   on(event: string, listener: (...args: any[]) => void): unknown;
+  // biome-ignore lint/suspicious/noExplicitAny: node:events' listener type, so that node:http2's sessions and streams fit
   off(event: string, listener: (...args: any[]) => void): unknown;
 }
 
