@@ -56,14 +56,16 @@ module.exports = {
     {
       name: 'core-not-up',
       severity: 'error',
-      comment: 'raft, mvcc, lease, auth, watch, wal and transport are below the member: they never import server, api, client processes, cli or config.',
+      comment:
+        'raft, mvcc, lease, auth, watch, wal and transport are below the member: they never import server, api, client processes, cli or config.',
       from: { path: CORE },
       to: { path: `(${CLI})|(${FRONT})|(${SERVER})|(${CONFIG})` },
     },
     {
       name: 'base-imports-base-only',
       severity: 'error',
-      comment: 'errors, log, metrics, assert, v8_workers and native/ are the bottom layer: of the project they import only each other and proto.',
+      comment:
+        'errors, log, metrics, assert, v8_workers and native/ are the bottom layer: of the project they import only each other and proto.',
       from: { path: BASE },
       to: { path: '^src/', pathNot: `(${BASE})|(${PROTO})` },
     },

@@ -28,8 +28,10 @@ export function loadAddon<T>(): T {
   if (loaded !== undefined) return loaded as T;
   const path = nativeAddonPath();
   if (!existsSync(path)) {
-    throw new Error(`tetcd: the native WAL addon is not built (${path} missing): run \`npm install\` ` +
-      '(or `npx node-gyp rebuild`) in the tetcd directory');
+    throw new Error(
+      `tetcd: the native WAL addon is not built (${path} missing): run \`npm install\` ` +
+        '(or `npx node-gyp rebuild`) in the tetcd directory',
+    );
   }
   loaded = createRequire(import.meta.url)(path);
   return loaded as T;

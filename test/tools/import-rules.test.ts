@@ -38,7 +38,11 @@ const show = (v: Violation): string => `${v.rule.name}: ${v.from} → ${v.to}`;
 
 test('src, bench and tools follow the import rules', () => {
   const s = cruise(root, ['src', 'bench', 'tools']);
-  assert.equal(s.violations.map(show), [], `depcruise found violations (run \`npx depcruise src bench tools\`):\n${s.violations.map(show).join('\n')}`);
+  assert.equal(
+    s.violations.map(show),
+    [],
+    `depcruise found violations (run \`npx depcruise src bench tools\`):\n${s.violations.map(show).join('\n')}`,
+  );
   // An empty cruise would pass the line above: make sure it read the tree.
   assert.ok(s.totalCruised > 100, `only ${s.totalCruised} modules cruised`);
   assert.ok(s.totalDependenciesCruised > 300, `only ${s.totalDependenciesCruised} imports cruised`);

@@ -25,9 +25,18 @@ export function writeEcho(m: Partial<Echo>, w: ProtoWriter): void {
   const p = m.payload ?? EMPTY_BYTES;
   const n = m.n ?? 0;
   const text = m.text ?? '';
-  if (p.length > 0) { w.uint32(10); w.bytes(p); }
-  if (n !== 0) { w.uint32(16); w.uint32(n); }
-  if (text !== '') { w.uint32(26); w.string(text, sizeString(text)); }
+  if (p.length > 0) {
+    w.uint32(10);
+    w.bytes(p);
+  }
+  if (n !== 0) {
+    w.uint32(16);
+    w.uint32(n);
+  }
+  if (text !== '') {
+    w.uint32(26);
+    w.string(text, sizeString(text));
+  }
 }
 
 export function encodeEcho(m: Partial<Echo>): Uint8Array {
@@ -42,10 +51,17 @@ export function decodeEcho(buf: Uint8Array): Echo {
   while (r.pos < r.end) {
     const t = r.tag();
     switch (t) {
-      case 10: m.payload = r.bytes(); break;
-      case 16: m.n = r.uint32(); break;
-      case 26: m.text = r.string(); break;
-      default: r.skip(t & 7);
+      case 10:
+        m.payload = r.bytes();
+        break;
+      case 16:
+        m.n = r.uint32();
+        break;
+      case 26:
+        m.text = r.string();
+        break;
+      default:
+        r.skip(t & 7);
     }
   }
   return m;
