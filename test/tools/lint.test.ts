@@ -10,7 +10,7 @@ const root = findRepoRoot(import.meta.url);
 
 /** Runs biome with `args` at the repository root; exit code and everything it printed. */
 function biome(args: string[]): { status: number | null; output: string } {
-  const r = spawnSync(join(root, 'node_modules', '.bin', 'biome'), [...args, '--colors=off', '--max-diagnostics=50', '.'], {
+  const r = spawnSync(join(root, 'node_modules', '.bin', 'biome'), [...args, '--colors=off', '--max-diagnostics=20', '.'], {
     cwd: root,
     encoding: 'utf8',
     maxBuffer: 64 << 20,
