@@ -9,9 +9,15 @@
 //   normal as Node starts them
 // Lowering is one-way for an unprivileged process, so it is decided once, at start.
 import type { Logger } from './log.js';
-import { loadNative } from './wal/native.js';
+import { loadAddon } from './native/addon.js';
 
 export type V8WorkersSched = 'low' | 'idle' | 'normal';
+
+/** The addon's export this module uses (native/sched.cc). */
+interface V8WorkersAddon {
+  /** Lowers V8's platform worker threads to SCHED_IDLE or to a nice value; waits at most timeoutMs for busy ones. */
+  v8WorkersLower(mode: 'idle' | 'nice', nice: number, timeoutMs: number): { threads: number; switched: number; finished: number; errno: number };
+}
 
 /** The nice value of 'low'. */
 export const V8_WORKERS_LOW_NICE = 10;
@@ -25,7 +31,7 @@ export function applyV8WorkersSched(mode: V8WorkersSched, log: Logger): void {
   const what = mode === 'idle' ? 'SCHED_IDLE' : `nice ${V8_WORKERS_LOW_NICE}`;
   const refused = `could not lower V8 worker threads to ${what}; they stay at normal priority`;
   try {
-    const r = loadNative().v8WorkersLower(mode === 'idle' ? 'idle' : 'nice', V8_WORKERS_LOW_NICE, LOWER_TIMEOUT_MS);
+    const r = loadAddon<V8WorkersAddon>().v8WorkersLower(mode === 'idle' ? 'idle' : 'nice', V8_WORKERS_LOW_NICE, LOWER_TIMEOUT_MS);
     if (r.errno !== 0 || r.switched === 0) log.warn(refused, { errno: r.errno, lowered: r.switched });
     else log.debug(`V8 worker threads lowered to ${what}`, { threads: r.switched });
   } catch (err) {

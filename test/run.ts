@@ -45,6 +45,7 @@ function runFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Fi
     child.on('close', (code) => {
       clearTimeout(timer);
       // uvu prints one summary block per process; strip colour codes before reading it.
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts the colour codes to strip
       const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
       const num = (label: string) => {
         const all = [...plain.matchAll(new RegExp(`${label}:\\s+(\\d+)`, 'g'))];

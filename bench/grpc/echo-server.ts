@@ -3,7 +3,8 @@
 // serves until stdin closes or SIGTERM; each "cpu" line on stdin is answered with its CPU time so far.
 import { GrpcServer } from '../../src/api/grpc/server.js';
 import { ClientListener } from '../../src/api/listener.js';
-import { EchoService, decodeEcho, encodeEcho, grpc, type Echo } from '../../test/api/helpers.js';
+import { EchoService, decodeEcho, encodeEcho, type Echo } from '../../tools/lib/echo.js';
+import * as grpc from '../../tools/lib/grpcjs.js';
 
 const kind = process.argv[2];
 

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { runLoad, type LoadResult } from './loadgen.js';
-import { encodeEcho } from '../../test/api/helpers.js';
+import { encodeEcho } from '../../tools/lib/echo.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const arg = (name: string, dflt: string): string => {

@@ -4,7 +4,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readFileSync, mkdirSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import net from 'node:net';
 import { GrpcConn } from './grpc-client.js';
 import { KV, encodeRangeRequest } from '../../src/proto/rpc.js';
 import { shebangNodeFlags } from '../../tools/cluster.js';
@@ -55,7 +54,7 @@ const PROBE_INTERVAL_MS = 200;
 const LOG_TAIL_BYTES = 2_000;
 
 /** Free loopback ports: the tests' helper (random in 20000-60000, never handed out twice by this process). */
-import { freePort } from '../../test/helpers/ports.js';
+import { freePort } from '../../tools/lib/ports.js';
 export { freePort };
 
 /**

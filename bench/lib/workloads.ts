@@ -70,7 +70,7 @@ export function keyOf(prefix: string, i: number): Buffer {
 }
 
 /** A value of `bytes` bytes derived from the seed (not all-zero, so nothing below can shortcut it). */
-export function valueOf(bytes: number, seed: number): Buffer {
+export function valueFor(bytes: number, seed: number): Buffer {
   const rng = new Rng(seed);
   const v = Buffer.alloc(bytes);
   for (let i = 0; i < bytes; i++) v[i] = 0x21 + rng.intn(94);
@@ -80,7 +80,7 @@ export function valueOf(bytes: number, seed: number): Buffer {
 /** `count` encoded PutRequests with keys drawn uniformly from `keySpace` keys ('k' family), one shared value. */
 export function putBodies(count: number, keySpace: number, seed: number): Uint8Array[] {
   const rng = new Rng(seed);
-  const value = valueOf(VALUE_BYTES, seed ^ 0x5bd1e995);
+  const value = valueFor(VALUE_BYTES, seed ^ 0x5bd1e995);
   const out: Uint8Array[] = [];
   for (let i = 0; i < count; i++) out.push(encodePutRequest({ key: keyOf('k', rng.intn(keySpace)), value }));
   return out;
@@ -124,7 +124,7 @@ export async function loadKeys(endpoints: readonly string[], o: LoadKeysOptions)
   const conns: GrpcConn[] = [];
   try {
     for (let i = 0; i < o.connections; i++) conns.push(await GrpcConn.connect(endpoints[i % endpoints.length], 5_000));
-    const value = valueOf(o.valueBytes, 12345);
+    const value = valueFor(o.valueBytes, 12345);
     let next = 0;
     let written = 0;
     const lane = async (conn: GrpcConn): Promise<void> => {

@@ -4,7 +4,7 @@
 //   node dist/bench/mvcc/compare.bench.js
 import sortedBtree from 'sorted-btree';
 import { compareKeys } from '../../src/mvcc/key_index.js';
-import { rng as seededRng } from '../../test/helpers/rng.js';
+import { rng as seededRng } from '../../tools/lib/rng.js';
 
 const BTree = sortedBtree.default;
 type Cmp = (a: Uint8Array, b: Uint8Array) => number;

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { freePort } from '../../test/helpers/ports.js';
+import { freePort } from '../../tools/lib/ports.js';
 
 const keys = Number(process.argv[2] ?? 1_000_000);
 const valueBytes = Number(process.argv[3] ?? 256);

@@ -8,7 +8,8 @@ import { createRequire } from 'node:module';
 import { closeSync, fdatasyncSync, fsyncSync, openSync, renameSync, fdatasync, writev } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { crc32c as crc32cJs } from '../../src/crc32c.js';
-import { nativeAddonPath, Ctrl, WriterState, type NativeWal, type NativeWalHandle, type NativeWalOptions } from '../../src/wal/native.js';
+import { nativeAddonPath } from '../../src/native/addon.js';
+import { Ctrl, WriterState, type NativeWal, type NativeWalHandle, type NativeWalOptions } from '../../src/wal/native.js';
 import { segmentName } from '../../src/wal/segment.js';
 import { HEADER_BYTES, MARKER, RecordType, recordBytes } from '../../src/wal/record.js';
 

@@ -2,7 +2,7 @@
 // ETCD_* environment variables, or instead a YAML file named by --config-file; then etcd's start-up checks.
 // parseConfig is pure apart from reading the config file: it never prints and never exits.
 import { readFileSync } from 'node:fs';
-import { usageText, flagsHelpText } from '../cli/help.js';
+import { usageText, flagsHelpText } from './help.js';
 import { FLAGS, IGNORED_FLAGS, flagSpec, flagToEnv, type FlagName } from './flags.js';
 import { FlagValues, parseArgs, type UrlsValue, type ValueSource } from './goflag.js';
 import { IMPLEMENTED } from './implemented.js';

@@ -1,7 +1,6 @@
 // The table of every flag `tetcd` accepts: etcd 3.4.23's (names, Go value kinds, defaults, help texts from
 // `etcd --help` and etcdmain/config.go) plus tetcd's own tuning flags. Parsing, env vars, the YAML file and
 // --help are all driven by this one table; whether a flag's feature works yet lives in ./implemented.ts.
-import { WAL_DEFAULTS } from '../wal/index.js';
 
 /**
  * How a flag's text becomes a value (Go's flag.Value types etcd uses):
@@ -50,6 +49,15 @@ export interface FlagSpec {
 
 const MS = (us: number): string => `${us / 1000}ms`;
 
+/** The WAL's own defaults (WAL_DEFAULTS in src/wal/index.ts), stated again because config does not import wal
+ *  (DESIGN §3); test/config/config.test.ts checks that the two agree. */
+const WAL_DEFAULTS = {
+  segmentBytes: 64 * 1024 * 1024,
+  batchBytesMax: 1024 * 1024,
+  batchDelayUsMax: 0,
+  idleSpinUs: 0,
+} as const;
+
 /** Every flag, in etcd's help order within each group. */
 export const FLAGS = [
   // Described in the usage block.
@@ -59,6 +67,7 @@ export const FLAGS = [
 
   // Member
   { name: 'name', kind: 'string', def: 'default', group: 'Member', help: 'Human-readable name for this member.' },
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: etcd's help text shows the default literally as '${name}.etcd'
   { name: 'data-dir', kind: 'string', def: '', group: 'Member', helpDefault: "'${name}.etcd'", help: 'Path to the data directory.' },
   { name: 'wal-dir', kind: 'string', def: '', group: 'Member', help: 'Path to the dedicated wal directory.' },
   { name: 'snapshot-count', kind: 'uint64', def: '100000', group: 'Member', help: 'Number of committed transactions to trigger a snapshot to disk.' },

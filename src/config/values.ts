@@ -263,6 +263,7 @@ function parseUrl(raw: string): ParsedUrl | { error: string } {
   const u = hash >= 0 ? raw.slice(0, hash) : raw;
   const fragment = hash >= 0 ? raw.slice(hash + 1) : '';
   const fail = (why: string, whole = u) => ({ error: `parse ${goQuote(whole)}: ${why}` });
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: Go's net/url refuses exactly these control characters
   if (/[\x00-\x1f\x7f]/.test(u)) return fail('net/url: invalid control character in URL');
   let scheme = '';
   let rest = u;

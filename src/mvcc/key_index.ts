@@ -209,7 +209,7 @@ class KeyArena {
  * than the loop for keys up to a few dozen bytes (bench/mvcc/compare.bench.ts).
  */
 export function compareKeys(a: Uint8Array, b: Uint8Array): number {
-  const n = a.length < b.length ? a.length : b.length;
+  const n = Math.min(a.length, b.length);
   if (n > COMPARE_IN_JS_BYTES_MAX) return Buffer.compare(a, b);
   for (let i = 0; i < n; i++) {
     const d = a[i] - b[i];

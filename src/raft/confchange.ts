@@ -4,7 +4,7 @@
 
 import { ConfChangeError } from './errors.js';
 import type { ProgressMap } from './progress.js';
-import { TrackerConfig, type ProgressTracker } from './tracker.js';
+import type { TrackerConfig, ProgressTracker } from './tracker.js';
 import { type ConfChangeSingle, ConfChangeType, type ConfState, type NodeId } from './types.js';
 
 /** The result of a change: the configuration and progress to switch to. */

@@ -811,7 +811,7 @@ export class Raft {
     this.logger.info(`${hex(this.id)} switched to configuration ${this.prs.config}`);
     const cs = this.prs.confState();
     const pr = this.prs.progress.get(this.id);
-    this.isLearner = pr !== undefined && pr.isLearner;
+    this.isLearner = pr?.isLearner ?? false;
     if ((pr === undefined || this.isLearner) && this.state === StateType.Leader) {
       // Removed (or demoted) while leading. We keep leading until the application stops us, like etcd;
       // proposals are refused meanwhile.

@@ -3,7 +3,7 @@
 // so one round serves all requests queued at the time.
 
 import type { Message, NodeId } from './types.js';
-import { ReadOnlyOption } from './types.js';
+import type { ReadOnlyOption } from './types.js';
 
 /** A queued read request: the index it will read at and who confirmed leadership for it so far. */
 export interface ReadIndexStatus {

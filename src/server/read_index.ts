@@ -1,7 +1,7 @@
 // Linearizable reads by ReadIndex: all reads that arrive while one ReadIndex round is in flight share
 // the next round (one heartbeat round for many reads), and each read is released once the applied
 // index reaches the index its round returned.
-import { EtcdError, Errors } from '../errors.js';
+import { type EtcdError, Errors } from '../errors.js';
 
 interface Round {
   ctx: Uint8Array;

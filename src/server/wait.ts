@@ -1,7 +1,7 @@
 // Clients waiting for their Raft entry to be applied, keyed by request ID. Bounded, and swept for
 // timeouts by one timer instead of a timer per request (Map order is insertion order, so the
 // oldest waiters are always at the front).
-import { EtcdError, Errors } from '../errors.js';
+import { type EtcdError, Errors } from '../errors.js';
 
 interface Waiter<T> {
   resolve(value: T): void;

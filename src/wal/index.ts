@@ -42,7 +42,8 @@ export interface WalUnsafeTesting {
   fsyncSleepUs?: number;
 }
 
-/** Defaults, exported for the flag table (src/config) and --help. */
+/** Defaults of what WalOptions leaves out. The flag table (src/config/flags.ts) states the same numbers for
+ *  --help and the flags' defaults; test/config/config.test.ts checks that they agree. */
 export const WAL_DEFAULTS = {
   segmentBytes: 64 * 1024 * 1024,
   batchBytesMax: 1024 * 1024,
@@ -76,7 +77,6 @@ const WAITERS_INITIAL = 1024;
  *   const { wal: again, entries } = await Wal.open(dir, { index: 0, term: 0 });
  */
 export class Wal {
-  private readonly native: NativeWal;
   private readonly handle: NativeWalHandle;
   private readonly control: Int32Array;
   private readonly control64: BigInt64Array;
@@ -112,7 +112,6 @@ export class Wal {
 
   private constructor(dir: string, native: NativeWal, rec: ReturnType<typeof recoverWal>, opts: WalOptions) {
     this.dir = dir;
-    this.native = native;
     this.lastIndex = rec.lastIndex;
     this.lastIndexHanded = rec.lastIndex;
     this.snapshots = rec.snapshots.slice();

@@ -1,8 +1,5 @@
-// Loads the C++ addon (build/Release/tetcd_wal.node, built by `npm install`) and describes what it exports.
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// The WAL's face of the C++ addon (loaded by src/native/addon.ts): what it exports for the writer thread.
+import { loadAddon } from '../native/addon.js';
 
 /** Constructor options of the addon's WalHandle (see native/addon.cc). */
 export interface NativeWalOptions {
@@ -50,9 +47,6 @@ export interface NativeWal {
   controlBytes: number;
   /** Exclusive flock on path for the life of the process; throws {code: 'ELOCKED'} when another process holds it. */
   lockFile(path: string): number;
-  /** Lowers V8's platform worker threads to SCHED_IDLE or to a nice value (native/sched.cc); waits at most
-   *  timeoutMs for busy ones. */
-  v8WorkersLower(mode: 'idle' | 'nice', nice: number, timeoutMs: number): { threads: number; switched: number; finished: number; errno: number };
 }
 
 /** Control block layout in bytes, mirrored from native/writer.h. */
@@ -64,30 +58,7 @@ export const Ctrl = {
 /** Writer states published at Ctrl.state. */
 export const WriterState = { running: 0, failed: 1, closed: 2 } as const;
 
-/** Path of the addon: $TETCD_WAL_ADDON, else build/Release/tetcd_wal.node under the directory holding package.json
- *  found by walking up from this module (so it works from dist/ and from .build/<x>/out/). */
-export function nativeAddonPath(): string {
-  const override = process.env.TETCD_WAL_ADDON;
-  if (override) return override;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return join(dir, 'build', 'Release', 'tetcd_wal.node');
-    const up = dirname(dir);
-    if (up === dir) throw new Error('tetcd: cannot find package.json above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-}
-
-let loaded: NativeWal | undefined;
-
-/** Loads the addon once; throws a message telling how to build it when it is missing. */
+/** Loads the addon once (src/native/addon.ts); throws a message telling how to build it when it is missing. */
 export function loadNative(): NativeWal {
-  if (loaded) return loaded;
-  const path = nativeAddonPath();
-  if (!existsSync(path)) {
-    throw new Error(`tetcd: the native WAL addon is not built (${path} missing): run \`npm install\` ` +
-      '(or `npx node-gyp rebuild`) in the tetcd directory');
-  }
-  loaded = createRequire(import.meta.url)(path) as NativeWal;
-  return loaded;
+  return loadAddon<NativeWal>();
 }

@@ -2,15 +2,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { decodePutRequest, decodeRangeRequest } from '../../src/proto/rpc.js';
-import { WORKLOADS, keyOf, valueOf, putBodies, rangeBodies, requestsFor, Rng, KEY_BYTES, VALUE_BYTES, PUT_KEY_SPACE } from '../../bench/lib/workloads.js';
+import { WORKLOADS, keyOf, valueFor, putBodies, rangeBodies, requestsFor, Rng, KEY_BYTES, VALUE_BYTES, PUT_KEY_SPACE } from '../../bench/lib/workloads.js';
 
 test('keys are 8 bytes, values 256, both deterministic', () => {
   assert.is(keyOf('k', 42).toString(), 'k0000042');
   assert.is(keyOf('m', 9_999_999).length, KEY_BYTES);
   assert.throws(() => keyOf('k', 10_000_000));
   assert.throws(() => keyOf('kk', 1));
-  assert.equal(valueOf(VALUE_BYTES, 7), valueOf(VALUE_BYTES, 7));
-  assert.not.equal(valueOf(VALUE_BYTES, 7), valueOf(VALUE_BYTES, 8));
+  assert.equal(valueFor(VALUE_BYTES, 7), valueFor(VALUE_BYTES, 7));
+  assert.not.equal(valueFor(VALUE_BYTES, 7), valueFor(VALUE_BYTES, 8));
   const r = new Rng(1);
   for (let i = 0; i < 1000; i++) { const x = r.intn(10); assert.ok(x >= 0 && x < 10); }
 });

@@ -4,7 +4,7 @@
 // all present puts together must occupy revisions 2..N with no gap and no stranger.
 //   TETCD_COMPAT_TARGET=etcd proves the test on etcd; TETCD_CRASH_SEED replays a run's kill timings.
 import { test } from 'uvu';
-import { rng } from '../helpers/rng.js';
+import { rng } from '../../tools/lib/rng.js';
 import * as assert from 'uvu/assert';
 import { runningChildren } from '../helpers/cleanup.js';
 import { KvClient, prefixEnd } from '../helpers/grpc-kv.js';

@@ -2,12 +2,13 @@
 // tetcd's own flags, the implemented table, and the bootstrap checks.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { flagsHelpText } from '../../src/cli/help.js';
+import { flagsHelpText } from '../../src/config/help.js';
 import {
   DEFAULT_QUOTA_BYTES, listenTarget, parseConfig, verifyBootstrap, type Config, type ParseIo, type ParseResult,
 } from '../../src/config/config.js';
 import { FLAGS, flagToEnv } from '../../src/config/flags.js';
 import { IMPLEMENTED } from '../../src/config/implemented.js';
+import { WAL_DEFAULTS } from '../../src/wal/index.js';
 
 const files = new Map<string, string>();
 const io: ParseIo = {
@@ -71,6 +72,14 @@ test('no flags: etcd defaults, and the member listens on 127.0.0.1:2379 with ./d
   assert.is(c.walSegmentBytes, 64 * 1024 * 1024);
   assert.equal(c.unimplementedSet, []);
   assert.is(c.sources.name, 'default');
+});
+
+test('the WAL flags default to the WAL\'s own defaults (the flag table states them again: config does not import wal)', () => {
+  const { config: c } = ok([]);
+  assert.is(c.walSegmentBytes, WAL_DEFAULTS.segmentBytes);
+  assert.is(c.walBatchBytesMax, WAL_DEFAULTS.batchBytesMax);
+  assert.is(c.walBatchDelayUsMax, WAL_DEFAULTS.batchDelayUsMax);
+  assert.is(c.walWriterIdleSpinUs, WAL_DEFAULTS.idleSpinUs);
 });
 
 test('Go flag syntax: --x=v, --x v, -x v, bare booleans, --x=false, and -- ends the flags', () => {

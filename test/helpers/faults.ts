@@ -5,7 +5,7 @@ import http2 from 'node:http2';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalCluster, type ClusterMember, type ClusterOptions } from '../../tools/cluster.js';
-import { HistoryRecorder } from '../../tools/lincheck/history.js';
+import type { HistoryRecorder } from '../../tools/lincheck/history.js';
 import {
   encodePutRequest, decodePutResponse, encodeRangeRequest, decodeRangeResponse, encodeTxnRequest, decodeTxnResponse,
   Compare_CompareResult, Compare_CompareTarget, type CompareInit,

@@ -7,7 +7,7 @@ import http from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { awaitWithTimer, tempDir, track } from './cleanup.js';
-import { freePort } from './ports.js';
+import { freePort } from '../../tools/lib/ports.js';
 import { memberFlags, tetcdNodeFlags } from '../../tools/cluster.js';
 
 /** Which server binary a member runs. */

@@ -1,6 +1,6 @@
 // Shared by the test/proto suites: the schema model, protobufjs's reflection codec as the
 // reference, name-based access to our generated codecs, a seeded RNG and random messages.
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
 import { findRepoRoot } from '../../tools/protogen/paths.js';
 import { loadSchema, loadProtobufRoot } from '../../tools/protogen/load.js';
 import { includeDirs, spliceFields, targets } from '../../tools/protogen/config.js';

@@ -7,7 +7,7 @@ import { runningChildren } from '../helpers/cleanup.js';
 import { etcdctl } from '../helpers/etcdctl.js';
 import { startCluster, startEtcd, type Member } from '../helpers/member.js';
 import { oracleGate } from '../helpers/oracle.js';
-import { freePort } from '../helpers/ports.js';
+import { freePort } from '../../tools/lib/ports.js';
 
 const at1984 = Date.parse('1984-12-23T15:04:05Z') / 1000;
 

@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { startTetcd, tetcdEntry } from '../helpers/member.js';
-import { freePort } from '../helpers/ports.js';
+import { freePort } from '../../tools/lib/ports.js';
 
 test('a second member on a data dir in use refuses to start', async () => {
   const m = await startTetcd();

@@ -18,7 +18,7 @@ import { decodeInternalRequest } from '../../src/proto/internal.js';
 import { decodeKeyValue } from '../../src/proto/kv.js';
 import { silentLogger, newLogger } from '../../src/log.js';
 import { tempDir } from '../helpers/cleanup.js';
-import { rng } from '../helpers/rng.js';
+import { rng } from '../../tools/lib/rng.js';
 
 const SEED = Number(process.env.TETCD_READY_SEED ?? 20261207);
 

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { startTetcd } from '../helpers/member.js';
-import { nativeAddonPath } from '../../src/wal/native.js';
+import { nativeAddonPath } from '../../src/native/addon.js';
 import { V8_WORKERS_LOW_NICE } from '../../src/v8_workers.js';
 
 const SCHED_IDLE = 5;

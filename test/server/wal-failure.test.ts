@@ -24,7 +24,7 @@ const REFUSALS_WANTED = 16;
 /** gRPC status Unknown: what etcd answers for an internal error with its own text. */
 const GRPC_UNKNOWN = 2;
 
-function valueOf(key: string): Buffer {
+function valueFor(key: string): Buffer {
   return Buffer.from(`${key}:`.padEnd(1000, key.slice(-1)));
 }
 
@@ -41,11 +41,11 @@ onTmpfs('a WAL that hits ENOSPC: puts refused with an etcdserver error, none ack
       extraArgs: ['--wal-dir', join(mnt, 'wal'), '--wal-segment-bytes', String(SEGMENT_BYTES)],
     });
     kv = new KvClient(m.endpoint);
-    await kv.put(Buffer.from('k/first'), valueOf('k/first'), PUT_TIMEOUT_MS);
+    await kv.put(Buffer.from('k/first'), valueFor('k/first'), PUT_TIMEOUT_MS);
     // The open segment is preallocated, so writes go on into it; the next one has no room.
     const filler = fillDisk(mnt);
 
-    const acked = new Map<string, Buffer>([['k/first', valueOf('k/first')]]);
+    const acked = new Map<string, Buffer>([['k/first', valueFor('k/first')]]);
     const refusals: Array<{ key: string; err: unknown; ms: number }> = [];
     const ackedAfterRefusal: string[] = [];
     let puts = 0;
@@ -56,8 +56,8 @@ onTmpfs('a WAL that hits ENOSPC: puts refused with an etcdserver error, none ack
         const startedAfterRefusal = refusals.length > 0;
         const t0 = Date.now();
         try {
-          await kv!.put(Buffer.from(key), valueOf(key), PUT_TIMEOUT_MS);
-          acked.set(key, valueOf(key));
+          await kv!.put(Buffer.from(key), valueFor(key), PUT_TIMEOUT_MS);
+          acked.set(key, valueFor(key));
           if (startedAfterRefusal) ackedAfterRefusal.push(key);
         } catch (err) {
           refusals.push({ key, err, ms: Date.now() - t0 });
@@ -86,7 +86,7 @@ onTmpfs('a WAL that hits ENOSPC: puts refused with an etcdserver error, none ack
     assert.is.not(linearizable.code, 0, 'a linearizable read was served by a member whose WAL failed');
     assert.match(linearizable.stderr, /etcdserver: wal:/);
     const serializable = await etcdctl(m.endpoint, ['get', 'k/first', '--print-value-only', '--consistency=s']);
-    assert.is(serializable.stdout.trim(), valueOf('k/first').toString());
+    assert.is(serializable.stdout.trim(), valueFor('k/first').toString());
     assert.is((await httpGet(`${m.clientUrl}/health`, 5_000)).text, '{"health":"false"}');
 
     // It stops cleanly on SIGTERM (the failed WAL closes), and comes back whole once there is room.
@@ -104,7 +104,7 @@ onTmpfs('a WAL that hits ENOSPC: puts refused with an etcdserver error, none ack
       if (got.kvs.length !== 1 || !got.kvs[0]!.value.equals(value)) lost.push(key);
     }
     assert.equal(lost, [], `acknowledged puts missing after the restart (of ${acked.size})`);
-    await kv.put(Buffer.from('k/after'), valueOf('k/after'), PUT_TIMEOUT_MS);
+    await kv.put(Buffer.from('k/after'), valueFor('k/after'), PUT_TIMEOUT_MS);
   } finally {
     kv?.close();
     await m?.stop();

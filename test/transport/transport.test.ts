@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import net from 'node:net';
 import { Transport } from '../../src/transport/transport.js';
 import { PEER_MAGIC } from '../../src/transport/frame.js';
-import { freePort } from '../helpers/ports.js';
+import { freePort } from '../../tools/lib/ports.js';
 
 interface Node { t: Transport; got: Array<[bigint, string]>; unreachable: bigint[]; url: string }
 

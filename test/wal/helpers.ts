@@ -21,7 +21,7 @@ export function makeEntry(index: number, term: number, bytes = 40): WalEntry {
 }
 
 /** Deterministic PRNG (mulberry32) so a failing run can be replayed from its seed. */
-export { rng } from '../helpers/rng.js';
+export { rng } from '../../tools/lib/rng.js';
 
 /** What a sequence of saves must recover to: Raft's overwrite rule applied in call order. */
 export class LogModel {

@@ -2,6 +2,8 @@
 // frames responses, sends the status in trailers, and turns RST_STREAM/deadline/shutdown into cancellation.
 // The call object doubles as the response stream handed to streaming handlers, so a call allocates one
 // object; stream events reach it through shared listener functions (no closures per call).
+// The handler contracts (descriptors, handler types, the response stream, a registered method) live here, not in
+// server.ts: a call and its handlers name each other, and server.ts imports this file (it re-exports them).
 import { constants as h2, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket, PeerCertificate } from 'node:tls';
@@ -9,8 +11,8 @@ import { gunzipSync } from 'node:zlib';
 import { EtcdError, GrpcCode, toEtcdError } from '../../errors.js';
 import { ProtoWriter } from '../../proto/wire.js';
 import { Metadata } from './metadata.js';
-import { FRAME_HEADER_BYTES, encodeGrpcMessage, frameMessage } from './protocol.js';
-import type { BidiStream, MethodEntry, ResolvedServerOptions, ServerWriter, SessionState } from './server.js';
+import type { ResolvedServerOptions } from './options.js';
+import { FRAME_HEADER_BYTES, encodeGrpcMessage, frameMessage, type GrpcMethodType } from './protocol.js';
 
 /** What the server provides to its calls. */
 export interface CallHost {
@@ -35,6 +37,7 @@ export interface GrpcSession {
   goaway(code?: number, lastStreamID?: number, opaqueData?: ArrayBufferView): void;
   ping(callback: (err: Error | null, duration: number, payload: Buffer) => void): boolean;
   setLocalWindowSize(windowSize: number): void;
+  // biome-ignore lint/suspicious/noExplicitAny: node:events' listener type, so that node:http2's sessions and streams fit
   on(event: string, listener: (...args: any[]) => void): unknown;
 }
 
@@ -55,8 +58,114 @@ export interface GrpcStream {
   destroy(): void;
   pause(): void;
   resume(): void;
+  // biome-ignore lint/suspicious/noExplicitAny: node:events' listener type, so that node:http2's sessions and streams fit
   on(event: string, listener: (...args: any[]) => void): unknown;
+  // biome-ignore lint/suspicious/noExplicitAny: node:events' listener type, so that node:http2's sessions and streams fit
   off(event: string, listener: (...args: any[]) => void): unknown;
+}
+
+/**
+ * The part of a generated method descriptor the server uses (src/proto/rpc.ts emits these):
+ *
+ *   server.unary(KV.methods.Range, (req, call) => ({ header, kvs, count: kvs.length }));
+ */
+export interface MethodDescriptor<Req, ResInit> {
+  /** `/package.Service/Method` */
+  readonly path: string;
+  readonly requestStream: boolean;
+  readonly responseStream: boolean;
+  /** Decodes one request message; throws (ProtoDecodeError) on malformed input. */
+  decodeRequest(buf: Uint8Array): Req;
+  /** Encodes one response message. */
+  encodeResponse(m: ResInit): Uint8Array;
+  /** Optional pair that lets the server write the message straight into its frame buffer (no copy). */
+  sizeResponse?(m: ResInit): number;
+  writeResponse?(m: ResInit, w: ProtoWriter): void;
+}
+
+/**
+ * A unary handler: the response, or a promise of it; a thrown EtcdError becomes the status. DEFERRED means
+ * the handler answers later itself (`call.respondFramed()` / `call.fail()`).
+ */
+export type UnaryHandler<Req, ResInit> = (req: Req, call: ServerCall) => ResInit | Promise<ResInit> | Deferred;
+
+/** The response side of a streaming call. */
+export interface ServerWriter<ResInit> {
+  /** Sends a message; false means "wait for drained()" (or the call is over). */
+  write(m: ResInit): boolean;
+  /** Resolves when the send queue is below its soft limit again, or the call is over. */
+  drained(): Promise<void>;
+  /** Ends the call with OK, or with the status of `err`. */
+  end(err?: unknown): void;
+  /** True once nothing more can be sent. */
+  readonly done: boolean;
+}
+
+/** A bidirectional stream: set `onMessage`/`onHalfClose` (synchronously, or messages queue up). */
+export interface BidiStream<Req, ResInit> extends ServerWriter<ResInit> {
+  onMessage: ((m: Req) => void) | undefined;
+  onHalfClose: (() => void) | undefined;
+  /** Stops reading requests until resume(); HTTP/2 flow control pushes back on the client. */
+  pause(): void;
+  resume(): void;
+}
+
+/**
+ * A server-streaming handler. If it returns a promise, the call ends when the promise settles
+ * (OK, or the rejection's status); otherwise it must call `stream.end()` itself.
+ */
+export type ServerStreamHandler<Req, ResInit> = (req: Req, stream: ServerWriter<ResInit>, call: ServerCall) => void | Promise<void>;
+
+/** A bidi handler, started when the call's headers arrive; same ending rule as ServerStreamHandler. */
+export type BidiHandler<Req, ResInit> = (stream: BidiStream<Req, ResInit>, call: ServerCall) => void | Promise<void>;
+
+/** Counters of one method, in go-grpc-prometheus's terms; read by the metrics module. */
+export interface GrpcMethodStats {
+  readonly service: string;
+  readonly method: string;
+  readonly type: GrpcMethodType;
+  /** grpc_server_started_total */
+  started: number;
+  /** grpc_server_handled_total by status code (index = code). */
+  readonly handled: number[];
+  /** grpc_server_msg_received_total */
+  msgReceived: number;
+  /** grpc_server_msg_sent_total */
+  msgSent: number;
+}
+
+/** @internal A registered method. */
+export interface MethodEntry {
+  readonly desc: MethodDescriptor<unknown, unknown>;
+  readonly kind: HandlerKind;
+  readonly unary: UnaryHandler<unknown, unknown> | undefined;
+  readonly serverStream: ServerStreamHandler<unknown, unknown> | undefined;
+  readonly bidi: BidiHandler<unknown, unknown> | undefined;
+  readonly stats: GrpcMethodStats;
+}
+
+/** @internal Per-connection state. */
+export interface SessionState {
+  readonly session: GrpcSession;
+  activeCalls: number;
+  /** Bumped on every stream and DATA chunk; keepalive pings only connections where it stood still. */
+  activity: number;
+  activitySeen: number;
+  /** Set when we send headers or data: the next client ping is not a strike (grpc-go's rule). */
+  resetPingStrikes: boolean;
+  pingStrikes: number;
+  /** The socket's bytesWritten when the client last pinged. */
+  bytesWrittenAtLastPing: number;
+  lastPingAtMs: number;
+  /** Highest stream id the client opened (the last-stream-id of a GOAWAY we send). */
+  lastStreamId: number;
+  /** GOAWAY(ENHANCE_YOUR_CALM) went out; the connection is being dropped. */
+  calmed: boolean;
+  /** The client's address and port, kept because the socket is unreachable once the session ends. */
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  keepaliveTimer: NodeJS.Timeout | undefined;
+  pingTimeoutTimer: NodeJS.Timeout | undefined;
 }
 
 const kCall = Symbol('tetcd.grpcCall');

@@ -1,6 +1,6 @@
 // The gRPC-over-HTTP/2 wire conventions the server needs, as pure functions and constants:
 // message framing, `grpc-timeout`, `grpc-message` percent-encoding, content-type rules, code names.
-import { GrpcCode } from '../../errors.js';
+import type { GrpcCode } from '../../errors.js';
 
 /** Bytes of the length prefix in front of every gRPC message: 1 flag byte + 4 length bytes (big-endian). */
 export const FRAME_HEADER_BYTES = 5;

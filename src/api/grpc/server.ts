@@ -7,123 +7,19 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { H2Session, type H2SessionOptions } from '../h2/session.js';
 import { GrpcCode } from '../../errors.js';
-import type { ProtoWriter } from '../../proto/wire.js';
-import { HandlerKind, ServerCall, respondTrailersOnly, type CallHost, type Deferred, type GrpcSession, type GrpcStream } from './call.js';
-import { GRPC_CODE_COUNT, isGrpcContentType, methodType, parseGrpcTimeoutMs, type GrpcMethodType } from './protocol.js';
+import {
+  HandlerKind, ServerCall, respondTrailersOnly, type BidiHandler, type CallHost, type GrpcMethodStats, type GrpcSession, type GrpcStream,
+  type MethodDescriptor, type MethodEntry, type ServerStreamHandler, type SessionState, type UnaryHandler,
+} from './call.js';
+import { GRPC_ENGINES, type GrpcEngine, type GrpcServerOptions, type ResolvedServerOptions } from './options.js';
+import { GRPC_CODE_COUNT, isGrpcContentType, methodType, parseGrpcTimeoutMs } from './protocol.js';
 
 export { ServerCall, DEFERRED, type Deferred } from './call.js';
+export type {
+  BidiHandler, BidiStream, GrpcMethodStats, MethodDescriptor, ServerStreamHandler, ServerWriter, UnaryHandler,
+} from './call.js';
+export { GRPC_ENGINES, type GrpcEngine, type GrpcServerOptions, type ResolvedServerOptions } from './options.js';
 export type { Metadata } from './metadata.js';
-
-/**
- * The part of a generated method descriptor the server uses (src/proto/rpc.ts emits these):
- *
- *   server.unary(KV.methods.Range, (req, call) => ({ header, kvs, count: kvs.length }));
- */
-export interface MethodDescriptor<Req, ResInit> {
-  /** `/package.Service/Method` */
-  readonly path: string;
-  readonly requestStream: boolean;
-  readonly responseStream: boolean;
-  /** Decodes one request message; throws (ProtoDecodeError) on malformed input. */
-  decodeRequest(buf: Uint8Array): Req;
-  /** Encodes one response message. */
-  encodeResponse(m: ResInit): Uint8Array;
-  /** Optional pair that lets the server write the message straight into its frame buffer (no copy). */
-  sizeResponse?(m: ResInit): number;
-  writeResponse?(m: ResInit, w: ProtoWriter): void;
-}
-
-/**
- * A unary handler: the response, or a promise of it; a thrown EtcdError becomes the status. DEFERRED means
- * the handler answers later itself (`call.respondFramed()` / `call.fail()`).
- */
-export type UnaryHandler<Req, ResInit> = (req: Req, call: ServerCall) => ResInit | Promise<ResInit> | Deferred;
-
-/** The response side of a streaming call. */
-export interface ServerWriter<ResInit> {
-  /** Sends a message; false means "wait for drained()" (or the call is over). */
-  write(m: ResInit): boolean;
-  /** Resolves when the send queue is below its soft limit again, or the call is over. */
-  drained(): Promise<void>;
-  /** Ends the call with OK, or with the status of `err`. */
-  end(err?: unknown): void;
-  /** True once nothing more can be sent. */
-  readonly done: boolean;
-}
-
-/** A bidirectional stream: set `onMessage`/`onHalfClose` (synchronously, or messages queue up). */
-export interface BidiStream<Req, ResInit> extends ServerWriter<ResInit> {
-  onMessage: ((m: Req) => void) | undefined;
-  onHalfClose: (() => void) | undefined;
-  /** Stops reading requests until resume(); HTTP/2 flow control pushes back on the client. */
-  pause(): void;
-  resume(): void;
-}
-
-/**
- * A server-streaming handler. If it returns a promise, the call ends when the promise settles
- * (OK, or the rejection's status); otherwise it must call `stream.end()` itself.
- */
-export type ServerStreamHandler<Req, ResInit> = (req: Req, stream: ServerWriter<ResInit>, call: ServerCall) => void | Promise<void>;
-
-/** A bidi handler, started when the call's headers arrive; same ending rule as ServerStreamHandler. */
-export type BidiHandler<Req, ResInit> = (stream: BidiStream<Req, ResInit>, call: ServerCall) => void | Promise<void>;
-
-/** Counters of one method, in go-grpc-prometheus's terms; read by the metrics module. */
-export interface GrpcMethodStats {
-  readonly service: string;
-  readonly method: string;
-  readonly type: GrpcMethodType;
-  /** grpc_server_started_total */
-  started: number;
-  /** grpc_server_handled_total by status code (index = code). */
-  readonly handled: number[];
-  /** grpc_server_msg_received_total */
-  msgReceived: number;
-  /** grpc_server_msg_sent_total */
-  msgSent: number;
-}
-
-/** Options; defaults are etcd 3.4's. */
-export interface GrpcServerOptions {
-  /** Largest request message; etcd: --max-request-bytes + 512 KiB. Default 2 MiB. */
-  maxRecvMessageBytes?: number;
-  /** Largest response message; etcd: MaxInt32. */
-  maxSendMessageBytes?: number;
-  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; etcd --max-concurrent-streams, default 2^32-1. */
-  maxConcurrentStreams?: number;
-  /** Ping a connection idle this long (etcd --grpc-keepalive-interval, 2 h); 0 = never. */
-  keepaliveIntervalMs?: number;
-  /** Close a connection whose keepalive ping is not answered within this (etcd --grpc-keepalive-timeout, 20 s). */
-  keepaliveTimeoutMs?: number;
-  /** Clients may ping at most this often (etcd --grpc-keepalive-min-time, 5 s); 0 = no policing. */
-  keepaliveMinTimeMs?: number;
-  /** Streaming write() returns false above this many queued bytes. Default 1 MiB. */
-  sendQueueBytesHigh?: number;
-  /** A streaming call whose queue passes this is cancelled (RESOURCE_EXHAUSTED). Default 64 MiB. */
-  sendQueueBytesMax?: number;
-  /** Bidi messages queued before the handler set onMessage; beyond it the stream is paused. Default 64. */
-  inboundQueueMessagesMax?: number;
-  /** Per-stream receive window (SETTINGS_INITIAL_WINDOW_SIZE). Default 1 MiB. */
-  streamWindowBytes?: number;
-  /** Per-connection receive window. Default 16 MiB. */
-  connectionWindowBytes?: number;
-  /** Node's cap on one session's buffered memory (maxSessionMemory). Default 128 MiB. */
-  sessionMemoryMaxMb?: number;
-  /**
-   * Who speaks HTTP/2: 'node' (node:http2, nghttp2) or 'raw' (api/h2: frames parsed and written on the
-   * socket by tetcd itself, one object per stream). Default 'raw': it measured 2× node:http2's put rate
-   * (bench/RESULTS.md, "The raw HTTP/2 engine").
-   */
-  engine?: GrpcEngine;
-}
-
-/** HTTP/2 implementations the server can run on. */
-export type GrpcEngine = 'node' | 'raw';
-export const GRPC_ENGINES: readonly GrpcEngine[] = ['node', 'raw'];
-
-/** Options after defaults. */
-export type ResolvedServerOptions = Readonly<Required<GrpcServerOptions>>;
 
 const MAX_UINT32 = 4294967295;
 /** Node's default writable high-water mark of an HTTP/2 stream. */
@@ -147,40 +43,6 @@ const defaults: ResolvedServerOptions = {
   sessionMemoryMaxMb: 128,
   engine: 'raw',
 };
-
-/** @internal A registered method. */
-export interface MethodEntry {
-  readonly desc: MethodDescriptor<unknown, unknown>;
-  readonly kind: HandlerKind;
-  readonly unary: UnaryHandler<unknown, unknown> | undefined;
-  readonly serverStream: ServerStreamHandler<unknown, unknown> | undefined;
-  readonly bidi: BidiHandler<unknown, unknown> | undefined;
-  readonly stats: GrpcMethodStats;
-}
-
-/** @internal Per-connection state. */
-export interface SessionState {
-  readonly session: GrpcSession;
-  activeCalls: number;
-  /** Bumped on every stream and DATA chunk; keepalive pings only connections where it stood still. */
-  activity: number;
-  activitySeen: number;
-  /** Set when we send headers or data: the next client ping is not a strike (grpc-go's rule). */
-  resetPingStrikes: boolean;
-  pingStrikes: number;
-  /** The socket's bytesWritten when the client last pinged. */
-  bytesWrittenAtLastPing: number;
-  lastPingAtMs: number;
-  /** Highest stream id the client opened (the last-stream-id of a GOAWAY we send). */
-  lastStreamId: number;
-  /** GOAWAY(ENHANCE_YOUR_CALM) went out; the connection is being dropped. */
-  calmed: boolean;
-  /** The client's address and port, kept because the socket is unreachable once the session ends. */
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  keepaliveTimer: NodeJS.Timeout | undefined;
-  pingTimeoutTimer: NodeJS.Timeout | undefined;
-}
 
 const kSession = Symbol('tetcd.grpcSession');
 type StatefulSession = GrpcSession & { [kSession]?: SessionState };

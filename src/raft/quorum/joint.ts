@@ -36,7 +36,7 @@ export class JointConfig {
   committedIndex(l: AckedIndexer): number {
     const a = this.incoming.committedIndex(l);
     const b = this.outgoing.committedIndex(l);
-    return a < b ? a : b;
+    return Math.min(a, b);
   }
 
   /** Won only if both halves won; lost if either lost; else pending. */

@@ -55,13 +55,11 @@ export class MajorityConfig {
   voteResult(votes: Map<NodeId, boolean>): VoteResult {
     if (this.ids.size === 0) return VoteResult.Won;
     let yes = 0;
-    let no = 0;
     let missing = 0;
     for (const id of this.ids) {
       const v = votes.get(id);
       if (v === undefined) missing++;
       else if (v) yes++;
-      else no++;
     }
     const q = Math.floor(this.ids.size / 2) + 1;
     if (yes >= q) return VoteResult.Won;

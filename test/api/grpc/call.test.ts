@@ -37,7 +37,7 @@ function register(s: GrpcServer): void {
     probe.done = true;
   });
   // Misbehaving: ignores backpressure entirely.
-  s.serverStream({ ...EchoService.Stream, path: '/test.Echo/Flood' }, (req, stream, call) => {
+  s.serverStream({ ...EchoService.Stream, path: '/test.Echo/Flood' }, (_req, stream, call) => {
     const payload = Buffer.alloc(MSG_BYTES, 2);
     call.signal.addEventListener('abort', () => { probe.abortReason = call.signal.reason; });
     const pump = (): void => {

@@ -46,7 +46,7 @@ import {
   EchoService, callUnary, connectRaw, decodeEcho, encodeEcho, frame, grpc, grpcClient, rawRequest, sleep, startServer, unframe,
   type Running,
 } from '../helpers.js';
-import { rng } from '../../helpers/rng.js';
+import { rng } from '../../../tools/lib/rng.js';
 
 // ---- knobs ----
 

@@ -1,7 +1,7 @@
 // GrpcServer.shutdown: graceful (GOAWAY, unary calls finish, streams get UNAVAILABLE, bounded wait) and immediate.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { EtcdError, GrpcCode } from '../../../src/errors.js';
+import { type EtcdError, GrpcCode } from '../../../src/errors.js';
 import type { GrpcServer } from '../../../src/api/grpc/server.js';
 import {
   EchoService, callBidi, callUnary, connectRaw, grpcClient, sleep, startServer, statusOf, type Echo,

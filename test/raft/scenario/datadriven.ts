@@ -56,7 +56,7 @@ export function parseFile(text: string): { cases: TestCase[]; trailer: string[] 
     while (i < lines.length && lines[i] !== '----') input.push(lines[i++]);
     if (i >= lines.length) throw new Error(`line ${line}: command without "----"`);
     i++; // ----
-    let expected: string[] = [];
+    const expected: string[] = [];
     if (i < lines.length && lines[i] === '----') {
       // Fenced output: until "----\n----".
       i++;

@@ -21,7 +21,7 @@ import {
   type HardState,
   type Message,
   MessageType,
-  ReadOnlyOption,
+  type ReadOnlyOption,
   type Snapshot,
   SnapshotStatus,
   StateType,
@@ -537,7 +537,7 @@ export class Simulation {
     // Like etcd's server: a member that applied its own removal shuts down (unless it was re-added since,
     // which a restarted member replaying its log can see).
     const latest = this.latestChange.get(m.id);
-    if (latest !== undefined && latest.removed && latest.index <= m.sm.index) {
+    if (latest?.removed && latest.index <= m.sm.index) {
       m.removed = true;
       this.crash(m, 'removed from the cluster');
     }

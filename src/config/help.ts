@@ -1,7 +1,7 @@
 // `tetcd --help`: etcd's usage block and flag list (same groups, order, defaults and wording), generated
 // from the flag table, with unimplemented flags marked and tetcd's own flags in a group of their own.
-import { FLAGS, type FlagGroup, type FlagSpec } from '../config/flags.js';
-import { IMPLEMENTED } from '../config/implemented.js';
+import { FLAGS, type FlagGroup, type FlagSpec } from './flags.js';
+import { IMPLEMENTED } from './implemented.js';
 
 /** The usage block (etcd prints it on stderr for --help and after a flag error). */
 export function usageText(): string {

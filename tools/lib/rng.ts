@@ -1,4 +1,4 @@
-// A small seeded PRNG (mulberry32) for tests, so a failing run replays from its seed.
+// A small seeded PRNG (mulberry32) for tests and the bench, so a failing run replays from its seed.
 
 /** Numbers in [0, 1) from `seed`, the same sequence every time. */
 export function rng(seed: number): () => number {

@@ -1,4 +1,4 @@
-// Free loopback ports for tests: a random port in 20000-60000 that binds on 127.0.0.1 right now, never
+// Free loopback ports for tests and the bench: a random port in 20000-60000 that binds on 127.0.0.1 right now, never
 // handed out twice by this process (two members started back to back must not collide).
 import net from 'node:net';
 
