@@ -1,6 +1,6 @@
 // Import rules of tetcd (DESIGN.md §3, "Dependencies point downward only"), checked by dependency-cruiser:
-//   cli → {client_procs, api} → server → {raft, mvcc, lease, auth, watch, wal, transport} → base
-// where base is errors, log, metrics, assert, v8_workers and native/ (the addon loader). proto/ is a leaf
+//   cli → {client_procs, api} → server → {raft, mvcc, lease, auth, watch, events, wal, transport} → base
+// where base is errors, log, metrics, assert, scheduler, v8_workers and native/ (the addon loader). proto/ is a leaf
 // any layer may import; config/ stands beside the member and imports only base and proto.
 // test/tools/import-rules.test.ts runs this over src, bench, tools and test (zero violations; test is held to
 // the general rules: no cycles, every import resolves) and over a fixture that breaks the rules (so they cannot
@@ -11,8 +11,8 @@ const CLIENT_PROCS = 'src/(client_procs|workers)/';
 const CLI = '^src/cli/';
 const FRONT = `^(${CLIENT_PROCS}|src/api/)`;
 const SERVER = '^src/server/';
-const CORE = '^src/(raft|mvcc|lease|auth|watch|wal|transport)/';
-const BASE = '^(src/(errors|log|metrics|assert|v8_workers)[.]ts$|src/native/)';
+const CORE = '^src/(raft|mvcc|lease|auth|watch|events|wal|transport)/';
+const BASE = '^(src/(errors|log|metrics|assert|scheduler|v8_workers)[.]ts$|src/native/)';
 const PROTO = '^src/proto/';
 const CONFIG = '^src/config/';
 

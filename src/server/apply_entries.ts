@@ -7,7 +7,7 @@ import { AlarmRequest_AlarmAction } from '../proto/rpc.js';
 import { assert } from '../assert.js';
 import { parseMemberRecord, type Membership } from './membership.js';
 import type { Applier, ApplyResult } from './apply.js';
-import type { ApplyEventHub } from './apply_events.js';
+import type { ApplyEventHub } from '../events/apply_events.js';
 import type { MemberBackend } from './backend.js';
 import type { MemberPeers } from './ports.js';
 

@@ -6,7 +6,7 @@ import type {
   RangeRequest, RangeResponseInit, TxnRequest, TxnResponseInit, ResponseHeaderInit, Member, AlarmMember,
 } from '../proto/rpc.js';
 import type { ApplyResult } from './apply.js';
-import type { ApplySubscriber, ApplySubscription } from './apply_events.js';
+import type { ApplySubscriber, ApplySubscription } from '../events/apply_events.js';
 import type { WatchSink, WatchStream } from '../watch/index.js';
 
 /** The request limits etcd checks before a request reaches Raft (from the member's flags). */

@@ -19,7 +19,7 @@ import { Membership } from './membership.js';
 import { Applier, type ApplyResult } from './apply.js';
 import { BackendQuota } from './quota.js';
 import { PeriodicCompactor, RevisionCompactor, type Compactor, type CompactorHost } from './compactor.js';
-import { ApplyEventHub, type ApplySubscriber, type ApplySubscription } from './apply_events.js';
+import { ApplyEventHub, type ApplySubscriber, type ApplySubscription } from '../events/apply_events.js';
 import { MemberBackend } from './backend.js';
 import { Snapshots } from './snapshots.js';
 import { Proposals, WAITERS_MAX, PROPOSAL_BATCH_COUNT_MAX_DEFAULT } from './proposals.js';

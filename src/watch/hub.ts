@@ -3,8 +3,8 @@
 // whose stream was congested, or that lived through a snapshot restore is unsynced and catches up from
 // the store's history in bounded passes, then joins the synced group. Nothing here waits on a client.
 import type { MvccEvent } from '../mvcc/index.js';
-import type { ApplyEvent, ApplySubscriber } from '../server/apply_events.js';
-import type { Scheduler } from '../server/ports.js';
+import type { ApplyEvent, ApplySubscriber } from '../events/apply_events.js';
+import type { Scheduler } from '../scheduler.js';
 import { decodeKeyValue } from '../proto/kv.js';
 import { assert } from '../assert.js';
 import { WatcherGroup } from './watcher_group.js';

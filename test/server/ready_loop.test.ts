@@ -9,7 +9,7 @@ import path from 'node:path';
 import { EtcdServer } from '../../src/server/server.js';
 import { newClusterState, newRaftNode } from '../../src/server/bootstrap.js';
 import { MemberBackend } from '../../src/server/backend.js';
-import { BoundedApplyQueue, type ApplyEvent, type ApplySubscriber } from '../../src/server/apply_events.js';
+import { BoundedApplyQueue, type ApplyEvent, type ApplySubscriber } from '../../src/events/apply_events.js';
 import type { MemberLog, MemberPeers, Scheduler } from '../../src/server/ports.js';
 import type { ServerConfig } from '../../src/server/config.js';
 import { Mvcc } from '../../src/mvcc/index.js';

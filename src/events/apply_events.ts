@@ -1,4 +1,4 @@
-// Apply events: what every applied entry changed, published in apply order to the member's subscribers
+// Apply events: what every applied entry changed (published by the member's applier, src/server), published in apply order to the member's subscribers
 // (watch, the lessor, the auth cache). Delivery is synchronous, on the apply path, and bounded: a
 // subscriber takes an event or says it cannot (its own buffer is full); then it is behind, gets no more
 // events, is told so once, and resumes when it has caught up from the store. Apply never waits.
