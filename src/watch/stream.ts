@@ -133,7 +133,7 @@ export class WatchStream implements WatcherOwner {
   sendEvents(w: Watcher, events: readonly MvccEvent[], rev: number): boolean {
     if (this.closed || w.canceled) return true;
     if (this.congested) return false;
-    const evs: EventInit[] = events.map(toEventInit);
+    const evs: EventInit[] = w.prevKv ? events.map(withPrev) : events.map(withoutPrev);
     const res: WatchResponseInit = { header: this.o.header(rev), watch_id: w.id, events: evs };
     if (w.fragment && evs.length > 1 && sizeWatchResponse(res) >= this.o.fragmentBytes) this.sendFragments(res, evs);
     else this.send(res);
@@ -178,6 +178,11 @@ export class WatchStream implements WatcherOwner {
   }
 }
 
-function toEventInit(ev: MvccEvent): EventInit {
+// Live events carry prevKv whenever any watcher of the member asked for it; only those watchers get it.
+function withPrev(ev: MvccEvent): EventInit {
   return ev.prevKv === undefined ? { type: ev.type, kv: ev.kv } : { type: ev.type, kv: ev.kv, prev_kv: ev.prevKv };
+}
+
+function withoutPrev(ev: MvccEvent): EventInit {
+  return { type: ev.type, kv: ev.kv };
 }
