@@ -239,10 +239,11 @@ export class WatchHub implements ApplySubscriber {
       if (ev.kv.mod_revision < w.minRev || !w.contains(ev.kv.key) || w.filters(ev)) continue;
       mine.push(w.prevKv ? withPrevKv(store, ev) : ev);
     }
-    if (mine.length > 0 && !w.owner.sendEvents(w, mine, toRev === cur ? cur : toRev)) return;
-    w.minRev = toRev + 1;
-    if (toRev < cur) return;
-    assert(w.minRev === cur + 1, 'a caught-up watcher continues at the next revision');
+    if (mine.length > 0 && !w.owner.sendEvents(w, mine, toRev)) return;
+    // A watcher picked with a later minRev than the pass's window keeps it (never goes back).
+    if (w.minRev <= toRev) w.minRev = toRev + 1;
+    if (w.minRev <= cur) return;
+    assert(toRev === cur || w.minRev > cur, 'a watcher joins the synced group only once it saw every revision');
     this.unsynced.delete(w);
     this.toSynced(w);
   }
