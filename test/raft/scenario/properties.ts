@@ -42,10 +42,10 @@ function viewOf(e: TraceEvent): NodeView | undefined {
   return e.kind === 'ready' || e.kind === 'deliver' || e.kind === 'tick' ? e.after : undefined;
 }
 
-/** Position (in t.events()) of the first event after which `id` is in `state`, at or after `from`. */
-function firstInState(t: Trace, id: NodeId, state: StateType, from = 0): number {
+/** Position (in t.events()) of the first event after which `id` is in `state`; -1 if none. */
+function firstInState(t: Trace, id: NodeId, state: StateType): number {
   const evs = t.events();
-  for (let i = from; i < evs.length; i++) {
+  for (let i = 0; i < evs.length; i++) {
     const v = viewOf(evs[i]);
     if (v !== undefined && v.id === id && v.state === state) return i;
   }
@@ -57,9 +57,9 @@ function eventPos(t: Trace, step: number): number {
   return t.events(0, step).length;
 }
 
-/** Members (the candidate included) whose vote for `candidate` at `term` reached it before event `upTo`. */
-function votesFor(t: Trace, candidate: NodeId, term: number, upTo: number, pre = false): Set<NodeId> {
-  const type = pre ? MessageType.MsgPreVoteResp : MessageType.MsgVoteResp;
+/** Members (the candidate included) whose vote for `candidate` at `term` reached it by event `upTo` (included). */
+function votesFor(t: Trace, candidate: NodeId, term: number, upTo: number): Set<NodeId> {
+  const type = MessageType.MsgVoteResp;
   const got = new Set<NodeId>([candidate]);
   const evs = t.events();
   for (let i = 0; i <= upTo && i < evs.length; i++) {
