@@ -404,7 +404,8 @@ export interface NemesisEvent {
  * Faults, one member at a time (a minority of 3), with the member healthy again before the next:
  * SIGKILL of the leader or of a random member then restart; SIGSTOP of the leader or a random member for a
  * few seconds then SIGCONT; in the long run also longer pauses (a member cut off) and rolling graceful
- * restarts. Runs until `untilMs` (Date.now() scale).
+ * restarts. Actions are dealt from a shuffled deck, so every kind happens once before any repeats (a short
+ * run cannot miss one by chance). Runs until `untilMs` (Date.now() scale).
  */
 export async function runNemesis(c: LocalCluster, untilMs: number, rng: () => number, long: boolean, log: (l: string) => void): Promise<NemesisEvent[]> {
   const events: NemesisEvent[] = [];
@@ -415,13 +416,21 @@ export async function runNemesis(c: LocalCluster, untilMs: number, rng: () => nu
   const actions = long
     ? ['kill-leader', 'kill-random', 'pause-leader', 'pause-random', 'pause-long', 'rolling-restart', 'kill-restart-now']
     : ['kill-leader', 'kill-random', 'pause-leader', 'pause-random'];
+  let deck: string[] = [];
   while (Date.now() < untilMs) {
     await sleep(between(1_000, 3_000));
     if (Date.now() >= untilMs) break;
-    const action = pick(actions);
+    if (deck.length === 0) {
+      deck = [...actions];
+      for (let i = deck.length - 1; i > 0; i--) {
+        const j = Math.floor(rng() * (i + 1));
+        [deck[i], deck[j]] = [deck[j]!, deck[i]!];
+      }
+    }
+    const action = deck.pop()!;
     let target: ClusterMember;
     if (action.endsWith('-leader')) {
-      try { target = await c.leader(5_000); } catch { note('no leader to hit; waiting'); continue; }
+      try { target = await c.leader(5_000); } catch { deck.push(action); note('no leader to hit; waiting'); continue; }
     } else {
       target = pick(c.members);
     }

@@ -1,6 +1,9 @@
 // Runs every scenario in test/raft/testdata/*.txt and compares each command's output with the expected
 // output in the file. TETCD_REWRITE=1 rewrites the files with the actual outputs (read the diff!).
 // TETCD_SCENARIO=name runs only files whose name contains it.
+//
+// A rewritten transcript proves only that nothing changed, so each scenario's property is also checked on
+// the run itself (scenario/properties.ts), in both modes: a rewrite cannot make a broken property pass.
 
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -9,6 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatFile, parseFile } from './scenario/datadriven.js';
 import { Env } from './scenario/env.js';
+import { PROPERTIES, checkGeneral } from './scenario/properties.js';
 
 /** The source testdata directory (the compiled test lives elsewhere; walk up to the checkout). */
 function testdataDir(): string {
@@ -33,6 +37,12 @@ test('there are scenario files', () => {
   assert.ok(files.length > 0, `no .txt files in ${dir}`);
 });
 
+test('every scenario file states its property', () => {
+  const all = readdirSync(dir).filter((f) => f.endsWith('.txt')).sort();
+  assert.equal(all.filter((f) => PROPERTIES[f] === undefined), [], 'scenarios without an entry in scenario/properties.ts');
+  assert.equal(Object.keys(PROPERTIES).filter((f) => !all.includes(f)).sort(), [], 'properties of scenarios that do not exist');
+});
+
 for (const f of files) {
   test(`scenario ${f}`, () => {
     const path = join(dir, f);
@@ -47,6 +57,8 @@ for (const f of files) {
       }
     }
     if (rewrite) writeFileSync(path, formatFile(cases, outputs, trailer));
+    checkGeneral(env.trace);
+    PROPERTIES[f]?.(env.trace);
   });
 }
 

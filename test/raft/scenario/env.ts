@@ -26,6 +26,7 @@ import {
   emptyConfState,
 } from '../../../src/raft/types.js';
 import type { CmdArg, TestCase } from './datadriven.js';
+import { type NodeView, Trace } from './trace.js';
 
 const levels = ['DEBUG', 'INFO', 'WARN', 'ERROR', 'NONE'] as const;
 
@@ -66,12 +67,17 @@ interface NodeOptions {
 
 const te = new TextEncoder();
 
+/** Every member's election timeout, in ticks (a heartbeat is one tick). */
+export const ELECTION_TICK = 10;
+
 /** Runs scenario commands against an in-process cluster and returns their output. */
 export class Env {
   private nodes: EnvNode[] = [];
   private messages: Message[] = [];
   private readonly isolated = new Set<bigint>();
   private out: string[] = [];
+  /** The run as data, for property checks that do not read the transcript. */
+  readonly trace = new Trace();
   /** Index into levels; DEBUG by default, NONE silences everything but errors. */
   private level = 0;
   private readonly logger: RaftLogger = {
@@ -92,12 +98,16 @@ export class Env {
   /** Runs one command; returns its output ("ok" when silent). */
   handle(c: TestCase): string {
     this.out = [];
+    this.trace.begin(c);
     try {
       this.dispatch(c);
     } catch (e) {
       if (!(e instanceof RaftError) && !(e instanceof EnvError)) throw e;
+      this.trace.record({ kind: 'error', name: e.constructor.name, message: e.message });
       this.write(`error: ${e.constructor.name}: ${e.message}`);
     }
+    const step = this.trace.steps[this.trace.steps.length - 1];
+    for (const n of this.nodes) step.after.set(n.id, this.view(n));
     if (this.level === levels.length - 1) {
       const errs = this.out.filter((l) => l.startsWith('error: '));
       return errs.length > 0 ? errs.join('\n') : 'ok (quiet)';
@@ -129,19 +139,19 @@ export class Env {
         return this.stabilize(ids(c).map((id) => this.byId(id)));
       case 'tick-heartbeat': {
         const n = this.node(c);
-        for (let i = 0; i < n.opts.heartbeatTick; i++) n.rn.tick();
+        for (let i = 0; i < n.opts.heartbeatTick; i++) this.tick(n);
         return;
       }
       case 'tick-election': {
         // Twice the election tick always passes the randomized timeout.
         const n = this.node(c);
-        for (let i = 0; i < 2 * n.opts.electionTick; i++) n.rn.tick();
+        for (let i = 0; i < 2 * n.opts.electionTick; i++) this.tick(n);
         return;
       }
       case 'tick': {
         const n = this.node(c);
         const times = Number(c.args[1]?.key ?? '1');
-        for (let i = 0; i < times; i++) n.rn.tick();
+        for (let i = 0; i < times; i++) this.tick(n);
         return;
       }
       case 'raft-state':
@@ -190,7 +200,7 @@ export class Env {
       maxInflight: 256,
       maxSizePerMsg: Number.MAX_SAFE_INTEGER,
       readOnly: ReadOnlyOption.Safe,
-      electionTick: 10,
+      electionTick: ELECTION_TICK,
       heartbeatTick: 1,
       maxUncommitted: 0,
     };
@@ -322,11 +332,15 @@ export class Env {
       data.set(update, prev.data.length);
       node.history.push({ index: e.index, term: e.term, confState: cs, data });
     }
+    const sent: Array<{ msg: Message; lost: boolean }> = [];
     for (const m of rd.messages) {
-      if (this.isolated.has(m.from) || this.isolated.has(m.to)) continue;
-      this.messages.push(decodeMessage(encodeMessage(m)));
+      const lost = this.isolated.has(m.from) || this.isolated.has(m.to);
+      sent.push({ msg: decodeMessage(encodeMessage(m)), lost });
+      if (!lost) this.messages.push(decodeMessage(encodeMessage(m)));
     }
     node.rn.advance(rd);
+    this.trace.record({ kind: 'ready', node: node.id, ready: rd, after: this.view(node) });
+    for (const x of sent) this.trace.record({ kind: 'send', ...x });
     if (indent) for (let i = before; i < this.out.length; i++) this.out[i] = '  ' + this.out[i];
   }
 
@@ -349,16 +363,20 @@ export class Env {
     const pad = indent ? '  ' : '';
     for (const m of mine) {
       this.write(`${pad}${drop ? 'dropped: ' : ''}${describeMessage(m)}`);
-      if (drop) continue;
       const node = this.nodes.find((x) => x.id === to);
-      if (node === undefined) continue;
+      if (drop || node === undefined) {
+        this.trace.record({ kind: 'deliver', msg: m, dropped: true, after: undefined });
+        continue;
+      }
       const before = this.out.length;
       try {
         node.rn.step(m);
       } catch (e) {
         if (!(e instanceof RaftError)) throw e;
+        this.trace.record({ kind: 'error', name: e.constructor.name, message: e.message });
         this.write(`${e.constructor.name}: ${e.message}`);
       }
+      this.trace.record({ kind: 'deliver', msg: m, dropped: false, after: this.view(node) });
       if (indent) for (let i = before; i < this.out.length; i++) this.out[i] = '  ' + this.out[i];
     }
     return mine.length;
@@ -385,6 +403,32 @@ export class Env {
       }
       if (done) return;
     }
+  }
+
+  private tick(n: EnvNode): void {
+    n.rn.tick();
+    this.trace.record({ kind: 'tick', node: n.id, after: this.view(n) });
+  }
+
+  /** The member as the trace records it. */
+  private view(n: EnvNode): NodeView {
+    const st = n.rn.status();
+    const b = n.rn.logBounds();
+    return {
+      id: n.id,
+      state: st.softState.raft_state,
+      term: st.hardState.term,
+      vote: st.hardState.vote,
+      lead: st.softState.lead,
+      commit: st.hardState.commit,
+      applied: st.applied,
+      firstIndex: b.firstIndex,
+      lastIndex: b.lastIndex,
+      config: cloneConfState(st.config),
+      progress: st.progress,
+      log: n.rn.logEntries(),
+      persisted: { ...n.storage.initialState().hardState },
+    };
   }
 
   private raftState(): void {
