@@ -1,6 +1,6 @@
 // The etcd v3 unary RPCs as transport-agnostic functions: etcd's request checks (`validate`) and the
 // member's answer (`serve`). Registered on the in-process gRPC server (services.ts) and, with
-// --client-workers, split: client processes validate, the member's channel server serves (src/workers).
+// --client-workers, split: client processes validate, the member's channel server serves (src/client_procs).
 import type { MethodDescriptor } from './grpc/server.js';
 import type { ProtoWriter } from '../proto/wire.js';
 import { KV, Maintenance, Cluster } from '../proto/rpc.js';

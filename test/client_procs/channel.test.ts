@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PassThrough } from 'node:stream';
-import { FrameReader, FrameWriter, FrameKind, CALL_HEAD_BYTES, type FrameSink } from '../../src/workers/channel.js';
+import { FrameReader, FrameWriter, FrameKind, CALL_HEAD_BYTES, type FrameSink } from '../../src/client_procs/channel.js';
 
 class Collect implements FrameSink {
   frames: Buffer[] = [];
