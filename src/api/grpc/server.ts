@@ -178,6 +178,8 @@ export interface SessionState {
   /** The client's address and port, kept because the socket is unreachable once the session ends. */
   readonly remoteAddress: string;
   readonly remotePort: number;
+  /** The CN of the verified TLS client certificate: undefined until looked up, null if none. */
+  certCommonName: string | null | undefined;
   keepaliveTimer: NodeJS.Timeout | undefined;
   pingTimeoutTimer: NodeJS.Timeout | undefined;
 }
@@ -389,7 +391,7 @@ export class GrpcServer implements CallHost {
     const s: SessionState = {
       session, activeCalls: 0, activity: 0, activitySeen: 0, resetPingStrikes: false, pingStrikes: 0, bytesWrittenAtLastPing: 0,
       lastPingAtMs: 0, lastStreamId: 0, calmed: false, keepaliveTimer: undefined, pingTimeoutTimer: undefined,
-      remoteAddress: session.socket?.remoteAddress ?? '', remotePort: session.socket?.remotePort ?? 0,
+      remoteAddress: session.socket?.remoteAddress ?? '', remotePort: session.socket?.remotePort ?? 0, certCommonName: undefined,
     };
     (session as StatefulSession)[kSession] = s;
     this.sessions.add(s);
