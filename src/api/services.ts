@@ -3,6 +3,7 @@
 // etcd's v3rpc does, so a bad request never reaches the log. The gRPC call is the RPC's context.
 import type { BidiHandler, GrpcServer, ServerCall, ServerStreamHandler, ServerWriter, UnaryHandler } from './grpc/server.js';
 import type { EtcdServer } from '../server/server.js';
+import { toEtcdError } from '../errors.js';
 import {
   RPCS, rpcLimitsOf, type AnyBidiRpc, type AnyRpc, type AnyServerStreamRpc, type AnyUnaryRpc, type RpcBidiStream, type RpcLimits,
   type RpcStreamWriter,
@@ -42,9 +43,16 @@ class ValidatedBidi implements RpcBidiStream<unknown, unknown> {
 
   constructor(private readonly call: ServerCall, private readonly rpc: AnyBidiRpc, private readonly limits: RpcLimits) {}
 
-  // A message that fails validation throws out of here, and the call ends with its status.
+  // A message that fails validation ends the call with its status; serve did not decide that, so it
+  // hears of it through ctx.onCancel, as with client processes.
   private readonly deliver = (m: unknown): void => {
-    this.rpc.validate(m, this.limits);
+    try {
+      this.rpc.validate(m, this.limits);
+    } catch (err) {
+      const e = toEtcdError(err);
+      this.call._cancel(e.code, e.message, true);
+      return;
+    }
     this.fn?.(m);
   };
 
