@@ -84,21 +84,27 @@ export class ChannelMethods {
 
   /** Throws naming the method if an RPC has no ID, an ID is outside 1..0xfeff, or two share one. */
   constructor(rpcs: readonly AnyRpc[], ids: ReadonlyMap<string, number> = METHOD_IDS) {
-    this.byId = new Array<AnyRpc | undefined>(InternalMethod.First).fill(undefined);
     const entries: { id: number; rpc: AnyRpc }[] = [];
+    let idMax = 0;
     for (const rpc of rpcs) {
       const id = ids.get(rpc.desc.path);
       if (id === undefined) throw new Error(`client-process channel: no method ID for ${rpc.desc.path}`);
       if (!Number.isInteger(id) || id < 1 || id >= InternalMethod.First) throw new Error(`client-process channel: method ID ${id} of ${rpc.desc.path} is out of range`);
-      if (this.byId[id] !== undefined) throw new Error(`client-process channel: method ID ${id} given twice (${this.byId[id]!.desc.path}, ${rpc.desc.path})`);
-      this.byId[id] = rpc;
       entries.push({ id, rpc });
+      idMax = Math.max(idMax, id);
+    }
+    // Sized to the largest ID in use (production's stay below 0x0900), not to the whole u16 space.
+    this.byId = new Array<AnyRpc | undefined>(idMax + 1).fill(undefined);
+    for (const { id, rpc } of entries) {
+      const seen = this.byId[id];
+      if (seen !== undefined) throw new Error(`client-process channel: method ID ${id} given twice (${seen.desc.path}, ${rpc.desc.path})`);
+      this.byId[id] = rpc;
     }
     this.entries = entries;
   }
 
   /** The RPC of an ID, or undefined. */
   rpcOf(id: number): AnyRpc | undefined {
-    return this.byId[id];
+    return id < this.byId.length ? this.byId[id] : undefined;
   }
 }
