@@ -3,8 +3,12 @@
 // their streams behave as on the client-process channel (test/client_procs/streams.test.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { constants as h2 } from 'node:http2';
+import http2, { constants as h2 } from 'node:http2';
+import type { SecureContextOptions } from 'node:tls';
 import { registerServices } from '../../src/api/services.js';
+import { GrpcServer } from '../../src/api/grpc/server.js';
+import { ClientListener } from '../../src/api/listener.js';
+import { tlsMaterial } from '../client_procs/fixtures/tls_material.js';
 import { startServer, type Running } from './helpers.js';
 import { FAKE_SERVER, TEST_RPCS, TestMethods, probes, type Probe, type SeenContext } from '../client_procs/fixtures/test_rpcs.js';
 import { RawStream, connect } from '../client_procs/fixtures/raw_stream.js';
@@ -100,6 +104,34 @@ test('a producer that ignores backpressure is ended with RESOURCE_EXHAUSTED and 
   } finally {
     session.destroy();
     await r.stop();
+  }
+});
+
+test('a verified client certificate\'s CN reaches serve; no certificate, no CN', async () => {
+  const m = tlsMaterial('client-1');
+  const grpc = new GrpcServer({ engine: (process.env.TETCD_GRPC_ENGINE || undefined) as 'raw' | 'node' | undefined });
+  registerServices(grpc, FAKE_SERVER, TEST_RPCS);
+  const listener = await ClientListener.listen({
+    url: 'https://127.0.0.1:0', grpc,
+    // The listener passes these on to tls.createServer (the Security issue gives them flags of their own).
+    tls: { key: m.serverKey, cert: m.serverCert, ca: m.ca, requestCert: true, rejectUnauthorized: false } as SecureContextOptions,
+  });
+  try {
+    for (const [withCert, want] of [[true, 'client-1'], [false, null]] as const) {
+      const session = http2.connect(`https://127.0.0.1:${listener.port}`, withCert ? { ca: m.ca, key: m.clientKey, cert: m.clientCert } : { ca: m.ca });
+      session.on('error', () => {});
+      try {
+        const s = RawStream.open(session, TestMethods.Ctx.path, {}, {});
+        assert.is((await s.status).code, 0);
+        const seen = JSON.parse(s.messages[0].text) as SeenContext;
+        assert.is(seen.certCommonName, want);
+      } finally {
+        session.destroy();
+      }
+    }
+  } finally {
+    await grpc.shutdown({ graceful: false });
+    await listener.close(100);
   }
 });
 

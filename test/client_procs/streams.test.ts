@@ -5,7 +5,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import net from 'node:net';
-import { constants as h2, type ClientHttp2Session } from 'node:http2';
+import http2, { constants as h2, type ClientHttp2Session } from 'node:http2';
+import type { SecureContextOptions } from 'node:tls';
 import { join } from 'node:path';
 import { GrpcServer } from '../../src/api/grpc/server.js';
 import { ClientListener } from '../../src/api/listener.js';
@@ -18,6 +19,7 @@ import { encodeEcho } from '../api/helpers.js';
 import { tempDir } from '../helpers/cleanup.js';
 import { FAKE_SERVER, TestMethods, TEST_METHOD_IDS, hooks, probes, testChannelMethods, type Probe, type SeenContext } from './fixtures/test_rpcs.js';
 import { RawStream, connect } from './fixtures/raw_stream.js';
+import { tlsMaterial, type TlsMaterial } from './fixtures/tls_material.js';
 
 const MEMBER_ID = 0x8e9e05c52164694dn;
 const log = newLogger('fatal');
@@ -41,15 +43,22 @@ async function socketPair(): Promise<{ a: net.Socket; b: net.Socket; server: net
   return { a, b, server };
 }
 
-async function rig(streamLimits: MemberStreamLimits = MEMBER_STREAM_DEFAULTS, grpcOptions = {}): Promise<Rig> {
+async function rig(streamLimits: MemberStreamLimits = MEMBER_STREAM_DEFAULTS, grpcOptions = {}, tlsm?: TlsMaterial): Promise<Rig> {
   const { a: clientSide, b: memberSide, server } = await socketPair();
   const member = new MemberChannel(memberSide, FAKE_SERVER, HTTP, log, MEMBER_CHANNEL_DEFAULTS, { methods: testChannelMethods(), streamLimits });
   const memberClosed = new Promise<void>((r) => { member.onClose = r; });
   const fwd = new Forwarder(clientSide, { maxTxnOps: 128, maxRequestBytes: 1 << 20 }, { memberId: MEMBER_ID }, FORWARDER_DEFAULTS, testChannelMethods());
   const grpc = new GrpcServer({ engine: (process.env.TETCD_GRPC_ENGINE || undefined) as 'raw' | 'node' | undefined, ...grpcOptions });
   fwd.register(grpc);
-  const listener = await ClientListener.listen({ url: 'http://127.0.0.1:0', grpc });
-  const session = await connect(listener.port);
+  const listener = tlsm === undefined
+    ? await ClientListener.listen({ url: 'http://127.0.0.1:0', grpc })
+    : await ClientListener.listen({
+      url: 'https://127.0.0.1:0', grpc,
+      tls: { key: tlsm.serverKey, cert: tlsm.serverCert, ca: tlsm.ca, requestCert: true, rejectUnauthorized: false } as SecureContextOptions,
+    });
+  const session = tlsm === undefined
+    ? await connect(listener.port)
+    : http2.connect(`https://127.0.0.1:${listener.port}`, { ca: tlsm.ca, key: tlsm.clientKey, cert: tlsm.clientCert });
   session.on('error', () => {});
   return {
     member, fwd, session, memberClosed,
@@ -190,6 +199,24 @@ test('the context (token metadata, peer, deadline) reaches the member\'s serve',
     assert.ok(p.ctx.deadlineMs > Date.now() + 9000);
     s.halfClose();
     await s.status;
+  } finally {
+    await r.close();
+  }
+});
+
+test('a verified client certificate\'s CN crosses the channel with unary calls and streams', async () => {
+  const r = await rig(MEMBER_STREAM_DEFAULTS, {}, tlsMaterial('client-7'));
+  try {
+    const seen = JSON.parse((await unaryCallWithHeaders(r.session, TestMethods.Ctx.path, {})).text) as SeenContext;
+    assert.is(seen.certCommonName, 'client-7', 'a certificate counts as a credential: the context block is sent');
+    assert.is(seen.token, null);
+    assert.is(seen.peerAddress, '127.0.0.1');
+    const s = RawStream.open(r.session, TestMethods.Echo.path);
+    s.send({ n: 1, text: 'x' });
+    await waitFor('an echo', () => s.messages.length === 1);
+    assert.is(lastProbe().ctx.certCommonName, 'client-7');
+    s.halfClose();
+    assert.is((await s.status).code, 0);
   } finally {
     await r.close();
   }
