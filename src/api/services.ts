@@ -6,7 +6,6 @@ import type { EtcdServer } from '../server/server.js';
 import { toEtcdError } from '../errors.js';
 import {
   RPCS, rpcLimitsOf, type AnyBidiRpc, type AnyRpc, type AnyServerStreamRpc, type AnyUnaryRpc, type RpcBidiStream, type RpcLimits,
-  type RpcStreamWriter,
 } from './rpc.js';
 
 /** One handler per method (not per request): validate, then serve. */
@@ -22,10 +21,9 @@ class InProcessUnary {
 class InProcessServerStream {
   constructor(private readonly rpc: AnyServerStreamRpc, private readonly s: EtcdServer, private readonly limits: RpcLimits) {}
 
-  readonly handle = (req: unknown, _out: ServerWriter<unknown>, call: ServerCall): void | Promise<void> => {
+  readonly handle = (req: unknown, out: ServerWriter<unknown>, call: ServerCall): void | Promise<void> => {
     this.rpc.validate(req, this.limits);
-    // The call is the writer (it has `writable`) and the context.
-    return this.rpc.serve(this.s, req, call as RpcStreamWriter<unknown>, call);
+    return this.rpc.serve(this.s, req, out, call);
   };
 }
 

@@ -43,6 +43,8 @@ export type UnaryHandler<Req, ResInit> = (req: Req, call: ServerCall) => ResInit
 export interface ServerWriter<ResInit> {
   /** Sends a message; false means "wait for drained()" (or the call is over). */
   write(m: ResInit): boolean;
+  /** True while write() would return true. */
+  readonly writable: boolean;
   /** Resolves when the send queue is below its soft limit again, or the call is over. */
   drained(): Promise<void>;
   /** Ends the call with OK, or with the status of `err`. */
