@@ -76,6 +76,17 @@ test('streaming RPCs from the table: server stream, bidi with validation, cancel
     assert.is(p.cancel!.code, 3, 'serve hears that its stream ended');
     assert.equal(p.received.map((m) => m.text), ['a']);
 
+    // A request message that does not decode ends the call in the gRPC layer: serve hears of it too.
+    const bad = RawStream.open(session, TestMethods.Echo.path);
+    bad.send({ n: 1, text: 'a' });
+    await waitFor('an echo', () => bad.messages.length === 1);
+    const pb = probes[probes.length - 1];
+    bad.req.write(Buffer.from([0, 0, 0, 0, 2, 0xff, 0xff]));
+    assert.is((await bad.status).code, 13);
+    await waitFor('onCancel', () => pb.cancel !== undefined);
+    assert.is(pb.cancel!.code, 13);
+    assert.ok(pb.ctx.cancelled);
+
     const held = RawStream.open(session, TestMethods.Count.path, {}, { n: 1, text: 'hold' });
     await waitFor('a message', () => held.messages.length === 1);
     const ph = probes[probes.length - 1];

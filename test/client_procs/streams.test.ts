@@ -129,7 +129,7 @@ test('a bidi stream carries messages both ways; half-close reaches serve, which 
   }
 });
 
-test('an invalid bidi message ends the stream in the client process and cancels it on the member', async () => {
+test('an invalid or undecodable bidi message ends the stream in the client process and cancels it on the member', async () => {
   const r = await rig();
   try {
     const s = RawStream.open(r.session, TestMethods.Echo.path);
@@ -142,6 +142,16 @@ test('an invalid bidi message ends the stream in the client process and cancels 
     assert.is(p.cancel!.code, 3);
     assert.equal(p.received.map((m) => m.text), ['fine'], 'the invalid message never reached serve');
     await waitFor('streams to be forgotten', () => r.member.streamsOpen === 0);
+    // A message that does not decode fails in the client process's gRPC layer; the member hears of it.
+    const m = RawStream.open(r.session, TestMethods.Echo.path);
+    m.send({ n: 1, text: 'fine' });
+    await waitFor('an echo', () => m.messages.length === 1);
+    const pm = lastProbe();
+    m.req.write(Buffer.from([0, 0, 0, 0, 2, 0xff, 0xff]));
+    assert.is((await m.status).code, 13);
+    await waitFor('the member to hear of it', () => pm.cancel !== undefined);
+    assert.is(pm.cancel!.code, 13);
+    await waitFor('streams to be forgotten', () => r.member.streamsOpen === 0 && r.fwd.streamsOpen === 0);
   } finally {
     await r.close();
   }

@@ -197,9 +197,12 @@ export class ServerCall implements CallContext {
     return this._abort.signal;
   }
 
-  /** True once the call ended without its handler deciding the status (client reset, deadline, shutdown). */
+  /**
+   * True once the call ended without its handler deciding the status (client reset, deadline, shutdown,
+   * send queue past its hard limit, a malformed request message): when onCancel hooks run.
+   */
   get cancelled(): boolean {
-    return this._cancelled;
+    return this._cancelled || this._cancelReason !== undefined;
   }
 
   /** True once nothing more can be sent: the status went out or the stream is gone. */
