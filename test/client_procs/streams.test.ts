@@ -18,7 +18,11 @@ import { newLogger } from '../../src/log.js';
 import { encodeEcho } from '../api/helpers.js';
 import { tempDir } from '../helpers/cleanup.js';
 import { FAKE_SERVER, TestMethods, TEST_METHOD_IDS, hooks, probes, testChannelMethods, type Probe, type SeenContext } from './fixtures/test_rpcs.js';
-import { RawStream, connect } from './fixtures/raw_stream.js';
+import { RawStream, connect, sendRaw } from './fixtures/raw_stream.js';
+import { ChannelMethods } from '../../src/client_procs/methods.js';
+import { bidiRpc } from '../../src/api/rpc.js';
+import { Errors } from '../../src/errors.js';
+import { Watch, encodeWatchRequest, decodeWatchResponse, type WatchRequest, type WatchResponseInit } from '../../src/proto/rpc.js';
 import { tlsMaterial, type TlsMaterial } from './fixtures/tls_material.js';
 
 const MEMBER_ID = 0x8e9e05c52164694dn;
@@ -43,11 +47,12 @@ async function socketPair(): Promise<{ a: net.Socket; b: net.Socket; server: net
   return { a, b, server };
 }
 
-async function rig(streamLimits: MemberStreamLimits = MEMBER_STREAM_DEFAULTS, grpcOptions = {}, tlsm?: TlsMaterial): Promise<Rig> {
+async function rig(streamLimits: MemberStreamLimits = MEMBER_STREAM_DEFAULTS, grpcOptions = {}, tlsm?: TlsMaterial,
+  methods: () => ChannelMethods = testChannelMethods): Promise<Rig> {
   const { a: clientSide, b: memberSide, server } = await socketPair();
-  const member = new MemberChannel(memberSide, FAKE_SERVER, HTTP, log, MEMBER_CHANNEL_DEFAULTS, { methods: testChannelMethods(), streamLimits });
+  const member = new MemberChannel(memberSide, FAKE_SERVER, HTTP, log, MEMBER_CHANNEL_DEFAULTS, { methods: methods(), streamLimits });
   const memberClosed = new Promise<void>((r) => { member.onClose = r; });
-  const fwd = new Forwarder(clientSide, { maxTxnOps: 128, maxRequestBytes: 1 << 20 }, { memberId: MEMBER_ID }, FORWARDER_DEFAULTS, testChannelMethods());
+  const fwd = new Forwarder(clientSide, { maxTxnOps: 128, maxRequestBytes: 1 << 20 }, { memberId: MEMBER_ID }, FORWARDER_DEFAULTS, methods());
   const grpc = new GrpcServer({ engine: (process.env.TETCD_GRPC_ENGINE || undefined) as 'raw' | 'node' | undefined, ...grpcOptions });
   fwd.register(grpc);
   const listener = tlsm === undefined
@@ -336,6 +341,33 @@ test('a malformed frame closes that channel, ending only its streams', async () 
     memberSide.destroy();
     server.close();
     await good.close();
+  }
+});
+
+test('a Watch-shaped bidi RPC plugs into the table and crosses the channel under its fixed ID', async () => {
+  // What the Watch issue will add to RPCS, reduced to answering every create request.
+  const watchStub = bidiRpc(Watch.methods.Watch, {
+    validate: (req: WatchRequest) => { if (req.create_request !== undefined && req.create_request.key.length === 0) throw Errors.EmptyKey(); },
+    serve: (_s, stream, ctx) => {
+      let nextId = 0;
+      stream.onMessage = (req) => {
+        if (req.create_request !== undefined) stream.write({ watch_id: nextId++, created: true, cancel_reason: ctx.token ?? '' } as WatchResponseInit);
+      };
+      stream.onHalfClose = () => stream.end();
+    },
+  });
+  const r = await rig(MEMBER_STREAM_DEFAULTS, {}, undefined, () => new ChannelMethods([watchStub]));
+  try {
+    const s = RawStream.open(r.session, Watch.methods.Watch.path, { token: 'w-tok' });
+    sendRaw(s, encodeWatchRequest({ create_request: { key: Buffer.from('a') } }));
+    sendRaw(s, encodeWatchRequest({ create_request: { key: Buffer.from('b') } }));
+    await waitFor('two created responses', () => s.raw.length === 2);
+    const got = s.raw.map((b) => decodeWatchResponse(b));
+    assert.equal(got.map((w) => [w.watch_id, w.created, w.cancel_reason]), [[0, true, 'w-tok'], [1, true, 'w-tok']]);
+    sendRaw(s, encodeWatchRequest({ create_request: { key: Buffer.alloc(0) } }));
+    assert.equal(await s.status, { code: 3, message: 'etcdserver: key is not provided' });
+  } finally {
+    await r.close();
   }
 });
 
