@@ -28,7 +28,7 @@ function findTests(dir: string, out: string[] = []): string[] {
 interface FileResult { file: string; total: number; passed: number; skipped: number; failed: number; ms: number }
 
 /** Suites that start tetcd member processes: the ones the client-process pass runs again. */
-const MEMBER_PROCESS_SUITES = ['compat/', 'cluster/', 'server/alarms', 'server/batching', 'server/lock', 'server/snapshot-orphan', 'server/wal-failure', 'workers/client-processes'];
+const MEMBER_PROCESS_SUITES = ['compat/', 'cluster/', 'server/alarms', 'server/batching', 'server/lock', 'server/snapshot-orphan', 'server/wal-failure', 'client_procs/client-processes'];
 
 function runFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<FileResult> {
   const started = Date.now();

@@ -1,9 +1,11 @@
-// The etcd v3 unary RPCs as transport-agnostic functions: etcd's request checks (`validate`) and the
-// member's answer (`serve`). Registered on the in-process gRPC server (services.ts) and, with
-// --client-workers, split: client processes validate, the member's channel server serves (src/workers).
-import type { MethodDescriptor, BidiStream } from './grpc/server.js';
+// The etcd v3 RPCs as transport-agnostic functions, unary and streaming in one table: etcd's request
+// checks (`validate`) and the member's answer (`serve`), which gets a per-call context (context.ts).
+// Registered on the in-process gRPC server (services.ts) and, with --client-workers, split: client
+// processes validate, the member's channel end serves (src/client_procs).
+import type { MethodDescriptor } from './grpc/server.js';
+import type { CallContext } from './context.js';
 import type { ProtoWriter } from '../proto/wire.js';
-import { KV, Maintenance, Cluster } from '../proto/rpc.js';
+import { KV, Maintenance, Cluster, Watch } from '../proto/rpc.js';
 import type {
   RangeRequest, PutRequest, DeleteRangeRequest, TxnRequest, CompactionRequest, StatusRequest, MemberListRequest,
   AlarmRequest, RangeResponseInit, PutResponseInit, DeleteRangeResponseInit, TxnResponseInit,
@@ -26,20 +28,87 @@ export interface RpcLimits {
   maxRequestBytes: number;
 }
 
+/** How an RPC's messages flow: one each way, a stream of responses, or streams both ways. */
+export type RpcKind = 'unary' | 'serverStream' | 'bidi';
+
+/** What every RPC of the table has, whatever its kind. */
+interface RpcBase<Req, ResInit> {
+  readonly desc: SizedMethodDescriptor<Req, ResInit>;
+  /**
+   * etcd's checks of one request message alone (v3rpc); throws EtcdError. Needs no member state. Runs
+   * where the request is decoded first (the client process, or the in-process server) and again on the
+   * member; for a bidi RPC on every request message, before serve sees it.
+   */
+  validate(req: Req, limits: RpcLimits): void;
+}
+
 /**
  * One unary RPC, independent of how requests arrive.
  *
- *   rpc.validate(req, limits);               // where the request is decoded first
- *   const res = await rpc.serve(server, req); // on the member
+ *   rpc.validate(req, limits);                    // where the request is decoded first
+ *   const res = await rpc.serve(server, req, ctx); // on the member
  */
-export interface UnaryRpc<Req, ResInit> {
-  readonly desc: SizedMethodDescriptor<Req, ResInit>;
-  /** etcd's checks of the request alone (v3rpc/key.go); throws EtcdError. Needs no member state. */
-  validate(req: Req, limits: RpcLimits): void;
+export interface UnaryRpc<Req, ResInit> extends RpcBase<Req, ResInit> {
+  readonly kind: 'unary';
   /** True if serving it proposes the request through Raft (so --max-request-bytes applies to it). */
   proposes(req: Req): boolean;
   /** The member's answer; throws (or rejects with) EtcdError. Does not validate. */
-  serve(s: MemberApi, req: Req): ResInit | Promise<ResInit>;
+  serve(s: MemberApi, req: Req, ctx: CallContext): ResInit | Promise<ResInit>;
+}
+
+/**
+ * The member's end of a stream of responses, in either mode (in-process: the gRPC call; with client
+ * processes: the channel's stream, flow-controlled by the client process's HTTP/2 stream).
+ *
+ *   while (out.writable && events.length > 0) out.write(nextResponse());
+ *   if (!out.writable) await out.drained();   // the client reads slowly: produce less (watch: catch-up)
+ */
+export interface RpcStreamWriter<ResInit> {
+  /** Sends a message; false means "stop and wait for drained()" (or the stream is over). */
+  write(m: ResInit): boolean;
+  /** True while write() would return true: the queue towards the client is below its soft limit. */
+  readonly writable: boolean;
+  /** Resolves when the queue is below its soft limit again, or the stream is over. */
+  drained(): Promise<void>;
+  /** Ends the stream with OK, or with the status of `err`. */
+  end(err?: unknown): void;
+  /** True once nothing more can be sent. */
+  readonly done: boolean;
+}
+
+/** A bidi stream on the member: set `onMessage`/`onHalfClose` synchronously in serve (messages queue until then). */
+export interface RpcBidiStream<Req, ResInit> extends RpcStreamWriter<ResInit> {
+  /** Receives each request message, already validated. */
+  onMessage: ((m: Req) => void) | undefined;
+  /** Called once after the last request message. */
+  onHalfClose: (() => void) | undefined;
+  /** Stops delivering request messages until resume(); the client is pushed back by flow control. */
+  pause(): void;
+  resume(): void;
+}
+
+/**
+ * A server-streaming RPC (Snapshot, Election.Observe). If serve returns a promise the stream ends when
+ * it settles (OK, or the rejection's status); otherwise serve ends it itself with `out.end()`.
+ * Cancellation (client gone, deadline, RESOURCE_EXHAUSTED) reaches it through `ctx.onCancel`.
+ */
+export interface ServerStreamRpc<Req, ResInit> extends RpcBase<Req, ResInit> {
+  readonly kind: 'serverStream';
+  serve(s: MemberApi, req: Req, out: RpcStreamWriter<ResInit>, ctx: CallContext): void | Promise<void>;
+}
+
+/**
+ * A bidirectional RPC (Watch, LeaseKeepAlive); same ending rule as ServerStreamRpc. `validate` runs on
+ * every request message; one that fails ends the stream with its status.
+ *
+ *   serve(s, stream, ctx) {
+ *     stream.onMessage = (req) => { if (!stream.write(answer(req))) stream.pause(); ... };
+ *     ctx.onCancel(() => forget(stream));
+ *   }
+ */
+export interface BidiRpc<Req, ResInit> extends RpcBase<Req, ResInit> {
+  readonly kind: 'bidi';
+  serve(s: MemberApi, stream: RpcBidiStream<Req, ResInit>, ctx: CallContext): void | Promise<void>;
 }
 
 /** A method descriptor that can write a response into a buffer the caller sized (the generated ones can). */
@@ -48,8 +117,11 @@ export interface SizedMethodDescriptor<Req, ResInit> extends MethodDescriptor<Re
   writeResponse(m: ResInit, w: ProtoWriter): void;
 }
 
-/** An RPC with its message types erased, as tables hold them. */
+/** RPCs with their message types erased, as tables hold them. */
 export type AnyUnaryRpc = UnaryRpc<unknown, unknown>;
+export type AnyServerStreamRpc = ServerStreamRpc<unknown, unknown>;
+export type AnyBidiRpc = BidiRpc<unknown, unknown>;
+export type AnyRpc = AnyUnaryRpc | AnyServerStreamRpc | AnyBidiRpc;
 
 /** Fills the identity fields of a response header, keeping the revision the applier set. */
 function withHeader<T extends HeaderedResponse>(s: MemberApi, resp: T): T {
@@ -71,9 +143,22 @@ const never = (): boolean => false;
 const always = (): boolean => true;
 const noCheck = (): void => {};
 
-function rpc<Req, ResInit>(desc: SizedMethodDescriptor<Req, ResInit>, spec: Omit<UnaryRpc<Req, ResInit>, 'desc'>): AnyUnaryRpc {
-  return { desc, ...spec } as unknown as AnyUnaryRpc;
+function rpc<Req, ResInit>(desc: SizedMethodDescriptor<Req, ResInit>, spec: Omit<UnaryRpc<Req, ResInit>, 'desc' | 'kind'>): AnyUnaryRpc {
+  return { kind: 'unary', desc, ...spec } as unknown as AnyUnaryRpc;
 }
+
+/** A server-streaming table entry (typed at the definition, erased in the table). */
+export function serverStreamRpc<Req, ResInit>(desc: SizedMethodDescriptor<Req, ResInit>, spec: Omit<ServerStreamRpc<Req, ResInit>, 'desc' | 'kind'>): AnyServerStreamRpc {
+  return { kind: 'serverStream', desc, ...spec } as unknown as AnyServerStreamRpc;
+}
+
+/** A bidi table entry (typed at the definition, erased in the table). */
+export function bidiRpc<Req, ResInit>(desc: SizedMethodDescriptor<Req, ResInit>, spec: Omit<BidiRpc<Req, ResInit>, 'desc' | 'kind'>): AnyBidiRpc {
+  return { kind: 'bidi', desc, ...spec } as unknown as AnyBidiRpc;
+}
+
+/** A unary table entry (typed at the definition, erased in the table). */
+export const unaryRpc = rpc;
 
 async function serveRange(s: MemberApi, req: RangeRequest): Promise<RangeResponseInit> {
   if (!req.serializable) await s.linearizableRead();
@@ -142,10 +227,28 @@ function serveMemberList(s: MemberApi, _req: MemberListRequest): MemberListRespo
 }
 
 /**
- * Every unary RPC the member serves, in a fixed order: the position is the method's number on the
- * client-process channel, so both ends must run the same build.
+ * The Watch stream (bidirectional): every create, cancel and progress request goes to the member's
+ * WatchStream; responses leave through the stream's writer (the gRPC call, or the client-process channel).
+ * The client half-closing ends nothing (etcd keeps the stream until the client cancels it); the call's end
+ * cancels every watcher of the stream.
  */
-export const UNARY_RPCS: readonly AnyUnaryRpc[] = [
+function serveWatch(s: MemberApi, stream: RpcBidiStream<WatchRequest, WatchResponseInit>, ctx: CallContext): Promise<void> {
+  const ws = s.watch(stream);
+  stream.onMessage = (req) => ws.onRequest(req);
+  stream.onHalfClose = () => {};
+  return new Promise<void>((resolve) => {
+    ctx.onCancel(() => {
+      ws.close();
+      resolve();
+    });
+  });
+}
+
+/**
+ * Every RPC the member serves, unary and streaming. Order does not matter: the client-process channel
+ * names a method by its fixed ID (client_procs/methods.ts), which every entry must have.
+ */
+export const RPCS: readonly AnyRpc[] = [
   rpc(KV.methods.Range, { validate: (req: RangeRequest) => validateRangeRequest(req), proposes: never, serve: serveRangeSync }),
   rpc(KV.methods.Put, { validate: (req: PutRequest) => validatePutRequest(req), proposes: always, serve: servePut }),
   rpc(KV.methods.DeleteRange, { validate: (req: DeleteRangeRequest) => validateDeleteRangeRequest(req), proposes: always, serve: serveDeleteRange }),
@@ -158,25 +261,10 @@ export const UNARY_RPCS: readonly AnyUnaryRpc[] = [
   rpc(Maintenance.methods.Status, { validate: noCheck, proposes: never, serve: serveStatus }),
   rpc(Maintenance.methods.Alarm, { validate: noCheck, proposes: always, serve: serveAlarm }),
   rpc(Cluster.methods.MemberList, { validate: noCheck, proposes: never, serve: serveMemberList }),
+  bidiRpc(Watch.methods.Watch, { validate: noCheck, serve: serveWatch }),
 ];
 
 /** The limits a member's config sets. */
 export function rpcLimitsOf(s: MemberApi): RpcLimits {
   return { maxTxnOps: s.limits.maxTxnOps, maxRequestBytes: s.limits.maxRequestBytes };
-}
-
-/**
- * The Watch stream (bidirectional): every create, cancel and progress request goes to the member's
- * WatchStream; responses leave through the call's writer. The client half-closing ends nothing (etcd keeps
- * the stream until the client cancels it); the call's end cancels every watcher of the stream.
- */
-export function serveWatch(s: MemberApi, stream: BidiStream<WatchRequest, WatchResponseInit>, call: { readonly signal: AbortSignal }): Promise<void> {
-  const ws = s.watch(stream);
-  stream.onMessage = (req) => ws.onRequest(req);
-  stream.onHalfClose = () => {};
-  return new Promise<void>((resolve) => {
-    const done = (): void => { ws.close(); resolve(); };
-    if (call.signal.aborted) done();
-    else call.signal.addEventListener('abort', done, { once: true });
-  });
 }

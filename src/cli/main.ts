@@ -9,7 +9,7 @@ import { GrpcServer } from '../api/grpc/server.js';
 import { ClientListener } from '../api/listener.js';
 import { registerServices } from '../api/services.js';
 import { httpHandler, memberHttpBackend } from '../api/http.js';
-import { ClientWorkers } from '../workers/host.js';
+import { ClientWorkers } from '../client_procs/host.js';
 import path from 'node:path';
 import { applyV8WorkersSched } from '../v8_workers.js';
 

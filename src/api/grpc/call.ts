@@ -13,6 +13,7 @@ import { ProtoWriter } from '../../proto/wire.js';
 import { Metadata } from './metadata.js';
 import type { ResolvedServerOptions } from './options.js';
 import { FRAME_HEADER_BYTES, encodeGrpcMessage, frameMessage, type GrpcMethodType } from './protocol.js';
+import type { CallContext } from '../context.js';
 
 /** What the server provides to its calls. */
 export interface CallHost {
@@ -93,6 +94,8 @@ export type UnaryHandler<Req, ResInit> = (req: Req, call: ServerCall) => ResInit
 export interface ServerWriter<ResInit> {
   /** Sends a message; false means "wait for drained()" (or the call is over). */
   write(m: ResInit): boolean;
+  /** True while write() would return true. */
+  readonly writable: boolean;
   /** Resolves when the send queue is below its soft limit again, or the call is over. */
   drained(): Promise<void>;
   /** Ends the call with OK, or with the status of `err`. */
@@ -164,6 +167,8 @@ export interface SessionState {
   /** The client's address and port, kept because the socket is unreachable once the session ends. */
   readonly remoteAddress: string;
   readonly remotePort: number;
+  /** The CN of the verified TLS client certificate: undefined until looked up, null if none. */
+  certCommonName: string | null | undefined;
   keepaliveTimer: NodeJS.Timeout | undefined;
   pingTimeoutTimer: NodeJS.Timeout | undefined;
 }
@@ -219,7 +224,7 @@ export function respondTrailersOnly(stream: GrpcStream, code: GrpcCode, message:
  *     return range(req, call.signal);
  *   });
  */
-export class ServerCall {
+export class ServerCall implements CallContext {
   /** The method path, e.g. `/etcdserverpb.KV/Range`. */
   readonly method: string;
   /** When the client gives up (epoch ms, Date.now() clock); Infinity without `grpc-timeout`. */
@@ -232,6 +237,11 @@ export class ServerCall {
   private readonly _sess: SessionState;
   private _metadata: Metadata | undefined = undefined;
   private _abort: AbortController | undefined = undefined;
+  /** onCancel() hooks, and the status the call was cancelled with. */
+  private _cancelHooks: ((reason: EtcdError) => void)[] | undefined = undefined;
+  private _cancelReason: EtcdError | undefined = undefined;
+  /** The handler decided how the call ends (answer, end(), throw): onCancel hooks are not called. */
+  private _handlerEnding = false;
   private _timer: NodeJS.Timeout | undefined = undefined;
   private _trailers: OutgoingHttpHeaders = TRAILERS_OK;
   /** The status is decided (sent or being sent) or the stream is gone: nothing more goes out. */
@@ -300,9 +310,12 @@ export class ServerCall {
     return this._abort.signal;
   }
 
-  /** True once the call ended without its handler deciding the status (client reset, deadline, shutdown). */
+  /**
+   * True once the call ended without its handler deciding the status (client reset, deadline, shutdown,
+   * send queue past its hard limit, a malformed request message): when onCancel hooks run.
+   */
   get cancelled(): boolean {
-    return this._cancelled;
+    return this._cancelled || this._cancelReason !== undefined;
   }
 
   /** True once nothing more can be sent: the status went out or the stream is gone. */
@@ -310,9 +323,45 @@ export class ServerCall {
     return this._finished;
   }
 
+  /** Streaming: true while write() would return true (the send queue is below its soft limit). */
+  get writable(): boolean {
+    const stream = this._stream;
+    return !this._finished && !stream.destroyed && stream.writableLength < this._host.opts.sendQueueBytesHigh;
+  }
+
+  /** etcd's auth token as sent: the `token` metadata, else `authorization` (CallContext). */
+  get token(): string | undefined {
+    const h = this._headers;
+    return firstHeader(h.token) ?? firstHeader(h.authorization);
+  }
+
   /**
-   * The request message as it arrived (protobuf, decompressed) for a unary or server-streaming call:
-   * a forwarding handler passes it on without encoding it again. A view into a buffer the call owns.
+   * The CN of a client certificate the TLS layer verified (CallContext); undefined on cleartext or
+   * without one. Looked up once per connection.
+   */
+  get certCommonName(): string | undefined {
+    const sess = this._sess;
+    if (sess.certCommonName === undefined) sess.certCommonName = verifiedCommonName(sess.session);
+    return sess.certCommonName ?? undefined;
+  }
+
+  /**
+   * Calls `fn` once if the call ends without its handler deciding (CallContext.onCancel): client reset
+   * or gone, deadline, shutdown, send queue past its hard limit, a malformed request message. At once
+   * if it already did.
+   */
+  onCancel(fn: (reason: EtcdError) => void): void {
+    if (this._aborted) {
+      if (this._cancelReason !== undefined) fn(this._cancelReason);
+      return;
+    }
+    (this._cancelHooks ??= []).push(fn);
+  }
+
+  /**
+   * The request message as it arrived (protobuf, decompressed) for a unary or server-streaming call, and
+   * for a bidi call the message being delivered to onMessage (valid during that callback): a forwarding
+   * handler passes it on without encoding it again. A view into a buffer the call owns.
    */
   get requestBytes(): Uint8Array | undefined {
     return this._requestBytes;
@@ -325,6 +374,7 @@ export class ServerCall {
   respondFramed(framed: Uint8Array): void {
     if (this._entry.kind !== HandlerKind.Unary) throw new Error(`${this.method}: respondFramed() on a streaming call`);
     if (this._finished) return;
+    this._handlerEnding = true;
     const size = framed.length - FRAME_HEADER_BYTES;
     const maxSend = this._host.opts.maxSendMessageBytes;
     if (size > maxSend) {
@@ -361,6 +411,22 @@ export class ServerCall {
   // ---- response side (ServerWriter / BidiStream) ----
 
   /**
+   * Sends a response message that is already framed for gRPC (5-byte prefix + protobuf) on a streaming
+   * call (a forwarding handler: the member framed it). Same result and limits as write().
+   */
+  writeFramed(framed: Uint8Array): boolean {
+    if (this._entry.kind === HandlerKind.Unary) throw new Error(`${this.method}: writeFramed() on a unary call; use respondFramed()`);
+    if (this._finished) return false;
+    const size = framed.length - FRAME_HEADER_BYTES;
+    const maxSend = this._host.opts.maxSendMessageBytes;
+    if (size > maxSend) {
+      this._fail(GrpcCode.ResourceExhausted, `trying to send message larger than max (${size} vs. ${maxSend})`, true);
+      return false;
+    }
+    return this._writeFramed(framed);
+  }
+
+  /**
    * Sends one response message on a streaming call. Returns false when the send queue is above its soft
    * limit (wait for `drained()` before writing more) or the call is over. Past the hard limit the call is
    * cancelled with RESOURCE_EXHAUSTED so a client that does not read cannot grow server memory.
@@ -368,9 +434,13 @@ export class ServerCall {
   write(message: unknown): boolean {
     if (this._entry.kind === HandlerKind.Unary) throw new Error(`${this.method}: write() on a unary call; return the response instead`);
     if (this._finished) return false;
-    const opts = this._host.opts;
     const framed = this._frame(message, 'trying to send message larger than max');
     if (framed === undefined) return false;
+    return this._writeFramed(framed);
+  }
+
+  private _writeFramed(framed: Uint8Array): boolean {
+    const opts = this._host.opts;
     const stream = this._stream;
     if (stream.destroyed || stream.closed) return false;
     try {
@@ -413,6 +483,7 @@ export class ServerCall {
   end(err?: unknown): void {
     if (this._entry.kind === HandlerKind.Unary) throw new Error(`${this.method}: end() on a unary call; return or throw instead`);
     if (this._finished) return;
+    this._handlerEnding = true;
     if (err !== undefined && err !== null) {
       const e = toEtcdError(err);
       this._fail(e.code, e.message, true);
@@ -614,6 +685,7 @@ export class ServerCall {
     const stream = this._stream;
     if (stream.destroyed || stream.closed) return; // 'close' accounts for it
     this._finished = true;
+    this._handlerEnding = true;
     this._clearTimer();
     const stats = this._entry.stats;
     stats.msgSent++;
@@ -631,6 +703,7 @@ export class ServerCall {
 
   /** @internal Any error thrown or rejected by the handler. */
   _failWith(err: unknown): void {
+    if (!this._finished) this._handlerEnding = true;
     const e = toEtcdError(err);
     this._fail(e.code, e.message, true);
   }
@@ -723,7 +796,7 @@ export class ServerCall {
       this._fail(GrpcCode.Internal, 'grpc: more than one request message for a unary or server-streaming method', true);
       return;
     }
-    if (entry.kind !== HandlerKind.Bidi) this._requestBytes = body;
+    this._requestBytes = body;
     let req: unknown;
     try {
       req = entry.desc.decodeRequest(body);
@@ -734,7 +807,7 @@ export class ServerCall {
     switch (entry.kind) {
       case HandlerKind.Unary: this._runUnary(req); break;
       case HandlerKind.ServerStream: this._runServerStream(req); break;
-      case HandlerKind.Bidi: this._deliver(req); break;
+      case HandlerKind.Bidi: this._deliver(req, body); break;
     }
   }
 
@@ -773,7 +846,7 @@ export class ServerCall {
     if (ret instanceof Promise) void awaitStreaming(this, ret);
   }
 
-  private _deliver(req: unknown): void {
+  private _deliver(req: unknown, body: Uint8Array): void {
     const fn = this._onMessage;
     if (fn !== undefined && (this._queue === undefined || this._queue.length === 0)) {
       try {
@@ -783,9 +856,10 @@ export class ServerCall {
       }
       return;
     }
+    // Each queued message is two entries: the decoded request and its bytes (requestBytes at delivery).
     const q = (this._queue ??= []);
-    q.push(req);
-    if (q.length >= this._host.opts.inboundQueueMessagesMax && !this._queuePaused) {
+    q.push(req, body);
+    if (q.length >= 2 * this._host.opts.inboundQueueMessagesMax && !this._queuePaused) {
       this._queuePaused = true;
       this._stream.pause();
     }
@@ -795,6 +869,7 @@ export class ServerCall {
     const q = this._queue!;
     while (q.length > 0 && this._onMessage !== undefined && !this._finished) {
       const m = q.shift();
+      this._requestBytes = q.shift() as Uint8Array;
       try {
         this._onMessage(m);
       } catch (err) {
@@ -832,7 +907,21 @@ export class ServerCall {
   private _abortSignal(reason?: EtcdError): void {
     if (this._aborted) return;
     this._aborted = true;
-    if (this._abort !== undefined) this._abort.abort(reason ?? new EtcdError(GrpcCode.Canceled, CANCELED_MESSAGE));
+    const byHandler = this._handlerEnding;
+    if (this._abort === undefined && byHandler) return;
+    const r = reason ?? new EtcdError(GrpcCode.Canceled, CANCELED_MESSAGE);
+    if (!byHandler) this._cancelReason = r;
+    if (this._abort !== undefined) this._abort.abort(r);
+    const hooks = this._cancelHooks;
+    this._cancelHooks = undefined;
+    if (hooks === undefined || byHandler) return;
+    for (const fn of hooks) {
+      try {
+        fn(r);
+      } catch {
+        // A hook's failure is its own; the call is over either way.
+      }
+    }
   }
 }
 
@@ -894,6 +983,19 @@ function endQuietly(stream: GrpcStream): void {
   } catch {
     stream.destroy();
   }
+}
+
+/** The CN of the peer certificate the TLS layer verified on `session`'s socket, or null. */
+function verifiedCommonName(session: GrpcSession): string | null {
+  const socket = (session.destroyed ? undefined : session.socket) as TLSSocket | undefined;
+  if (socket === undefined || socket.authorized !== true || typeof socket.getPeerCertificate !== 'function') return null;
+  const cn = socket.getPeerCertificate()?.subject?.CN as string | string[] | undefined;
+  return typeof cn === 'string' ? cn : cn?.[0] ?? null;
+}
+
+// A header sent several times arrives as an array: the first value counts.
+function firstHeader(v: string | string[] | undefined): string | undefined {
+  return typeof v === 'string' || v === undefined ? v : v[0];
 }
 
 function errorText(err: unknown): string {

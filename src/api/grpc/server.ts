@@ -251,7 +251,7 @@ export class GrpcServer implements CallHost {
     const s: SessionState = {
       session, activeCalls: 0, activity: 0, activitySeen: 0, resetPingStrikes: false, pingStrikes: 0, bytesWrittenAtLastPing: 0,
       lastPingAtMs: 0, lastStreamId: 0, calmed: false, keepaliveTimer: undefined, pingTimeoutTimer: undefined,
-      remoteAddress: session.socket?.remoteAddress ?? '', remotePort: session.socket?.remotePort ?? 0,
+      remoteAddress: session.socket?.remoteAddress ?? '', remotePort: session.socket?.remotePort ?? 0, certCommonName: undefined,
     };
     (session as StatefulSession)[kSession] = s;
     this.sessions.add(s);

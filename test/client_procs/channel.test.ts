@@ -3,7 +3,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PassThrough } from 'node:stream';
-import { FrameReader, FrameWriter, FrameKind, CALL_HEAD_BYTES, type FrameSink } from '../../src/workers/channel.js';
+import {
+  FrameReader, FrameWriter, FrameKind, ContextSizer, CtxFlag, readContext, CALL_HEAD_BYTES, CREDIT_BYTES, HALF_CLOSE_BYTES, MESSAGE_HEAD_BYTES,
+  type FrameSink, type WireContext,
+} from '../../src/client_procs/channel.js';
 
 class Collect implements FrameSink {
   frames: Buffer[] = [];
@@ -115,6 +118,50 @@ test('after close() nothing more is written', async () => {
   w.close();
   await nextTurn();
   assert.is(writes.length, 0);
+});
+
+test('stream frames and the context block round-trip; a malformed block is refused', async () => {
+  const { stream, writes } = recorder();
+  const w = new FrameWriter(stream);
+  const ctx: WireContext = { token: 'tökén', certCommonName: 'client-1', peerAddress: '::ffff:127.0.0.1' };
+  const sizer = new ContextSizer();
+  sizer.size(ctx);
+  assert.is(sizer.flags, CtxFlag.Token | CtxFlag.CertCn | CtxFlag.Peer);
+  w.writeCallWithContext(FrameKind.Open, 9, 0x0201, 1500, ctx, sizer, Buffer.from('req'));
+  w.writeCall(10, 0x0102, 0, Buffer.from('put'));
+  w.writeMessage(9, Buffer.from('msg'));
+  w.writeHalfClose(9);
+  w.writeCredit(9, 65536);
+  w.writeStatus(FrameKind.Cancel, 9, 1, 'context canceled');
+  w.writeStatus(FrameKind.End, 9, 8, 'too slow');
+  await nextTurn();
+  const sink = new Collect();
+  new FrameReader(sink).push(Buffer.concat(writes));
+  assert.equal(sink.bad, []);
+  const [open, call, msg, half, credit, cancel, end] = sink.frames;
+  assert.is(open[0], FrameKind.Open);
+  assert.is(open.readUInt32BE(1), 9);
+  assert.is(open.readUInt16BE(5), 0x0201);
+  assert.is(open.readUInt32BE(7), 1500);
+  const got: WireContext = { token: undefined, certCommonName: undefined, peerAddress: undefined };
+  const bodyAt = readContext(open, CALL_HEAD_BYTES - 5, open.length, got);
+  assert.equal(got, ctx);
+  assert.is(open.subarray(bodyAt).toString(), 'req');
+  assert.is(call[CALL_HEAD_BYTES - 5], 0, 'a Call without credentials has no context block');
+  assert.is(call.subarray(CALL_HEAD_BYTES - 4).toString(), 'put');
+  assert.is(msg[0], FrameKind.Message);
+  assert.is(msg.subarray(MESSAGE_HEAD_BYTES - 4).toString(), 'msg');
+  assert.is(half.length, HALF_CLOSE_BYTES - 4);
+  assert.is(credit.length, CREDIT_BYTES - 4);
+  assert.is(credit.readUInt32BE(5), 65536);
+  assert.equal([cancel[0], cancel[5], cancel.subarray(6).toString()], [FrameKind.Cancel, 1, 'context canceled']);
+  assert.equal([end[0], end[5], end.subarray(6).toString()], [FrameKind.End, 8, 'too slow']);
+  // Truncated blocks and unknown flags are malformed.
+  for (let cut = CALL_HEAD_BYTES - 4; cut < bodyAt; cut++) {
+    assert.is(readContext(open, CALL_HEAD_BYTES - 5, cut, got), -1, `cut at ${cut}`);
+  }
+  const odd = Buffer.from([0x08]);
+  assert.is(readContext(odd, 0, 1, got), -1);
 });
 
 test.run();

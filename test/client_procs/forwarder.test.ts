@@ -8,9 +8,9 @@ import http2 from 'node:http2';
 import { join } from 'node:path';
 import { GrpcServer } from '../../src/api/grpc/server.js';
 import { ClientListener } from '../../src/api/listener.js';
-import { Forwarder, proposalBytes, requestIdBytes } from '../../src/workers/forwarder.js';
-import { FrameKind, FrameReader, FrameWriter, CALL_HEAD_BYTES, REPLY_HEAD_BYTES, type FrameSink } from '../../src/workers/channel.js';
-import { UNARY_RPCS } from '../../src/api/rpc.js';
+import { Forwarder, FORWARDER_DEFAULTS, proposalBytes, requestIdBytes } from '../../src/client_procs/forwarder.js';
+import { FrameKind, FrameReader, FrameWriter, CALL_HEAD_BYTES, REPLY_HEAD_BYTES, type FrameSink } from '../../src/client_procs/channel.js';
+import { METHOD_IDS } from '../../src/client_procs/methods.js';
 import { KV, encodePutRequest, encodePutResponse, encodeRangeRequest, decodePutResponse } from '../../src/proto/rpc.js';
 import { encodeProposal } from '../../src/server/proposal.js';
 import { IdGenerator } from '../../src/server/idgen.js';
@@ -18,8 +18,8 @@ import { unaryCall, GrpcStatusError } from '../helpers/grpc-kv.js';
 import { tempDir } from '../helpers/cleanup.js';
 
 const MEMBER_ID = 0x8e9e05c52164694dn;
-const PUT = UNARY_RPCS.findIndex((r) => r.desc.path === KV.methods.Put.path);
-const RANGE = UNARY_RPCS.findIndex((r) => r.desc.path === KV.methods.Range.path);
+const PUT = METHOD_IDS.get(KV.methods.Put.path);
+const RANGE = METHOD_IDS.get(KV.methods.Range.path);
 
 interface SeenCall { callId: number; method: number; body: Buffer }
 
@@ -70,7 +70,7 @@ async function rig(maxRequestBytes: number, callsInFlightMax = 1000): Promise<Ri
   const clientSide = net.connect(path);
   const memberSide = await accepted;
   const member = new FakeMember(memberSide);
-  const fwd = new Forwarder(clientSide, { maxTxnOps: 128, maxRequestBytes }, { memberId: MEMBER_ID }, { callsInFlightMax, callQueueBytesMax: 1 << 20 });
+  const fwd = new Forwarder(clientSide, { maxTxnOps: 128, maxRequestBytes }, { memberId: MEMBER_ID }, { ...FORWARDER_DEFAULTS, callsInFlightMax, callQueueBytesMax: 1 << 20 });
   const grpc = new GrpcServer({ maxRecvMessageBytes: maxRequestBytes + 512 * 1024 });
   fwd.register(grpc);
   const listener = await ClientListener.listen({ url: 'http://127.0.0.1:0', grpc });
