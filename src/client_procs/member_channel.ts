@@ -16,7 +16,7 @@ import {
   CREDIT_BYTES, FRAME_BYTES_MAX, readContext, type FrameSink, type WireContext,
 } from './channel.js';
 import { ChannelMethods, InternalMethod } from './methods.js';
-import { MemberStream, MEMBER_STREAM_DEFAULTS, endWhenSettled, type MemberStreamLimits } from './member_stream.js';
+import { MemberStream, MEMBER_STREAM_DEFAULTS, endWhenSettled, type MemberStreamLimits, type StreamChannel } from './member_stream.js';
 
 /** Limits of one channel (its streams' limits are MemberStreamLimits). */
 export interface MemberChannelLimits {
@@ -44,7 +44,7 @@ const GRPC_PREFIX_BYTES = 5;
  *   const ch = new MemberChannel(childStdio4, server, memberHttpBackend(server), log);
  *   ch.onClose = () => ...;
  */
-export class MemberChannel implements FrameSink {
+export class MemberChannel implements FrameSink, StreamChannel {
   /** Called once when the channel is gone (the client process exited or was cut off). */
   onClose: (() => void) | undefined = undefined;
   /** Calls answered so far (tests and metrics). */

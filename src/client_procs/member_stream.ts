@@ -8,7 +8,23 @@ import type { CallContext } from '../api/context.js';
 import type { AnyBidiRpc, AnyServerStreamRpc, RpcBidiStream } from '../api/rpc.js';
 import { EtcdError, GrpcCode, toEtcdError } from '../errors.js';
 import { FrameKind, MESSAGE_HEAD_BYTES, STREAM_WINDOW_BYTES, type WireContext } from './channel.js';
-import type { MemberChannel } from './member_channel.js';
+import type { RpcLimits } from '../api/rpc.js';
+
+/** What a stream needs of the channel that carries it (MemberChannel implements it). */
+export interface StreamChannel {
+  readonly limits: RpcLimits;
+  readonly streamLimits: MemberStreamLimits;
+  /** Bytes queued by every stream of the channel. */
+  readonly streamQueuedBytes: number;
+  _writerHasRoom(): boolean;
+  _writeResponse(kind: number, id: number, rpc: AnyServerStreamRpc | AnyBidiRpc, res: unknown, size: number): boolean;
+  _encodeResponseFrame(kind: number, id: number, rpc: AnyServerStreamRpc | AnyBidiRpc, res: unknown, size: number): Buffer | undefined;
+  _writeFrame(frame: Buffer): void;
+  _streamQueued(stream: MemberStream, delta: number): void;
+  _endStream(stream: MemberStream, code: number, message: string): void;
+  _grant(stream: MemberStream, bytes: number): void;
+  _hookFailed(err: unknown): void;
+}
 
 /** Limits of one stream and of all the streams of one channel, on the member. */
 export interface MemberStreamLimits {
@@ -72,7 +88,7 @@ export class MemberStream implements RpcBidiStream<unknown, unknown>, CallContex
   private recvCredit = STREAM_WINDOW_BYTES;
   private recvUngranted = 0;
 
-  constructor(private readonly ch: MemberChannel, readonly id: number, readonly rpc: AnyServerStreamRpc | AnyBidiRpc,
+  constructor(private readonly ch: StreamChannel, readonly id: number, readonly rpc: AnyServerStreamRpc | AnyBidiRpc,
     ctx: WireContext, timeoutMs: number) {
     this.token = ctx.token;
     this.certCommonName = ctx.certCommonName;
