@@ -5,8 +5,8 @@ import { Transport } from '../transport/transport.js';
 import {
   decodeMessage, MessageType, type Message, type RawNode, type MemoryStorage, type Snapshot,
 } from '../raft/index.js';
-import { Mvcc } from '../mvcc/index.js';
-import { EtcdError, Errors } from '../errors.js';
+import type { Mvcc } from '../mvcc/index.js';
+import { type EtcdError, Errors } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import type { InternalRequestInit } from '../proto/internal.js';
 import {

@@ -58,8 +58,7 @@ export class WatchHub implements ApplySubscriber {
   private progressTimer: unknown = undefined;
   private readonly progressBound = (): void => this.progressTick();
   private syncScheduled = false;
-  private syncTimer: unknown = undefined;
-  private readonly syncBound = (): void => { this.syncScheduled = false; this.syncTimer = undefined; this.sync(); };
+  private readonly syncBound = (): void => { this.syncScheduled = false; this.sync(); };
 
   constructor(
     private readonly store: () => WatchStore,
@@ -193,7 +192,7 @@ export class WatchHub implements ApplySubscriber {
     if (this.syncScheduled) return;
     this.syncScheduled = true;
     if (delayMs === 0) this.sched.immediate(this.syncBound);
-    else this.syncTimer = this.sched.timeout(this.syncBound, delayMs);
+    else this.sched.timeout(this.syncBound, delayMs);
   }
 
   /**

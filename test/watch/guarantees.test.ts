@@ -111,7 +111,7 @@ async function runSeed(seed: number): Promise<void> {
   const apply = (kind: number): void => {
     index++;
     const k = keyOf(r);
-    let res;
+    let res: { events: MvccEvent[] };
     if (kind < 0.5) res = applyPut(store, { key: enc(k), value: enc(`v${index}`) }, noLeases, events.wantsPrevKv);
     else if (kind < 0.7) res = applyDeleteRange(store, { key: enc('k0'), range_end: enc(`k${Math.floor(r() * 3)}`) }, noLeases, events.wantsPrevKv);
     else {
