@@ -18,13 +18,34 @@ import { performance } from 'node:perf_hooks';
 import { runLoad, type LoadEngine } from './grpc/loadgen.js';
 import { Cluster, StartError, dirBytes, freePort, type ServerKind } from './lib/servers.js';
 import { cpuSecondsOfTrees, memOfTrees, machineBusySeconds, threadCpuSeconds, threadCpuDelta } from './lib/proc.js';
-import { WORKLOADS, RANGE_KEYS, VALUE_BYTES, TXN_OPS_MAX, loadKeys, requestsFor, putBodies, PUT_BODIES, PUT_KEY_SPACE, type Workload } from './lib/workloads.js';
+import {
+  WORKLOADS,
+  RANGE_KEYS,
+  VALUE_BYTES,
+  TXN_OPS_MAX,
+  loadKeys,
+  requestsFor,
+  putBodies,
+  PUT_BODIES,
+  PUT_KEY_SPACE,
+  type Workload,
+} from './lib/workloads.js';
 import { GrpcConn } from './lib/grpc-client.js';
 import { KV, encodeRangeRequest, decodeRangeResponse } from '../src/proto/rpc.js';
 import { readCpuProfile, summarize, monotonicNowUs, type ProfileSummary, type TimeWindowUs } from './lib/cpuprofile.js';
 import {
-  renderRun, renderMemory, renderProfiles, spliceSection, mediansOf, ratioOf,
-  type LoadResult, type LoadSample, type CeilingResult, type MemoryResult, type ProfiledWorkload, type RunFacts,
+  renderRun,
+  renderMemory,
+  renderProfiles,
+  spliceSection,
+  mediansOf,
+  ratioOf,
+  type LoadResult,
+  type LoadSample,
+  type CeilingResult,
+  type MemoryResult,
+  type ProfiledWorkload,
+  type RunFacts,
 } from './lib/results.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -70,20 +91,40 @@ workloads: ${WORKLOADS.map((w) => w.name).join(', ')} (default: all of them)`;
 function parseOptions(argv: string[], root: string): BenchOptions {
   const given = new Map<string, string>();
   const flags = new Set<string>();
-  const valued = new Set(['rounds', 'duration-ms', 'warmup-ms', 'workloads', 'tetcd-cmd', 'etcd-cmd', 'out', 'client-procs', 'memory-keys', 'profile-dir', 'engine', 'label', 'wal-writer']);
+  const valued = new Set([
+    'rounds',
+    'duration-ms',
+    'warmup-ms',
+    'workloads',
+    'tetcd-cmd',
+    'etcd-cmd',
+    'out',
+    'client-procs',
+    'memory-keys',
+    'profile-dir',
+    'engine',
+    'label',
+    'wal-writer',
+  ]);
   const boolean = new Set(['profile', 'quick', 'keep', 'help']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}\n${USAGE}`);
     const eq = a.indexOf('=');
     const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
-    if (boolean.has(name)) { flags.add(name); continue; }
+    if (boolean.has(name)) {
+      flags.add(name);
+      continue;
+    }
     if (!valued.has(name)) throw new Error(`unknown option ${a}\n${USAGE}`);
     const v = eq > 0 ? a.slice(eq + 1) : argv[++i];
     if (v === undefined) throw new Error(`option --${name} needs a value`);
     given.set(name, v);
   }
-  if (flags.has('help')) { console.log(USAGE); process.exit(0); }
+  if (flags.has('help')) {
+    console.log(USAGE);
+    process.exit(0);
+  }
   const quick = flags.has('quick');
   const num = (name: string, dflt: number, min: number): number => {
     const v = given.has(name) ? Number(given.get(name)) : dflt;
@@ -105,7 +146,10 @@ function parseOptions(argv: string[], root: string): BenchOptions {
   // A profile is of the member; the generator's own ceiling and the memory fill have nothing to profile.
   if (profile) workloads = workloads.filter((w) => w.kind === 'load');
   const splitCmd = (s: string): string[] => {
-    const parts = s.trim().split(/\s+/).filter((p) => p !== '');
+    const parts = s
+      .trim()
+      .split(/\s+/)
+      .filter((p) => p !== '');
     if (parts.length === 0) throw new Error('empty command');
     if (parts[0] === 'node') parts[0] = process.execPath;
     return parts;
@@ -155,7 +199,10 @@ function preflight(cmd: readonly string[], cwd: string): string | null {
   const r = spawnSync(cmd[0], [...cmd.slice(1), '--version'], { cwd, encoding: 'utf8', timeout: 20_000 });
   if (r.error !== undefined) return r.error.message;
   if (r.status === 0 && /Version/.test(r.stdout)) return null;
-  const lines = `${r.stderr}\n${r.stdout}`.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const lines = `${r.stderr}\n${r.stdout}`
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   return lines.find((l) => /error/i.test(l)) ?? lines[0] ?? `exit status ${r.status}`;
 }
 
@@ -203,11 +250,27 @@ function cmdFor(kind: ServerKind, o: BenchOptions): string[] {
 }
 
 /** Starts a cluster, or returns why not. */
-async function startCluster(kind: ServerKind, o: BenchOptions, members: number, dir: string, root: string, cpuProfDir?: string): Promise<Cluster | string> {
+async function startCluster(
+  kind: ServerKind,
+  o: BenchOptions,
+  members: number,
+  dir: string,
+  root: string,
+  cpuProfDir?: string,
+): Promise<Cluster | string> {
   try {
     // The JS writer replaces the addon through src/wal's TETCD_WAL_ADDON override (bench/wal/js-writer.ts).
     const env = kind === 'tetcd' && o.walWriter === 'js' ? { TETCD_WAL_ADDON: join(here, 'wal', 'js-writer.js') } : undefined;
-    const c = await Cluster.start({ kind, cmd: cmdFor(kind, o), cwd: root, members, baseDir: dir, cpuProfDir, readyTimeoutMs: members > 1 ? 60_000 : 30_000, env });
+    const c = await Cluster.start({
+      kind,
+      cmd: cmdFor(kind, o),
+      cwd: root,
+      members,
+      baseDir: dir,
+      cpuProfDir,
+      readyTimeoutMs: members > 1 ? 60_000 : 30_000,
+      env,
+    });
     live.add(c);
     return c;
   } catch (err) {
@@ -222,27 +285,84 @@ async function stopCluster(c: Cluster): Promise<void> {
 }
 
 /** One server, one round of one load workload. */
-async function runLoadOnce(kind: ServerKind, w: Workload, round: number, o: BenchOptions, root: string, requests: { path: string; bodies: Uint8Array[] }, prof?: { memberDir: string; clientDir: string }): Promise<LoadSample> {
-  const blank: LoadSample = { server: kind, round, rps: 0, p50Ms: NaN, p99Ms: NaN, errors: 0, statuses: {}, serverCores: NaN, clientCores: NaN, rssBytes: NaN, otherCores: NaN };
+async function runLoadOnce(
+  kind: ServerKind,
+  w: Workload,
+  round: number,
+  o: BenchOptions,
+  root: string,
+  requests: { path: string; bodies: Uint8Array[] },
+  prof?: { memberDir: string; clientDir: string },
+): Promise<LoadSample> {
+  const blank: LoadSample = {
+    server: kind,
+    round,
+    rps: 0,
+    p50Ms: NaN,
+    p99Ms: NaN,
+    errors: 0,
+    statuses: {},
+    serverCores: NaN,
+    clientCores: NaN,
+    rssBytes: NaN,
+    otherCores: NaN,
+  };
   const dir = runDir(`${w.name}-r${round}-${kind}`);
   const started = await startCluster(kind, o, w.members, dir, root, prof?.memberDir);
-  if (typeof started === 'string') { dropDir(dir); return { ...blank, skipped: started }; }
+  if (typeof started === 'string') {
+    dropDir(dir);
+    return { ...blank, skipped: started };
+  }
   const cluster = started;
   try {
     if (w.method === 'range') {
-      await loadKeys(cluster.endpoints, { prefix: 'k', count: RANGE_KEYS, valueBytes: VALUE_BYTES, connections: 1, inFlightPerConnection: 4, txnOps: 100, callTimeoutMs: 30_000 });
+      await loadKeys(cluster.endpoints, {
+        prefix: 'k',
+        count: RANGE_KEYS,
+        valueBytes: VALUE_BYTES,
+        connections: 1,
+        inFlightPerConnection: 4,
+        txnOps: 100,
+        callTimeoutMs: 30_000,
+      });
     }
     const pids = cluster.pids;
-    let cpu0 = 0, cpu1 = 0, t0 = 0, t1 = 0, rss = NaN, busy0 = 0, busy1 = 0, mono0 = 0, mono1 = 0;
+    let cpu0 = 0,
+      cpu1 = 0,
+      t0 = 0,
+      t1 = 0,
+      rss = NaN,
+      busy0 = 0,
+      busy1 = 0,
+      mono0 = 0,
+      mono1 = 0;
     let threads0 = new Map<string, number>();
     let threads: [string, number][] = [];
     const res = await runLoad({
-      target: cluster.endpoints[0], targets: cluster.endpoints, path: requests.path, bodies: requests.bodies,
-      connections: w.connections, concurrency: w.concurrency, durationMs: o.durationMs, warmupMs: o.warmupMs,
-      workers: o.clientProcs, cpuProfDir: prof?.clientDir, engine: o.engine,
-      onMeasureStart: () => { t0 = performance.now(); mono0 = monotonicNowUs(); cpu0 = cpuSecondsOfTrees(pids); busy0 = machineBusySeconds(); threads0 = threadCpuSeconds(pids); },
+      target: cluster.endpoints[0],
+      targets: cluster.endpoints,
+      path: requests.path,
+      bodies: requests.bodies,
+      connections: w.connections,
+      concurrency: w.concurrency,
+      durationMs: o.durationMs,
+      warmupMs: o.warmupMs,
+      workers: o.clientProcs,
+      cpuProfDir: prof?.clientDir,
+      engine: o.engine,
+      onMeasureStart: () => {
+        t0 = performance.now();
+        mono0 = monotonicNowUs();
+        cpu0 = cpuSecondsOfTrees(pids);
+        busy0 = machineBusySeconds();
+        threads0 = threadCpuSeconds(pids);
+      },
       onMeasureEnd: () => {
-        t1 = performance.now(); mono1 = monotonicNowUs(); cpu1 = cpuSecondsOfTrees(pids); busy1 = machineBusySeconds(); rss = memOfTrees(pids).rssBytes;
+        t1 = performance.now();
+        mono1 = monotonicNowUs();
+        cpu1 = cpuSecondsOfTrees(pids);
+        busy1 = machineBusySeconds();
+        rss = memOfTrees(pids).rssBytes;
         threads = threadCpuDelta(threads0, threadCpuSeconds(pids));
       },
     });
@@ -251,13 +371,24 @@ async function runLoadOnce(kind: ServerKind, w: Workload, round: number, o: Benc
     // A run where more than a few calls fail measures the failure path, not the server: void it, say why.
     const failedShare = res.errors / Math.max(1, res.requests + res.errors);
     if (res.requests === 0 || failedShare > FAILED_SHARE_MAX) {
-      return { ...blank, skipped: `${Math.round(failedShare * 100)} % of calls failed: ${describeFailures(res.statuses, res.errorMessages)}` };
+      return {
+        ...blank,
+        skipped: `${Math.round(failedShare * 100)} % of calls failed: ${describeFailures(res.statuses, res.errorMessages)}`,
+      };
     }
     const windowS = t1 > t0 ? (t1 - t0) / 1000 : o.durationMs / 1000;
     const serverCores = (cpu1 - cpu0) / windowS;
     return {
-      server: kind, round, rps: res.rps, p50Ms: res.latencyMs.p50, p99Ms: res.latencyMs.p99, errors: res.errors, statuses: res.statuses,
-      serverCores, clientCores: res.clientCpuCores, rssBytes: rss,
+      server: kind,
+      round,
+      rps: res.rps,
+      p50Ms: res.latencyMs.p50,
+      p99Ms: res.latencyMs.p99,
+      errors: res.errors,
+      statuses: res.statuses,
+      serverCores,
+      clientCores: res.clientCpuCores,
+      rssBytes: rss,
       otherCores: Math.max(0, (busy1 - busy0) / windowS - serverCores - res.clientCpuCores),
       threadCores: threads.map(([name, sec]) => [name, sec / windowS]),
       windowUs: { fromUs: mono0, toUs: mono1 },
@@ -275,8 +406,10 @@ async function runLoadOnce(kind: ServerKind, w: Workload, round: number, o: Benc
 const FAILED_SHARE_MAX = 0.01;
 
 function describeFailures(statuses: Record<string, number>, messages: Record<string, string>): string {
-  return Object.entries(statuses).filter(([k]) => k !== '0')
-    .map(([k, v]) => `${v} × status ${k}${messages[k] ? ` "${messages[k]}"` : ''}`).join(', ');
+  return Object.entries(statuses)
+    .filter(([k]) => k !== '0')
+    .map(([k, v]) => `${v} × status ${k}${messages[k] ? ` "${messages[k]}"` : ''}`)
+    .join(', ');
 }
 
 function describe(s: LoadSample): string {
@@ -298,7 +431,9 @@ async function runLoadWorkload(w: Workload, o: BenchOptions, root: string): Prom
   const e = mediansOf(samples, 'etcd');
   const t = mediansOf(samples, 'tetcd');
   const ratio = ratioOf(e, t);
-  console.log(`  ${w.name.padEnd(18)} medians: etcd ${Math.round(e.rps)} req/s, tetcd ${Math.round(t.rps)} req/s, ratio ${Number.isFinite(ratio) ? ratio.toFixed(2) : '–'}`);
+  console.log(
+    `  ${w.name.padEnd(18)} medians: etcd ${Math.round(e.rps)} req/s, tetcd ${Math.round(t.rps)} req/s, ratio ${Number.isFinite(ratio) ? ratio.toFixed(2) : '–'}`,
+  );
   return { workload: w, samples };
 }
 
@@ -306,9 +441,19 @@ async function runLoadWorkload(w: Workload, o: BenchOptions, root: string): Prom
 async function runCeiling(w: Workload, o: BenchOptions): Promise<CeilingResult> {
   const serverProcs = 2;
   const port = await freePort();
-  const child = spawn(process.execPath, [join(here, 'lib', 'trivial-server.js'), '--procs', String(serverProcs), '--port', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [join(here, 'lib', 'trivial-server.js'), '--procs', String(serverProcs), '--port', String(port)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const blank: CeilingResult = { serverProcs, rps: 0, p50Ms: NaN, p99Ms: NaN, clientCores: NaN, clientCpuUsPerRequest: NaN, serverCores: NaN };
+  const blank: CeilingResult = {
+    serverProcs,
+    rps: 0,
+    p50Ms: NaN,
+    p99Ms: NaN,
+    clientCores: NaN,
+    clientCpuUsPerRequest: NaN,
+    serverCores: NaN,
+  };
   try {
     const ready = await Promise.race([
       new Promise<boolean>((r) => child.stdout!.once('data', () => r(true))),
@@ -317,17 +462,38 @@ async function runCeiling(w: Workload, o: BenchOptions): Promise<CeilingResult> 
     ]);
     if (!ready) return { ...blank, skipped: 'trivial server did not start' };
     const pids = [child.pid!];
-    let cpu0 = 0, cpu1 = 0, t0 = 0, t1 = 0;
+    let cpu0 = 0,
+      cpu1 = 0,
+      t0 = 0,
+      t1 = 0;
     const res = await runLoad({
-      target: `127.0.0.1:${port}`, path: KV.methods.Put.path, bodies: putBodies(PUT_BODIES, PUT_KEY_SPACE, 0x7e7cd),
-      connections: w.connections, concurrency: w.concurrency, durationMs: o.durationMs, warmupMs: o.warmupMs, workers: o.clientProcs, engine: o.engine,
-      onMeasureStart: () => { t0 = performance.now(); cpu0 = cpuSecondsOfTrees(pids); },
-      onMeasureEnd: () => { t1 = performance.now(); cpu1 = cpuSecondsOfTrees(pids); },
+      target: `127.0.0.1:${port}`,
+      path: KV.methods.Put.path,
+      bodies: putBodies(PUT_BODIES, PUT_KEY_SPACE, 0x7e7cd),
+      connections: w.connections,
+      concurrency: w.concurrency,
+      durationMs: o.durationMs,
+      warmupMs: o.warmupMs,
+      workers: o.clientProcs,
+      engine: o.engine,
+      onMeasureStart: () => {
+        t0 = performance.now();
+        cpu0 = cpuSecondsOfTrees(pids);
+      },
+      onMeasureEnd: () => {
+        t1 = performance.now();
+        cpu1 = cpuSecondsOfTrees(pids);
+      },
     });
     if (res.requests === 0) return { ...blank, skipped: `no call succeeded: ${describeFailures(res.statuses, res.errorMessages)}` };
     return {
-      serverProcs, rps: res.rps, p50Ms: res.latencyMs.p50, p99Ms: res.latencyMs.p99, clientCores: res.clientCpuCores,
-      clientCpuUsPerRequest: res.clientCpuUsPerRequest, serverCores: (cpu1 - cpu0) / ((t1 - t0) / 1000),
+      serverProcs,
+      rps: res.rps,
+      p50Ms: res.latencyMs.p50,
+      p99Ms: res.latencyMs.p99,
+      clientCores: res.clientCpuCores,
+      clientCpuUsPerRequest: res.clientCpuUsPerRequest,
+      serverCores: (cpu1 - cpu0) / ((t1 - t0) / 1000),
     };
   } catch (err) {
     return { ...blank, skipped: `failed: ${(err as Error).message}` };
@@ -339,17 +505,34 @@ async function runCeiling(w: Workload, o: BenchOptions): Promise<CeilingResult> 
 
 /** Fills one member with o.memoryKeys keys and reads its resident memory. */
 async function runMemoryOnce(kind: ServerKind, w: Workload, o: BenchOptions, root: string): Promise<MemoryResult> {
-  const blank: MemoryResult = { server: kind, keys: o.memoryKeys, loadMs: NaN, rssBytes: NaN, peakRssBytes: NaN, anonBytes: NaN, fileBytes: NaN, diskBytes: NaN };
+  const blank: MemoryResult = {
+    server: kind,
+    keys: o.memoryKeys,
+    loadMs: NaN,
+    rssBytes: NaN,
+    peakRssBytes: NaN,
+    anonBytes: NaN,
+    fileBytes: NaN,
+    diskBytes: NaN,
+  };
   const dir = runDir(`memory-${kind}`);
   const started = await startCluster(kind, o, 1, dir, root);
-  if (typeof started === 'string') { dropDir(dir); return { ...blank, skipped: started }; }
+  if (typeof started === 'string') {
+    dropDir(dir);
+    return { ...blank, skipped: started };
+  }
   const cluster = started;
   try {
     const t0 = performance.now();
     let lastPrintedTenth = 0;
     await loadKeys(cluster.endpoints, {
-      prefix: 'm', count: o.memoryKeys, valueBytes: VALUE_BYTES, connections: w.connections,
-      inFlightPerConnection: Math.max(1, Math.floor(w.concurrency / w.connections)), txnOps: TXN_OPS_MAX, callTimeoutMs: 120_000,
+      prefix: 'm',
+      count: o.memoryKeys,
+      valueBytes: VALUE_BYTES,
+      connections: w.connections,
+      inFlightPerConnection: Math.max(1, Math.floor(w.concurrency / w.connections)),
+      txnOps: TXN_OPS_MAX,
+      callTimeoutMs: 120_000,
       onProgress: (n) => {
         const tenth = Math.floor((n * 10) / o.memoryKeys);
         if (tenth > lastPrintedTenth) {
@@ -361,7 +544,11 @@ async function runMemoryOnce(kind: ServerKind, w: Workload, o: BenchOptions, roo
     const loadMs = performance.now() - t0;
     // Prove the data is there, so the RSS is of a member that really holds it.
     const c = await GrpcConn.connect(cluster.endpoints[0], 5_000);
-    const r = await c.unary(KV.methods.Range.path, encodeRangeRequest({ key: Buffer.from('m'), range_end: Buffer.from('n'), count_only: true }), 60_000);
+    const r = await c.unary(
+      KV.methods.Range.path,
+      encodeRangeRequest({ key: Buffer.from('m'), range_end: Buffer.from('n'), count_only: true }),
+      60_000,
+    );
     c.close();
     if (r.grpcStatus !== 0) return { ...blank, skipped: `count failed: grpc-status ${r.grpcStatus} ${r.grpcMessage}` };
     const count = decodeRangeResponse(r.body).count;
@@ -370,7 +557,16 @@ async function runMemoryOnce(kind: ServerKind, w: Workload, o: BenchOptions, roo
     await sleep(3_000);
     const mem = memOfTrees(cluster.pids);
     const diskBytes = dirBytes(cluster.members[0].dataDir);
-    return { server: kind, keys: o.memoryKeys, loadMs, rssBytes: mem.rssBytes, peakRssBytes: mem.peakRssBytes, anonBytes: mem.anonBytes, fileBytes: mem.fileBytes, diskBytes };
+    return {
+      server: kind,
+      keys: o.memoryKeys,
+      loadMs,
+      rssBytes: mem.rssBytes,
+      peakRssBytes: mem.peakRssBytes,
+      anonBytes: mem.anonBytes,
+      fileBytes: mem.fileBytes,
+      diskBytes,
+    };
   } catch (err) {
     return { ...blank, skipped: `failed: ${(err as Error).message}` };
   } finally {
@@ -381,7 +577,9 @@ async function runMemoryOnce(kind: ServerKind, w: Workload, o: BenchOptions, roo
 
 function findProfiles(dir: string): string[] {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(dir, f));
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => join(dir, f));
 }
 
 /** The pid in a node --cpu-prof file name (CPU.<date>.<time>.<pid>.<tid>.<seq>.cpuprofile). */
@@ -391,7 +589,13 @@ export function profilePid(file: string): number {
 }
 
 /** The busiest profile in dir (on 3 members: the leader's) among those `keep` accepts, summarised. */
-function busiestProfile(dir: string, top: number, root: string, window: TimeWindowUs | undefined, keep: (file: string) => boolean = () => true): { summary: ProfileSummary; file: string } | undefined {
+function busiestProfile(
+  dir: string,
+  top: number,
+  root: string,
+  window: TimeWindowUs | undefined,
+  keep: (file: string) => boolean = () => true,
+): { summary: ProfileSummary; file: string } | undefined {
   let best: { summary: ProfileSummary; file: string } | undefined;
   for (const f of findProfiles(dir)) {
     if (!keep(f)) continue;
@@ -409,7 +613,15 @@ async function runProfiled(w: Workload, o: BenchOptions, root: string, topN: num
   mkdirSync(clientDir, { recursive: true });
   const s = await runLoadOnce('tetcd', w, 1, o, root, requestsFor(w, 0x7e7cd), { memberDir, clientDir });
   console.log(`  ${w.name.padEnd(18)} tetcd (profiled) ${describe(s)}`);
-  const base: ProfiledWorkload = { workload: w, rps: s.rps, p99Ms: s.p99Ms, memberLabel: '', profileDir: dirOut, serverCores: s.serverCores, threadCores: s.threadCores ?? [] };
+  const base: ProfiledWorkload = {
+    workload: w,
+    rps: s.rps,
+    p99Ms: s.p99Ms,
+    memberLabel: '',
+    profileDir: dirOut,
+    serverCores: s.serverCores,
+    threadCores: s.threadCores ?? [],
+  };
   if (s.skipped !== undefined) return { ...base, skipped: s.skipped };
   const window = s.windowUs;
   // With --client-workers the member's client processes write profiles into the same directory.
@@ -422,8 +634,12 @@ async function runProfiled(w: Workload, o: BenchOptions, root: string, topN: num
   const nClientProcesses = findProfiles(memberDir).length - nMembers;
   const label = nMembers > 1 ? `the busiest of ${nMembers} members' profiles, i.e. the leader` : 'the only member';
   return {
-    ...base, member: member?.summary, client: client?.summary, memberLabel: label,
-    clientProcess: clientProcess?.summary, clientProcessLabel: `the busiest of ${nClientProcesses}`,
+    ...base,
+    member: member?.summary,
+    client: client?.summary,
+    memberLabel: label,
+    clientProcess: clientProcess?.summary,
+    clientProcessLabel: `the busiest of ${nClientProcesses}`,
     ...(member === undefined ? { skipped: 'the member wrote no profile' } : {}),
   };
 }
@@ -443,20 +659,40 @@ async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2), root);
   keepDirs = o.keep;
   // Fail fast, with the reason, if a server command cannot even print its version (e.g. dist/ not built).
-  for (const [name, cmd] of [['tetcd', o.tetcdCmd], ['etcd', o.etcdCmd]] as const) {
+  for (const [name, cmd] of [
+    ['tetcd', o.tetcdCmd],
+    ['etcd', o.etcdCmd],
+  ] as const) {
     const problem = preflight(cmd, root);
-    if (problem !== null) throw new Error(`${name} command \`${cmd.join(' ')}\` does not run: ${problem}${name === 'tetcd' ? ' (build first: npm run build, or pass --tetcd-cmd)' : ''}`);
+    if (problem !== null)
+      throw new Error(
+        `${name} command \`${cmd.join(' ')}\` does not run: ${problem}${name === 'tetcd' ? ' (build first: npm run build, or pass --tetcd-cmd)' : ''}`,
+      );
   }
   baseDir = mkdtempSync('/tmp/tetcd-bench-');
   installSignalHandlers();
   const facts: RunFacts = {
-    date: new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC'),
-    commandLine: ['node', fileURLToPath(import.meta.url).slice(root.length + 1), ...process.argv.slice(2)].map((a) => (/\s/.test(a) ? `"${a}"` : a)).join(' '),
-    machine: machineFacts(o.etcdCmd), rounds: o.rounds, durationMs: o.durationMs, warmupMs: o.warmupMs, clientProcs: o.clientProcs,
-    tetcdCmd: (o.walWriter === 'js' ? 'TETCD_WAL_ADDON=bench/wal/js-writer.js ' : '') + o.tetcdCmd.join(' ').replace(process.execPath, 'node'), etcdCmd: o.etcdCmd.join(' '), engine: o.engine,
+    date: new Date()
+      .toISOString()
+      .replace('T', ' ')
+      .replace(/\.\d+Z$/, ' UTC'),
+    commandLine: ['node', fileURLToPath(import.meta.url).slice(root.length + 1), ...process.argv.slice(2)]
+      .map((a) => (/\s/.test(a) ? `"${a}"` : a))
+      .join(' '),
+    machine: machineFacts(o.etcdCmd),
+    rounds: o.rounds,
+    durationMs: o.durationMs,
+    warmupMs: o.warmupMs,
+    clientProcs: o.clientProcs,
+    tetcdCmd:
+      (o.walWriter === 'js' ? 'TETCD_WAL_ADDON=bench/wal/js-writer.js ' : '') + o.tetcdCmd.join(' ').replace(process.execPath, 'node'),
+    etcdCmd: o.etcdCmd.join(' '),
+    engine: o.engine,
   };
   console.log(`bench: ${facts.machine}`);
-  console.log(`bench: workloads ${o.workloads.map((w) => w.name).join(', ')}; ${o.rounds} round(s) × ${o.durationMs} ms (+${o.warmupMs} ms warm-up); temp dir ${baseDir}`);
+  console.log(
+    `bench: workloads ${o.workloads.map((w) => w.name).join(', ')}; ${o.rounds} round(s) × ${o.durationMs} ms (+${o.warmupMs} ms warm-up); temp dir ${baseDir}`,
+  );
   const started = performance.now();
   try {
     if (o.profile) {
@@ -468,10 +704,14 @@ async function main(): Promise<void> {
       for (const r of runs) {
         if (r.member === undefined) continue;
         console.log(`  ${r.workload.name}: top self time of the member`);
-        r.member.functions.forEach((f, i) => console.log(`    ${String(i + 1).padStart(2)}. ${(f.share * 100).toFixed(1).padStart(5)} %  ${f.name}  ${f.where}`));
+        r.member.functions.forEach((f, i) =>
+          console.log(`    ${String(i + 1).padStart(2)}. ${(f.share * 100).toFixed(1).padStart(5)} %  ${f.name}  ${f.where}`),
+        );
         if (r.clientProcess !== undefined) {
           console.log(`  ${r.workload.name}: top self time of a client process (${r.clientProcessLabel ?? ''})`);
-          r.clientProcess.functions.forEach((f, i) => console.log(`    ${String(i + 1).padStart(2)}. ${(f.share * 100).toFixed(1).padStart(5)} %  ${f.name}  ${f.where}`));
+          r.clientProcess.functions.forEach((f, i) =>
+            console.log(`    ${String(i + 1).padStart(2)}. ${(f.share * 100).toFixed(1).padStart(5)} %  ${f.name}  ${f.where}`),
+          );
         }
       }
     } else {
@@ -482,12 +722,20 @@ async function main(): Promise<void> {
         console.log(`bench: ${w.name} — ${w.title}`);
         if (w.kind === 'ceiling') {
           ceiling = await runCeiling(w, o);
-          console.log(ceiling.skipped !== undefined ? `  skipped: ${ceiling.skipped}` : `  ${ceiling.rps} req/s, generator ${ceiling.clientCores.toFixed(2)} cores (${ceiling.clientCpuUsPerRequest.toFixed(1)} µs/request), trivial server ${ceiling.serverCores.toFixed(2)} cores`);
+          console.log(
+            ceiling.skipped !== undefined
+              ? `  skipped: ${ceiling.skipped}`
+              : `  ${ceiling.rps} req/s, generator ${ceiling.clientCores.toFixed(2)} cores (${ceiling.clientCpuUsPerRequest.toFixed(1)} µs/request), trivial server ${ceiling.serverCores.toFixed(2)} cores`,
+          );
         } else if (w.kind === 'memory') {
           for (const kind of ['etcd', 'tetcd'] as const) {
             const m = await runMemoryOnce(kind, w, o, root);
             memory.push(m);
-            console.log(m.skipped !== undefined ? `  ${kind}: skipped: ${m.skipped}` : `  ${kind}: ${m.keys} keys loaded in ${(m.loadMs / 1000).toFixed(1)} s, RSS ${Math.round(m.rssBytes / 2 ** 20)} MiB (peak ${Math.round(m.peakRssBytes / 2 ** 20)} MiB), data dir ${Math.round(m.diskBytes / 2 ** 20)} MiB`);
+            console.log(
+              m.skipped !== undefined
+                ? `  ${kind}: skipped: ${m.skipped}`
+                : `  ${kind}: ${m.keys} keys loaded in ${(m.loadMs / 1000).toFixed(1)} s, RSS ${Math.round(m.rssBytes / 2 ** 20)} MiB (peak ${Math.round(m.peakRssBytes / 2 ** 20)} MiB), data dir ${Math.round(m.diskBytes / 2 ** 20)} MiB`,
+            );
           }
         } else {
           loads.push(await runLoadWorkload(w, o, root));
@@ -504,8 +752,11 @@ async function main(): Promise<void> {
   console.log(`bench: done in ${((performance.now() - started) / 60_000).toFixed(1)} min`);
 }
 
-main().then(() => process.exit(0), (err: unknown) => {
-  console.error(`bench: ${err instanceof Error ? err.message : String(err)}`);
-  for (const c of live) for (const m of c.members) m.child.kill('SIGKILL');
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(`bench: ${err instanceof Error ? err.message : String(err)}`);
+    for (const c of live) for (const m of c.members) m.child.kill('SIGKILL');
+    process.exit(1);
+  },
+);

@@ -29,10 +29,14 @@ export function crc32c(crc: number, buf: Uint8Array, start = 0, end = buf.length
     const lo = (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24)) ^ c;
     const hi = buf[i + 4]! | (buf[i + 5]! << 8) | (buf[i + 6]! << 16) | (buf[i + 7]! << 24);
     c =
-      table[7 * 256 + (lo & 0xff)]! ^ table[6 * 256 + ((lo >>> 8) & 0xff)]! ^
-      table[5 * 256 + ((lo >>> 16) & 0xff)]! ^ table[4 * 256 + (lo >>> 24)]! ^
-      table[3 * 256 + (hi & 0xff)]! ^ table[2 * 256 + ((hi >>> 8) & 0xff)]! ^
-      table[256 + ((hi >>> 16) & 0xff)]! ^ table[hi >>> 24]!;
+      table[7 * 256 + (lo & 0xff)]! ^
+      table[6 * 256 + ((lo >>> 8) & 0xff)]! ^
+      table[5 * 256 + ((lo >>> 16) & 0xff)]! ^
+      table[4 * 256 + (lo >>> 24)]! ^
+      table[3 * 256 + (hi & 0xff)]! ^
+      table[2 * 256 + ((hi >>> 8) & 0xff)]! ^
+      table[256 + ((hi >>> 16) & 0xff)]! ^
+      table[hi >>> 24]!;
   }
   for (; i < end; i++) c = (c >>> 8) ^ table[(c ^ buf[i]!) & 0xff]!;
   return ~c >>> 0;

@@ -31,7 +31,10 @@ export type GrpcCode = (typeof GrpcCode)[keyof typeof GrpcCode];
  *   throw Errors.EmptyKey();
  */
 export class EtcdError extends Error {
-  constructor(readonly code: GrpcCode, message: string) {
+  constructor(
+    readonly code: GrpcCode,
+    message: string,
+  ) {
     super(message);
     this.name = 'EtcdError';
   }

@@ -36,10 +36,18 @@ class JsonLogger implements Logger {
     this.write(JSON.stringify(line, jsonValue) + '\n');
   }
 
-  debug(msg: string, fields?: LogFields): void { this.log('debug', msg, fields); }
-  info(msg: string, fields?: LogFields): void { this.log('info', msg, fields); }
-  warn(msg: string, fields?: LogFields): void { this.log('warn', msg, fields); }
-  error(msg: string, fields?: LogFields): void { this.log('error', msg, fields); }
+  debug(msg: string, fields?: LogFields): void {
+    this.log('debug', msg, fields);
+  }
+  info(msg: string, fields?: LogFields): void {
+    this.log('info', msg, fields);
+  }
+  warn(msg: string, fields?: LogFields): void {
+    this.log('warn', msg, fields);
+  }
+  error(msg: string, fields?: LogFields): void {
+    this.log('error', msg, fields);
+  }
   with(fields: LogFields): Logger {
     return new JsonLogger(this.minRank, { ...this.base, ...fields }, this.write);
   }
@@ -56,6 +64,11 @@ export function newLogger(level: LogLevel, write: (line: string) => void = (l) =
 
 /** A logger that drops everything (tests, libraries used standalone). */
 export const silentLogger: Logger = {
-  debug() {}, info() {}, warn() {}, error() {},
-  with() { return silentLogger; },
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  with() {
+    return silentLogger;
+  },
 };

@@ -17,9 +17,18 @@ interface Metric {
 export class Gauge implements Metric {
   private readonly series = new Map<string, number>();
   value = 0;
-  constructor(readonly name: string, readonly help: string, private readonly collect?: () => number, private readonly labelled = false) {}
-  set(v: number): void { this.value = v; }
-  setLabels(labels: Labels, v: number): void { this.series.set(labelKey(labels), v); }
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly collect?: () => number,
+    private readonly labelled = false,
+  ) {}
+  set(v: number): void {
+    this.value = v;
+  }
+  setLabels(labels: Labels, v: number): void {
+    this.series.set(labelKey(labels), v);
+  }
   render(out: string[]): void {
     out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`);
     if (!this.labelled) out.push(`${this.name} ${this.collect ? this.collect() : this.value}`);

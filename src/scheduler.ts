@@ -16,9 +16,13 @@ export interface Scheduler {
 
 /** Node's timers. */
 export const nodeScheduler: Scheduler = {
-  immediate: (fn) => { setImmediate(fn); },
+  immediate: (fn) => {
+    setImmediate(fn);
+  },
   timeout: (fn, ms) => setTimeout(fn, ms),
   interval: (fn, ms) => setInterval(fn, ms),
-  cancel: (h) => { clearTimeout(h as NodeJS.Timeout); },
+  cancel: (h) => {
+    clearTimeout(h as NodeJS.Timeout);
+  },
   now: () => Date.now(),
 };

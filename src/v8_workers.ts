@@ -16,7 +16,11 @@ export type V8WorkersSched = 'low' | 'idle' | 'normal';
 /** The addon's export this module uses (native/sched.cc). */
 interface V8WorkersAddon {
   /** Lowers V8's platform worker threads to SCHED_IDLE or to a nice value; waits at most timeoutMs for busy ones. */
-  v8WorkersLower(mode: 'idle' | 'nice', nice: number, timeoutMs: number): { threads: number; switched: number; finished: number; errno: number };
+  v8WorkersLower(
+    mode: 'idle' | 'nice',
+    nice: number,
+    timeoutMs: number,
+  ): { threads: number; switched: number; finished: number; errno: number };
 }
 
 /** The nice value of 'low'. */

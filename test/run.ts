@@ -25,17 +25,36 @@ function findTests(dir: string, out: string[] = []): string[] {
   return out;
 }
 
-interface FileResult { file: string; total: number; passed: number; skipped: number; failed: number; ms: number }
+interface FileResult {
+  file: string;
+  total: number;
+  passed: number;
+  skipped: number;
+  failed: number;
+  ms: number;
+}
 
 /** Suites that start tetcd member processes: the ones the client-process pass runs again. */
-const MEMBER_PROCESS_SUITES = ['compat/', 'cluster/', 'server/alarms', 'server/batching', 'server/lock', 'server/snapshot-orphan', 'server/wal-failure', 'client_procs/client-processes'];
+const MEMBER_PROCESS_SUITES = [
+  'compat/',
+  'cluster/',
+  'server/alarms',
+  'server/batching',
+  'server/lock',
+  'server/snapshot-orphan',
+  'server/wal-failure',
+  'client_procs/client-processes',
+];
 
 function runFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<FileResult> {
   const started = Date.now();
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let output = '';
-    const onData = (chunk: Buffer) => { output += chunk.toString(); process.stdout.write(chunk); };
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      process.stdout.write(chunk);
+    };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
     const timer = setTimeout(() => {
@@ -96,12 +115,18 @@ if (filters.length === 0 && process.env.TETCD_GRPC_ENGINE === undefined) {
   }
 }
 
-let passed = 0, failed = 0, skipped = 0;
+let passed = 0,
+  failed = 0,
+  skipped = 0;
 process.stdout.write('\n--- per file\n');
 for (const r of results) {
-  passed += r.passed; failed += r.failed; skipped += r.skipped;
+  passed += r.passed;
+  failed += r.failed;
+  skipped += r.skipped;
   const mark = r.failed > 0 ? 'FAIL' : 'ok  ';
-  process.stdout.write(`${mark} ${relative(testRoot, r.file).padEnd(64)} ${String(r.passed).padStart(4)} passed ${String(r.failed).padStart(3)} failed ${String(r.skipped).padStart(3)} skipped ${(r.ms / 1000).toFixed(1).padStart(6)} s\n`);
+  process.stdout.write(
+    `${mark} ${relative(testRoot, r.file).padEnd(64)} ${String(r.passed).padStart(4)} passed ${String(r.failed).padStart(3)} failed ${String(r.skipped).padStart(3)} skipped ${(r.ms / 1000).toFixed(1).padStart(6)} s\n`,
+  );
 }
 process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
 process.exitCode = failed > 0 || files.length === 0 ? 1 : 0;

@@ -83,7 +83,10 @@ export function shebangNodeFlags(script: string): string[] {
   const first = readFileSync(script, 'utf8').split('\n', 1)[0];
   const m = /^#!\s*\S*?(?:\/env(?:\s+-S)?\s+)?\S*\bnode\b(.*)$/.exec(first);
   if (m === null) throw new Error(`${script} is not a node script: ${first}`);
-  return m[1].trim().split(/\s+/).filter((f) => f !== '');
+  return m[1]
+    .trim()
+    .split(/\s+/)
+    .filter((f) => f !== '');
 }
 
 /**
@@ -102,7 +105,9 @@ export function httpGet(url: string, timeoutMs: number): Promise<{ status: numbe
     const req = http.get(url, { timeout: timeoutMs, agent: false }, (res) => {
       let text = '';
       res.setEncoding('utf8');
-      res.on('data', (c: string) => { if (text.length < HTTP_BODY_BYTES_MAX) text += c; });
+      res.on('data', (c: string) => {
+        if (text.length < HTTP_BODY_BYTES_MAX) text += c;
+      });
       res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, text }));
       res.on('error', reject);
     });
@@ -144,13 +149,20 @@ export interface MemberFlagOptions {
 /** etcd's flags for one member listening on one client and one peer URL (also used by the test helpers). */
 export function memberFlags(o: MemberFlagOptions): string[] {
   const args = [
-    '--name', o.name,
-    '--data-dir', o.dataDir,
-    '--listen-client-urls', o.clientUrl,
-    '--advertise-client-urls', o.clientUrl,
-    '--listen-peer-urls', o.peerUrl,
-    '--initial-advertise-peer-urls', o.peerUrl,
-    '--initial-cluster', o.initialCluster,
+    '--name',
+    o.name,
+    '--data-dir',
+    o.dataDir,
+    '--listen-client-urls',
+    o.clientUrl,
+    '--advertise-client-urls',
+    o.clientUrl,
+    '--listen-peer-urls',
+    o.peerUrl,
+    '--initial-advertise-peer-urls',
+    o.peerUrl,
+    '--initial-cluster',
+    o.initialCluster,
   ];
   if (o.token !== undefined) args.push('--initial-cluster-token', o.token);
   if (o.state !== undefined) args.push('--initial-cluster-state', o.state);
@@ -193,8 +205,13 @@ export class ClusterMember {
   /** The member's flags, exactly as one would start etcd. */
   args(): string[] {
     return memberFlags({
-      name: this.name, dataDir: this.dataDir, clientUrl: this.clientUrl, peerUrl: this.peerUrl,
-      initialCluster: this.initialCluster, token: this.opts.token ?? 'tetcd-local-cluster', state: 'new',
+      name: this.name,
+      dataDir: this.dataDir,
+      clientUrl: this.clientUrl,
+      peerUrl: this.peerUrl,
+      initialCluster: this.initialCluster,
+      token: this.opts.token ?? 'tetcd-local-cluster',
+      state: 'new',
       extraArgs: [...(this.opts.extraArgs ?? []), ...(this.opts.memberArgs?.(this.name) ?? [])],
     });
   }
@@ -238,7 +255,9 @@ export class ClusterMember {
         resolvePromise(exit);
       });
     });
-    child.once('error', () => { /* reported through 'exit' or the health checks */ });
+    child.once('error', () => {
+      /* reported through 'exit' or the health checks */
+    });
     this.opts.onSpawn?.(child);
   }
 
@@ -286,7 +305,9 @@ export class ClusterMember {
     this.expectingExit = true;
     if (this.paused) this.resume();
     this.proc!.kill('SIGTERM');
-    const timer = setTimeout(() => { if (this.running) this.proc!.kill('SIGKILL'); }, graceMs);
+    const timer = setTimeout(() => {
+      if (this.running) this.proc!.kill('SIGKILL');
+    }, graceMs);
     try {
       return await this.waitExit('stop');
     } finally {
@@ -314,7 +335,8 @@ export class ClusterMember {
   async waitHealthy(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (!this.running) throw new Error(`${this.kind} ${this.name} exited (${JSON.stringify(this.lastExit)}) before it was healthy:\n${this.logTail()}`);
+      if (!this.running)
+        throw new Error(`${this.kind} ${this.name} exited (${JSON.stringify(this.lastExit)}) before it was healthy:\n${this.logTail()}`);
       if (await this.healthy()) return;
       await sleep(100);
     }
@@ -371,7 +393,8 @@ export class LocalCluster {
 
   /** Lays out the members (ports, dirs) without starting them. */
   static async create(opts: ClusterOptions): Promise<LocalCluster> {
-    if (!Number.isInteger(opts.size) || opts.size < 1 || opts.size > SIZE_MAX) throw new Error(`--size must be 1..${SIZE_MAX}, got ${opts.size}`);
+    if (!Number.isInteger(opts.size) || opts.size < 1 || opts.size > SIZE_MAX)
+      throw new Error(`--size must be 1..${SIZE_MAX}, got ${opts.size}`);
     const kind = opts.kind ?? 'tetcd';
     if (kind === 'tetcd') tetcdMainPath();
     let base: number;
@@ -430,7 +453,14 @@ export class LocalCluster {
     let last = '';
     while (Date.now() < deadline) {
       const live = among.filter((m) => m.running && !m.paused);
-      const says = await Promise.all(live.map((m) => m.metrics(500).then((x) => x.isLeader, () => false)));
+      const says = await Promise.all(
+        live.map((m) =>
+          m.metrics(500).then(
+            (x) => x.isLeader,
+            () => false,
+          ),
+        ),
+      );
       const leaders = live.filter((_, i) => says[i]);
       if (leaders.length === 1) return leaders[0]!;
       last = leaders.map((m) => m.name).join(',') || 'none';
@@ -463,7 +493,8 @@ export function parseClusterArgs(argv: readonly string[]): ClusterOptions | { us
   const o: ClusterOptions = { size: 3 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const [flag, inline] =
+      a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
     const value = (): string => {
       const v = inline ?? argv[++i];
       if (v === undefined) throw new Error(`${flag} needs a value`);
@@ -471,20 +502,37 @@ export function parseClusterArgs(argv: readonly string[]): ClusterOptions | { us
     };
     try {
       switch (flag) {
-        case '--size': o.size = Number(value()); break;
-        case '--base-port': o.basePort = Number(value()); break;
-        case '--data-dir': o.dataDir = value(); break;
-        case '--keep': o.keepDataDir = true; break;
-        case '--etcd': o.kind = 'etcd'; break;
-        case '-h': case '--help': return { usage: USAGE, exitCode: 0 };
-        case '--': o.extraArgs = argv.slice(i + 1); i = argv.length; break;
-        default: return { usage: `unknown argument ${a}\n${USAGE}`, exitCode: 2 };
+        case '--size':
+          o.size = Number(value());
+          break;
+        case '--base-port':
+          o.basePort = Number(value());
+          break;
+        case '--data-dir':
+          o.dataDir = value();
+          break;
+        case '--keep':
+          o.keepDataDir = true;
+          break;
+        case '--etcd':
+          o.kind = 'etcd';
+          break;
+        case '-h':
+        case '--help':
+          return { usage: USAGE, exitCode: 0 };
+        case '--':
+          o.extraArgs = argv.slice(i + 1);
+          i = argv.length;
+          break;
+        default:
+          return { usage: `unknown argument ${a}\n${USAGE}`, exitCode: 2 };
       }
     } catch (e) {
       return { usage: `${(e as Error).message}\n${USAGE}`, exitCode: 2 };
     }
   }
-  if (!Number.isInteger(o.size) || o.size < 1 || o.size > SIZE_MAX) return { usage: `--size must be 1..${SIZE_MAX}\n${USAGE}`, exitCode: 2 };
+  if (!Number.isInteger(o.size) || o.size < 1 || o.size > SIZE_MAX)
+    return { usage: `--size must be 1..${SIZE_MAX}\n${USAGE}`, exitCode: 2 };
   return o;
 }
 
@@ -504,7 +552,9 @@ async function cli(argv: readonly string[]): Promise<number> {
   }
   let stopping = false;
   let stopped!: () => void;
-  const done = new Promise<void>((r) => { stopped = r; });
+  const done = new Promise<void>((r) => {
+    stopped = r;
+  });
   const stop = (why: string) => {
     if (stopping) return;
     stopping = true;
@@ -547,8 +597,13 @@ async function cli(argv: readonly string[]): Promise<number> {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  cli(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e: unknown) => {
-    process.stderr.write(`cluster: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
-    process.exitCode = 1;
-  });
+  cli(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`cluster: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

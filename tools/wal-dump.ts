@@ -32,9 +32,10 @@ segs.forEach((seg, i) => {
     if (r.type === RecordType.entry || r.type === RecordType.snapshot || r.type === RecordType.hardState) {
       const a = getU64(view, r.payloadStart);
       if (r.type === RecordType.entry && (a < from || a > to)) continue;
-      detail = r.type === RecordType.hardState
-        ? `term=${a} vote=${view.getBigUint64(r.payloadStart + 8, true).toString(16)} commit=${getU64(view, r.payloadStart + 16)}`
-        : `index=${a} term=${getU64(view, r.payloadStart + 8)}`;
+      detail =
+        r.type === RecordType.hardState
+          ? `term=${a} vote=${view.getBigUint64(r.payloadStart + 8, true).toString(16)} commit=${getU64(view, r.payloadStart + 16)}`
+          : `index=${a} term=${getU64(view, r.payloadStart + 8)}`;
     }
     process.stdout.write(`${String(r.offset).padStart(10)} ${names[r.type] ?? r.type} ${detail}\n`);
   }

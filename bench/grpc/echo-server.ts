@@ -19,12 +19,18 @@ if (kind === 'tetcd') {
   server.unary(EchoService.Unary, echo);
   const listener = await ClientListener.listen({ url: 'http://127.0.0.1:0', grpc: server });
   port = listener.port;
-  stop = async () => { await server.shutdown({ graceful: false }); await listener.destroy(); };
+  stop = async () => {
+    await server.shutdown({ graceful: false });
+    await listener.destroy();
+  };
 } else if (kind === 'grpcjs') {
   const server = new grpc.Server();
   const service: grpc.ServiceDefinition = {
     Unary: {
-      path: EchoService.Unary.path, requestStream: false, responseStream: false, originalName: 'Unary',
+      path: EchoService.Unary.path,
+      requestStream: false,
+      responseStream: false,
+      originalName: 'Unary',
       requestSerialize: (m: Partial<Echo>) => Buffer.from(encodeEcho(m)),
       requestDeserialize: (b: Buffer) => decodeEcho(b),
       responseSerialize: (m: Partial<Echo>) => Buffer.from(encodeEcho(m)),
@@ -42,7 +48,9 @@ if (kind === 'tetcd') {
   throw new Error('usage: echo-server.js tetcd|grpcjs');
 }
 console.log(JSON.stringify({ port }));
-const quit = (): void => { void stop().then(() => process.exit(0)); };
+const quit = (): void => {
+  void stop().then(() => process.exit(0));
+};
 process.stdin.on('end', quit);
 process.stdin.setEncoding('utf8');
 process.stdin.on('data', (d: string) => {

@@ -20,7 +20,11 @@ const durationMs = Number(arg('duration-ms', '5000'));
 const workers = Number(arg('workers', '2'));
 const only = arg('only', '');
 
-interface ServerProc { child: ChildProcess; port: number; nextLine(): Promise<string> }
+interface ServerProc {
+  child: ChildProcess;
+  port: number;
+  nextLine(): Promise<string>;
+}
 
 async function startServer(kind: string): Promise<ServerProc> {
   const child = spawn(process.execPath, [join(here, 'echo-server.js'), kind], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -63,13 +67,20 @@ const scenarios = [
   { name: '1000 calls, 100 connections', connections: 100, concurrency: 1000 },
 ];
 const warmupMs = 1000;
-const rows: { server: string; scenario: string; result: LoadResult; serverCpuUsPerRequest: number; requestsPerServerCpuSecond: number }[] = [];
+const rows: { server: string; scenario: string; result: LoadResult; serverCpuUsPerRequest: number; requestsPerServerCpuSecond: number }[] =
+  [];
 for (const kind of ['tetcd', 'grpcjs'].filter((k) => only === '' || k === only)) {
   for (const sc of scenarios) {
     const server = await startServer(kind);
     const load = runLoad({
-      target: `127.0.0.1:${server.port}`, path: '/test.Echo/Unary', body, warmupMs,
-      connections: sc.connections, concurrency: sc.concurrency, durationMs, workers: Math.min(workers, sc.connections),
+      target: `127.0.0.1:${server.port}`,
+      path: '/test.Echo/Unary',
+      body,
+      warmupMs,
+      connections: sc.connections,
+      concurrency: sc.concurrency,
+      durationMs,
+      workers: Math.min(workers, sc.connections),
     });
     // Sample the server's CPU over (roughly) the measured window; worker start-up takes ~100 ms.
     await sleep(warmupMs + 150);
@@ -80,9 +91,17 @@ for (const kind of ['tetcd', 'grpcjs'].filter((k) => only === '' || k === only))
     server.child.stdin!.end();
     await new Promise((resolve) => server.child.once('exit', resolve));
     const cpuPerReq = result.requests > 0 ? (cpu1 - cpu0) / result.requests : 0;
-    rows.push({ server: kind, scenario: sc.name, result, serverCpuUsPerRequest: Math.round(cpuPerReq * 10) / 10, requestsPerServerCpuSecond: Math.round(1e6 / cpuPerReq) });
+    rows.push({
+      server: kind,
+      scenario: sc.name,
+      result,
+      serverCpuUsPerRequest: Math.round(cpuPerReq * 10) / 10,
+      requestsPerServerCpuSecond: Math.round(1e6 / cpuPerReq),
+    });
     const r = result;
-    console.log(`${kind.padEnd(7)} ${sc.name.padEnd(28)} ${String(r.rps).padStart(7)} req/s  p50 ${r.latencyMs.p50.toFixed(3)} ms  p99 ${r.latencyMs.p99.toFixed(3)} ms  errors ${r.errors}  server ${cpuPerReq.toFixed(1)} µs CPU/req (${Math.round(1e6 / cpuPerReq)} req per CPU-s)`);
+    console.log(
+      `${kind.padEnd(7)} ${sc.name.padEnd(28)} ${String(r.rps).padStart(7)} req/s  p50 ${r.latencyMs.p50.toFixed(3)} ms  p99 ${r.latencyMs.p99.toFixed(3)} ms  errors ${r.errors}  server ${cpuPerReq.toFixed(1)} µs CPU/req (${Math.round(1e6 / cpuPerReq)} req per CPU-s)`,
+    );
   }
 }
 console.log(JSON.stringify(rows));

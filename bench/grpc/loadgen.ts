@@ -120,9 +120,13 @@ interface WorkerReport {
 }
 
 /** Coordinator → worker after every worker has connected: start now. */
-interface GoMessage { go: true }
+interface GoMessage {
+  go: true;
+}
 /** Worker → coordinator once its connections are up. */
-interface ReadyMessage { ready: true }
+interface ReadyMessage {
+  ready: true;
+}
 
 // ---- worker side ----
 
@@ -136,10 +140,21 @@ class Meter {
   readonly done: Promise<void>;
 
   constructor(warmupMs: number, durationMs: number) {
-    this.report = { counts: new Array<number>(BUCKETS).fill(0), ok: 0, errors: 0, sumUs: 0, maxUs: 0, statuses: {}, errorMessages: {}, cpuUs: 0 };
+    this.report = {
+      counts: new Array<number>(BUCKETS).fill(0),
+      ok: 0,
+      errors: 0,
+      sumUs: 0,
+      maxUs: 0,
+      statuses: {},
+      errorMessages: {},
+      cpuUs: 0,
+    };
     this.measureFrom = performance.now() + warmupMs;
     this.measureUntil = this.measureFrom + durationMs;
-    this.done = new Promise<void>((resolve) => { this.allDone = resolve; });
+    this.done = new Promise<void>((resolve) => {
+      this.allDone = resolve;
+    });
   }
 
   /** Records one finished call; returns whether its lane should issue another. */
@@ -187,16 +202,28 @@ async function connectHttp2(job: WorkerJob): Promise<Engine> {
   const frames = frameAll(job.bodies);
   let nextFrame = job.bodyOffset % frames.length;
   const headers: OutgoingHttpHeaders = {
-    ':method': 'POST', ':path': job.path, 'content-type': 'application/grpc', te: 'trailers', ...job.metadata,
+    ':method': 'POST',
+    ':path': job.path,
+    'content-type': 'application/grpc',
+    te: 'trailers',
+    ...job.metadata,
   };
-  interface Lane { session: ClientHttp2Session; startMs: number; status: string; message: string }
+  interface Lane {
+    session: ClientHttp2Session;
+    startMs: number;
+    status: string;
+    message: string;
+  }
   const kLane = Symbol('lane');
   type LaneStream = ClientHttp2Stream & { [kLane]?: Lane };
   const sessions: ClientHttp2Session[] = [];
   for (let i = 0; i < job.connections; i++) {
     const s = http2.connect(`http://${job.targets[i % job.targets.length]}`, { settings: { initialWindowSize: 1 << 20 } });
     s.on('error', () => {});
-    await new Promise<void>((resolve, reject) => { s.once('connect', () => resolve()); s.once('error', reject); });
+    await new Promise<void>((resolve, reject) => {
+      s.once('connect', () => resolve());
+      s.once('error', reject);
+    });
     sessions.push(s);
   }
   let meter!: Meter;
@@ -238,11 +265,15 @@ async function connectHttp2(job: WorkerJob): Promise<Engine> {
       meter = m;
       for (let i = 0; i < job.concurrency; i++) issue({ session: sessions[i % sessions.length], startMs: 0, status: '', message: '' });
     },
-    close(): void { for (const s of sessions) s.destroy(); },
+    close(): void {
+      for (const s of sessions) s.destroy();
+    },
   };
 }
 
-interface RawTimedLane extends RawLane { startMs: number }
+interface RawTimedLane extends RawLane {
+  startMs: number;
+}
 
 /** Calls through the raw HTTP/2 client (bench/lib/h2-raw.ts): pre-framed requests, one write per turn. */
 async function connectRaw(job: WorkerJob): Promise<Engine> {
@@ -267,14 +298,22 @@ async function connectRaw(job: WorkerJob): Promise<Engine> {
   const conns: RawH2Connection<RawTimedLane>[] = [];
   for (let i = 0; i < job.connections; i++) {
     const target = job.targets[i % job.targets.length];
-    conns.push(await RawH2Connection.connect<RawTimedLane>({ target, path: job.path, metadata: job.metadata, bodies, connectTimeoutMs: 10_000 }, sink));
+    conns.push(
+      await RawH2Connection.connect<RawTimedLane>(
+        { target, path: job.path, metadata: job.metadata, bodies, connectTimeoutMs: 10_000 },
+        sink,
+      ),
+    );
   }
   return {
     start(m: Meter): void {
       meter = m;
-      for (let i = 0; i < job.concurrency; i++) issue({ conn: conns[i % conns.length], bodyIndex: 0, streamId: 0, status: '', message: '', startMs: 0 });
+      for (let i = 0; i < job.concurrency; i++)
+        issue({ conn: conns[i % conns.length], bodyIndex: 0, streamId: 0, status: '', message: '', startMs: 0 });
     },
-    close(): void { for (const c of conns) c.destroy(); },
+    close(): void {
+      for (const c of conns) c.destroy();
+    },
   };
 }
 
@@ -308,7 +347,12 @@ async function runWorker(job: WorkerJob, waitGo: () => Promise<void>): Promise<W
     const d = process.cpuUsage(cpuAtStart);
     meter.report.cpuUs = d.user + d.system;
   };
-  const cpuStartTimer = setTimeout(() => { cpuAtStart = process.cpuUsage(); }, Math.max(0, meter.measureFrom - performance.now()));
+  const cpuStartTimer = setTimeout(
+    () => {
+      cpuAtStart = process.cpuUsage();
+    },
+    Math.max(0, meter.measureFrom - performance.now()),
+  );
   const cpuEndTimer = setTimeout(takeCpu, Math.max(0, meter.measureUntil - performance.now()));
   const guard = setTimeout(() => meter.forceDone(), job.warmupMs + job.durationMs + 10_000);
   engine.start(meter);
@@ -335,7 +379,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   if (bodies.length > BODIES_MAX) throw new RangeError(`loadgen: at most ${BODIES_MAX} bodies`);
   const targets = options.targets !== undefined && options.targets.length > 0 ? [...options.targets] : [options.target];
   const engine: LoadEngine = options.engine ?? 'raw';
-  if (engine === 'raw') for (const b of bodies) if (b.length > RAW_BODY_BYTES_MAX) throw new RangeError(`loadgen: raw engine bodies are at most ${RAW_BODY_BYTES_MAX} B`);
+  if (engine === 'raw')
+    for (const b of bodies)
+      if (b.length > RAW_BODY_BYTES_MAX) throw new RangeError(`loadgen: raw engine bodies are at most ${RAW_BODY_BYTES_MAX} B`);
   const jobs: WorkerJob[] = [];
   for (let w = 0; w < workers; w++) {
     const share = (total: number): number => Math.floor(total / workers) + (w < total % workers ? 1 : 0);
@@ -344,14 +390,22 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     const rotated = targets.map((_, i) => targets[(firstConn + i) % targets.length]);
     jobs.push({
       engine,
-      targets: rotated, path: options.path, bodies, bodyOffset: Math.floor((w * bodies.length) / workers),
-      connections: share(options.connections), concurrency: share(options.concurrency),
-      warmupMs, durationMs: options.durationMs, metadata: options.metadata ?? {},
+      targets: rotated,
+      path: options.path,
+      bodies,
+      bodyOffset: Math.floor((w * bodies.length) / workers),
+      connections: share(options.connections),
+      concurrency: share(options.concurrency),
+      warmupMs,
+      durationMs: options.durationMs,
+      metadata: options.metadata ?? {},
     });
   }
   const self = fileURLToPath(import.meta.url);
   const execArgv = options.cpuProfDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : [];
-  const children = jobs.map(() => fork(self, ['--worker'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced', execArgv }));
+  const children = jobs.map(() =>
+    fork(self, ['--worker'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced', execArgv }),
+  );
   let readyCount = 0;
   let measureTimers: NodeJS.Timeout[] = [];
   const startAll = (): void => {
@@ -361,18 +415,23 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   };
   let reports: WorkerReport[];
   try {
-    reports = await Promise.all(children.map((child, w) => new Promise<WorkerReport>((resolve, reject) => {
-      let got: WorkerReport | undefined;
-      child.on('message', (m: WorkerReport | ReadyMessage) => {
-        if ('ready' in m) {
-          if (++readyCount === children.length) startAll();
-        } else {
-          got = m;
-        }
-      });
-      child.on('exit', (code) => (got !== undefined ? resolve(got) : reject(new Error(`loadgen worker exited with ${code}`))));
-      child.send(jobs[w]);
-    })));
+    reports = await Promise.all(
+      children.map(
+        (child, w) =>
+          new Promise<WorkerReport>((resolve, reject) => {
+            let got: WorkerReport | undefined;
+            child.on('message', (m: WorkerReport | ReadyMessage) => {
+              if ('ready' in m) {
+                if (++readyCount === children.length) startAll();
+              } else {
+                got = m;
+              }
+            });
+            child.on('exit', (code) => (got !== undefined ? resolve(got) : reject(new Error(`loadgen worker exited with ${code}`))));
+            child.send(jobs[w]);
+          }),
+      ),
+    );
   } catch (err) {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     throw err;
@@ -381,13 +440,22 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     measureTimers = [];
   }
   const counts = new Array<number>(BUCKETS).fill(0);
-  let ok = 0, errors = 0, sumUs = 0, maxUs = 0, cpuUs = 0;
+  let ok = 0,
+    errors = 0,
+    sumUs = 0,
+    maxUs = 0,
+    cpuUs = 0;
   const statuses: Record<string, number> = {};
   const errorMessages: Record<string, string> = {};
   for (const r of reports) {
-    for (const [k, v] of Object.entries(r.errorMessages)) if (errorMessages[k] === undefined || errorMessages[k] === '') errorMessages[k] = decodeGrpcMessage(v);
+    for (const [k, v] of Object.entries(r.errorMessages))
+      if (errorMessages[k] === undefined || errorMessages[k] === '') errorMessages[k] = decodeGrpcMessage(v);
     for (let i = 0; i < BUCKETS; i++) counts[i] += r.counts[i];
-    ok += r.ok; errors += r.errors; sumUs += r.sumUs; maxUs = Math.max(maxUs, r.maxUs); cpuUs += r.cpuUs;
+    ok += r.ok;
+    errors += r.errors;
+    sumUs += r.sumUs;
+    maxUs = Math.max(maxUs, r.maxUs);
+    cpuUs += r.cpuUs;
     for (const [k, v] of Object.entries(r.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
   }
   const pct = (p: number): number => {
@@ -400,10 +468,19 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     return 0;
   };
   return {
-    requests: ok, errors, rps: Math.round(ok / (options.durationMs / 1000)),
+    requests: ok,
+    errors,
+    rps: Math.round(ok / (options.durationMs / 1000)),
     latencyMs: { mean: ok > 0 ? round(sumUs / ok / 1000) : 0, p50: pct(0.5), p90: pct(0.9), p99: pct(0.99), max: round(maxUs / 1000) },
-    statuses, errorMessages, connections: options.connections, concurrency: options.concurrency, workers, durationMs: options.durationMs, engine,
-    clientCpuCores: round(cpuUs / (options.durationMs * 1000)), clientCpuUsPerRequest: ok > 0 ? round(cpuUs / ok) : 0,
+    statuses,
+    errorMessages,
+    connections: options.connections,
+    concurrency: options.concurrency,
+    workers,
+    durationMs: options.durationMs,
+    engine,
+    clientCpuCores: round(cpuUs / (options.durationMs * 1000)),
+    clientCpuUsPerRequest: ok > 0 ? round(cpuUs / ok) : 0,
   };
 }
 
@@ -441,7 +518,8 @@ function parseArgs(argv: string[]): LoadOptions {
   }
   const target = need('target');
   const putKeys = get('put-keys');
-  if (putKeys !== undefined && !(Number.isInteger(Number(putKeys)) && Number(putKeys) >= 1)) throw new Error(`loadgen: --put-keys wants a key count >= 1, got ${putKeys}`);
+  if (putKeys !== undefined && !(Number.isInteger(Number(putKeys)) && Number(putKeys) >= 1))
+    throw new Error(`loadgen: --put-keys wants a key count >= 1, got ${putKeys}`);
   return {
     target: target.split(',')[0],
     targets: target.split(','),
@@ -462,22 +540,30 @@ function parseArgs(argv: string[]): LoadOptions {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (process.argv.includes('--worker')) {
     let go: (() => void) | undefined;
-    const gotGo = new Promise<void>((resolve) => { go = resolve; });
+    const gotGo = new Promise<void>((resolve) => {
+      go = resolve;
+    });
     const waitGo = (): Promise<void> => {
       process.send!({ ready: true } satisfies ReadyMessage);
       return gotGo;
     };
     let job: WorkerJob | undefined;
     process.on('message', (m: WorkerJob | GoMessage) => {
-      if ('go' in m) { go!(); return; }
+      if ('go' in m) {
+        go!();
+        return;
+      }
       if (job !== undefined) return;
       job = m;
-      void runWorker(job, waitGo).then((report) => {
-        process.send!(report, () => process.exit(0));
-      }, (err: unknown) => {
-        console.error('loadgen worker:', err);
-        process.exit(1);
-      });
+      void runWorker(job, waitGo).then(
+        (report) => {
+          process.send!(report, () => process.exit(0));
+        },
+        (err: unknown) => {
+          console.error('loadgen worker:', err);
+          process.exit(1);
+        },
+      );
     });
   } else {
     const result = await runLoad(parseArgs(process.argv.slice(2)));

@@ -49,7 +49,10 @@ export function shortUrl(url: string, root: string): string {
 const IDLE = '(idle)';
 
 /** A span of time on the profile's clock: CLOCK_MONOTONIC in µs, the clock of process.hrtime() in any process. */
-export interface TimeWindowUs { fromUs: number; toUs: number }
+export interface TimeWindowUs {
+  fromUs: number;
+  toUs: number;
+}
 
 /** Now on the profiles' clock, to mark a window from another process (the bench runner). */
 export function monotonicNowUs(): number {
@@ -90,7 +93,10 @@ export function summarize(p: CpuProfile, top: number, root = '', window?: TimeWi
   for (const [id, us] of selfUs) {
     const cf = byId.get(id)!.callFrame;
     totalUs += us;
-    if (cf.functionName === IDLE) { idleUs += us; continue; }
+    if (cf.functionName === IDLE) {
+      idleUs += us;
+      continue;
+    }
     const url = shortUrl(cf.url, root);
     const name = cf.functionName === '' ? '(anonymous)' : cf.functionName;
     const where = url === '' ? '' : `${url}:${cf.lineNumber + 1}`;
@@ -103,9 +109,13 @@ export function summarize(p: CpuProfile, top: number, root = '', window?: TimeWi
   }
   const busyUs = totalUs - idleUs;
   const share = (us: number): number => (busyUs > 0 ? us / busyUs : 0);
-  const functions = [...fn.values()].sort((a, b) => b.us - a.us).slice(0, top)
+  const functions = [...fn.values()]
+    .sort((a, b) => b.us - a.us)
+    .slice(0, top)
     .map((e) => ({ name: e.name, where: e.where, selfMs: e.us / 1000, share: share(e.us) }));
-  const files = [...file.entries()].sort((a, b) => b[1] - a[1]).slice(0, top)
+  const files = [...file.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
     .map(([name, us]) => ({ name, where: '', selfMs: us / 1000, share: share(us) }));
   return { wallMs: wallUs / 1000, idleMs: idleUs / 1000, busyMs: busyUs / 1000, functions, files };
 }

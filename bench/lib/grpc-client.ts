@@ -26,9 +26,20 @@ export class GrpcConn {
   static connect(target: string, timeoutMs: number): Promise<GrpcConn> {
     return new Promise((resolve, reject) => {
       const session = http2.connect(`http://${target}`);
-      const timer = setTimeout(() => { session.destroy(); reject(new Error(`connect ${target}: timed out after ${timeoutMs} ms`)); }, timeoutMs);
-      session.once('connect', () => { clearTimeout(timer); session.on('error', () => {}); resolve(new GrpcConn(session)); });
-      session.once('error', (err) => { clearTimeout(timer); session.destroy(); reject(err); });
+      const timer = setTimeout(() => {
+        session.destroy();
+        reject(new Error(`connect ${target}: timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      session.once('connect', () => {
+        clearTimeout(timer);
+        session.on('error', () => {});
+        resolve(new GrpcConn(session));
+      });
+      session.once('error', (err) => {
+        clearTimeout(timer);
+        session.destroy();
+        reject(err);
+      });
     });
   }
 
@@ -39,7 +50,10 @@ export class GrpcConn {
   /** Sends one request message and collects the response message and status. Never rejects. */
   unary(path: string, body: Uint8Array, timeoutMs: number): Promise<UnaryResult> {
     return new Promise((resolve) => {
-      if (this.closed) { resolve({ grpcStatus: -1, grpcMessage: 'connection closed', body: Buffer.alloc(0) }); return; }
+      if (this.closed) {
+        resolve({ grpcStatus: -1, grpcMessage: 'connection closed', body: Buffer.alloc(0) });
+        return;
+      }
       const frame = Buffer.alloc(5 + body.length);
       frame.writeUInt32BE(body.length, 1);
       frame.set(body, 5);
@@ -52,15 +66,24 @@ export class GrpcConn {
         if (h['grpc-status'] !== undefined) status = Number(h['grpc-status']);
         if (typeof h['grpc-message'] === 'string') message = decodeURIComponent(h['grpc-message']);
       };
-      const timer = setTimeout(() => { message = `timed out after ${timeoutMs} ms`; req.close(http2.constants.NGHTTP2_CANCEL); }, timeoutMs);
+      const timer = setTimeout(() => {
+        message = `timed out after ${timeoutMs} ms`;
+        req.close(http2.constants.NGHTTP2_CANCEL);
+      }, timeoutMs);
       req.on('response', take);
       req.on('trailers', take);
       req.on('data', (d: Buffer) => {
         bytes += d.length;
-        if (bytes > RESPONSE_BYTES_MAX) { message = 'response too large'; req.close(http2.constants.NGHTTP2_CANCEL); return; }
+        if (bytes > RESPONSE_BYTES_MAX) {
+          message = 'response too large';
+          req.close(http2.constants.NGHTTP2_CANCEL);
+          return;
+        }
         chunks.push(d);
       });
-      req.on('error', (err: Error) => { if (message === '') message = err.message; });
+      req.on('error', (err: Error) => {
+        if (message === '') message = err.message;
+      });
       req.on('close', () => {
         clearTimeout(timer);
         const all = Buffer.concat(chunks);

@@ -19,9 +19,24 @@ const STREAM_ID_MAX = 0x7fffffff;
 /** Largest header block (HEADERS + CONTINUATIONs) accepted from the server. */
 const HEADER_BLOCK_BYTES_MAX = 256 * 1024;
 
-const T_DATA = 0x0, T_HEADERS = 0x1, T_RST_STREAM = 0x3, T_SETTINGS = 0x4, T_PING = 0x6, T_GOAWAY = 0x7, T_WINDOW_UPDATE = 0x8, T_CONTINUATION = 0x9;
-const F_END_STREAM = 0x1, F_ACK = 0x1, F_END_HEADERS = 0x4, F_PADDED = 0x8, F_PRIORITY = 0x20;
-const S_HEADER_TABLE_SIZE = 0x1, S_ENABLE_PUSH = 0x2, S_MAX_CONCURRENT_STREAMS = 0x3, S_INITIAL_WINDOW_SIZE = 0x4, S_MAX_FRAME_SIZE = 0x5;
+const T_DATA = 0x0,
+  T_HEADERS = 0x1,
+  T_RST_STREAM = 0x3,
+  T_SETTINGS = 0x4,
+  T_PING = 0x6,
+  T_GOAWAY = 0x7,
+  T_WINDOW_UPDATE = 0x8,
+  T_CONTINUATION = 0x9;
+const F_END_STREAM = 0x1,
+  F_ACK = 0x1,
+  F_END_HEADERS = 0x4,
+  F_PADDED = 0x8,
+  F_PRIORITY = 0x20;
+const S_HEADER_TABLE_SIZE = 0x1,
+  S_ENABLE_PUSH = 0x2,
+  S_MAX_CONCURRENT_STREAMS = 0x3,
+  S_INITIAL_WINDOW_SIZE = 0x4,
+  S_MAX_FRAME_SIZE = 0x5;
 
 /** One call slot. The connection fills streamId/status; the owner keeps its own fields alongside. */
 export interface RawLane {
@@ -126,12 +141,21 @@ export class RawH2Connection<L extends RawLane = RawLane> {
   private goawayLastSid = STREAM_ID_MAX;
   private readonly flushBound = (): void => this.flush();
 
-  private constructor(socket: net.Socket, o: RawConnOptions, private readonly sink: RawCallSink<L>) {
+  private constructor(
+    socket: net.Socket,
+    o: RawConnOptions,
+    private readonly sink: RawCallSink<L>,
+  ) {
     this.socket = socket;
     this.bodies = o.bodies;
     const block = encodeStatelessBlock([
-      [':method', 'POST'], [':scheme', 'http'], [':path', o.path], [':authority', o.target],
-      ['content-type', 'application/grpc'], ['te', 'trailers'], ...Object.entries(o.metadata),
+      [':method', 'POST'],
+      [':scheme', 'http'],
+      [':path', o.path],
+      [':authority', o.target],
+      ['content-type', 'application/grpc'],
+      ['te', 'trailers'],
+      ...Object.entries(o.metadata),
     ]);
     if (block.length > FRAME_BYTES_MAX) throw new RangeError('raw h2: request headers exceed one frame');
     this.headersFrame = frame(T_HEADERS, F_END_HEADERS, 0, block);
@@ -152,17 +176,30 @@ export class RawH2Connection<L extends RawLane = RawLane> {
         reject(err);
         return;
       }
-      const timer = setTimeout(() => { socket.destroy(); reject(new Error(`connect ${o.target}: no SETTINGS after ${o.connectTimeoutMs} ms`)); }, o.connectTimeoutMs);
-      conn.onSettings = () => { clearTimeout(timer); conn.onSettings = null; resolve(conn); };
-      socket.once('error', (err) => { clearTimeout(timer); reject(err); });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`connect ${o.target}: no SETTINGS after ${o.connectTimeoutMs} ms`));
+      }, o.connectTimeoutMs);
+      conn.onSettings = () => {
+        clearTimeout(timer);
+        conn.onSettings = null;
+        resolve(conn);
+      };
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
       socket.on('error', () => conn.fail());
       socket.on('close', () => conn.fail());
       socket.on('data', (d: Buffer) => conn.onData(d));
       socket.once('connect', () => {
         const settings = Buffer.alloc(18);
-        settings.writeUInt16BE(S_ENABLE_PUSH, 0); settings.writeUInt32BE(0, 2);
-        settings.writeUInt16BE(S_INITIAL_WINDOW_SIZE, 6); settings.writeUInt32BE(RECV_WINDOW_BYTES, 8);
-        settings.writeUInt16BE(S_MAX_FRAME_SIZE, 12); settings.writeUInt32BE(FRAME_BYTES_MAX, 14);
+        settings.writeUInt16BE(S_ENABLE_PUSH, 0);
+        settings.writeUInt32BE(0, 2);
+        settings.writeUInt16BE(S_INITIAL_WINDOW_SIZE, 6);
+        settings.writeUInt32BE(RECV_WINDOW_BYTES, 8);
+        settings.writeUInt16BE(S_MAX_FRAME_SIZE, 12);
+        settings.writeUInt32BE(FRAME_BYTES_MAX, 14);
         const wu = Buffer.alloc(4);
         wu.writeUInt32BE(RECV_WINDOW_BYTES - DEFAULT_WINDOW_BYTES, 0);
         socket.write(Buffer.concat([PREFACE, frame(T_SETTINGS, 0, 0, settings), frame(T_WINDOW_UPDATE, 0, 0, wu)]));
@@ -278,7 +315,10 @@ export class RawH2Connection<L extends RawLane = RawLane> {
       case T_HEADERS: {
         let s = start;
         let e = end;
-        if (flags & F_PADDED) { e -= buf[s]; s++; }
+        if (flags & F_PADDED) {
+          e -= buf[s];
+          s++;
+        }
         if (flags & F_PRIORITY) s += 5;
         if (s > e) throw new Error('bad HEADERS padding');
         if (flags & F_END_HEADERS) this.onHeaderBlock(sid, flags & F_END_STREAM, buf, s, e);
@@ -327,13 +367,19 @@ export class RawH2Connection<L extends RawLane = RawLane> {
         for (const [id] of this.streams) if (id > this.goawayLastSid) this.end(id, 'goaway');
         const waiting = this.pending;
         this.pending = [];
-        for (const lane of waiting) { lane.status = 'goaway'; this.sink.callEnded(lane); }
+        for (const lane of waiting) {
+          lane.status = 'goaway';
+          this.sink.callEnded(lane);
+        }
         break;
       }
       case T_WINDOW_UPDATE:
         if (sid === 0) {
           this.sendWindowBytes += buf.readUInt32BE(start) & STREAM_ID_MAX;
-          if (this.pending.length > 0 && !this.flushScheduled) { this.flushScheduled = true; process.nextTick(this.flushBound); }
+          if (this.pending.length > 0 && !this.flushScheduled) {
+            this.flushScheduled = true;
+            process.nextTick(this.flushBound);
+          }
         }
         break;
       default:
@@ -351,8 +397,9 @@ export class RawH2Connection<L extends RawLane = RawLane> {
     if (lane !== undefined) {
       for (let i = 0; i < f.length; i += 2) {
         const name = f[i];
-        if (name === ':status') { if (f[i + 1] !== '200') lane.status = `http-${f[i + 1]}`; }
-        else if (name === 'grpc-status' && lane.status === '') lane.status = f[i + 1];
+        if (name === ':status') {
+          if (f[i + 1] !== '200') lane.status = `http-${f[i + 1]}`;
+        } else if (name === 'grpc-status' && lane.status === '') lane.status = f[i + 1];
         else if (name === 'grpc-message') lane.message = f[i + 1];
       }
     }
@@ -382,6 +429,10 @@ export class RawH2Connection<L extends RawLane = RawLane> {
     const running = [...this.streams.values(), ...this.pending];
     this.streams.clear();
     this.pending = [];
-    for (const lane of running) { lane.status = 'rst'; lane.message = this.lastError; this.sink.callEnded(lane); }
+    for (const lane of running) {
+      lane.status = 'rst';
+      lane.message = this.lastError;
+      this.sink.callEnded(lane);
+    }
   }
 }

@@ -34,7 +34,10 @@ export function parseProcStat(text: string): ProcStat {
   if (close < 0) throw new Error('proc stat: no command name');
   const pid = Number(text.slice(0, text.indexOf(' ')));
   // After ") ": field 3 (state) is index 0, so field n is index n - 3.
-  const f = text.slice(close + 2).trim().split(' ');
+  const f = text
+    .slice(close + 2)
+    .trim()
+    .split(' ');
   const ppid = Number(f[4 - 3]);
   const utime = Number(f[14 - 3]);
   const stime = Number(f[15 - 3]);
@@ -87,7 +90,12 @@ export function cpuSecondsOfTrees(roots: readonly number[]): number {
  * Memory in bytes from /proc/<pid>/status: resident (VmRSS), peak resident (VmHWM), and the resident
  * part split into anonymous (heaps) and file-backed (mapped files such as a bbolt or LMDB database).
  */
-export interface MemUse { rssBytes: number; peakRssBytes: number; anonBytes: number; fileBytes: number }
+export interface MemUse {
+  rssBytes: number;
+  peakRssBytes: number;
+  anonBytes: number;
+  fileBytes: number;
+}
 
 /** Parses VmRSS, VmHWM, RssAnon and RssFile (kB) out of the text of /proc/<pid>/status. */
 export function parseProcStatusMem(text: string): MemUse {

@@ -89,9 +89,15 @@ export function mediansOf(samples: readonly LoadSample[], server: ServerKind): S
   const pick = (f: (s: LoadSample) => number): number => median(ok.map(f));
   return {
     rounds: ok.length,
-    rps: pick((s) => s.rps), p50Ms: pick((s) => s.p50Ms), p99Ms: pick((s) => s.p99Ms), errors: pick((s) => s.errors),
-    serverCores: pick((s) => s.serverCores), clientCores: pick((s) => s.clientCores), rssBytes: pick((s) => s.rssBytes),
-    otherCores: pick((s) => s.otherCores), rpsPerCore: pick((s) => (s.serverCores > 0 ? s.rps / s.serverCores : NaN)),
+    rps: pick((s) => s.rps),
+    p50Ms: pick((s) => s.p50Ms),
+    p99Ms: pick((s) => s.p99Ms),
+    errors: pick((s) => s.errors),
+    serverCores: pick((s) => s.serverCores),
+    clientCores: pick((s) => s.clientCores),
+    rssBytes: pick((s) => s.rssBytes),
+    otherCores: pick((s) => s.otherCores),
+    rpsPerCore: pick((s) => (s.serverCores > 0 ? s.rps / s.serverCores : NaN)),
     skipped: [...new Set(mine.filter((s) => s.skipped !== undefined).map((s) => s.skipped!))],
   };
 }
@@ -132,23 +138,46 @@ export function renderRun(f: RunFacts, loads: readonly LoadResult[], ceiling: Ce
   out.push(`- Date: ${f.date}`);
   out.push(`- Command: \`${f.commandLine}\``);
   out.push(`- Machine: ${f.machine}`);
-  out.push(`- Servers: tetcd = \`${f.tetcdCmd}\`, etcd = \`${f.etcdCmd}\`; both with default flags (fsync on), fresh data dirs in /tmp for every run.`);
-  out.push(`- Method: ${f.rounds} round(s) per workload; in each round each server is started, warmed up for ${f.warmupMs} ms and measured for ${f.durationMs} ms, then stopped; the server that goes first alternates (etcd first in odd rounds). Numbers are medians over rounds.`);
-  out.push(`- Load: bench/grpc/loadgen.ts (engine \`${f.engine}\`${f.engine === 'raw' ? ': pre-framed HTTP/2 on bare sockets, bench/lib/h2-raw.ts' : ': node:http2'}) in ${f.clientProcs} worker processes, pre-encoded etcdserverpb requests (Put: 8 B keys drawn from 100k keys, 256 B values; Range: single keys of 1000 preloaded); identical settings for both servers. On 3 members, connections are spread over all members (like etcd's benchmark tool). The generator shares the machine's cores with the server: "gen cores" is its CPU use; "other cores" (per round, below) is whatever else ran on the machine meanwhile.`);
+  out.push(
+    `- Servers: tetcd = \`${f.tetcdCmd}\`, etcd = \`${f.etcdCmd}\`; both with default flags (fsync on), fresh data dirs in /tmp for every run.`,
+  );
+  out.push(
+    `- Method: ${f.rounds} round(s) per workload; in each round each server is started, warmed up for ${f.warmupMs} ms and measured for ${f.durationMs} ms, then stopped; the server that goes first alternates (etcd first in odd rounds). Numbers are medians over rounds.`,
+  );
+  out.push(
+    `- Load: bench/grpc/loadgen.ts (engine \`${f.engine}\`${f.engine === 'raw' ? ': pre-framed HTTP/2 on bare sockets, bench/lib/h2-raw.ts' : ': node:http2'}) in ${f.clientProcs} worker processes, pre-encoded etcdserverpb requests (Put: 8 B keys drawn from 100k keys, 256 B values; Range: single keys of 1000 preloaded); identical settings for both servers. On 3 members, connections are spread over all members (like etcd's benchmark tool). The generator shares the machine's cores with the server: "gen cores" is its CPU use; "other cores" (per round, below) is whatever else ran on the machine meanwhile.`,
+  );
   out.push('');
   if (loads.length > 0) {
-    out.push('| workload | etcd req/s | tetcd req/s | tetcd/etcd | etcd p50 / p99 ms | tetcd p50 / p99 ms | etcd cores | tetcd cores | req/s per server core etcd / tetcd | gen cores (etcd / tetcd runs) | RSS MiB etcd / tetcd |');
+    out.push(
+      '| workload | etcd req/s | tetcd req/s | tetcd/etcd | etcd p50 / p99 ms | tetcd p50 / p99 ms | etcd cores | tetcd cores | req/s per server core etcd / tetcd | gen cores (etcd / tetcd runs) | RSS MiB etcd / tetcd |',
+    );
     out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     const notes: string[] = [];
     for (const r of loads) {
       const e = mediansOf(r.samples, 'etcd');
       const t = mediansOf(r.samples, 'tetcd');
-      const side = (m: ServerMedians): string => (m.rounds === 0 ? `skipped: ${cell(m.skipped.join('; ') || 'did not run')}` : fmtInt(m.rps));
-      out.push(`| ${r.workload.name} | ${side(e)} | ${side(t)} | ${fmtRatio(ratioOf(e, t))} | ${fmtMs(e.p50Ms)} / ${fmtMs(e.p99Ms)} | ${fmtMs(t.p50Ms)} / ${fmtMs(t.p99Ms)} | ${fmtCores(e.serverCores)} | ${fmtCores(t.serverCores)} | ${fmtInt(e.rpsPerCore)} / ${fmtInt(t.rpsPerCore)} | ${fmtCores(e.clientCores)} / ${fmtCores(t.clientCores)} | ${fmtMiB(e.rssBytes)} / ${fmtMiB(t.rssBytes)} |`);
-      for (const [kind, m] of [['etcd', e], ['tetcd', t]] as const) {
-        if (m.rounds > 0 && m.skipped.length > 0) notes.push(`${r.workload.name}, ${kind}: ${m.rounds} of ${r.samples.filter((s) => s.server === kind).length} rounds ran; skipped: ${m.skipped.join('; ')}`);
-        if (m.rounds > 0 && m.otherCores > OTHER_CORES_NOTE) notes.push(`${r.workload.name}, ${kind}: other processes used a median ${fmtCores(m.otherCores)} cores during the measurements; these numbers are disturbed`);
-        if (m.rounds > 0 && m.errors > 0) notes.push(`${r.workload.name}, ${kind}: median ${fmtInt(m.errors)} failed calls per round (statuses: ${statusesOf(r.samples, kind)})`);
+      const side = (m: ServerMedians): string =>
+        m.rounds === 0 ? `skipped: ${cell(m.skipped.join('; ') || 'did not run')}` : fmtInt(m.rps);
+      out.push(
+        `| ${r.workload.name} | ${side(e)} | ${side(t)} | ${fmtRatio(ratioOf(e, t))} | ${fmtMs(e.p50Ms)} / ${fmtMs(e.p99Ms)} | ${fmtMs(t.p50Ms)} / ${fmtMs(t.p99Ms)} | ${fmtCores(e.serverCores)} | ${fmtCores(t.serverCores)} | ${fmtInt(e.rpsPerCore)} / ${fmtInt(t.rpsPerCore)} | ${fmtCores(e.clientCores)} / ${fmtCores(t.clientCores)} | ${fmtMiB(e.rssBytes)} / ${fmtMiB(t.rssBytes)} |`,
+      );
+      for (const [kind, m] of [
+        ['etcd', e],
+        ['tetcd', t],
+      ] as const) {
+        if (m.rounds > 0 && m.skipped.length > 0)
+          notes.push(
+            `${r.workload.name}, ${kind}: ${m.rounds} of ${r.samples.filter((s) => s.server === kind).length} rounds ran; skipped: ${m.skipped.join('; ')}`,
+          );
+        if (m.rounds > 0 && m.otherCores > OTHER_CORES_NOTE)
+          notes.push(
+            `${r.workload.name}, ${kind}: other processes used a median ${fmtCores(m.otherCores)} cores during the measurements; these numbers are disturbed`,
+          );
+        if (m.rounds > 0 && m.errors > 0)
+          notes.push(
+            `${r.workload.name}, ${kind}: median ${fmtInt(m.errors)} failed calls per round (statuses: ${statusesOf(r.samples, kind)})`,
+          );
       }
     }
     out.push('');
@@ -162,11 +191,20 @@ export function renderRun(f: RunFacts, loads: readonly LoadResult[], ceiling: Ce
       out.push(`skipped: ${ceiling.skipped}`, '');
     } else {
       const perCore = ceiling.clientCpuUsPerRequest > 0 ? 1e6 / ceiling.clientCpuUsPerRequest : NaN;
-      out.push(`Same generator settings (1000 clients, 100 connections, ${f.clientProcs} worker processes, the put bodies) against bench/lib/trivial-server.ts (${ceiling.serverProcs} node processes answering every call with a fixed PutResponse on the raw HTTP/2 engine of src/api/h2):`, '');
+      out.push(
+        `Same generator settings (1000 clients, 100 connections, ${f.clientProcs} worker processes, the put bodies) against bench/lib/trivial-server.ts (${ceiling.serverProcs} node processes answering every call with a fixed PutResponse on the raw HTTP/2 engine of src/api/h2):`,
+        '',
+      );
       out.push('| req/s | p50 / p99 ms | generator cores | generator µs CPU / request | server cores | generator req/s per core |');
       out.push('|---:|---:|---:|---:|---:|---:|');
-      out.push(`| ${fmtInt(ceiling.rps)} | ${fmtMs(ceiling.p50Ms)} / ${fmtMs(ceiling.p99Ms)} | ${fmtCores(ceiling.clientCores)} | ${roundTo(ceiling.clientCpuUsPerRequest, 1)} | ${fmtCores(ceiling.serverCores)} | ${fmtInt(perCore)} |`);
-      out.push('', `The generator costs ≈ ${roundTo(ceiling.clientCpuUsPerRequest, 1)} µs of CPU per call, so driving a server at R req/s takes R × ${roundTo(ceiling.clientCpuUsPerRequest, 1)} µs of the machine's 2 cores; what it leaves is what a server can use. Both servers are driven by the same generator with the same settings, so the ratio is fair even where the absolute numbers are bounded by the shared CPU.`, '');
+      out.push(
+        `| ${fmtInt(ceiling.rps)} | ${fmtMs(ceiling.p50Ms)} / ${fmtMs(ceiling.p99Ms)} | ${fmtCores(ceiling.clientCores)} | ${roundTo(ceiling.clientCpuUsPerRequest, 1)} | ${fmtCores(ceiling.serverCores)} | ${fmtInt(perCore)} |`,
+      );
+      out.push(
+        '',
+        `The generator costs ≈ ${roundTo(ceiling.clientCpuUsPerRequest, 1)} µs of CPU per call, so driving a server at R req/s takes R × ${roundTo(ceiling.clientCpuUsPerRequest, 1)} µs of the machine's 2 cores; what it leaves is what a server can use. Both servers are driven by the same generator with the same settings, so the ratio is fair even where the absolute numbers are bounded by the shared CPU.`,
+        '',
+      );
     }
   }
   if (loads.length > 0) {
@@ -175,8 +213,12 @@ export function renderRun(f: RunFacts, loads: readonly LoadResult[], ceiling: Ce
     out.push('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of loads) {
       for (const s of r.samples) {
-        if (s.skipped !== undefined) out.push(`| ${r.workload.name} | ${s.round} | ${s.server} | skipped: ${cell(s.skipped)} | | | | | | | |`);
-        else out.push(`| ${r.workload.name} | ${s.round} | ${s.server} | ${fmtInt(s.rps)} | ${fmtMs(s.p50Ms)} | ${fmtMs(s.p99Ms)} | ${s.errors} | ${fmtCores(s.serverCores)} | ${fmtCores(s.clientCores)} | ${fmtCores(s.otherCores)} | ${fmtMiB(s.rssBytes)} |`);
+        if (s.skipped !== undefined)
+          out.push(`| ${r.workload.name} | ${s.round} | ${s.server} | skipped: ${cell(s.skipped)} | | | | | | | |`);
+        else
+          out.push(
+            `| ${r.workload.name} | ${s.round} | ${s.server} | ${fmtInt(s.rps)} | ${fmtMs(s.p50Ms)} | ${fmtMs(s.p99Ms)} | ${s.errors} | ${fmtCores(s.serverCores)} | ${fmtCores(s.clientCores)} | ${fmtCores(s.otherCores)} | ${fmtMiB(s.rssBytes)} |`,
+          );
       }
     }
     out.push('', '</details>', '');
@@ -191,17 +233,25 @@ export function renderMemory(f: RunFacts, memory: readonly MemoryResult[]): stri
   out.push(`- Date: ${f.date}`);
   out.push(`- Command: \`${f.commandLine}\``);
   out.push(`- Machine: ${f.machine}`);
-  out.push('- Method: a fresh member (default flags) is filled with 8-byte keys and 256-byte values by Txns of 128 puts (4 connections × 4 in flight), a count-only Range checks every key is there, then after 3 s the resident memory of the member process is read from /proc (VmRSS; RssAnon = heaps, RssFile = mapped files such as the bbolt/LMDB database; VmHWM = peak).');
+  out.push(
+    '- Method: a fresh member (default flags) is filled with 8-byte keys and 256-byte values by Txns of 128 puts (4 connections × 4 in flight), a count-only Range checks every key is there, then after 3 s the resident memory of the member process is read from /proc (VmRSS; RssAnon = heaps, RssFile = mapped files such as the bbolt/LMDB database; VmHWM = peak).',
+  );
   out.push('');
   out.push('| server | keys | load time s | keys/s (Txn of 128 puts) | RSS MiB | of which anon / file MiB | peak RSS MiB | data dir MiB |');
   out.push('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const m of memory) {
-    if (m.skipped !== undefined) { out.push(`| ${m.server} | skipped: ${cell(m.skipped)} | | | | | | |`); continue; }
-    out.push(`| ${m.server} | ${fmtInt(m.keys)} | ${roundTo(m.loadMs / 1000, 1)} | ${fmtInt(m.keys / (m.loadMs / 1000))} | ${fmtMiB(m.rssBytes)} | ${fmtMiB(m.anonBytes)} / ${fmtMiB(m.fileBytes)} | ${fmtMiB(m.peakRssBytes)} | ${fmtMiB(m.diskBytes)} |`);
+    if (m.skipped !== undefined) {
+      out.push(`| ${m.server} | skipped: ${cell(m.skipped)} | | | | | | |`);
+      continue;
+    }
+    out.push(
+      `| ${m.server} | ${fmtInt(m.keys)} | ${roundTo(m.loadMs / 1000, 1)} | ${fmtInt(m.keys / (m.loadMs / 1000))} | ${fmtMiB(m.rssBytes)} | ${fmtMiB(m.anonBytes)} / ${fmtMiB(m.fileBytes)} | ${fmtMiB(m.peakRssBytes)} | ${fmtMiB(m.diskBytes)} |`,
+    );
   }
   const e = memory.find((m) => m.server === 'etcd' && m.skipped === undefined);
   const t = memory.find((m) => m.server === 'tetcd' && m.skipped === undefined);
-  if (e !== undefined && t !== undefined) out.push('', `RSS ratio tetcd/etcd: ${fmtRatio(t.rssBytes / e.rssBytes)} (lower is better here).`);
+  if (e !== undefined && t !== undefined)
+    out.push('', `RSS ratio tetcd/etcd: ${fmtRatio(t.rssBytes / e.rssBytes)} (lower is better here).`);
   out.push('');
   return out.join('\n');
 }
@@ -212,7 +262,11 @@ function statusesOf(samples: readonly LoadSample[], server: ServerKind): string 
     if (s.server !== server || s.skipped !== undefined) continue;
     for (const [k, v] of Object.entries(s.statuses)) if (k !== '0') sum[k] = (sum[k] ?? 0) + v;
   }
-  return Object.entries(sum).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none';
+  return (
+    Object.entries(sum)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(', ') || 'none'
+  );
 }
 
 /** One profiled workload. */
@@ -241,37 +295,66 @@ export function renderProfiles(f: RunFacts, runs: readonly ProfiledWorkload[], t
   out.push(`- Date: ${f.date}`);
   out.push(`- Command: \`${f.commandLine}\``);
   out.push(`- Machine: ${f.machine}`);
-  out.push(`- Each workload ran once against tetcd under \`node --cpu-prof\` (member and generator workers), ${f.warmupMs} ms warm-up + ${f.durationMs} ms measured; throughput under the profiler is lower than without it. Self time is over the measured ${f.durationMs} ms only (profiles are cut to the window; start-up, preload and shutdown are left out) and counts only the main JS thread: LMDB's and the WAL's own threads do not appear here. Shares are of busy (non-idle) main-thread time.`);
+  out.push(
+    `- Each workload ran once against tetcd under \`node --cpu-prof\` (member and generator workers), ${f.warmupMs} ms warm-up + ${f.durationMs} ms measured; throughput under the profiler is lower than without it. Self time is over the measured ${f.durationMs} ms only (profiles are cut to the window; start-up, preload and shutdown are left out) and counts only the main JS thread: LMDB's and the WAL's own threads do not appear here. Shares are of busy (non-idle) main-thread time.`,
+  );
   out.push('');
   for (const r of runs) {
     out.push(`### ${r.workload.name} — ${r.workload.title}`, '');
-    if (r.skipped !== undefined) { out.push(`skipped: ${r.skipped}`, ''); continue; }
+    if (r.skipped !== undefined) {
+      out.push(`skipped: ${r.skipped}`, '');
+      continue;
+    }
     out.push(`Under the profiler: ${fmtInt(r.rps)} req/s, p99 ${fmtMs(r.p99Ms)} ms. Profiles: \`${r.profileDir}\`.`, '');
     if (r.threadCores.length > 0) {
       // Thread keys end in " pid/tid"; the numbers mean nothing to a reader, the name and the ranking do.
-      const shown = r.threadCores.filter(([, c]) => c >= 0.01).slice(0, 8).map(([n, c]) => `${cell(n.replace(/ \d+\/\d+$/, ''))} ${fmtCores(c)}`);
-      out.push(`Server CPU ${fmtCores(r.serverCores)} cores${r.workload.members > 1 ? ' (all members)' : ''}; its busiest threads (from /proc): ${shown.join(', ')}.`, '');
+      const shown = r.threadCores
+        .filter(([, c]) => c >= 0.01)
+        .slice(0, 8)
+        .map(([n, c]) => `${cell(n.replace(/ \d+\/\d+$/, ''))} ${fmtCores(c)}`);
+      out.push(
+        `Server CPU ${fmtCores(r.serverCores)} cores${r.workload.members > 1 ? ' (all members)' : ''}; its busiest threads (from /proc): ${shown.join(', ')}.`,
+        '',
+      );
     }
     if (r.member !== undefined) {
       const m = r.member;
-      out.push(`Member (${r.memberLabel}): main thread busy ${fmtInt(m.busyMs)} ms of ${fmtInt(m.wallMs)} ms (${Math.round((m.busyMs / Math.max(1, m.wallMs)) * 100)} %). Top ${topN} functions by self time:`, '');
+      out.push(
+        `Member (${r.memberLabel}): main thread busy ${fmtInt(m.busyMs)} ms of ${fmtInt(m.wallMs)} ms (${Math.round((m.busyMs / Math.max(1, m.wallMs)) * 100)} %). Top ${topN} functions by self time:`,
+        '',
+      );
       out.push('| # | function | where | self ms | share |', '|---:|---|---|---:|---:|');
-      m.functions.forEach((s, i) => out.push(`| ${i + 1} | \`${cell(s.name)}\` | ${cell(s.where)} | ${fmtInt(s.selfMs)} | ${(s.share * 100).toFixed(1)} % |`));
+      m.functions.forEach((s, i) =>
+        out.push(`| ${i + 1} | \`${cell(s.name)}\` | ${cell(s.where)} | ${fmtInt(s.selfMs)} | ${(s.share * 100).toFixed(1)} % |`),
+      );
       out.push('', 'By file:', '', '| file | self ms | share |', '|---|---:|---:|');
       m.files.slice(0, 8).forEach((s) => out.push(`| ${cell(s.name)} | ${fmtInt(s.selfMs)} | ${(s.share * 100).toFixed(1)} % |`));
       out.push('');
     }
     if (r.clientProcess !== undefined) {
       const c = r.clientProcess;
-      out.push(`Client process (${r.clientProcessLabel ?? 'one of them'}): main thread busy ${fmtInt(c.busyMs)} ms of ${fmtInt(c.wallMs)} ms (${Math.round((c.busyMs / Math.max(1, c.wallMs)) * 100)} %). Top ${topN} functions by self time:`, '');
+      out.push(
+        `Client process (${r.clientProcessLabel ?? 'one of them'}): main thread busy ${fmtInt(c.busyMs)} ms of ${fmtInt(c.wallMs)} ms (${Math.round((c.busyMs / Math.max(1, c.wallMs)) * 100)} %). Top ${topN} functions by self time:`,
+        '',
+      );
       out.push('| # | function | where | self ms | share |', '|---:|---|---|---:|---:|');
-      c.functions.forEach((s, i) => out.push(`| ${i + 1} | \`${cell(s.name)}\` | ${cell(s.where)} | ${fmtInt(s.selfMs)} | ${(s.share * 100).toFixed(1)} % |`));
+      c.functions.forEach((s, i) =>
+        out.push(`| ${i + 1} | \`${cell(s.name)}\` | ${cell(s.where)} | ${fmtInt(s.selfMs)} | ${(s.share * 100).toFixed(1)} % |`),
+      );
       out.push('', 'By file:', '', '| file | self ms | share |', '|---|---:|---:|');
       c.files.slice(0, 8).forEach((s) => out.push(`| ${cell(s.name)} | ${fmtInt(s.selfMs)} | ${(s.share * 100).toFixed(1)} % |`));
       out.push('');
     }
     if (r.client !== undefined) {
-      out.push(`Generator worker (one of them): top 5 — ` + r.client.functions.slice(0, 5).map((s) => `\`${s.name}\` ${(s.share * 100).toFixed(0)} %`).join(', ') + '.', '');
+      out.push(
+        `Generator worker (one of them): top 5 — ` +
+          r.client.functions
+            .slice(0, 5)
+            .map((s) => `\`${s.name}\` ${(s.share * 100).toFixed(0)} %`)
+            .join(', ') +
+          '.',
+        '',
+      );
     }
   }
   return out.join('\n');

@@ -86,7 +86,10 @@ function logTail(path: string): string {
 
 /** The last meaningful log line, shortened, for a one-line reason. */
 function lastLogLine(path: string): string {
-  const lines = logTail(path).split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const lines = logTail(path)
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   const line = lines.length > 0 ? lines[lines.length - 1] : '(empty log)';
   return line.length > 200 ? line.slice(0, 200) + '…' : line;
 }
@@ -97,7 +100,10 @@ function sleep(ms: number): Promise<void> {
 
 /** A running cluster of etcd or tetcd members. */
 export class Cluster {
-  private constructor(readonly spec: ClusterSpec, readonly members: MemberProc[]) {}
+  private constructor(
+    readonly spec: ClusterSpec,
+    readonly members: MemberProc[],
+  ) {}
 
   /** host:port of every member's client URL. */
   get endpoints(): string[] {
@@ -137,15 +143,33 @@ export class Cluster {
       const peer = `http://127.0.0.1:${ports[i].peer}`;
       const args = [
         ...argvPrefix.slice(1),
-        '--name', name, '--data-dir', dataDir,
-        '--listen-client-urls', client, '--advertise-client-urls', client,
-        '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
-        '--initial-cluster', initialCluster, '--initial-cluster-token', 'bench-cluster', '--initial-cluster-state', 'new',
+        '--name',
+        name,
+        '--data-dir',
+        dataDir,
+        '--listen-client-urls',
+        client,
+        '--advertise-client-urls',
+        client,
+        '--listen-peer-urls',
+        peer,
+        '--initial-advertise-peer-urls',
+        peer,
+        '--initial-cluster',
+        initialCluster,
+        '--initial-cluster-token',
+        'bench-cluster',
+        '--initial-cluster-state',
+        'new',
       ];
       const fd = openSync(logPath, 'a');
       let child: ChildProcess;
       try {
-        child = spawn(argvPrefix[0], args, { cwd: spec.cwd, stdio: ['ignore', fd, fd], env: { ...process.env, ETCDCTL_API: '3', ...(spec.env ?? {}) } });
+        child = spawn(argvPrefix[0], args, {
+          cwd: spec.cwd,
+          stdio: ['ignore', fd, fd],
+          env: { ...process.env, ETCDCTL_API: '3', ...(spec.env ?? {}) },
+        });
       } finally {
         closeSync(fd);
       }
@@ -176,7 +200,9 @@ export class Cluster {
           throw new StartError(`${this.spec.kind} member ${m.name} exited (${exit}) during start-up: ${lastLogLine(m.logPath)}`);
         }
         if (Date.now() > deadline) {
-          throw new StartError(`${this.spec.kind} ${this.members.length}-member cluster not ready after ${timeoutMs} ms (${m.name}: ${lastProblem})`);
+          throw new StartError(
+            `${this.spec.kind} ${this.members.length}-member cluster not ready after ${timeoutMs} ms (${m.name}: ${lastProblem})`,
+          );
         }
         try {
           const c = await GrpcConn.connect(`127.0.0.1:${m.clientPort}`, PROBE_TIMEOUT_MS);
@@ -194,18 +220,22 @@ export class Cluster {
 
   /** SIGTERM every member, SIGKILL whoever is still there after the grace period; waits for all exits. */
   async stop(): Promise<void> {
-    await Promise.all(this.members.map(async (m) => {
-      if (m.child.exitCode !== null || m.child.signalCode !== null) return;
-      m.child.kill('SIGTERM');
-      const timer = setTimeout(() => m.child.kill('SIGKILL'), STOP_GRACE_MS);
-      await m.exited;
-      clearTimeout(timer);
-    }));
+    await Promise.all(
+      this.members.map(async (m) => {
+        if (m.child.exitCode !== null || m.child.signalCode !== null) return;
+        m.child.kill('SIGTERM');
+        const timer = setTimeout(() => m.child.kill('SIGKILL'), STOP_GRACE_MS);
+        await m.exited;
+        clearTimeout(timer);
+      }),
+    );
   }
 
   /** Whether any member has died (then its numbers mean nothing). */
   deadMembers(): string[] {
-    return this.members.filter((m) => m.child.exitCode !== null || m.child.signalCode !== null).map((m) => `${m.name}: ${lastLogLine(m.logPath)}`);
+    return this.members
+      .filter((m) => m.child.exitCode !== null || m.child.signalCode !== null)
+      .map((m) => `${m.name}: ${lastLogLine(m.logPath)}`);
   }
 }
 

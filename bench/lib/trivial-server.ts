@@ -16,7 +16,9 @@ const argOf = (name: string, dflt: string): string => {
 
 /** A PutResponse as etcd sends it (header with ids, revision and term), framed for gRPC. */
 function responseFrame(): Buffer {
-  const body = encodePutResponse({ header: { cluster_id: 0x1234567890abcdefn, member_id: 0xfedcba0987654321n, revision: 123456, raft_term: 2 } });
+  const body = encodePutResponse({
+    header: { cluster_id: 0x1234567890abcdefn, member_id: 0xfedcba0987654321n, revision: 123456, raft_term: 2 },
+  });
   const frame = Buffer.alloc(5 + body.length);
   frame.writeUInt32BE(body.length, 1);
   frame.set(body, 5);
@@ -25,8 +27,11 @@ function responseFrame(): Buffer {
 
 /** The engine tetcd serves gRPC on by default: its own HTTP/2 framing (src/api/h2/session.ts). */
 const SESSION_OPTIONS: H2SessionOptions = {
-  maxConcurrentStreams: 1000, streamWindowBytes: 1 << 20, connectionWindowBytes: 16 << 20,
-  sessionMemoryBytesMax: 128 << 20, headerListBytesMax: 65535,
+  maxConcurrentStreams: 1000,
+  streamWindowBytes: 1 << 20,
+  connectionWindowBytes: 16 << 20,
+  sessionMemoryBytesMax: 128 << 20,
+  headerListBytesMax: 65535,
 };
 
 function serve(port: number): void {
@@ -60,7 +65,8 @@ function serve(port: number): void {
 if (cluster.isPrimary) {
   const procs = Math.max(1, Math.min(16, Number(argOf('procs', '2'))));
   const port = Number(argOf('port', '0'));
-  if (!Number.isInteger(port) || port <= 0) throw new Error('trivial-server: --port <free port> is required (workers must share a fixed port)');
+  if (!Number.isInteger(port) || port <= 0)
+    throw new Error('trivial-server: --port <free port> is required (workers must share a fixed port)');
   let listening = 0;
   for (let i = 0; i < procs; i++) {
     const w = cluster.fork({ TRIVIAL_SERVER_PORT: String(port) });

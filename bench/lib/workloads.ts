@@ -30,32 +30,144 @@ export interface Workload {
 
 /** Every workload the runner knows, in the order they run. */
 export const WORKLOADS: readonly Workload[] = [
-  { name: 'ceiling', title: 'load generator vs a trivial gRPC server (generator ceiling)', kind: 'ceiling', members: 0, method: 'put', serializable: false, connections: 100, concurrency: 1000, inDefault: true },
-  { name: 'put-1', title: 'put, 1 client, 1 connection, 1 member', kind: 'load', members: 1, method: 'put', serializable: false, connections: 1, concurrency: 1, inDefault: true },
-  { name: 'range-lin-1', title: 'range (linearizable), 1 client, 1 connection, 1 member', kind: 'load', members: 1, method: 'range', serializable: false, connections: 1, concurrency: 1, inDefault: true },
-  { name: 'range-ser-1', title: 'range (serializable), 1 client, 1 connection, 1 member', kind: 'load', members: 1, method: 'range', serializable: true, connections: 1, concurrency: 1, inDefault: true },
-  { name: 'put-1000', title: 'put, 1000 clients, 100 connections, 1 member', kind: 'load', members: 1, method: 'put', serializable: false, connections: 100, concurrency: 1000, inDefault: true },
-  { name: 'range-lin-1000', title: 'range (linearizable), 1000 clients, 100 connections, 1 member', kind: 'load', members: 1, method: 'range', serializable: false, connections: 100, concurrency: 1000, inDefault: true },
-  { name: 'range-ser-1000', title: 'range (serializable), 1000 clients, 100 connections, 1 member', kind: 'load', members: 1, method: 'range', serializable: true, connections: 100, concurrency: 1000, inDefault: true },
-  { name: 'c3-put-1000', title: 'put, 1000 clients, 100 connections, 3 members', kind: 'load', members: 3, method: 'put', serializable: false, connections: 100, concurrency: 1000, inDefault: true },
-  { name: 'c3-range-lin-1000', title: 'range (linearizable), 1000 clients, 100 connections, 3 members', kind: 'load', members: 3, method: 'range', serializable: false, connections: 100, concurrency: 1000, inDefault: true },
-  { name: 'c3-range-ser-1000', title: 'range (serializable), 1000 clients, 100 connections, 3 members', kind: 'load', members: 3, method: 'range', serializable: true, connections: 100, concurrency: 1000, inDefault: true },
+  {
+    name: 'ceiling',
+    title: 'load generator vs a trivial gRPC server (generator ceiling)',
+    kind: 'ceiling',
+    members: 0,
+    method: 'put',
+    serializable: false,
+    connections: 100,
+    concurrency: 1000,
+    inDefault: true,
+  },
+  {
+    name: 'put-1',
+    title: 'put, 1 client, 1 connection, 1 member',
+    kind: 'load',
+    members: 1,
+    method: 'put',
+    serializable: false,
+    connections: 1,
+    concurrency: 1,
+    inDefault: true,
+  },
+  {
+    name: 'range-lin-1',
+    title: 'range (linearizable), 1 client, 1 connection, 1 member',
+    kind: 'load',
+    members: 1,
+    method: 'range',
+    serializable: false,
+    connections: 1,
+    concurrency: 1,
+    inDefault: true,
+  },
+  {
+    name: 'range-ser-1',
+    title: 'range (serializable), 1 client, 1 connection, 1 member',
+    kind: 'load',
+    members: 1,
+    method: 'range',
+    serializable: true,
+    connections: 1,
+    concurrency: 1,
+    inDefault: true,
+  },
+  {
+    name: 'put-1000',
+    title: 'put, 1000 clients, 100 connections, 1 member',
+    kind: 'load',
+    members: 1,
+    method: 'put',
+    serializable: false,
+    connections: 100,
+    concurrency: 1000,
+    inDefault: true,
+  },
+  {
+    name: 'range-lin-1000',
+    title: 'range (linearizable), 1000 clients, 100 connections, 1 member',
+    kind: 'load',
+    members: 1,
+    method: 'range',
+    serializable: false,
+    connections: 100,
+    concurrency: 1000,
+    inDefault: true,
+  },
+  {
+    name: 'range-ser-1000',
+    title: 'range (serializable), 1000 clients, 100 connections, 1 member',
+    kind: 'load',
+    members: 1,
+    method: 'range',
+    serializable: true,
+    connections: 100,
+    concurrency: 1000,
+    inDefault: true,
+  },
+  {
+    name: 'c3-put-1000',
+    title: 'put, 1000 clients, 100 connections, 3 members',
+    kind: 'load',
+    members: 3,
+    method: 'put',
+    serializable: false,
+    connections: 100,
+    concurrency: 1000,
+    inDefault: true,
+  },
+  {
+    name: 'c3-range-lin-1000',
+    title: 'range (linearizable), 1000 clients, 100 connections, 3 members',
+    kind: 'load',
+    members: 3,
+    method: 'range',
+    serializable: false,
+    connections: 100,
+    concurrency: 1000,
+    inDefault: true,
+  },
+  {
+    name: 'c3-range-ser-1000',
+    title: 'range (serializable), 1000 clients, 100 connections, 3 members',
+    kind: 'load',
+    members: 3,
+    method: 'range',
+    serializable: true,
+    connections: 100,
+    concurrency: 1000,
+    inDefault: true,
+  },
   // About 20 s per server for 1M keys here, well under the 3 minutes that would keep it out of the default set.
-  { name: 'memory', title: 'RSS of 1 member holding N keys × 256 B values', kind: 'memory', members: 1, method: 'put', serializable: false, connections: 4, concurrency: 16, inDefault: true },
+  {
+    name: 'memory',
+    title: 'RSS of 1 member holding N keys × 256 B values',
+    kind: 'memory',
+    members: 1,
+    method: 'put',
+    serializable: false,
+    connections: 4,
+    concurrency: 16,
+    inDefault: true,
+  },
 ];
 
 /** A small deterministic PRNG (xorshift32) so both servers get byte-identical requests. */
 export class Rng {
   private s: number;
   constructor(seed: number) {
-    this.s = (seed >>> 0) || 0x9e3779b9;
+    this.s = seed >>> 0 || 0x9e3779b9;
   }
   /** Uniform integer in [0, n). */
   intn(n: number): number {
     let s = this.s;
-    s ^= s << 13; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
     s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
+    s ^= s << 5;
+    s >>>= 0;
     this.s = s;
     return s % n;
   }

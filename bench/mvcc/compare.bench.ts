@@ -39,7 +39,7 @@ function measure(cmp: Cmp, keys: Buffer[], lookups: number): number {
 }
 
 const cases: Array<[string, Buffer[]]> = [
-  ['8 B random keys (the bench\'s puts)', keysOf(100_000, '', 8, 1)],
+  ["8 B random keys (the bench's puts)", keysOf(100_000, '', 8, 1)],
   ['/registry/pods/default/ + 16 B (Kubernetes-like, 39 B)', keysOf(100_000, '/registry/pods/default/', 16, 2)],
   ['100 B keys, 84 B common prefix', keysOf(100_000, 'p'.repeat(84), 16, 3)],
 ];

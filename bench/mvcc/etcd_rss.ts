@@ -27,17 +27,33 @@ function statusMiB(pid: number, name: string): number {
 function report(label: string, pid: number, extra = ''): void {
   const f = (n: number) => n.toFixed(0).padStart(5);
   const file = statusMiB(pid, 'RssFile') + statusMiB(pid, 'RssShmem');
-  console.log(`etcd ${label.padEnd(13)} rss ${f(statusMiB(pid, 'VmRSS'))} MiB (anon ${f(statusMiB(pid, 'RssAnon'))}, file ${f(file)})  ${extra}`);
+  console.log(
+    `etcd ${label.padEnd(13)} rss ${f(statusMiB(pid, 'VmRSS'))} MiB (anon ${f(statusMiB(pid, 'RssAnon'))}, file ${f(file)})  ${extra}`,
+  );
 }
 
 async function startEtcd(dataDir: string, clientPort: number, peerPort: number): Promise<ChildProcess> {
-  const p = spawn('etcd', [
-    '--data-dir', dataDir, '--name', 'bench',
-    '--listen-client-urls', `http://127.0.0.1:${clientPort}`, '--advertise-client-urls', `http://127.0.0.1:${clientPort}`,
-    '--listen-peer-urls', `http://127.0.0.1:${peerPort}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
-    '--initial-cluster', `bench=http://127.0.0.1:${peerPort}`,
-    ...(snapshotCount !== undefined ? ['--snapshot-count', snapshotCount] : []),
-  ], { stdio: 'ignore' });
+  const p = spawn(
+    'etcd',
+    [
+      '--data-dir',
+      dataDir,
+      '--name',
+      'bench',
+      '--listen-client-urls',
+      `http://127.0.0.1:${clientPort}`,
+      '--advertise-client-urls',
+      `http://127.0.0.1:${clientPort}`,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${peerPort}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${peerPort}`,
+      '--initial-cluster',
+      `bench=http://127.0.0.1:${peerPort}`,
+      ...(snapshotCount !== undefined ? ['--snapshot-count', snapshotCount] : []),
+    ],
+    { stdio: 'ignore' },
+  );
   const client = new Etcd3({ hosts: `127.0.0.1:${clientPort}` });
   for (let i = 0; i < 600; i++) {
     try {
@@ -71,7 +87,9 @@ try {
       const success = [];
       for (let i = start; i < next; i++) {
         const off = (i * 37) % (pool.length - valueBytes);
-        success.push({ request_put: { key: Buffer.from('/registry/bench/' + String(i).padStart(9, '0')), value: pool.subarray(off, off + valueBytes) } });
+        success.push({
+          request_put: { key: Buffer.from('/registry/bench/' + String(i).padStart(9, '0')), value: pool.subarray(off, off + valueBytes) },
+        });
       }
       await client.kv.txn({ success });
     }

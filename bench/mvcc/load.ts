@@ -29,7 +29,9 @@ function mem(label: string, extra = ''): void {
   const f = (n: number) => n.toFixed(0).padStart(5);
   const anon = procStatusMiB('self', 'RssAnon');
   const file = procStatusMiB('self', 'RssFile') + procStatusMiB('self', 'RssShmem');
-  console.log(`${label.padEnd(13)} rss ${f(m.rss / 2 ** 20)} MiB (anon ${f(anon)}, file ${f(file)})  heapUsed ${f(m.heapUsed / 2 ** 20)} MiB (total ${f(m.heapTotal / 2 ** 20)}, external ${f(m.external / 2 ** 20)}, arrayBuffers ${f(m.arrayBuffers / 2 ** 20)})  ${extra}`);
+  console.log(
+    `${label.padEnd(13)} rss ${f(m.rss / 2 ** 20)} MiB (anon ${f(anon)}, file ${f(file)})  heapUsed ${f(m.heapUsed / 2 ** 20)} MiB (total ${f(m.heapTotal / 2 ** 20)}, external ${f(m.external / 2 ** 20)}, arrayBuffers ${f(m.arrayBuffers / 2 ** 20)})  ${extra}`,
+  );
 }
 
 async function load(path: string): Promise<void> {
@@ -52,7 +54,10 @@ async function load(path: string): Promise<void> {
   await s.commit(keys, 1).flushed;
   const loadMs = performance.now() - t0;
   const st = s.stats;
-  mem('after load', `${(keys / (loadMs / 1000)).toFixed(0)} puts/s (${(loadMs / 1000).toFixed(1)} s); db ${(st.dbSizeBytes / 2 ** 20).toFixed(0)} MiB`);
+  mem(
+    'after load',
+    `${(keys / (loadMs / 1000)).toFixed(0)} puts/s (${(loadMs / 1000).toFixed(1)} s); db ${(st.dbSizeBytes / 2 ** 20).toFixed(0)} MiB`,
+  );
   const r0 = performance.now();
   const all = s.range(Buffer.from(prefix), Buffer.from('/registry/bench0'), { countOnly: true });
   const countMs = performance.now() - r0;
@@ -62,7 +67,9 @@ async function load(path: string): Promise<void> {
   const r2 = performance.now();
   s.range(Buffer.from(prefix), Buffer.from('/registry/bench0'), { limit: 500 });
   const pageMs = performance.now() - r2;
-  console.log(`ranges: count of ${all.count} keys ${countMs.toFixed(0)} ms; top-10 by value ${sortMs.toFixed(0)} ms (${top.kvs.length} kvs); first 500 ${pageMs.toFixed(1)} ms`);
+  console.log(
+    `ranges: count of ${all.count} keys ${countMs.toFixed(0)} ms; top-10 by value ${sortMs.toFixed(0)} ms (${top.kvs.length} kvs); first 500 ${pageMs.toFixed(1)} ms`,
+  );
   // Overwrite a tenth of the keys, then compact: the index and LMDB both shed the old revisions.
   for (let i = 0; i < keys; i += 10) {
     const txn = s.write();
@@ -78,7 +85,9 @@ async function load(path: string): Promise<void> {
   await physicalDone;
   lag.disable();
   const st2 = s.stats;
-  console.log(`compaction of ${keys / 10} old revisions among ${keys}: ${((performance.now() - c0) / 1000).toFixed(1)} s, event loop delay max ${(lag.max / 1e6).toFixed(1)} ms p99 ${(lag.percentile(99) / 1e6).toFixed(1)} ms; db ${(st2.dbSizeBytes / 2 ** 20).toFixed(0)} MiB, in use ${(st2.dbSizeInUseBytes / 2 ** 20).toFixed(0)} MiB`);
+  console.log(
+    `compaction of ${keys / 10} old revisions among ${keys}: ${((performance.now() - c0) / 1000).toFixed(1)} s, event loop delay max ${(lag.max / 1e6).toFixed(1)} ms p99 ${(lag.percentile(99) / 1e6).toFixed(1)} ms; db ${(st2.dbSizeBytes / 2 ** 20).toFixed(0)} MiB, in use ${(st2.dbSizeInUseBytes / 2 ** 20).toFixed(0)} MiB`,
+  );
   await s.close();
 }
 

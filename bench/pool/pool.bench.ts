@@ -5,14 +5,32 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
-import { decodePutRequest, encodePutRequest, sizeWatchResponse, writeWatchResponse, type ResponseHeaderInit, type WatchResponseInit } from '../../src/proto/rpc.js';
+import {
+  decodePutRequest,
+  encodePutRequest,
+  sizeWatchResponse,
+  writeWatchResponse,
+  type ResponseHeaderInit,
+  type WatchResponseInit,
+} from '../../src/proto/rpc.js';
 import { encodeEvent, type EventInit } from '../../src/proto/kv.js';
 import { EMPTY_BYTES } from '../../src/proto/wire.js';
 import { validatePutRequest } from '../../src/server/apply_kv.js';
 import { encodeProposal } from '../../src/server/proposal.js';
 import {
-  BATCH_REQUESTS_MAX, FANOUT_TASK_BYTES_MAX, GRPC_FRAME_BYTES, decodeResultHeaderWords, encodeEventsBlock, encodeHeader,
-  fanoutResultHeaderWords, frameInto, framedBytes, framedWatchResponseBytes, writeFrameHeader, writeWatchPrefix, writerOver,
+  BATCH_REQUESTS_MAX,
+  FANOUT_TASK_BYTES_MAX,
+  GRPC_FRAME_BYTES,
+  decodeResultHeaderWords,
+  encodeEventsBlock,
+  encodeHeader,
+  fanoutResultHeaderWords,
+  frameInto,
+  framedBytes,
+  framedWatchResponseBytes,
+  writeFrameHeader,
+  writeWatchPrefix,
+  writerOver,
 } from './work.js';
 import type { PoolTask } from './pool.worker.js';
 
@@ -104,7 +122,9 @@ async function measure(name: string, body: Body): Promise<CaseResult> {
     unitsPerSec: median(samples.map((s) => (s.units * 1000) / s.wallMs)),
     elu: median(samples.map((s) => s.elu)),
   };
-  process.stderr.write(`${name.padEnd(34)} main ${res.mainUsPerUnit.toFixed(3).padStart(9)} µs/unit  proc ${res.procUsPerUnit.toFixed(3).padStart(9)} µs/unit  ${Math.round(res.unitsPerSec).toString().padStart(9)} units/s  ELU ${res.elu.toFixed(2)}\n`);
+  process.stderr.write(
+    `${name.padEnd(34)} main ${res.mainUsPerUnit.toFixed(3).padStart(9)} µs/unit  proc ${res.procUsPerUnit.toFixed(3).padStart(9)} µs/unit  ${Math.round(res.unitsPerSec).toString().padStart(9)} units/s  ELU ${res.elu.toFixed(2)}\n`,
+  );
   return res;
 }
 
@@ -144,12 +164,18 @@ function drivePool(untilMs: number, next: () => Posting): Promise<number> {
       while (!failed && inFlight < IN_FLIGHT_MAX && performance.now() < untilMs) {
         const p = next();
         inFlight++;
-        pool.run(p.task, { transferList: p.transferList }).then((result) => {
-          inFlight--;
-          p.consume(result);
-          units += p.units;
-          pump();
-        }, (err: unknown) => { failed = true; reject(err); });
+        pool.run(p.task, { transferList: p.transferList }).then(
+          (result) => {
+            inFlight--;
+            p.consume(result);
+            units += p.units;
+            pump();
+          },
+          (err: unknown) => {
+            failed = true;
+            reject(err);
+          },
+        );
       }
       if (inFlight === 0 && !failed) resolve(units);
     };
@@ -208,15 +234,18 @@ function checkEnvelopesMatch(): Promise<void> {
   const idBase = 0x1234_5678_9abc_0000n;
   inlineEnvelopes(batch, msgs.length, idBase, inline);
   const ab = batch.slice().buffer;
-  return pool.run({ kind: 'decode', task: { batch: ab, batchBytes: batch.length, count: msgs.length, idBase } }, { transferList: [ab] }).then((result) => {
-    if (ab.byteLength !== 0) throw new Error('self-check: the batch was copied, not transferred');
-    const pooled: Uint8Array[] = new Array(msgs.length);
-    sliceEnvelopes(result, msgs.length, pooled);
-    for (let i = 0; i < msgs.length; i++) {
-      if (!Buffer.from(pooled[i]).equals(Buffer.from(inline[i]))) throw new Error(`self-check: envelope ${i} differs between pool and inline`);
-    }
-    if (inline[7].length !== 0 || inline[6].length === 0) throw new Error('self-check: the keyless request was not rejected');
-  });
+  return pool
+    .run({ kind: 'decode', task: { batch: ab, batchBytes: batch.length, count: msgs.length, idBase } }, { transferList: [ab] })
+    .then((result) => {
+      if (ab.byteLength !== 0) throw new Error('self-check: the batch was copied, not transferred');
+      const pooled: Uint8Array[] = new Array(msgs.length);
+      sliceEnvelopes(result, msgs.length, pooled);
+      for (let i = 0; i < msgs.length; i++) {
+        if (!Buffer.from(pooled[i]).equals(Buffer.from(inline[i])))
+          throw new Error(`self-check: envelope ${i} differs between pool and inline`);
+      }
+      if (inline[7].length !== 0 || inline[6].length === 0) throw new Error('self-check: the keyless request was not rejected');
+    });
 }
 
 async function benchDecode(): Promise<Map<number, { inline: CaseResult; pool: CaseResult; gather: CaseResult }>> {
@@ -270,12 +299,19 @@ function putEvents(count: number): EventInit[] {
   const out: EventInit[] = [];
   for (let i = 0; i < count; i++) {
     const key = Buffer.from(i.toString(16).padStart(KEY_BYTES, '0'));
-    out.push({ kv: { key, create_revision: 1_000_000 + i, mod_revision: 1_000_000 + i, version: 1, value: Buffer.alloc(VALUE_BYTES, i & 255) } });
+    out.push({
+      kv: { key, create_revision: 1_000_000 + i, mod_revision: 1_000_000 + i, version: 1, value: Buffer.alloc(VALUE_BYTES, i & 255) },
+    });
   }
   return out;
 }
 
-const header: ResponseHeaderInit = { cluster_id: 14841639068965178418n, member_id: 10276657743932975437n, revision: 1_000_000, raft_term: 2 };
+const header: ResponseHeaderInit = {
+  cluster_id: 14841639068965178418n,
+  member_id: 10276657743932975437n,
+  revision: 1_000_000,
+  raft_term: 2,
+};
 
 /** One framed WatchResponse through the generated codec, as an inline server would write it. */
 function framedResponse(m: WatchResponseInit): Uint8Array {
@@ -337,7 +373,10 @@ function poolFanouts(events: EventInit[], watchers: number, consume: (r: ArrayBu
       nextWatcher = 0;
     }
     const count = Math.min(chunk, watchers - nextWatcher);
-    const task: PoolTask = { kind: 'fanout', task: { events: sab as SharedArrayBuffer, eventsBytes: blockBytes, header: hdr, watchIdFirst: nextWatcher, count } };
+    const task: PoolTask = {
+      kind: 'fanout',
+      task: { events: sab as SharedArrayBuffer, eventsBytes: blockBytes, header: hdr, watchIdFirst: nextWatcher, count },
+    };
     nextWatcher += count;
     return { task, transferList: undefined, units: count, consume: (r) => consume(r, count) };
   };
@@ -371,7 +410,14 @@ async function checkResponsesMatch(): Promise<void> {
   }
 }
 
-interface WatchRow { m: number; w: number; a: CaseResult; b: CaseResult; c?: CaseResult; d?: CaseResult }
+interface WatchRow {
+  m: number;
+  w: number;
+  a: CaseResult;
+  b: CaseResult;
+  c?: CaseResult;
+  d?: CaseResult;
+}
 
 async function benchWatch(): Promise<WatchRow[]> {
   const rows: WatchRow[] = [];
@@ -379,28 +425,39 @@ async function benchWatch(): Promise<WatchRow[]> {
     const events = putEvents(m);
     for (const w of WATCHERS) {
       const out: Uint8Array[] = new Array(w);
-      const a = await measure(`watch inline M=${m} W=${w}`, (until) => driveInline(until, () => {
-        fanoutPerWatcher(events, w, out);
-        sink += out[w - 1].length;
-        return w;
-      }));
-      const b = await measure(`watch pool M=${m} W=${w}`, (until) => drivePool(until, poolFanouts(events, w, (r, count) => {
-        const views: Uint8Array[] = new Array(count);
-        sliceResponses(r, count, views);
-        sink += views[count - 1].length;
-      })));
+      const a = await measure(`watch inline M=${m} W=${w}`, (until) =>
+        driveInline(until, () => {
+          fanoutPerWatcher(events, w, out);
+          sink += out[w - 1].length;
+          return w;
+        }),
+      );
+      const b = await measure(`watch pool M=${m} W=${w}`, (until) =>
+        drivePool(
+          until,
+          poolFanouts(events, w, (r, count) => {
+            const views: Uint8Array[] = new Array(count);
+            sliceResponses(r, count, views);
+            sink += views[count - 1].length;
+          }),
+        ),
+      );
       const row: WatchRow = { m, w, a, b };
       // With one watcher, encoding once is encoding per watcher.
       if (w > 1) {
-        row.c = await measure(`watch inline-once M=${m} W=${w}`, (until) => driveInline(until, () => {
-          fanoutEncodedOnce(events, w, out);
-          sink += out[w - 1].length;
-          return w;
-        }));
-        row.d = await measure(`watch inline-shared M=${m} W=${w}`, (until) => driveInline(until, () => {
-          sink += fanoutSharedBlock(events, w, out).length + out[w - 1].length;
-          return w;
-        }));
+        row.c = await measure(`watch inline-once M=${m} W=${w}`, (until) =>
+          driveInline(until, () => {
+            fanoutEncodedOnce(events, w, out);
+            sink += out[w - 1].length;
+            return w;
+          }),
+        );
+        row.d = await measure(`watch inline-shared M=${m} W=${w}`, (until) =>
+          driveInline(until, () => {
+            sink += fanoutSharedBlock(events, w, out).length + out[w - 1].length;
+            return w;
+          }),
+        );
       }
       rows.push(row);
     }
@@ -417,12 +474,18 @@ function renderDecode(res: Map<number, { inline: CaseResult; pool: CaseResult; g
   const out: string[] = [];
   out.push('### 1. Put request decode + validate + proposal envelope');
   out.push('');
-  out.push('Main-thread CPU µs per request (lower is better; the main thread is the bottleneck), throughput in requests/s, and the whole process\'s CPU (main + workers) per request.');
+  out.push(
+    "Main-thread CPU µs per request (lower is better; the main thread is the bottleneck), throughput in requests/s, and the whole process's CPU (main + workers) per request.",
+  );
   out.push('');
-  out.push('| batch | inline main µs/req | inline req/s | pool main µs/req | pool req/s | pool process µs/req | pool+gather main µs/req | pool+gather req/s | pool ÷ inline (main CPU) |');
+  out.push(
+    '| batch | inline main µs/req | inline req/s | pool main µs/req | pool req/s | pool process µs/req | pool+gather main µs/req | pool+gather req/s | pool ÷ inline (main CPU) |',
+  );
   out.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const [n, r] of res) {
-    out.push(`| ${n} | ${f2(r.inline.mainUsPerUnit)} | ${int(r.inline.unitsPerSec)} | ${f2(r.pool.mainUsPerUnit)} | ${int(r.pool.unitsPerSec)} | ${f2(r.pool.procUsPerUnit)} | ${f2(r.gather.mainUsPerUnit)} | ${int(r.gather.unitsPerSec)} | ${(r.pool.mainUsPerUnit / r.inline.mainUsPerUnit).toFixed(2)} |`);
+    out.push(
+      `| ${n} | ${f2(r.inline.mainUsPerUnit)} | ${int(r.inline.unitsPerSec)} | ${f2(r.pool.mainUsPerUnit)} | ${int(r.pool.unitsPerSec)} | ${f2(r.pool.procUsPerUnit)} | ${f2(r.gather.mainUsPerUnit)} | ${int(r.gather.unitsPerSec)} | ${(r.pool.mainUsPerUnit / r.inline.mainUsPerUnit).toFixed(2)} |`,
+    );
   }
   return out;
 }
@@ -431,13 +494,20 @@ function renderWatch(rows: WatchRow[]): string[] {
   const out: string[] = [];
   out.push('### 2. Watch fan-out: M Put events to W watchers, one framed WatchResponse each');
   out.push('');
-  out.push('Main-thread CPU µs per watcher response, then in parentheses per delivered event (= per response ÷ M); responses/s below. (a) inline, each response encoded from the event objects; (c) inline, events encoded once (`events_encoded`) and copied into each response; (d) inline, events block encoded once and shared: per watcher only a ~40 B prefix, the transport writes [prefix, block]; (b) pool: the main thread encodes the events block once into a SharedArrayBuffer, workers build the framed responses into transferred buffers (≤ 16 MiB per task), the main thread slices.');
+  out.push(
+    'Main-thread CPU µs per watcher response, then in parentheses per delivered event (= per response ÷ M); responses/s below. (a) inline, each response encoded from the event objects; (c) inline, events encoded once (`events_encoded`) and copied into each response; (d) inline, events block encoded once and shared: per watcher only a ~40 B prefix, the transport writes [prefix, block]; (b) pool: the main thread encodes the events block once into a SharedArrayBuffer, workers build the framed responses into transferred buffers (≤ 16 MiB per task), the main thread slices.',
+  );
   out.push('');
-  out.push('| M | W | (a) inline µs/resp | (c) inline-once | (d) inline-shared | (b) pool | pool process µs/resp | (a) resp/s | (c) resp/s | (d) resp/s | (b) resp/s |');
+  out.push(
+    '| M | W | (a) inline µs/resp | (c) inline-once | (d) inline-shared | (b) pool | pool process µs/resp | (a) resp/s | (c) resp/s | (d) resp/s | (b) resp/s |',
+  );
   out.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-  const cell = (r: CaseResult | undefined, m: number): string => (r === undefined ? '–' : `${f2(r.mainUsPerUnit)} (${f2(r.mainUsPerUnit / m)})`);
+  const cell = (r: CaseResult | undefined, m: number): string =>
+    r === undefined ? '–' : `${f2(r.mainUsPerUnit)} (${f2(r.mainUsPerUnit / m)})`;
   for (const r of rows) {
-    out.push(`| ${r.m} | ${r.w} | ${cell(r.a, r.m)} | ${cell(r.c, r.m)} | ${cell(r.d, r.m)} | ${cell(r.b, r.m)} | ${f2(r.b.procUsPerUnit)} | ${int(r.a.unitsPerSec)} | ${r.c ? int(r.c.unitsPerSec) : '–'} | ${r.d ? int(r.d.unitsPerSec) : '–'} | ${int(r.b.unitsPerSec)} |`);
+    out.push(
+      `| ${r.m} | ${r.w} | ${cell(r.a, r.m)} | ${cell(r.c, r.m)} | ${cell(r.d, r.m)} | ${cell(r.b, r.m)} | ${f2(r.b.procUsPerUnit)} | ${int(r.a.unitsPerSec)} | ${r.c ? int(r.c.unitsPerSec) : '–'} | ${r.d ? int(r.d.unitsPerSec) : '–'} | ${int(r.b.unitsPerSec)} |`,
+    );
   }
   return out;
 }
@@ -448,7 +518,10 @@ function renderWatch(rows: WatchRow[]): string[] {
  */
 const MEMBER_MAIN_US_PER_PUT = 1e6 / 35_000;
 
-function decisionText(dec: Map<number, { inline: CaseResult; pool: CaseResult; gather: CaseResult }> | undefined, rows: WatchRow[] | undefined): string[] {
+function decisionText(
+  dec: Map<number, { inline: CaseResult; pool: CaseResult; gather: CaseResult }> | undefined,
+  rows: WatchRow[] | undefined,
+): string[] {
   const out: string[] = ['### Decision', ''];
   if (dec !== undefined) {
     const entries = [...dec];
@@ -457,17 +530,21 @@ function decisionText(dec: Map<number, { inline: CaseResult; pool: CaseResult; g
     const breakEven = (n: number | undefined): string => {
       if (n === undefined) return 'pays at no measured batch size';
       const i = BATCH_SIZES.indexOf(n);
-      return i === 0 ? `pays from batch ${n} on` : `pays from batch ${n} on (break-even between ${BATCH_SIZES[i - 1]} and ${n} requests per task)`;
+      return i === 0
+        ? `pays from batch ${n} on`
+        : `pays from batch ${n} on (break-even between ${BATCH_SIZES[i - 1]} and ${n} requests per task)`;
     };
     const parts = entries.map(([n, r]) => `batch ${n}: ${f2(r.inline.mainUsPerUnit)} → ${f2(r.gather.mainUsPerUnit)} µs`);
     const best = Math.max(...entries.map(([, r]) => r.inline.mainUsPerUnit - r.gather.mainUsPerUnit));
-    out.push(`- **Request decode** — main-thread CPU per request, inline → pool with gather: ${parts.join('; ')}. ` +
-      `With the batch already contiguous the pool ${breakEven(firstPaying((r) => r.pool))}; counting the copy of the separate request messages into one buffer (what the member really has to do) it ${breakEven(firstPaying((r) => r.gather))}. ` +
-      `The most it saves is ${f2(Math.max(0, best))} µs per request, ${(100 * Math.max(0, best) / MEMBER_MAIN_US_PER_PUT).toFixed(1)} % of the ≈ ${f2(MEMBER_MAIN_US_PER_PUT)} µs the member's main thread spends per put at put-1000, ` +
-      'and only at batch sizes one event-loop turn rarely collects, at the price of at least one pool round trip of latency per request and a second decode for what the main thread still needs (quota cost, response). ' +
-      (best < 0.05 * MEMBER_MAIN_US_PER_PUT
-        ? '**Verdict: do not decode requests in the pool** — the saving is under 5 % of a put\'s main-thread cost, too small for the hand-off to matter.'
-        : `**Verdict: the pool pays for decode at batch ≥ ${firstPaying((r) => r.gather) ?? '?'}** — the saving is at least 5 % of a put's main-thread cost there.`));
+    out.push(
+      `- **Request decode** — main-thread CPU per request, inline → pool with gather: ${parts.join('; ')}. ` +
+        `With the batch already contiguous the pool ${breakEven(firstPaying((r) => r.pool))}; counting the copy of the separate request messages into one buffer (what the member really has to do) it ${breakEven(firstPaying((r) => r.gather))}. ` +
+        `The most it saves is ${f2(Math.max(0, best))} µs per request, ${((100 * Math.max(0, best)) / MEMBER_MAIN_US_PER_PUT).toFixed(1)} % of the ≈ ${f2(MEMBER_MAIN_US_PER_PUT)} µs the member's main thread spends per put at put-1000, ` +
+        'and only at batch sizes one event-loop turn rarely collects, at the price of at least one pool round trip of latency per request and a second decode for what the main thread still needs (quota cost, response). ' +
+        (best < 0.05 * MEMBER_MAIN_US_PER_PUT
+          ? "**Verdict: do not decode requests in the pool** — the saving is under 5 % of a put's main-thread cost, too small for the hand-off to matter."
+          : `**Verdict: the pool pays for decode at batch ≥ ${firstPaying((r) => r.gather) ?? '?'}** — the saving is at least 5 % of a put's main-thread cost there.`),
+    );
   }
   if (rows !== undefined) {
     const bestInline = (r: WatchRow): { name: string; us: number } => {
@@ -483,12 +560,14 @@ function decisionText(dec: Map<number, { inline: CaseResult; pool: CaseResult; g
     const maxGain = Math.max(0, ...vsBest.map((r) => bestInline(r).us - r.b.mainUsPerUnit));
     const dWins = rows.filter((r) => r.d !== undefined && bestInline(r).name === '(d)').length;
     const multi = rows.filter((r) => r.w > 1).length;
-    out.push(`- **Watch fan-out** — the pool uses less main-thread CPU than encoding every response from the events (a) at ${list(vsA)}, never with one watcher. ` +
-      `Against the best inline variant it wins at ${list(vsBest)}${gains.length > 0 ? ` (${gains.join('; ')})` : ''}. ` +
-      `Encoding the events once and sharing the block (d) is the cheapest inline variant in ${dWins} of ${multi} multi-watcher cases. Caveat: (d) assumes the gRPC layer hands [prefix, block] to the stream without copying; src/api/grpc/call.ts today writes one framed buffer per message, and neither a second \`stream.write\` nor a per-watcher copy of the block is counted in (d). ` +
-      (maxGain < 0.5
-        ? `**Verdict: fan out inline with the shared events block** (encode the events once; per watcher write only frame header + header + watch_id and hand the transport [prefix, block]): where the pool still wins it saves at most ${f2(maxGain)} µs per response, not worth a round trip of latency and a copy of every response.`
-        : `**Verdict: use the pool for fan-out where it wins against (d)** (${list(vsBest)}): it saves up to ${f2(maxGain)} µs per response there; elsewhere fan out inline with the shared events block.`));
+    out.push(
+      `- **Watch fan-out** — the pool uses less main-thread CPU than encoding every response from the events (a) at ${list(vsA)}, never with one watcher. ` +
+        `Against the best inline variant it wins at ${list(vsBest)}${gains.length > 0 ? ` (${gains.join('; ')})` : ''}. ` +
+        `Encoding the events once and sharing the block (d) is the cheapest inline variant in ${dWins} of ${multi} multi-watcher cases. Caveat: (d) assumes the gRPC layer hands [prefix, block] to the stream without copying; src/api/grpc/call.ts today writes one framed buffer per message, and neither a second \`stream.write\` nor a per-watcher copy of the block is counted in (d). ` +
+        (maxGain < 0.5
+          ? `**Verdict: fan out inline with the shared events block** (encode the events once; per watcher write only frame header + header + watch_id and hand the transport [prefix, block]): where the pool still wins it saves at most ${f2(maxGain)} µs per response, not worth a round trip of latency and a copy of every response.`
+          : `**Verdict: use the pool for fan-out where it wins against (d)** (${list(vsBest)}): it saves up to ${f2(maxGain)} µs per response there; elsewhere fan out inline with the shared events block.`),
+    );
   }
   return out;
 }
@@ -518,7 +597,9 @@ async function main(): Promise<void> {
   lines.push('');
   lines.push(`- Date: ${new Date().toISOString().replace('T', ' ').slice(0, 19)} UTC`);
   lines.push(`- Machine: ${machine()}`);
-  lines.push(`- Method: each case warms up ${warmMs} ms, then runs ${RUNS} × ${runMs} ms; medians reported. Main-thread CPU is the main thread's own run time from /proc/self/task/<pid>/schedstat (process CPU, which includes the workers, is shown separately). Requests and events: 8 B keys, 256 B values. Pool cases keep ${IN_FLIGHT_MAX} tasks in flight; a task's input goes as one transferred ArrayBuffer (fan-out: one SharedArrayBuffer per fan-out), its result comes back as one transferred ArrayBuffer of offsets + bytes that the main thread only slices. The bench first asserts the pool's envelopes and responses are byte-identical to the inline ones.`);
+  lines.push(
+    `- Method: each case warms up ${warmMs} ms, then runs ${RUNS} × ${runMs} ms; medians reported. Main-thread CPU is the main thread's own run time from /proc/self/task/<pid>/schedstat (process CPU, which includes the workers, is shown separately). Requests and events: 8 B keys, 256 B values. Pool cases keep ${IN_FLIGHT_MAX} tasks in flight; a task's input goes as one transferred ArrayBuffer (fan-out: one SharedArrayBuffer per fan-out), its result comes back as one transferred ArrayBuffer of offsets + bytes that the main thread only slices. The bench first asserts the pool's envelopes and responses are byte-identical to the inline ones.`,
+  );
   lines.push('');
   if (dec !== undefined) lines.push(...renderDecode(dec), '');
   if (rows !== undefined) lines.push(...renderWatch(rows), '');

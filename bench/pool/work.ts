@@ -1,6 +1,14 @@
 // The work the pool benchmark compares, shared by the main thread (inline variants) and the Piscina worker:
 // Put-request batches -> Raft proposal envelopes, and watch events -> per-watcher gRPC-framed WatchResponses.
-import { decodePutRequest, sizePutRequest, writePutRequest, sizeResponseHeader, writeResponseHeader, type PutRequest, type ResponseHeaderInit } from '../../src/proto/rpc.js';
+import {
+  decodePutRequest,
+  sizePutRequest,
+  writePutRequest,
+  sizeResponseHeader,
+  writeResponseHeader,
+  type PutRequest,
+  type ResponseHeaderInit,
+} from '../../src/proto/rpc.js';
 import { sizeEvent, writeEvent, type EventInit } from '../../src/proto/kv.js';
 import { ProtoWriter, sizeDelimited, sizeVarint64, sizeVarintBig } from '../../src/proto/wire.js';
 import { validatePutRequest } from '../../src/server/apply_kv.js';
@@ -164,7 +172,10 @@ export function writeWatchPrefix(w: ProtoWriter, header: Uint8Array, watchId: nu
   w.pos += GRPC_FRAME_BYTES;
   w.uint32(10);
   w.bytes(header);
-  if (watchId !== 0) { w.uint32(16); w.int64(watchId); }
+  if (watchId !== 0) {
+    w.uint32(16);
+    w.int64(watchId);
+  }
 }
 
 /** Encodes a ResponseHeader once (the bench's watchers all share one). */

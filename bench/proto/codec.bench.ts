@@ -45,13 +45,28 @@ function row(name: string, ours: () => number, theirs: () => number): void {
 const header = { cluster_id: 12021080376571006341n, member_id: 15181106712054921186n, revision: 123456789, raft_term: 7 };
 const kvs: KeyValueInit[] = [];
 for (let i = 0; i < 100; i++) {
-  kvs.push({ key: Buffer.from(`/registry/pods/default/pod-${i}`), create_revision: 1000 + i, mod_revision: 100000 + i, version: 1 + (i % 5), value: Buffer.alloc(256, i) });
+  kvs.push({
+    key: Buffer.from(`/registry/pods/default/pod-${i}`),
+    create_revision: 1000 + i,
+    mod_revision: 100000 + i,
+    version: 1 + (i % 5),
+    value: Buffer.alloc(256, i),
+  });
 }
 const kvsEncoded = kvs.map(encodeKeyValue);
 const range = { header, kvs, count: 100 };
 const rangeBytes = rpc.encodeRangeResponse(range);
 // protobufjs wants Long-compatible values for uint64: strings work with fromObject.
-const pbRange = PbRangeResponse.fromObject({ header: { cluster_id: header.cluster_id.toString(), member_id: header.member_id.toString(), revision: header.revision, raft_term: header.raft_term }, kvs, count: 100 });
+const pbRange = PbRangeResponse.fromObject({
+  header: {
+    cluster_id: header.cluster_id.toString(),
+    member_id: header.member_id.toString(),
+    revision: header.revision,
+    raft_term: header.raft_term,
+  },
+  kvs,
+  count: 100,
+});
 
 const put = { key: Buffer.from('/registry/pods/default/pod-1'), value: Buffer.alloc(256, 7), lease: 7587869999999999999n, prev_kv: true };
 const putBytes = rpc.encodePutRequest(put);
@@ -71,18 +86,54 @@ const watch = { header, watch_id: 1, events: kvs.slice(0, 10).map((kv) => ({ typ
 const watchBytes = rpc.encodeWatchResponse(watch);
 const pbWatch = PbWatchResponse.decode(watchBytes);
 
-if (Buffer.compare(Buffer.from(PbRangeResponse.encode(pbRange).finish()), Buffer.from(rangeBytes)) !== 0) throw new Error('bench inputs differ');
+if (Buffer.compare(Buffer.from(PbRangeResponse.encode(pbRange).finish()), Buffer.from(rangeBytes)) !== 0)
+  throw new Error('bench inputs differ');
 
 process.stdout.write(`node ${process.version}, ${runMs} ms per case\n`);
-row('RangeResponse(100 kvs) encode', () => rpc.encodeRangeResponse(range).length, () => PbRangeResponse.encode(pbRange).finish().length);
-row('RangeResponse(100 kvs) encode, kvs_encoded', () => rpc.encodeRangeResponse({ header, kvs_encoded: kvsEncoded, count: 100 }).length, () => PbRangeResponse.encode(pbRange).finish().length);
-row('RangeResponse(100 kvs) decode', () => rpc.decodeRangeResponse(rangeBytes).kvs.length, () => (PbRangeResponse.decode(rangeBytes) as unknown as { kvs: unknown[] }).kvs.length);
-row('PutRequest encode', () => rpc.encodePutRequest(put).length, () => PbPutRequest.encode(pbPut).finish().length);
-row('PutRequest decode', () => rpc.decodePutRequest(putBytes).value.length, () => (PbPutRequest.decode(putBytes) as unknown as { value: Uint8Array }).value.length);
-row('PutResponse encode', () => rpc.encodePutResponse(putRes).length, () => PbPutResponse.encode(pbPutRes).finish().length);
-row('TxnRequest decode', () => rpc.decodeTxnRequest(txnBytes).success.length, () => (PbTxnRequest.decode(txnBytes) as unknown as { success: unknown[] }).success.length);
-row('WatchResponse(10 events) encode', () => rpc.encodeWatchResponse(watch).length, () => PbWatchResponse.encode(pbWatch).finish().length);
-row('RangeResponse(100 kvs) toJson+stringify', () => JSON.stringify(rpc.rangeResponseToJson(range)).length,
-  () => JSON.stringify(PbRangeResponse.toObject(pbRange, { longs: String, enums: String, bytes: String, json: true })).length);
+row(
+  'RangeResponse(100 kvs) encode',
+  () => rpc.encodeRangeResponse(range).length,
+  () => PbRangeResponse.encode(pbRange).finish().length,
+);
+row(
+  'RangeResponse(100 kvs) encode, kvs_encoded',
+  () => rpc.encodeRangeResponse({ header, kvs_encoded: kvsEncoded, count: 100 }).length,
+  () => PbRangeResponse.encode(pbRange).finish().length,
+);
+row(
+  'RangeResponse(100 kvs) decode',
+  () => rpc.decodeRangeResponse(rangeBytes).kvs.length,
+  () => (PbRangeResponse.decode(rangeBytes) as unknown as { kvs: unknown[] }).kvs.length,
+);
+row(
+  'PutRequest encode',
+  () => rpc.encodePutRequest(put).length,
+  () => PbPutRequest.encode(pbPut).finish().length,
+);
+row(
+  'PutRequest decode',
+  () => rpc.decodePutRequest(putBytes).value.length,
+  () => (PbPutRequest.decode(putBytes) as unknown as { value: Uint8Array }).value.length,
+);
+row(
+  'PutResponse encode',
+  () => rpc.encodePutResponse(putRes).length,
+  () => PbPutResponse.encode(pbPutRes).finish().length,
+);
+row(
+  'TxnRequest decode',
+  () => rpc.decodeTxnRequest(txnBytes).success.length,
+  () => (PbTxnRequest.decode(txnBytes) as unknown as { success: unknown[] }).success.length,
+);
+row(
+  'WatchResponse(10 events) encode',
+  () => rpc.encodeWatchResponse(watch).length,
+  () => PbWatchResponse.encode(pbWatch).finish().length,
+);
+row(
+  'RangeResponse(100 kvs) toJson+stringify',
+  () => JSON.stringify(rpc.rangeResponseToJson(range)).length,
+  () => JSON.stringify(PbRangeResponse.toObject(pbRange, { longs: String, enums: String, bytes: String, json: true })).length,
+);
 // Reading the accumulated results keeps the optimizer from dropping the measured calls.
 if (sink === -1) process.stdout.write('\n');

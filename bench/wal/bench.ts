@@ -26,12 +26,24 @@ const runMs = quick ? 600 : 1000;
 const RECORD_BYTES = 256;
 
 interface Result {
-  writer: string; appenders: number; slowMs: number; appendsPerSec: number; fsyncsPerSec: number;
-  perFsync: number; loopP50Ms: number; loopP99Ms: number; loopMaxMs: number; cpuPct: number;
+  writer: string;
+  appenders: number;
+  slowMs: number;
+  appendsPerSec: number;
+  fsyncsPerSec: number;
+  perFsync: number;
+  loopP50Ms: number;
+  loopP99Ms: number;
+  loopMaxMs: number;
+  cpuPct: number;
 }
 
 /** Anything that can make one 256-byte record durable. */
-interface Appender { append(i: number): Promise<void>; fsyncs(): number; close(): Promise<void> }
+interface Appender {
+  append(i: number): Promise<void>;
+  fsyncs(): number;
+  close(): Promise<void>;
+}
 
 const payload = new Uint8Array(RECORD_BYTES).fill(7);
 
@@ -166,19 +178,30 @@ async function measure(name: string, appenders: number, slowMs: number, make: (d
   await w.close();
   rmSync(dir, { recursive: true, force: true });
   return {
-    writer: name, appenders, slowMs, appendsPerSec: da / secs, fsyncsPerSec: df / secs, perFsync: df > 0 ? da / df : 0,
-    loopP50Ms: h.percentile(50) / 1e6, loopP99Ms: h.percentile(99) / 1e6, loopMaxMs: h.max / 1e6,
+    writer: name,
+    appenders,
+    slowMs,
+    appendsPerSec: da / secs,
+    fsyncsPerSec: df / secs,
+    perFsync: df > 0 ? da / df : 0,
+    loopP50Ms: h.percentile(50) / 1e6,
+    loopP99Ms: h.percentile(99) / 1e6,
+    loopMaxMs: h.max / 1e6,
     cpuPct: ((cpu.user + cpu.system) / 1000 / (secs * 1000)) * 100,
   };
 }
 
 function table(title: string, rows: Result[]): void {
   console.log(`\n### ${title}\n`);
-  console.log('| writer | appenders | slow fsync ms | appends/s | fsyncs/s | appends per fsync | loop delay p50 / p99 / max ms | CPU % (all threads) |');
+  console.log(
+    '| writer | appenders | slow fsync ms | appends/s | fsyncs/s | appends per fsync | loop delay p50 / p99 / max ms | CPU % (all threads) |',
+  );
   console.log('|---|---:|---:|---:|---:|---:|---|---:|');
   for (const r of rows) {
-    console.log(`| ${r.writer} | ${r.appenders} | ${r.slowMs} | ${Math.round(r.appendsPerSec)} | ${Math.round(r.fsyncsPerSec)} | ` +
-      `${r.perFsync.toFixed(1)} | ${r.loopP50Ms.toFixed(2)} / ${r.loopP99Ms.toFixed(2)} / ${r.loopMaxMs.toFixed(2)} | ${Math.round(r.cpuPct)} |`);
+    console.log(
+      `| ${r.writer} | ${r.appenders} | ${r.slowMs} | ${Math.round(r.appendsPerSec)} | ${Math.round(r.fsyncsPerSec)} | ` +
+        `${r.perFsync.toFixed(1)} | ${r.loopP50Ms.toFixed(2)} / ${r.loopP99Ms.toFixed(2)} / ${r.loopMaxMs.toFixed(2)} | ${Math.round(r.cpuPct)} |`,
+    );
   }
 }
 

@@ -20,12 +20,24 @@ const RUN_MS = flag('--ms', 2000);
 const WARMUP_MS = 300;
 const payload = new Uint8Array(256).fill(7);
 
-interface Row { slowMs: number; batchKiB: number; delayUs: number; appendsPerSec: number; fsyncsPerSec: number; perFsync: number; bound: number }
+interface Row {
+  slowMs: number;
+  batchKiB: number;
+  delayUs: number;
+  appendsPerSec: number;
+  fsyncsPerSec: number;
+  perFsync: number;
+  bound: number;
+}
 
 async function run(slowMs: number, batchBytesMax: number, batchDelayUsMax: number): Promise<Row> {
   const dir = mkdtempSync(join(tmpdir(), 'tetcd-deepq-'));
   try {
-    const wal = await Wal.create(join(dir, 'wal'), new Uint8Array(8), { unsafeTesting: { fsyncSleepUs: slowMs * 1000 }, batchBytesMax, batchDelayUsMax });
+    const wal = await Wal.create(join(dir, 'wal'), new Uint8Array(8), {
+      unsafeTesting: { fsyncSleepUs: slowMs * 1000 },
+      batchBytesMax,
+      batchDelayUsMax,
+    });
     let index = 0;
     let appends = 0;
     let stop = false;
@@ -49,8 +61,13 @@ async function run(slowMs: number, batchBytesMax: number, batchDelayUsMax: numbe
     await wal.close();
     // The ideal: every appender in every fdatasync, i.e. appenders ÷ the measured time per write+fdatasync.
     return {
-      slowMs, batchKiB: batchBytesMax >> 10, delayUs: batchDelayUsMax, appendsPerSec: da / secs,
-      fsyncsPerSec: df / secs, perFsync: df > 0 ? da / df : 0, bound: df > 0 ? APPENDERS * (df / secs) : 0,
+      slowMs,
+      batchKiB: batchBytesMax >> 10,
+      delayUs: batchDelayUsMax,
+      appendsPerSec: da / secs,
+      fsyncsPerSec: df / secs,
+      perFsync: df > 0 ? da / df : 0,
+      bound: df > 0 ? APPENDERS * (df / secs) : 0,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -58,11 +75,21 @@ async function run(slowMs: number, batchBytesMax: number, batchDelayUsMax: numbe
 }
 
 console.log(`${APPENDERS} appenders of 256-byte records, ${RUN_MS} ms per row\n`);
-console.log('| slow fsync ms | --wal-batch-max-bytes KiB | --wal-batch-max-delay µs | appends/s | fsyncs/s | records per fsync | appenders × fsyncs/s | share of it |');
+console.log(
+  '| slow fsync ms | --wal-batch-max-bytes KiB | --wal-batch-max-delay µs | appends/s | fsyncs/s | records per fsync | appenders × fsyncs/s | share of it |',
+);
 console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const slowMs of [2, 10]) {
-  for (const [batchKiB, delayUs] of [[1024, 0], [4096, 0], [1024, 1000], [4096, 1000], [4096, 3000]] as const) {
+  for (const [batchKiB, delayUs] of [
+    [1024, 0],
+    [4096, 0],
+    [1024, 1000],
+    [4096, 1000],
+    [4096, 3000],
+  ] as const) {
     const r = await run(slowMs, batchKiB * 1024, delayUs);
-    console.log(`| ${r.slowMs} | ${r.batchKiB} | ${r.delayUs} | ${Math.round(r.appendsPerSec)} | ${Math.round(r.fsyncsPerSec)} | ${Math.round(r.perFsync)} | ${Math.round(r.bound)} | ${((r.appendsPerSec / r.bound) * 100).toFixed(0)} % |`);
+    console.log(
+      `| ${r.slowMs} | ${r.batchKiB} | ${r.delayUs} | ${Math.round(r.appendsPerSec)} | ${Math.round(r.fsyncsPerSec)} | ${Math.round(r.perFsync)} | ${Math.round(r.bound)} | ${((r.appendsPerSec / r.bound) * 100).toFixed(0)} % |`,
+    );
   }
 }

@@ -29,7 +29,10 @@ const real = realAddon();
 
 const u32 = (b: Uint8Array, at: number): number => (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
 function setU32(b: Uint8Array, at: number, v: number): void {
-  b[at] = v & 255; b[at + 1] = (v >>> 8) & 255; b[at + 2] = (v >>> 16) & 255; b[at + 3] = (v >>> 24) & 255;
+  b[at] = v & 255;
+  b[at + 1] = (v >>> 8) & 255;
+  b[at + 2] = (v >>> 16) & 255;
+  b[at + 3] = (v >>> 24) & 255;
 }
 
 /** One record, unfilled (CRCs zero), as the writer frames carries and headers of new segments. */
@@ -43,7 +46,11 @@ function encodeRecord(type: number, payload: Uint8Array): Uint8Array {
   return out;
 }
 
-interface Block { buf: Uint8Array; seq: number; lastIndex: number }
+interface Block {
+  buf: Uint8Array;
+  seq: number;
+  lastIndex: number;
+}
 
 /** The writer: a JavaScript twin of native/writer.cc. */
 class JsWalHandle implements NativeWalHandle {
@@ -106,8 +113,12 @@ class JsWalHandle implements NativeWalHandle {
   join(): void {}
   ref(): void {}
   unref(): void {}
-  failWhat(): string { return this.failed; }
-  queuedBytes(): number { return this.queued; }
+  failWhat(): string {
+    return this.failed;
+  }
+  queuedBytes(): number {
+    return this.queued;
+  }
 
   /** Takes everything queued (up to batchBytesMax, at least one block) and writes + syncs it. */
   private writeNext(): void {
@@ -135,7 +146,10 @@ class JsWalHandle implements NativeWalHandle {
     const bufs = batch.map((b) => b.buf);
     const started = process.hrtime.bigint();
     writev(this.fd, bufs, this.offset, (err) => {
-      if (err) { this.fail(`write: ${err.message}`); return; }
+      if (err) {
+        this.fail(`write: ${err.message}`);
+        return;
+      }
       const done = (): void => {
         this.offset += bytes;
         this.lastIndex = batch[batch.length - 1].lastIndex;
@@ -150,9 +164,15 @@ class JsWalHandle implements NativeWalHandle {
         this.writing = false;
         this.writeNext();
       };
-      if (this.noFsync) { done(); return; }
+      if (this.noFsync) {
+        done();
+        return;
+      }
       fdatasync(this.fd, (e) => {
-        if (e) { this.fail(`fdatasync: ${e.message}`); return; }
+        if (e) {
+          this.fail(`fdatasync: ${e.message}`);
+          return;
+        }
         done();
       });
     });
@@ -194,7 +214,11 @@ class JsWalHandle implements NativeWalHandle {
     renameSync(path + '.tmp', path);
     if (!this.noFsync) {
       const d = openSync(dirname(path), 'r');
-      try { fsyncSync(d); } finally { closeSync(d); }
+      try {
+        fsyncSync(d);
+      } finally {
+        closeSync(d);
+      }
     }
     this.chain = u32(head, HEADER_BYTES); // what the carry restates
     // The metadata and hard state records advance the chain past the carry: recompute as the writer did.
@@ -237,7 +261,11 @@ class JsWalHandle implements NativeWalHandle {
   }
 
   private finishClose(): void {
-    try { closeSync(this.fd); } catch { /* already closed */ }
+    try {
+      closeSync(this.fd);
+    } catch {
+      /* already closed */
+    }
     Atomics.store(this.control, Ctrl.state / 4, WriterState.closed);
     Atomics.add(this.control, Ctrl.gen / 4, 1);
     // The native writer wakes the loop from its thread; here the close call is still on the stack.

@@ -36,9 +36,15 @@ function syncUs(run: number): number {
   fs.writeSync(fd, Buffer.alloc(64 << 20), 0); // preallocated and written, like a WAL segment after a while
   fs.fsyncSync(fd);
   const buf = Buffer.alloc(RECORD_BYTES + 16, 7);
-  for (let w = 0; w < 200; w++) { fs.writeSync(fd, buf, 0, buf.length, w * buf.length); fs.fdatasyncSync(fd); }
+  for (let w = 0; w < 200; w++) {
+    fs.writeSync(fd, buf, 0, buf.length, w * buf.length);
+    fs.fdatasyncSync(fd);
+  }
   const t0 = process.hrtime.bigint();
-  for (let k = 0; k < n; k++) { fs.writeSync(fd, buf, 0, buf.length, k * buf.length); fs.fdatasyncSync(fd); }
+  for (let k = 0; k < n; k++) {
+    fs.writeSync(fd, buf, 0, buf.length, k * buf.length);
+    fs.fdatasyncSync(fd);
+  }
   const us = Number(process.hrtime.bigint() - t0) / n / 1000;
   fs.closeSync(fd);
   fs.rmSync(path);
@@ -57,4 +63,6 @@ const w = median(rows.map((r) => r[1]));
 console.log(`| write+fdatasync on the main thread µs | native WAL save round trip µs | hand-off µs |`);
 console.log(`|---:|---:|---:|`);
 console.log(`| ${s.toFixed(0)} | ${w.toFixed(0)} | ${(w - s).toFixed(0)} |`);
-console.log(`(${n} sequential ${RECORD_BYTES}-byte records per run, medians of 5 runs; per run: ${rows.map((r) => `${r[0].toFixed(0)}/${r[1].toFixed(0)}`).join(', ')})`);
+console.log(
+  `(${n} sequential ${RECORD_BYTES}-byte records per run, medians of 5 runs; per run: ${rows.map((r) => `${r[0].toFixed(0)}/${r[1].toFixed(0)}`).join(', ')})`,
+);

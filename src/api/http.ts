@@ -33,16 +33,48 @@ function reply(res: ServerResponse, status: number, contentType: string, body: s
 export function memberMetrics(s: MemberApi): Registry {
   const r = new Registry();
   r.add(new Gauge('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', () => (s.hasLeader ? 1 : 0)));
-  r.add(new Gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () => (s.status().isLeader ? 1 : 0)));
-  r.add(new Gauge('etcd_server_is_learner', 'Whether or not this member is a learner. 1 if is, 0 otherwise.', () => (s.status().isLearner ? 1 : 0)));
-  r.add(new Gauge('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', () => s.status().raftIndex));
-  r.add(new Gauge('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', () => s.status().raftAppliedIndex));
+  r.add(
+    new Gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () =>
+      s.status().isLeader ? 1 : 0,
+    ),
+  );
+  r.add(
+    new Gauge('etcd_server_is_learner', 'Whether or not this member is a learner. 1 if is, 0 otherwise.', () =>
+      s.status().isLearner ? 1 : 0,
+    ),
+  );
+  r.add(
+    new Gauge('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', () => s.status().raftIndex),
+  );
+  r.add(
+    new Gauge('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', () => s.status().raftAppliedIndex),
+  );
   r.add(new Gauge('etcd_debugging_mvcc_current_revision', 'The current revision of store.', () => s.status().revision));
-  r.add(new Gauge('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => s.status().compactRevision));
+  r.add(
+    new Gauge('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => s.status().compactRevision),
+  );
   r.add(new Gauge('etcd_debugging_mvcc_keys_total', 'Total number of keys.', () => s.status().keys));
-  r.add(new Gauge('etcd_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', () => s.status().dbSizeBytes));
-  r.add(new Gauge('etcd_mvcc_db_total_size_in_use_in_bytes', 'Total size of the underlying database logically in use in bytes.', () => s.status().dbSizeInUseBytes));
-  r.add(new Gauge('etcd_server_quota_backend_bytes', 'Current backend storage quota size in bytes.', () => s.limits.quotaBackendBytes || 2 * 1024 ** 3));
+  r.add(
+    new Gauge(
+      'etcd_mvcc_db_total_size_in_bytes',
+      'Total size of the underlying database physically allocated in bytes.',
+      () => s.status().dbSizeBytes,
+    ),
+  );
+  r.add(
+    new Gauge(
+      'etcd_mvcc_db_total_size_in_use_in_bytes',
+      'Total size of the underlying database logically in use in bytes.',
+      () => s.status().dbSizeInUseBytes,
+    ),
+  );
+  r.add(
+    new Gauge(
+      'etcd_server_quota_backend_bytes',
+      'Current backend storage quota size in bytes.',
+      () => s.limits.quotaBackendBytes || 2 * 1024 ** 3,
+    ),
+  );
   return r;
 }
 
@@ -53,7 +85,9 @@ export function memberMetrics(s: MemberApi): Registry {
 export async function memberHealthy(s: MemberApi): Promise<boolean> {
   if (s.alarms().length > 0 || !s.hasLeader) return false;
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('timeout')), HEALTH_READ_TIMEOUT_MS); });
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timeout')), HEALTH_READ_TIMEOUT_MS);
+  });
   try {
     await Promise.race([s.linearizableRead(), timeout]);
     return true;

@@ -106,18 +106,21 @@ export class ClientListener {
 
     let server: net.Server;
     if (u.protocol === 'https:') {
-      server = tls.createServer({
-        ...options.tls,
-        ALPNProtocols: ['h2', 'http/1.1'],
-        handshakeTimeout: sniffTimeoutMs,
-        noDelay: true,
-      }, (socket: tls.TLSSocket) => {
-        if (!track(socket)) return;
-        socket.setNoDelay(true);
-        if (socket.alpnProtocol === 'h2') grpc.handleConnection(socket);
-        else if (socket.alpnProtocol === 'http/1.1') http1Server.emit('connection', socket);
-        else sniff(socket); // no ALPN: look at the bytes, as on cleartext
-      });
+      server = tls.createServer(
+        {
+          ...options.tls,
+          ALPNProtocols: ['h2', 'http/1.1'],
+          handshakeTimeout: sniffTimeoutMs,
+          noDelay: true,
+        },
+        (socket: tls.TLSSocket) => {
+          if (!track(socket)) return;
+          socket.setNoDelay(true);
+          if (socket.alpnProtocol === 'h2') grpc.handleConnection(socket);
+          else if (socket.alpnProtocol === 'http/1.1') http1Server.emit('connection', socket);
+          else sniff(socket); // no ALPN: look at the bytes, as on cleartext
+        },
+      );
       server.on('tlsClientError', noop);
     } else {
       server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {

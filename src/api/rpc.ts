@@ -7,14 +7,33 @@ import type { CallContext } from './context.js';
 import type { ProtoWriter } from '../proto/wire.js';
 import { KV, Maintenance, Cluster, Watch } from '../proto/rpc.js';
 import type {
-  RangeRequest, PutRequest, DeleteRangeRequest, TxnRequest, CompactionRequest, StatusRequest, MemberListRequest,
-  AlarmRequest, RangeResponseInit, PutResponseInit, DeleteRangeResponseInit, TxnResponseInit,
-  CompactionResponseInit, StatusResponseInit, MemberListResponseInit, AlarmResponseInit, WatchRequest, WatchResponseInit,
+  RangeRequest,
+  PutRequest,
+  DeleteRangeRequest,
+  TxnRequest,
+  CompactionRequest,
+  StatusRequest,
+  MemberListRequest,
+  AlarmRequest,
+  RangeResponseInit,
+  PutResponseInit,
+  DeleteRangeResponseInit,
+  TxnResponseInit,
+  CompactionResponseInit,
+  StatusResponseInit,
+  MemberListResponseInit,
+  AlarmResponseInit,
+  WatchRequest,
+  WatchResponseInit,
 } from '../proto/rpc.js';
 import type { MemberApi } from '../server/member_api.js';
 import type { HeaderedResponse } from '../server/apply.js';
 import {
-  validateRangeRequest, validatePutRequest, validateDeleteRangeRequest, validateTxnRequest, isTxnReadonly,
+  validateRangeRequest,
+  validatePutRequest,
+  validateDeleteRangeRequest,
+  validateTxnRequest,
+  isTxnReadonly,
 } from '../server/apply_kv.js';
 import { ETCD_SERVER_VERSION } from '../config/version.js';
 import { costPut, costTxn } from '../server/quota.js';
@@ -148,12 +167,18 @@ function rpc<Req, ResInit>(desc: SizedMethodDescriptor<Req, ResInit>, spec: Omit
 }
 
 /** A server-streaming table entry (typed at the definition, erased in the table). */
-export function serverStreamRpc<Req, ResInit>(desc: SizedMethodDescriptor<Req, ResInit>, spec: Omit<ServerStreamRpc<Req, ResInit>, 'desc' | 'kind'>): AnyServerStreamRpc {
+export function serverStreamRpc<Req, ResInit>(
+  desc: SizedMethodDescriptor<Req, ResInit>,
+  spec: Omit<ServerStreamRpc<Req, ResInit>, 'desc' | 'kind'>,
+): AnyServerStreamRpc {
   return { kind: 'serverStream', desc, ...spec } as unknown as AnyServerStreamRpc;
 }
 
 /** A bidi table entry (typed at the definition, erased in the table). */
-export function bidiRpc<Req, ResInit>(desc: SizedMethodDescriptor<Req, ResInit>, spec: Omit<BidiRpc<Req, ResInit>, 'desc' | 'kind'>): AnyBidiRpc {
+export function bidiRpc<Req, ResInit>(
+  desc: SizedMethodDescriptor<Req, ResInit>,
+  spec: Omit<BidiRpc<Req, ResInit>, 'desc' | 'kind'>,
+): AnyBidiRpc {
   return { kind: 'bidi', desc, ...spec } as unknown as AnyBidiRpc;
 }
 
@@ -251,7 +276,11 @@ function serveWatch(s: MemberApi, stream: RpcBidiStream<WatchRequest, WatchRespo
 export const RPCS: readonly AnyRpc[] = [
   rpc(KV.methods.Range, { validate: (req: RangeRequest) => validateRangeRequest(req), proposes: never, serve: serveRangeSync }),
   rpc(KV.methods.Put, { validate: (req: PutRequest) => validatePutRequest(req), proposes: always, serve: servePut }),
-  rpc(KV.methods.DeleteRange, { validate: (req: DeleteRangeRequest) => validateDeleteRangeRequest(req), proposes: always, serve: serveDeleteRange }),
+  rpc(KV.methods.DeleteRange, {
+    validate: (req: DeleteRangeRequest) => validateDeleteRangeRequest(req),
+    proposes: always,
+    serve: serveDeleteRange,
+  }),
   rpc(KV.methods.Txn, {
     validate: (req: TxnRequest, limits: RpcLimits) => validateTxnRequest(req, { maxTxnOps: limits.maxTxnOps, maxRangeResponseBytes: 0 }),
     proposes: (req: TxnRequest) => !isTxnReadonly(req),

@@ -5,12 +5,23 @@ import type { BidiHandler, GrpcServer, ServerCall, ServerStreamHandler, ServerWr
 import type { MemberApi } from '../server/member_api.js';
 import { toEtcdError } from '../errors.js';
 import {
-  RPCS, rpcLimitsOf, type AnyBidiRpc, type AnyRpc, type AnyServerStreamRpc, type AnyUnaryRpc, type RpcBidiStream, type RpcLimits,
+  RPCS,
+  rpcLimitsOf,
+  type AnyBidiRpc,
+  type AnyRpc,
+  type AnyServerStreamRpc,
+  type AnyUnaryRpc,
+  type RpcBidiStream,
+  type RpcLimits,
 } from './rpc.js';
 
 /** One handler per method (not per request): validate, then serve. */
 class InProcessUnary {
-  constructor(private readonly rpc: AnyUnaryRpc, private readonly s: MemberApi, private readonly limits: RpcLimits) {}
+  constructor(
+    private readonly rpc: AnyUnaryRpc,
+    private readonly s: MemberApi,
+    private readonly limits: RpcLimits,
+  ) {}
 
   readonly handle = (req: unknown, call: ServerCall): unknown => {
     this.rpc.validate(req, this.limits);
@@ -19,7 +30,11 @@ class InProcessUnary {
 }
 
 class InProcessServerStream {
-  constructor(private readonly rpc: AnyServerStreamRpc, private readonly s: MemberApi, private readonly limits: RpcLimits) {}
+  constructor(
+    private readonly rpc: AnyServerStreamRpc,
+    private readonly s: MemberApi,
+    private readonly limits: RpcLimits,
+  ) {}
 
   readonly handle = (req: unknown, out: ServerWriter<unknown>, call: ServerCall): void | Promise<void> => {
     this.rpc.validate(req, this.limits);
@@ -28,7 +43,11 @@ class InProcessServerStream {
 }
 
 class InProcessBidi {
-  constructor(private readonly rpc: AnyBidiRpc, private readonly s: MemberApi, private readonly limits: RpcLimits) {}
+  constructor(
+    private readonly rpc: AnyBidiRpc,
+    private readonly s: MemberApi,
+    private readonly limits: RpcLimits,
+  ) {}
 
   readonly handle = (_stream: unknown, call: ServerCall): void | Promise<void> => {
     return this.rpc.serve(this.s, new ValidatedBidi(call, this.rpc, this.limits), call);
@@ -39,7 +58,11 @@ class InProcessBidi {
 class ValidatedBidi implements RpcBidiStream<unknown, unknown> {
   private fn: ((m: unknown) => void) | undefined = undefined;
 
-  constructor(private readonly call: ServerCall, private readonly rpc: AnyBidiRpc, private readonly limits: RpcLimits) {}
+  constructor(
+    private readonly call: ServerCall,
+    private readonly rpc: AnyBidiRpc,
+    private readonly limits: RpcLimits,
+  ) {}
 
   // A message that fails validation ends the call with its status; serve did not decide that, so it
   // hears of it through ctx.onCancel, as with client processes.

@@ -91,7 +91,10 @@ async function main(): Promise<number> {
   const listeners: ClientListener[] = [];
   if (c.clientWorkers > 0) {
     workers = await ClientWorkers.start({
-      count: c.clientWorkers, server, http, log,
+      count: c.clientWorkers,
+      server,
+      http,
+      log,
       config: {
         listenClientUrls: c.listenClientUrls.map((u) => u.href),
         memberIdHex: server.memberId.toString(16),
@@ -136,7 +139,7 @@ main().then(
   (code) => process.exit(code),
   (err: unknown) => {
     // A start-up failure is the user's to read: its message, and the stack only when asked for.
-    const detail = err instanceof Error ? (process.env.TETCD_DEBUG ? err.stack ?? err.message : err.message) : String(err);
+    const detail = err instanceof Error ? (process.env.TETCD_DEBUG ? (err.stack ?? err.message) : err.message) : String(err);
     process.stderr.write(`tetcd: ${detail}\n`);
     process.exit(1);
   },

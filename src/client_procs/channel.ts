@@ -222,8 +222,15 @@ export class FrameWriter {
   }
 
   /** A Call (kind Call) or Open (kind Open) frame with the context block `sizer` measured for `ctx`. */
-  writeCallWithContext(kind: typeof FrameKind.Call | typeof FrameKind.Open, id: number, method: number, timeoutMs: number,
-    ctx: WireContext, sizer: ContextSizer, body: Uint8Array): void {
+  writeCallWithContext(
+    kind: typeof FrameKind.Call | typeof FrameKind.Open,
+    id: number,
+    method: number,
+    timeoutMs: number,
+    ctx: WireContext,
+    sizer: ContextSizer,
+    body: Uint8Array,
+  ): void {
     const n = CALL_HEAD_BYTES + sizer.bytes + body.length;
     const at = this.reserve(n);
     const b = this.buf;
@@ -243,7 +250,12 @@ export class FrameWriter {
   }
 
   /** A Fail, End or Cancel frame: u8 code, UTF-8 message. */
-  writeStatus(kind: typeof FrameKind.Fail | typeof FrameKind.End | typeof FrameKind.Cancel, id: number, code: number, message: string): void {
+  writeStatus(
+    kind: typeof FrameKind.Fail | typeof FrameKind.End | typeof FrameKind.Cancel,
+    id: number,
+    code: number,
+    message: string,
+  ): void {
     const msgBytes = Buffer.byteLength(message, 'utf8');
     const n = FAIL_HEAD_BYTES + msgBytes;
     const at = this.reserve(n);
@@ -341,7 +353,10 @@ export class FrameReader {
   private bodyFilled = 0;
   private failed = false;
 
-  constructor(private readonly sink: FrameSink, private readonly frameBytesMax = FRAME_BYTES_MAX) {}
+  constructor(
+    private readonly sink: FrameSink,
+    private readonly frameBytesMax = FRAME_BYTES_MAX,
+  ) {}
 
   push(chunk: Buffer): void {
     if (this.failed) return;

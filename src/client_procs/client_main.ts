@@ -66,6 +66,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`tetcd client process: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.stderr.write(`tetcd client process: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

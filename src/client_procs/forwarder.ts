@@ -6,14 +6,32 @@
 // direction is paced by Credit frames granted as the gRPC client drains its HTTP/2 stream, and its
 // client → member direction by the member's Credit (the gRPC client is paused meanwhile).
 import type { Duplex } from 'node:stream';
-import { DEFERRED, ServerCall, type BidiHandler, type GrpcServer, type ServerStreamHandler, type ServerWriter, type UnaryHandler } from '../api/grpc/server.js';
+import {
+  DEFERRED,
+  ServerCall,
+  type BidiHandler,
+  type GrpcServer,
+  type ServerStreamHandler,
+  type ServerWriter,
+  type UnaryHandler,
+} from '../api/grpc/server.js';
 import { RPCS, type AnyBidiRpc, type AnyRpc, type AnyServerStreamRpc, type AnyUnaryRpc, type RpcLimits } from '../api/rpc.js';
 import type { HttpBackend } from '../api/http.js';
 import { EtcdError, Errors, GrpcCode, toEtcdError } from '../errors.js';
 import { sizeVarint32, sizeVarintBig } from '../proto/wire.js';
 import {
-  FrameKind, FrameReader, FrameWriter, ContextSizer, FRAME_BYTES_MAX, REPLY_HEAD_BYTES, FAIL_HEAD_BYTES, MESSAGE_HEAD_BYTES,
-  CREDIT_BYTES, STREAM_WINDOW_BYTES, type FrameSink, type WireContext,
+  FrameKind,
+  FrameReader,
+  FrameWriter,
+  ContextSizer,
+  FRAME_BYTES_MAX,
+  REPLY_HEAD_BYTES,
+  FAIL_HEAD_BYTES,
+  MESSAGE_HEAD_BYTES,
+  CREDIT_BYTES,
+  STREAM_WINDOW_BYTES,
+  type FrameSink,
+  type WireContext,
 } from './channel.js';
 import { ChannelMethods, InternalMethod } from './methods.js';
 
@@ -51,7 +69,10 @@ export interface ForwarderIdentity {
 
 /** A call of an internal method (HTTP endpoints), waiting for its reply. */
 class InternalWaiter {
-  constructor(readonly resolve: (body: Buffer) => void, readonly reject: (err: EtcdError) => void) {}
+  constructor(
+    readonly resolve: (body: Buffer) => void,
+    readonly reject: (err: EtcdError) => void,
+  ) {}
 }
 
 type Pending = ServerCall | InternalWaiter;
@@ -73,7 +94,11 @@ export function requestIdBytes(memberId: bigint): number {
 
 /** One method's forwarding handler (one object per method, not per call). */
 class ForwardHandler {
-  constructor(private readonly fwd: Forwarder, private readonly rpc: AnyUnaryRpc, private readonly method: number) {}
+  constructor(
+    private readonly fwd: Forwarder,
+    private readonly rpc: AnyUnaryRpc,
+    private readonly method: number,
+  ) {}
 
   readonly handle = (req: unknown, call: ServerCall): typeof DEFERRED => {
     const fwd = this.fwd;
@@ -88,7 +113,11 @@ class ForwardHandler {
 
 /** A server-streaming method's forwarding handler: validate the request, open the stream with it. */
 class ForwardServerStreamHandler {
-  constructor(private readonly fwd: Forwarder, private readonly rpc: AnyServerStreamRpc, private readonly method: number) {}
+  constructor(
+    private readonly fwd: Forwarder,
+    private readonly rpc: AnyServerStreamRpc,
+    private readonly method: number,
+  ) {}
 
   readonly handle = (req: unknown, _out: ServerWriter<unknown>, call: ServerCall): void => {
     this.rpc.validate(req, this.fwd.limits);
@@ -100,7 +129,11 @@ class ForwardServerStreamHandler {
 
 /** A bidi method's forwarding handler: open the stream; its messages follow as they arrive. */
 class ForwardBidiHandler {
-  constructor(private readonly fwd: Forwarder, private readonly rpc: AnyBidiRpc, private readonly method: number) {}
+  constructor(
+    private readonly fwd: Forwarder,
+    private readonly rpc: AnyBidiRpc,
+    private readonly method: number,
+  ) {}
 
   readonly handle = (_stream: unknown, call: ServerCall): void => {
     this.fwd.openStream(call, this.method, this.rpc, EMPTY);
@@ -122,7 +155,12 @@ export class ForwardedStream {
   /** A drained() wait is running: credit follows when the gRPC stream drains. */
   waitingDrain = false;
 
-  constructor(readonly fwd: Forwarder, readonly id: number, readonly call: ServerCall, readonly rpc: AnyRpc) {}
+  constructor(
+    readonly fwd: Forwarder,
+    readonly id: number,
+    readonly call: ServerCall,
+    readonly rpc: AnyRpc,
+  ) {}
 
   /** The gRPC call ended without the member's End (client gone, deadline, shutdown, bad message). */
   readonly onCancel = (reason: EtcdError): void => {
@@ -226,7 +264,11 @@ export class Forwarder implements FrameSink {
   /** The HTTP endpoints' answers, from the member. */
   httpBackend(): HttpBackend {
     return {
-      healthy: () => this.callInternal(InternalMethod.Health).then((b) => b.length === 1 && b[0] === 1, () => false),
+      healthy: () =>
+        this.callInternal(InternalMethod.Health).then(
+          (b) => b.length === 1 && b[0] === 1,
+          () => false,
+        ),
       metricsText: () => this.callInternal(InternalMethod.Metrics).then((b) => b.toString('utf8')),
     };
   }
@@ -296,7 +338,13 @@ export class Forwarder implements FrameSink {
     } else {
       // Messages already parsed from the gRPC client's last DATA frames arrive after pause(): hold copies.
       if (s.pendingBytes + body.length > this.forwarderLimits.streamPendingBytesMax) {
-        this._abortStream(s, new EtcdError(GrpcCode.ResourceExhausted, `etcdserver: stream holds over ${this.forwarderLimits.streamPendingBytesMax} request bytes`));
+        this._abortStream(
+          s,
+          new EtcdError(
+            GrpcCode.ResourceExhausted,
+            `etcdserver: stream holds over ${this.forwarderLimits.streamPendingBytesMax} request bytes`,
+          ),
+        );
         return;
       }
       (s.pending ??= []).push(Buffer.from(body));

@@ -76,11 +76,13 @@ export class ClientWorkers {
     });
     const w = new ClientWorkers(o);
     try {
-      await Promise.all(Array.from({ length: o.count }, (_, i) => {
-        const slot: Slot = { index: i, worker: undefined, channel: undefined, crashesAtMs: [], restartTimer: undefined };
-        w.slots.push(slot);
-        return w.fork(slot);
-      }));
+      await Promise.all(
+        Array.from({ length: o.count }, (_, i) => {
+          const slot: Slot = { index: i, worker: undefined, channel: undefined, crashesAtMs: [], restartTimer: undefined };
+          w.slots.push(slot);
+          return w.fork(slot);
+        }),
+      );
     } catch (err) {
       await w.stop(0);
       throw err;
@@ -119,10 +121,15 @@ export class ClientWorkers {
       if (s.restartTimer !== undefined) clearTimeout(s.restartTimer);
       const worker = s.worker;
       if (worker === undefined || worker.isDead()) continue;
-      exits.push(new Promise<void>((resolve) => {
-        const killer = setTimeout(() => worker.process.kill('SIGKILL'), timeoutMs + 2000);
-        worker.once('exit', () => { clearTimeout(killer); resolve(); });
-      }));
+      exits.push(
+        new Promise<void>((resolve) => {
+          const killer = setTimeout(() => worker.process.kill('SIGKILL'), timeoutMs + 2000);
+          worker.once('exit', () => {
+            clearTimeout(killer);
+            resolve();
+          });
+        }),
+      );
       const m: MemberMessage = { type: 'drain' };
       if (worker.isConnected()) worker.send(m);
       else worker.process.kill('SIGTERM');

@@ -12,8 +12,19 @@ import { EMPTY_CONTEXT, FixedContext, type CallContext } from '../api/context.js
 import type { HttpBackend } from '../api/http.js';
 import type { Logger } from '../log.js';
 import {
-  FrameKind, FrameReader, FrameWriter, CALL_HEAD_BYTES, REPLY_HEAD_BYTES, FAIL_HEAD_BYTES, MESSAGE_HEAD_BYTES, HALF_CLOSE_BYTES,
-  CREDIT_BYTES, FRAME_BYTES_MAX, readContext, type FrameSink, type WireContext,
+  FrameKind,
+  FrameReader,
+  FrameWriter,
+  CALL_HEAD_BYTES,
+  REPLY_HEAD_BYTES,
+  FAIL_HEAD_BYTES,
+  MESSAGE_HEAD_BYTES,
+  HALF_CLOSE_BYTES,
+  CREDIT_BYTES,
+  FRAME_BYTES_MAX,
+  readContext,
+  type FrameSink,
+  type WireContext,
 } from './channel.js';
 import { ChannelMethods, InternalMethod } from './methods.js';
 import { MemberStream, MEMBER_STREAM_DEFAULTS, endWhenSettled, type MemberStreamLimits, type StreamChannel } from './member_stream.js';
@@ -192,7 +203,11 @@ export class MemberChannel implements FrameSink, StreamChannel {
     }
     const frameBytes = REPLY_HEAD_BYTES + GRPC_PREFIX_BYTES + size;
     if (frameBytes - 4 > FRAME_BYTES_MAX) {
-      this.writer.writeFail(callId, GrpcCode.ResourceExhausted, `grpc: trying to send message larger than max (${size} vs. ${FRAME_BYTES_MAX - REPLY_HEAD_BYTES - GRPC_PREFIX_BYTES})`);
+      this.writer.writeFail(
+        callId,
+        GrpcCode.ResourceExhausted,
+        `grpc: trying to send message larger than max (${size} vs. ${FRAME_BYTES_MAX - REPLY_HEAD_BYTES - GRPC_PREFIX_BYTES})`,
+      );
       return;
     }
     const w = this.writer;
@@ -220,7 +235,8 @@ export class MemberChannel implements FrameSink, StreamChannel {
     pw.buf = b;
     pw.pos = at + REPLY_HEAD_BYTES + GRPC_PREFIX_BYTES;
     rpc.desc.writeResponse(res, this.protoWriter);
-    if (pw.pos !== at + frameBytes) throw new Error(`protobuf size mismatch: wrote ${pw.pos - at - REPLY_HEAD_BYTES - GRPC_PREFIX_BYTES} of ${size}`);
+    if (pw.pos !== at + frameBytes)
+      throw new Error(`protobuf size mismatch: wrote ${pw.pos - at - REPLY_HEAD_BYTES - GRPC_PREFIX_BYTES} of ${size}`);
   }
 
   /** The context of a unary call: allocated only when the call carries a deadline or a context block. */
@@ -261,7 +277,12 @@ export class MemberChannel implements FrameSink, StreamChannel {
         if (stream === undefined) return;
         this.forget(stream);
         const code = buf[start + 5];
-        stream._cancel(new EtcdError(code <= GrpcCode.Unauthenticated ? (code as GrpcCode) : GrpcCode.Unknown, buf.toString('utf8', start + FAIL_HEAD_BYTES - 4, end)));
+        stream._cancel(
+          new EtcdError(
+            code <= GrpcCode.Unauthenticated ? (code as GrpcCode) : GrpcCode.Unknown,
+            buf.toString('utf8', start + FAIL_HEAD_BYTES - 4, end),
+          ),
+        );
         return;
       }
       case FrameKind.Credit: {
@@ -291,7 +312,12 @@ export class MemberChannel implements FrameSink, StreamChannel {
       return;
     }
     if (this.streams.size >= this.streamLimits.streamsOpenMax) {
-      this.writer.writeStatus(FrameKind.End, id, GrpcCode.ResourceExhausted, `etcdserver: too many streams (limit ${this.streamLimits.streamsOpenMax})`);
+      this.writer.writeStatus(
+        FrameKind.End,
+        id,
+        GrpcCode.ResourceExhausted,
+        `etcdserver: too many streams (limit ${this.streamLimits.streamsOpenMax})`,
+      );
       return;
     }
     const stream = new MemberStream(this, id, rpc, this.wireCtx, timeoutMs);
@@ -403,12 +429,18 @@ export class MemberChannel implements FrameSink, StreamChannel {
   private serveInternal(callId: number, method: number): void {
     switch (method) {
       case InternalMethod.Health:
-        void this.http.healthy().then((ok) => { if (!this.closed) this.replyBytes(callId, Buffer.from([ok ? 1 : 0])); });
+        void this.http.healthy().then((ok) => {
+          if (!this.closed) this.replyBytes(callId, Buffer.from([ok ? 1 : 0]));
+        });
         return;
       case InternalMethod.Metrics:
         Promise.resolve(this.http.metricsText()).then(
-          (text) => { if (!this.closed) this.replyBytes(callId, Buffer.from(text, 'utf8')); },
-          (err: unknown) => { if (!this.closed) this.failCall(callId, err); },
+          (text) => {
+            if (!this.closed) this.replyBytes(callId, Buffer.from(text, 'utf8'));
+          },
+          (err: unknown) => {
+            if (!this.closed) this.failCall(callId, err);
+          },
         );
         return;
       default:

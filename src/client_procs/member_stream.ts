@@ -88,8 +88,13 @@ export class MemberStream implements RpcBidiStream<unknown, unknown>, CallContex
   private recvCredit = STREAM_WINDOW_BYTES;
   private recvUngranted = 0;
 
-  constructor(private readonly ch: StreamChannel, readonly id: number, readonly rpc: AnyServerStreamRpc | AnyBidiRpc,
-    ctx: WireContext, timeoutMs: number) {
+  constructor(
+    private readonly ch: StreamChannel,
+    readonly id: number,
+    readonly rpc: AnyServerStreamRpc | AnyBidiRpc,
+    ctx: WireContext,
+    timeoutMs: number,
+  ) {
     this.token = ctx.token;
     this.certCommonName = ctx.certCommonName;
     this.peerAddress = ctx.peerAddress ?? '';
@@ -145,11 +150,21 @@ export class MemberStream implements RpcBidiStream<unknown, unknown>, CallContex
     ch._streamQueued(this, frame.length);
     const lim = ch.streamLimits;
     if (this.queuedBytes > lim.streamQueueBytesMax) {
-      this.terminate(new EtcdError(GrpcCode.ResourceExhausted, `etcdserver: the client does not read its stream: ${this.queuedBytes} bytes queued (limit ${lim.streamQueueBytesMax})`));
+      this.terminate(
+        new EtcdError(
+          GrpcCode.ResourceExhausted,
+          `etcdserver: the client does not read its stream: ${this.queuedBytes} bytes queued (limit ${lim.streamQueueBytesMax})`,
+        ),
+      );
       return false;
     }
     if (ch.streamQueuedBytes > lim.channelStreamQueueBytesMax) {
-      this.terminate(new EtcdError(GrpcCode.ResourceExhausted, `etcdserver: the client process's streams hold ${ch.streamQueuedBytes} bytes (limit ${lim.channelStreamQueueBytesMax})`));
+      this.terminate(
+        new EtcdError(
+          GrpcCode.ResourceExhausted,
+          `etcdserver: the client process's streams hold ${ch.streamQueuedBytes} bytes (limit ${lim.channelStreamQueueBytesMax})`,
+        ),
+      );
       return false;
     }
     return this.queuedBytes < lim.streamQueueBytesHigh;
@@ -238,7 +253,9 @@ export class MemberStream implements RpcBidiStream<unknown, unknown>, CallContex
       req = this.rpc.desc.decodeRequest(body);
       this.rpc.validate(req, this.ch.limits);
     } catch (err) {
-      this.terminate(err instanceof EtcdError ? err : new EtcdError(GrpcCode.Internal, `grpc: error unmarshalling request: ${(err as Error).message}`));
+      this.terminate(
+        err instanceof EtcdError ? err : new EtcdError(GrpcCode.Internal, `grpc: error unmarshalling request: ${(err as Error).message}`),
+      );
       return true;
     }
     if (this._onMessage !== undefined && !this.inboundPaused && this.inbound === undefined) this.deliver(req, body.length);

@@ -89,7 +89,8 @@ export class ChannelMethods {
     for (const rpc of rpcs) {
       const id = ids.get(rpc.desc.path);
       if (id === undefined) throw new Error(`client-process channel: no method ID for ${rpc.desc.path}`);
-      if (!Number.isInteger(id) || id < 1 || id >= InternalMethod.First) throw new Error(`client-process channel: method ID ${id} of ${rpc.desc.path} is out of range`);
+      if (!Number.isInteger(id) || id < 1 || id >= InternalMethod.First)
+        throw new Error(`client-process channel: method ID ${id} of ${rpc.desc.path} is out of range`);
       entries.push({ id, rpc });
       idMax = Math.max(idMax, id);
     }

@@ -10,8 +10,15 @@ import { versionText } from './version.js';
 import { applyYamlConfig } from './yaml.js';
 import type { V8WorkersSched } from '../v8_workers.js';
 import {
-  goQuote, isIpLiteral, parseAtoi, parseGoDuration, parseUrlsMap, splitHostPort, urlsMapString,
-  type ClusterMember, type GoUrl,
+  goQuote,
+  isIpLiteral,
+  parseAtoi,
+  parseGoDuration,
+  parseUrlsMap,
+  splitHostPort,
+  urlsMapString,
+  type ClusterMember,
+  type GoUrl,
 } from './values.js';
 
 export type { ClusterMember, GoUrl } from './values.js';
@@ -234,8 +241,12 @@ function list(values: FlagValues, name: FlagName): string[] {
 }
 
 /** Reads ETCD_* variables into flags not set on the command line (etcd's flags.SetFlagsFromEnv). */
-function applyEnv(values: FlagValues, env: NodeJS.ProcessEnv, notices: string[], warnings: string[]):
-  { exitCode: number; stderr: string } | string | null {
+function applyEnv(
+  values: FlagValues,
+  env: NodeJS.ProcessEnv,
+  notices: string[],
+  warnings: string[],
+): { exitCode: number; stderr: string } | string | null {
   const names = [...FLAGS.map((f) => f.name as string), ...IGNORED_FLAGS].sort();
   const alreadySet = new Set(names.filter((n) => values.isSet(n)).map(flagToEnv));
   const used = new Set<string>();
@@ -297,7 +308,8 @@ function checkLogging(values: FlagValues, logOutputs: string[]): string | null {
   if (logger === 'capnslog') {
     if (logOutputs.length !== 1) return `--logger=capnslog supports only 1 value in '--log-outputs', got ["${logOutputs.join('" "')}"]`;
     const out = logOutputs[0]!;
-    if (!['default', 'stderr', 'stdout'].includes(out)) return `unknown log-output ${goQuote(out)} (only supports "default", "stderr", "stdout")`;
+    if (!['default', 'stderr', 'stdout'].includes(out))
+      return `unknown log-output ${goQuote(out)} (only supports "default", "stderr", "stdout")`;
   } else if (logOutputs.length > 1 && logOutputs.includes('default')) {
     return 'multi logoutput for "default" is not supported yet';
   }
@@ -345,8 +357,10 @@ function validate(values: FlagValues, advertiseUnset: boolean, proxyMayServe: bo
   }
   if (advertiseUnset) {
     if (proxyMayServe) return null;
-    return verifyError(ERR_UNSET_ADVERTISE,
-      'When listening on specific address(es), this etcd process must advertise accessible url(s) to each connected client.\n');
+    return verifyError(
+      ERR_UNSET_ADVERTISE,
+      'When listening on specific address(es), this etcd process must advertise accessible url(s) to each connected client.\n',
+    );
   }
   const mode = str(values, 'auto-compaction-mode');
   if (mode !== '' && mode !== 'periodic' && mode !== 'revision') return verifyError(`unknown auto-compaction-mode ${goQuote(mode)}`);
@@ -399,14 +413,22 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, io:
   if (configFile !== '') {
     // The file replaces flags and env vars entirely, as in etcd.
     fileValues = new FlagValues();
-    notices.push(`Loading server configuration from ${goQuote(configFile)}. Other configuration command line flags and environment variables will be ignored if provided.`);
+    notices.push(
+      `Loading server configuration from ${goQuote(configFile)}. Other configuration command line flags and environment variables will be ignored if provided.`,
+    );
     let text: string;
     try {
       text = io.readFile(configFile);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied'
-        : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
+      const why =
+        code === 'ENOENT'
+          ? 'no such file or directory'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : code === 'EISDIR'
+              ? 'is a directory'
+              : (e as Error).message;
       return verifyError(`open ${configFile}: ${why}`);
     }
     const err = applyYamlConfig(fileValues, text);
@@ -417,7 +439,10 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, io:
       const v = str(fileValues, name);
       const valids = flagSpec(name)?.valids ?? [];
       if (!valids.includes(v)) {
-        return { exitCode: 1, stderr: `unexpected error setting up ${name === 'proxy' ? 'proxyFlag' : 'discovery-fallback flag'}: invalid value\n` };
+        return {
+          exitCode: 1,
+          stderr: `unexpected error setting up ${name === 'proxy' ? 'proxyFlag' : 'discovery-fallback flag'}: invalid value\n`,
+        };
       }
     }
   } else {
@@ -636,7 +661,8 @@ export function verifyBootstrap(config: Config): string | null {
     }
     const self = urlsMapString([{ name: config.name, peerUrls: config.initialAdvertisePeerUrls }]);
     const missingFromCluster = advertised.filter((u) => !inCluster.includes(u));
-    if (missingFromCluster.length > 0) return `--initial-advertise-peer-urls has ${missingFromCluster.join(',')} but missing from --initial-cluster=${self}`;
+    if (missingFromCluster.length > 0)
+      return `--initial-advertise-peer-urls has ${missingFromCluster.join(',')} but missing from --initial-cluster=${self}`;
     return `failed to resolve ${advertised.join(',')} to match --initial-cluster=${self} (${cmpErr})`;
   }
   if (all.length === 0 && config.discovery === '') return 'initial cluster unset and no discovery URL found';

@@ -86,7 +86,10 @@ export class FlagValues {
         const b = parseGoBool(text);
         return b === null ? { error: 'parse error' } : b;
       }
-      case 'uint': case 'uint64': case 'int': case 'int64': {
+      case 'uint':
+      case 'uint64':
+      case 'int':
+      case 'int64': {
         const n = spec.kind.startsWith('u') ? parseGoUint(text, 64) : parseGoInt(text, 64);
         if (n === 'syntax') return { error: 'parse error' };
         if (n === 'range') return { error: 'value out of range' };
@@ -122,11 +125,18 @@ export class FlagValues {
 /** Go's zero value for a kind (what a flag with an empty default starts as). */
 function zeroValue(spec: FlagSpec): FlagValue {
   switch (spec.kind) {
-    case 'string': case 'enum': return '';
-    case 'bool': return false;
-    case 'urls': return { urls: [], values: [] };
-    case 'strings': case 'set': return [];
-    default: return 0n;
+    case 'string':
+    case 'enum':
+      return '';
+    case 'bool':
+      return false;
+    case 'urls':
+      return { urls: [], values: [] };
+    case 'strings':
+    case 'set':
+      return [];
+    default:
+      return 0n;
   }
 }
 
@@ -150,14 +160,20 @@ export function parseArgs(values: FlagValues, argv: readonly string[]): ArgsResu
     let minuses = 1;
     if (s[1] === '-') {
       minuses = 2;
-      if (s.length === 2) { i++; break; }
+      if (s.length === 2) {
+        i++;
+        break;
+      }
     }
     let name = s.slice(minuses);
     if (name.length === 0 || name[0] === '-' || name[0] === '=') return { error: `bad flag syntax: ${s}` };
     i++;
     let value: string | null = null;
     const eq = name.indexOf('=', 1);
-    if (eq >= 1) { value = name.slice(eq + 1); name = name.slice(0, eq); }
+    if (eq >= 1) {
+      value = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    }
     const known = flagSpec(name) !== undefined || IGNORED_FLAGS.includes(name);
     if (!known) {
       if (name === 'help' || name === 'h') return { help: true };
@@ -166,7 +182,9 @@ export function parseArgs(values: FlagValues, argv: readonly string[]): ArgsResu
     if (isBoolFlag(name)) {
       const err = values.set(name, value ?? 'true', 'flag');
       if (err !== null) {
-        return { error: value !== null ? `invalid boolean value ${goQuote(value)} for -${name}: ${err}` : `invalid boolean flag ${name}: ${err}` };
+        return {
+          error: value !== null ? `invalid boolean value ${goQuote(value)} for -${name}: ${err}` : `invalid boolean flag ${name}: ${err}`,
+        };
       }
       continue;
     }

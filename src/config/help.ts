@@ -22,8 +22,17 @@ export function usageText(): string {
 }
 
 const GROUP_ORDER: readonly FlagGroup[] = [
-  'Member', 'Clustering', 'Security', 'Auth', 'Profiling and Monitoring', 'Logging',
-  'v2 Proxy (to be deprecated in v4)', 'Experimental feature', 'Unsafe feature', 'TO BE DEPRECATED', 'tetcd',
+  'Member',
+  'Clustering',
+  'Security',
+  'Auth',
+  'Profiling and Monitoring',
+  'Logging',
+  'v2 Proxy (to be deprecated in v4)',
+  'Experimental feature',
+  'Unsafe feature',
+  'TO BE DEPRECATED',
+  'tetcd',
 ];
 
 const NOT_YET = ' (parsed; not implemented yet)';

@@ -24,7 +24,10 @@ function underscoreOk(s0: string): boolean {
   }
   for (; i < s.length; i++) {
     const c = s[i]!;
-    if ((c >= '0' && c <= '9') || (hex && lower(c) >= 'a' && lower(c) <= 'f')) { saw = '0'; continue; }
+    if ((c >= '0' && c <= '9') || (hex && lower(c) >= 'a' && lower(c) <= 'f')) {
+      saw = '0';
+      continue;
+    }
     if (c === '_') {
       if (saw !== '0') return false;
       saw = '_';
@@ -48,16 +51,28 @@ export function parseGoUint(s: string, bits: number): bigint | NumError {
   let digits = s;
   if (s[0] === '0') {
     const p = s.length >= 3 ? lower(s[1]!) : '';
-    if (p === 'b') { base = 2n; digits = s.slice(2); }
-    else if (p === 'o') { base = 8n; digits = s.slice(2); }
-    else if (p === 'x') { base = 16n; digits = s.slice(2); }
-    else { base = 8n; digits = s.slice(1); }
+    if (p === 'b') {
+      base = 2n;
+      digits = s.slice(2);
+    } else if (p === 'o') {
+      base = 8n;
+      digits = s.slice(2);
+    } else if (p === 'x') {
+      base = 16n;
+      digits = s.slice(2);
+    } else {
+      base = 8n;
+      digits = s.slice(1);
+    }
   }
   const max = (1n << BigInt(bits)) - 1n;
   let n = 0n;
   let underscores = false;
   for (const c of digits) {
-    if (c === '_') { underscores = true; continue; }
+    if (c === '_') {
+      underscores = true;
+      continue;
+    }
     const lc = lower(c);
     let d: bigint;
     if (c >= '0' && c <= '9') d = BigInt(c.charCodeAt(0) - 48);
@@ -76,7 +91,10 @@ export function parseGoInt(s: string, bits: number): bigint | NumError {
   if (s.length === 0) return 'syntax';
   let neg = false;
   let body = s;
-  if (s[0] === '+' || s[0] === '-') { neg = s[0] === '-'; body = s.slice(1); }
+  if (s[0] === '+' || s[0] === '-') {
+    neg = s[0] === '-';
+    body = s.slice(1);
+  }
   const un = parseGoUint(body, bits);
   if (typeof un !== 'bigint') return un;
   const cutoff = 1n << BigInt(bits - 1);
@@ -96,9 +114,22 @@ export function parseAtoi(s: string): bigint | NumError {
 /** strconv.ParseBool: the exact spellings Go accepts, else null. */
 export function parseGoBool(s: string): boolean | null {
   switch (s) {
-    case '1': case 't': case 'T': case 'TRUE': case 'true': case 'True': return true;
-    case '0': case 'f': case 'F': case 'FALSE': case 'false': case 'False': return false;
-    default: return null;
+    case '1':
+    case 't':
+    case 'T':
+    case 'TRUE':
+    case 'true':
+    case 'True':
+      return true;
+    case '0':
+    case 'f':
+    case 'F':
+    case 'FALSE':
+    case 'false':
+    case 'False':
+      return false;
+    default:
+      return null;
   }
 }
 
@@ -123,7 +154,13 @@ export function goQuote(s: string): string {
 }
 
 const NS_PER: Record<string, bigint> = {
-  ns: 1n, us: 1_000n, 'µs': 1_000n, 'μs': 1_000n, ms: 1_000_000n, s: 1_000_000_000n, m: 60_000_000_000n,
+  ns: 1n,
+  us: 1_000n,
+  µs: 1_000n,
+  μs: 1_000n,
+  ms: 1_000_000n,
+  s: 1_000_000_000n,
+  m: 60_000_000_000n,
   h: 3_600_000_000_000n,
 };
 const INT64_MAX = (1n << 63n) - 1n;
@@ -138,7 +175,10 @@ export function parseGoDuration(orig: string): bigint | { error: string } {
   const invalid = { error: `time: invalid duration ${goQuote(orig)}` };
   let s = orig;
   let neg = false;
-  if (s !== '' && (s[0] === '-' || s[0] === '+')) { neg = s[0] === '-'; s = s.slice(1); }
+  if (s !== '' && (s[0] === '-' || s[0] === '+')) {
+    neg = s[0] === '-';
+    s = s.slice(1);
+  }
   if (s === '0') return 0n;
   if (s === '') return invalid;
   let total = 0n;
@@ -164,7 +204,10 @@ export function parseGoDuration(orig: string): bigint | { error: string } {
         if (!overflow) {
           const next = frac * 10n + BigInt(s.charCodeAt(j) - 48);
           if (frac > ((1n << 63n) - 1n) / 10n || next > 1n << 63n) overflow = true;
-          else { frac = next; scale *= 10; }
+          else {
+            frac = next;
+            scale *= 10;
+          }
         }
         j++;
       }
@@ -232,9 +275,17 @@ export function splitHostPort(hostport: string): { host: string; port: string } 
   return { host, port: hostport.slice(i + 1) };
 }
 
-interface ParsedUrl { scheme: string; opaque: string; userinfo: string | null; host: string; path: string; query: string | null; fragment: string }
+interface ParsedUrl {
+  scheme: string;
+  opaque: string;
+  userinfo: string | null;
+  host: string;
+  path: string;
+  query: string | null;
+  fragment: string;
+}
 
-const HOST_OK = new Set("!$&'()*+,;=:[]<>\"-_.~");
+const HOST_OK = new Set('!$&\'()*+,;=:[]<>"-_.~');
 
 function validOptionalPort(p: string): boolean {
   return p === '' || (p[0] === ':' && /^[0-9]*$/.test(p.slice(1)));
@@ -270,7 +321,10 @@ function parseUrl(raw: string): ParsedUrl | { error: string } {
   for (let i = 0; i < u.length; i++) {
     const c = u[i]!;
     if (/[A-Za-z]/.test(c)) continue;
-    if (/[0-9+\-.]/.test(c)) { if (i === 0) break; continue; }
+    if (/[0-9+\-.]/.test(c)) {
+      if (i === 0) break;
+      continue;
+    }
     if (c === ':') {
       if (i === 0) return fail('missing protocol scheme');
       scheme = u.slice(0, i).toLowerCase();
@@ -279,14 +333,22 @@ function parseUrl(raw: string): ParsedUrl | { error: string } {
     break;
   }
   let query: string | null = null;
-  if (rest.endsWith('?') && rest.split('?').length === 2) { query = ''; rest = rest.slice(0, -1); }
-  else {
+  if (rest.endsWith('?') && rest.split('?').length === 2) {
+    query = '';
+    rest = rest.slice(0, -1);
+  } else {
     const q = rest.indexOf('?');
-    if (q >= 0) { query = rest.slice(q + 1); rest = rest.slice(0, q); }
+    if (q >= 0) {
+      query = rest.slice(q + 1);
+      rest = rest.slice(0, q);
+    }
   }
   const out: ParsedUrl = { scheme, opaque: '', userinfo: null, host: '', path: '', query, fragment };
   if (!rest.startsWith('/')) {
-    if (scheme !== '') { out.opaque = rest; return out; }
+    if (scheme !== '') {
+      out.opaque = rest;
+      return out;
+    }
     const seg = rest.split('/')[0]!;
     if (seg.includes(':')) return fail('first path segment in URL cannot contain colon');
   }
@@ -294,7 +356,10 @@ function parseUrl(raw: string): ParsedUrl | { error: string } {
     let authority = rest.slice(2);
     rest = '';
     const slash = authority.indexOf('/');
-    if (slash >= 0) { rest = authority.slice(slash); authority = authority.slice(0, slash); }
+    if (slash >= 0) {
+      rest = authority.slice(slash);
+      authority = authority.slice(0, slash);
+    }
     const at = authority.lastIndexOf('@');
     const host = at < 0 ? authority : authority.slice(at + 1);
     if (host.startsWith('[')) {

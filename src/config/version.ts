@@ -16,9 +16,12 @@ const GIT_SHA = 'Not provided';
 /** Node's process.arch in Go's GOARCH spelling, so `OS/Arch` reads like etcd's. */
 function goArch(arch: string): string {
   switch (arch) {
-    case 'x64': return 'amd64';
-    case 'ia32': return '386';
-    default: return arch;
+    case 'x64':
+      return 'amd64';
+    case 'ia32':
+      return '386';
+    default:
+      return arch;
   }
 }
 

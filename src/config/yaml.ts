@@ -21,8 +21,15 @@ interface Target {
   field: string;
 }
 
-const PROXY_KEYS = new Set(['proxy', 'discovery-fallback', 'proxy-failure-wait', 'proxy-refresh-interval',
-  'proxy-dial-timeout', 'proxy-write-timeout', 'proxy-read-timeout']);
+const PROXY_KEYS = new Set([
+  'proxy',
+  'discovery-fallback',
+  'proxy-failure-wait',
+  'proxy-refresh-interval',
+  'proxy-dial-timeout',
+  'proxy-write-timeout',
+  'proxy-read-timeout',
+]);
 
 /** The URL-list keys in the order etcd converts them, with the label its error text uses (sic for the 4th). */
 const URL_KEYS: ReadonlyArray<readonly [string, string]> = [
@@ -47,12 +54,18 @@ function goTypeOf(spec: FlagSpec, type: Exclude<YamlType, null>): string {
   if (type === 'string') return 'string';
   if (type === 'bool') return 'bool';
   switch (spec.kind) {
-    case 'duration': return 'time.Duration';
-    case 'uint64': return 'uint64';
-    case 'int': return 'int';
-    case 'int64': return 'int64';
-    case 'uint32': return 'uint32';
-    default: return 'uint';
+    case 'duration':
+      return 'time.Duration';
+    case 'uint64':
+      return 'uint64';
+    case 'int':
+      return 'int';
+    case 'int64':
+      return 'int64';
+    case 'uint32':
+      return 'uint32';
+    default:
+      return 'uint';
   }
 }
 
@@ -87,7 +100,10 @@ function typeError(v: unknown, t: Target): YamlError {
   // Go quotes the literal only when the target is numeric (a range or sign problem); otherwise just "number".
   const numericTarget = t.goType.includes('int') || t.goType === 'time.Duration';
   const shown = kind.startsWith('number') && !numericTarget ? 'number' : kind;
-  return { error: `error unmarshaling JSON: while decoding JSON: json: cannot unmarshal ${shown} into Go struct field ${t.field} of type ${t.goType}`, wrapped: true };
+  return {
+    error: `error unmarshaling JSON: while decoding JSON: json: cannot unmarshal ${shown} into Go struct field ${t.field} of type ${t.goType}`,
+    wrapped: true,
+  };
 }
 
 /** sigs.k8s.io/yaml's coercion of a scalar into a string field; undefined when it is not a scalar. */
@@ -98,8 +114,11 @@ function asString(v: unknown): string | undefined {
 }
 
 const RANGES: Record<string, readonly [bigint, bigint]> = {
-  uint: [0n, (1n << 64n) - 1n], uint64: [0n, (1n << 64n) - 1n], uint32: [0n, (1n << 32n) - 1n],
-  int: [-(1n << 63n), (1n << 63n) - 1n], int64: [-(1n << 63n), (1n << 63n) - 1n],
+  uint: [0n, (1n << 64n) - 1n],
+  uint64: [0n, (1n << 64n) - 1n],
+  uint32: [0n, (1n << 32n) - 1n],
+  int: [-(1n << 63n), (1n << 63n) - 1n],
+  int64: [-(1n << 63n), (1n << 63n) - 1n],
   'time.Duration': [-(1n << 63n), (1n << 63n) - 1n],
 };
 
@@ -128,7 +147,8 @@ function apply(values: FlagValues, t: Target, v: unknown, rawStrings: Map<string
       values.put(t.flag, out, 'file');
       return null;
     }
-    case 'number': case 'durationOrNumber': {
+    case 'number':
+    case 'durationOrNumber': {
       let n: bigint;
       if (t.type === 'durationOrNumber' && typeof v === 'string') {
         const d = parseGoDuration(v);
@@ -140,7 +160,8 @@ function apply(values: FlagValues, t: Target, v: unknown, rawStrings: Map<string
       const range = RANGES[t.goType] ?? RANGES.uint!;
       if (n < range[0] || n > range[1]) return typeError(v, t);
       const spec = FLAGS.find((f) => f.name === t.flag) as FlagSpec;
-      if (spec.min !== undefined && n < spec.min) return { error: `invalid value ${n} for ${t.flag}: must be at least ${spec.min}`, wrapped: true };
+      if (spec.min !== undefined && n < spec.min)
+        return { error: `invalid value ${n} for ${t.flag}: must be at least ${spec.min}`, wrapped: true };
       values.put(t.flag, n, 'file');
       return null;
     }
@@ -169,7 +190,10 @@ export function applyYamlConfig(values: FlagValues, text: string): YamlError | n
   const root: unknown = doc.toJS({ maxAliasCount: 100 });
   if (root === null || root === undefined) return null;
   if (typeof root !== 'object' || Array.isArray(root)) {
-    return { error: `error unmarshaling JSON: while decoding JSON: json: cannot unmarshal ${jsonKind(root)} into Go value of type embed.configYAML`, wrapped: true };
+    return {
+      error: `error unmarshaling JSON: while decoding JSON: json: cannot unmarshal ${jsonKind(root)} into Go value of type embed.configYAML`,
+      wrapped: true,
+    };
   }
   const obj = root as Record<string, unknown>;
   const rawStrings = new Map<string, string>();
@@ -181,13 +205,24 @@ export function applyYamlConfig(values: FlagValues, text: string): YamlError | n
       const peer = lk.startsWith('peer');
       if (v === null || v === undefined) continue;
       if (typeof v !== 'object' || Array.isArray(v)) {
-        firstError ??= { error: `error unmarshaling JSON: while decoding JSON: json: cannot unmarshal ${jsonKind(v)} into Go struct field configYAML.${lk} of type embed.securityConfig`, wrapped: true };
+        firstError ??= {
+          error: `error unmarshaling JSON: while decoding JSON: json: cannot unmarshal ${jsonKind(v)} into Go struct field configYAML.${lk} of type embed.securityConfig`,
+          wrapped: true,
+        };
         continue;
       }
       const sub = v as Record<string, unknown>;
-      const subTargets = new Map<string, Target>(TLS_KEYS.map(([k, flag, type]) => [k, {
-        flag: peer ? `peer-${flag}` : flag, type, goType: type, field: `securityConfig.${lk}.${k}`,
-      }]));
+      const subTargets = new Map<string, Target>(
+        TLS_KEYS.map(([k, flag, type]) => [
+          k,
+          {
+            flag: peer ? `peer-${flag}` : flag,
+            type,
+            goType: type,
+            field: `securityConfig.${lk}.${k}`,
+          },
+        ]),
+      );
       for (const sk of Object.keys(sub).sort(byteOrder)) {
         const t = lookup(subTargets, sk);
         if (t === undefined) continue;

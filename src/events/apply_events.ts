@@ -89,7 +89,10 @@ class Subscription implements ApplySubscription {
   missedEvents = 0;
   cancelled = false;
 
-  constructor(readonly hub: ApplyEventHub, readonly sub: ApplySubscriber) {}
+  constructor(
+    readonly hub: ApplyEventHub,
+    readonly sub: ApplySubscriber,
+  ) {}
 
   resume(): void {
     this.behind = false;
@@ -173,7 +176,11 @@ export class BoundedApplyQueue implements ApplySubscriber {
   behindFrom: number | undefined;
   private queue: ApplyEvent[] = [];
 
-  constructor(readonly name: string, readonly eventsMax: number, readonly wantsPrevKv = false) {
+  constructor(
+    readonly name: string,
+    readonly eventsMax: number,
+    readonly wantsPrevKv = false,
+  ) {
     assert(eventsMax > 0, 'BoundedApplyQueue needs room for one event');
   }
 

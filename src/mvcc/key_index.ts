@@ -183,7 +183,10 @@ export function entryHas(e: KeyEntry, main: number, sub: number, tombstone: bool
 class KeyArena {
   private slab: Buffer = Buffer.allocUnsafeSlow(0);
   private used = 0;
-  constructor(private readonly slabBytes = 64 * 1024, private readonly ownBytesMin = 1024) {}
+  constructor(
+    private readonly slabBytes = 64 * 1024,
+    private readonly ownBytesMin = 1024,
+  ) {}
 
   copy(key: Uint8Array): Buffer {
     const n = key.length;
@@ -333,7 +336,11 @@ export class KeyIndex {
     if (e[2] >= e.length) {
       // The undone put had started the newest generation: find the previous one's start.
       let gs = ENTRY_HEAD;
-      for (let q = e.length - 2; q >= ENTRY_HEAD; q -= 2) if (e[q + 1] < 0 && q + 2 < e.length) { gs = q + 2; break; }
+      for (let q = e.length - 2; q >= ENTRY_HEAD; q -= 2)
+        if (e[q + 1] < 0 && q + 2 < e.length) {
+          gs = q + 2;
+          break;
+        }
       e[2] = gs;
     }
     if (e.length === ENTRY_HEAD) {

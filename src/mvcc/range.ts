@@ -7,7 +7,18 @@ import { Errors } from '../errors.js';
 import { decodeKeyValue, encodeKeyValue } from '../proto/kv.js';
 import { sizeDelimited, EMPTY_BYTES } from '../proto/wire.js';
 import type { Backend } from './backend.js';
-import { codeSub, compareKeys, entryCreated, entryFind, entryGenStart, entryVersion, slotEntry, type KeyEntry, type KeyIndex, type KeySlot } from './key_index.js';
+import {
+  codeSub,
+  compareKeys,
+  entryCreated,
+  entryFind,
+  entryGenStart,
+  entryVersion,
+  slotEntry,
+  type KeyEntry,
+  type KeyIndex,
+  type KeySlot,
+} from './key_index.js';
 
 /** RangeRequest.SortOrder */
 export const SortOrder = { NONE: 0, ASCEND: 1, DESCEND: 2 } as const;
@@ -118,8 +129,13 @@ export function fetchKv(be: Backend, main: number, sub: number): Uint8Array {
  * of keys visited.
  */
 export function scanLive<C>(
-  index: KeyIndex, key: Uint8Array, end: Uint8Array | undefined, rev: number,
-  visit: (k: Uint8Array, e: KeyEntry, p: number, ctx: C) => boolean, ctx: C, descending = false,
+  index: KeyIndex,
+  key: Uint8Array,
+  end: Uint8Array | undefined,
+  rev: number,
+  visit: (k: Uint8Array, e: KeyEntry, p: number, ctx: C) => boolean,
+  ctx: C,
+  descending = false,
 ): number {
   const kind = endKind(end);
   if (kind === EndKind.Single) {

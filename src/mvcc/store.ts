@@ -8,8 +8,20 @@ import { EMPTY_BYTES } from '../proto/wire.js';
 import { Backend, metaKey, type CommitResult } from './backend.js';
 import { crc32c } from '../crc32c.js';
 import {
-  codeHasLease, codeSub, compareKeys, entryCreated, entryFind, entryGenStart, entryHas, entryKeep,
-  entryLive, entryVersion, KeyIndex, slotEntry, type KeyEntry, type KeySlot,
+  codeHasLease,
+  codeSub,
+  compareKeys,
+  entryCreated,
+  entryFind,
+  entryGenStart,
+  entryHas,
+  entryKeep,
+  entryLive,
+  entryVersion,
+  KeyIndex,
+  slotEntry,
+  type KeyEntry,
+  type KeySlot,
 } from './key_index.js';
 import { fetchKv, rangeKeys, resolveReadRev, scanLive, type RangeOptions, type RangeResult, type RangeSource } from './range.js';
 import { isTombstoneKey, readU64, revKey, revKeyMain, revKeySub, writeU64, assertRevKey } from './revision.js';
@@ -279,8 +291,12 @@ export class Mvcc {
     if (waiters.length > 0) {
       this.nextCommitWaiters = [];
       res.committed.then(
-        () => { for (const w of waiters) w.resolve(); },
-        (err: unknown) => { for (const w of waiters) w.reject(err); },
+        () => {
+          for (const w of waiters) w.resolve();
+        },
+        (err: unknown) => {
+          for (const w of waiters) w.reject(err);
+        },
       );
     }
     return res;
@@ -404,7 +420,10 @@ export class Mvcc {
     // etcd builds the keep set first and, quirk kept, skips the filter when the set is empty.
     let keepAny = false;
     for (const [, slot] of c.index.tree.entries(undefined, hashPair)) {
-      if (entryKeep(slotEntry(slot), at) >= 0) { keepAny = true; break; }
+      if (entryKeep(slotEntry(slot), at) >= 0) {
+        keepAny = true;
+        break;
+      }
     }
     let h = crc32c(0, keyBucketName);
     let lastMain = 0;
@@ -539,7 +558,11 @@ export class MvccWriteTxn {
   private done = false;
 
   /** @internal Use Mvcc.write(). */
-  constructor(private readonly core: Core, private readonly hooks: MvccLeaseHooks | undefined, private readonly withPrevKv = false) {
+  constructor(
+    private readonly core: Core,
+    private readonly hooks: MvccLeaseHooks | undefined,
+    private readonly withPrevKv = false,
+  ) {
     this.beginRev = core.currentRev;
   }
 
@@ -635,7 +658,9 @@ export class MvccWriteTxn {
       c.be.stageRev(rev, sub, revKey(rev, sub, true), encodeKeyValue({ key: k }));
       c.index.tombstone(k, rev, sub);
       const kv: KeyValue = { key: k, create_revision: 0, mod_revision: rev, version: 0, value: EMPTY_BYTES, lease: 0n };
-      this.events.push(this.withPrevKv ? { type: Event_EventType.DELETE, kv, prevKv: decodeKeyValue(prev!) } : { type: Event_EventType.DELETE, kv });
+      this.events.push(
+        this.withPrevKv ? { type: Event_EventType.DELETE, kv, prevKv: decodeKeyValue(prev!) } : { type: Event_EventType.DELETE, kv },
+      );
       this.touched.push(k);
     }
     return { deleted: keys.length, rev: this.rev, prevKvs };
@@ -675,7 +700,10 @@ export class MvccWriteTxn {
 function historyEvent(rk: Uint8Array, value: Uint8Array): MvccEvent {
   const kv = decodeKeyValue(value);
   if (!isTombstoneKey(rk)) return { type: Event_EventType.PUT, kv };
-  return { type: Event_EventType.DELETE, kv: { key: kv.key, create_revision: 0, mod_revision: revKeyMain(rk), version: 0, value: EMPTY_BYTES, lease: 0n } };
+  return {
+    type: Event_EventType.DELETE,
+    kv: { key: kv.key, create_revision: 0, mod_revision: revKeyMain(rk), version: 0, value: EMPTY_BYTES, lease: 0n },
+  };
 }
 
 const delState: { keys: Uint8Array[]; codes: number[]; mains: number[] } = { keys: [], codes: [], mains: [] };

@@ -6,7 +6,9 @@ import { ProtoDecodeError } from './wire.js';
 /** A JSON value as JSON.parse returns it and JSON.stringify accepts it. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | JsonObject;
 /** A JSON object. */
-export interface JsonObject { [key: string]: JsonValue }
+export interface JsonObject {
+  [key: string]: JsonValue;
+}
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;

@@ -57,20 +57,42 @@ export function sizeInt32(v: number): number {
 // Splitting a bigint into 32-bit halves costs several BigInt operations, and most bigints written
 // are the same two IDs in every response header (cluster and member). Remembering the last two
 // splits makes those nearly free; the initial entries are valid splits of -1n.
-let splitKey0 = -1n, splitLo0 = 0xffffffff, splitHi0 = 0xffffffff;
-let splitKey1 = -1n, splitLo1 = 0xffffffff, splitHi1 = 0xffffffff;
+let splitKey0 = -1n,
+  splitLo0 = 0xffffffff,
+  splitHi0 = 0xffffffff;
+let splitKey1 = -1n,
+  splitLo1 = 0xffffffff,
+  splitHi1 = 0xffffffff;
 let splitNext = 0;
-let splitLo = 0, splitHi = 0;
+let splitLo = 0,
+  splitHi = 0;
 
 /** Sets splitLo/splitHi to the unsigned 32-bit halves of v's 64-bit two's complement. */
 function splitBig(v: bigint): void {
-  if (v === splitKey0) { splitLo = splitLo0; splitHi = splitHi0; return; }
-  if (v === splitKey1) { splitLo = splitLo1; splitHi = splitHi1; return; }
+  if (v === splitKey0) {
+    splitLo = splitLo0;
+    splitHi = splitHi0;
+    return;
+  }
+  if (v === splitKey1) {
+    splitLo = splitLo1;
+    splitHi = splitHi1;
+    return;
+  }
   const u = BigInt.asUintN(64, v);
   splitLo = Number(u & 0xffffffffn);
   splitHi = Number(u >> 32n);
-  if (splitNext === 0) { splitKey0 = v; splitLo0 = splitLo; splitHi0 = splitHi; splitNext = 1; }
-  else { splitKey1 = v; splitLo1 = splitLo; splitHi1 = splitHi; splitNext = 0; }
+  if (splitNext === 0) {
+    splitKey0 = v;
+    splitLo0 = splitLo;
+    splitHi0 = splitHi;
+    splitNext = 1;
+  } else {
+    splitKey1 = v;
+    splitLo1 = splitLo;
+    splitHi1 = splitHi;
+    splitNext = 0;
+  }
 }
 
 /** Bytes of a varint holding the 64-bit two's complement of v. */
@@ -131,7 +153,10 @@ export class ProtoWriter {
     v >>>= 0;
     const b = this.buf;
     let p = this.pos;
-    while (v > 127) { b[p++] = (v & 127) | 128; v >>>= 7; }
+    while (v > 127) {
+      b[p++] = (v & 127) | 128;
+      v >>>= 7;
+    }
     b[p++] = v;
     this.pos = p;
   }
@@ -149,7 +174,10 @@ export class ProtoWriter {
 
   /** int64/uint64 field from a safe-integer number (negatives as 64-bit two's complement). */
   int64(v: number): void {
-    if (v >= 0 && v < TWO_32) { this.uint32(v); return; }
+    if (v >= 0 && v < TWO_32) {
+      this.uint32(v);
+      return;
+    }
     const hi = Math.floor(v / TWO_32);
     this.varint64((v - hi * TWO_32) >>> 0, hi >>> 0);
   }
@@ -193,8 +221,12 @@ export class ProtoWriter {
 
   /** fixed32 and sfixed32 fields. */
   fixed32(v: number): void {
-    const b = this.buf, p = this.pos;
-    b[p] = v & 255; b[p + 1] = (v >>> 8) & 255; b[p + 2] = (v >>> 16) & 255; b[p + 3] = (v >>> 24) & 255;
+    const b = this.buf,
+      p = this.pos;
+    b[p] = v & 255;
+    b[p + 1] = (v >>> 8) & 255;
+    b[p + 2] = (v >>> 16) & 255;
+    b[p + 3] = (v >>> 24) & 255;
     this.pos = p + 4;
   }
 
@@ -249,8 +281,14 @@ export class ProtoWriter {
 
 // The reverse of splitBig, with the same two-entry memory: the IDs a reader meets (lease IDs,
 // header IDs on the client side) repeat, and building a bigint from halves allocates several.
-let joinLo0 = 0, joinHi0 = 0, joinSigned0 = false, joinBig0 = 0n;
-let joinLo1 = 0, joinHi1 = 0, joinSigned1 = false, joinBig1 = 0n;
+let joinLo0 = 0,
+  joinHi0 = 0,
+  joinSigned0 = false,
+  joinBig0 = 0n;
+let joinLo1 = 0,
+  joinHi1 = 0,
+  joinSigned1 = false,
+  joinBig1 = 0n;
 let joinNext = 0;
 
 function joinBig(lo: number, hi: number, signed: boolean): bigint {
@@ -258,8 +296,19 @@ function joinBig(lo: number, hi: number, signed: boolean): bigint {
   if (lo === joinLo1 && hi === joinHi1 && signed === joinSigned1) return joinBig1;
   const u = (BigInt(hi) << 32n) | BigInt(lo);
   const v = signed ? BigInt.asIntN(64, u) : u;
-  if (joinNext === 0) { joinLo0 = lo; joinHi0 = hi; joinSigned0 = signed; joinBig0 = v; joinNext = 1; }
-  else { joinLo1 = lo; joinHi1 = hi; joinSigned1 = signed; joinBig1 = v; joinNext = 0; }
+  if (joinNext === 0) {
+    joinLo0 = lo;
+    joinHi0 = hi;
+    joinSigned0 = signed;
+    joinBig0 = v;
+    joinNext = 1;
+  } else {
+    joinLo1 = lo;
+    joinHi1 = hi;
+    joinSigned1 = signed;
+    joinBig1 = v;
+    joinNext = 0;
+  }
   return v;
 }
 
@@ -288,7 +337,10 @@ export class ProtoReader {
     const p = this.pos;
     if (p < this.end) {
       const b0 = this.buf[p];
-      if (b0 < 128) { this.pos = p + 1; return b0; }
+      if (b0 < 128) {
+        this.pos = p + 1;
+        return b0;
+      }
     }
     return this.uint32();
   }
@@ -324,14 +376,17 @@ export class ProtoReader {
   private varint64(): void {
     const b = this.buf;
     let p = this.pos;
-    let lo = 0, hi = 0;
+    let lo = 0,
+      hi = 0;
     let shift = 0;
     for (;;) {
       if (p >= this.end) throw new ProtoDecodeError('truncated varint');
       const byte = b[p++];
       if (shift < 28) lo |= (byte & 127) << shift;
-      else if (shift === 28) { lo |= (byte & 15) << 28; hi |= (byte & 127) >>> 4; }
-      else if (shift < 64) hi |= (byte & 127) << (shift - 32);
+      else if (shift === 28) {
+        lo |= (byte & 15) << 28;
+        hi |= (byte & 127) >>> 4;
+      } else if (shift < 64) hi |= (byte & 127) << (shift - 32);
       if (byte < 128) break;
       shift += 7;
       if (shift > 63) throw new ProtoDecodeError('varint longer than 10 bytes');
@@ -348,11 +403,20 @@ export class ProtoReader {
     const p = this.pos;
     if (p + 4 <= this.end) {
       const b0 = b[p];
-      if (b0 < 128) { this.pos = p + 1; return b0; }
+      if (b0 < 128) {
+        this.pos = p + 1;
+        return b0;
+      }
       const b1 = b[p + 1];
-      if (b1 < 128) { this.pos = p + 2; return (b0 & 127) | (b1 << 7); }
+      if (b1 < 128) {
+        this.pos = p + 2;
+        return (b0 & 127) | (b1 << 7);
+      }
       const b2 = b[p + 2];
-      if (b2 < 128) { this.pos = p + 3; return (b0 & 127) | ((b1 & 127) << 7) | (b2 << 14); }
+      if (b2 < 128) {
+        this.pos = p + 3;
+        return (b0 & 127) | ((b1 & 127) << 7) | (b2 << 14);
+      }
     }
     this.varint64();
     const v = (this.hi | 0) * TWO_32 + this.lo;
@@ -365,7 +429,10 @@ export class ProtoReader {
     const p = this.pos;
     if (p < this.end) {
       const b0 = this.buf[p];
-      if (b0 < 128) { this.pos = p + 1; return b0; }
+      if (b0 < 128) {
+        this.pos = p + 1;
+        return b0;
+      }
     }
     this.varint64();
     const v = this.hi * TWO_32 + this.lo;
@@ -390,7 +457,8 @@ export class ProtoReader {
   /** sint64 (zigzag) as a number; values outside ±2^53 are rejected. */
   sint64(): number {
     this.varint64();
-    const lo = this.lo, hi = this.hi;
+    const lo = this.lo,
+      hi = this.hi;
     const sign = -(lo & 1);
     const v = (((hi >>> 1) ^ sign) | 0) * TWO_32 + ((((lo >>> 1) | (hi << 31)) ^ sign) >>> 0);
     if (!Number.isSafeInteger(v)) throw new ProtoDecodeError('sint64 value out of range');
@@ -408,7 +476,10 @@ export class ProtoReader {
     const p = this.pos;
     if (p < this.end) {
       const b0 = this.buf[p];
-      if (b0 < 128) { this.pos = p + 1; return b0 !== 0; }
+      if (b0 < 128) {
+        this.pos = p + 1;
+        return b0 !== 0;
+      }
     }
     this.varint64();
     return (this.lo | this.hi) !== 0;
@@ -416,7 +487,8 @@ export class ProtoReader {
 
   fixed32(): number {
     if (this.pos + 4 > this.end) throw new ProtoDecodeError('truncated fixed32');
-    const b = this.buf, p = this.pos;
+    const b = this.buf,
+      p = this.pos;
     this.pos = p + 4;
     return (b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24)) >>> 0;
   }
@@ -453,7 +525,8 @@ export class ProtoReader {
 
   double(): number {
     if (this.pos + 8 > this.end) throw new ProtoDecodeError('truncated double');
-    const b = this.buf, p = this.pos;
+    const b = this.buf,
+      p = this.pos;
     for (let i = 0; i < 8; i++) scratchF64Bytes[i] = b[p + i];
     this.pos = p + 8;
     return scratchF64[0];
@@ -461,8 +534,12 @@ export class ProtoReader {
 
   float(): number {
     if (this.pos + 4 > this.end) throw new ProtoDecodeError('truncated float');
-    const b = this.buf, p = this.pos;
-    scratchF32Bytes[0] = b[p]; scratchF32Bytes[1] = b[p + 1]; scratchF32Bytes[2] = b[p + 2]; scratchF32Bytes[3] = b[p + 3];
+    const b = this.buf,
+      p = this.pos;
+    scratchF32Bytes[0] = b[p];
+    scratchF32Bytes[1] = b[p + 1];
+    scratchF32Bytes[2] = b[p + 2];
+    scratchF32Bytes[3] = b[p + 3];
     this.pos = p + 4;
     return scratchF32[0];
   }

@@ -18,7 +18,10 @@ export class Unstable {
    */
   entriesShared = false;
 
-  constructor(offset: number, private readonly logger: RaftLogger) {
+  constructor(
+    offset: number,
+    private readonly logger: RaftLogger,
+  ) {
     this.offset = offset;
   }
 

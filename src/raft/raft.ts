@@ -631,7 +631,9 @@ export class Raft {
       const ents = lo <= this.raftLog.committed ? this.raftLog.slice(lo, this.raftLog.committed + 1, NO_LIMIT) : [];
       const n = numOfPendingConf(ents);
       if (n !== 0) {
-        this.logger.warn(`${hex(this.id)} cannot campaign at term ${this.term} since there are still ${n} pending configuration changes to apply`);
+        this.logger.warn(
+          `${hex(this.id)} cannot campaign at term ${this.term} since there are still ${n} pending configuration changes to apply`,
+        );
         return;
       }
     }
@@ -643,9 +645,7 @@ export class Raft {
     // We can vote if this repeats the vote we cast, if we have not voted and know no leader in this
     // term, or if it is a pre-vote for a future term...
     const canVote =
-      this.vote === m.from ||
-      (this.vote === NONE && this.lead === NONE) ||
-      (m.type === MessageType.MsgPreVote && m.term > this.term);
+      this.vote === m.from || (this.vote === NONE && this.lead === NONE) || (m.type === MessageType.MsgPreVote && m.term > this.term);
     // ...and the candidate's log is at least as up to date as ours.
     const upToDate = this.raftLog.isUpToDate(m.index, m.logTerm);
     // Learners vote too: a learner may have been promoted without knowing it yet, and the candidate's
@@ -839,7 +839,9 @@ export class Raft {
     // A commit index below the snapshot means a crash between persisting a received snapshot and the
     // hard state that goes with it; the snapshot itself is committed state, so its index stands.
     if (hs.commit < this.raftLog.committed) {
-      this.logger.warn(`${hex(this.id)} state.commit ${hs.commit} is below the snapshot index ${this.raftLog.committed}; using the snapshot index`);
+      this.logger.warn(
+        `${hex(this.id)} state.commit ${hs.commit} is below the snapshot index ${this.raftLog.committed}; using the snapshot index`,
+      );
     } else {
       this.raftLog.committed = hs.commit;
     }
@@ -1071,7 +1073,9 @@ function stepLeader(r: Raft, m: Message): void {
       r.leadTransferee = transferee;
       if (pr.match === r.raftLog.lastIndex()) {
         r.sendTimeoutNow(transferee);
-        r.logger.info(`${hex(r.id)} sends MsgTimeoutNow to ${hex(transferee)} immediately as ${hex(transferee)} already has up-to-date log`);
+        r.logger.info(
+          `${hex(r.id)} sends MsgTimeoutNow to ${hex(transferee)} immediately as ${hex(transferee)} already has up-to-date log`,
+        );
       } else {
         r.sendAppend(transferee);
       }

@@ -2,12 +2,7 @@
 // feeds it messages and proposals, and drains Ready batches: persist, send, apply, then advance.
 
 import { encodeConfChange, encodeConfChangeV2 } from './codec.js';
-import {
-  InvalidMessageError,
-  RawNodeUsageError,
-  StepLocalMsgError,
-  StepPeerNotFoundError,
-} from './errors.js';
+import { InvalidMessageError, RawNodeUsageError, StepLocalMsgError, StepPeerNotFoundError } from './errors.js';
 import { NO_LIMIT } from './log.js';
 import type { ProgressState } from './progress.js';
 import { type Config, Raft } from './raft.js';

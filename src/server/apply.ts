@@ -6,20 +6,25 @@ import type { Mvcc, MvccEvent } from '../mvcc/index.js';
 import { EtcdError, toEtcdError } from '../errors.js';
 import type { InternalRequest } from '../proto/internal.js';
 import {
-  AlarmType, AlarmRequest_AlarmAction,
-  type RangeRequest, type RangeResponseInit, type TxnRequest, type TxnResponseInit, type ResponseHeaderInit,
-  type AlarmRequest, type AlarmResponseInit,
+  AlarmType,
+  AlarmRequest_AlarmAction,
+  type RangeRequest,
+  type RangeResponseInit,
+  type TxnRequest,
+  type TxnResponseInit,
+  type ResponseHeaderInit,
+  type AlarmRequest,
+  type AlarmResponseInit,
 } from '../proto/rpc.js';
 import { Errors } from '../errors.js';
 import { AlarmStore } from './alarms.js';
 import { costTxn } from './quota.js';
-import {
-  applyPut, applyDeleteRange, applyTxn, applyCompaction, applyRange, noLeases,
-  type KvLimits, type LeaseHooks,
-} from './apply_kv.js';
+import { applyPut, applyDeleteRange, applyTxn, applyCompaction, applyRange, noLeases, type KvLimits, type LeaseHooks } from './apply_kv.js';
 
 /** A response without its header's identity fields (the API layer adds them). */
-export interface HeaderedResponse { header?: ResponseHeaderInit }
+export interface HeaderedResponse {
+  header?: ResponseHeaderInit;
+}
 
 /** What a waiting client gets back for its entry. */
 export interface ApplyResult {
@@ -44,7 +49,10 @@ export class Applier {
   private store: Mvcc;
   private alarmStore: AlarmStore;
 
-  constructor(store: Mvcc, private readonly limits: KvLimits) {
+  constructor(
+    store: Mvcc,
+    private readonly limits: KvLimits,
+  ) {
     this.store = store;
     this.alarmStore = AlarmStore.load(store);
   }

@@ -39,7 +39,11 @@ export class EntryApplier {
   appliedTerm: number;
   confState: ConfState;
 
-  constructor(private readonly d: EntryApplierDeps, applied: { index: number; term: number }, confState: ConfState) {
+  constructor(
+    private readonly d: EntryApplierDeps,
+    applied: { index: number; term: number },
+    confState: ConfState,
+  ) {
     this.appliedIndex = applied.index;
     this.appliedTerm = applied.term;
     this.confState = confState;
@@ -86,7 +90,14 @@ export class EntryApplier {
       d.membership.setAttributes(a.member_ID, a.attributes?.name ?? '', a.attributes?.client_urls ?? [], d.backend.store);
       if (a.member_ID === d.memberId) d.onPublished();
       d.trigger(req.ID, EMPTY_RESULT);
-      if (d.events.hasSubscribers) d.events.publish({ kind: 'member', index: e.index, change: 'attributes', member: d.membership.get(a.member_ID), memberId: a.member_ID });
+      if (d.events.hasSubscribers)
+        d.events.publish({
+          kind: 'member',
+          index: e.index,
+          change: 'attributes',
+          member: d.membership.get(a.member_ID),
+          memberId: a.member_ID,
+        });
       return;
     }
     const events = d.events;
@@ -96,9 +107,16 @@ export class EntryApplier {
     const changes = result.events;
     if (changes !== undefined && changes.length > 0) {
       events.publish({ kind: 'kv', index: e.index, revision: changes[0].kv.mod_revision, changes });
-    } else if (req.alarm && req.alarm.action !== AlarmRequest_AlarmAction.GET && (result.response as { alarms?: unknown[] }).alarms?.length) {
+    } else if (
+      req.alarm &&
+      req.alarm.action !== AlarmRequest_AlarmAction.GET &&
+      (result.response as { alarms?: unknown[] }).alarms?.length
+    ) {
       events.publish({
-        kind: 'alarm', index: e.index, memberId: req.alarm.memberID, alarm: req.alarm.alarm,
+        kind: 'alarm',
+        index: e.index,
+        memberId: req.alarm.memberID,
+        alarm: req.alarm.alarm,
         action: req.alarm.action === AlarmRequest_AlarmAction.ACTIVATE ? 'activate' : 'deactivate',
       });
     }
@@ -123,7 +141,8 @@ export class EntryApplier {
         const before = d.membership.get(cc.node_id);
         d.membership.remove(cc.node_id, store);
         d.peers.removePeer(cc.node_id);
-        if (d.events.hasSubscribers) d.events.publish({ kind: 'member', index: e.index, change: 'remove', member: before, memberId: cc.node_id });
+        if (d.events.hasSubscribers)
+          d.events.publish({ kind: 'member', index: e.index, change: 'remove', member: before, memberId: cc.node_id });
         break;
       }
       case ConfChangeType.UpdateNode: {

@@ -8,9 +8,19 @@ import { Errors } from '../errors.js';
 import type { Mvcc, MvccEvent, MvccLeaseHooks, MvccWriteTxn, RangeOptions, RangeResult } from '../mvcc/index.js';
 import { decodeKeyValue, type KeyValue } from '../proto/kv.js';
 import type {
-  CompactionRequestInit, CompactionResponseInit, CompareInit, DeleteRangeRequestInit, DeleteRangeResponseInit,
-  PutRequestInit, PutResponseInit, RangeRequestInit, RangeResponseInit, RequestOpInit, ResponseOpInit,
-  TxnRequestInit, TxnResponseInit,
+  CompactionRequestInit,
+  CompactionResponseInit,
+  CompareInit,
+  DeleteRangeRequestInit,
+  DeleteRangeResponseInit,
+  PutRequestInit,
+  PutResponseInit,
+  RangeRequestInit,
+  RangeResponseInit,
+  RequestOpInit,
+  ResponseOpInit,
+  TxnRequestInit,
+  TxnResponseInit,
 } from '../proto/rpc.js';
 import { EMPTY_BYTES } from '../proto/wire.js';
 
@@ -247,7 +257,12 @@ export function applyPut(store: Mvcc, req: PutRequestInit, leases: LeaseHooks, w
 }
 
 /** A committed DeleteRange. */
-export function applyDeleteRange(store: Mvcc, req: DeleteRangeRequestInit, leases: LeaseHooks, withPrevKv = false): KvApplied<DeleteRangeResponseInit> {
+export function applyDeleteRange(
+  store: Mvcc,
+  req: DeleteRangeRequestInit,
+  leases: LeaseHooks,
+  withPrevKv = false,
+): KvApplied<DeleteRangeResponseInit> {
   const txn = store.write(leases, withPrevKv);
   let response: DeleteRangeResponseInit;
   try {
@@ -275,19 +290,35 @@ function compareNum(a: number | bigint, b: number | bigint): number {
 function compareKv(c: CompareInit, kv: KeyValue): boolean {
   let result = 0;
   switch (c.target ?? 0) {
-    case 0: result = compareNum(kv.version, c.version ?? 0); break; // VERSION
-    case 1: result = compareNum(kv.create_revision, c.create_revision ?? 0); break; // CREATE
-    case 2: result = compareNum(kv.mod_revision, c.mod_revision ?? 0); break; // MOD
-    case 3: result = Buffer.compare(kv.value, c.value ?? EMPTY_BYTES); break; // VALUE
-    case 4: result = compareNum(kv.lease, c.lease ?? 0n); break; // LEASE
-    default: result = 0;
+    case 0:
+      result = compareNum(kv.version, c.version ?? 0);
+      break; // VERSION
+    case 1:
+      result = compareNum(kv.create_revision, c.create_revision ?? 0);
+      break; // CREATE
+    case 2:
+      result = compareNum(kv.mod_revision, c.mod_revision ?? 0);
+      break; // MOD
+    case 3:
+      result = Buffer.compare(kv.value, c.value ?? EMPTY_BYTES);
+      break; // VALUE
+    case 4:
+      result = compareNum(kv.lease, c.lease ?? 0n);
+      break; // LEASE
+    default:
+      result = 0;
   }
   switch (c.result ?? 0) {
-    case 0: return result === 0; // EQUAL
-    case 1: return result > 0; // GREATER
-    case 2: return result < 0; // LESS
-    case 3: return result !== 0; // NOT_EQUAL
-    default: return true;
+    case 0:
+      return result === 0; // EQUAL
+    case 1:
+      return result > 0; // GREATER
+    case 2:
+      return result < 0; // LESS
+    case 3:
+      return result !== 0; // NOT_EQUAL
+    default:
+      return true;
   }
 }
 
@@ -352,8 +383,13 @@ function checkTxnOps(store: Mvcc, rt: TxnRequestInit, path: boolean[], pos: numb
 
 /** Runs the chosen branch of each level; returns the next path position. */
 function runTxnOps(
-  view: KvView, txn: MvccWriteTxn | undefined, rt: TxnRequestInit, path: boolean[], pos: number,
-  limits: KvLimits, out: TxnResponseInit,
+  view: KvView,
+  txn: MvccWriteTxn | undefined,
+  rt: TxnRequestInit,
+  path: boolean[],
+  pos: number,
+  limits: KvLimits,
+  out: TxnResponseInit,
 ): number {
   const ok = path[pos++];
   const ops = (ok ? rt.success : rt.failure) ?? [];
@@ -385,7 +421,13 @@ function runTxnOps(
  * branch in order, nested txns included, all under one revision. A read-only txn (ranges only)
  * runs on the read view and makes no revision; the server may run it without Raft, as etcd does.
  */
-export function applyTxn(store: Mvcc, req: TxnRequestInit, limits: KvLimits, leases: LeaseHooks, withPrevKv = false): KvApplied<TxnResponseInit> {
+export function applyTxn(
+  store: Mvcc,
+  req: TxnRequestInit,
+  limits: KvLimits,
+  leases: LeaseHooks,
+  withPrevKv = false,
+): KvApplied<TxnResponseInit> {
   const path: boolean[] = [];
   compareToPath(store, req, path);
   const isWrite = !isTxnReadonly(req);
@@ -412,7 +454,10 @@ export function applyTxn(store: Mvcc, req: TxnRequestInit, limits: KvLimits, lea
  * server's next commit()). After an Errors.Compacted, etcd still waits for earlier compactions when
  * physical is set: use store.compactBarrier().
  */
-export function applyCompaction(store: Mvcc, req: CompactionRequestInit): { response: CompactionResponseInit; physicalDone: Promise<void> } {
+export function applyCompaction(
+  store: Mvcc,
+  req: CompactionRequestInit,
+): { response: CompactionResponseInit; physicalDone: Promise<void> } {
   const { physicalDone } = store.compact(req.revision ?? 0);
   return { response: { header: { revision: store.currentRevision } }, physicalDone };
 }

@@ -38,9 +38,16 @@ export class MemberBackend {
   private entriesSinceCommit = 0;
   private timer: unknown = undefined;
   private swapping = false;
-  private readonly commitBound = (): void => { this.timer = undefined; this.commit(); };
+  private readonly commitBound = (): void => {
+    this.timer = undefined;
+    this.commit();
+  };
 
-  constructor(store: Mvcc, private readonly o: MemberBackendOptions, private readonly position: () => AppliedPosition) {
+  constructor(
+    store: Mvcc,
+    private readonly o: MemberBackendOptions,
+    private readonly position: () => AppliedPosition,
+  ) {
     this.current = store;
     this.backendIndexValue = store.consistentIndex().index;
   }
@@ -86,7 +93,13 @@ export class MemberBackend {
     const mark = quota.mark();
     const store = this.current;
     const r = store.commit(appliedIndex, appliedTerm);
-    if (quota.enabled) r.flushed.then(() => { if (this.current === store) quota.settled(mark, store.stats.dbSizeBytes); }, () => {});
+    if (quota.enabled)
+      r.flushed.then(
+        () => {
+          if (this.current === store) quota.settled(mark, store.stats.dbSizeBytes);
+        },
+        () => {},
+      );
     return r;
   }
 

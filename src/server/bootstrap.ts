@@ -43,7 +43,10 @@ export interface OpenedMember extends BootState {
 
 /** The member ID, cluster ID and initial configuration of a new cluster (no disk involved). */
 export function newClusterState(cfg: Pick<ServerConfig, 'name' | 'initialCluster' | 'initialClusterToken'>): BootState {
-  const boot = bootstrapIds(cfg.initialCluster.map((m) => ({ name: m.name, peerUrls: m.peerURLs })), cfg.initialClusterToken);
+  const boot = bootstrapIds(
+    cfg.initialCluster.map((m) => ({ name: m.name, peerUrls: m.peerURLs })),
+    cfg.initialClusterToken,
+  );
   const members: Member[] = boot.members.map((m) => ({ ID: m.id, name: '', peerURLs: m.peerUrls, clientURLs: [], isLearner: false }));
   const self = cfg.initialCluster.find((m) => m.name === cfg.name);
   if (!self) throw new Error(`couldn't find local name "${cfg.name}" in the initial cluster configuration`);
@@ -73,8 +76,11 @@ export async function openMember(cfg: ServerConfig, log: Logger): Promise<Opened
     throw new Error(`data dir ${cfg.dataDir} is in use by another member: ${(err as Error).message}`);
   }
   const walOpts: WalOptions = {
-    segmentBytes: cfg.walSegmentBytes, batchBytesMax: cfg.walBatchBytesMax,
-    batchDelayUsMax: cfg.walBatchDelayUsMax, idleSpinUs: cfg.walWriterIdleSpinUs, noFsync: cfg.unsafeNoFsync,
+    segmentBytes: cfg.walSegmentBytes,
+    batchBytesMax: cfg.walBatchBytesMax,
+    batchDelayUsMax: cfg.walBatchDelayUsMax,
+    idleSpinUs: cfg.walWriterIdleSpinUs,
+    noFsync: cfg.unsafeNoFsync,
   };
   finishSnapshotInstall(snapDir, loadNewestSnap(snapDir), log);
   const mvcc = await Mvcc.open({ path: path.join(snapDir, 'db') });
@@ -105,14 +111,22 @@ export async function openMember(cfg: ServerConfig, log: Logger): Promise<Opened
  * from a peer before Raft starts; until membership changes are built it is refused with a clear error.
  */
 function joinExistingCluster(cfg: ServerConfig): never {
-  throw new Error(`--initial-cluster-state=existing needs a data dir of a member that was added (joining is not supported yet; member ${cfg.name})`);
+  throw new Error(
+    `--initial-cluster-state=existing needs a data dir of a member that was added (joining is not supported yet; member ${cfg.name})`,
+  );
 }
 
 /** The Raft state of a restart: the snapshot, then the WAL's hard state and entries after it. */
 function restartState(opened: Awaited<ReturnType<typeof Wal.open>>, snap: SnapMeta | undefined, mvcc: Mvcc, log: Logger): BootState {
   const storage = new MemoryStorage();
   const { memberId, clusterId } = parseWalMetadata(opened.metadata);
-  const confState: ConfState = { voters: snap?.voters ?? [], learners: snap?.learners ?? [], voters_outgoing: [], learners_next: [], auto_leave: false };
+  const confState: ConfState = {
+    voters: snap?.voters ?? [],
+    learners: snap?.learners ?? [],
+    voters_outgoing: [],
+    learners_next: [],
+    auto_leave: false,
+  };
   if (snap) storage.applySnapshot({ data: new Uint8Array(0), metadata: { index: snap.index, term: snap.term, conf_state: confState } });
   let hardState: HardState | undefined;
   if (opened.hardState) {
@@ -163,9 +177,11 @@ function makeRng(seed: number): { intn(n: number): number } {
   let s = seed >>> 0 || 0x9e3779b9;
   return {
     intn(n: number): number {
-      s ^= s << 13; s >>>= 0;
+      s ^= s << 13;
+      s >>>= 0;
       s ^= s >>> 17;
-      s ^= s << 5; s >>>= 0;
+      s ^= s << 5;
+      s >>>= 0;
       return s % n;
     },
   };
@@ -178,7 +194,12 @@ function makeRng(seed: number): { intn(n: number): number } {
  * replays from the previous snapshot, whose entries it still holds (segments are released only after a
  * marker is durable). With no snapshot file at all, the WAL is read from its start.
  */
-async function openWalAtSnapshot(walDir: string, snapDir: string, walOpts: WalOptions, log: Logger): Promise<{ snap: SnapMeta | undefined; opened: Awaited<ReturnType<typeof Wal.open>> }> {
+async function openWalAtSnapshot(
+  walDir: string,
+  snapDir: string,
+  walOpts: WalOptions,
+  log: Logger,
+): Promise<{ snap: SnapMeta | undefined; opened: Awaited<ReturnType<typeof Wal.open>> }> {
   const snaps = loadSnaps(snapDir);
   if (snaps.length === 0) return { snap: undefined, opened: await Wal.open(walDir, { index: 0, term: 0 }, walOpts) };
   let firstError: unknown;
@@ -187,7 +208,10 @@ async function openWalAtSnapshot(walDir: string, snapDir: string, walOpts: WalOp
     try {
       const opened = await Wal.open(walDir, { index: snap.index, term: snap.term }, walOpts);
       for (const orphan of snaps.slice(0, i)) {
-        log.warn('removed a snapshot file the WAL has no marker for (a crash between the two)', { 'snapshot-index': orphan.index, 'snapshot-term': orphan.term });
+        log.warn('removed a snapshot file the WAL has no marker for (a crash between the two)', {
+          'snapshot-index': orphan.index,
+          'snapshot-term': orphan.term,
+        });
         removeSnap(snapDir, orphan);
       }
       return { snap, opened };

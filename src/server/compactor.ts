@@ -43,7 +43,11 @@ export class PeriodicCompactor implements Compactor {
   private baseIntervalMs: number;
   private inflight = false;
 
-  constructor(private readonly periodMs: number, private readonly host: CompactorHost, startMs: number) {
+  constructor(
+    private readonly periodMs: number,
+    private readonly host: CompactorHost,
+    startMs: number,
+  ) {
     if (!(periodMs > 0)) throw new RangeError('periodic compaction needs a positive period');
     this.compactIntervalMs = Math.min(periodMs, HOUR_MS);
     this.tickIntervalMs = this.compactIntervalMs / RETRY_DIVISOR;
@@ -88,7 +92,11 @@ export class RevisionCompactor implements Compactor {
   private prev = 0;
   private inflight = false;
 
-  constructor(private readonly retention: number, private readonly host: CompactorHost, readonly tickIntervalMs = REVISION_CHECK_INTERVAL_MS) {
+  constructor(
+    private readonly retention: number,
+    private readonly host: CompactorHost,
+    readonly tickIntervalMs = REVISION_CHECK_INTERVAL_MS,
+  ) {
     if (!(retention > 0)) throw new RangeError('revision compaction needs a positive retention');
   }
 

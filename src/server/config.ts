@@ -1,7 +1,10 @@
 // What a member is told at start: etcd's flags that concern it, mapped by the CLI (src/cli/main.ts).
 import type { Logger } from '../log.js';
 
-export interface InitialMember { name: string; peerURLs: string[] }
+export interface InitialMember {
+  name: string;
+  peerURLs: string[];
+}
 
 /** What the member needs to know; the CLI maps etcd's flags onto it. */
 export interface ServerConfig {

@@ -3,7 +3,13 @@
 // Nothing behind it is reachable from outside: no store, no applier, no Raft node.
 import type { InternalRequestInit } from '../proto/internal.js';
 import type {
-  RangeRequest, RangeResponseInit, TxnRequest, TxnResponseInit, ResponseHeaderInit, Member, AlarmMember,
+  RangeRequest,
+  RangeResponseInit,
+  TxnRequest,
+  TxnResponseInit,
+  ResponseHeaderInit,
+  Member,
+  AlarmMember,
 } from '../proto/rpc.js';
 import type { ApplyResult } from './apply.js';
 import type { ApplySubscriber, ApplySubscription } from '../events/apply_events.js';

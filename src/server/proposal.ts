@@ -1,6 +1,11 @@
 // The bytes of a proposal: a request wrapped in the InternalRequest envelope that goes into a Raft entry.
 import {
-  sizePutRequest, writePutRequest, sizeTxnRequest, writeTxnRequest, sizeDeleteRangeRequest, writeDeleteRangeRequest,
+  sizePutRequest,
+  writePutRequest,
+  sizeTxnRequest,
+  writeTxnRequest,
+  sizeDeleteRangeRequest,
+  writeDeleteRangeRequest,
 } from '../proto/rpc.js';
 import { encodeInternalRequest, type InternalRequestInit } from '../proto/internal.js';
 import { ProtoWriter, sizeVarintBig, sizeDelimited } from '../proto/wire.js';

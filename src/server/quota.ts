@@ -39,7 +39,10 @@ export class BackendQuota {
   /** Of which the backend size last read already holds. */
   private settledCharged = 0;
 
-  constructor(private readonly quotaBytes: number, private sizeBytes: number) {}
+  constructor(
+    private readonly quotaBytes: number,
+    private sizeBytes: number,
+  ) {}
 
   get enabled(): boolean {
     return Number.isFinite(this.quotaBytes) && this.quotaBytes > 0;

@@ -3,8 +3,15 @@
 // the committed entries; release ReadIndex reads; advance). One Ready at a time; the next starts at once
 // when Raft has more, else on the next turn something (a message, a tick, a proposal) wakes it.
 import {
-  canSendBeforePersist, encodeMessage, MessageType, StateType,
-  type MemoryStorage, type Message, type RawNode, type Ready, type Snapshot,
+  canSendBeforePersist,
+  encodeMessage,
+  MessageType,
+  StateType,
+  type MemoryStorage,
+  type Message,
+  type RawNode,
+  type Ready,
+  type Snapshot,
 } from '../raft/index.js';
 import type { Logger } from '../log.js';
 import { assert } from '../assert.js';
@@ -52,7 +59,10 @@ export class ReadyLoop {
   private halted = false;
   private readonly runBound = (): void => this.run();
 
-  constructor(private readonly d: ReadyLoopDeps, init: { term: number; lastSavedIndex: number }) {
+  constructor(
+    private readonly d: ReadyLoopDeps,
+    init: { term: number; lastSavedIndex: number },
+  ) {
     this.term = init.term;
     this.lastSavedIndex = init.lastSavedIndex;
   }

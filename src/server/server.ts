@@ -2,16 +2,20 @@
 // the backend, snapshots, ReadIndex and membership together, starts the timers, and answers the API
 // layer through MemberApi. Each part owns its state in a file of its own; none of them imports this one.
 import { Transport } from '../transport/transport.js';
-import {
-  decodeMessage, MessageType, type Message, type RawNode, type MemoryStorage, type Snapshot,
-} from '../raft/index.js';
+import { decodeMessage, MessageType, type Message, type RawNode, type MemoryStorage, type Snapshot } from '../raft/index.js';
 import type { Mvcc } from '../mvcc/index.js';
 import { type EtcdError, Errors } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import type { InternalRequestInit } from '../proto/internal.js';
 import {
-  AlarmType, AlarmRequest_AlarmAction,
-  type Member, type AlarmMember, type RangeRequest, type RangeResponseInit, type TxnRequest, type TxnResponseInit,
+  AlarmType,
+  AlarmRequest_AlarmAction,
+  type Member,
+  type AlarmMember,
+  type RangeRequest,
+  type RangeResponseInit,
+  type TxnRequest,
+  type TxnResponseInit,
   type ResponseHeaderInit,
 } from '../proto/rpc.js';
 import { ReadIndexBatcher } from './read_index.js';
@@ -116,9 +120,16 @@ export class EtcdServer implements MemberApi {
     const snap = p.boot.snap;
     const applied = { index: snap?.index ?? 0, term: snap?.term ?? 0 };
     // A commit records where applying stands (applying is wired below, and needs the backend).
-    this.backend = new MemberBackend(p.mvcc, {
-      batchIntervalMs: cfg.backendBatchIntervalMs, batchLimit: cfg.backendBatchLimit, quota: this.quota, sched: p.sched,
-    }, () => this.applying);
+    this.backend = new MemberBackend(
+      p.mvcc,
+      {
+        batchIntervalMs: cfg.backendBatchIntervalMs,
+        batchLimit: cfg.backendBatchLimit,
+        quota: this.quota,
+        sched: p.sched,
+      },
+      () => this.applying,
+    );
     this.applier = new Applier(p.mvcc, { maxTxnOps: cfg.maxTxnOps, maxRangeResponseBytes: cfg.maxRangeResponseBytes });
     this.membership = Membership.load(p.mvcc);
     this.backend.onSwap((store) => {
@@ -134,33 +145,53 @@ export class EtcdServer implements MemberApi {
       wake,
       now: p.sched.now,
     });
-    this.applying = new EntryApplier({
-      memberId: this.memberId,
-      backend: this.backend,
-      applier: this.applier,
-      membership: this.membership,
-      events: this.events,
-      peers: this.peers,
-      applyConfChange: (cc) => { const cs = this.node.applyConfChange(cc); wake(); return cs; },
-      trigger: (id, result) => { this.proposals.trigger(id, result); },
-      onPublished: () => { this.published = true; },
-    }, applied, p.boot.confState);
-    this.snapshots = new Snapshots({
-      snapDir: p.snapDir,
-      log: p.log,
-      storage: this.storage,
-      backend: this.backend,
-      peers: p.peers,
-      membership: this.membership,
-      logger: this.log,
-      snapshotCount: cfg.snapshotCount,
-      catchupEntries: cfg.snapshotCatchupEntries,
-      reportSnapshot: (to, status) => { this.node.reportSnapshot(to, status); },
-      wake,
-      fail: (err) => this.fail(err),
-    }, snap?.index ?? 0);
+    this.applying = new EntryApplier(
+      {
+        memberId: this.memberId,
+        backend: this.backend,
+        applier: this.applier,
+        membership: this.membership,
+        events: this.events,
+        peers: this.peers,
+        applyConfChange: (cc) => {
+          const cs = this.node.applyConfChange(cc);
+          wake();
+          return cs;
+        },
+        trigger: (id, result) => {
+          this.proposals.trigger(id, result);
+        },
+        onPublished: () => {
+          this.published = true;
+        },
+      },
+      applied,
+      p.boot.confState,
+    );
+    this.snapshots = new Snapshots(
+      {
+        snapDir: p.snapDir,
+        log: p.log,
+        storage: this.storage,
+        backend: this.backend,
+        peers: p.peers,
+        membership: this.membership,
+        logger: this.log,
+        snapshotCount: cfg.snapshotCount,
+        catchupEntries: cfg.snapshotCatchupEntries,
+        reportSnapshot: (to, status) => {
+          this.node.reportSnapshot(to, status);
+        },
+        wake,
+        fail: (err) => this.fail(err),
+      },
+      snap?.index ?? 0,
+    );
     this.reads = new ReadIndexBatcher({
-      requestReadIndex: (ctx) => { this.node.readIndex(ctx); wake(); },
+      requestReadIndex: (ctx) => {
+        this.node.readIndex(ctx);
+        wake();
+      },
       appliedIndex: () => this.applying.appliedIndex,
       retryMs: 500,
       timeoutMs: this.requestTimeoutMs,
@@ -168,22 +199,25 @@ export class EtcdServer implements MemberApi {
     });
     this.watches = new WatchHub(() => this.backend.store, p.sched);
     this.events.subscribe(this.watches);
-    this.loop = new ReadyLoop({
-      memberId: this.memberId,
-      node: this.node,
-      storage: this.storage,
-      log: p.log,
-      peers: p.peers,
-      sched: p.sched,
-      proposals: this.proposals,
-      applying: this.applying,
-      reads: this.reads,
-      logger: this.log,
-      installSnapshot: (s) => this.installSnapshot(s),
-      sendSnapshot: (m) => this.snapshots.send(m),
-      afterReady: () => this.snapshots.maybeMake(this.applying.appliedIndex, this.applying.appliedTerm, this.applying.confState),
-      fail: (err) => this.fail(err),
-    }, { term: p.boot.hardState?.term ?? 0, lastSavedIndex: this.storage.lastIndex() });
+    this.loop = new ReadyLoop(
+      {
+        memberId: this.memberId,
+        node: this.node,
+        storage: this.storage,
+        log: p.log,
+        peers: p.peers,
+        sched: p.sched,
+        proposals: this.proposals,
+        applying: this.applying,
+        reads: this.reads,
+        logger: this.log,
+        installSnapshot: (s) => this.installSnapshot(s),
+        sendSnapshot: (m) => this.snapshots.send(m),
+        afterReady: () => this.snapshots.maybeMake(this.applying.appliedIndex, this.applying.appliedTerm, this.applying.confState),
+        fail: (err) => this.fail(err),
+      },
+      { term: p.boot.hardState?.term ?? 0, lastSavedIndex: this.storage.lastIndex() },
+    );
   }
 
   /** Opens (or creates) the member's data dir, replays the WAL and starts Raft, peers and timers. */
@@ -197,12 +231,24 @@ export class EtcdServer implements MemberApi {
       clusterId: opened.clusterId,
       listenUrls: cfg.listenPeerUrls,
       onMessage: (from, payload) => server?.receive(from, payload),
-      onPeerUnreachable: (id) => { node.reportUnreachable(id); },
+      onPeerUnreachable: (id) => {
+        node.reportUnreachable(id);
+      },
       logger: log.with({ 'local-member-id': opened.memberId.toString(16) }),
       snapshotDir: opened.snapDir,
       onSnapshot: (from, message, statePath) => server?.receiveSnapshot(from, message, statePath),
     });
-    server = new EtcdServer({ cfg, boot: opened, node, electionTicks, mvcc: opened.mvcc, snapDir: opened.snapDir, log: opened.wal, peers: transport, sched: nodeScheduler });
+    server = new EtcdServer({
+      cfg,
+      boot: opened,
+      node,
+      electionTicks,
+      mvcc: opened.mvcc,
+      snapDir: opened.snapDir,
+      log: opened.wal,
+      peers: transport,
+      sched: nodeScheduler,
+    });
     await transport.listen();
     server.dialPeers();
     server.startTimers();
@@ -221,7 +267,10 @@ export class EtcdServer implements MemberApi {
   startTimers(): void {
     const sched = this.sched;
     this.tickTimer = sched.interval(() => this.tick(), this.cfg.heartbeatMs);
-    this.timers.push(this.tickTimer, sched.interval(() => this.sweep(), SWEEP_INTERVAL_MS));
+    this.timers.push(
+      this.tickTimer,
+      sched.interval(() => this.sweep(), SWEEP_INTERVAL_MS),
+    );
     const compactor = this.makeCompactor();
     if (compactor) this.timers.push(sched.interval(() => compactor.tick(sched.now()), compactor.tickIntervalMs));
     this.advanceElectionTicksIfAlone();
@@ -254,12 +303,16 @@ export class EtcdServer implements MemberApi {
     const host: CompactorHost = {
       currentRevision: () => this.backend.store.currentRevision,
       isLeader: () => this.loop.isLeader,
-      compact: async (revision) => { await this.propose({ compaction: { revision } }); },
+      compact: async (revision) => {
+        await this.propose({ compaction: { revision } });
+      },
       log: this.log,
     };
     const c = this.cfg;
-    if (c.autoCompactionMode === 'periodic' && c.autoCompactionRetentionMs > 0) return new PeriodicCompactor(c.autoCompactionRetentionMs, host, this.sched.now());
-    if (c.autoCompactionMode === 'revision' && c.autoCompactionRetentionRevisions > 0) return new RevisionCompactor(c.autoCompactionRetentionRevisions, host);
+    if (c.autoCompactionMode === 'periodic' && c.autoCompactionRetentionMs > 0)
+      return new PeriodicCompactor(c.autoCompactionRetentionMs, host, this.sched.now());
+    if (c.autoCompactionMode === 'revision' && c.autoCompactionRetentionRevisions > 0)
+      return new RevisionCompactor(c.autoCompactionRetentionRevisions, host);
     return undefined;
   }
 
@@ -407,8 +460,12 @@ export class EtcdServer implements MemberApi {
     if (this.raisingNoSpace || this.applier.alarms.has(AlarmType.NOSPACE)) return;
     this.raisingNoSpace = true;
     this.propose({ alarm: { action: AlarmRequest_AlarmAction.ACTIVATE, memberID: this.memberId, alarm: AlarmType.NOSPACE } }).then(
-      () => { this.raisingNoSpace = false; },
-      () => { this.raisingNoSpace = false; },
+      () => {
+        this.raisingNoSpace = false;
+      },
+      () => {
+        this.raisingNoSpace = false;
+      },
     );
   }
 
@@ -419,8 +476,14 @@ export class EtcdServer implements MemberApi {
     this.propose({
       member_attr_set: { member_ID: this.memberId, attributes: { name: this.cfg.name, client_urls: this.cfg.advertiseClientUrls } },
     }).then(
-      () => { this.publishing = false; this.published = true; this.log.info('published local member to cluster through raft'); },
-      () => { this.publishing = false; },
+      () => {
+        this.publishing = false;
+        this.published = true;
+        this.log.info('published local member to cluster through raft');
+      },
+      () => {
+        this.publishing = false;
+      },
     );
   }
 
@@ -437,7 +500,10 @@ export class EtcdServer implements MemberApi {
     let bestMatch = -1;
     for (const [id, p] of st.progress) {
       if (id === this.memberId || p.isLearner || !this.peers.isActive(id)) continue;
-      if (p.match > bestMatch) { best = id; bestMatch = p.match; }
+      if (p.match > bestMatch) {
+        best = id;
+        bestMatch = p.match;
+      }
     }
     if (best === undefined) return;
     this.log.info('leader is stopping; transferring leadership', { transferee: best.toString(16) });

@@ -20,10 +20,14 @@ function fileName(m: SnapMeta): string {
 }
 
 function encode(m: SnapMeta): Buffer {
-  const body = Buffer.from(JSON.stringify({
-    index: m.index, term: m.term,
-    voters: m.voters.map((v) => v.toString(16)), learners: m.learners.map((v) => v.toString(16)),
-  }));
+  const body = Buffer.from(
+    JSON.stringify({
+      index: m.index,
+      term: m.term,
+      voters: m.voters.map((v) => v.toString(16)),
+      learners: m.learners.map((v) => v.toString(16)),
+    }),
+  );
   const out = Buffer.allocUnsafe(4 + body.length);
   out.writeUInt32BE(crc32c(0, body), 0);
   body.copy(out, 4);
@@ -46,7 +50,11 @@ export function loadNewestSnap(dir: string): SnapMeta | undefined {
 /** Every valid snapshot metadata in dir, newest first (torn files are skipped). */
 export function loadSnaps(dir: string): SnapMeta[] {
   if (!fs.existsSync(dir)) return [];
-  const names = fs.readdirSync(dir).filter((n) => n.endsWith(SUFFIX)).sort().reverse();
+  const names = fs
+    .readdirSync(dir)
+    .filter((n) => n.endsWith(SUFFIX))
+    .sort()
+    .reverse();
   const out: SnapMeta[] = [];
   for (const n of names) {
     const m = decode(fs.readFileSync(path.join(dir, n)));
@@ -74,7 +82,11 @@ export async function saveSnap(dir: string, m: SnapMeta, keep: number): Promise<
   }
   await fs.promises.rename(tmp, final);
   const dh = await fs.promises.open(dir, 'r');
-  try { await dh.sync(); } finally { await dh.close(); }
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
   const names = (await fs.promises.readdir(dir)).filter((n) => n.endsWith(SUFFIX)).sort();
   for (const n of names.slice(0, Math.max(0, names.length - keep))) await fs.promises.rm(path.join(dir, n), { force: true });
 }

@@ -5,8 +5,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  SnapshotStatus, decodeMessage, encodeMessage, MessageType,
-  type ConfState, type MemoryStorage, type Message, type Snapshot,
+  SnapshotStatus,
+  decodeMessage,
+  encodeMessage,
+  MessageType,
+  type ConfState,
+  type MemoryStorage,
+  type Message,
+  type Snapshot,
 } from '../raft/index.js';
 import type { Logger } from '../log.js';
 import { assert } from '../assert.js';
@@ -81,7 +87,10 @@ export class Snapshots {
   /** The local snapshot in progress (resolved when none): a snapshot from the leader waits for it. */
   private localSnapshot: Promise<void> = Promise.resolve();
 
-  constructor(private readonly d: SnapshotsDeps, snapshotIndex: number) {
+  constructor(
+    private readonly d: SnapshotsDeps,
+    snapshotIndex: number,
+  ) {
     this.snapshotIndex = snapshotIndex;
   }
 
@@ -103,8 +112,13 @@ export class Snapshots {
       this.snapshotIndex = index;
       this.d.logger.info('saved snapshot', { 'snapshot-index': index });
     })().then(
-      () => { this.making = false; },
-      (err: unknown) => { this.making = false; this.d.fail(err); },
+      () => {
+        this.making = false;
+      },
+      (err: unknown) => {
+        this.making = false;
+        this.d.fail(err);
+      },
     );
   }
 
@@ -125,7 +139,11 @@ export class Snapshots {
         await this.d.backend.store.backup(tmp, true);
         await this.d.peers.sendSnapshot(m.to, encodeMessage(m), tmp, peer.peerURLs);
         this.d.reportSnapshot(m.to, SnapshotStatus.Finish);
-        this.d.logger.info('sent database snapshot to peer', { to: m.to.toString(16), 'snapshot-index': m.snapshot?.metadata.index, 'took-ms': Date.now() - started });
+        this.d.logger.info('sent database snapshot to peer', {
+          to: m.to.toString(16),
+          'snapshot-index': m.snapshot?.metadata.index,
+          'took-ms': Date.now() - started,
+        });
       } catch (err) {
         this.d.logger.warn('failed to send database snapshot to peer', { to: m.to.toString(16), error: err });
         this.d.reportSnapshot(m.to, SnapshotStatus.Failure);
@@ -156,7 +174,10 @@ export class Snapshots {
     const index = m.snapshot.metadata.index;
     // Keep only the newest received file; older ones can never be installed any more.
     for (const [i, p] of this.receivedFiles) {
-      if (i <= index) { fs.rmSync(p, { force: true }); this.receivedFiles.delete(i); }
+      if (i <= index) {
+        fs.rmSync(p, { force: true });
+        this.receivedFiles.delete(i);
+      }
     }
     this.receivedFiles.set(index, statePath);
     return m;

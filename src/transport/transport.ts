@@ -54,7 +54,11 @@ export interface TransportStats {
   snapshotsSent: number;
 }
 
-interface HelloFrame { cluster_id: string; from: string; to: string }
+interface HelloFrame {
+  cluster_id: string;
+  from: string;
+  to: string;
+}
 
 function hex(id: bigint): string {
   return id.toString(16);
@@ -73,10 +77,22 @@ function parsePeerUrl(url: string): { host: string; port: number; secure: boolea
 /** Writes data and waits until the socket can take more (backpressure for large streams). */
 function writeAll(socket: net.Socket, data: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (socket.destroyed) { reject(new Error('socket closed')); return; }
-    if (socket.write(data)) { resolve(); return; }
-    const onDrain = () => { socket.off('close', onClose); resolve(); };
-    const onClose = () => { socket.off('drain', onDrain); reject(new Error('socket closed')); };
+    if (socket.destroyed) {
+      reject(new Error('socket closed'));
+      return;
+    }
+    if (socket.write(data)) {
+      resolve();
+      return;
+    }
+    const onDrain = () => {
+      socket.off('close', onClose);
+      resolve();
+    };
+    const onClose = () => {
+      socket.off('drain', onDrain);
+      reject(new Error('socket closed'));
+    };
     socket.once('drain', onDrain);
     socket.once('close', onClose);
   });
@@ -116,10 +132,15 @@ class SnapshotReceiver {
     this.bytes += chunk.length;
     this.hash.update(chunk);
     const copy = Buffer.from(chunk);
-    this.writes = this.writes.then(() => new Promise<void>((resolve, reject) => {
-      fs.write(this.fd, copy, 0, copy.length, at, (err) => (err ? reject(err) : resolve()));
-    }));
-    this.writes.catch((err: Error) => { this.failed = err; });
+    this.writes = this.writes.then(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          fs.write(this.fd, copy, 0, copy.length, at, (err) => (err ? reject(err) : resolve()));
+        }),
+    );
+    this.writes.catch((err: Error) => {
+      this.failed = err;
+    });
   }
 
   /** Verifies and syncs the file; resolves with its path. */
@@ -139,7 +160,11 @@ class SnapshotReceiver {
   }
 
   abort(): void {
-    try { fs.closeSync(this.fd); } catch { /* already closed */ }
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      /* already closed */
+    }
     fs.rmSync(this.path, { force: true });
   }
 }
@@ -340,7 +365,15 @@ const SNAPSHOT_IDLE_TIMEOUT_MS = 30_000;
  */
 export class Transport {
   readonly opts: ResolvedOptions;
-  readonly stats: TransportStats = { sentMessages: 0, sentBytes: 0, receivedMessages: 0, receivedBytes: 0, droppedMessages: 0, dialFailures: 0, snapshotsSent: 0 };
+  readonly stats: TransportStats = {
+    sentMessages: 0,
+    sentBytes: 0,
+    receivedMessages: 0,
+    receivedBytes: 0,
+    droppedMessages: 0,
+    dialFailures: 0,
+    snapshotsSent: 0,
+  };
   private readonly peers = new Map<bigint, PeerSender>();
   private readonly servers: net.Server[] = [];
   private readonly inbound = new Set<net.Socket>();
@@ -417,7 +450,10 @@ export class Transport {
         }
         for (let f = reader.next(); f; f = reader.next()) {
           if (from === undefined) {
-            if (f.type !== FrameType.Hello) { refuse('expected hello'); return; }
+            if (f.type !== FrameType.Hello) {
+              refuse('expected hello');
+              return;
+            }
             const hello = JSON.parse(f.payload.toString()) as Partial<HelloFrame>;
             if (hello.cluster_id !== hex(o.clusterId)) {
               refuse(`cluster ID mismatch: local ${hex(o.clusterId)}, remote ${String(hello.cluster_id)}`);
@@ -438,14 +474,23 @@ export class Transport {
           } else if (f.type === FrameType.Ping) {
             socket.write(encodeFrame(FrameType.Pong, f.payload));
           } else if (f.type === FrameType.SnapBegin) {
-            if (snap || !o.snapshotDir || !o.onSnapshot) { refuse('this member does not accept a snapshot now'); return; }
+            if (snap || !o.snapshotDir || !o.onSnapshot) {
+              refuse('this member does not accept a snapshot now');
+              return;
+            }
             snap = new SnapshotReceiver(o.snapshotDir, f.payload, o.snapshotBytesMax);
             socket.setTimeout(SNAPSHOT_IDLE_TIMEOUT_MS, () => socket.destroy(new Error('snapshot stream idle')));
           } else if (f.type === FrameType.SnapChunk) {
-            if (!snap) { refuse('snapshot chunk without a start'); return; }
+            if (!snap) {
+              refuse('snapshot chunk without a start');
+              return;
+            }
             snap.write(f.payload);
           } else if (f.type === FrameType.SnapEnd) {
-            if (!snap) { refuse('snapshot end without a start'); return; }
+            if (!snap) {
+              refuse('snapshot end without a start');
+              return;
+            }
             const done = snap;
             snap = undefined;
             const peer = from;
@@ -523,10 +568,17 @@ export class Transport {
         begin.writeUInt32BE(message.length, 0);
         begin.set(message, 4);
         begin.writeBigUInt64BE(BigInt(size), 4 + message.length);
-        await writeAll(socket, Buffer.concat([PEER_MAGIC, encodeFrame(FrameType.Hello, Buffer.from(JSON.stringify(hello))), encodeFrame(FrameType.SnapBegin, begin)]));
+        await writeAll(
+          socket,
+          Buffer.concat([
+            PEER_MAGIC,
+            encodeFrame(FrameType.Hello, Buffer.from(JSON.stringify(hello))),
+            encodeFrame(FrameType.SnapBegin, begin),
+          ]),
+        );
         const hash = createHash('sha256');
         const buf = Buffer.allocUnsafe(SNAPSHOT_CHUNK_BYTES);
-        for (let pos = 0; pos < size;) {
+        for (let pos = 0; pos < size; ) {
           const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
           if (bytesRead === 0) throw new Error(`snapshot file ${statePath} shrank while being sent`);
           const chunk = buf.subarray(0, bytesRead);

@@ -32,8 +32,10 @@ export class WalQueueFullError extends WalError {
   readonly refusedBytes: number;
   readonly queueBytesMax: number;
   constructor(refusedBytes: number, queueBytesMax: number) {
-    super('EQUEUEFULL', `wal: append of ${refusedBytes} bytes refused: the writer's queue would pass its ` +
-      `limit of ${queueBytesMax} bytes`);
+    super(
+      'EQUEUEFULL',
+      `wal: append of ${refusedBytes} bytes refused: the writer's queue would pass its ` + `limit of ${queueBytesMax} bytes`,
+    );
     this.name = 'WalQueueFullError';
     this.refusedBytes = refusedBytes;
     this.queueBytesMax = queueBytesMax;

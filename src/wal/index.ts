@@ -1,7 +1,6 @@
 // The write-ahead log: Raft entries, hard state and snapshot markers made durable by the native writer thread
 // (group commit), recovered and verified in TypeScript. This file is the API the server uses.
-import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, renameSync, rmSync,
-  unlinkSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { open, readdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { WalError, WalQueueFullError } from './errors.js';
@@ -58,13 +57,26 @@ export const WAL_DEFAULTS = {
 /** Counters published by the writer thread. */
 export interface WalStats {
   /** save/saveSnapshot calls that resolved; `handovers` counts the native appends they were grouped into. */
-  appends: number; handovers: number; fsyncs: number; bytesWritten: number; records: number; lastFsyncUs: number; fsyncUsTotal: number;
-  batchAppendsMax: number; segmentCuts: number; segmentSeq: number; queuedBytes: number;
+  appends: number;
+  handovers: number;
+  fsyncs: number;
+  bytesWritten: number;
+  records: number;
+  lastFsyncUs: number;
+  fsyncUsTotal: number;
+  batchAppendsMax: number;
+  segmentCuts: number;
+  segmentSeq: number;
+  queuedBytes: number;
 }
 
 /** Result of Wal.open. */
 export interface WalOpened {
-  wal: Wal; metadata: Uint8Array; hardState: WalHardState | undefined; entries: WalEntry[]; snapshots: WalSnapshot[];
+  wal: Wal;
+  metadata: Uint8Array;
+  hardState: WalHardState | undefined;
+  entries: WalEntry[];
+  snapshots: WalSnapshot[];
 }
 
 const WAITERS_INITIAL = 1024;
@@ -107,7 +119,10 @@ export class Wal {
   private referenced = false;
   private readonly snapshots: WalSnapshot[];
   private readonly wakeBound = () => this.onWake();
-  private readonly resumeBound = () => { this.resolveScheduled = false; this.onWake(); };
+  private readonly resumeBound = () => {
+    this.resolveScheduled = false;
+    this.onWake();
+  };
   private resolveScheduled = false;
 
   private constructor(dir: string, native: NativeWal, rec: ReturnType<typeof recoverWal>, opts: WalOptions) {
@@ -120,14 +135,22 @@ export class Wal {
     const queueBytesMax = opts.queueBytesMax ?? WAL_DEFAULTS.queueBytesMax;
     const batchDelayUsMax = opts.batchDelayUsMax ?? WAL_DEFAULTS.batchDelayUsMax;
     const idleSpinUs = opts.idleSpinUs ?? WAL_DEFAULTS.idleSpinUs;
-    if (!Number.isSafeInteger(idleSpinUs) || idleSpinUs < 0 || idleSpinUs > 1_000_000) throw new WalError('EINVAL', `wal: bad idleSpinUs ${idleSpinUs}`);
+    if (!Number.isSafeInteger(idleSpinUs) || idleSpinUs < 0 || idleSpinUs > 1_000_000)
+      throw new WalError('EINVAL', `wal: bad idleSpinUs ${idleSpinUs}`);
     const fsyncSleepUs = opts.unsafeTesting?.fsyncSleepUs ?? 0;
     if (!Number.isSafeInteger(fsyncSleepUs) || fsyncSleepUs < 0 || fsyncSleepUs > 10_000_000) {
       throw new WalError('EINVAL', `wal: bad unsafeTesting.fsyncSleepUs ${fsyncSleepUs}`);
     }
-    if (!(segmentBytes >= 1024) || !(batchBytesMax >= 1) || !(queueBytesMax >= 1) || !(batchDelayUsMax >= 0) ||
-        !Number.isSafeInteger(segmentBytes) || !Number.isSafeInteger(batchBytesMax) ||
-        !Number.isSafeInteger(queueBytesMax) || !Number.isSafeInteger(batchDelayUsMax)) {
+    if (
+      !(segmentBytes >= 1024) ||
+      !(batchBytesMax >= 1) ||
+      !(queueBytesMax >= 1) ||
+      !(batchDelayUsMax >= 0) ||
+      !Number.isSafeInteger(segmentBytes) ||
+      !Number.isSafeInteger(batchBytesMax) ||
+      !Number.isSafeInteger(queueBytesMax) ||
+      !Number.isSafeInteger(batchDelayUsMax)
+    ) {
       throw new WalError('EINVAL', `wal: bad options ${JSON.stringify({ segmentBytes, batchBytesMax, queueBytesMax, batchDelayUsMax })}`);
     }
     this.queueBytesMax = queueBytesMax;
@@ -183,8 +206,7 @@ export class Wal {
     buf.set(snap, snapAt + HEADER); // the {0, 0} marker: open(dir, {index: 0, term: 0}) matches it
     if (at !== size) throw new Error('wal: initial segment size mismatch');
     try {
-      native.writeInitialSegment(join(tmp, segmentName(0, 0)), buf, opts.segmentBytes ?? WAL_DEFAULTS.segmentBytes,
-        opts.noFsync ?? false);
+      native.writeInitialSegment(join(tmp, segmentName(0, 0)), buf, opts.segmentBytes ?? WAL_DEFAULTS.segmentBytes, opts.noFsync ?? false);
     } catch (e) {
       throw asWalError(e, 'create');
     }
@@ -288,7 +310,9 @@ export class Wal {
     // After a snapshot the log continues from its index; the next segment is named from there.
     if (snap.index > this.lastIndex) this.lastIndex = snap.index;
     const marker = { index: snap.index, term: snap.term };
-    return this.waitFor(this.nativeSeq + 1).then(() => { insertSnapshot(this.snapshots, marker); });
+    return this.waitFor(this.nativeSeq + 1).then(() => {
+      insertSnapshot(this.snapshots, marker);
+    });
   }
 
   /** Deletes whole segments that hold only records older than the newest snapshot marker at or below `index`. */
@@ -303,7 +327,11 @@ export class Wal {
     if (keepFrom > 0) {
       // Make the deletions durable too, so a crash cannot bring back a segment the snapshot already covers.
       const dh = await open(this.dir, 'r');
-      try { await dh.sync(); } finally { await dh.close(); }
+      try {
+        await dh.sync();
+      } finally {
+        await dh.close();
+      }
     }
   }
 
@@ -326,9 +354,17 @@ export class Wal {
     const c = this.control64;
     const n = (off: number) => Number(Atomics.load(c, off / 8));
     return {
-      appends: this.savesDurable, handovers: n(Ctrl.appends), fsyncs: n(Ctrl.fsyncs), bytesWritten: n(Ctrl.bytes), records: n(Ctrl.records),
-      lastFsyncUs: n(Ctrl.lastFsyncUs), fsyncUsTotal: n(Ctrl.fsyncUsTotal), batchAppendsMax: n(Ctrl.batchAppendsMax),
-      segmentCuts: n(Ctrl.cuts), segmentSeq: n(Ctrl.segmentSeq), queuedBytes: this.closing ? 0 : this.handle.queuedBytes(),
+      appends: this.savesDurable,
+      handovers: n(Ctrl.appends),
+      fsyncs: n(Ctrl.fsyncs),
+      bytesWritten: n(Ctrl.bytes),
+      records: n(Ctrl.records),
+      lastFsyncUs: n(Ctrl.lastFsyncUs),
+      fsyncUsTotal: n(Ctrl.fsyncUsTotal),
+      batchAppendsMax: n(Ctrl.batchAppendsMax),
+      segmentCuts: n(Ctrl.cuts),
+      segmentSeq: n(Ctrl.segmentSeq),
+      queuedBytes: this.closing ? 0 : this.handle.queuedBytes(),
     };
   }
 
@@ -471,8 +507,7 @@ export class Wal {
         reject(this.failure);
       }
     }
-    if (this.closing && this.onClosed && !this.resolveScheduled &&
-        (state === WriterState.closed || state === WriterState.failed)) {
+    if (this.closing && this.onClosed && !this.resolveScheduled && (state === WriterState.closed || state === WriterState.failed)) {
       const done = this.onClosed;
       this.onClosed = undefined;
       this.handle.join();

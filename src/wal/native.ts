@@ -51,8 +51,20 @@ export interface NativeWal {
 
 /** Control block layout in bytes, mirrored from native/writer.h. */
 export const Ctrl = {
-  gen: 0, state: 4, errno: 8, durableSeq: 16, appends: 24, fsyncs: 32, bytes: 40, lastFsyncUs: 48, segmentSeq: 56,
-  records: 64, fsyncUsTotal: 72, batchAppendsMax: 80, cuts: 88, totalBytes: 128,
+  gen: 0,
+  state: 4,
+  errno: 8,
+  durableSeq: 16,
+  appends: 24,
+  fsyncs: 32,
+  bytes: 40,
+  lastFsyncUs: 48,
+  segmentSeq: 56,
+  records: 64,
+  fsyncUsTotal: 72,
+  batchAppendsMax: 80,
+  cuts: 88,
+  totalBytes: 128,
 } as const;
 
 /** Writer states published at Ctrl.state. */

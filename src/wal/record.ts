@@ -87,8 +87,7 @@ export function allZero(buf: Uint8Array, start: number, end: number): boolean {
  * fails verification is a torn tail only in the last segment and only if what a crash leaves is consistent with
  * it: nothing but zeros after it and its final marker byte never written; anything else throws WalCorruptError.
  */
-export function scanSegment(buf: Uint8Array, file: string, chainIn: number | undefined, isLast: boolean,
-                            crc: CrcFn): SegmentScan {
+export function scanSegment(buf: Uint8Array, file: string, chainIn: number | undefined, isLast: boolean, crc: CrcFn): SegmentScan {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const records: ScannedRecord[] = [];
   let chain = chainIn ?? 0;
@@ -121,8 +120,14 @@ export function scanSegment(buf: Uint8Array, file: string, chainIn: number | und
     }
     const len = view.getUint32(at, true);
     const type = buf[at + 4]!;
-    if (type < RecordType.crcCarry || type > RecordType.snapshot || buf[at + 5] !== 0 || buf[at + 6] !== 0 ||
-        buf[at + 7] !== 0 || len > PAYLOAD_BYTES_MAX) {
+    if (
+      type < RecordType.crcCarry ||
+      type > RecordType.snapshot ||
+      buf[at + 5] !== 0 ||
+      buf[at + 6] !== 0 ||
+      buf[at + 7] !== 0 ||
+      len > PAYLOAD_BYTES_MAX
+    ) {
       throw corrupt(`bad record header (type ${type}, length ${len})`);
     }
     const size = recordBytes(len);
@@ -135,12 +140,12 @@ export function scanSegment(buf: Uint8Array, file: string, chainIn: number | und
       if (len !== 4) throw corrupt('checksum carry record of wrong length');
       const carried = view.getUint32(at + HEADER_BYTES, true);
       seed = 0; // carries are checksummed on their own; see native/record.h
-      if (chainIn !== undefined && carried !== chainIn) throw corrupt(`checksum chain broken: segment starts from ${carried}, previous ended at ${chainIn}`);
+      if (chainIn !== undefined && carried !== chainIn)
+        throw corrupt(`checksum chain broken: segment starts from ${carried}, previous ended at ${chainIn}`);
     } else if (at === 0) {
       throw corrupt('segment does not start with a checksum carry record');
     }
-    if (buf[end - 1] !== MARKER || crc(seed, buf, at + HEADER_BYTES, end) !== dataCrc ||
-        !allZero(buf, at + HEADER_BYTES + len, end - 1)) {
+    if (buf[end - 1] !== MARKER || crc(seed, buf, at + HEADER_BYTES, end) !== dataCrc || !allZero(buf, at + HEADER_BYTES + len, end - 1)) {
       return tornOr('data checksum mismatch', buf[end - 1] === 0 && allZero(buf, end, n));
     }
     chain = type === RecordType.crcCarry ? view.getUint32(at + HEADER_BYTES, true) : dataCrc;

@@ -9,11 +9,23 @@ import { listSegments, searchStartSegment } from './segment.js';
 import type { SegmentName } from './segment.js';
 
 /** A Raft log entry as stored in the WAL. */
-export interface WalEntry { index: number; term: number; type: number; data: Uint8Array }
+export interface WalEntry {
+  index: number;
+  term: number;
+  type: number;
+  data: Uint8Array;
+}
 /** Raft's HardState. */
-export interface WalHardState { term: number; vote: bigint; commit: number }
+export interface WalHardState {
+  term: number;
+  vote: bigint;
+  commit: number;
+}
 /** A snapshot marker: the state machine was durable up to (index, term) when it was written. */
-export interface WalSnapshot { index: number; term: number }
+export interface WalSnapshot {
+  index: number;
+  term: number;
+}
 
 /** Everything recovery learned, plus where the writer resumes. */
 export interface Recovered {
@@ -64,11 +76,12 @@ export function recoverWal(dir: string, from: WalSnapshot, crc: CrcFn): Recovere
 }
 
 class IncompleteLastSegment extends Error {
-  constructor(readonly file: string) { super('incomplete last segment'); }
+  constructor(readonly file: string) {
+    super('incomplete last segment');
+  }
 }
 
-function readSegments(dir: string, segs: readonly SegmentName[], from: WalSnapshot, crc: CrcFn,
-                      dropSegments: string[]): Recovered {
+function readSegments(dir: string, segs: readonly SegmentName[], from: WalSnapshot, crc: CrcFn, dropSegments: string[]): Recovered {
   let metadata: Uint8Array | undefined;
   let hardState: WalHardState | undefined;
   let hardStateBytes: Uint8Array = new Uint8Array(0);
@@ -122,8 +135,11 @@ function readSegments(dir: string, segs: readonly SegmentName[], from: WalSnapsh
             term: getU64(view, rec.payloadStart + 8),
             type: view.getUint32(rec.payloadStart + 16, true),
             // A view into the segment's buffer, not a copy: copying 200k small arrays doubled recovery time.
-            data: new Uint8Array(buf.buffer, buf.byteOffset + rec.payloadStart + ENTRY_HEAD_BYTES,
-              rec.payloadEnd - rec.payloadStart - ENTRY_HEAD_BYTES),
+            data: new Uint8Array(
+              buf.buffer,
+              buf.byteOffset + rec.payloadStart + ENTRY_HEAD_BYTES,
+              rec.payloadEnd - rec.payloadStart - ENTRY_HEAD_BYTES,
+            ),
           });
           break;
         }

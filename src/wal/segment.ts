@@ -2,7 +2,11 @@
 import { readdirSync } from 'node:fs';
 
 /** A segment file found in the WAL directory. */
-export interface SegmentName { name: string; seq: number; firstIndex: number }
+export interface SegmentName {
+  name: string;
+  seq: number;
+  firstIndex: number;
+}
 
 const NAME_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
 

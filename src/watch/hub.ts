@@ -58,7 +58,10 @@ export class WatchHub implements ApplySubscriber {
   private progressTimer: unknown = undefined;
   private readonly progressBound = (): void => this.progressTick();
   private syncScheduled = false;
-  private readonly syncBound = (): void => { this.syncScheduled = false; this.sync(); };
+  private readonly syncBound = (): void => {
+    this.syncScheduled = false;
+    this.sync();
+  };
 
   constructor(
     private readonly store: () => WatchStore,
@@ -208,7 +211,10 @@ export class WatchHub implements ApplySubscriber {
     let minRev = Infinity;
     let waiting = false;
     for (const w of this.unsynced) {
-      if (w.owner.congested) { waiting = true; continue; }
+      if (w.owner.congested) {
+        waiting = true;
+        continue;
+      }
       if (w.minRev <= compactRev) {
         // etcd cancels a watcher whose history is gone, telling it the compacted revision.
         this.remove(w);
@@ -222,7 +228,11 @@ export class WatchHub implements ApplySubscriber {
     if (picked.length > 0) {
       const toRev = Math.min(cur, minRev + this.limits.syncRevisionsPerPassMax - 1);
       const events: MvccEvent[] = [];
-      if (minRev <= toRev) store.history(minRev, toRev, (ev) => { events.push(ev); return true; });
+      if (minRev <= toRev)
+        store.history(minRev, toRev, (ev) => {
+          events.push(ev);
+          return true;
+        });
       for (const w of picked) this.catchUp(store, w, events, toRev, cur);
     }
     const owners = new Set(picked.map((w) => w.owner));

@@ -52,7 +52,11 @@ export class WatchStream implements WatcherOwner {
   /** A progress request arrived while some watcher was unsynced: answered once all are synced. */
   private progressPending = false;
 
-  constructor(private readonly hub: WatchHub, private readonly sink: WatchSink, private readonly o: WatchStreamOptions) {}
+  constructor(
+    private readonly hub: WatchHub,
+    private readonly sink: WatchSink,
+    private readonly o: WatchStreamOptions,
+  ) {}
 
   get watcherCount(): number {
     return this.watchers.size;
@@ -88,7 +92,17 @@ export class WatchStream implements WatcherOwner {
     }
     let w: Watcher | undefined;
     if (err === undefined) {
-      w = new Watcher(id, this, c.key, end, c.start_revision === 0 ? rev + 1 : c.start_revision, c.filters, c.prev_kv, c.progress_notify, c.fragment);
+      w = new Watcher(
+        id,
+        this,
+        c.key,
+        end,
+        c.start_revision === 0 ? rev + 1 : c.start_revision,
+        c.filters,
+        c.prev_kv,
+        c.progress_notify,
+        c.fragment,
+      );
       // Send created first: the hub may schedule catch-up, which runs on a later turn.
       this.send({ header: this.o.header(rev), watch_id: id, created: true });
       if (!this.hub.add(w)) {
@@ -159,7 +173,10 @@ export class WatchStream implements WatcherOwner {
       const res: WatchResponseInit = { header: base.header, watch_id: base.watch_id, fragment: true, events: part };
       while (i < evs.length) {
         part.push(evs[i]);
-        if (sizeWatchResponse(res) >= this.o.fragmentBytes) { part.pop(); break; }
+        if (sizeWatchResponse(res) >= this.o.fragmentBytes) {
+          part.pop();
+          break;
+        }
         i++;
       }
       if (i === evs.length) res.fragment = false;
@@ -171,10 +188,13 @@ export class WatchStream implements WatcherOwner {
     if (this.closed || this.sink.done) return;
     if (this.sink.write(res) || this.congested) return;
     this.congested = true;
-    this.sink.drained().then(() => {
-      this.congested = false;
-      if (!this.closed) this.hub.wake();
-    }, () => {});
+    this.sink.drained().then(
+      () => {
+        this.congested = false;
+        if (!this.closed) this.hub.wake();
+      },
+      () => {},
+    );
   }
 }
 

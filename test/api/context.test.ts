@@ -63,7 +63,10 @@ test('streaming RPCs from the table: server stream, bidi with validation, cancel
   try {
     const count = RawStream.open(session, TestMethods.Count.path, {}, { n: 3, text: 'polite' });
     assert.equal(await count.status, { code: 0, message: '' });
-    assert.equal(count.messages.map((m) => m.n), [1, 2, 3]);
+    assert.equal(
+      count.messages.map((m) => m.n),
+      [1, 2, 3],
+    );
 
     const echo = RawStream.open(session, TestMethods.Echo.path, { token: 'tok-3' });
     echo.send({ n: 1, text: 'a' });
@@ -74,7 +77,10 @@ test('streaming RPCs from the table: server stream, bidi with validation, cancel
     assert.equal(await echo.status, { code: 3, message: 'echo: invalid message' });
     await waitFor('onCancel', () => p.cancel !== undefined);
     assert.is(p.cancel!.code, 3, 'serve hears that its stream ended');
-    assert.equal(p.received.map((m) => m.text), ['a']);
+    assert.equal(
+      p.received.map((m) => m.text),
+      ['a'],
+    );
 
     // A request message that does not decode ends the call in the gRPC layer: serve hears of it too.
     const bad = RawStream.open(session, TestMethods.Echo.path);
@@ -118,18 +124,25 @@ test('a producer that ignores backpressure is ended with RESOURCE_EXHAUSTED and 
   }
 });
 
-test('a verified client certificate\'s CN reaches serve; no certificate, no CN', async () => {
+test("a verified client certificate's CN reaches serve; no certificate, no CN", async () => {
   const m = tlsMaterial('client-1');
   const grpc = new GrpcServer({ engine: (process.env.TETCD_GRPC_ENGINE || undefined) as 'raw' | 'node' | undefined });
   registerServices(grpc, FAKE_SERVER, TEST_RPCS);
   const listener = await ClientListener.listen({
-    url: 'https://127.0.0.1:0', grpc,
+    url: 'https://127.0.0.1:0',
+    grpc,
     // The listener passes these on to tls.createServer (the Security issue gives them flags of their own).
     tls: { key: m.serverKey, cert: m.serverCert, ca: m.ca, requestCert: true, rejectUnauthorized: false } as SecureContextOptions,
   });
   try {
-    for (const [withCert, want] of [[true, 'client-1'], [false, null]] as const) {
-      const session = http2.connect(`https://127.0.0.1:${listener.port}`, withCert ? { ca: m.ca, key: m.clientKey, cert: m.clientCert } : { ca: m.ca });
+    for (const [withCert, want] of [
+      [true, 'client-1'],
+      [false, null],
+    ] as const) {
+      const session = http2.connect(
+        `https://127.0.0.1:${listener.port}`,
+        withCert ? { ca: m.ca, key: m.clientKey, cert: m.clientCert } : { ca: m.ca },
+      );
       session.on('error', () => {});
       try {
         const s = RawStream.open(session, TestMethods.Ctx.path, {}, {});

@@ -26,7 +26,10 @@ export async function startServer(options: GrpcServerOptions, register: (s: Grpc
   register(server);
   const listener = await ClientListener.listen({ url: 'http://127.0.0.1:0', grpc: server, sniffTimeoutMs: 2000 });
   return {
-    server, listener, port: listener.port, address: `127.0.0.1:${listener.port}`,
+    server,
+    listener,
+    port: listener.port,
+    address: `127.0.0.1:${listener.port}`,
     async stop() {
       await server.shutdown({ graceful: false });
       await listener.destroy();
@@ -67,20 +70,32 @@ export interface RawRequest {
 export function rawRequest(session: ClientHttp2Session, r: RawRequest): Promise<RawResult> {
   return new Promise((resolve, reject) => {
     const req = session.request({
-      ':method': 'POST', ':path': r.path, 'content-type': 'application/grpc', te: 'trailers', ...r.headers,
+      ':method': 'POST',
+      ':path': r.path,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      ...r.headers,
     });
     let headers: IncomingHttpHeaders = {};
     let trailers: IncomingHttpHeaders = {};
     const parts: Buffer[] = [];
-    req.on('response', (h) => { headers = h; });
-    req.on('trailers', (t) => { trailers = t; });
+    req.on('response', (h) => {
+      headers = h;
+    });
+    req.on('trailers', (t) => {
+      trailers = t;
+    });
     req.on('data', (d: Buffer) => parts.push(d));
-    req.on('error', () => { /* reported through rstCode */ });
+    req.on('error', () => {
+      /* reported through rstCode */
+    });
     req.on('close', () => {
       const src = trailers['grpc-status'] !== undefined ? trailers : headers;
       const status = src['grpc-status'];
       resolve({
-        headers, trailers, data: Buffer.concat(parts),
+        headers,
+        trailers,
+        data: Buffer.concat(parts),
         grpcStatus: status === undefined ? undefined : Number(status),
         grpcMessage: decodeGrpcMessage(String(src['grpc-message'] ?? '')),
         rstCode: req.rstCode ?? 0,
@@ -126,7 +141,13 @@ export interface UnaryOutcome {
   res: Echo | undefined;
 }
 
-export function callUnary(client: grpc.Client, path: string, req: Partial<Echo>, metadata = new grpc.Metadata(), options: grpc.CallOptions = {}): Promise<UnaryOutcome> {
+export function callUnary(
+  client: grpc.Client,
+  path: string,
+  req: Partial<Echo>,
+  metadata = new grpc.Metadata(),
+  options: grpc.CallOptions = {},
+): Promise<UnaryOutcome> {
   return new Promise((resolve) => {
     client.makeUnaryRequest(path, serialize, deserialize, req, metadata, options, (err, res) => {
       resolve({ err: err ?? null, res });
@@ -134,7 +155,12 @@ export function callUnary(client: grpc.Client, path: string, req: Partial<Echo>,
   });
 }
 
-export function callServerStream(client: grpc.Client, path: string, req: Partial<Echo>, options: grpc.CallOptions = {}): grpc.ClientReadableStream<Echo> {
+export function callServerStream(
+  client: grpc.Client,
+  path: string,
+  req: Partial<Echo>,
+  options: grpc.CallOptions = {},
+): grpc.ClientReadableStream<Echo> {
   return client.makeServerStreamRequest(path, serialize, deserialize, req, new grpc.Metadata(), options);
 }
 

@@ -31,19 +31,33 @@ function http1Handler(req: http.IncomingMessage, res: http.ServerResponse): void
   });
 }
 
-function httpRequest(port: number, method: string, path: string, body?: Buffer[], agent?: http.Agent): Promise<{ status: number; body: string }> {
+function httpRequest(
+  port: number,
+  method: string,
+  path: string,
+  body?: Buffer[],
+  agent?: http.Agent,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, method, path, agent }, (res) => {
       let text = '';
       res.setEncoding('utf8');
-      res.on('data', (d: string) => { text += d; });
+      res.on('data', (d: string) => {
+        text += d;
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
     });
     req.on('error', reject);
-    if (body === undefined) { req.end(); return; }
+    if (body === undefined) {
+      req.end();
+      return;
+    }
     // Write the body in pieces with pauses, so it arrives in several TCP reads after the sniff.
     void (async () => {
-      for (const part of body) { req.write(part); await sleep(5); }
+      for (const part of body) {
+        req.write(part);
+        await sleep(5);
+      }
       req.end();
     })();
   });
@@ -95,18 +109,35 @@ test('HTTP/1.1: pipelined requests in the first packet, keep-alive reuse, throwi
   await new Promise((resolve) => sock.once('connect', resolve));
   let text = '';
   sock.setEncoding('latin1');
-  sock.on('data', (d: string) => { text += d; });
-  sock.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  sock.on('data', (d: string) => {
+    text += d;
+  });
+  sock.write(
+    'GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+  );
   await new Promise((resolve) => sock.once('close', resolve));
   const bodies = [...text.matchAll(/\{[^}]*\}/g)].map((m) => JSON.parse(m[0]) as { url: string; bytes: number });
-  assert.equal(bodies.map((b) => [b.url, b.bytes]), [['/a', 0], ['/b', 3], ['/c', 0]]);
+  assert.equal(
+    bodies.map((b) => [b.url, b.bytes]),
+    [
+      ['/a', 0],
+      ['/b', 3],
+      ['/c', 0],
+    ],
+  );
 
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   for (let i = 0; i < 5; i++) assert.is((await httpRequest(l.port, 'GET', `/k${i}`, undefined, agent)).status, 200);
   assert.is(l.connections, 1, 'one kept-alive connection served all five');
   agent.destroy();
 
-  const lThrow = await ClientListener.listen({ url: 'http://127.0.0.1:0', grpc: grpcServer, http1: () => { throw new Error('handler bug'); } });
+  const lThrow = await ClientListener.listen({
+    url: 'http://127.0.0.1:0',
+    grpc: grpcServer,
+    http1: () => {
+      throw new Error('handler bug');
+    },
+  });
   const thrown = await httpRequest(lThrow.port, 'GET', '/boom');
   assert.is(thrown.status, 500);
   assert.is(thrown.body, 'handler bug\n');
@@ -157,7 +188,11 @@ test('close(): stops accepting, drops idle HTTP/1.1 connections; bad URLs are re
   await grpcServer.shutdown({ graceful: false });
   for (const url of ['unix:///tmp/x', 'http://127.0.0.1:1/path', 'https://127.0.0.1:0']) {
     let failed = false;
-    try { await ClientListener.listen({ url, grpc: grpcServer }); } catch { failed = true; }
+    try {
+      await ClientListener.listen({ url, grpc: grpcServer });
+    } catch {
+      failed = true;
+    }
     assert.ok(failed, `${url} refused`);
   }
   const busy = await ClientListener.listen({ url: 'http://127.0.0.1:0', grpc: makeGrpc() });
@@ -168,9 +203,29 @@ test('close(): stops accepting, drops idle HTTP/1.1 connections; bad URLs are re
 test('https: ALPN routes h2 to gRPC (grpc-js over TLS) and http/1.1 to the HTTP handler', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tetcd-tls-'));
   try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      ],
+      { stdio: 'ignore' },
+    );
     const key = readFileSync(join(dir, 'key.pem'));
     const cert = readFileSync(join(dir, 'cert.pem'));
     const grpcServer = makeGrpc();
@@ -189,11 +244,15 @@ test('https: ALPN routes h2 to gRPC (grpc-js over TLS) and http/1.1 to the HTTP 
     assert.ok(sawCert);
     client.close();
     const body = await new Promise<string>((resolve, reject) => {
-      https.get({ host: '127.0.0.1', servername: 'localhost', port: l.port, path: '/version', ca: cert, agent: false }, (res) => {
-        let t = '';
-        res.on('data', (d: Buffer) => { t += d.toString(); });
-        res.on('end', () => resolve(t));
-      }).on('error', reject);
+      https
+        .get({ host: '127.0.0.1', servername: 'localhost', port: l.port, path: '/version', ca: cert, agent: false }, (res) => {
+          let t = '';
+          res.on('data', (d: Buffer) => {
+            t += d.toString();
+          });
+          res.on('end', () => resolve(t));
+        })
+        .on('error', reject);
     });
     assert.equal(JSON.parse(body), { method: 'GET', url: '/version', bytes: 0, sum: 0 });
     await grpcServer.shutdown({ graceful: false });

@@ -17,19 +17,26 @@ test('self time is charged per sample interval and ranked; idle is left out of t
       { id: 4, callFrame: frame('warm', 'file:///repo/src/b.js', 19) },
       { id: 5, callFrame: frame('', 'file:///repo/src/a.js', 29) },
     ],
-    startTime: 0, endTime: 1000,
+    startTime: 0,
+    endTime: 1000,
     // Sample i lasts timeDeltas[i + 1].
     samples: [3, 3, 4, 2, 5, 3],
     timeDeltas: [0, 100, 100, 200, 300, 100],
   };
   const s = summarize(p, 10, '/repo');
   assert.is(s.idleMs, 0.3);
-  assert.equal(s.functions.map((f) => f.name), ['hot', 'warm', '(anonymous)']);
+  assert.equal(
+    s.functions.map((f) => f.name),
+    ['hot', 'warm', '(anonymous)'],
+  );
   assert.is(s.functions[0].where, 'src/a.js:10');
   assert.is(s.functions[0].selfMs, 0.2);
   assert.is(s.functions[1].selfMs, 0.2);
   assert.is(Math.round(s.functions[0].share * 100), 40);
-  assert.equal(s.files.map((f) => f.name), ['src/a.js', 'src/b.js']);
+  assert.equal(
+    s.files.map((f) => f.name),
+    ['src/a.js', 'src/b.js'],
+  );
   assert.is(summarize(p, 1).functions.length, 1);
   assert.is(shortUrl('file:///repo/x/y.js', '/repo'), 'x/y.js');
   assert.is(shortUrl('node:internal/http2/core', '/repo'), 'node:internal/http2/core');
@@ -37,18 +44,29 @@ test('self time is charged per sample interval and ranked; idle is left out of t
 
 test('a time window keeps only the samples taken inside it', () => {
   const p: CpuProfile = {
-    nodes: [{ id: 1, callFrame: frame('(idle)') }, { id: 2, callFrame: frame('startup') }, { id: 3, callFrame: frame('load') }],
-    startTime: 0, endTime: 0,
+    nodes: [
+      { id: 1, callFrame: frame('(idle)') },
+      { id: 2, callFrame: frame('startup') },
+      { id: 3, callFrame: frame('load') },
+    ],
+    startTime: 0,
+    endTime: 0,
     // 1 ms samples, sample i taken at (i + 1) ms: 3 of start-up, 5 idle, 6 of load (9-14 ms), 4 idle.
     samples: [2, 2, 2, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1],
     timeDeltas: new Array(19).fill(1000),
   };
   const s = summarize(p, 5, '', { fromUs: 9000, toUs: 15_000 });
-  assert.equal(s.functions.map((f) => f.name), ['load']);
+  assert.equal(
+    s.functions.map((f) => f.name),
+    ['load'],
+  );
   assert.is(s.functions[0].selfMs, 6);
   assert.is(s.wallMs, 6);
   assert.is(summarize(p, 5).functions.length, 2);
-  assert.equal(summarize(p, 5, '', { fromUs: 0, toUs: 2500 }).functions.map((f) => [f.name, f.selfMs]), [['startup', 2]]);
+  assert.equal(
+    summarize(p, 5, '', { fromUs: 0, toUs: 2500 }).functions.map((f) => [f.name, f.selfMs]),
+    [['startup', 2]],
+  );
 });
 
 test('profile timestamps are on the clock of process.hrtime, so another process can cut a window', () => {

@@ -6,7 +6,13 @@ import http2, { type ServerHttp2Stream, type Http2Server } from 'node:http2';
 import { RawH2Connection, frameBody, type RawLane, type RawCallSink } from '../../bench/lib/h2-raw.js';
 import { runLoad } from '../../bench/grpc/loadgen.js';
 
-interface TestServer { server: Http2Server; port: number; bodies: Buffer[]; sessions: number; close(): Promise<void> }
+interface TestServer {
+  server: Http2Server;
+  port: number;
+  bodies: Buffer[];
+  sessions: number;
+  close(): Promise<void>;
+}
 
 /** A gRPC-ish server: /t.S/Ok echoes OK (with a varying header to exercise HPACK's dynamic table), /t.S/Fail answers status 5 trailers-only, /t.S/Rst resets. */
 async function startServer(): Promise<TestServer> {
@@ -14,7 +20,10 @@ async function startServer(): Promise<TestServer> {
   const server = http2.createServer();
   const t: TestServer = { server, port: 0, bodies, sessions: 0, close: () => new Promise((r) => server.close(() => r())) };
   let n = 0;
-  server.on('session', (s) => { t.sessions++; s.on('error', () => {}); });
+  server.on('session', (s) => {
+    t.sessions++;
+    s.on('error', () => {});
+  });
   server.on('stream', (stream: ServerHttp2Stream, headers) => {
     const chunks: Buffer[] = [];
     stream.on('data', (d: Buffer) => chunks.push(d));
@@ -23,9 +32,26 @@ async function startServer(): Promise<TestServer> {
       const all = Buffer.concat(chunks);
       bodies.push(all.subarray(5, 5 + all.readUInt32BE(1)));
       const path = headers[':path'];
-      if (path === '/t.S/Rst') { stream.close(http2.constants.NGHTTP2_CANCEL); return; }
-      if (path === '/t.S/Fail') { stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '5', 'grpc-message': 'not found' }, { endStream: true }); return; }
-      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'x-seq': String(n++ % 7), 'x-fixed': 'a fairly long header value that will be indexed' }, { waitForTrailers: true });
+      if (path === '/t.S/Rst') {
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        return;
+      }
+      if (path === '/t.S/Fail') {
+        stream.respond(
+          { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '5', 'grpc-message': 'not found' },
+          { endStream: true },
+        );
+        return;
+      }
+      stream.respond(
+        {
+          ':status': 200,
+          'content-type': 'application/grpc',
+          'x-seq': String(n++ % 7),
+          'x-fixed': 'a fairly long header value that will be indexed',
+        },
+        { waitForTrailers: true },
+      );
       stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'x-trailer': 'yes' }));
       const resp = Buffer.alloc(5 + 3);
       resp.writeUInt32BE(3, 1);
@@ -63,7 +89,10 @@ test('raw client: OK, failed and reset calls end with the right status; bodies a
     // 60 concurrent calls, 20 of them 40 kB: far beyond the 64 kB connection window, so flow control must work.
     for (let i = 0; i < 60; i++) ok.call({ conn: ok as RawH2Connection, bodyIndex: i % 3, streamId: 0, status: '', message: '' });
     await sink.until(60);
-    assert.ok(sink.ended.every((l) => l.status === '0'), JSON.stringify(sink.ended.map((l) => l.status)));
+    assert.ok(
+      sink.ended.every((l) => l.status === '0'),
+      JSON.stringify(sink.ended.map((l) => l.status)),
+    );
     assert.is(new Set(sink.ended.map((l) => l.streamId)).size, 60);
     assert.is(srv.bodies.filter((b) => b.length === 40_000 && b.every((x) => x === 7)).length, 20);
     assert.is(srv.bodies.filter((b) => b.toString() === 'first').length, 20);
@@ -76,7 +105,9 @@ test('raw client: OK, failed and reset calls end with the right status; bodies a
     rst.call({ conn: rst as RawH2Connection, bodyIndex: 0, streamId: 0, status: '', message: '' });
     await sink.until(62);
     assert.is(sink.ended[61].status, 'rst');
-    ok.destroy(); fail.destroy(); rst.destroy();
+    ok.destroy();
+    fail.destroy();
+    rst.destroy();
     assert.is(ok.usable, false);
   } finally {
     await srv.close();
@@ -89,7 +120,10 @@ test('raw client: after GOAWAY no new calls go out and they end as goaway', asyn
     const sessions: http2.ServerHttp2Session[] = [];
     srv.server.on('session', (s) => sessions.push(s));
     const sink = new Collect();
-    const c = await RawH2Connection.connect({ target: `127.0.0.1:${srv.port}`, path: '/t.S/Ok', metadata: {}, bodies: [frameBody(Buffer.from('x'))], connectTimeoutMs: 5000 }, sink);
+    const c = await RawH2Connection.connect(
+      { target: `127.0.0.1:${srv.port}`, path: '/t.S/Ok', metadata: {}, bodies: [frameBody(Buffer.from('x'))], connectTimeoutMs: 5000 },
+      sink,
+    );
     c.call({ conn: c as RawH2Connection, bodyIndex: 0, streamId: 0, status: '', message: '' });
     await sink.until(1);
     sessions[0].goaway();
@@ -113,8 +147,16 @@ for (const engine of ['raw', 'http2'] as const) {
     try {
       const bodies = [Buffer.from('b0'), Buffer.from('b1'), Buffer.from('b2')];
       const r = await runLoad({
-        target: `127.0.0.1:${a.port}`, targets: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`], path: '/t.S/Ok', bodies,
-        connections: 4, concurrency: 8, durationMs: 600, warmupMs: 200, workers: 2, engine,
+        target: `127.0.0.1:${a.port}`,
+        targets: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`],
+        path: '/t.S/Ok',
+        bodies,
+        connections: 4,
+        concurrency: 8,
+        durationMs: 600,
+        warmupMs: 200,
+        workers: 2,
+        engine,
       });
       assert.is(r.engine, engine);
       assert.is(r.errors, 0);
@@ -128,7 +170,17 @@ for (const engine of ['raw', 'http2'] as const) {
       assert.is(b.sessions, 2);
       const seen = new Set([...a.bodies, ...b.bodies].map((x) => x.toString()));
       assert.equal([...seen].sort(), ['b0', 'b1', 'b2']);
-      const f = await runLoad({ target: `127.0.0.1:${a.port}`, path: '/t.S/Fail', body: Buffer.from('z'), connections: 1, concurrency: 2, durationMs: 300, warmupMs: 100, workers: 1, engine });
+      const f = await runLoad({
+        target: `127.0.0.1:${a.port}`,
+        path: '/t.S/Fail',
+        body: Buffer.from('z'),
+        connections: 1,
+        concurrency: 2,
+        durationMs: 300,
+        warmupMs: 100,
+        workers: 1,
+        engine,
+      });
       assert.is(f.requests, 0);
       assert.ok(f.errors > 0 && f.statuses['5'] === f.errors, JSON.stringify(f.statuses));
       assert.equal(f.errorMessages, { 5: 'not found' });
@@ -145,10 +197,21 @@ test('loadgen: measure hooks fire in order around the window', async () => {
     const marks: [string, number][] = [];
     const t0 = Date.now();
     await runLoad({
-      target: `127.0.0.1:${a.port}`, path: '/t.S/Ok', body: Buffer.from('x'), connections: 1, concurrency: 1, durationMs: 400, warmupMs: 200, workers: 1,
-      onMeasureStart: () => marks.push(['start', Date.now() - t0]), onMeasureEnd: () => marks.push(['end', Date.now() - t0]),
+      target: `127.0.0.1:${a.port}`,
+      path: '/t.S/Ok',
+      body: Buffer.from('x'),
+      connections: 1,
+      concurrency: 1,
+      durationMs: 400,
+      warmupMs: 200,
+      workers: 1,
+      onMeasureStart: () => marks.push(['start', Date.now() - t0]),
+      onMeasureEnd: () => marks.push(['end', Date.now() - t0]),
     });
-    assert.equal(marks.map((m) => m[0]), ['start', 'end']);
+    assert.equal(
+      marks.map((m) => m[0]),
+      ['start', 'end'],
+    );
     const gap = marks[1][1] - marks[0][1];
     assert.ok(gap >= 380 && gap < 700, `window ${gap} ms`);
   } finally {

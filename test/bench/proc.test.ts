@@ -2,7 +2,18 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { parseProcStat, parseProcStatusMem, parseMachineBusyTicks, processTree, cpuSecondsOfTrees, memOfTrees, machineBusySeconds, commOfStat, threadCpuSeconds, threadCpuDelta } from '../../bench/lib/proc.js';
+import {
+  parseProcStat,
+  parseProcStatusMem,
+  parseMachineBusyTicks,
+  processTree,
+  cpuSecondsOfTrees,
+  memOfTrees,
+  machineBusySeconds,
+  commOfStat,
+  threadCpuSeconds,
+  threadCpuDelta,
+} from '../../bench/lib/proc.js';
 
 /** A node -e script that spins until it has used 0.8 s of CPU. */
 const BURN_CPU = 'while (process.cpuUsage().user < 0.8e6) {}';
@@ -15,7 +26,12 @@ test('parseProcStat counts fields after the last parenthesis', () => {
 
 test('parseProcStatusMem reads VmRSS and VmHWM in bytes', () => {
   const text = 'Name:\tnode\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nRssAnon:\t   80000 kB\nRssFile:\t   22000 kB\nThreads:\t7\n';
-  assert.equal(parseProcStatusMem(text), { rssBytes: 102400 * 1024, peakRssBytes: 204800 * 1024, anonBytes: 80000 * 1024, fileBytes: 22000 * 1024 });
+  assert.equal(parseProcStatusMem(text), {
+    rssBytes: 102400 * 1024,
+    peakRssBytes: 204800 * 1024,
+    anonBytes: 80000 * 1024,
+    fileBytes: 22000 * 1024,
+  });
   assert.equal(parseProcStatusMem('Name:\tx\n'), { rssBytes: 0, peakRssBytes: 0, anonBytes: 0, fileBytes: 0 });
 });
 

@@ -6,12 +6,33 @@ import { mediansOf, ratioOf, renderRun, renderMemory, spliceSection, type LoadSa
 import { WORKLOADS } from '../../bench/lib/workloads.js';
 
 const facts: RunFacts = {
-  date: '2026-01-01 00:00:00 UTC', commandLine: 'node dist/bench/run.js', machine: 'nproc 2', rounds: 3, durationMs: 1000,
-  warmupMs: 100, clientProcs: 2, tetcdCmd: 'node bin/tetcd', etcdCmd: '/usr/bin/etcd', engine: 'raw',
+  date: '2026-01-01 00:00:00 UTC',
+  commandLine: 'node dist/bench/run.js',
+  machine: 'nproc 2',
+  rounds: 3,
+  durationMs: 1000,
+  warmupMs: 100,
+  clientProcs: 2,
+  tetcdCmd: 'node bin/tetcd',
+  etcdCmd: '/usr/bin/etcd',
+  engine: 'raw',
 };
 
 function sample(server: 'etcd' | 'tetcd', round: number, rps: number, extra: Partial<LoadSample> = {}): LoadSample {
-  return { server, round, rps, p50Ms: rps / 1000, p99Ms: rps / 100, errors: 0, statuses: { '0': rps }, serverCores: 1, clientCores: 0.2, rssBytes: 100 * 2 ** 20, otherCores: 0, ...extra };
+  return {
+    server,
+    round,
+    rps,
+    p50Ms: rps / 1000,
+    p99Ms: rps / 100,
+    errors: 0,
+    statuses: { '0': rps },
+    serverCores: 1,
+    clientCores: 0.2,
+    rssBytes: 100 * 2 ** 20,
+    otherCores: 0,
+    ...extra,
+  };
 }
 
 test('median and roundTo', () => {
@@ -23,8 +44,14 @@ test('median and roundTo', () => {
 });
 
 test('medians skip skipped rounds and the ratio is tetcd over etcd', () => {
-  const samples = [sample('etcd', 1, 100), sample('tetcd', 1, 150), sample('etcd', 2, 300), sample('tetcd', 2, 50), sample('etcd', 3, 200),
-    { ...sample('tetcd', 3, 0), skipped: 'member died' }];
+  const samples = [
+    sample('etcd', 1, 100),
+    sample('tetcd', 1, 150),
+    sample('etcd', 2, 300),
+    sample('tetcd', 2, 50),
+    sample('etcd', 3, 200),
+    { ...sample('tetcd', 3, 0), skipped: 'member died' },
+  ];
   const e = mediansOf(samples, 'etcd');
   const t = mediansOf(samples, 'tetcd');
   assert.is(e.rps, 200);
@@ -38,10 +65,14 @@ test('medians skip skipped rounds and the ratio is tetcd over etcd', () => {
 test('renderRun: one row per workload with ratio, and a skipped cluster is a "skipped: why" cell', () => {
   const put = WORKLOADS.find((w) => w.name === 'put-1000')!;
   const c3 = WORKLOADS.find((w) => w.name === 'c3-put-1000')!;
-  const md = renderRun(facts, [
-    { workload: put, samples: [sample('etcd', 1, 10_000), sample('tetcd', 1, 12_000)] },
-    { workload: c3, samples: [sample('etcd', 1, 8_000), { ...sample('tetcd', 1, 0), skipped: 'cluster not ready | after 60000 ms' }] },
-  ], undefined);
+  const md = renderRun(
+    facts,
+    [
+      { workload: put, samples: [sample('etcd', 1, 10_000), sample('tetcd', 1, 12_000)] },
+      { workload: c3, samples: [sample('etcd', 1, 8_000), { ...sample('tetcd', 1, 0), skipped: 'cluster not ready | after 60000 ms' }] },
+    ],
+    undefined,
+  );
   const putRow = md.split('\n').find((l) => l.startsWith('| put-1000 |'))!;
   assert.match(putRow, '| 10,000 | 12,000 | **1.20** |');
   assert.match(putRow, '| 10,000 / 12,000 |');
@@ -53,8 +84,26 @@ test('renderRun: one row per workload with ratio, and a skipped cluster is a "sk
 
 test('renderMemory shows both servers and the RSS ratio', () => {
   const md = renderMemory(facts, [
-    { server: 'etcd', keys: 1000, loadMs: 2000, rssBytes: 200 * 2 ** 20, peakRssBytes: 250 * 2 ** 20, anonBytes: 150 * 2 ** 20, fileBytes: 50 * 2 ** 20, diskBytes: 50 * 2 ** 20 },
-    { server: 'tetcd', keys: 1000, loadMs: 1000, rssBytes: 300 * 2 ** 20, peakRssBytes: 320 * 2 ** 20, anonBytes: 280 * 2 ** 20, fileBytes: 20 * 2 ** 20, diskBytes: 60 * 2 ** 20 },
+    {
+      server: 'etcd',
+      keys: 1000,
+      loadMs: 2000,
+      rssBytes: 200 * 2 ** 20,
+      peakRssBytes: 250 * 2 ** 20,
+      anonBytes: 150 * 2 ** 20,
+      fileBytes: 50 * 2 ** 20,
+      diskBytes: 50 * 2 ** 20,
+    },
+    {
+      server: 'tetcd',
+      keys: 1000,
+      loadMs: 1000,
+      rssBytes: 300 * 2 ** 20,
+      peakRssBytes: 320 * 2 ** 20,
+      anonBytes: 280 * 2 ** 20,
+      fileBytes: 20 * 2 ** 20,
+      diskBytes: 60 * 2 ** 20,
+    },
   ]);
   assert.match(md, '| etcd | 1,000 | 2 | 500 | 200 | 150 / 50 | 250 | 50 |');
   assert.match(md, 'RSS ratio tetcd/etcd: **1.50**');

@@ -4,8 +4,18 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PassThrough } from 'node:stream';
 import {
-  FrameReader, FrameWriter, FrameKind, ContextSizer, CtxFlag, readContext, CALL_HEAD_BYTES, CREDIT_BYTES, HALF_CLOSE_BYTES, MESSAGE_HEAD_BYTES,
-  type FrameSink, type WireContext,
+  FrameReader,
+  FrameWriter,
+  FrameKind,
+  ContextSizer,
+  CtxFlag,
+  readContext,
+  CALL_HEAD_BYTES,
+  CREDIT_BYTES,
+  HALF_CLOSE_BYTES,
+  MESSAGE_HEAD_BYTES,
+  type FrameSink,
+  type WireContext,
 } from '../../src/client_procs/channel.js';
 
 class Collect implements FrameSink {

@@ -16,7 +16,11 @@ const WORKERS = 2;
 /** The member's child processes (its client processes). */
 function childPids(pid: number): number[] {
   try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter((s) => s !== '').map(Number);
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter((s) => s !== '')
+      .map(Number);
   } catch {
     return [];
   }
@@ -119,11 +123,14 @@ test('serializable reads on one connection never go back in revision', async () 
     const finals = await Promise.all([reader(), reader(), reader(), reader()]);
     stop = true;
     await writer;
-    assert.ok(finals.every((r) => r > 1), 'the reads saw the writes');
+    assert.ok(
+      finals.every((r) => r > 1),
+      'the reads saw the writes',
+    );
   });
 });
 
-test('a request over --max-request-bytes gets etcd\'s error, and the member still serves', async () => {
+test("a request over --max-request-bytes gets etcd's error, and the member still serves", async () => {
   await withMember(['--max-request-bytes', '4096'], async (m) => {
     const session = http2.connect(m.clientUrl);
     session.on('error', () => {});

@@ -21,7 +21,11 @@ const MEMBER_ID = 0x8e9e05c52164694dn;
 const PUT = METHOD_IDS.get(KV.methods.Put.path);
 const RANGE = METHOD_IDS.get(KV.methods.Range.path);
 
-interface SeenCall { callId: number; method: number; body: Buffer }
+interface SeenCall {
+  callId: number;
+  method: number;
+  body: Buffer;
+}
 
 /** The member's end, scripted by the test: records calls and answers them as told. */
 class FakeMember implements FrameSink {
@@ -35,7 +39,11 @@ class FakeMember implements FrameSink {
   }
   onFrame(buf: Buffer, start: number, end: number): void {
     assert.is(buf[start], FrameKind.Call);
-    const c = { callId: buf.readUInt32BE(start + 1), method: buf.readUInt16BE(start + 5), body: Buffer.from(buf.subarray(start + CALL_HEAD_BYTES - 4, end)) };
+    const c = {
+      callId: buf.readUInt32BE(start + 1),
+      method: buf.readUInt16BE(start + 5),
+      body: Buffer.from(buf.subarray(start + CALL_HEAD_BYTES - 4, end)),
+    };
     this.calls.push(c);
     this.answer?.(c, this.writer);
   }
@@ -70,14 +78,21 @@ async function rig(maxRequestBytes: number, callsInFlightMax = 1000): Promise<Ri
   const clientSide = net.connect(path);
   const memberSide = await accepted;
   const member = new FakeMember(memberSide);
-  const fwd = new Forwarder(clientSide, { maxTxnOps: 128, maxRequestBytes }, { memberId: MEMBER_ID }, { ...FORWARDER_DEFAULTS, callsInFlightMax, callQueueBytesMax: 1 << 20 });
+  const fwd = new Forwarder(
+    clientSide,
+    { maxTxnOps: 128, maxRequestBytes },
+    { memberId: MEMBER_ID },
+    { ...FORWARDER_DEFAULTS, callsInFlightMax, callQueueBytesMax: 1 << 20 },
+  );
   const grpc = new GrpcServer({ maxRecvMessageBytes: maxRequestBytes + 512 * 1024 });
   fwd.register(grpc);
   const listener = await ClientListener.listen({ url: 'http://127.0.0.1:0', grpc });
   const session = http2.connect(listener.url);
   session.on('error', () => {});
   return {
-    member, fwd, session,
+    member,
+    fwd,
+    session,
     async close() {
       session.destroy();
       await grpc.shutdown({ graceful: false });
@@ -129,7 +144,9 @@ test('a Fail frame becomes the call status', async () => {
   const r = await rig(4096);
   try {
     r.member.answer = (c, w) => w.writeFail(c.callId, 14, 'etcdserver: no leader');
-    const err = await failure(unaryCall(r.session, KV.methods.Put.path, encodePutRequest({ key: Buffer.from('k'), value: Buffer.from('v') }), 5000));
+    const err = await failure(
+      unaryCall(r.session, KV.methods.Put.path, encodePutRequest({ key: Buffer.from('k'), value: Buffer.from('v') }), 5000),
+    );
     assert.is(err.code, 14);
     assert.is(err.message, 'etcdserver: no leader');
   } finally {
@@ -144,16 +161,24 @@ test('bad input and requests over --max-request-bytes are refused in the client 
     const empty = await failure(unaryCall(r.session, KV.methods.Put.path, encodePutRequest({ value: Buffer.from('v') }), 5000));
     assert.is(empty.code, 3);
     assert.is(empty.message, 'etcdserver: key is not provided');
-    const big = await failure(unaryCall(r.session, KV.methods.Put.path, encodePutRequest({ key: Buffer.from('k'), value: Buffer.alloc(1100) }), 5000));
+    const big = await failure(
+      unaryCall(r.session, KV.methods.Put.path, encodePutRequest({ key: Buffer.from('k'), value: Buffer.alloc(1100) }), 5000),
+    );
     assert.is(big.code, 3);
     assert.is(big.message, 'etcdserver: request is too large');
     assert.is(r.member.calls.length, 0, 'nothing reached the member');
     // Just under the limit goes through; a large Range is no proposal and is not refused.
     let value = 0;
-    while (proposalBytes(encodePutRequest({ key: Buffer.from('k'), value: Buffer.alloc(value + 1) }).length, requestIdBytes(MEMBER_ID)) <= 1024) value++;
+    while (
+      proposalBytes(encodePutRequest({ key: Buffer.from('k'), value: Buffer.alloc(value + 1) }).length, requestIdBytes(MEMBER_ID)) <= 1024
+    )
+      value++;
     await unaryCall(r.session, KV.methods.Put.path, encodePutRequest({ key: Buffer.from('k'), value: Buffer.alloc(value) }), 5000);
     await unaryCall(r.session, KV.methods.Range.path, encodeRangeRequest({ key: Buffer.alloc(2000, 1) }), 5000);
-    assert.equal(r.member.calls.map((c) => c.method), [PUT, RANGE]);
+    assert.equal(
+      r.member.calls.map((c) => c.method),
+      [PUT, RANGE],
+    );
   } finally {
     await r.close();
   }
@@ -163,7 +188,12 @@ test('calls over the in-flight limit get ErrTooManyRequests; the member going aw
   const r = await rig(4096, 3);
   try {
     const body = encodePutRequest({ key: Buffer.from('k'), value: Buffer.from('v') });
-    const waiting = [0, 1, 2].map(() => unaryCall(r.session, KV.methods.Put.path, body, 5000).then(() => 0, (e: GrpcStatusError) => e.code));
+    const waiting = [0, 1, 2].map(() =>
+      unaryCall(r.session, KV.methods.Put.path, body, 5000).then(
+        () => 0,
+        (e: GrpcStatusError) => e.code,
+      ),
+    );
     while (r.member.calls.length < 3) await new Promise((res) => setTimeout(res, 5));
     const over = await failure(unaryCall(r.session, KV.methods.Put.path, body, 5000));
     assert.is(over.code, 8);

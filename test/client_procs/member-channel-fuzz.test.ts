@@ -19,7 +19,13 @@ const SEEDS = 300;
 /** The bytes of a plausible client-process conversation: calls, streams, messages, credit, cancel. */
 function conversation(): Buffer {
   const out: Buffer[] = [];
-  const sink = new Duplex({ read() {}, write(c: Buffer, _e, cb) { out.push(Buffer.from(c)); cb(); } });
+  const sink = new Duplex({
+    read() {},
+    write(c: Buffer, _e, cb) {
+      out.push(Buffer.from(c));
+      cb();
+    },
+  });
   const w = new FrameWriter(sink);
   const ctx: WireContext = { token: 'tok', certCommonName: undefined, peerAddress: '127.0.0.1' };
   const sizer = new ContextSizer();
@@ -45,7 +51,9 @@ test('mutated frame sequences never throw out of the member channel', async () =
   const base = conversation();
   let closedChannels = 0;
   const thrown: unknown[] = [];
-  const onUncaught = (err: unknown): void => { thrown.push(err); };
+  const onUncaught = (err: unknown): void => {
+    thrown.push(err);
+  };
   process.on('uncaughtException', onUncaught);
   try {
     for (let seed = 1; seed <= SEEDS; seed++) {
@@ -54,12 +62,20 @@ test('mutated frame sequences never throw out of the member channel', async () =
       const flips = 1 + Math.floor(rand() * 6);
       for (let i = 0; i < flips; i++) input[Math.floor(rand() * input.length)] = Math.floor(rand() * 256);
       const cut = rand() < 0.3 ? Math.floor(rand() * input.length) : input.length;
-      const socket = new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
+      const socket = new Duplex({
+        read() {},
+        write(_c, _e, cb) {
+          cb();
+        },
+      });
       const ch = new MemberChannel(socket, FAKE_SERVER, HTTP, log, MEMBER_CHANNEL_DEFAULTS, {
-        methods: testChannelMethods(), streamLimits: { ...MEMBER_STREAM_DEFAULTS, streamQueueBytesMax: 64 * 1024 },
+        methods: testChannelMethods(),
+        streamLimits: { ...MEMBER_STREAM_DEFAULTS, streamQueueBytesMax: 64 * 1024 },
       });
       let closed = false;
-      ch.onClose = () => { closed = true; };
+      ch.onClose = () => {
+        closed = true;
+      };
       // Feed in random pieces, as a socket would.
       let at = 0;
       while (at < cut) {

@@ -57,7 +57,10 @@ const PINNED: [string, number][] = [
 ];
 
 test('method IDs are the pinned numbers, no more and no fewer', () => {
-  assert.equal([...METHOD_IDS.entries()].sort((a, b) => a[1] - b[1]), PINNED);
+  assert.equal(
+    [...METHOD_IDS.entries()].sort((a, b) => a[1] - b[1]),
+    PINNED,
+  );
   assert.is(InternalMethod.Health, 0xff00);
   assert.is(InternalMethod.Metrics, 0xff01);
 });

@@ -17,15 +17,26 @@ const CLIENT_ENTRY = fileURLToPath(new URL('./fixtures/stream_client.js', import
 const log = newLogger('fatal');
 const HTTP = { healthy: async () => true, metricsText: () => '' };
 
-interface ClientProc { child: ChildProcess; channel: MemberChannel; closed: Promise<void>; port: number }
+interface ClientProc {
+  child: ChildProcess;
+  channel: MemberChannel;
+  closed: Promise<void>;
+  port: number;
+}
 
 async function startClient(server: net.Server, path: string): Promise<ClientProc> {
   const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
   const child = track(fork(CLIENT_ENTRY, [path], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
-  const port = await awaitWithTimer(new Promise<number>((r) => child.once('message', (m: { port: number }) => r(m.port))), 10_000, 'client process start');
+  const port = await awaitWithTimer(
+    new Promise<number>((r) => child.once('message', (m: { port: number }) => r(m.port))),
+    10_000,
+    'client process start',
+  );
   const socket = await awaitWithTimer(accepted, 10_000, 'channel connection');
   const channel = new MemberChannel(socket, FAKE_SERVER, HTTP, log, MEMBER_CHANNEL_DEFAULTS, { methods: testChannelMethods() });
-  const closed = new Promise<void>((r) => { channel.onClose = r; });
+  const closed = new Promise<void>((r) => {
+    channel.onClose = r;
+  });
   return { child, channel, closed, port };
 }
 
@@ -51,7 +62,10 @@ test('a client process killed mid-stream ends only its own streams on the member
       const before = probes.length;
       const stream = RawStream.open(s, TestMethods.Echo.path);
       stream.send({ n: 1, text });
-      return waitFor('an echo', () => stream.messages.length === 1 && probes.length > before).then(() => ({ stream, probe: probes[probes.length - 1] }));
+      return waitFor('an echo', () => stream.messages.length === 1 && probes.length > before).then(() => ({
+        stream,
+        probe: probes[probes.length - 1],
+      }));
     };
     const a1 = await opened(sa, 'a1');
     const a2 = await opened(sa, 'a2');
@@ -62,10 +76,10 @@ test('a client process killed mid-stream ends only its own streams on the member
     a.child.kill('SIGKILL');
     await awaitWithTimer(a.closed, 10_000, 'channel A to close');
     for (const { probe } of [a1, a2]) {
-      assert.is(probe.cancel?.code, 14, 'A\'s streams were ended on the member (UNAVAILABLE)');
+      assert.is(probe.cancel?.code, 14, "A's streams were ended on the member (UNAVAILABLE)");
     }
     assert.is(a.channel.streamsOpen, 0);
-    assert.is(b1.probe.cancel, undefined, 'B\'s stream was not touched');
+    assert.is(b1.probe.cancel, undefined, "B's stream was not touched");
     assert.is(b.channel.streamsOpen, 1);
 
     b1.stream.send({ n: 2, text: 'still here' });

@@ -17,7 +17,16 @@ import { FrameWriter, FrameKind, ContextSizer, type WireContext } from '../../sr
 import { newLogger } from '../../src/log.js';
 import { encodeEcho } from '../api/helpers.js';
 import { tempDir } from '../helpers/cleanup.js';
-import { FAKE_SERVER, TestMethods, TEST_METHOD_IDS, hooks, probes, testChannelMethods, type Probe, type SeenContext } from './fixtures/test_rpcs.js';
+import {
+  FAKE_SERVER,
+  TestMethods,
+  TEST_METHOD_IDS,
+  hooks,
+  probes,
+  testChannelMethods,
+  type Probe,
+  type SeenContext,
+} from './fixtures/test_rpcs.js';
 import { RawStream, connect, sendRaw } from './fixtures/raw_stream.js';
 import { ChannelMethods } from '../../src/client_procs/methods.js';
 import { bidiRpc } from '../../src/api/rpc.js';
@@ -47,26 +56,50 @@ async function socketPair(): Promise<{ a: net.Socket; b: net.Socket; server: net
   return { a, b, server };
 }
 
-async function rig(streamLimits: MemberStreamLimits = MEMBER_STREAM_DEFAULTS, grpcOptions = {}, tlsm?: TlsMaterial,
-  methods: () => ChannelMethods = testChannelMethods): Promise<Rig> {
+async function rig(
+  streamLimits: MemberStreamLimits = MEMBER_STREAM_DEFAULTS,
+  grpcOptions = {},
+  tlsm?: TlsMaterial,
+  methods: () => ChannelMethods = testChannelMethods,
+): Promise<Rig> {
   const { a: clientSide, b: memberSide, server } = await socketPair();
   const member = new MemberChannel(memberSide, FAKE_SERVER, HTTP, log, MEMBER_CHANNEL_DEFAULTS, { methods: methods(), streamLimits });
-  const memberClosed = new Promise<void>((r) => { member.onClose = r; });
-  const fwd = new Forwarder(clientSide, { maxTxnOps: 128, maxRequestBytes: 1 << 20 }, { memberId: MEMBER_ID }, FORWARDER_DEFAULTS, methods());
+  const memberClosed = new Promise<void>((r) => {
+    member.onClose = r;
+  });
+  const fwd = new Forwarder(
+    clientSide,
+    { maxTxnOps: 128, maxRequestBytes: 1 << 20 },
+    { memberId: MEMBER_ID },
+    FORWARDER_DEFAULTS,
+    methods(),
+  );
   const grpc = new GrpcServer({ engine: (process.env.TETCD_GRPC_ENGINE || undefined) as 'raw' | 'node' | undefined, ...grpcOptions });
   fwd.register(grpc);
-  const listener = tlsm === undefined
-    ? await ClientListener.listen({ url: 'http://127.0.0.1:0', grpc })
-    : await ClientListener.listen({
-      url: 'https://127.0.0.1:0', grpc,
-      tls: { key: tlsm.serverKey, cert: tlsm.serverCert, ca: tlsm.ca, requestCert: true, rejectUnauthorized: false } as SecureContextOptions,
-    });
-  const session = tlsm === undefined
-    ? await connect(listener.port)
-    : http2.connect(`https://127.0.0.1:${listener.port}`, { ca: tlsm.ca, key: tlsm.clientKey, cert: tlsm.clientCert });
+  const listener =
+    tlsm === undefined
+      ? await ClientListener.listen({ url: 'http://127.0.0.1:0', grpc })
+      : await ClientListener.listen({
+          url: 'https://127.0.0.1:0',
+          grpc,
+          tls: {
+            key: tlsm.serverKey,
+            cert: tlsm.serverCert,
+            ca: tlsm.ca,
+            requestCert: true,
+            rejectUnauthorized: false,
+          } as SecureContextOptions,
+        });
+  const session =
+    tlsm === undefined
+      ? await connect(listener.port)
+      : http2.connect(`https://127.0.0.1:${listener.port}`, { ca: tlsm.ca, key: tlsm.clientKey, cert: tlsm.clientCert });
   session.on('error', () => {});
   return {
-    member, fwd, session, memberClosed,
+    member,
+    fwd,
+    session,
+    memberClosed,
     async close() {
       session.destroy();
       await grpc.shutdown({ graceful: false });
@@ -97,7 +130,10 @@ test('a server stream opens with its request, carries messages and ends with the
   try {
     const ok = RawStream.open(r.session, TestMethods.Count.path, {}, { n: 5, text: 'polite', payload: Buffer.from('abc') });
     assert.equal(await ok.status, { code: 0, message: '' });
-    assert.equal(ok.messages.map((m) => m.n), [1, 2, 3, 4, 5]);
+    assert.equal(
+      ok.messages.map((m) => m.n),
+      [1, 2, 3, 4, 5],
+    );
     assert.ok(Buffer.from(ok.messages[4].payload).equals(Buffer.from('abc')));
     const failed = RawStream.open(r.session, TestMethods.Count.path, {}, { n: 2, text: 'fail' });
     assert.equal(await failed.status, { code: 9, message: 'count: told to fail' });
@@ -116,7 +152,10 @@ test('a bidi stream carries messages both ways; half-close reaches serve, which 
     const s = RawStream.open(r.session, TestMethods.Echo.path);
     for (let i = 1; i <= 3; i++) s.send({ n: i, text: `m${i}` });
     await waitFor('three echoes', () => s.messages.length === 3);
-    assert.equal(s.messages.map((m) => m.text), ['echo:m1', 'echo:m2', 'echo:m3']);
+    assert.equal(
+      s.messages.map((m) => m.text),
+      ['echo:m1', 'echo:m2', 'echo:m3'],
+    );
     const p = lastProbe();
     assert.is(p.halfClosed, false);
     s.halfClose();
@@ -145,7 +184,11 @@ test('an invalid or undecodable bidi message ends the stream in the client proce
     assert.equal(await s.status, { code: 3, message: 'echo: invalid message' });
     await waitFor('the member to hear of it', () => p.cancel !== undefined);
     assert.is(p.cancel!.code, 3);
-    assert.equal(p.received.map((m) => m.text), ['fine'], 'the invalid message never reached serve');
+    assert.equal(
+      p.received.map((m) => m.text),
+      ['fine'],
+      'the invalid message never reached serve',
+    );
     await waitFor('streams to be forgotten', () => r.member.streamsOpen === 0);
     // A message that does not decode fails in the client process's gRPC layer; the member hears of it.
     const m = RawStream.open(r.session, TestMethods.Echo.path);
@@ -186,7 +229,7 @@ test('a gRPC client that cancels, or whose deadline passes, cancels the stream o
   }
 });
 
-test('the context (token metadata, peer, deadline) reaches the member\'s serve', async () => {
+test("the context (token metadata, peer, deadline) reaches the member's serve", async () => {
   const r = await rig();
   try {
     const { unaryCall } = await import('../helpers/grpc-kv.js');
@@ -198,7 +241,10 @@ test('the context (token metadata, peer, deadline) reaches the member\'s serve',
     assert.is(seen.token, 'tok-1');
     assert.is(seen.certCommonName, null);
     assert.is(seen.peerAddress, '127.0.0.1');
-    assert.ok(seen.deadlineMs !== null && seen.deadlineMs >= before + 4900 && seen.deadlineMs <= Date.now() + 5100, `deadline ${seen.deadlineMs}`);
+    assert.ok(
+      seen.deadlineMs !== null && seen.deadlineMs >= before + 4900 && seen.deadlineMs <= Date.now() + 5100,
+      `deadline ${seen.deadlineMs}`,
+    );
     const auth = JSON.parse((await unaryCallWithHeaders(r.session, TestMethods.Ctx.path, { authorization: 'tok-2' })).text) as SeenContext;
     assert.is(auth.token, 'tok-2', 'etcd also reads the token from `authorization`');
     assert.is(auth.deadlineMs, null);
@@ -219,7 +265,7 @@ test('the context (token metadata, peer, deadline) reaches the member\'s serve',
   }
 });
 
-test('a verified client certificate\'s CN crosses the channel with unary calls and streams', async () => {
+test("a verified client certificate's CN crosses the channel with unary calls and streams", async () => {
   const r = await rig(MEMBER_STREAM_DEFAULTS, {}, tlsMaterial('client-7'));
   try {
     const seen = JSON.parse((await unaryCallWithHeaders(r.session, TestMethods.Ctx.path, {})).text) as SeenContext;
@@ -241,7 +287,9 @@ test('backpressure: a gRPC client that stops reading stops a polite producer; th
   const limits: MemberStreamLimits = { ...MEMBER_STREAM_DEFAULTS, streamQueueBytesHigh: 64 * 1024, streamQueueBytesMax: 1024 * 1024 };
   const r = await rig(limits, { sendQueueBytesHigh: 64 * 1024 });
   let maxQueued = 0;
-  hooks.afterWrite = () => { maxQueued = Math.max(maxQueued, r.member.streamQueuedBytes); };
+  hooks.afterWrite = () => {
+    maxQueued = Math.max(maxQueued, r.member.streamQueuedBytes);
+  };
   try {
     const payload = Buffer.alloc(16 * 1024, 7);
     const probesBefore = probes.length;
@@ -252,11 +300,15 @@ test('backpressure: a gRPC client that stops reading stops a polite producer; th
     const p = lastProbe();
     // Wait until the producer stands still.
     let last = -1;
-    await waitFor('the producer to stop', () => {
-      const stalled = p.writes === last && p.sawUnwritable;
-      last = p.writes;
-      return stalled;
-    }, 10_000);
+    await waitFor(
+      'the producer to stop',
+      () => {
+        const stalled = p.writes === last && p.sawUnwritable;
+        last = p.writes;
+        return stalled;
+      },
+      10_000,
+    );
     await new Promise((res) => setTimeout(res, 100));
     assert.ok(p.sawUnwritable, 'the producer saw writable=false');
     assert.ok(p.writes < n / 4, `the producer stopped early (${p.writes} of ${n} writes)`);
@@ -280,7 +332,9 @@ test('backpressure: a producer that ignores it is ended with RESOURCE_EXHAUSTED 
   const limits: MemberStreamLimits = { ...MEMBER_STREAM_DEFAULTS, streamQueueBytesHigh: 64 * 1024, streamQueueBytesMax: 512 * 1024 };
   const r = await rig(limits, { sendQueueBytesHigh: 64 * 1024 });
   let maxQueued = 0;
-  hooks.afterWrite = () => { maxQueued = Math.max(maxQueued, r.member.streamQueuedBytes); };
+  hooks.afterWrite = () => {
+    maxQueued = Math.max(maxQueued, r.member.streamQueuedBytes);
+  };
   try {
     const payload = Buffer.alloc(16 * 1024, 7);
     const probesBefore = probes.length;
@@ -315,7 +369,9 @@ test('a malformed frame closes that channel, ending only its streams', async () 
     await waitFor('an echo', () => kept.messages.length === 1);
 
     const bad = new MemberChannel(memberSide, FAKE_SERVER, HTTP, log, MEMBER_CHANNEL_DEFAULTS, { methods: testChannelMethods() });
-    const badClosed = new Promise<void>((res) => { bad.onClose = res; });
+    const badClosed = new Promise<void>((res) => {
+      bad.onClose = res;
+    });
     // A well-formed Open first, so the bad channel has a stream to lose.
     const w = new FrameWriter(clientSide);
     const ctx: WireContext = { token: undefined, certCommonName: undefined, peerAddress: '10.0.0.1' };
@@ -347,11 +403,14 @@ test('a malformed frame closes that channel, ending only its streams', async () 
 test('a Watch-shaped bidi RPC plugs into the table and crosses the channel under its fixed ID', async () => {
   // What the Watch issue will add to RPCS, reduced to answering every create request.
   const watchStub = bidiRpc(Watch.methods.Watch, {
-    validate: (req: WatchRequest) => { if (req.create_request !== undefined && req.create_request.key.length === 0) throw Errors.EmptyKey(); },
+    validate: (req: WatchRequest) => {
+      if (req.create_request !== undefined && req.create_request.key.length === 0) throw Errors.EmptyKey();
+    },
     serve: (_s, stream, ctx) => {
       let nextId = 0;
       stream.onMessage = (req) => {
-        if (req.create_request !== undefined) stream.write({ watch_id: nextId++, created: true, cancel_reason: ctx.token ?? '' } as WatchResponseInit);
+        if (req.create_request !== undefined)
+          stream.write({ watch_id: nextId++, created: true, cancel_reason: ctx.token ?? '' } as WatchResponseInit);
       };
       stream.onHalfClose = () => stream.end();
     },
@@ -363,7 +422,13 @@ test('a Watch-shaped bidi RPC plugs into the table and crosses the channel under
     sendRaw(s, encodeWatchRequest({ create_request: { key: Buffer.from('b') } }));
     await waitFor('two created responses', () => s.raw.length === 2);
     const got = s.raw.map((b) => decodeWatchResponse(b));
-    assert.equal(got.map((w) => [w.watch_id, w.created, w.cancel_reason]), [[0, true, 'w-tok'], [1, true, 'w-tok']]);
+    assert.equal(
+      got.map((w) => [w.watch_id, w.created, w.cancel_reason]),
+      [
+        [0, true, 'w-tok'],
+        [1, true, 'w-tok'],
+      ],
+    );
     sendRaw(s, encodeWatchRequest({ create_request: { key: Buffer.alloc(0) } }));
     assert.equal(await s.status, { code: 3, message: 'etcdserver: key is not provided' });
   } finally {

@@ -6,8 +6,17 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { LocalCluster } from '../../tools/cluster.js';
 import {
-  ELECTION_MS, LONG, ExactKv, PutLoad, assertNoCrash, clusterLogs, endpointStatus, firstWrite, sleep,
-  startFaultCluster, waitConverged,
+  ELECTION_MS,
+  LONG,
+  ExactKv,
+  PutLoad,
+  assertNoCrash,
+  clusterLogs,
+  endpointStatus,
+  firstWrite,
+  sleep,
+  startFaultCluster,
+  waitConverged,
 } from '../helpers/faults.js';
 
 /**
@@ -44,7 +53,9 @@ test('SIGKILL the leader under load: a new leader serves writes within 3 electio
     await old.kill('SIGKILL');
     const w = await firstWrite(survivors, Buffer.from(`probe/kill${round}`), 20_000);
     const failoverMs = w.atMs - t0;
-    process.stdout.write(`  round ${round}: killed leader ${old.name}; first write via ${w.via} after ${failoverMs} ms (budget ${FAILOVER_BUDGET_MS} ms)\n`);
+    process.stdout.write(
+      `  round ${round}: killed leader ${old.name}; first write via ${w.via} after ${failoverMs} ms (budget ${FAILOVER_BUDGET_MS} ms)\n`,
+    );
     assert.ok(failoverMs <= FAILOVER_BUDGET_MS, `failover took ${failoverMs} ms > ${FAILOVER_BUDGET_MS} ms\n${clusterLogs(c)}`);
     const next = await c.leader(10_000, survivors);
     assert.is.not(next, old);
@@ -65,8 +76,14 @@ test('SIGKILL the leader under load: a new leader serves writes within 3 electio
     const st = await endpointStatus(old.endpoint);
     assert.is(st.revision, conv.revision, 'the restarted member reached the cluster revision');
     const lost = await load.lostWrites(old.endpoint);
-    assert.equal(lost, [], `${lost.length} problems (of ${load.acked.size} acked, ${load.unknown.size} unknown):\n${lost.slice(0, 20).join('\n')}`);
-    process.stdout.write(`  round ${round}: ${load.acked.size} acked, ${load.unknown.size} unknown, ${load.errors} errors; converged at revision ${conv.revision}\n`);
+    assert.equal(
+      lost,
+      [],
+      `${lost.length} problems (of ${load.acked.size} acked, ${load.unknown.size} unknown):\n${lost.slice(0, 20).join('\n')}`,
+    );
+    process.stdout.write(
+      `  round ${round}: ${load.acked.size} acked, ${load.unknown.size} unknown, ${load.errors} errors; converged at revision ${conv.revision}\n`,
+    );
   }
   assertNoCrash(c);
 });
@@ -93,7 +110,9 @@ test('SIGSTOP a follower for 10 s under load, SIGCONT: it catches up and nothing
   assert.ok(conv.revision > statusBefore.revision + ackedDuringPause - 1, 'the follower applied what it missed');
   const lost = await load.lostWrites(follower.endpoint);
   assert.equal(lost, [], `${lost.length} problems:\n${lost.slice(0, 20).join('\n')}`);
-  process.stdout.write(`  paused ${follower.name} for 10 s: ${ackedDuringPause} writes committed meanwhile; converged at revision ${conv.revision}\n`);
+  process.stdout.write(
+    `  paused ${follower.name} for 10 s: ${ackedDuringPause} writes committed meanwhile; converged at revision ${conv.revision}\n`,
+  );
   assertNoCrash(c);
 });
 
@@ -148,15 +167,22 @@ test('SIGSTOP the leader: while it is stopped a new leader takes a write; the ol
       const outcomes = [await queued, ...(await Promise.all(after))];
       const ser = await queuedSer;
       if (ser.ok && ser.value === 'v1') staleSerializable++;
-      const report = `round ${round}: leader ${old.name} stopped, ${next.name} elected after ${electedMs} ms, v2 at revision ${w2.revision}; ` +
+      const report =
+        `round ${round}: leader ${old.name} stopped, ${next.name} elected after ${electedMs} ms, v2 at revision ${w2.revision}; ` +
         `serializable read on the old leader: ${ser.ok ? ser.value : ser.error}; linearizable reads: ` +
         outcomes.map((o) => (o.ok ? `${o.value}@${o.mod}` : `error(${o.error})`)).join(', ');
       process.stdout.write(`  ${report}\n`);
       for (const o of outcomes) {
         if (!o.ok) continue;
-        assert.ok(o.value === 'v2' && o.mod >= w2.revision && o.revision >= w2.revision, `stale linearizable read from the deposed leader: ${JSON.stringify(o)}\n${report}\n${clusterLogs(c)}`);
+        assert.ok(
+          o.value === 'v2' && o.mod >= w2.revision && o.revision >= w2.revision,
+          `stale linearizable read from the deposed leader: ${JSON.stringify(o)}\n${report}\n${clusterLogs(c)}`,
+        );
       }
-      assert.ok(outcomes.some((o) => o.ok), `the resumed member never answered a read: ${report}`);
+      assert.ok(
+        outcomes.some((o) => o.ok),
+        `the resumed member never answered a read: ${report}`,
+      );
     } finally {
       toOld.close();
       toOldSer.close();
@@ -167,7 +193,10 @@ test('SIGSTOP the leader: while it is stopped a new leader takes a write; the ol
   // read does) is stale: then a member answering linearizable reads locally would have failed it. If no
   // round produced one, the scenario proved nothing about linearizable reads.
   process.stdout.write(`  serializable reads on the resumed old leader that were stale: ${staleSerializable}/${rounds}\n`);
-  assert.ok(staleSerializable >= 1, `no serializable read on the resumed old leader was stale in ${rounds} rounds: the scenario cannot tell a local read from a linearizable one`);
+  assert.ok(
+    staleSerializable >= 1,
+    `no serializable read on the resumed old leader was stale in ${rounds} rounds: the scenario cannot tell a local read from a linearizable one`,
+  );
   await waitConverged(c, 30_000);
   assertNoCrash(c);
 });
@@ -187,7 +216,9 @@ test('SIGKILL every member at once under load: after they restart nothing acknow
   const conv = await waitConverged(c, 30_000);
   const lost = await load.lostWrites(c.members[0]!.endpoint);
   assert.equal(lost, [], `${lost.length} problems (of ${acked} acked):\n${lost.slice(0, 20).join('\n')}`);
-  process.stdout.write(`  killed all 3 members with ${acked} writes acknowledged (${load.unknown.size} unknown); all there after restart, revision ${conv.revision}\n`);
+  process.stdout.write(
+    `  killed all 3 members with ${acked} writes acknowledged (${load.unknown.size} unknown); all there after restart, revision ${conv.revision}\n`,
+  );
   assertNoCrash(c);
 });
 

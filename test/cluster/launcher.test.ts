@@ -27,8 +27,12 @@ const launched: Launched[] = [];
 async function launch(args: string[], readyTimeoutMs = 45_000): Promise<Launched> {
   const child = track(spawn(process.execPath, [launcher, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
   let out = '';
-  child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
-  child.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stdout!.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr!.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const l: Launched = { child, output: () => out, exited, pids: [] };
   launched.push(l);
@@ -44,7 +48,9 @@ async function launch(args: string[], readyTimeoutMs = 45_000): Promise<Launched
 
 async function waitExit(l: Launched, timeoutMs: number): Promise<number | null> {
   let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, rej) => { timer = setTimeout(() => rej(new Error(`launcher still running after ${timeoutMs} ms:\n${l.output()}`)), timeoutMs); });
+  const t = new Promise<never>((_, rej) => {
+    timer = setTimeout(() => rej(new Error(`launcher still running after ${timeoutMs} ms:\n${l.output()}`)), timeoutMs);
+  });
   try {
     return await Promise.race([l.exited, t]);
   } finally {
@@ -65,8 +71,13 @@ test.after(async () => {
 
 test('argument parsing', () => {
   assert.equal(parseClusterArgs([]), { size: 3 });
-  assert.equal(parseClusterArgs(['--size', '5', '--base-port=30000', '--keep', '--etcd', '--data-dir', '/x']),
-    { size: 5, basePort: 30000, keepDataDir: true, kind: 'etcd', dataDir: '/x' });
+  assert.equal(parseClusterArgs(['--size', '5', '--base-port=30000', '--keep', '--etcd', '--data-dir', '/x']), {
+    size: 5,
+    basePort: 30000,
+    keepDataDir: true,
+    kind: 'etcd',
+    dataDir: '/x',
+  });
   assert.equal(parseClusterArgs(['--size', '1', '--', '--election-timeout', '500']), { size: 1, extraArgs: ['--election-timeout', '500'] });
   const bad = parseClusterArgs(['--size', '0']);
   assert.ok('usage' in bad && bad.exitCode === 2);
@@ -107,7 +118,11 @@ test('`cluster --size 3`: prints endpoints and a working etcdctl line; SIGTERM s
   // Members run with bin/tetcd's node flags, as `bin/tetcd` itself would start them.
   for (const pid of l.pids) {
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    for (const f of tetcdNodeFlags()) assert.ok(argv.indexOf(f) > 0 && argv.indexOf(f) < argv.findIndex((a) => a.endsWith('main.js')), `${f} before main.js in ${argv.join(' ')}`);
+    for (const f of tetcdNodeFlags())
+      assert.ok(
+        argv.indexOf(f) > 0 && argv.indexOf(f) < argv.findIndex((a) => a.endsWith('main.js')),
+        `${f} before main.js in ${argv.join(' ')}`,
+      );
   }
   const line = /^\s+(etcdctl --endpoints=(\S+) endpoint status -w table)$/m.exec(out);
   assert.ok(line, `no etcdctl line in:\n${out}`);
@@ -154,8 +169,14 @@ test('`cluster --etcd --size 1 --data-dir D`: real etcd with the same layout; SI
 test('a bad argument exits 2 with usage', async () => {
   const child = track(spawn(process.execPath, [launcher, '--size', 'x'], { stdio: ['ignore', 'pipe', 'pipe'] }));
   let err = '';
-  child.stderr!.on('data', (c: Buffer) => { err += c.toString(); });
-  const code = await awaitWithTimer(new Promise<number | null>((r) => child.once('exit', (c) => r(c))), 20_000, 'launcher with a bad argument');
+  child.stderr!.on('data', (c: Buffer) => {
+    err += c.toString();
+  });
+  const code = await awaitWithTimer(
+    new Promise<number | null>((r) => child.once('exit', (c) => r(c))),
+    20_000,
+    'launcher with a bad argument',
+  );
   assert.is(code, 2);
   assert.match(err, /usage: cluster/);
 });

@@ -8,8 +8,18 @@ import { checkHistory } from '../../tools/lincheck/check.js';
 import { HistoryRecorder, historyToJson, type Op } from '../../tools/lincheck/history.js';
 import type { LocalCluster } from '../../tools/cluster.js';
 import {
-  LONG, assertNoCrash, clusterLogs, finalReads, runClients, runNemesis, runSeed, saveHistory, seededRng,
-  startFaultCluster, waitConverged, type LinRunOptions,
+  LONG,
+  assertNoCrash,
+  clusterLogs,
+  finalReads,
+  runClients,
+  runNemesis,
+  runSeed,
+  saveHistory,
+  seededRng,
+  startFaultCluster,
+  waitConverged,
+  type LinRunOptions,
 } from '../helpers/faults.js';
 
 const seed = runSeed();
@@ -76,27 +86,40 @@ test(`get/put/cas histories under kill/pause/restart are linearizable (seed ${se
   const unknown = h.ops.filter((o) => o.status === 'unknown');
   const casWon = ok.filter((o) => o.kind === 'cas' && o.succeeded === true).length;
   const casLost = ok.filter((o) => o.kind === 'cas' && o.succeeded === false).length;
-  opts.log(`${h.ops.length} ops: ${ok.length} ok (${ok.filter((o) => o.kind === 'get').length} get, ${ok.filter((o) => o.kind === 'put').length} put, ${casWon} cas won, ${casLost} cas lost), ${unknown.length} unknown; ${events.length} faults`);
+  opts.log(
+    `${h.ops.length} ops: ${ok.length} ok (${ok.filter((o) => o.kind === 'get').length} get, ${ok.filter((o) => o.kind === 'put').length} put, ${casWon} cas won, ${casLost} cas lost), ${unknown.length} unknown; ${events.length} faults`,
+  );
 
   const r = checkHistory(h.ops, { timeBudgetMs: LONG ? 600_000 : 60_000 });
   opts.log(r.summary);
   if (r.verdict !== 'ok') {
     const file = saveHistory(historyToJson(h.ops), seed);
-    assert.unreachable(`${r.summary}\nhistory saved to ${file} (node dist/tools/lincheck/main.js ${file})\n${r.report}\nnemesis: ${events.map((e) => `+${(e.atMs / 1000).toFixed(1)}s ${e.what}`).join('; ')}\n${clusterLogs(c)}`);
+    assert.unreachable(
+      `${r.summary}\nhistory saved to ${file} (node dist/tools/lincheck/main.js ${file})\n${r.report}\nnemesis: ${events.map((e) => `+${(e.atMs / 1000).toFixed(1)}s ${e.what}`).join('; ')}\n${clusterLogs(c)}`,
+    );
   }
   // The checker is not blind to this history: the same history with one read turned stale is rejected.
   const mutated = withStaleRead(h.ops);
   assert.ok(mutated !== undefined, 'no read followed two sequential acknowledged puts of its key');
   const m = checkHistory(mutated.ops, { timeBudgetMs: 60_000 });
   assert.is(m.verdict, 'violation', `a stale read planted at op #${mutated.id} was not caught: ${m.summary}`);
-  assert.ok(m.keys.some((k) => k.culprit?.id === mutated.id), `the report points elsewhere:\n${m.report}`);
+  assert.ok(
+    m.keys.some((k) => k.culprit?.id === mutated.id),
+    `the report points elsewhere:\n${m.report}`,
+  );
 
   // The run must have exercised something: a history of nothing is trivially linearizable. And what the
   // name claims: members were killed (and restarted) and paused while the clients ran.
   const faults = events.filter((e) => !e.what.startsWith('no leader'));
   assert.ok(faults.length >= 3, `only ${faults.length} faults injected`);
-  assert.ok(faults.some((e) => e.what.startsWith('SIGKILL')), `no member was killed: ${faults.map((e) => e.what).join('; ')}`);
-  assert.ok(faults.some((e) => e.what.startsWith('SIGSTOP')), `no member was paused: ${faults.map((e) => e.what).join('; ')}`);
+  assert.ok(
+    faults.some((e) => e.what.startsWith('SIGKILL')),
+    `no member was killed: ${faults.map((e) => e.what).join('; ')}`,
+  );
+  assert.ok(
+    faults.some((e) => e.what.startsWith('SIGSTOP')),
+    `no member was paused: ${faults.map((e) => e.what).join('; ')}`,
+  );
   assert.ok(ok.length >= 200, `only ${ok.length} operations completed`);
   assert.ok(casWon > 0 && casLost > 0, 'both cas outcomes occur');
 

@@ -62,7 +62,7 @@ test.after(async () => {
   await m?.stop();
 });
 
-test('a member whose backend applied past the WAL\'s last durable commit index restarts and serves', async () => {
+test("a member whose backend applied past the WAL's last durable commit index restarts and serves", async () => {
   m = await startTetcd({ readyTimeoutMs: 10_000 });
   const kv = new ExactKv(m.endpoint);
   try {
@@ -72,7 +72,10 @@ test('a member whose backend applied past the WAL\'s last durable commit index r
   }
   await m.stop();
   const wal = durableCommit(join(m.dataDir, 'member', 'wal'));
-  assert.ok(wal.commit < wal.lastEntry, `the WAL's durable commit ${wal.commit} is behind its last entry ${wal.lastEntry}, which the backend applied`);
+  assert.ok(
+    wal.commit < wal.lastEntry,
+    `the WAL's durable commit ${wal.commit} is behind its last entry ${wal.lastEntry}, which the backend applied`,
+  );
 
   await m.start(); // waits for /health
   const again = new ExactKv(m.endpoint);

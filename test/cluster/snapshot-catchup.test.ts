@@ -64,8 +64,16 @@ function matching(c: LocalCluster, re: RegExp, from: Map<ClusterMember, number>,
  * cluster to converge with nothing lost. Returns the follower, the load, every member's log offset at the
  * pause and at the resume, and the revision all converged at.
  */
-async function stopFollowerFor(c: LocalCluster, prefix: string, writes: number): Promise<{
-  follower: ClusterMember; load: PutLoad; paused: Map<ClusterMember, number>; resumed: Map<ClusterMember, number>; revision: number;
+async function stopFollowerFor(
+  c: LocalCluster,
+  prefix: string,
+  writes: number,
+): Promise<{
+  follower: ClusterMember;
+  load: PutLoad;
+  paused: Map<ClusterMember, number>;
+  resumed: Map<ClusterMember, number>;
+  revision: number;
 }> {
   await c.waitHealthy(30_000);
   const load = new PutLoad(c, prefix, 4);
@@ -88,7 +96,9 @@ async function stopFollowerFor(c: LocalCluster, prefix: string, writes: number):
 
   const conv = await waitConverged(c, 60_000).catch((err: Error) => {
     // What the stuck follower and the leader said is what explains it.
-    throw new Error(`${err.message}\n--- ${follower.name} log:\n${follower.logTail(16 * 1024)}\n--- ${leader.name} log:\n${leader.logTail(16 * 1024)}`);
+    throw new Error(
+      `${err.message}\n--- ${follower.name} log:\n${follower.logTail(16 * 1024)}\n--- ${leader.name} log:\n${leader.logTail(16 * 1024)}`,
+    );
   });
   assert.ok(conv.revision >= before.revision + missed);
   assert.equal(await load.lostWrites(follower.endpoint), []);
@@ -118,7 +128,9 @@ test('a follower stopped while the leader compacts its log past it catches up by
   const { follower, load, paused, revision } = await stopFollowerFor(c, 'snap', 8_000);
   const sent = matching(c, SENT_SNAPSHOT, paused);
   assert.ok(sent.length > 0, `no member logged sending a snapshot:\n${follower.logTail(8 * 1024)}`);
-  const applied = logSince(follower, paused.get(follower)!).split('\n').filter((l) => APPLIED_SNAPSHOT.test(l));
+  const applied = logSince(follower, paused.get(follower)!)
+    .split('\n')
+    .filter((l) => APPLIED_SNAPSHOT.test(l));
   assert.ok(applied.length > 0, `${follower.name} never installed a snapshot from the leader:\n${follower.logTail(8 * 1024)}`);
   process.stdout.write(`  caught up from a snapshot: ${sent[0]}\n`);
 

@@ -17,8 +17,7 @@ const PUT_TIMEOUT_MS = 10_000;
 const KILL_DELAY_MIN_MS = 30;
 const KILL_DELAY_MAX_MS = 400;
 const PREFIX = Buffer.from('crash/');
-const seed = Number(process.env.TETCD_CRASH_SEED ?? (Date.now() % 2 ** 31));
-
+const seed = Number(process.env.TETCD_CRASH_SEED ?? Date.now() % 2 ** 31);
 
 /** One put and what the client learned about it. */
 interface PutRecord {
@@ -53,7 +52,12 @@ function startWriters(kv: KvClient, epoch: number): { stop: () => void; done: Pr
       }
     }
   });
-  return { stop: () => { stopped = true; }, done: Promise.all(loops).then(() => undefined) };
+  return {
+    stop: () => {
+      stopped = true;
+    },
+    done: Promise.all(loops).then(() => undefined),
+  };
 }
 
 /** Reads every crash/ key and checks the invariants against all records so far; returns a summary. */
@@ -73,14 +77,19 @@ async function verify(round: number): Promise<string> {
       if (rec.outcome === 'acked') {
         acked++;
         assert.ok(kvr, `round ${round}: acknowledged put ${rec.key} (revision ${rec.revision}) is missing`);
-        assert.is(kvr.modRevision, rec.revision, `round ${round}: ${rec.key} mod_revision ${kvr.modRevision}, acknowledged ${rec.revision}`);
+        assert.is(
+          kvr.modRevision,
+          rec.revision,
+          `round ${round}: ${rec.key} mod_revision ${kvr.modRevision}, acknowledged ${rec.revision}`,
+        );
         assert.is(kvr.createRevision, rec.revision, `round ${round}: ${rec.key} create_revision`);
         assert.is(kvr.version, 1n, `round ${round}: ${rec.key} version`);
         assert.is(kvr.value.toString(), rec.key, `round ${round}: ${rec.key} value`);
       } else {
         assert.is(rec.outcome, 'unknown', `round ${round}: ${rec.key} still pending after the writers stopped`);
         const now = kvr ? 'present' : 'absent';
-        if (rec.resolved !== undefined) assert.is(now, rec.resolved, `round ${round}: unknown put ${rec.key} was ${rec.resolved}, now ${now}`);
+        if (rec.resolved !== undefined)
+          assert.is(now, rec.resolved, `round ${round}: unknown put ${rec.key} was ${rec.resolved}, now ${now}`);
         rec.resolved = now;
         if (kvr) {
           unknownPresent++;
@@ -127,7 +136,10 @@ for (let round = 1; round <= KILLS; round++) {
 
 t('some puts were acknowledged and some were in flight at a kill', () => {
   assert.ok(records.filter((r) => r.outcome === 'acked').length > KILLS, 'too few acknowledged puts to mean anything');
-  assert.ok(records.some((r) => r.outcome === 'unknown'), 'no put was ever in flight at a kill');
+  assert.ok(
+    records.some((r) => r.outcome === 'unknown'),
+    'no put was ever in flight at a kill',
+  );
 });
 
 t('stop the member', async () => {

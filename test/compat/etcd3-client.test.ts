@@ -23,11 +23,20 @@ const STEPS: Step[] = [
   ['get foo as string', (c) => c.client.get('foo').string()],
   ['get foo, full response', (c) => c.client.get('foo').exec()],
   ['put foo=baz returning the previous kv', (c) => c.client.put('foo').value('baz').getPrevious()],
-  ['put foo1, foo2, fop, zoo', async (c) => {
-    const out = [];
-    for (const [k, v] of [['foo1', 'a'], ['foo2', 'b'], ['fop', 'c'], ['zoo', 'd']] as const) out.push(await c.client.put(k).value(v).exec());
-    return out;
-  }],
+  [
+    'put foo1, foo2, fop, zoo',
+    async (c) => {
+      const out = [];
+      for (const [k, v] of [
+        ['foo1', 'a'],
+        ['foo2', 'b'],
+        ['fop', 'c'],
+        ['zoo', 'd'],
+      ] as const)
+        out.push(await c.client.put(k).value(v).exec());
+      return out;
+    },
+  ],
   ['exists foo / nothing', async (c) => [await c.client.get('foo').exists(), await c.client.get('nothing').exists()]],
   ['getAll prefix foo as strings', (c) => c.client.getAll().prefix('foo').strings()],
   ['getAll prefix f keys', (c) => c.client.getAll().prefix('f').keys()],
@@ -44,19 +53,36 @@ const STEPS: Step[] = [
   ['delete prefix foo returning previous kvs', (c) => c.client.delete().prefix('foo').getPrevious()],
   ['get deleted foo', (c) => c.client.get('foo').string()],
   ['put t=a', (c) => c.client.put('t').value('a').exec()],
-  ['txn if value(t)==a then put t=b, get t else get t', (c) =>
-    c.client.if('t', 'Value', '==', 'a').then(c.client.put('t').value('b'), c.client.get('t')).else(c.client.get('t')).commit()],
-  ['txn if value(t)==a (now false) then put t=x else get t, put u=1', (c) =>
-    c.client.if('t', 'Value', '==', 'a').then(c.client.put('t').value('x')).else(c.client.get('t'), c.client.put('u').value('1')).commit()],
-  ['txn if version(t)>1 and create(t)<100 and mod(t)!=0', (c) =>
-    c.client.if('t', 'Version', '>', 1).and('t', 'Create', '<', 100).and('t', 'Mod', '!=', 0).then(c.client.delete().key('u')).commit()],
-  ['txn if version(missing)==0 then put missing=1', (c) =>
-    c.client.if('missing', 'Version', '==', 0).then(c.client.put('missing').value('1')).commit()],
+  [
+    'txn if value(t)==a then put t=b, get t else get t',
+    (c) => c.client.if('t', 'Value', '==', 'a').then(c.client.put('t').value('b'), c.client.get('t')).else(c.client.get('t')).commit(),
+  ],
+  [
+    'txn if value(t)==a (now false) then put t=x else get t, put u=1',
+    (c) =>
+      c.client
+        .if('t', 'Value', '==', 'a')
+        .then(c.client.put('t').value('x'))
+        .else(c.client.get('t'), c.client.put('u').value('1'))
+        .commit(),
+  ],
+  [
+    'txn if version(t)>1 and create(t)<100 and mod(t)!=0',
+    (c) =>
+      c.client.if('t', 'Version', '>', 1).and('t', 'Create', '<', 100).and('t', 'Mod', '!=', 0).then(c.client.delete().key('u')).commit(),
+  ],
+  [
+    'txn if version(missing)==0 then put missing=1',
+    (c) => c.client.if('missing', 'Version', '==', 0).then(c.client.put('missing').value('1')).commit(),
+  ],
   // Lease steps (grant, attach, the lease compare, revoke) come with the lessor's issue.
   ['txn if lease(t)==0 (no lease attached)', (c) => c.client.if('t', 'Lease', '==', 0).then(c.client.get('t')).commit()],
   ['error: get empty key', (c) => c.client.get('').exec()],
   ['error: put with a missing lease', (c) => c.client.put('k').value('v').lease('123').exec()],
-  ['error: txn with a duplicate put', (c) => c.client.if('t', 'Version', '>', 0).then(c.client.put('d').value('1'), c.client.put('d').value('2')).commit()],
+  [
+    'error: txn with a duplicate put',
+    (c) => c.client.if('t', 'Version', '>', 0).then(c.client.put('d').value('1'), c.client.put('d').value('2')).commit(),
+  ],
   ['compact at revision 5', (c) => c.client.kv.compact({ revision: '5', physical: true })],
   ['error: get at a compacted revision', (c) => c.client.get('t').revision(3).exec()],
   ['error: get at a future revision', (c) => c.client.get('t').revision(100000).exec()],
@@ -102,7 +128,7 @@ t(`start a fresh etcd (oracle) and a fresh ${target}; connect etcd3 clients`, as
 for (const [name, run] of STEPS) {
   t(name, async () => {
     assert.is(sides.length, 2, 'clients did not connect');
-    const [o, s] = sides as [typeof sides[0], typeof sides[0]];
+    const [o, s] = sides as [(typeof sides)[0], (typeof sides)[0]];
     const expected = o.norm.normalize(await outcome(o.ctx, run));
     if (o.ctx.leaseId !== '0') o.norm.learnLease(BigInt(o.ctx.leaseId).toString(16));
     const actual = s.norm.normalize(await outcome(s.ctx, run));

@@ -21,11 +21,18 @@ test('normalizer: ports, IDs, raft term/index, sizes and timings become placehol
   n.learnId(14930912536174976129n, '<CLUSTER_ID>');
   const lease = n.learnLease('072c7a2131209250');
   assert.is(lease, '<LEASE_1>');
-  assert.is(n.normalize('127.0.0.1:23456, 2c902495a3d372c7, 3.4.23, 20 kB, true, false, 2, 8, 8, \n'),
-    '127.0.0.1:<CLIENT_PORT>, <MEMBER_ID>, 3.4.23, <DB_SIZE>, true, false, <RAFT_TERM>, <RAFT_INDEX>, <RAFT_APPLIED_INDEX>, \n');
-  assert.is(n.normalize('{"header":{"cluster_id":14930912536174976129,"member_id":3211106759432434375,"revision":5,"raft_term":2}}'),
-    '{"header":{"cluster_id":<CLUSTER_ID>,"member_id":<MEMBER_ID>,"revision":5,"raft_term":<RAFT_TERM>}}');
-  assert.is(n.normalize('lease 072c7a2131209250 granted with TTL(60s), remaining(59s)'), 'lease <LEASE_1> granted with TTL(60s), remaining(<TTL>)');
+  assert.is(
+    n.normalize('127.0.0.1:23456, 2c902495a3d372c7, 3.4.23, 20 kB, true, false, 2, 8, 8, \n'),
+    '127.0.0.1:<CLIENT_PORT>, <MEMBER_ID>, 3.4.23, <DB_SIZE>, true, false, <RAFT_TERM>, <RAFT_INDEX>, <RAFT_APPLIED_INDEX>, \n',
+  );
+  assert.is(
+    n.normalize('{"header":{"cluster_id":14930912536174976129,"member_id":3211106759432434375,"revision":5,"raft_term":2}}'),
+    '{"header":{"cluster_id":<CLUSTER_ID>,"member_id":<MEMBER_ID>,"revision":5,"raft_term":<RAFT_TERM>}}',
+  );
+  assert.is(
+    n.normalize('lease 072c7a2131209250 granted with TTL(60s), remaining(59s)'),
+    'lease <LEASE_1> granted with TTL(60s), remaining(<TTL>)',
+  );
   assert.is(n.normalize('"lease":516922340217492048'), '"lease":<LEASE_1>', 'decimal form of the same lease');
   assert.is(n.normalize('http://127.0.0.1:23457 took = 1.5ms'), 'http://127.0.0.1:<PEER_PORT> took = <DURATION>');
   // Unknown IDs get stable ordinals; zero means "no lease" and stays.
@@ -34,7 +41,8 @@ test('normalizer: ports, IDs, raft term/index, sizes and timings become placehol
 
 test('normalizer: revisions, values, versions, counts and errors are left alone', () => {
   const n = new Normalizer({ clientPort: 1111, peerPort: 2222 });
-  const text = '{"kvs":[{"key":"Zm9v","create_revision":2,"mod_revision":7,"version":3,"value":"YmFy"}],"more":true,"count":12}\nError: etcdserver: mvcc: required revision has been compacted\n';
+  const text =
+    '{"kvs":[{"key":"Zm9v","create_revision":2,"mod_revision":7,"version":3,"value":"YmFy"}],"more":true,"count":12}\nError: etcdserver: mvcc: required revision has been compacted\n';
   assert.is(n.normalize(text), text);
 });
 
@@ -67,12 +75,19 @@ test.run();
   const uvuDir = join(process.cwd(), 'node_modules');
   const env = { PATH: '/nonexistent', NODE_PATH: uvuDir, HOME: process.env.HOME ?? '/tmp' };
   // The script lives in a temp dir, so resolve uvu through a symlinked node_modules next to it.
-  const skipped = runScript('gate.mjs', script.replace("from 'uvu'", `from ${JSON.stringify(pathToFileURL(join(uvuDir, 'uvu', 'dist', 'index.mjs')).href)}`), env);
+  const skipped = runScript(
+    'gate.mjs',
+    script.replace("from 'uvu'", `from ${JSON.stringify(pathToFileURL(join(uvuDir, 'uvu', 'dist', 'index.mjs')).href)}`),
+    env,
+  );
   assert.is(skipped.status, 0, skipped.out);
   assert.match(skipped.out, /apt-get install -y etcd-server etcd-client/);
   assert.match(skipped.out, /Skipped:\s+1/);
-  const required = runScript('gate.mjs', script.replace("from 'uvu'", `from ${JSON.stringify(pathToFileURL(join(uvuDir, 'uvu', 'dist', 'index.mjs')).href)}`),
-    { ...env, TETCD_REQUIRE_ORACLE: '1' });
+  const required = runScript(
+    'gate.mjs',
+    script.replace("from 'uvu'", `from ${JSON.stringify(pathToFileURL(join(uvuDir, 'uvu', 'dist', 'index.mjs')).href)}`),
+    { ...env, TETCD_REQUIRE_ORACLE: '1' },
+  );
   assert.is.not(required.status, 0, required.out);
   assert.match(required.out, /etcd-server etcd-client/);
 });
@@ -109,7 +124,7 @@ let a: Member;
 let b: Member;
 
 t('live: two etcds with the same history compare equal; a divergent one is caught', async () => {
-  [a, b] = await Promise.all([startEtcd({ name: 'm1' }), startEtcd({ name: 'm1' })]) as [Member, Member];
+  [a, b] = (await Promise.all([startEtcd({ name: 'm1' }), startEtcd({ name: 'm1' })])) as [Member, Member];
   const sa = await prepareSide(a);
   const sb = await prepareSide(b);
   for (const step of [{ args: ['put', 'k', 'v'] }, { args: ['get', 'k', '-w', 'json'] }, { args: ['member', 'list', '-w', 'json'] }]) {

@@ -18,10 +18,16 @@ interface Watching {
 
 /** A background `etcdctl watch ...`; stdin lines (for -i) are written and kept open. */
 function watch(endpoint: string, label: string, args: string[], stdin?: string): Watching {
-  const child = track(spawn('etcdctl', [`--endpoints=${endpoint}`, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ETCDCTL_API: '3' } }));
+  const child = track(
+    spawn('etcdctl', [`--endpoints=${endpoint}`, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ETCDCTL_API: '3' } }),
+  );
   const w: Watching = { label, child, out: '', exited: new Promise((resolve) => child.once('close', (code) => resolve(code))) };
-  child.stdout!.on('data', (c: Buffer) => { w.out += c.toString(); });
-  child.stderr!.on('data', (c: Buffer) => { w.out += c.toString(); });
+  child.stdout!.on('data', (c: Buffer) => {
+    w.out += c.toString();
+  });
+  child.stderr!.on('data', (c: Buffer) => {
+    w.out += c.toString();
+  });
   child.stdin!.on('error', () => {});
   if (stdin !== undefined) child.stdin!.write(stdin);
   return w;
@@ -102,8 +108,14 @@ t('the same watchers see the same writes on etcd and ' + target, async () => {
 });
 
 for (const label of [
-  'one key', 'prefix with prev kv', 'range [foo, fop)', 'json', 'interactive with progress',
-  'history of one key from rev 2', 'history of a prefix from rev 3 with prev kv', 'history from a future revision',
+  'one key',
+  'prefix with prev kv',
+  'range [foo, fop)',
+  'json',
+  'interactive with progress',
+  'history of one key from rev 2',
+  'history of a prefix from rev 3 with prev kv',
+  'history from a future revision',
   'a compacted start revision',
 ]) {
   t(`watch: ${label}`, () => {

@@ -4,7 +4,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { flagsHelpText } from '../../src/config/help.js';
 import {
-  DEFAULT_QUOTA_BYTES, listenTarget, parseConfig, verifyBootstrap, type Config, type ParseIo, type ParseResult,
+  DEFAULT_QUOTA_BYTES,
+  listenTarget,
+  parseConfig,
+  verifyBootstrap,
+  type Config,
+  type ParseIo,
+  type ParseResult,
 } from '../../src/config/config.js';
 import { FLAGS, flagToEnv } from '../../src/config/flags.js';
 import { IMPLEMENTED } from '../../src/config/implemented.js';
@@ -39,12 +45,24 @@ test('no flags: etcd defaults, and the member listens on 127.0.0.1:2379 with ./d
   assert.is(c.name, 'default');
   assert.is(c.dataDir, 'default.etcd');
   assert.ok(warnings.includes('no data-dir provided, using default data-dir ./default.etcd'));
-  assert.equal(c.listenClientUrls.map((u) => u.href), ['http://localhost:2379']);
+  assert.equal(
+    c.listenClientUrls.map((u) => u.href),
+    ['http://localhost:2379'],
+  );
   assert.equal(listenTarget(c.listenClientUrls[0]!), { host: '127.0.0.1', port: 2379 });
-  assert.equal(c.advertiseClientUrls.map((u) => u.href), ['http://localhost:2379']);
-  assert.equal(c.listenPeerUrls.map((u) => u.href), ['http://localhost:2380']);
+  assert.equal(
+    c.advertiseClientUrls.map((u) => u.href),
+    ['http://localhost:2379'],
+  );
+  assert.equal(
+    c.listenPeerUrls.map((u) => u.href),
+    ['http://localhost:2380'],
+  );
   assert.is(c.initialCluster, 'default=http://localhost:2380');
-  assert.equal(c.initialClusterMembers.map((m) => m.name), ['default']);
+  assert.equal(
+    c.initialClusterMembers.map((m) => m.name),
+    ['default'],
+  );
   assert.is(c.initialClusterState, 'new');
   assert.is(c.initialClusterToken, 'etcd-cluster');
   assert.is(c.snapshotCount, 100000);
@@ -74,7 +92,7 @@ test('no flags: etcd defaults, and the member listens on 127.0.0.1:2379 with ./d
   assert.is(c.sources.name, 'default');
 });
 
-test('the WAL flags default to the WAL\'s own defaults (the flag table states them again: config does not import wal)', () => {
+test("the WAL flags default to the WAL's own defaults (the flag table states them again: config does not import wal)", () => {
   const { config: c } = ok([]);
   assert.is(c.walSegmentBytes, WAL_DEFAULTS.segmentBytes);
   assert.is(c.walBatchBytesMax, WAL_DEFAULTS.batchBytesMax);
@@ -83,8 +101,21 @@ test('the WAL flags default to the WAL\'s own defaults (the flag table states th
 });
 
 test('Go flag syntax: --x=v, --x v, -x v, bare booleans, --x=false, and -- ends the flags', () => {
-  const { config: c } = ok(['--name=n1', '--data-dir', '/d', '-wal-dir', '/w', '--unsafe-no-fsync', '--pre-vote=false', '--strict-reconfig-check=false',
-    '-enable-v2=1', '--heartbeat-interval', '0x32', '--election-timeout=1_000', '--']);
+  const { config: c } = ok([
+    '--name=n1',
+    '--data-dir',
+    '/d',
+    '-wal-dir',
+    '/w',
+    '--unsafe-no-fsync',
+    '--pre-vote=false',
+    '--strict-reconfig-check=false',
+    '-enable-v2=1',
+    '--heartbeat-interval',
+    '0x32',
+    '--election-timeout=1_000',
+    '--',
+  ]);
   assert.is(c.name, 'n1');
   assert.is(c.dataDir, '/d');
   assert.is(c.walDir, '/w');
@@ -104,19 +135,25 @@ test('a boolean flag does not consume the next argument; that argument is then "
   assert.is(firstLine(r.stderr), "error verifying flags, 'false' is not a valid flag. See 'tetcd --help'.");
 });
 
-test('unknown flags, missing arguments and bad values exit 2 with Go\'s message and the usage', () => {
+test("unknown flags, missing arguments and bad values exit 2 with Go's message and the usage", () => {
   const cases: Array<[string[], string]> = [
     [['--bogus'], 'flag provided but not defined: -bogus'],
     [['--name'], 'flag needs an argument: -name'],
     [['---x'], 'bad flag syntax: ---x'],
     [['--heartbeat-interval=x'], 'invalid value "x" for flag -heartbeat-interval: parse error'],
     [['--snapshot-count', '-1'], 'invalid value "-1" for flag -snapshot-count: parse error'],
-    [['--quota-backend-bytes=9223372036854775808'], 'invalid value "9223372036854775808" for flag -quota-backend-bytes: value out of range'],
+    [
+      ['--quota-backend-bytes=9223372036854775808'],
+      'invalid value "9223372036854775808" for flag -quota-backend-bytes: value out of range',
+    ],
     [['--max-concurrent-streams=x'], 'invalid value "x" for flag -max-concurrent-streams: strconv.ParseUint: parsing "x": invalid syntax'],
     [['--pre-vote=maybe'], 'invalid boolean value "maybe" for -pre-vote: parse error'],
     [['--initial-cluster-state=foo'], 'invalid value "foo" for flag -initial-cluster-state: invalid value'],
     [['--backend-batch-interval=5'], 'invalid value "5" for flag -backend-batch-interval: parse error'],
-    [['--listen-client-urls=http://a:1/x'], 'invalid value "http://a:1/x" for flag -listen-client-urls: URL must not contain a path: http://a:1/x'],
+    [
+      ['--listen-client-urls=http://a:1/x'],
+      'invalid value "http://a:1/x" for flag -listen-client-urls: URL must not contain a path: http://a:1/x',
+    ],
     [['--wal-batch-max-bytes=0'], 'invalid value "0" for flag -wal-batch-max-bytes: must be at least 1'],
     [['--v8-workers-sched=fast'], 'invalid value "fast" for flag -v8-workers-sched: invalid value'],
   ];
@@ -134,12 +171,24 @@ test('etcd\'s start-up validation exits 1 with "error verifying flags"', () => {
     [['--heartbeat-interval=0'], '--heartbeat-interval must be >0 (set to 0ms)'],
     [['--election-timeout=60000'], '--election-timeout[60000ms] is too long, and should be set less than 50000ms'],
     [['--listen-client-urls=http://127.0.0.1:1'], '--advertise-client-urls is required when --listen-client-urls is set explicitly'],
-    [['--listen-client-urls=http://example.com:1', '--advertise-client-urls=http://example.com:1'], 'expected IP in URL for binding (http://example.com:1)'],
-    [['--initial-advertise-peer-urls=http://:2380'], '--initial-advertise-peer-urls "http://:2380" must be "host:port" (unexpected empty host (http://:2380))'],
+    [
+      ['--listen-client-urls=http://example.com:1', '--advertise-client-urls=http://example.com:1'],
+      'expected IP in URL for binding (http://example.com:1)',
+    ],
+    [
+      ['--initial-advertise-peer-urls=http://:2380'],
+      '--initial-advertise-peer-urls "http://:2380" must be "host:port" (unexpected empty host (http://:2380))',
+    ],
     [['--auto-compaction-mode=x'], 'unknown auto-compaction-mode "x"'],
-    [['--discovery=http://d', '--initial-cluster=a=http://127.0.0.1:1'], 'multiple discovery or bootstrap flags are set. Choose one of "initial-cluster", "discovery" or "discovery-srv"'],
+    [
+      ['--discovery=http://d', '--initial-cluster=a=http://127.0.0.1:1'],
+      'multiple discovery or bootstrap flags are set. Choose one of "initial-cluster", "discovery" or "discovery-srv"',
+    ],
     [['--logger=x'], 'unknown logger option "x"'],
-    [['--experimental-enable-lease-checkpoint-persist'], 'setting experimental-enable-lease-checkpoint-persist requires experimental-enable-lease-checkpoint'],
+    [
+      ['--experimental-enable-lease-checkpoint-persist'],
+      'setting experimental-enable-lease-checkpoint-persist requires experimental-enable-lease-checkpoint',
+    ],
     [['--log-level=loud'], 'unknown level "loud" (--log-level supports debug, info, warn, error, panic, or fatal)'],
   ];
   for (const [argv, msg] of cases) {
@@ -147,8 +196,14 @@ test('etcd\'s start-up validation exits 1 with "error verifying flags"', () => {
     assert.is(r.exitCode, 1, argv.join(' '));
     assert.is(firstLine(r.stderr), `error verifying flags, ${msg}. See 'tetcd --help'.`);
   }
-  assert.is(fails(['--initial-cluster=default=bad']).stderr, 'error setting up initial cluster: URL scheme must be http, https, unix, or unixs: bad\n');
-  assert.is(fails(['--auto-compaction-retention=5d']).stderr, 'error parsing CompactionRetention: time: unknown unit "d" in duration "5d"\n');
+  assert.is(
+    fails(['--initial-cluster=default=bad']).stderr,
+    'error setting up initial cluster: URL scheme must be http, https, unix, or unixs: bad\n',
+  );
+  assert.is(
+    fails(['--auto-compaction-retention=5d']).stderr,
+    'error parsing CompactionRetention: time: unknown unit "d" in duration "5d"\n',
+  );
 });
 
 test('--help and --version are results, not side effects', () => {
@@ -159,7 +214,10 @@ test('--help and --version are results, not side effects', () => {
   assert.is(fails(['-h']).exitCode, 0);
   const v = fails(['--version']);
   assert.is(v.exitCode, 0);
-  assert.is(v.stdout, 'etcd Version: 3.4.23\nGit SHA: Not provided\nGo Version: none (tetcd 0.1.0 on Node.js v20.0.0)\nGo OS/Arch: linux/amd64\n');
+  assert.is(
+    v.stdout,
+    'etcd Version: 3.4.23\nGit SHA: Not provided\nGo Version: none (tetcd 0.1.0 on Node.js v20.0.0)\nGo OS/Arch: linux/amd64\n',
+  );
   assert.is(v.stdout!.split('\n').filter((l) => l.includes('etcd Version')).length, 1, 'one line for scripts that grep it');
 });
 
@@ -176,14 +234,29 @@ test('help lists every flag except hidden ones, marks unimplemented ones, and gr
 });
 
 test('URL lists: comma-separated, trimmed, sorted; localhost binds IPv4; unix sockets are paths', () => {
-  const { config: c } = ok(['--listen-client-urls', 'http://127.0.0.2:3, http://127.0.0.1:4', '--advertise-client-urls', 'http://a:1',
-    '--listen-peer-urls=unix://sock:0']);
-  assert.equal(c.listenClientUrls.map((u) => u.href), ['http://127.0.0.1:4', 'http://127.0.0.2:3']);
+  const { config: c } = ok([
+    '--listen-client-urls',
+    'http://127.0.0.2:3, http://127.0.0.1:4',
+    '--advertise-client-urls',
+    'http://a:1',
+    '--listen-peer-urls=unix://sock:0',
+  ]);
+  assert.equal(
+    c.listenClientUrls.map((u) => u.href),
+    ['http://127.0.0.1:4', 'http://127.0.0.2:3'],
+  );
   assert.equal(listenTarget(c.listenPeerUrls[0]!), { path: 'sock:0' });
 });
 
 test('ETCD_* variables: used when the flag is not given; shadowing a flag is fatal; unknown ones warn', () => {
-  const r = ok([], { ETCD_NAME: 'envname', ETCD_HEARTBEAT_INTERVAL: '50', ETCD_PRE_VOTE: 'false', ETCD_BOGUS: '1', ETCD_WAL_DIR: '', PATH: '/bin' });
+  const r = ok([], {
+    ETCD_NAME: 'envname',
+    ETCD_HEARTBEAT_INTERVAL: '50',
+    ETCD_PRE_VOTE: 'false',
+    ETCD_BOGUS: '1',
+    ETCD_WAL_DIR: '',
+    PATH: '/bin',
+  });
   assert.is(r.config.name, 'envname');
   assert.is(r.config.heartbeatIntervalMs, 50);
   assert.is(r.config.preVote, false);
@@ -193,8 +266,14 @@ test('ETCD_* variables: used when the flag is not given; shadowing a flag is fat
   assert.ok(r.warnings.includes('unrecognized environment variable ETCD_WAL_DIR='), 'an empty variable is not used');
   const shadow = fails(['--name', 'flagname'], { ETCD_NAME: 'envname' });
   assert.is(shadow.exitCode, 1);
-  assert.is(shadow.stderr, 'conflicting environment variable "ETCD_NAME" is shadowed by corresponding command-line flag (either unset environment variable or disable flag)\n');
-  assert.is(firstLine(fails([], { ETCD_HEARTBEAT_INTERVAL: 'x' }).stderr), 'error verifying flags, invalid value "x" for ETCD_HEARTBEAT_INTERVAL: parse error. See \'tetcd --help\'.');
+  assert.is(
+    shadow.stderr,
+    'conflicting environment variable "ETCD_NAME" is shadowed by corresponding command-line flag (either unset environment variable or disable flag)\n',
+  );
+  assert.is(
+    firstLine(fails([], { ETCD_HEARTBEAT_INTERVAL: 'x' }).stderr),
+    'error verifying flags, invalid value "x" for ETCD_HEARTBEAT_INTERVAL: parse error. See \'tetcd --help\'.',
+  );
   const lc = fails([], { ETCD_LISTEN_CLIENT_URLS: 'http://127.0.0.1:1' });
   assert.match(lc.stderr ?? '', /--advertise-client-urls is required/, 'an env var counts as setting the flag');
   for (const f of FLAGS) assert.match(flagToEnv(f.name), /^ETCD_[A-Z0-9_]+$/);
@@ -207,31 +286,41 @@ test('removed etcd 2 flags are accepted with a warning', () => {
 });
 
 test('--config-file: YAML keys as etcd, flags and env ignored, etcd coercions and type errors', () => {
-  files.set('/c.yaml', [
-    'name: fromfile',
-    'data-dir: /data',
-    'Heartbeat-Interval: 50', // encoding/json matches keys case-insensitively
-    'election-timeout: 500',
-    'listen-client-urls: http://127.0.0.1:5000',
-    'initial-cluster-token: 12345', // numbers coerce into string fields
-    'auto-compaction-retention: 2',
-    'pre-vote: no', // YAML 1.1 boolean
-    'grpc-keepalive-min-time: 1000000000', // durations are nanoseconds
-    'log-outputs: [stderr]',
-    'client-transport-security:',
-    '  cert-file: /c.pem',
-    '  client-cert-auth: true',
-    'wal-batch-max-delay: 2ms', // tetcd durations accept Go syntax too
-    'unknown-key: ignored',
-  ].join('\n'));
+  files.set(
+    '/c.yaml',
+    [
+      'name: fromfile',
+      'data-dir: /data',
+      'Heartbeat-Interval: 50', // encoding/json matches keys case-insensitively
+      'election-timeout: 500',
+      'listen-client-urls: http://127.0.0.1:5000',
+      'initial-cluster-token: 12345', // numbers coerce into string fields
+      'auto-compaction-retention: 2',
+      'pre-vote: no', // YAML 1.1 boolean
+      'grpc-keepalive-min-time: 1000000000', // durations are nanoseconds
+      'log-outputs: [stderr]',
+      'client-transport-security:',
+      '  cert-file: /c.pem',
+      '  client-cert-auth: true',
+      'wal-batch-max-delay: 2ms', // tetcd durations accept Go syntax too
+      'unknown-key: ignored',
+    ].join('\n'),
+  );
   const r = ok(['--config-file', '/c.yaml', '--name', 'ignored'], { ETCD_NAME: 'ignored-too', ETCD_BOGUS: 'x' });
   const c = r.config;
   assert.is(c.name, 'fromfile');
   assert.is(c.dataDir, '/data');
   assert.is(c.heartbeatIntervalMs, 50);
   assert.is(c.electionTimeoutMs, 500);
-  assert.equal(c.listenClientUrls.map((u) => u.href), ['http://127.0.0.1:5000']);
-  assert.equal(c.advertiseClientUrls.map((u) => u.href), ['http://localhost:2379'], 'the file keeps the default advertise URL');
+  assert.equal(
+    c.listenClientUrls.map((u) => u.href),
+    ['http://127.0.0.1:5000'],
+  );
+  assert.equal(
+    c.advertiseClientUrls.map((u) => u.href),
+    ['http://localhost:2379'],
+    'the file keeps the default advertise URL',
+  );
   assert.is(c.initialClusterToken, '12345');
   assert.is(c.autoCompactionRetentionMs, 2 * 3_600_000, 'a bare number is hours in periodic mode');
   assert.is(c.preVote, false);
@@ -242,15 +331,34 @@ test('--config-file: YAML keys as etcd, flags and env ignored, etcd coercions an
   assert.is(c.walBatchDelayUsMax, 2000);
   assert.is(c.configFile, '/c.yaml');
   assert.is(c.sources.name, 'file');
-  assert.equal(r.warnings.filter((w) => w.includes('ETCD_')), [], 'env vars are not even looked at');
+  assert.equal(
+    r.warnings.filter((w) => w.includes('ETCD_')),
+    [],
+    'env vars are not even looked at',
+  );
   assert.is(ok([], { ETCD_CONFIG_FILE: '/c.yaml' }).config.name, 'fromfile', 'ETCD_CONFIG_FILE works too');
 
   const bad: Array<[string, string]> = [
-    ['heartbeat-interval: x', 'error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string into Go struct field configYAML.heartbeat-interval of type uint'],
-    ['heartbeat-interval: -1', 'error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number -1 into Go struct field configYAML.heartbeat-interval of type uint'],
-    ['backend-batch-interval: 5s', 'error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string into Go struct field configYAML.backend-batch-interval of type time.Duration'],
-    ['pre-vote: maybe', 'error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string into Go struct field configYAML.pre-vote of type bool'],
-    ['proxy-failure-wait: x', 'error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string into Go struct field configProxy.proxy-failure-wait of type uint'],
+    [
+      'heartbeat-interval: x',
+      'error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string into Go struct field configYAML.heartbeat-interval of type uint',
+    ],
+    [
+      'heartbeat-interval: -1',
+      'error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number -1 into Go struct field configYAML.heartbeat-interval of type uint',
+    ],
+    [
+      'backend-batch-interval: 5s',
+      'error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string into Go struct field configYAML.backend-batch-interval of type time.Duration',
+    ],
+    [
+      'pre-vote: maybe',
+      'error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string into Go struct field configYAML.pre-vote of type bool',
+    ],
+    [
+      'proxy-failure-wait: x',
+      'error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string into Go struct field configProxy.proxy-failure-wait of type uint',
+    ],
     ['initial-cluster-state: bogus', 'unexpected clusterState "bogus"'],
     ['election-timeout: 100', '--election-timeout[100ms] should be at least as 5 times as --heartbeat-interval[100ms]'],
   ];
@@ -261,12 +369,18 @@ test('--config-file: YAML keys as etcd, flags and env ignored, etcd coercions an
     assert.is(firstLine(f.stderr), `error verifying flags, ${msg}. See 'tetcd --help'.`);
   }
   files.set('/bad.yaml', 'listen-client-urls: ftp://127.0.0.1:1');
-  assert.is(fails(['--config-file=/bad.yaml']).stderr, 'unexpected error setting up listen-client-urls: URL scheme must be http, https, unix, or unixs: ftp://127.0.0.1:1\n');
+  assert.is(
+    fails(['--config-file=/bad.yaml']).stderr,
+    'unexpected error setting up listen-client-urls: URL scheme must be http, https, unix, or unixs: ftp://127.0.0.1:1\n',
+  );
   files.set('/bad.yaml', 'proxy: bogus');
   assert.is(fails(['--config-file=/bad.yaml']).stderr, 'unexpected error setting up proxyFlag: invalid value\n');
   files.set('/bad.yaml', '[1, 2');
   assert.match(fails(['--config-file=/bad.yaml']).stderr ?? '', /^error verifying flags, error converting YAML to JSON: yaml: /);
-  assert.is(firstLine(fails(['--config-file=/missing.yaml']).stderr), "error verifying flags, open /missing.yaml: no such file or directory. See 'tetcd --help'.");
+  assert.is(
+    firstLine(fails(['--config-file=/missing.yaml']).stderr),
+    "error verifying flags, open /missing.yaml: no such file or directory. See 'tetcd --help'.",
+  );
 });
 
 test('--v8-workers-sched: low unless told idle or normal, by flag, ETCD_ variable or config file', () => {
@@ -279,7 +393,10 @@ test('--v8-workers-sched: low unless told idle or normal, by flag, ETCD_ variabl
 test('unimplemented flags that are set are reported; defaults are not', () => {
   const r = ok(['--enable-v2', '--name', 'x', '--worker-threads=2', '--pre-vote=false']);
   assert.equal(r.config.unimplementedSet, ['enable-v2', 'worker-threads']);
-  assert.not.ok(r.warnings.some((w) => w.includes('enable-v2')), 'reported once, through unimplementedSet, by the caller');
+  assert.not.ok(
+    r.warnings.some((w) => w.includes('enable-v2')),
+    'reported once, through unimplementedSet, by the caller',
+  );
 });
 
 test('auto-compaction retention: hours or durations in periodic mode, revisions in revision mode', () => {
@@ -304,15 +421,28 @@ test('quota, request size and bcrypt cost follow etcd: 0 = 2 GiB, negative = off
 test('verifyBootstrap: local name, advertise URLs vs initial cluster, duplicates', () => {
   const base = ['--name', 'n1', '--initial-advertise-peer-urls', 'http://127.0.0.1:2380'];
   assert.is(verifyBootstrap(ok([...base, '--initial-cluster', 'n1=http://127.0.0.1:2380,n2=http://127.0.0.1:2381']).config), null);
-  assert.is(verifyBootstrap(ok([...base, '--initial-cluster', 'n1=http://localhost:2380']).config), null, 'localhost resolves to 127.0.0.1');
-  assert.is(verifyBootstrap(ok([...base, '--initial-cluster', 'n2=http://127.0.0.1:2380']).config),
-    'couldn\'t find local name "n1" in the initial cluster configuration');
-  assert.is(verifyBootstrap(ok([...base, '--initial-cluster', 'n1=http://127.0.0.1:2390']).config),
-    '--initial-cluster has n1=http://127.0.0.1:2390 but missing from --initial-advertise-peer-urls=http://127.0.0.1:2380 (resolved urls: "http://127.0.0.1:2380" != "http://127.0.0.1:2390")');
-  assert.is(verifyBootstrap(ok([...base, '--initial-cluster', 'n1=http://127.0.0.1:2380,n2=http://127.0.0.1:2380']).config),
-    'initial cluster n1=http://127.0.0.1:2380,n2=http://127.0.0.1:2380 has duplicate url');
-  assert.is(verifyBootstrap(ok([...base, '--initial-cluster-state', 'existing', '--initial-cluster', 'n1=http://127.0.0.1:2390']).config), null,
-    'joining an existing cluster only needs the local name');
+  assert.is(
+    verifyBootstrap(ok([...base, '--initial-cluster', 'n1=http://localhost:2380']).config),
+    null,
+    'localhost resolves to 127.0.0.1',
+  );
+  assert.is(
+    verifyBootstrap(ok([...base, '--initial-cluster', 'n2=http://127.0.0.1:2380']).config),
+    'couldn\'t find local name "n1" in the initial cluster configuration',
+  );
+  assert.is(
+    verifyBootstrap(ok([...base, '--initial-cluster', 'n1=http://127.0.0.1:2390']).config),
+    '--initial-cluster has n1=http://127.0.0.1:2390 but missing from --initial-advertise-peer-urls=http://127.0.0.1:2380 (resolved urls: "http://127.0.0.1:2380" != "http://127.0.0.1:2390")',
+  );
+  assert.is(
+    verifyBootstrap(ok([...base, '--initial-cluster', 'n1=http://127.0.0.1:2380,n2=http://127.0.0.1:2380']).config),
+    'initial cluster n1=http://127.0.0.1:2380,n2=http://127.0.0.1:2380 has duplicate url',
+  );
+  assert.is(
+    verifyBootstrap(ok([...base, '--initial-cluster-state', 'existing', '--initial-cluster', 'n1=http://127.0.0.1:2390']).config),
+    null,
+    'joining an existing cluster only needs the local name',
+  );
 });
 
 test.run();

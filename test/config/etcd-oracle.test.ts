@@ -121,20 +121,32 @@ function etcdMessage(stderr: string): string {
 
 function runEtcd(args: string[], env: Record<string, string>, cwd: string): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = track(spawn('etcd', args, { cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'ignore', 'pipe'] }));
+    const child = track(
+      spawn('etcd', args, { cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'ignore', 'pipe'] }),
+    );
     let stderr = '';
-    child.stderr!.on('data', (c: Buffer) => { if (stderr.length < 65536) stderr += c.toString(); });
+    child.stderr!.on('data', (c: Buffer) => {
+      if (stderr.length < 65536) stderr += c.toString();
+    });
     // Every case fails at start-up; a member that starts instead is a broken case, stopped here.
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     child.once('error', reject);
-    child.once('close', (code) => { clearTimeout(timer); resolve({ code, stderr }); });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
   });
 }
 
 const t = oracleGate(test);
 for (const c of CASES) {
-  const label = [c.yaml !== undefined ? `yaml ${JSON.stringify(c.yaml)}` : '', ...Object.entries(c.env ?? {}).map(([k, v]) => `${k}=${v}`), ...(c.args ?? [])]
-    .filter((s) => s !== '').join(' ');
+  const label = [
+    c.yaml !== undefined ? `yaml ${JSON.stringify(c.yaml)}` : '',
+    ...Object.entries(c.env ?? {}).map(([k, v]) => `${k}=${v}`),
+    ...(c.args ?? []),
+  ]
+    .filter((s) => s !== '')
+    .join(' ');
   t(label, async () => {
     const dir = tempDir('tetcd-flags-');
     const dataDir = join(dir, 'data');
@@ -145,7 +157,10 @@ for (const c of CASES) {
       args = ['--config-file', file, ...(c.args ?? [])];
     }
     const etcd = await runEtcd(args, c.env ?? {}, dir);
-    assert.ok(etcd.code !== null && etcd.code !== 0, `etcd did not fail (exit ${etcd.code}): the case is wrong\n${etcd.stderr.slice(0, 2000)}`);
+    assert.ok(
+      etcd.code !== null && etcd.code !== 0,
+      `etcd did not fail (exit ${etcd.code}): the case is wrong\n${etcd.stderr.slice(0, 2000)}`,
+    );
     const ours = parseConfig(args, c.env ?? {});
     assert.ok('exitCode' in ours, `tetcd accepted what etcd refused: ${etcdMessage(etcd.stderr)}`);
     if (!('exitCode' in ours)) return;

@@ -2,7 +2,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  goQuote, newUrls, parseAtoi, parseGoBool, parseGoDuration, parseGoInt, parseGoUint, parseUrlsMap, splitHostPort,
+  goQuote,
+  newUrls,
+  parseAtoi,
+  parseGoBool,
+  parseGoDuration,
+  parseGoInt,
+  parseGoUint,
+  parseUrlsMap,
+  splitHostPort,
   urlsMapString,
 } from '../../src/config/values.js';
 
@@ -80,10 +88,16 @@ test('newUrls: etcd types.NewURLs validation and error texts', () => {
   const ok = newUrls(['http://127.0.0.1:2379', ' https://[::1]:2380 ', 'unix://sock:1']);
   assert.ok(!('error' in ok));
   if ('error' in ok) return;
-  assert.equal(ok.map((u) => u.href), ['http://127.0.0.1:2379', 'https://[::1]:2380', 'unix://sock:1'], 'trimmed and sorted');
+  assert.equal(
+    ok.map((u) => u.href),
+    ['http://127.0.0.1:2379', 'https://[::1]:2380', 'unix://sock:1'],
+    'trimmed and sorted',
+  );
   assert.is(ok[1]!.hostname, '::1');
   assert.is(ok[1]!.port, '2380');
-  assert.equal(newUrls(['HTTP://LocalHost:1']), [{ scheme: 'http', host: 'LocalHost:1', hostname: 'LocalHost', port: '1', href: 'http://LocalHost:1' }]);
+  assert.equal(newUrls(['HTTP://LocalHost:1']), [
+    { scheme: 'http', host: 'LocalHost:1', hostname: 'LocalHost', port: '1', href: 'http://LocalHost:1' },
+  ]);
   assert.equal(newUrls(['ftp://a:1']), { error: 'URL scheme must be http, https, unix, or unixs: ftp://a:1' });
   assert.equal(newUrls(['localhost:2379']), { error: 'URL scheme must be http, https, unix, or unixs: localhost:2379' });
   assert.equal(newUrls(['127.0.0.1:2379']), { error: 'parse "127.0.0.1:2379": first path segment in URL cannot contain colon' });
@@ -110,10 +124,13 @@ test('parseUrlsMap: repeated names collect URLs; bad URLs report NewURLs errors;
   const m = parseUrlsMap('b=http://127.0.0.1:2,a=http://127.0.0.1:1,a=http://127.0.0.1:0,,');
   assert.ok(!('error' in m));
   if ('error' in m) return;
-  assert.equal(m.map((x) => [x.name, x.peerUrls.map((u) => u.href)]), [
-    ['b', ['http://127.0.0.1:2']],
-    ['a', ['http://127.0.0.1:0', 'http://127.0.0.1:1']],
-  ]);
+  assert.equal(
+    m.map((x) => [x.name, x.peerUrls.map((u) => u.href)]),
+    [
+      ['b', ['http://127.0.0.1:2']],
+      ['a', ['http://127.0.0.1:0', 'http://127.0.0.1:1']],
+    ],
+  );
   assert.is(urlsMapString(m), 'a=http://127.0.0.1:0,a=http://127.0.0.1:1,b=http://127.0.0.1:2');
   assert.equal(parseUrlsMap('a=bad'), { error: 'URL scheme must be http, https, unix, or unixs: bad' });
   assert.equal(parseUrlsMap(''), []);

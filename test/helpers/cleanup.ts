@@ -12,13 +12,21 @@ let hooked = false;
 function killAll(): void {
   for (const c of children) {
     if (c.exitCode === null && c.signalCode === null) {
-      try { c.kill('SIGKILL'); } catch { /* already gone */ }
+      try {
+        c.kill('SIGKILL');
+      } catch {
+        /* already gone */
+      }
     }
   }
   children.clear();
   if (process.env.TETCD_KEEP_TMP !== '1') {
     for (const d of dirs) {
-      try { rmSync(d, { recursive: true, force: true }); } catch { /* best effort */ }
+      try {
+        rmSync(d, { recursive: true, force: true });
+      } catch {
+        /* best effort */
+      }
     }
   }
   dirs.clear();
@@ -55,7 +63,16 @@ export function track(child: ChildProcess): ChildProcess {
 export function awaitWithTimer<T>(done: Promise<T>, timeoutMs: number, what: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${what}: still waiting after ${timeoutMs} ms`)), timeoutMs);
-    done.then((v) => { clearTimeout(timer); resolve(v); }, (e: unknown) => { clearTimeout(timer); reject(e as Error); });
+    done.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e as Error);
+      },
+    );
   });
 }
 

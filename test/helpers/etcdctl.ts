@@ -26,10 +26,12 @@ const OUTPUT_MAX_BYTES = 16 * 1024 * 1024;
  */
 export function etcdctl(endpoint: string, args: readonly string[], opts: CtlOptions = {}): Promise<CtlResult> {
   return new Promise((resolve, reject) => {
-    const child = track(spawn('etcdctl', [`--endpoints=${endpoint}`, ...args], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ETCDCTL_API: '3' },
-    }));
+    const child = track(
+      spawn('etcdctl', [`--endpoints=${endpoint}`, ...args], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: { ...process.env, ETCDCTL_API: '3' },
+      }),
+    );
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let outBytes = 0;
@@ -40,15 +42,23 @@ export function etcdctl(endpoint: string, args: readonly string[], opts: CtlOpti
     child.stdout!.on('data', collect(out));
     child.stderr!.on('data', collect(err));
     let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, opts.timeoutMs ?? 20_000);
-    child.once('error', (e) => { clearTimeout(timer); reject(e); });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, opts.timeoutMs ?? 20_000);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
     child.once('close', (code) => {
       clearTimeout(timer);
       let stderr = Buffer.concat(err).toString();
       if (timedOut) stderr += `\n[etcdctl killed after ${opts.timeoutMs ?? 20_000} ms]`;
-      resolve({ code: timedOut ? -1 : code ?? -1, stdout: Buffer.concat(out).toString(), stderr });
+      resolve({ code: timedOut ? -1 : (code ?? -1), stdout: Buffer.concat(out).toString(), stderr });
     });
-    child.stdin!.on('error', () => { /* etcdctl may exit before reading all of stdin */ });
+    child.stdin!.on('error', () => {
+      /* etcdctl may exit before reading all of stdin */
+    });
     child.stdin!.end(opts.stdin ?? '');
   });
 }

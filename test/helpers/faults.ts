@@ -7,8 +7,15 @@ import { join } from 'node:path';
 import { LocalCluster, type ClusterMember, type ClusterOptions } from '../../tools/cluster.js';
 import type { HistoryRecorder } from '../../tools/lincheck/history.js';
 import {
-  encodePutRequest, decodePutResponse, encodeRangeRequest, decodeRangeResponse, encodeTxnRequest, decodeTxnResponse,
-  Compare_CompareResult, Compare_CompareTarget, type CompareInit,
+  encodePutRequest,
+  decodePutResponse,
+  encodeRangeRequest,
+  decodeRangeResponse,
+  encodeTxnRequest,
+  decodeTxnResponse,
+  Compare_CompareResult,
+  Compare_CompareTarget,
+  type CompareInit,
 } from '../../src/proto/rpc.js';
 import type { KeyValue } from '../../src/proto/kv.js';
 import { track, tempDir } from './cleanup.js';
@@ -22,7 +29,6 @@ export { GrpcStatusError, prefixEnd };
 export const HEARTBEAT_MS = 100;
 export const ELECTION_MS = 1000;
 
-
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -31,9 +37,11 @@ export function sleep(ms: number): Promise<void> {
 export function seededRng(seed: number): () => number {
   let s = seed >>> 0 || 0x9e3779b9;
   return () => {
-    s ^= s << 13; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
     s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
+    s ^= s << 5;
+    s >>>= 0;
     return s / 4294967296;
   };
 }
@@ -62,10 +70,17 @@ export async function startFaultCluster(opts: Partial<ClusterOptions> = {}): Pro
     readyTimeoutMs: 30_000,
     ...opts,
     extraArgs: [
-      '--heartbeat-interval', String(HEARTBEAT_MS), '--election-timeout', String(ELECTION_MS),
-      ...(FAULTS_TARGET === 'tetcd' ? modeArgs() : []), ...(opts.extraArgs ?? []),
+      '--heartbeat-interval',
+      String(HEARTBEAT_MS),
+      '--election-timeout',
+      String(ELECTION_MS),
+      ...(FAULTS_TARGET === 'tetcd' ? modeArgs() : []),
+      ...(opts.extraArgs ?? []),
     ],
-    onSpawn: (child) => { track(child); opts.onSpawn?.(child); },
+    onSpawn: (child) => {
+      track(child);
+      opts.onSpawn?.(child);
+    },
   });
 }
 
@@ -105,7 +120,9 @@ export class ExactKv {
 
   constructor(readonly endpoint: string) {
     this.session = http2.connect(`http://${endpoint}`);
-    this.session.on('error', () => { /* each call reports its own failure */ });
+    this.session.on('error', () => {
+      /* each call reports its own failure */
+    });
   }
 
   /** The connection is gone; make a new client. */
@@ -129,7 +146,12 @@ export class ExactKv {
   }
 
   /** Range over [key, rangeEnd). */
-  async range(key: Uint8Array, rangeEnd: Uint8Array | null, timeoutMs: number, serializable = false): Promise<{ revision: number; kvs: KeyValue[] }> {
+  async range(
+    key: Uint8Array,
+    rangeEnd: Uint8Array | null,
+    timeoutMs: number,
+    serializable = false,
+  ): Promise<{ revision: number; kvs: KeyValue[] }> {
     const req = encodeRangeRequest({ key, ...(rangeEnd ? { range_end: rangeEnd } : {}), serializable });
     const r = decodeRangeResponse(await this.call('/etcdserverpb.KV/Range', req, timeoutMs));
     return { revision: r.header?.revision ?? 0, kvs: r.kvs };
@@ -139,10 +161,16 @@ export class ExactKv {
    * Txn: if the key's value equals `expect.value` (or its mod_revision equals `expect.modRevision`; 0 =
    * absent) put `value`, else read the key.
    */
-  async cas(key: Uint8Array, expect: { value: Uint8Array } | { modRevision: number }, value: Uint8Array, timeoutMs: number): Promise<CasResult> {
-    const compare: CompareInit = 'value' in expect
-      ? { key, target: Compare_CompareTarget.VALUE, result: Compare_CompareResult.EQUAL, value: expect.value }
-      : { key, target: Compare_CompareTarget.MOD, result: Compare_CompareResult.EQUAL, mod_revision: expect.modRevision };
+  async cas(
+    key: Uint8Array,
+    expect: { value: Uint8Array } | { modRevision: number },
+    value: Uint8Array,
+    timeoutMs: number,
+  ): Promise<CasResult> {
+    const compare: CompareInit =
+      'value' in expect
+        ? { key, target: Compare_CompareTarget.VALUE, result: Compare_CompareResult.EQUAL, value: expect.value }
+        : { key, target: Compare_CompareTarget.MOD, result: Compare_CompareResult.EQUAL, mod_revision: expect.modRevision };
     const req = encodeTxnRequest({ compare: [compare], success: [{ request_put: { key, value } }], failure: [{ request_range: { key } }] });
     const r = decodeTxnResponse(await this.call('/etcdserverpb.KV/Txn', req, timeoutMs));
     const out: CasResult = { succeeded: r.succeeded, revision: r.header?.revision ?? 0, current: null };
@@ -176,9 +204,20 @@ export interface EndpointStatus {
 
 /** `etcdctl endpoint status -w json` for one endpoint. */
 export async function endpointStatus(endpoint: string, timeoutMs = 5_000): Promise<EndpointStatus> {
-  const r = await etcdctl(endpoint, ['endpoint', 'status', '-w', 'json', `--command-timeout=${Math.ceil(timeoutMs / 1000)}s`], { timeoutMs: timeoutMs + 2_000 });
+  const r = await etcdctl(endpoint, ['endpoint', 'status', '-w', 'json', `--command-timeout=${Math.ceil(timeoutMs / 1000)}s`], {
+    timeoutMs: timeoutMs + 2_000,
+  });
   if (r.code !== 0) throw new Error(`etcdctl endpoint status ${endpoint}: exit ${r.code}: ${r.stderr}`);
-  const [s] = JSON.parse(r.stdout) as Array<{ Endpoint: string; Status: { header: { member_id: number | string; revision: number; raft_term: number }; leader: number | string; raftIndex: number; raftTerm: number; raftAppliedIndex: number } }>;
+  const [s] = JSON.parse(r.stdout) as Array<{
+    Endpoint: string;
+    Status: {
+      header: { member_id: number | string; revision: number; raft_term: number };
+      leader: number | string;
+      raftIndex: number;
+      raftTerm: number;
+      raftAppliedIndex: number;
+    };
+  }>;
   if (s === undefined) throw new Error(`etcdctl endpoint status ${endpoint}: no answer in ${r.stdout}`);
   // IDs use all 64 bits: read them from the text, JSON.parse would round them.
   return {
@@ -198,10 +237,18 @@ export async function endpointStatus(endpoint: string, timeoutMs = 5_000): Promi
  * member's own state), one line per key.
  */
 export async function serializableDump(endpoint: string): Promise<{ revision: number; lines: string[] }> {
-  const r = await etcdctl(endpoint, ['get', '', '--from-key', '--consistency=s', '-w', 'json', '--command-timeout=20s'], { timeoutMs: 30_000 });
+  const r = await etcdctl(endpoint, ['get', '', '--from-key', '--consistency=s', '-w', 'json', '--command-timeout=20s'], {
+    timeoutMs: 30_000,
+  });
   if (r.code !== 0) throw new Error(`etcdctl get --consistency=s ${endpoint}: exit ${r.code}: ${r.stderr.trim().split('\n').pop()}`);
-  const doc = JSON.parse(r.stdout) as { header: { revision: number }; kvs?: Array<{ key: string; value?: string; create_revision: number; mod_revision: number; version: number }> };
-  const lines = (doc.kvs ?? []).map((kv) => `${Buffer.from(kv.key, 'base64').toString('latin1')} = ${Buffer.from(kv.value ?? '', 'base64').toString('latin1')} (create ${kv.create_revision}, mod ${kv.mod_revision}, version ${kv.version})`);
+  const doc = JSON.parse(r.stdout) as {
+    header: { revision: number };
+    kvs?: Array<{ key: string; value?: string; create_revision: number; mod_revision: number; version: number }>;
+  };
+  const lines = (doc.kvs ?? []).map(
+    (kv) =>
+      `${Buffer.from(kv.key, 'base64').toString('latin1')} = ${Buffer.from(kv.value ?? '', 'base64').toString('latin1')} (create ${kv.create_revision}, mod ${kv.mod_revision}, version ${kv.version})`,
+  );
   return { revision: doc.header.revision, lines };
 }
 
@@ -224,7 +271,12 @@ export async function waitConverged(c: LocalCluster, timeoutMs: number): Promise
       await sleep(300);
       continue;
     }
-    last = statuses.map((s) => `${s.endpoint}: revision ${s.revision}, applied ${s.raftAppliedIndex}, index ${s.raftIndex}, term ${s.raftTerm}, leader ${s.leader}`).join('\n');
+    last = statuses
+      .map(
+        (s) =>
+          `${s.endpoint}: revision ${s.revision}, applied ${s.raftAppliedIndex}, index ${s.raftIndex}, term ${s.raftTerm}, leader ${s.leader}`,
+      )
+      .join('\n');
     const same = statuses.every((s) => s.revision === statuses[0]!.revision && s.raftAppliedIndex === statuses[0]!.raftAppliedIndex);
     stableRounds = same ? stableRounds + 1 : 0;
     if (stableRounds >= 2) {
@@ -274,7 +326,12 @@ export class PutLoad {
   private running = false;
   private loops: Promise<void>[] = [];
 
-  constructor(private readonly cluster: LocalCluster, readonly prefix: string, private readonly writers: number, private readonly opTimeoutMs = 1_000) {}
+  constructor(
+    private readonly cluster: LocalCluster,
+    readonly prefix: string,
+    private readonly writers: number,
+    private readonly opTimeoutMs = 1_000,
+  ) {}
 
   start(): void {
     if (this.running) throw new Error('load already running');
@@ -345,7 +402,13 @@ export class PutLoad {
  * Fires a put every `intervalMs` at each of `members` (at most `inFlightMax` unanswered at once) until one
  * succeeds; resolves with when (Date.now()) and through whom. Measures "a write succeeds via the survivors".
  */
-export async function firstWrite(members: readonly ClusterMember[], key: Uint8Array, timeoutMs: number, intervalMs = 50, inFlightMax = 200): Promise<{ atMs: number; via: string }> {
+export async function firstWrite(
+  members: readonly ClusterMember[],
+  key: Uint8Array,
+  timeoutMs: number,
+  intervalMs = 50,
+  inFlightMax = 200,
+): Promise<{ atMs: number; via: string }> {
   const clients = members.map((m) => ({ m, kv: new ExactKv(m.endpoint) }));
   const deadline = Date.now() + timeoutMs;
   let inFlight = 0;
@@ -355,14 +418,28 @@ export async function firstWrite(members: readonly ClusterMember[], key: Uint8Ar
       let done = false;
       const fire = () => {
         if (done) return;
-        if (Date.now() > deadline) { done = true; clearInterval(timer); reject(new Error(`no write succeeded within ${timeoutMs} ms`)); return; }
+        if (Date.now() > deadline) {
+          done = true;
+          clearInterval(timer);
+          reject(new Error(`no write succeeded within ${timeoutMs} ms`));
+          return;
+        }
         for (const c of clients) {
           if (inFlight >= inFlightMax) break;
           if (c.kv.broken) c.kv = new ExactKv(c.m.endpoint);
           inFlight++;
           c.kv.put(key, Buffer.from(`probe-${seq++}`), 2_000).then(
-            () => { inFlight--; if (!done) { done = true; clearInterval(timer); resolve({ atMs: Date.now(), via: c.m.name }); } },
-            () => { inFlight--; },
+            () => {
+              inFlight--;
+              if (!done) {
+                done = true;
+                clearInterval(timer);
+                resolve({ atMs: Date.now(), via: c.m.name });
+              }
+            },
+            () => {
+              inFlight--;
+            },
           );
         }
       };
@@ -407,10 +484,19 @@ export interface NemesisEvent {
  * restarts. Actions are dealt from a shuffled deck, so every kind happens once before any repeats (a short
  * run cannot miss one by chance). Runs until `untilMs` (Date.now() scale).
  */
-export async function runNemesis(c: LocalCluster, untilMs: number, rng: () => number, long: boolean, log: (l: string) => void): Promise<NemesisEvent[]> {
+export async function runNemesis(
+  c: LocalCluster,
+  untilMs: number,
+  rng: () => number,
+  long: boolean,
+  log: (l: string) => void,
+): Promise<NemesisEvent[]> {
   const events: NemesisEvent[] = [];
   const started = Date.now();
-  const note = (what: string) => { events.push({ atMs: Date.now() - started, what }); log(`nemesis +${((Date.now() - started) / 1000).toFixed(1)}s: ${what}`); };
+  const note = (what: string) => {
+    events.push({ atMs: Date.now() - started, what });
+    log(`nemesis +${((Date.now() - started) / 1000).toFixed(1)}s: ${what}`);
+  };
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)]!;
   const between = (lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo));
   const actions = long
@@ -430,7 +516,13 @@ export async function runNemesis(c: LocalCluster, untilMs: number, rng: () => nu
     const action = deck.pop()!;
     let target: ClusterMember;
     if (action.endsWith('-leader')) {
-      try { target = await c.leader(5_000); } catch { deck.push(action); note('no leader to hit; waiting'); continue; }
+      try {
+        target = await c.leader(5_000);
+      } catch {
+        deck.push(action);
+        note('no leader to hit; waiting');
+        continue;
+      }
     } else {
       target = pick(c.members);
     }
@@ -470,7 +562,10 @@ export async function runNemesis(c: LocalCluster, untilMs: number, rng: () => nu
 }
 
 /** Per-client view of a key: what it last read, for its next compare-and-set. */
-interface Seen { value: Buffer | null; mod: number }
+interface Seen {
+  value: Buffer | null;
+  mod: number;
+}
 
 /**
  * `clients` concurrent clients doing get / put / cas (by value or by mod_revision) on `keys` keys against
@@ -504,7 +599,10 @@ export async function runClients(c: LocalCluster, h: HistoryRecorder, o: LinRunO
           const g = await kv.get(key, o.opTimeoutMs);
           h.ok(op, { found: g.kv ? g.kv.value : null, modRevision: g.kv ? g.kv.mod_revision : 0, revision: g.revision });
           seen.set(ki, { value: g.kv ? Buffer.from(g.kv.value) : null, mod: g.kv ? g.kv.mod_revision : 0 });
-        } catch { h.unknown(op); failed = true; }
+        } catch {
+          h.unknown(op);
+          failed = true;
+        }
       } else if (r < 0.7) {
         const value = Buffer.from(`c${id}-${seq}`);
         const op = h.invoke(id, 'put', key, { value });
@@ -512,7 +610,10 @@ export async function runClients(c: LocalCluster, h: HistoryRecorder, o: LinRunO
           const p = await kv.put(key, value, o.opTimeoutMs);
           h.ok(op, { revision: p.revision });
           seen.set(ki, { value, mod: p.revision });
-        } catch { h.unknown(op); failed = true; }
+        } catch {
+          h.unknown(op);
+          failed = true;
+        }
       } else {
         const s = seen.get(ki) ?? { value: null, mod: 0 };
         const value = Buffer.from(`c${id}-${seq}`);
@@ -525,10 +626,18 @@ export async function runClients(c: LocalCluster, h: HistoryRecorder, o: LinRunO
             h.ok(op, { succeeded: true, revision: x.revision });
             seen.set(ki, { value, mod: x.revision });
           } else {
-            h.ok(op, { succeeded: false, found: x.current ? x.current.value : null, modRevision: x.current ? x.current.mod_revision : 0, revision: x.revision });
+            h.ok(op, {
+              succeeded: false,
+              found: x.current ? x.current.value : null,
+              modRevision: x.current ? x.current.mod_revision : 0,
+              revision: x.revision,
+            });
             seen.set(ki, { value: x.current ? Buffer.from(x.current.value) : null, mod: x.current ? x.current.mod_revision : 0 });
           }
-        } catch { h.unknown(op); failed = true; }
+        } catch {
+          h.unknown(op);
+          failed = true;
+        }
       }
       if (failed) {
         kv.close();
@@ -553,7 +662,9 @@ export async function finalReads(c: LocalCluster, h: HistoryRecorder, keys: numb
         try {
           const g = await kv.get(key, 10_000);
           h.ok(op, { found: g.kv ? g.kv.value : null, modRevision: g.kv ? g.kv.mod_revision : 0, revision: g.revision });
-        } catch { h.unknown(op); }
+        } catch {
+          h.unknown(op);
+        }
       }
     } finally {
       kv.close();

@@ -28,7 +28,10 @@ export interface RangeResult {
 
 /** A gRPC call that completed with a non-OK status (a definite answer from the server). */
 export class GrpcStatusError extends Error {
-  constructor(readonly code: number, message: string) {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
     super(message);
     this.name = 'GrpcStatusError';
   }
@@ -84,7 +87,9 @@ function fields(buf: Buffer, on: (field: number, v: bigint | Buffer) => void): v
 
 function headerRevision(b: Buffer): bigint {
   let rev = 0n;
-  fields(b, (f, v) => { if (f === 3 && typeof v === 'bigint') rev = v; });
+  fields(b, (f, v) => {
+    if (f === 3 && typeof v === 'bigint') rev = v;
+  });
   return rev;
 }
 
@@ -119,13 +124,25 @@ export function unaryCall(session: http2.ClientHttp2Session, path: string, body:
       if (size > RESPONSE_MAX_BYTES) req.close(http2.constants.NGHTTP2_CANCEL);
       else chunks.push(c);
     });
-    req.on('error', (e) => { clearTimeout(timer); reject(e); });
+    req.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
     req.on('close', () => {
       clearTimeout(timer);
-      if (status === undefined) { reject(new Error(`${path}: stream closed without a status (rst ${req.rstCode})`)); return; }
-      if (status !== '0') { reject(new GrpcStatusError(Number(status), message)); return; }
+      if (status === undefined) {
+        reject(new Error(`${path}: stream closed without a status (rst ${req.rstCode})`));
+        return;
+      }
+      if (status !== '0') {
+        reject(new GrpcStatusError(Number(status), message));
+        return;
+      }
       const all = Buffer.concat(chunks);
-      if (all.length < 5) { reject(new Error(`${path}: empty response`)); return; }
+      if (all.length < 5) {
+        reject(new Error(`${path}: empty response`));
+        return;
+      }
       const len = all.readUInt32BE(1);
       resolve(all.subarray(5, 5 + len));
     });
@@ -145,7 +162,9 @@ export class KvClient {
 
   constructor(endpoint: string) {
     this.session = http2.connect(`http://${endpoint}`);
-    this.session.on('error', () => { /* surfaced through the calls' own errors */ });
+    this.session.on('error', () => {
+      /* surfaced through the calls' own errors */
+    });
   }
 
   private call(path: string, body: Uint8Array, timeoutMs: number): Promise<Buffer> {
@@ -156,7 +175,9 @@ export class KvClient {
   async put(key: Uint8Array, value: Uint8Array, timeoutMs: number): Promise<PutResult> {
     const resp = await this.call('/etcdserverpb.KV/Put', Buffer.concat([bytesField(1, key), bytesField(2, value)]), timeoutMs);
     let revision = 0n;
-    fields(resp, (f, v) => { if (f === 1 && Buffer.isBuffer(v)) revision = headerRevision(v); });
+    fields(resp, (f, v) => {
+      if (f === 1 && Buffer.isBuffer(v)) revision = headerRevision(v);
+    });
     return { revision };
   }
 

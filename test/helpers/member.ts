@@ -61,7 +61,9 @@ export function tetcdEntry(): string {
   if (existsSync(main)) return main;
   const bin = join(repoRoot(), 'bin', 'tetcd');
   if (!existsSync(bin)) {
-    throw new Error(`tetcd is not runnable yet: neither ${main} nor ${bin} exists (TETCD_COMPAT_TARGET=etcd proves the harness against etcd)`);
+    throw new Error(
+      `tetcd is not runnable yet: neither ${main} nor ${bin} exists (TETCD_COMPAT_TARGET=etcd proves the harness against etcd)`,
+    );
   }
   return bin;
 }
@@ -95,9 +97,14 @@ export class Member {
   args(): string[] {
     const o = this.opts;
     return memberFlags({
-      name: this.name, dataDir: this.dataDir, clientUrl: this.clientUrl, peerUrl: this.peerUrl,
+      name: this.name,
+      dataDir: this.dataDir,
+      clientUrl: this.clientUrl,
+      peerUrl: this.peerUrl,
       initialCluster: o.initialCluster ?? `${this.name}=${this.peerUrl}`,
-      token: o.initialClusterToken, state: o.initialClusterState, extraArgs: o.extraArgs,
+      token: o.initialClusterToken,
+      state: o.initialClusterState,
+      extraArgs: o.extraArgs,
     });
   }
 
@@ -119,10 +126,12 @@ export class Member {
   async start(): Promise<void> {
     if (this.running()) throw new Error(`${this.name} is already running`);
     const { cmd, args } = this.command();
-    const child = track(spawn(cmd, args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...(this.opts.env ?? {}) },
-    }));
+    const child = track(
+      spawn(cmd, args, {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...(this.opts.env ?? {}) },
+      }),
+    );
     this.proc = child;
     this.paused = false;
     const onData = (chunk: Buffer) => {
@@ -140,7 +149,10 @@ export class Member {
     const deadline = Date.now() + timeoutMs;
     let last = 'no answer';
     while (Date.now() < deadline) {
-      if (!this.running()) throw new Error(`${this.kind} ${this.name} exited (${this.proc?.exitCode ?? this.proc?.signalCode}) before it was ready:\n${this.logs()}`);
+      if (!this.running())
+        throw new Error(
+          `${this.kind} ${this.name} exited (${this.proc?.exitCode ?? this.proc?.signalCode}) before it was ready:\n${this.logs()}`,
+        );
       try {
         const body = await httpGet(`${this.clientUrl}/health`, 1_000);
         if (body.status === 200 && /"health"\s*:\s*"true"/.test(body.text)) return;
@@ -159,7 +171,9 @@ export class Member {
     // A stopped process would sit on SIGTERM until the grace period ends.
     if (this.paused) this.resume();
     this.proc!.kill('SIGTERM');
-    const timer = setTimeout(() => { if (this.running()) this.proc!.kill('SIGKILL'); }, STOP_GRACE_MS);
+    const timer = setTimeout(() => {
+      if (this.running()) this.proc!.kill('SIGKILL');
+    }, STOP_GRACE_MS);
     await awaitWithTimer(this.exited, STOP_GRACE_MS + EXIT_WAIT_MS, `stop ${this.name}`);
     clearTimeout(timer);
   }
@@ -220,7 +234,9 @@ export function httpGet(url: string, timeoutMs: number): Promise<{ status: numbe
     const req = http.get(url, { timeout: timeoutMs }, (res) => {
       let text = '';
       res.setEncoding('utf8');
-      res.on('data', (c: string) => { if (text.length < 1 << 20) text += c; });
+      res.on('data', (c: string) => {
+        if (text.length < 1 << 20) text += c;
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
       res.on('error', reject);
     });
@@ -236,8 +252,8 @@ export function httpGet(url: string, timeoutMs: number): Promise<{ status: numbe
  */
 export async function startMember(kind: MemberKind, opts: MemberOptions = {}): Promise<Member> {
   const name = opts.name ?? 'm1';
-  const clientPort = opts.clientPort ?? await freePort();
-  const peerPort = opts.peerPort ?? await freePort();
+  const clientPort = opts.clientPort ?? (await freePort());
+  const peerPort = opts.peerPort ?? (await freePort());
   const dataDir = opts.dataDir ?? join(tempDir(`tetcd-${kind}-`), 'data');
   const m = new Member(kind, name, dataDir, clientPort, peerPort, opts);
   await m.start();
@@ -258,13 +274,26 @@ export function startTetcd(opts: MemberOptions = {}): Promise<Member> {
  * A cluster of `names.length` members of one kind, started together (each waits for the others to form a
  * quorum), all ready on return.
  */
-export async function startCluster(kind: MemberKind, names: readonly string[], opts: Omit<MemberOptions, 'name' | 'initialCluster' | 'clientPort' | 'peerPort' | 'dataDir'> = {}): Promise<Member[]> {
+export async function startCluster(
+  kind: MemberKind,
+  names: readonly string[],
+  opts: Omit<MemberOptions, 'name' | 'initialCluster' | 'clientPort' | 'peerPort' | 'dataDir'> = {},
+): Promise<Member[]> {
   const ports: Array<{ client: number; peer: number }> = [];
   for (const _ of names) ports.push({ client: await freePort(), peer: await freePort() });
   const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${ports[i]!.peer}`).join(',');
-  const members = await Promise.all(names.map((name, i) => startMember(kind, {
-    ...opts, name, initialCluster, clientPort: ports[i]!.client, peerPort: ports[i]!.peer, waitReady: false,
-  })));
+  const members = await Promise.all(
+    names.map((name, i) =>
+      startMember(kind, {
+        ...opts,
+        name,
+        initialCluster,
+        clientPort: ports[i]!.client,
+        peerPort: ports[i]!.peer,
+        waitReady: false,
+      }),
+    ),
+  );
   await Promise.all(members.map((m) => m.waitReady(opts.readyTimeoutMs ?? 30_000)));
   return members;
 }

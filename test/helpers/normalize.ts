@@ -10,15 +10,28 @@
 
 /** The placeholder rules, for failure messages and the report. */
 export const NORMALIZED_FIELDS: readonly string[] = [
-  'client/peer port', 'member ID', 'cluster ID', 'lease ID', 'raft term', 'raft index', 'raft applied index',
-  'db size', 'db size in use', 'took = <duration>', 'lease remaining TTL',
+  'client/peer port',
+  'member ID',
+  'cluster ID',
+  'lease ID',
+  'raft term',
+  'raft index',
+  'raft applied index',
+  'db size',
+  'db size in use',
+  'took = <duration>',
+  'lease remaining TTL',
 ];
 
 const JSON_IDS = ['cluster_id', 'member_id', 'leader', 'ID', 'lease', 'id', 'ClusterID', 'MemberID', 'Lease'];
 const JSON_RAFT: Record<string, string> = {
-  raft_term: '<RAFT_TERM>', raftTerm: '<RAFT_TERM>', RaftTerm: '<RAFT_TERM>',
-  raftIndex: '<RAFT_INDEX>', raftAppliedIndex: '<RAFT_APPLIED_INDEX>',
-  dbSize: '<DB_SIZE>', dbSizeInUse: '<DB_SIZE_IN_USE>',
+  raft_term: '<RAFT_TERM>',
+  raftTerm: '<RAFT_TERM>',
+  RaftTerm: '<RAFT_TERM>',
+  raftIndex: '<RAFT_INDEX>',
+  raftAppliedIndex: '<RAFT_APPLIED_INDEX>',
+  dbSize: '<DB_SIZE>',
+  dbSizeInUse: '<DB_SIZE_IN_USE>',
 };
 
 function escapeRe(s: string): string {
@@ -83,8 +96,10 @@ export class Normalizer {
       s = s.replace(new RegExp(`\\b0*${escapeRe(id.toString(16))}\\b`, 'g'), token);
     }
     // endpoint status, simple format: endpoint, ID, version, db size, leader, learner, term, index, applied, errors
-    s = s.replace(/^([^,\n]+), ([^,\n]+), ([^,\n]+), [0-9.]+ [kMGT]?B, (true|false), (true|false), \d+, \d+, \d+, /gm,
-      '$1, $2, $3, <DB_SIZE>, $4, $5, <RAFT_TERM>, <RAFT_INDEX>, <RAFT_APPLIED_INDEX>, ');
+    s = s.replace(
+      /^([^,\n]+), ([^,\n]+), ([^,\n]+), [0-9.]+ [kMGT]?B, (true|false), (true|false), \d+, \d+, \d+, /gm,
+      '$1, $2, $3, <DB_SIZE>, $4, $5, <RAFT_TERM>, <RAFT_INDEX>, <RAFT_APPLIED_INDEX>, ',
+    );
     s = s.replace(/took = [0-9.]+(?:ns|µs|us|ms|s|m|h)+/g, 'took = <DURATION>');
     s = s.replace(/"took"(\s*:\s*)"[^"]*"/g, '"took"$1"<DURATION>"');
     s = s.replace(/remaining\(-?\d+s\)/g, 'remaining(<TTL>)');

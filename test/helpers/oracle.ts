@@ -10,7 +10,10 @@ export const ORACLE_INSTALL = 'sudo apt-get install -y etcd-server etcd-client';
 
 /** Null when `etcd` and `etcdctl` run, else why not. */
 export function oracleMissing(): string | null {
-  for (const [bin, arg] of [['etcd', '--version'], ['etcdctl', 'version']] as const) {
+  for (const [bin, arg] of [
+    ['etcd', '--version'],
+    ['etcdctl', 'version'],
+  ] as const) {
     const r = spawnSync(bin, [arg], { encoding: 'utf8', timeout: 10_000, env: { ...process.env, ETCDCTL_API: '3' } });
     if (r.error || r.status !== 0) return `${bin} is not runnable (${r.error?.message ?? `exit ${r.status}`})`;
   }

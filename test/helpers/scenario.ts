@@ -35,17 +35,20 @@ export async function prepareSide(member: Member): Promise<Side> {
 /** The label a step is reported under: its arguments as a shell would show them. */
 export function stepLabel(step: Step): string {
   const args = step.args.map((a) => (/^[\w./:=${}-]+$/.test(a) ? a : JSON.stringify(a.length > 40 ? a.slice(0, 40) + '…' : a)));
-  const stdin = step.stdin === undefined ? '' : ` <<< ${JSON.stringify(String(step.stdin).slice(0, 60))}${String(step.stdin).length > 60 ? '…' : ''}`;
+  const stdin =
+    step.stdin === undefined ? '' : ` <<< ${JSON.stringify(String(step.stdin).slice(0, 60))}${String(step.stdin).length > 60 ? '…' : ''}`;
   return `etcdctl ${args.join(' ')}${stdin}`;
 }
 
 /** Runs one step on one side; returns the normalized result. */
 export async function runStep(side: Side, step: Step): Promise<CtlResult> {
-  const args = step.args.map((a) => a.replace(/\$\{(\w+)\}/g, (_m, v: string) => {
-    const val = side.vars.get(v);
-    if (val === undefined) throw new Error(`step uses \${${v}} before it was captured`);
-    return val;
-  }));
+  const args = step.args.map((a) =>
+    a.replace(/\$\{(\w+)\}/g, (_m, v: string) => {
+      const val = side.vars.get(v);
+      if (val === undefined) throw new Error(`step uses \${${v}} before it was captured`);
+      return val;
+    }),
+  );
   const r = await etcdctl(side.member.endpoint, args, { stdin: step.stdin });
   if (step.captureLease) {
     const m = /lease ([0-9a-f]+) granted/.exec(r.stdout);
@@ -77,7 +80,9 @@ export function compareResults(label: string, oracle: CtlResult, target: CtlResu
     const n = Math.max(a.length, b.length);
     for (let i = 0; i < n; i++) {
       if (a[i] !== b[i]) {
-        problems.push(`${name} line ${i + 1}:\n    etcd:   ${JSON.stringify(a[i] ?? '<missing>')}\n    target: ${JSON.stringify(b[i] ?? '<missing>')}`);
+        problems.push(
+          `${name} line ${i + 1}:\n    etcd:   ${JSON.stringify(a[i] ?? '<missing>')}\n    target: ${JSON.stringify(b[i] ?? '<missing>')}`,
+        );
         break;
       }
     }

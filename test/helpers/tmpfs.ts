@@ -20,7 +20,9 @@ export function mountTmpfs(dir: string, sizeBytes: number): void {
   if (!exitHooked) {
     exitHooked = true;
     // A test that throws past its finally (or a crash) must not leave mounts behind.
-    process.on('exit', () => { for (const d of mounted) unmountTmpfs(d, true); });
+    process.on('exit', () => {
+      for (const d of mounted) unmountTmpfs(d, true);
+    });
   }
 }
 

@@ -23,19 +23,50 @@ class H {
     return this;
   }
   put(client: number, key: string, value: string, callMs: number, returnMs: number | null, revision?: number): this {
-    return this.add({ client, kind: 'put', key: b(key), value: b(value), callMs, returnMs: returnMs ?? Infinity, status: returnMs === null ? 'unknown' : 'ok', ...(revision !== undefined ? { revision } : {}) });
+    return this.add({
+      client,
+      kind: 'put',
+      key: b(key),
+      value: b(value),
+      callMs,
+      returnMs: returnMs ?? Infinity,
+      status: returnMs === null ? 'unknown' : 'ok',
+      ...(revision !== undefined ? { revision } : {}),
+    });
   }
-  get(client: number, key: string, found: string | null, callMs: number, returnMs: number | null, extra: { mod?: number; revision?: number } = {}): this {
+  get(
+    client: number,
+    key: string,
+    found: string | null,
+    callMs: number,
+    returnMs: number | null,
+    extra: { mod?: number; revision?: number } = {},
+  ): this {
     if (returnMs === null) return this.add({ client, kind: 'get', key: b(key), callMs, returnMs: Infinity, status: 'unknown' });
     const o: Omit<Op, 'id'> = { client, kind: 'get', key: b(key), found: found === null ? null : b(found), callMs, returnMs, status: 'ok' };
     if (extra.mod !== undefined) o.modRevision = extra.mod;
     if (extra.revision !== undefined) o.revision = extra.revision;
     return this.add(o);
   }
-  cas(client: number, key: string, expect: string | null, value: string, callMs: number, returnMs: number | null, succeeded?: boolean, extra: { found?: string | null; expectMod?: number; revision?: number } = {}): this {
+  cas(
+    client: number,
+    key: string,
+    expect: string | null,
+    value: string,
+    callMs: number,
+    returnMs: number | null,
+    succeeded?: boolean,
+    extra: { found?: string | null; expectMod?: number; revision?: number } = {},
+  ): this {
     const o: Omit<Op, 'id'> = {
-      client, kind: 'cas', key: b(key), expect: expect === null ? null : b(expect), value: b(value),
-      callMs, returnMs: returnMs ?? Infinity, status: returnMs === null ? 'unknown' : 'ok',
+      client,
+      kind: 'cas',
+      key: b(key),
+      expect: expect === null ? null : b(expect),
+      value: b(value),
+      callMs,
+      returnMs: returnMs ?? Infinity,
+      status: returnMs === null ? 'unknown' : 'ok',
     };
     if (returnMs !== null) o.succeeded = succeeded ?? false;
     if (extra.found !== undefined) o.found = extra.found === null ? null : b(extra.found);
@@ -53,7 +84,12 @@ const verdict = (h: H) => checkHistory(h.ops, { timeBudgetMs: 10_000 });
 // ---- accepted ----
 
 test('a sequential history is linearizable', () => {
-  const h = new H().get(1, 'k', null, 0, 1).put(1, 'k', 'a', 2, 3).get(2, 'k', 'a', 4, 5).cas(1, 'k', 'a', 'b', 6, 7, true).get(2, 'k', 'b', 8, 9)
+  const h = new H()
+    .get(1, 'k', null, 0, 1)
+    .put(1, 'k', 'a', 2, 3)
+    .get(2, 'k', 'a', 4, 5)
+    .cas(1, 'k', 'a', 'b', 6, 7, true)
+    .get(2, 'k', 'b', 8, 9)
     .cas(2, 'k', 'a', 'c', 10, 11, false, { found: 'b' });
   const r = verdict(h);
   assert.is(r.verdict, 'ok', r.report);
@@ -68,7 +104,11 @@ test('overlapping ops may take effect in either order', () => {
   const h2 = new H().put(1, 'k', 'a', 0, 10).put(2, 'k', 'b', 1, 5).get(3, 'k', 'a', 2, 3).get(2, 'k', 'b', 11, 13);
   assert.is(verdict(h2).verdict, 'ok');
   // Two concurrent cas on the same expected value: exactly one wins.
-  const h3 = new H().put(1, 'k', 'a', 0, 1).cas(1, 'k', 'a', 'b', 2, 6, true).cas(2, 'k', 'a', 'c', 3, 7, false, { found: 'b' }).get(3, 'k', 'b', 8, 9);
+  const h3 = new H()
+    .put(1, 'k', 'a', 0, 1)
+    .cas(1, 'k', 'a', 'b', 2, 6, true)
+    .cas(2, 'k', 'a', 'c', 3, 7, false, { found: 'b' })
+    .get(3, 'k', 'b', 8, 9);
   assert.is(verdict(h3).verdict, 'ok');
 });
 
@@ -76,7 +116,12 @@ test('an unknown write may have happened (seen later) …', () => {
   const h = new H().put(1, 'k', 'a', 0, 1).put(2, 'k', 'b', 2, null).get(1, 'k', 'b', 10, 11).get(1, 'k', 'b', 12, 13);
   assert.is(verdict(h).verdict, 'ok');
   // … even long after its client gave up, and after other writes.
-  const h2 = new H().put(1, 'k', 'a', 0, 1).put(2, 'k', 'b', 2, null).get(1, 'k', 'a', 10, 11).put(1, 'k', 'c', 12, 13).get(3, 'k', 'b', 20, 21);
+  const h2 = new H()
+    .put(1, 'k', 'a', 0, 1)
+    .put(2, 'k', 'b', 2, null)
+    .get(1, 'k', 'a', 10, 11)
+    .put(1, 'k', 'c', 12, 13)
+    .get(3, 'k', 'b', 20, 21);
   assert.is(verdict(h2).verdict, 'ok', 'an unknown write stays open to the end');
 });
 
@@ -94,8 +139,11 @@ test('… or not have happened at all', () => {
 });
 
 test('cas by mod_revision is checked as a compare on the value read with it', () => {
-  const h = new H().put(1, 'k', 'a', 0, 1, 5).get(2, 'k', 'a', 2, 3, { mod: 5, revision: 5 })
-    .cas(2, 'k', 'a', 'b', 4, 5, true, { expectMod: 5, revision: 6 }).cas(1, 'k', 'a', 'c', 6, 7, false, { expectMod: 5, found: 'b', revision: 6 });
+  const h = new H()
+    .put(1, 'k', 'a', 0, 1, 5)
+    .get(2, 'k', 'a', 2, 3, { mod: 5, revision: 5 })
+    .cas(2, 'k', 'a', 'b', 4, 5, true, { expectMod: 5, revision: 6 })
+    .cas(1, 'k', 'a', 'c', 6, 7, false, { expectMod: 5, found: 'b', revision: 6 });
   assert.is(verdict(h).verdict, 'ok', verdict(h).report);
   // With duplicate written values a revision compare cannot be turned into a value compare: unknown, not ok.
   const dup = new H().put(1, 'k', 'a', 0, 1).put(1, 'k', 'a', 2, 3).cas(2, 'k', 'a', 'b', 4, 5, true, { expectMod: 3 });
@@ -172,10 +220,17 @@ test('revision anomalies are violations even when the values are fine', () => {
   assert.is(r1.verdict, 'violation');
   assert.ok(r1.revisionViolations.some((v) => v.rule === 'read-from-future' || v.rule === 'revision-went-back'));
   const back2 = new H().put(1, 'k', 'a', 0, 1, 10).get(2, 'j', null, 2, 3, { mod: 0, revision: 9 });
-  assert.equal(verdict(back2).revisionViolations.map((v) => v.rule), ['revision-went-back'], 'across keys too');
+  assert.equal(
+    verdict(back2).revisionViolations.map((v) => v.rule),
+    ['revision-went-back'],
+    'across keys too',
+  );
   // Two writes at one revision.
   const shared = new H().put(1, 'k', 'a', 0, 1, 7).put(2, 'j', 'b', 0, 1, 7);
-  assert.equal(verdict(shared).revisionViolations.map((v) => v.rule), ['shared-write-revision']);
+  assert.equal(
+    verdict(shared).revisionViolations.map((v) => v.rule),
+    ['shared-write-revision'],
+  );
   // A value seen with a revision other than the one its write got.
   const mism = new H().put(1, 'k', 'a', 0, 1, 7).get(2, 'k', 'a', 2, 3, { mod: 6, revision: 7 });
   assert.ok(verdict(mism).revisionViolations.some((v) => v.rule === 'value-revision-mismatch'));
@@ -205,7 +260,8 @@ test('the search itself: memoization makes exhausting a wide history feasible', 
   // 12 fully concurrent puts, then a read of a value nobody wrote: proving "no order works" means trying
   // every order of the puts — 12! ≈ 5e8 without memoization, 2^12 × 12 states with it.
   const ops: RegOp[] = [];
-  for (let c = 0; c < 12; c++) ops.push({ historyIndex: c, kind: RegKind.Put, value: c + 1, expect: 0, found: UNKNOWN, succeeded: UNKNOWN, callMs: c, returnMs: 100 });
+  for (let c = 0; c < 12; c++)
+    ops.push({ historyIndex: c, kind: RegKind.Put, value: c + 1, expect: 0, found: UNKNOWN, succeeded: UNKNOWN, callMs: c, returnMs: 100 });
   ops.push({ historyIndex: 12, kind: RegKind.Get, value: 0, expect: 0, found: 99, succeeded: UNKNOWN, callMs: 200, returnMs: 201 });
   const started = Date.now();
   const r = searchRegister(ops, { deadlineMs: Date.now() + 20_000, cacheEntriesMax: 1e6, cacheBytesMax: 64 << 20 });
@@ -216,8 +272,27 @@ test('the search itself: memoization makes exhausting a wide history feasible', 
   let v = 1;
   for (let round = 0; round < 40; round++) {
     const base = round * 10;
-    for (let c = 0; c < 12; c++) wide.push({ historyIndex: wide.length, kind: RegKind.Put, value: v + c, expect: 0, found: UNKNOWN, succeeded: UNKNOWN, callMs: base, returnMs: base + 5 });
-    wide.push({ historyIndex: wide.length, kind: RegKind.Get, value: 0, expect: 0, found: v + 11, succeeded: UNKNOWN, callMs: base + 6, returnMs: base + 7 });
+    for (let c = 0; c < 12; c++)
+      wide.push({
+        historyIndex: wide.length,
+        kind: RegKind.Put,
+        value: v + c,
+        expect: 0,
+        found: UNKNOWN,
+        succeeded: UNKNOWN,
+        callMs: base,
+        returnMs: base + 5,
+      });
+    wide.push({
+      historyIndex: wide.length,
+      kind: RegKind.Get,
+      value: 0,
+      expect: 0,
+      found: v + 11,
+      succeeded: UNKNOWN,
+      callMs: base + 6,
+      returnMs: base + 7,
+    });
     v += 12;
   }
   assert.is(searchRegister(wide, { deadlineMs: Date.now() + 10_000, cacheEntriesMax: 1e6, cacheBytesMax: 64 << 20 }).verdict, 'ok');
@@ -227,13 +302,29 @@ test('the search itself: memoization makes exhausting a wide history feasible', 
 
 function rng(seed: number): () => number {
   let s = seed >>> 0 || 1;
-  return () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 4294967296; };
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 4294967296;
+  };
 }
 
 /** Simulates clients on one atomic register: each op takes effect at a random point inside its interval. */
 function simulate(seed: number, clients: number, opsPerClient: number): { ops: Op[]; lastValue: string | null; endMs: number } {
   const rand = rng(seed);
-  interface Planned { client: number; kind: 'get' | 'put' | 'cas'; callMs: number; returnMs: number; pointMs: number; value: string; expect: string | null; lost: boolean }
+  interface Planned {
+    client: number;
+    kind: 'get' | 'put' | 'cas';
+    callMs: number;
+    returnMs: number;
+    pointMs: number;
+    value: string;
+    expect: string | null;
+    lost: boolean;
+  }
   const planned: Planned[] = [];
   const keyValues: string[] = [];
   let n = 0;
@@ -248,19 +339,33 @@ function simulate(seed: number, clients: number, opsPerClient: number): { ops: O
       const expect = keyValues.length > 1 && rand() < 0.8 ? keyValues[Math.floor(rand() * keyValues.length)] : null;
       // Some writes lose their answer; some of those never reach the register at all.
       const lost = kind !== 'get' && rand() < 0.1;
-      planned.push({ client: c, kind, callMs: t, returnMs: t + dur, pointMs: lost && rand() < 0.5 ? Infinity : t + rand() * dur, value, expect, lost });
+      planned.push({
+        client: c,
+        kind,
+        callMs: t,
+        returnMs: t + dur,
+        pointMs: lost && rand() < 0.5 ? Infinity : t + rand() * dur,
+        value,
+        expect,
+        lost,
+      });
       t += dur + rand() * 2;
       if (lost) break; // a client that lost an answer stops, as the fault tests' clients move on
     }
   }
-  const order = planned.map((p, i) => ({ p, i })).filter((x) => Number.isFinite(x.p.pointMs)).sort((a, b) => a.p.pointMs - b.p.pointMs);
+  const order = planned
+    .map((p, i) => ({ p, i }))
+    .filter((x) => Number.isFinite(x.p.pointMs))
+    .sort((a, b) => a.p.pointMs - b.p.pointMs);
   let state: string | null = null;
   const ops: Op[] = [];
   const outcome = new Map<number, { found: string | null; succeeded: boolean }>();
   for (const { p, i } of order) {
     if (p.kind === 'get') outcome.set(i, { found: state, succeeded: false });
-    else if (p.kind === 'put') { state = p.value; outcome.set(i, { found: null, succeeded: true }); }
-    else {
+    else if (p.kind === 'put') {
+      state = p.value;
+      outcome.set(i, { found: null, succeeded: true });
+    } else {
       const ok = state === p.expect;
       outcome.set(i, { found: state, succeeded: ok });
       if (ok) state = p.value;
@@ -277,10 +382,19 @@ function simulate(seed: number, clients: number, opsPerClient: number): { ops: O
       return;
     }
     const out = outcome.get(i)!;
-    if (p.kind === 'get') ops.push({ ...base, kind: 'get', returnMs: p.returnMs, status: 'ok', found: out.found === null ? null : b(out.found) });
+    if (p.kind === 'get')
+      ops.push({ ...base, kind: 'get', returnMs: p.returnMs, status: 'ok', found: out.found === null ? null : b(out.found) });
     else if (p.kind === 'put') ops.push({ ...base, kind: 'put', returnMs: p.returnMs, status: 'ok', value: b(p.value) });
     else {
-      const o: Op = { ...base, kind: 'cas', returnMs: p.returnMs, status: 'ok', value: b(p.value), expect: p.expect === null ? null : b(p.expect), succeeded: out.succeeded };
+      const o: Op = {
+        ...base,
+        kind: 'cas',
+        returnMs: p.returnMs,
+        status: 'ok',
+        value: b(p.value),
+        expect: p.expect === null ? null : b(p.expect),
+        succeeded: out.succeeded,
+      };
       if (!out.succeeded) o.found = out.found === null ? null : b(out.found);
       ops.push(o);
     }

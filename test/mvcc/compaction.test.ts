@@ -41,13 +41,18 @@ function etcdHistory(s: Mvcc): void {
   put(s, 'c', '6'); // 8
 }
 
-test('HashKV equals etcd\'s before and after compaction (so physical compaction deletes what etcd deletes)', async () => {
+test("HashKV equals etcd's before and after compaction (so physical compaction deletes what etcd deletes)", async () => {
   const { s, dir, path } = await openTemp();
   try {
     etcdHistory(s);
     const want = [590843758, 1084519789, 2587454935, 1827592406, 2069675932, 1346927904, 243047511, 756122838, 590843758];
     // Before any commit: everything is in the overlay.
-    for (let rev = 0; rev <= 8; rev++) assert.equal(s.hashKV(rev), { hash: want[rev], compactRevision: -1, hashRevision: rev === 0 ? 8 : rev, currentRevision: 8 }, `rev ${rev}`);
+    for (let rev = 0; rev <= 8; rev++)
+      assert.equal(
+        s.hashKV(rev),
+        { hash: want[rev], compactRevision: -1, hashRevision: rev === 0 ? 8 : rev, currentRevision: 8 },
+        `rev ${rev}`,
+      );
     await s.commit(10, 2).committed;
     for (let rev = 0; rev <= 8; rev++) assert.is(s.hashKV(rev).hash, want[rev], `committed rev ${rev}`);
     assert.throws(() => s.hashKV(9), isErr(FUTURE));
@@ -72,7 +77,12 @@ test('compact: errors, reads at and below the compacted revision, compact at cur
   const { s, dir } = await openTemp();
   try {
     // etcd probe: a@2,a@3 (identical), b@4, c@5, del a@6, a@7; compact 4.
-    put(s, 'a', '1'); put(s, 'a', '1'); put(s, 'b', '2'); put(s, 'c', '3'); del(s, 'a'); put(s, 'a', '9');
+    put(s, 'a', '1');
+    put(s, 'a', '1');
+    put(s, 'b', '2');
+    put(s, 'c', '3');
+    del(s, 'a');
+    put(s, 'a', '9');
     assert.throws(() => s.compact(8), isErr(FUTURE));
     s.compact(4);
     assert.throws(() => s.compact(4), isErr(COMPACTED));
@@ -80,7 +90,10 @@ test('compact: errors, reads at and below the compacted revision, compact at cur
     assert.throws(() => s.compact(99), isErr(FUTURE));
     s.commit(1, 1);
     await s.compactBarrier();
-    const at = (rev: number) => { const r = s.range(b('a'), b('z'), { rev }); return `count=${r.count} kvs=[${showAll(r.kvs)}]`; };
+    const at = (rev: number) => {
+      const r = s.range(b('a'), b('z'), { rev });
+      return `count=${r.count} kvs=[${showAll(r.kvs)}]`;
+    };
     assert.is(at(4), 'count=2 kvs=[a=1@c2m3v2 b=2@c4m4v1]');
     assert.throws(() => at(3), isErr(COMPACTED));
     assert.is(at(5), 'count=3 kvs=[a=1@c2m3v2 b=2@c4m4v1 c=3@c5m5v1]');
@@ -107,7 +120,9 @@ test('physical compaction waits for the commit that records it; a reopened store
     s.commit(1, 1);
     const { physicalDone } = s.compact(15);
     let done = false;
-    void physicalDone.then(() => { done = true; });
+    void physicalDone.then(() => {
+      done = true;
+    });
     await new Promise((r) => setTimeout(r, 30));
     assert.not.ok(done, 'no physical compaction before the schedule is committed');
     s.commit(2, 1);
@@ -144,7 +159,10 @@ test('an interrupted compaction resumes on open', async () => {
     s2 = await Mvcc.open({ path, compactionBatchLimit: 2, compactionPauseMs: 1 });
     assert.is(s2.compactRevision, 25);
     await s2.compactBarrier();
-    assert.equal(s2.range(b('k0'), b('k9'), { rev: 25 }).kvs.map((kv) => decodeKeyValue(kv).mod_revision), [23, 24, 25]);
+    assert.equal(
+      s2.range(b('k0'), b('k9'), { rev: 25 }).kvs.map((kv) => decodeKeyValue(kv).mod_revision),
+      [23, 24, 25],
+    );
     await s2.close();
     s2 = undefined;
     assert.equal(await lmdbRevisions(path), ['23.0', '24.0', '25.0', '26.0', '27.0', '28.0', '29.0', '30.0', '31.0']);
@@ -232,7 +250,10 @@ test('compaction frees pages: dbSizeInUse drops and new writes reuse them', asyn
     assert.ok(s2.dbSizeBytes - s1.dbSizeBytes < 64 * 1024, 'compaction itself barely grows the file');
     await write(1500, 20_000);
     const s3 = s.stats;
-    assert.ok(s3.dbSizeBytes - s2.dbSizeBytes < (s1.dbSizeBytes - s0) / 2, `regrew ${s3.dbSizeBytes - s2.dbSizeBytes} vs ${s1.dbSizeBytes - s0}`);
+    assert.ok(
+      s3.dbSizeBytes - s2.dbSizeBytes < (s1.dbSizeBytes - s0) / 2,
+      `regrew ${s3.dbSizeBytes - s2.dbSizeBytes} vs ${s1.dbSizeBytes - s0}`,
+    );
   } finally {
     await s.close();
     cleanup(dir);

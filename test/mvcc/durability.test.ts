@@ -77,7 +77,10 @@ test('reopen after close rebuilds index, revisions, versions and the applied ind
     assert.is(showAll(s2.range(b('a'), undefined, { rev: 3 }).kvs), 'a=2@c2m3v2');
     assert.is(s2.range(b('a'), undefined, { rev: 4 }).count, 0);
     assert.is(s2.stats.keys, 3);
-    assert.equal([...s2.metaScan('members')].map(([k, v]) => `${Buffer.from(k)}=${Buffer.from(v)}`), ['m1=one']);
+    assert.equal(
+      [...s2.metaScan('members')].map(([k, v]) => `${Buffer.from(k)}=${Buffer.from(v)}`),
+      ['m1=one'],
+    );
     // the lessor's re-attach list after restart: b is on lease 5
     const leased: string[] = [];
     s2.forEachLeasedKey((k, id) => leased.push(`${Buffer.from(k)}:${id}`));
@@ -168,7 +171,9 @@ function runAndKill(path: string, killAfterOks: number, extraDelayMs: number): P
     let oks = 0;
     let killing = false;
     let err = '';
-    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
     child.stdout.on('data', (d: Buffer) => {
       buf += d.toString();
       let nl: number;
@@ -177,7 +182,10 @@ function runAndKill(path: string, killAfterOks: number, extraDelayMs: number): P
         buf = buf.slice(nl + 1);
         const [word, n] = line.split(' ');
         if (word === 'start') started = Number(n);
-        if (word === 'ok') { acked = Math.max(acked, Number(n)); oks++; }
+        if (word === 'ok') {
+          acked = Math.max(acked, Number(n));
+          oks++;
+        }
         if (oks >= killAfterOks && !killing) {
           killing = true;
           setTimeout(() => child.kill('SIGKILL'), extraDelayMs);

@@ -3,8 +3,21 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  codeSub, ENTRY_HEAD, entryCompact, entryCreated, entryFind, entryGenStart, entryHas, entryKeep, entryLive, entryNew,
-  entryPut, entryTombstone, entryVersion, KeyIndex, type KeyEntry,
+  codeSub,
+  ENTRY_HEAD,
+  entryCompact,
+  entryCreated,
+  entryFind,
+  entryGenStart,
+  entryHas,
+  entryKeep,
+  entryLive,
+  entryNew,
+  entryPut,
+  entryTombstone,
+  entryVersion,
+  KeyIndex,
+  type KeyEntry,
 } from '../../src/mvcc/key_index.js';
 
 // etcd's newTestKeyIndex: put 2, put 4, del 6, put 8, put 10, del 12, put 14.0, put 14.1, del 16.
@@ -40,8 +53,24 @@ function pairStr(e: KeyEntry, p: number): string {
 test('find: the put visible at a revision, none inside a deleted span', () => {
   const e = fooEntry();
   const want: Record<number, string> = {
-    1: '-', 2: '2', 3: '2', 4: '4', 5: '4', 6: '-', 7: '-', 8: '8', 9: '8', 10: '10', 11: '10',
-    12: '-', 13: '-', 14: '14.1', 15: '14.1', 16: '-', 17: '-', 100: '-',
+    1: '-',
+    2: '2',
+    3: '2',
+    4: '4',
+    5: '4',
+    6: '-',
+    7: '-',
+    8: '8',
+    9: '8',
+    10: '10',
+    11: '10',
+    12: '-',
+    13: '-',
+    14: '14.1',
+    15: '14.1',
+    16: '-',
+    17: '-',
+    100: '-',
   };
   for (const [rev, w] of Object.entries(want)) assert.is(pairStr(e, entryFind(e, Number(rev))), w, `at ${rev}`);
   assert.not.ok(entryLive(e));
@@ -96,7 +125,10 @@ test('compaction keeps created and version of a trimmed generation; reads at >= 
   const before = [9, 10, 5, 6].map((r) => pairStr(e, entryFind(e, r)));
   assert.ok(entryCompact(e, 5));
   assert.is(revs(e), '5 9');
-  assert.equal([9, 10, 5, 6].map((r) => pairStr(e, entryFind(e, r))), before);
+  assert.equal(
+    [9, 10, 5, 6].map((r) => pairStr(e, entryFind(e, r))),
+    before,
+  );
   const p = entryFind(e, 9);
   const gs = entryGenStart(e, p);
   assert.is(entryCreated(e, gs), 2);
@@ -138,7 +170,10 @@ test('binary search finds history in long entries', () => {
   for (let rev = 1; rev < 5100; rev += 13) {
     let want = -1;
     for (let p = e.length - 2; p >= ENTRY_HEAD; p -= 2) {
-      if (e[p] <= rev) { want = e[p + 1] >= 0 ? p : -1; break; }
+      if (e[p] <= rev) {
+        want = e[p + 1] >= 0 ? p : -1;
+        break;
+      }
     }
     assert.is(entryFind(e, rev), want, `at ${rev}`);
   }
@@ -171,7 +206,10 @@ test('the newest generation start stays right through puts, deletes, undo and co
     return ENTRY_HEAD;
   };
   let seed = 12345;
-  const rand = (n: number) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
   const key = Buffer.from('k');
   for (let round = 0; round < 300; round++) {
     const index = new KeyIndex();

@@ -19,7 +19,16 @@ test('etcd sort/filter answers (recorded from etcd 3.4.23)', async () => {
   const { s, dir } = await openTemp();
   try {
     // Same history as the etcd probe, shifted: s/a..s/d at revisions 2..8.
-    for (const [k, v] of [['s/a', 'z'], ['s/b', 'y'], ['s/c', 'z'], ['s/d', 'x'], ['s/b', 'y'], ['s/d', 'w'], ['s/a', 'z']]) put(s, k, v);
+    for (const [k, v] of [
+      ['s/a', 'z'],
+      ['s/b', 'y'],
+      ['s/c', 'z'],
+      ['s/d', 'x'],
+      ['s/b', 'y'],
+      ['s/d', 'w'],
+      ['s/a', 'z'],
+    ])
+      put(s, k, v);
     const P = ['s/', 's0'] as const;
     // etcd (revs +7): all => [s/a=z@c9m15v2 s/b=y@c10m13v2 s/c=z@c11m11v1 s/d=w@c12m14v2]
     assert.is(rs(s, ...P), 'count=4 more=false kvs=[s/a=z@c2m8v2 s/b=y@c3m6v2 s/c=z@c4m4v1 s/d=w@c5m7v2]');
@@ -55,7 +64,8 @@ test('key ranges: single, prefix, from-key, every key, empty and inverted ranges
   const { s, dir } = await openTemp();
   try {
     for (const k of ['\0', '\0a', 'a', 'a\0', 'a\xff', 'ab', 'b', '\xff', '\xff\xff']) put(s, k, 'v');
-    const keys = (key: string, end?: string) => s.range(b(key), end === undefined ? undefined : b(end)).kvs.map((kv) => Buffer.from(decodeKeyValue(kv).key).toString('latin1'));
+    const keys = (key: string, end?: string) =>
+      s.range(b(key), end === undefined ? undefined : b(end)).kvs.map((kv) => Buffer.from(decodeKeyValue(kv).key).toString('latin1'));
     assert.equal(keys('a'), ['a']);
     assert.equal(keys('a', 'b'), ['a', 'a\0', 'ab', 'a\xff']);
     assert.equal(keys('a\0', 'a\xff'), ['a\0', 'ab']);
@@ -92,7 +102,13 @@ test('maxResponseBytes caps the kvs, sets more, keeps count exact, always return
     assert.ok(r4.more);
     // sorted: the budget cuts the sorted order
     const r5 = s.range(b('k'), b('l'), { maxResponseBytes: one * 4, sortOrder: 2, sortTarget: 0 });
-    assert.is(showAll(r5.kvs).split(' ').map((x) => x.split('=')[0]).join(','), 'k49,k48,k47,k46');
+    assert.is(
+      showAll(r5.kvs)
+        .split(' ')
+        .map((x) => x.split('=')[0])
+        .join(','),
+      'k49,k48,k47,k46',
+    );
     assert.ok(r5.more);
     assert.is(r5.count, 50);
     // keys_only sizes are counted without the values
@@ -125,14 +141,18 @@ function reference(all: KeyValue[], o: RangeOptions): { count: number; more: boo
     const attr = (kv: KeyValue): number | Uint8Array =>
       target === 1 ? kv.version : target === 2 ? kv.create_revision : target === 3 ? kv.mod_revision : target === 4 ? kv.value : kv.key;
     const cmp = (x: KeyValue, y: KeyValue): number => {
-      const ax = attr(x), ay = attr(y);
+      const ax = attr(x),
+        ay = attr(y);
       return typeof ax === 'number' ? ax - (ay as number) : Buffer.compare(ax, ay as Uint8Array);
     };
     // Stable sort: ties stay in key order, in both directions (what etcd's small-set sort does).
     kvs.sort(eff === 1 ? cmp : (x, y) => cmp(y, x));
   }
   let more = false;
-  if ((o.limit ?? 0) > 0 && kvs.length > o.limit!) { kvs = kvs.slice(0, o.limit); more = true; }
+  if ((o.limit ?? 0) > 0 && kvs.length > o.limit!) {
+    kvs = kvs.slice(0, o.limit);
+    more = true;
+  }
   if (o.keysOnly) kvs = kvs.map((kv) => ({ ...kv, value: new Uint8Array(0) }));
   // Beyond etcd: the byte budget keeps the longest prefix that fits, and always the first kv.
   const budget = o.maxResponseBytes ?? 0;
@@ -143,17 +163,27 @@ function reference(all: KeyValue[], o: RangeOptions): { count: number; more: boo
       bytes += 1 + sizeDelimited(encodeKeyValue(kvs[n]).length);
       if (n > 0 && bytes > budget) break;
     }
-    if (n < kvs.length) { kvs = kvs.slice(0, n); more = true; }
+    if (n < kvs.length) {
+      kvs = kvs.slice(0, n);
+      more = true;
+    }
   }
   return { count: all.length, more, kvs };
 }
 
 function rng(seed: number): () => number {
   let x = seed >>> 0 || 1;
-  return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 4294967296; };
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 4294967296;
+  };
 }
 
-test('streaming sorted/filtered ranges match etcd\'s materialize-and-sort on random data, with and without a byte budget', async () => {
+test("streaming sorted/filtered ranges match etcd's materialize-and-sort on random data, with and without a byte budget", async () => {
   const { s, dir } = await openTemp();
   try {
     const rand = rng(12345);
@@ -161,7 +191,22 @@ test('streaming sorted/filtered ranges match etcd\'s materialize-and-sort on ran
     const nKeys = 120;
     // Long values sharing their first 256+ bytes make keys_only VALUE sorts compare beyond the kept prefix.
     const long = 'p'.repeat(256);
-    const values = ['', 'a', 'b', 'bb', 'c', 'zz', '\0', '\xff', long, long + 'a', long + 'b', long + 'a\0', long.slice(1), long.slice(1) + 'q'];
+    const values = [
+      '',
+      'a',
+      'b',
+      'bb',
+      'c',
+      'zz',
+      '\0',
+      '\xff',
+      long,
+      long + 'a',
+      long + 'b',
+      long + 'a\0',
+      long.slice(1),
+      long.slice(1) + 'q',
+    ];
     const keyOf = (i: number) => `k/${String(i).padStart(3, '0')}`;
     for (let step = 0; step < 900; step++) {
       const t = s.write();
@@ -174,7 +219,13 @@ test('streaming sorted/filtered ranges match etcd\'s materialize-and-sort on ran
       t.end();
     }
     const cur = s.currentRevision;
-    const ranges: Array<[string, string | undefined]> = [['k/', 'k0'], ['k/050', 'k/080'], ['k/1', '\0'], ['\0', '\0'], ['k/007', undefined]];
+    const ranges: Array<[string, string | undefined]> = [
+      ['k/', 'k0'],
+      ['k/050', 'k/080'],
+      ['k/1', '\0'],
+      ['\0', '\0'],
+      ['k/007', undefined],
+    ];
     let checks = 0;
     let budgetBound = 0;
     for (let i = 0; i < 3000; i++) {
@@ -202,7 +253,8 @@ test('streaming sorted/filtered ranges match etcd\'s materialize-and-sort on ran
       assert.is(got.count, want.count, label);
       assert.is(got.more, want.more, label);
       assert.is(showAll(got.kvs), want.kvs.map(show).join(' '), label);
-      if (o.maxResponseBytes !== undefined && !o.countOnly && reference(all, { ...o, maxResponseBytes: 0 }).kvs.length > got.kvs.length) budgetBound++;
+      if (o.maxResponseBytes !== undefined && !o.countOnly && reference(all, { ...o, maxResponseBytes: 0 }).kvs.length > got.kvs.length)
+        budgetBound++;
       checks++;
     }
     assert.is(checks, 3000);
@@ -220,19 +272,60 @@ test('sorted and filtered ranges read values only for what they return (VALUE so
     for (let i = 0; i < 3000; i++) t.put(b(`v/${String(i).padStart(5, '0')}`), b(String((i * 7919) % 3001).padStart(5, '0')), 0n);
     t.end();
     for (let i = 0; i < 3000; i += 3) put(s, `v/${String(i).padStart(5, '0')}`, 'again');
-    const reads = (fn: () => void): number => { const before = s.stats.valueReads; fn(); return s.stats.valueReads - before; };
+    const reads = (fn: () => void): number => {
+      const before = s.stats.valueReads;
+      fn();
+      return s.stats.valueReads - before;
+    };
     let r = s.range(b('v/'), b('v0'));
-    assert.is(reads(() => { r = s.range(b('v/'), b('v0'), { sortOrder: 2, sortTarget: 1, limit: 3 }); }), 3);
+    assert.is(
+      reads(() => {
+        r = s.range(b('v/'), b('v0'), { sortOrder: 2, sortTarget: 1, limit: 3 });
+      }),
+      3,
+    );
     assert.is(r.count, 3000);
     assert.ok(r.more);
-    assert.is(showAll(r.kvs).split(' ').map((x) => x.split('=')[0]).join(','), 'v/00000,v/00003,v/00006');
-    assert.is(reads(() => { r = s.range(b('v/'), b('v0'), { sortOrder: 1, sortTarget: 2, minModRevision: 3, limit: 5 }); }), 5);
-    assert.is(reads(() => { r = s.range(b('v/'), b('v0'), { limit: 7 }); }), 7);
-    assert.is(reads(() => { r = s.range(b('v/'), b('v0'), { countOnly: true }); }), 0);
-    assert.is(reads(() => { r = s.range(b('v/'), b('v0'), { sortOrder: 2, sortTarget: 4, limit: 3 }); }), 3000);
-    assert.equal(r.kvs.map((kv) => Buffer.from(decodeKeyValue(kv).value).toString()), ['again', 'again', 'again']);
+    assert.is(
+      showAll(r.kvs)
+        .split(' ')
+        .map((x) => x.split('=')[0])
+        .join(','),
+      'v/00000,v/00003,v/00006',
+    );
+    assert.is(
+      reads(() => {
+        r = s.range(b('v/'), b('v0'), { sortOrder: 1, sortTarget: 2, minModRevision: 3, limit: 5 });
+      }),
+      5,
+    );
+    assert.is(
+      reads(() => {
+        r = s.range(b('v/'), b('v0'), { limit: 7 });
+      }),
+      7,
+    );
+    assert.is(
+      reads(() => {
+        r = s.range(b('v/'), b('v0'), { countOnly: true });
+      }),
+      0,
+    );
+    assert.is(
+      reads(() => {
+        r = s.range(b('v/'), b('v0'), { sortOrder: 2, sortTarget: 4, limit: 3 });
+      }),
+      3000,
+    );
+    assert.equal(
+      r.kvs.map((kv) => Buffer.from(decodeKeyValue(kv).value).toString()),
+      ['again', 'again', 'again'],
+    );
     r = s.range(b('v/'), b('v0'), { sortOrder: 2, sortTarget: 4, limit: 3, rev: 2 }); // history: before the overwrites
-    assert.equal(r.kvs.map((kv) => Buffer.from(decodeKeyValue(kv).value).toString()), ['03000', '02999', '02998']);
+    assert.equal(
+      r.kvs.map((kv) => Buffer.from(decodeKeyValue(kv).value).toString()),
+      ['03000', '02999', '02998'],
+    );
   } finally {
     await s.close();
     cleanup(dir);
@@ -244,7 +337,8 @@ test('with a byte budget, sorted and filtered ranges hold about the budget, what
   try {
     const nKeys = 2000;
     const t = s.write();
-    for (let i = 0; i < nKeys; i++) t.put(b(`m/${String(i).padStart(5, '0')}`), b(String((i * 7919) % 2003).padStart(5, '0') + 'x'.repeat(1019)), 0n);
+    for (let i = 0; i < nKeys; i++)
+      t.put(b(`m/${String(i).padStart(5, '0')}`), b(String((i * 7919) % 2003).padStart(5, '0') + 'x'.repeat(1019)), 0n);
     t.end();
     for (let i = 0; i < nKeys; i += 3) put(s, `m/${String(i).padStart(5, '0')}`, String(i % 10).repeat(1024));
     const budget = 8192;
@@ -254,7 +348,12 @@ test('with a byte budget, sorted and filtered ranges hold about the budget, what
     const cases: RangeOptions[] = [];
     for (const sortTarget of [0, 1, 2, 3, 4]) {
       for (const sortOrder of [0, 1, 2]) {
-        cases.push({ sortTarget, sortOrder }, { sortTarget, sortOrder, keysOnly: true }, { sortTarget, sortOrder, minModRevision: 3 }, { sortTarget, sortOrder, maxCreateRevision: 2, limit: 1000 });
+        cases.push(
+          { sortTarget, sortOrder },
+          { sortTarget, sortOrder, keysOnly: true },
+          { sortTarget, sortOrder, minModRevision: 3 },
+          { sortTarget, sortOrder, maxCreateRevision: 2, limit: 1000 },
+        );
       }
     }
     for (const o of cases) {
@@ -270,9 +369,12 @@ test('with a byte budget, sorted and filtered ranges hold about the budget, what
       assert.ok(got.kvs.length >= 1 && got.kvs.length < full.kvs.length, label);
       assert.is(showAll(got.kvs), showAll(full.kvs.slice(0, got.kvs.length)), label);
       const next = full.kvs[got.kvs.length];
-      assert.ok(got.kvs.reduce((n, kv) => n + 1 + sizeDelimited(kv.length), 0) + 1 + sizeDelimited(next.length) > budget, `${label}: stopped early`);
+      assert.ok(
+        got.kvs.reduce((n, kv) => n + 1 + sizeDelimited(kv.length), 0) + 1 + sizeDelimited(next.length) > budget,
+        `${label}: stopped early`,
+      );
       // memory: key order streams; other targets keep a bounded heap; values only within the budget
-      if ((o.sortTarget === 0) || (o.sortOrder === 0 && o.sortTarget === 0)) assert.is(held.candidates, 0, label);
+      if (o.sortTarget === 0 || (o.sortOrder === 0 && o.sortTarget === 0)) assert.is(held.candidates, 0, label);
       else assert.ok(held.candidates <= candidatesMax, `${label}: ${held.candidates} candidates`);
       if (o.sortTarget === 4 && o.keysOnly) assert.ok(held.bytes <= (held.candidates + 1) * 256, `${label}: ${held.bytes} bytes held`);
       else assert.ok(held.bytes <= budget + 2 * kvBytesMax, `${label}: ${held.bytes} bytes held`); // + the one arriving, + the fence

@@ -33,7 +33,10 @@ test('etcd sequence: put, identical put, delete, recreate, history reads', async
     assert.is(rangeStr(s, 'a', undefined, { rev: 2 }), 'rev=7 count=1 more=false kvs=[a=1@c2m2v1]');
     assert.is(rangeStr(s, 'a', undefined, { rev: 6 }), 'rev=7 count=0 more=false kvs=[]');
     assert.is(rangeStr(s, 'a', undefined, { rev: 5 }), 'rev=7 count=1 more=false kvs=[a=1@c2m3v2]');
-    assert.throws(() => s.range(b('a'), undefined, { rev: 99 }), (e: unknown) => e instanceof EtcdError && e.message === 'etcdserver: mvcc: required revision is a future revision');
+    assert.throws(
+      () => s.range(b('a'), undefined, { rev: 99 }),
+      (e: unknown) => e instanceof EtcdError && e.message === 'etcdserver: mvcc: required revision is a future revision',
+    );
     assert.is(rangeStr(s, 'a', 'z', { limit: 1 }), 'rev=7 count=3 more=true kvs=[a=9@c7m7v1]');
     assert.is(rangeStr(s, 'a', 'z', { limit: 3 }), 'rev=7 count=3 more=false kvs=[a=9@c7m7v1 b=2@c4m4v1 c=3@c5m5v1]');
     assert.is(rangeStr(s, 'b', '\0'), 'rev=7 count=2 more=false kvs=[b=2@c4m4v1 c=3@c5m5v1]');
@@ -62,9 +65,10 @@ test('one write transaction = one revision with sub revisions; events; reads ins
     t.put(b('a'), b('3'), 0n);
     const { rev, events } = t.end();
     assert.is(rev, 3);
-    assert.equal(events.map((e) => `${e.type}:${Buffer.from(e.kv.key)}=${Buffer.from(e.kv.value)}@${e.kv.mod_revision}v${e.kv.version}`), [
-      '0:a=1@3v1', '0:a=2@3v2', '1:a=@3v0', '0:a=3@3v1',
-    ]);
+    assert.equal(
+      events.map((e) => `${e.type}:${Buffer.from(e.kv.key)}=${Buffer.from(e.kv.value)}@${e.kv.mod_revision}v${e.kv.version}`),
+      ['0:a=1@3v1', '0:a=2@3v2', '1:a=@3v0', '0:a=3@3v1'],
+    );
     assert.is(showAll(s.range(b('a')).kvs), 'a=3@c3m3v1');
     // a transaction with only no-op deletes makes no revision
     const t2 = s.write();

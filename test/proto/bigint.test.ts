@@ -14,16 +14,33 @@ import { schema, repoRoot } from './helpers.js';
 /** Every bigint field of the etcd API and of our Raft envelope. */
 const EXPECTED_BIGINT = [
   'mvccpb.KeyValue.lease',
-  'etcdserverpb.ResponseHeader.cluster_id', 'etcdserverpb.ResponseHeader.member_id',
-  'etcdserverpb.PutRequest.lease', 'etcdserverpb.Compare.lease',
-  'etcdserverpb.LeaseGrantRequest.ID', 'etcdserverpb.LeaseGrantResponse.ID', 'etcdserverpb.LeaseRevokeRequest.ID',
-  'etcdserverpb.LeaseCheckpoint.ID', 'etcdserverpb.LeaseKeepAliveRequest.ID', 'etcdserverpb.LeaseKeepAliveResponse.ID',
-  'etcdserverpb.LeaseTimeToLiveRequest.ID', 'etcdserverpb.LeaseTimeToLiveResponse.ID', 'etcdserverpb.LeaseStatus.ID',
-  'etcdserverpb.Member.ID', 'etcdserverpb.MemberRemoveRequest.ID', 'etcdserverpb.MemberUpdateRequest.ID',
-  'etcdserverpb.MemberPromoteRequest.ID', 'etcdserverpb.MoveLeaderRequest.targetID',
-  'etcdserverpb.AlarmRequest.memberID', 'etcdserverpb.AlarmMember.memberID', 'etcdserverpb.StatusResponse.leader',
-  'v3lockpb.LockRequest.lease', 'v3electionpb.CampaignRequest.lease', 'v3electionpb.LeaderKey.lease',
-  'tetcdpb.RequestHeader.ID', 'tetcdpb.InternalRequest.ID', 'tetcdpb.MemberAttrSetRequest.member_ID',
+  'etcdserverpb.ResponseHeader.cluster_id',
+  'etcdserverpb.ResponseHeader.member_id',
+  'etcdserverpb.PutRequest.lease',
+  'etcdserverpb.Compare.lease',
+  'etcdserverpb.LeaseGrantRequest.ID',
+  'etcdserverpb.LeaseGrantResponse.ID',
+  'etcdserverpb.LeaseRevokeRequest.ID',
+  'etcdserverpb.LeaseCheckpoint.ID',
+  'etcdserverpb.LeaseKeepAliveRequest.ID',
+  'etcdserverpb.LeaseKeepAliveResponse.ID',
+  'etcdserverpb.LeaseTimeToLiveRequest.ID',
+  'etcdserverpb.LeaseTimeToLiveResponse.ID',
+  'etcdserverpb.LeaseStatus.ID',
+  'etcdserverpb.Member.ID',
+  'etcdserverpb.MemberRemoveRequest.ID',
+  'etcdserverpb.MemberUpdateRequest.ID',
+  'etcdserverpb.MemberPromoteRequest.ID',
+  'etcdserverpb.MoveLeaderRequest.targetID',
+  'etcdserverpb.AlarmRequest.memberID',
+  'etcdserverpb.AlarmMember.memberID',
+  'etcdserverpb.StatusResponse.leader',
+  'v3lockpb.LockRequest.lease',
+  'v3electionpb.CampaignRequest.lease',
+  'v3electionpb.LeaderKey.lease',
+  'tetcdpb.RequestHeader.ID',
+  'tetcdpb.InternalRequest.ID',
+  'tetcdpb.MemberAttrSetRequest.member_ID',
 ];
 
 function bigFields(): string[] {
@@ -62,7 +79,9 @@ test('bigint fields decode as bigint at the 64-bit extremes', () => {
   // A negative lease ID (int64) is signed.
   assert.is(rpc.decodePutRequest(rpc.encodePutRequest({ lease: -5n })).lease, -5n);
   assert.is(decodeLockRequest(encodeLockRequest({ lease: 7587869999999999999n })).lease, 7587869999999999999n);
-  const ir = decodeInternalRequest(encodeInternalRequest({ ID: maxU, header: { ID: maxU, username: 'u', auth_revision: 3 }, member_attr_set: { member_ID: maxU - 1n } }));
+  const ir = decodeInternalRequest(
+    encodeInternalRequest({ ID: maxU, header: { ID: maxU, username: 'u', auth_revision: 3 }, member_attr_set: { member_ID: maxU - 1n } }),
+  );
   assert.is(ir.ID, maxU);
   assert.is(ir.header?.ID, maxU);
   assert.is(ir.member_attr_set?.member_ID, maxU - 1n);
@@ -78,20 +97,30 @@ test('number-mapped 64-bit fields refuse values beyond 2^53', () => {
   const twoTo53 = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10];
   const twoTo53Minus1 = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f];
   assert.is(rpc.decodeCompactionRequest(varintField(1, twoTo53Minus1)).revision, Number.MAX_SAFE_INTEGER);
-  assert.throws(() => rpc.decodeCompactionRequest(varintField(1, twoTo53)), (e: unknown) => e instanceof ProtoDecodeError);
+  assert.throws(
+    () => rpc.decodeCompactionRequest(varintField(1, twoTo53)),
+    (e: unknown) => e instanceof ProtoDecodeError,
+  );
   // uint64 raft_term (field 4 of ResponseHeader) beyond 2^53
-  assert.throws(() => rpc.decodeResponseHeader(Uint8Array.from([4 << 3, ...twoTo53])), (e: unknown) => e instanceof ProtoDecodeError);
+  assert.throws(
+    () => rpc.decodeResponseHeader(Uint8Array.from([4 << 3, ...twoTo53])),
+    (e: unknown) => e instanceof ProtoDecodeError,
+  );
   // -1 as int64 is fine, as uint64 (SnapshotResponse.remaining_bytes) it is 2^64-1: refused
   const minusOne = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
   assert.is(rpc.decodeHashKVRequest(varintField(1, minusOne)).revision, -1);
-  assert.throws(() => rpc.decodeSnapshotResponse(Uint8Array.from([2 << 3, ...minusOne])), (e: unknown) => e instanceof ProtoDecodeError);
+  assert.throws(
+    () => rpc.decodeSnapshotResponse(Uint8Array.from([2 << 3, ...minusOne])),
+    (e: unknown) => e instanceof ProtoDecodeError,
+  );
   // the most negative safe integer round-trips
   const w = new ProtoWriter(11);
-  w.uint32(8); w.int64(Number.MIN_SAFE_INTEGER);
+  w.uint32(8);
+  w.int64(Number.MIN_SAFE_INTEGER);
   assert.is(rpc.decodeCompactionRequest(w.finish()).revision, Number.MIN_SAFE_INTEGER);
 });
 
-test('bigint and number fields encode like Go does (two\'s complement, 10 bytes for negatives)', () => {
+test("bigint and number fields encode like Go does (two's complement, 10 bytes for negatives)", () => {
   assert.equal([...rpc.encodeLeaseRevokeRequest({ ID: -1n })], [8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
   assert.equal([...rpc.encodeCompactionRequest({ revision: -1 })], [8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
   assert.equal([...rpc.encodeMemberRemoveRequest({ ID: 2n ** 64n - 1n })], [8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);

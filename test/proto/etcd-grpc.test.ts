@@ -57,22 +57,46 @@ function unary(path: string, req: Uint8Array): Promise<Buffer> {
     const stream = s.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
     const chunks: Buffer[] = [];
     let size = 0;
-    const timer = setTimeout(() => { stream.close(); reject(new Error(`${path}: timed out`)); }, callTimeoutMs);
+    const timer = setTimeout(() => {
+      stream.close();
+      reject(new Error(`${path}: timed out`));
+    }, callTimeoutMs);
     stream.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > responseBytesMax) { stream.close(); reject(new Error('response too large')); return; }
+      if (size > responseBytesMax) {
+        stream.close();
+        reject(new Error('response too large'));
+        return;
+      }
       chunks.push(c);
     });
     let status = '';
     let message = '';
-    stream.on('trailers', (t) => { status = String(t['grpc-status']); message = String(t['grpc-message'] ?? ''); });
-    stream.on('response', (h) => { if (h['grpc-status'] !== undefined) { status = String(h['grpc-status']); message = String(h['grpc-message'] ?? ''); } });
-    stream.on('error', (err) => { clearTimeout(timer); reject(err); });
+    stream.on('trailers', (t) => {
+      status = String(t['grpc-status']);
+      message = String(t['grpc-message'] ?? '');
+    });
+    stream.on('response', (h) => {
+      if (h['grpc-status'] !== undefined) {
+        status = String(h['grpc-status']);
+        message = String(h['grpc-message'] ?? '');
+      }
+    });
+    stream.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
     stream.on('end', () => {
       clearTimeout(timer);
-      if (status !== '0') { reject(new Error(`${path}: grpc-status ${status} ${decodeURIComponent(message)}`)); return; }
+      if (status !== '0') {
+        reject(new Error(`${path}: grpc-status ${status} ${decodeURIComponent(message)}`));
+        return;
+      }
       const msgs = unframe(Buffer.concat(chunks));
-      if (msgs.length !== 1) { reject(new Error(`${path}: ${msgs.length} messages`)); return; }
+      if (msgs.length !== 1) {
+        reject(new Error(`${path}: ${msgs.length} messages`));
+        return;
+      }
       resolve(msgs[0]);
     });
     stream.end(frame(req));
@@ -86,14 +110,36 @@ test.before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'tetcd-proto-etcd-'));
   const client = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
-  etcd = spawn('etcd', ['--name', 'p1', '--data-dir', dataDir, '--listen-client-urls', client, '--advertise-client-urls', client,
-    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `p1=${peer}`, '--log-level', 'error'], { stdio: 'ignore' });
+  etcd = spawn(
+    'etcd',
+    [
+      '--name',
+      'p1',
+      '--data-dir',
+      dataDir,
+      '--listen-client-urls',
+      client,
+      '--advertise-client-urls',
+      client,
+      '--listen-peer-urls',
+      peer,
+      '--initial-advertise-peer-urls',
+      peer,
+      '--initial-cluster',
+      `p1=${peer}`,
+      '--log-level',
+      'error',
+    ],
+    { stdio: 'ignore' },
+  );
   const deadline = Date.now() + startTimeoutMs;
   for (;;) {
     // A session that met a refused connection is dead: start a new one per attempt.
     session?.destroy();
     session = connect(client);
-    session.on('error', () => { /* reported by the calls */ });
+    session.on('error', () => {
+      /* reported by the calls */
+    });
     try {
       await unary('/etcdserverpb.Maintenance/Status', rpc.encodeStatusRequest({}));
       return;
@@ -111,7 +157,9 @@ test.after(() => {
 });
 
 // Whatever happens to the tests, the member dies with this process.
-process.on('exit', () => { if (etcd !== undefined && etcd.exitCode === null) etcd.kill('SIGKILL'); });
+process.on('exit', () => {
+  if (etcd !== undefined && etcd.exitCode === null) etcd.kill('SIGKILL');
+});
 
 const t = etcdAvailable ? test : test.skip;
 if (!etcdAvailable) {
@@ -129,38 +177,81 @@ t('Put, Range, Txn with a nested txn and a range compare, DeleteRange, against r
   assert.ok((put.header?.member_id ?? 0n) > 0n);
   const rev1 = put.header?.revision ?? 0;
   assert.ok(rev1 >= 2);
-  const put2 = rpc.decodePutResponse(await unary('/etcdserverpb.KV/Put', rpc.encodePutRequest({ key, value: Buffer.alloc(70000, 7), prev_kv: true })));
+  const put2 = rpc.decodePutResponse(
+    await unary('/etcdserverpb.KV/Put', rpc.encodePutRequest({ key, value: Buffer.alloc(70000, 7), prev_kv: true })),
+  );
   assert.is(Buffer.from(put2.prev_kv?.value ?? []).toString(), 'v1');
   assert.is(put2.prev_kv?.mod_revision, rev1);
-  const range = rpc.decodeRangeResponse(await unary('/etcdserverpb.KV/Range', rpc.encodeRangeRequest({ key: Buffer.from('proto/'), range_end: Buffer.from('proto0'), sort_order: rpc.RangeRequest_SortOrder.DESCEND })));
+  const range = rpc.decodeRangeResponse(
+    await unary(
+      '/etcdserverpb.KV/Range',
+      rpc.encodeRangeRequest({
+        key: Buffer.from('proto/'),
+        range_end: Buffer.from('proto0'),
+        sort_order: rpc.RangeRequest_SortOrder.DESCEND,
+      }),
+    ),
+  );
   assert.is(range.count, 1);
   assert.is(range.kvs[0].value.length, 70000);
   assert.is(range.kvs[0].version, 2);
   assert.is(range.kvs[0].lease, 0n);
-  const txn = rpc.decodeTxnResponse(await unary('/etcdserverpb.KV/Txn', rpc.encodeTxnRequest({
-    compare: [{ key: Buffer.from('proto/'), range_end: Buffer.from('proto0'), target: rpc.Compare_CompareTarget.VERSION, result: rpc.Compare_CompareResult.GREATER, version: 0 }],
-    success: [{ request_txn: { compare: [{ key, target: rpc.Compare_CompareTarget.VALUE, value: Buffer.from('nope') }], success: [], failure: [{ request_put: { key, value: Buffer.from('v3') } }, { request_range: { key } }] } }],
-  })));
+  const txn = rpc.decodeTxnResponse(
+    await unary(
+      '/etcdserverpb.KV/Txn',
+      rpc.encodeTxnRequest({
+        compare: [
+          {
+            key: Buffer.from('proto/'),
+            range_end: Buffer.from('proto0'),
+            target: rpc.Compare_CompareTarget.VERSION,
+            result: rpc.Compare_CompareResult.GREATER,
+            version: 0,
+          },
+        ],
+        success: [
+          {
+            request_txn: {
+              compare: [{ key, target: rpc.Compare_CompareTarget.VALUE, value: Buffer.from('nope') }],
+              success: [],
+              failure: [{ request_put: { key, value: Buffer.from('v3') } }, { request_range: { key } }],
+            },
+          },
+        ],
+      }),
+    ),
+  );
   assert.ok(txn.succeeded);
   const inner = txn.responses[0].response_txn;
   assert.is(inner?.succeeded, false);
   assert.ok(inner?.responses[0].response_put !== undefined);
   assert.is(Buffer.from(inner?.responses[1].response_range?.kvs[0].value ?? []).toString(), 'v3');
-  const del = rpc.decodeDeleteRangeResponse(await unary('/etcdserverpb.KV/DeleteRange', rpc.encodeDeleteRangeRequest({ key, prev_kv: true })));
+  const del = rpc.decodeDeleteRangeResponse(
+    await unary('/etcdserverpb.KV/DeleteRange', rpc.encodeDeleteRangeRequest({ key, prev_kv: true })),
+  );
   assert.is(del.deleted, 1);
   assert.is(Buffer.from(del.prev_kvs[0].key).toString(), 'proto/ü/key');
 });
 
 t('leases (64-bit IDs), members, status, alarms against real etcd', async () => {
   const id = 0x7fffffffffff0001n;
-  const grant = rpc.decodeLeaseGrantResponse(await unary('/etcdserverpb.Lease/LeaseGrant', rpc.encodeLeaseGrantRequest({ TTL: 60, ID: id })));
+  const grant = rpc.decodeLeaseGrantResponse(
+    await unary('/etcdserverpb.Lease/LeaseGrant', rpc.encodeLeaseGrantRequest({ TTL: 60, ID: id })),
+  );
   assert.is(grant.ID, id);
   assert.is(grant.TTL, 60);
   await unary('/etcdserverpb.KV/Put', rpc.encodePutRequest({ key: Buffer.from('leased'), lease: id }));
-  const ttl = rpc.decodeLeaseTimeToLiveResponse(await unary('/etcdserverpb.Lease/LeaseTimeToLive', rpc.encodeLeaseTimeToLiveRequest({ ID: id, keys: true })));
+  const ttl = rpc.decodeLeaseTimeToLiveResponse(
+    await unary('/etcdserverpb.Lease/LeaseTimeToLive', rpc.encodeLeaseTimeToLiveRequest({ ID: id, keys: true })),
+  );
   assert.is(ttl.grantedTTL, 60);
-  assert.equal(ttl.keys.map((k) => Buffer.from(k).toString()), ['leased']);
-  const missing = rpc.decodeLeaseTimeToLiveResponse(await unary('/etcdserverpb.Lease/LeaseTimeToLive', rpc.encodeLeaseTimeToLiveRequest({ ID: 1n })));
+  assert.equal(
+    ttl.keys.map((k) => Buffer.from(k).toString()),
+    ['leased'],
+  );
+  const missing = rpc.decodeLeaseTimeToLiveResponse(
+    await unary('/etcdserverpb.Lease/LeaseTimeToLive', rpc.encodeLeaseTimeToLiveRequest({ ID: 1n })),
+  );
   assert.is(missing.TTL, -1);
   const leases = rpc.decodeLeaseLeasesResponse(await unary('/etcdserverpb.Lease/LeaseLeases', rpc.encodeLeaseLeasesRequest({})));
   assert.ok(leases.leases.some((l) => l.ID === id));
@@ -172,7 +263,9 @@ t('leases (64-bit IDs), members, status, alarms against real etcd', async () => 
   assert.is(status.version, '3.4.23');
   assert.is(status.leader, members.members[0].ID);
   assert.ok(status.dbSize > 0 && status.raftIndex > 0);
-  const alarms = rpc.decodeAlarmResponse(await unary('/etcdserverpb.Maintenance/Alarm', rpc.encodeAlarmRequest({ action: rpc.AlarmRequest_AlarmAction.GET })));
+  const alarms = rpc.decodeAlarmResponse(
+    await unary('/etcdserverpb.Maintenance/Alarm', rpc.encodeAlarmRequest({ action: rpc.AlarmRequest_AlarmAction.GET })),
+  );
   assert.equal(alarms.alarms, []);
   await unary('/etcdserverpb.Lease/LeaseRevoke', rpc.encodeLeaseRevokeRequest({ ID: id }));
   const gone = rpc.decodeRangeResponse(await unary('/etcdserverpb.KV/Range', rpc.encodeRangeRequest({ key: Buffer.from('leased') })));
@@ -199,10 +292,17 @@ t('a Watch stream: create, a put and a delete arrive as events', async () => {
     const deadline = Date.now() + callTimeoutMs;
     while (received.length < n) {
       if (Date.now() > deadline) throw new Error(`only ${received.length} watch responses`);
-      await new Promise<void>((r) => { waiters.push(r); setTimeout(r, 50); });
+      await new Promise<void>((r) => {
+        waiters.push(r);
+        setTimeout(r, 50);
+      });
     }
   };
-  stream.write(frame(rpc.encodeWatchRequest({ create_request: { key: Buffer.from('w/'), range_end: Buffer.from('w0'), prev_kv: true, watch_id: 42 } })));
+  stream.write(
+    frame(
+      rpc.encodeWatchRequest({ create_request: { key: Buffer.from('w/'), range_end: Buffer.from('w0'), prev_kv: true, watch_id: 42 } }),
+    ),
+  );
   await waitFor(1);
   assert.ok(received[0].created);
   assert.is(received[0].watch_id, 42);
@@ -223,10 +323,18 @@ t('a Watch stream: create, a put and a delete arrive as events', async () => {
 
 t('etcd rejects what it should with the messages we expect (our encoding of bad requests)', async () => {
   let text = '';
-  try { await unary('/etcdserverpb.KV/Put', rpc.encodePutRequest({ value: Buffer.from('x') })); } catch (e) { text = String(e); }
+  try {
+    await unary('/etcdserverpb.KV/Put', rpc.encodePutRequest({ value: Buffer.from('x') }));
+  } catch (e) {
+    text = String(e);
+  }
   assert.ok(text.includes('etcdserver: key is not provided'), text);
   text = '';
-  try { await unary('/etcdserverpb.KV/Range', rpc.encodeRangeRequest({ key: Buffer.from('a'), revision: 2 ** 40 })); } catch (e) { text = String(e); }
+  try {
+    await unary('/etcdserverpb.KV/Range', rpc.encodeRangeRequest({ key: Buffer.from('a'), revision: 2 ** 40 }));
+  } catch (e) {
+    text = String(e);
+  }
   assert.ok(text.includes('required revision is a future revision'), text);
 });
 

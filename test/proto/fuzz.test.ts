@@ -38,7 +38,10 @@ function mutate(rng: Rng, src: Uint8Array): Uint8Array {
   let out: Uint8Array = b;
   for (let e = 0; e < edits; e++) {
     const kind = rng.int(5);
-    if (out.length === 0) { out = Uint8Array.from([rng.int(256)]); continue; }
+    if (out.length === 0) {
+      out = Uint8Array.from([rng.int(256)]);
+      continue;
+    }
     const at = rng.int(out.length);
     if (kind === 0) out[at] ^= 1 << rng.int(8);
     else if (kind === 1) out[at] = rng.pick([0x00, 0x7f, 0x80, 0xff, 0x0b, 0x0c, 0x0f]);
@@ -51,7 +54,8 @@ function mutate(rng: Rng, src: Uint8Array): Uint8Array {
 
 test('random bytes into every decoder', () => {
   const rng = new Rng(1234);
-  let ok = 0, refused = 0;
+  let ok = 0,
+    refused = 0;
   for (const name of names) {
     const c = codec(name);
     for (let i = 0; i < RANDOM_PER_MESSAGE; i++) {
@@ -65,14 +69,19 @@ test('random bytes into every decoder', () => {
 
 test('mutated valid messages into every decoder; what decodes re-encodes', () => {
   const rng = new Rng(4321);
-  let ok = 0, refused = 0;
+  let ok = 0,
+    refused = 0;
   for (const name of names) {
     const c = codec(name);
     for (let i = 0; i < MUTATED_PER_MESSAGE; i++) {
       const valid = c.encode(randomMessage(name, rng));
       const b = mutate(rng, valid);
       let decoded: unknown;
-      if (expectDecodeErrorOnly(() => { decoded = c.decode(b); }, `${name} mutated`)) {
+      if (
+        expectDecodeErrorOnly(() => {
+          decoded = c.decode(b);
+        }, `${name} mutated`)
+      ) {
         ok++;
         // Whatever we accept, we can write again, and it reads back the same.
         const again = c.encode(decoded);
@@ -85,7 +94,26 @@ test('mutated valid messages into every decoder; what decodes re-encodes', () =>
   assert.ok(ok > 0 && refused > 0, `decoded ${ok}, refused ${refused}`);
 });
 
-const JUNK: unknown[] = [null, true, false, 0, -1, 1.5, 2 ** 64, '', 'x', 'AA==', '-1', '18446744073709551616', [], [null], [1, 'a'], {}, { a: 1 }, NaN];
+const JUNK: unknown[] = [
+  null,
+  true,
+  false,
+  0,
+  -1,
+  1.5,
+  2 ** 64,
+  '',
+  'x',
+  'AA==',
+  '-1',
+  '18446744073709551616',
+  [],
+  [null],
+  [1, 'a'],
+  {},
+  { a: 1 },
+  NaN,
+];
 
 function randomJson(rng: Rng, depth: number): unknown {
   if (depth > 3 || rng.chance(0.6)) return rng.pick(JUNK);
@@ -95,7 +123,8 @@ function randomJson(rng: Rng, depth: number): unknown {
 
 test('random and corrupted JSON into every fromJson', () => {
   const rng = new Rng(777);
-  let ok = 0, refused = 0;
+  let ok = 0,
+    refused = 0;
   for (const name of names) {
     const c = codec(name);
     for (let i = 0; i < JSON_PER_MESSAGE; i++) {

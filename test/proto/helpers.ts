@@ -17,7 +17,11 @@ import * as alltypes from './gen/alltypes.js';
 
 export const repoRoot = findRepoRoot(import.meta.url);
 export const schema: FileModel[] = loadSchema(repoRoot, targets, includeDirs, spliceFields);
-export const pbRoot: protobuf.Root = loadProtobufRoot(repoRoot, targets.map((t) => t.proto), includeDirs);
+export const pbRoot: protobuf.Root = loadProtobufRoot(
+  repoRoot,
+  targets.map((t) => t.proto),
+  includeDirs,
+);
 
 const modules: Record<string, Record<string, unknown>> = {
   'src/proto/kv.ts': kv,
@@ -34,7 +38,10 @@ export const enums = new Map<string, EnumModel>();
 const outOf = new Map<string, string>();
 for (const f of schema) {
   for (const d of f.decls) {
-    if (d.kind === 'message') { messages.set(d.message.fullName, d.message); outOf.set(d.message.fullName, f.out); }
+    if (d.kind === 'message') {
+      messages.set(d.message.fullName, d.message);
+      outOf.set(d.message.fullName, f.out);
+    }
     if (d.kind === 'enum') enums.set(d.enum.fullName, d.enum);
   }
 }
@@ -68,8 +75,13 @@ export function codec(fullName: string): Codec {
   };
   const N = m.tsName;
   return {
-    size: get(`size${N}`), write: get(`write${N}`), encode: get(`encode${N}`), read: get(`read${N}`), decode: get(`decode${N}`),
-    toJson: get(`${lowerFirst(N)}ToJson`), fromJson: get(`${lowerFirst(N)}FromJson`),
+    size: get(`size${N}`),
+    write: get(`write${N}`),
+    encode: get(`encode${N}`),
+    read: get(`read${N}`),
+    decode: get(`decode${N}`),
+    toJson: get(`${lowerFirst(N)}ToJson`),
+    fromJson: get(`${lowerFirst(N)}FromJson`),
     pb: pbRoot.lookupType(fullName),
   };
 }
@@ -77,18 +89,30 @@ export function codec(fullName: string): Codec {
 /** mulberry32: a small seeded PRNG so a failing seed replays exactly. */
 export class Rng {
   private s: number;
-  constructor(seed: number) { this.s = seed >>> 0; }
+  constructor(seed: number) {
+    this.s = seed >>> 0;
+  }
   next(): number {
     let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   }
-  int(n: number): number { return Math.floor(this.next() * n); }
-  chance(p: number): boolean { return this.next() < p; }
-  pick<T>(xs: readonly T[]): T { return xs[this.int(xs.length)]; }
-  u32(): number { return (this.next() * 4294967296) >>> 0; }
-  u64(): bigint { return (BigInt(this.u32()) << 32n) | BigInt(this.u32()); }
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[this.int(xs.length)];
+  }
+  u32(): number {
+    return (this.next() * 4294967296) >>> 0;
+  }
+  u64(): bigint {
+    return (BigInt(this.u32()) << 32n) | BigInt(this.u32());
+  }
   bytes(n: number): Uint8Array {
     const b = new Uint8Array(n);
     for (let i = 0; i < n; i++) b[i] = this.int(256);
@@ -96,9 +120,39 @@ export class Rng {
   }
 }
 
-const I64_EDGES = [0n, 1n, -1n, 127n, 128n, 2n ** 31n - 1n, -(2n ** 31n), 2n ** 32n, 2n ** 53n - 1n, -(2n ** 53n - 1n), 2n ** 63n - 1n, -(2n ** 63n)];
+const I64_EDGES = [
+  0n,
+  1n,
+  -1n,
+  127n,
+  128n,
+  2n ** 31n - 1n,
+  -(2n ** 31n),
+  2n ** 32n,
+  2n ** 53n - 1n,
+  -(2n ** 53n - 1n),
+  2n ** 63n - 1n,
+  -(2n ** 63n),
+];
 const U64_EDGES = [0n, 1n, 127n, 128n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 53n - 1n, 2n ** 63n, 2n ** 64n - 1n];
-const SAFE_EDGES = [0, 1, -1, 127, 128, 16383, 16384, 2 ** 21, 2 ** 28, 2 ** 31 - 1, -(2 ** 31), 2 ** 32, 2 ** 35, 2 ** 42, Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER];
+const SAFE_EDGES = [
+  0,
+  1,
+  -1,
+  127,
+  128,
+  16383,
+  16384,
+  2 ** 21,
+  2 ** 28,
+  2 ** 31 - 1,
+  -(2 ** 31),
+  2 ** 32,
+  2 ** 35,
+  2 ** 42,
+  Number.MAX_SAFE_INTEGER,
+  Number.MIN_SAFE_INTEGER,
+];
 const CODE_POINTS = [0x41, 0x7a, 0x20, 0x0, 0x7f, 0xe9, 0x3b1, 0x4e2d, 0x1f600, 0x10ffff, 0xfffd, 0x800, 0xffff];
 
 function randomString(rng: Rng): string {
@@ -124,30 +178,48 @@ function randomScalar(f: FieldModel, rng: Rng): unknown {
     return rng.chance(0.1) ? 50 + rng.int(100) : rng.pick(e.values).number;
   }
   switch (f.scalar) {
-    case 'double': return rng.chance(0.2) ? rng.pick([0.5, -1e300, 1e-300, Number.MAX_VALUE, 3]) : (rng.next() - 0.5) * 1e6;
-    case 'float': return Math.fround(rng.chance(0.2) ? rng.pick([0.5, -3.25e30, 1.5e-30, 7]) : (rng.next() - 0.5) * 1e4);
-    case 'int32': case 'sint32': case 'sfixed32': return rng.chance(0.3) ? rng.pick([0, 1, -1, 2147483647, -2147483648]) : (rng.u32() | 0);
-    case 'uint32': case 'fixed32': return rng.chance(0.3) ? rng.pick([0, 1, 127, 128, 4294967295]) : rng.u32();
-    case 'int64': case 'sint64': case 'sfixed64':
+    case 'double':
+      return rng.chance(0.2) ? rng.pick([0.5, -1e300, 1e-300, Number.MAX_VALUE, 3]) : (rng.next() - 0.5) * 1e6;
+    case 'float':
+      return Math.fround(rng.chance(0.2) ? rng.pick([0.5, -3.25e30, 1.5e-30, 7]) : (rng.next() - 0.5) * 1e4);
+    case 'int32':
+    case 'sint32':
+    case 'sfixed32':
+      return rng.chance(0.3) ? rng.pick([0, 1, -1, 2147483647, -2147483648]) : rng.u32() | 0;
+    case 'uint32':
+    case 'fixed32':
+      return rng.chance(0.3) ? rng.pick([0, 1, 127, 128, 4294967295]) : rng.u32();
+    case 'int64':
+    case 'sint64':
+    case 'sfixed64':
       if (f.big) return rng.chance(0.4) ? rng.pick(I64_EDGES) : BigInt.asIntN(64, rng.u64());
       return randomSafe(rng, false);
-    case 'uint64': case 'fixed64':
+    case 'uint64':
+    case 'fixed64':
       if (f.big) return rng.chance(0.4) ? rng.pick(U64_EDGES) : rng.u64();
       return randomSafe(rng, true);
-    case 'bool': return rng.chance(0.5);
-    case 'string': return randomString(rng);
-    case 'bytes': return rng.bytes(rng.chance(0.05) ? 70000 + rng.int(1000) : rng.chance(0.3) ? 0 : rng.int(40));
-    default: throw new Error(`unhandled scalar ${f.scalar}`);
+    case 'bool':
+      return rng.chance(0.5);
+    case 'string':
+      return randomString(rng);
+    case 'bytes':
+      return rng.bytes(rng.chance(0.05) ? 70000 + rng.int(1000) : rng.chance(0.3) ? 0 : rng.int(40));
+    default:
+      throw new Error(`unhandled scalar ${f.scalar}`);
   }
 }
 
 function zeroOf(f: FieldModel): unknown {
   if (f.kind === 'enum') return 0;
   switch (f.scalar) {
-    case 'bool': return false;
-    case 'string': return '';
-    case 'bytes': return new Uint8Array(0);
-    default: return f.big ? 0n : 0;
+    case 'bool':
+      return false;
+    case 'string':
+      return '';
+    case 'bytes':
+      return new Uint8Array(0);
+    default:
+      return f.big ? 0n : 0;
   }
 }
 
@@ -172,7 +244,8 @@ export function randomMessage(fullName: string, rng: Rng, depth = 0): Record<str
     if (f.repeated) {
       const n = !deeper && f.kind === 'message' ? 0 : rng.chance(fill) ? rng.int(f.kind === 'message' ? 4 : 6) : 0;
       const a: unknown[] = [];
-      for (let i = 0; i < n; i++) a.push(f.kind === 'message' ? randomMessage(f.ref?.fullName ?? '', rng, depth + 1) : randomScalar(f, rng));
+      for (let i = 0; i < n; i++)
+        a.push(f.kind === 'message' ? randomMessage(f.ref?.fullName ?? '', rng, depth + 1) : randomScalar(f, rng));
       o[f.name] = a;
       continue;
     }
@@ -236,7 +309,14 @@ export function allMessageNames(): string[] {
 }
 
 /** protobufjs toObject options that produce the same JSON mapping as etcd's gateway. */
-export const pbJsonOptions: protobuf.IConversionOptions = { longs: String, enums: String, bytes: String, defaults: false, arrays: false, json: true };
+export const pbJsonOptions: protobuf.IConversionOptions = {
+  longs: String,
+  enums: String,
+  bytes: String,
+  defaults: false,
+  arrays: false,
+  json: true,
+};
 
 export function hex(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');

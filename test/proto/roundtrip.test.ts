@@ -9,8 +9,18 @@ const ITERATIONS_PER_MESSAGE = 40;
 const names = allMessageNames();
 
 test('the schema has every etcd message and the fixture', () => {
-  for (const n of ['mvccpb.KeyValue', 'etcdserverpb.TxnRequest', 'etcdserverpb.WatchResponse', 'authpb.Role', 'v3lockpb.LockRequest',
-    'v3electionpb.LeaderKey', 'tetcdpb.InternalRequest', 'tetcdtest.Scalars', 'tetcdtest.Tree', 'tetcdtest.Outer.Inner']) {
+  for (const n of [
+    'mvccpb.KeyValue',
+    'etcdserverpb.TxnRequest',
+    'etcdserverpb.WatchResponse',
+    'authpb.Role',
+    'v3lockpb.LockRequest',
+    'v3electionpb.LeaderKey',
+    'tetcdpb.InternalRequest',
+    'tetcdtest.Scalars',
+    'tetcdtest.Tree',
+    'tetcdtest.Outer.Inner',
+  ]) {
     assert.ok(names.includes(n), n);
   }
   assert.ok(names.length > 120, `only ${names.length} messages`);
@@ -19,7 +29,7 @@ test('the schema has every etcd message and the fixture', () => {
 for (const name of names) {
   test(`${name}: ours → protobufjs → ours`, () => {
     const c = codec(name);
-    const rng = new Rng(0x9e3779b9 ^ name.length * 7919);
+    const rng = new Rng(0x9e3779b9 ^ (name.length * 7919));
     for (let i = 0; i < ITERATIONS_PER_MESSAGE; i++) {
       const value = randomMessage(name, rng);
       const ours = c.encode(value);
@@ -41,7 +51,7 @@ for (const name of names) {
 
   test(`${name}: protobufjs → ours`, () => {
     const c = codec(name);
-    const rng = new Rng(0x85ebca6b ^ name.length * 104729);
+    const rng = new Rng(0x85ebca6b ^ (name.length * 104729));
     for (let i = 0; i < ITERATIONS_PER_MESSAGE; i++) {
       const value = randomMessage(name, rng);
       const pbObj = toPbObject(name, value);

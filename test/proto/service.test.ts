@@ -12,22 +12,59 @@ const services: ServiceDescriptor[] = [rpc.KV, rpc.Watch, rpc.Lease, rpc.Cluster
 test('every etcd 3.4 RPC is described, and nothing else', () => {
   const paths = services.flatMap((s) => Object.values(s.methods).map((m) => m.path)).sort();
   const expected = [
-    '/etcdserverpb.KV/Range', '/etcdserverpb.KV/Put', '/etcdserverpb.KV/DeleteRange', '/etcdserverpb.KV/Txn', '/etcdserverpb.KV/Compact',
+    '/etcdserverpb.KV/Range',
+    '/etcdserverpb.KV/Put',
+    '/etcdserverpb.KV/DeleteRange',
+    '/etcdserverpb.KV/Txn',
+    '/etcdserverpb.KV/Compact',
     '/etcdserverpb.Watch/Watch',
-    '/etcdserverpb.Lease/LeaseGrant', '/etcdserverpb.Lease/LeaseRevoke', '/etcdserverpb.Lease/LeaseKeepAlive', '/etcdserverpb.Lease/LeaseTimeToLive', '/etcdserverpb.Lease/LeaseLeases',
-    '/etcdserverpb.Cluster/MemberAdd', '/etcdserverpb.Cluster/MemberRemove', '/etcdserverpb.Cluster/MemberUpdate', '/etcdserverpb.Cluster/MemberList', '/etcdserverpb.Cluster/MemberPromote',
-    '/etcdserverpb.Maintenance/Alarm', '/etcdserverpb.Maintenance/Status', '/etcdserverpb.Maintenance/Defragment', '/etcdserverpb.Maintenance/Hash', '/etcdserverpb.Maintenance/HashKV', '/etcdserverpb.Maintenance/Snapshot', '/etcdserverpb.Maintenance/MoveLeader',
-    '/etcdserverpb.Auth/AuthEnable', '/etcdserverpb.Auth/AuthDisable', '/etcdserverpb.Auth/Authenticate',
-    '/etcdserverpb.Auth/UserAdd', '/etcdserverpb.Auth/UserGet', '/etcdserverpb.Auth/UserList', '/etcdserverpb.Auth/UserDelete', '/etcdserverpb.Auth/UserChangePassword', '/etcdserverpb.Auth/UserGrantRole', '/etcdserverpb.Auth/UserRevokeRole',
-    '/etcdserverpb.Auth/RoleAdd', '/etcdserverpb.Auth/RoleGet', '/etcdserverpb.Auth/RoleList', '/etcdserverpb.Auth/RoleDelete', '/etcdserverpb.Auth/RoleGrantPermission', '/etcdserverpb.Auth/RoleRevokePermission',
-    '/v3lockpb.Lock/Lock', '/v3lockpb.Lock/Unlock',
-    '/v3electionpb.Election/Campaign', '/v3electionpb.Election/Proclaim', '/v3electionpb.Election/Leader', '/v3electionpb.Election/Observe', '/v3electionpb.Election/Resign',
+    '/etcdserverpb.Lease/LeaseGrant',
+    '/etcdserverpb.Lease/LeaseRevoke',
+    '/etcdserverpb.Lease/LeaseKeepAlive',
+    '/etcdserverpb.Lease/LeaseTimeToLive',
+    '/etcdserverpb.Lease/LeaseLeases',
+    '/etcdserverpb.Cluster/MemberAdd',
+    '/etcdserverpb.Cluster/MemberRemove',
+    '/etcdserverpb.Cluster/MemberUpdate',
+    '/etcdserverpb.Cluster/MemberList',
+    '/etcdserverpb.Cluster/MemberPromote',
+    '/etcdserverpb.Maintenance/Alarm',
+    '/etcdserverpb.Maintenance/Status',
+    '/etcdserverpb.Maintenance/Defragment',
+    '/etcdserverpb.Maintenance/Hash',
+    '/etcdserverpb.Maintenance/HashKV',
+    '/etcdserverpb.Maintenance/Snapshot',
+    '/etcdserverpb.Maintenance/MoveLeader',
+    '/etcdserverpb.Auth/AuthEnable',
+    '/etcdserverpb.Auth/AuthDisable',
+    '/etcdserverpb.Auth/Authenticate',
+    '/etcdserverpb.Auth/UserAdd',
+    '/etcdserverpb.Auth/UserGet',
+    '/etcdserverpb.Auth/UserList',
+    '/etcdserverpb.Auth/UserDelete',
+    '/etcdserverpb.Auth/UserChangePassword',
+    '/etcdserverpb.Auth/UserGrantRole',
+    '/etcdserverpb.Auth/UserRevokeRole',
+    '/etcdserverpb.Auth/RoleAdd',
+    '/etcdserverpb.Auth/RoleGet',
+    '/etcdserverpb.Auth/RoleList',
+    '/etcdserverpb.Auth/RoleDelete',
+    '/etcdserverpb.Auth/RoleGrantPermission',
+    '/etcdserverpb.Auth/RoleRevokePermission',
+    '/v3lockpb.Lock/Lock',
+    '/v3lockpb.Lock/Unlock',
+    '/v3electionpb.Election/Campaign',
+    '/v3electionpb.Election/Proclaim',
+    '/v3electionpb.Election/Leader',
+    '/v3electionpb.Election/Observe',
+    '/v3electionpb.Election/Resign',
   ].sort();
   assert.equal(paths, expected);
 });
 
 test('streaming flags', () => {
-  const streams = services.flatMap((s) => Object.values(s.methods))
+  const streams = services
+    .flatMap((s) => Object.values(s.methods))
     .filter((m: AnyMethodDescriptor) => m.requestStream || m.responseStream)
     .map((m) => `${m.path} ${m.requestStream ? 'stream' : 'unary'}→${m.responseStream ? 'stream' : 'unary'}`)
     .sort();
@@ -44,26 +81,34 @@ test('gateway paths', () => {
   assert.equal(rpc.Lease.methods.LeaseRevoke.httpPaths, ['/v3/lease/revoke', '/v3/kv/lease/revoke']);
   assert.equal(rpc.Lease.methods.LeaseTimeToLive.httpPaths, ['/v3/lease/timetolive', '/v3/kv/lease/timetolive']);
   assert.equal(rpc.Maintenance.methods.MoveLeader.httpPaths, ['/v3/maintenance/transfer-leadership']);
-  assert.equal(rpc.Maintenance.methods.HashKV.httpPaths, ['/v3/maintenance/hash'], 'etcd 3.4 maps HashKV onto Hash\'s path');
+  assert.equal(rpc.Maintenance.methods.HashKV.httpPaths, ['/v3/maintenance/hash'], "etcd 3.4 maps HashKV onto Hash's path");
   assert.equal(rpc.Auth.methods.UserChangePassword.httpPaths, ['/v3/auth/user/changepw']);
   assert.equal(Election.methods.Observe.httpPaths, ['/v3/election/observe']);
-  for (const s of services) for (const m of Object.values(s.methods)) assert.ok(m.httpPaths.length > 0 && m.httpPaths[0].startsWith('/v3/'), m.path);
+  for (const s of services)
+    for (const m of Object.values(s.methods)) assert.ok(m.httpPaths.length > 0 && m.httpPaths[0].startsWith('/v3/'), m.path);
 });
 
 // A server registers handlers typed by the descriptor; this is checked by the compiler.
-type Handler<M extends AnyMethodDescriptor & { decodeRequest: (b: Uint8Array) => unknown; encodeResponse: (m: never) => Uint8Array }> =
-  (req: RequestOf<M>) => ResponseInitOf<M>;
+type Handler<M extends AnyMethodDescriptor & { decodeRequest: (b: Uint8Array) => unknown; encodeResponse: (m: never) => Uint8Array }> = (
+  req: RequestOf<M>,
+) => ResponseInitOf<M>;
 
 test('descriptors drive a typed unary call end to end', () => {
   const range: Handler<typeof rpc.KV.methods.Range> = (req: rpc.RangeRequest): rpc.RangeResponseInit => ({
-    header: { revision: 4 }, kvs: [{ key: req.key, value: Buffer.from('v'), mod_revision: 4 }], count: 1,
+    header: { revision: 4 },
+    kvs: [{ key: req.key, value: Buffer.from('v'), mod_revision: 4 }],
+    count: 1,
   });
   const m = rpc.KV.methods.Range;
   const body = m.encodeRequest({ key: Buffer.from('foo'), limit: 1 });
   const res = m.decodeResponse(m.encodeResponse(range(m.decodeRequest(body))));
   assert.is(Buffer.from(res.kvs[0].key).toString(), 'foo');
   assert.is(res.header?.revision, 4);
-  assert.equal(m.responseToJson(range(m.requestFromJson({ key: 'Zm9v' }))), { header: { revision: '4' }, kvs: [{ key: 'Zm9v', mod_revision: '4', value: 'dg==' }], count: '1' });
+  assert.equal(m.responseToJson(range(m.requestFromJson({ key: 'Zm9v' }))), {
+    header: { revision: '4' },
+    kvs: [{ key: 'Zm9v', mod_revision: '4', value: 'dg==' }],
+    count: '1',
+  });
   assert.equal(m.requestToJson(m.requestFromJson({ key: 'Zm9v', limit: 3 })), { key: 'Zm9v', limit: '3' });
   assert.is(m.responseFromJson({ count: '2' }).count, 2);
 });

@@ -39,8 +39,16 @@ test('kvs_encoded wins over kvs, and an empty list writes no kvs', () => {
 test('spliced responses nest inside a TxnResponse and a gRPC frame', () => {
   const kvs = randomKvs(new Rng(11), 5);
   const enc = kvs.map(encodeKeyValue);
-  const txn = rpc.encodeTxnResponse({ header, succeeded: true, responses: [{ response_range: { header: { revision: 9 }, kvs_encoded: enc, count: 5 } }] });
-  const ref = rpc.encodeTxnResponse({ header, succeeded: true, responses: [{ response_range: { header: { revision: 9 }, kvs, count: 5 } }] });
+  const txn = rpc.encodeTxnResponse({
+    header,
+    succeeded: true,
+    responses: [{ response_range: { header: { revision: 9 }, kvs_encoded: enc, count: 5 } }],
+  });
+  const ref = rpc.encodeTxnResponse({
+    header,
+    succeeded: true,
+    responses: [{ response_range: { header: { revision: 9 }, kvs, count: 5 } }],
+  });
   assert.is(hex(txn), hex(ref));
   const back = rpc.decodeTxnResponse(txn);
   assert.is(back.responses[0].response_range?.kvs.length, 5);
@@ -48,7 +56,11 @@ test('spliced responses nest inside a TxnResponse and a gRPC frame', () => {
   const m = { header, kvs_encoded: enc, count: 5 };
   const size = rpc.KV.methods.Range.sizeResponse(m);
   const w = new ProtoWriter(5 + size);
-  w.buf[0] = 0; w.buf[1] = size >>> 24; w.buf[2] = (size >>> 16) & 255; w.buf[3] = (size >>> 8) & 255; w.buf[4] = size & 255;
+  w.buf[0] = 0;
+  w.buf[1] = size >>> 24;
+  w.buf[2] = (size >>> 16) & 255;
+  w.buf[3] = (size >>> 8) & 255;
+  w.buf[4] = size & 255;
   w.pos = 5;
   rpc.KV.methods.Range.writeResponse(m, w);
   const frame = w.finish();
@@ -62,7 +74,10 @@ test('WatchResponse.events_encoded writes the same bytes as events', () => {
   const plain = rpc.encodeWatchResponse({ header, watch_id: 3, events });
   const spliced = rpc.encodeWatchResponse({ header, watch_id: 3, events_encoded: events.map(encodeEvent) });
   assert.is(hex(spliced), hex(plain));
-  assert.equal(rpc.watchResponseToJson({ header, watch_id: 3, events_encoded: events.map(encodeEvent) }), rpc.watchResponseToJson({ header, watch_id: 3, events }));
+  assert.equal(
+    rpc.watchResponseToJson({ header, watch_id: 3, events_encoded: events.map(encodeEvent) }),
+    rpc.watchResponseToJson({ header, watch_id: 3, events }),
+  );
 });
 
 test.run();

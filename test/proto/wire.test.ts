@@ -3,8 +3,17 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  ProtoReader, ProtoWriter, ProtoDecodeError, sizeVarint32, sizeVarint64, sizeVarintBig, sizeSint64, sizeSint64Big,
-  sizeSint32, sizeInt32, nestingDepthMax,
+  ProtoReader,
+  ProtoWriter,
+  ProtoDecodeError,
+  sizeVarint32,
+  sizeVarint64,
+  sizeVarintBig,
+  sizeSint64,
+  sizeSint64Big,
+  sizeSint32,
+  sizeInt32,
+  nestingDepthMax,
 } from '../../src/proto/wire.js';
 import * as rpc from '../../src/proto/rpc.js';
 import { decodeKeyValue, encodeKeyValue } from '../../src/proto/kv.js';
@@ -49,9 +58,13 @@ test('varint sizes match the bytes written, at every power of two', () => {
     const w0 = new ProtoWriter(10);
     w0.uint32(v);
     assert.is(sizeVarint32(v), w0.pos, `uint32 ${v}`);
-    const w = new ProtoWriter(sizeInt32(v | 0)); w.int32(v | 0); w.finish();
+    const w = new ProtoWriter(sizeInt32(v | 0));
+    w.int32(v | 0);
+    w.finish();
     assert.is(new ProtoReader(w.buf).int32(), v | 0);
-    const z = new ProtoWriter(sizeSint32(v | 0)); z.sint32(v | 0); z.finish();
+    const z = new ProtoWriter(sizeSint32(v | 0));
+    z.sint32(v | 0);
+    z.finish();
     assert.is(new ProtoReader(z.buf).sint32(), v | 0);
   }
 });
@@ -73,15 +86,32 @@ test('the bigint split/join memories never return a stale value', () => {
 
 test('the all-types fixture round-trips extremes of every scalar type', () => {
   const m: all.ScalarsInit = {
-    f_double: -1.5e300, f_float: Math.fround(3.4e38), f_int32: -2147483648, f_uint32: 4294967295, f_sint32: -2147483648,
-    f_fixed32: 4294967295, f_sfixed32: -2147483648, f_int64: Number.MIN_SAFE_INTEGER, f_uint64: Number.MAX_SAFE_INTEGER,
-    f_sint64: Number.MIN_SAFE_INTEGER, f_fixed64: Number.MAX_SAFE_INTEGER, f_sfixed64: Number.MIN_SAFE_INTEGER, f_bool: true,
-    f_string: 'ü€😀', f_bytes: Uint8Array.from([0, 255]), f_enum: all.Color.INFRARED,
-    b_int64: -(2n ** 63n), b_uint64: 2n ** 64n - 1n, b_sint64: -(2n ** 63n), b_fixed64: 2n ** 64n - 1n, b_sfixed64: -(2n ** 63n),
+    f_double: -1.5e300,
+    f_float: Math.fround(3.4e38),
+    f_int32: -2147483648,
+    f_uint32: 4294967295,
+    f_sint32: -2147483648,
+    f_fixed32: 4294967295,
+    f_sfixed32: -2147483648,
+    f_int64: Number.MIN_SAFE_INTEGER,
+    f_uint64: Number.MAX_SAFE_INTEGER,
+    f_sint64: Number.MIN_SAFE_INTEGER,
+    f_fixed64: Number.MAX_SAFE_INTEGER,
+    f_sfixed64: Number.MIN_SAFE_INTEGER,
+    f_bool: true,
+    f_string: 'ü€😀',
+    f_bytes: Uint8Array.from([0, 255]),
+    f_enum: all.Color.INFRARED,
+    b_int64: -(2n ** 63n),
+    b_uint64: 2n ** 64n - 1n,
+    b_sint64: -(2n ** 63n),
+    b_fixed64: 2n ** 64n - 1n,
+    b_sfixed64: -(2n ** 63n),
   };
   const d = all.decodeScalars(all.encodeScalars(m));
   for (const k of Object.keys(m) as (keyof all.ScalarsInit)[]) {
-    const a = d[k], b = m[k];
+    const a = d[k],
+      b = m[k];
     if (a instanceof Uint8Array && b instanceof Uint8Array) assert.is(hex(a), hex(b), k);
     else assert.is(a, b, k);
   }
@@ -111,11 +141,39 @@ test('packed fields are also read unpacked, and unpacked fields also packed', ()
 test('unknown fields of every wire type are skipped; groups must be balanced', () => {
   const kv = encodeKeyValue({ key: Buffer.from('k'), version: 3 });
   const unknown = [
-    0xf8, 0x07, 0x96, 0x01, // field 127 varint 150
-    0x81, 0x08, 1, 2, 3, 4, 5, 6, 7, 8, // field 128 fixed64
-    0x8a, 0x08, 2, 9, 9, // field 129 bytes
-    0x95, 0x08, 1, 2, 3, 4, // field 130 fixed32
-    0x9b, 0x08, 0x08, 0x01, 0x13, 0x14, 0x9c, 0x08, // field 131 group holding field 1 varint and an empty group 2
+    0xf8,
+    0x07,
+    0x96,
+    0x01, // field 127 varint 150
+    0x81,
+    0x08,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8, // field 128 fixed64
+    0x8a,
+    0x08,
+    2,
+    9,
+    9, // field 129 bytes
+    0x95,
+    0x08,
+    1,
+    2,
+    3,
+    4, // field 130 fixed32
+    0x9b,
+    0x08,
+    0x08,
+    0x01,
+    0x13,
+    0x14,
+    0x9c,
+    0x08, // field 131 group holding field 1 varint and an empty group 2
   ];
   const buf = Uint8Array.from([...unknown, ...kv]);
   const d = decodeKeyValue(buf);
@@ -137,8 +195,14 @@ test('field number 0, invalid wire types and wrong wire types for known fields a
   assert.throws(() => decodeKeyValue(Uint8Array.from([0x0e])), isDecodeError); // wire type 6
   assert.throws(() => decodeKeyValue(Uint8Array.from([0x0f])), isDecodeError); // wire type 7
   // KeyValue.key (bytes) sent as a varint, KeyValue.version (int64) sent as bytes.
-  assert.throws(() => decodeKeyValue(Uint8Array.from([0x08, 0x01])), (e: unknown) => isDecodeError(e) && String(e).includes('KeyValue.key'));
-  assert.throws(() => decodeKeyValue(Uint8Array.from([0x22, 0x01, 0x01])), (e: unknown) => isDecodeError(e) && String(e).includes('KeyValue.version'));
+  assert.throws(
+    () => decodeKeyValue(Uint8Array.from([0x08, 0x01])),
+    (e: unknown) => isDecodeError(e) && String(e).includes('KeyValue.key'),
+  );
+  assert.throws(
+    () => decodeKeyValue(Uint8Array.from([0x22, 0x01, 0x01])),
+    (e: unknown) => isDecodeError(e) && String(e).includes('KeyValue.version'),
+  );
   // A message field sent as a varint.
   assert.throws(() => rpc.decodeRangeResponse(Uint8Array.from([0x08, 0x01])), isDecodeError);
 });
@@ -146,7 +210,10 @@ test('field number 0, invalid wire types and wrong wire types for known fields a
 test('truncated input is an error at every cut point', () => {
   const full = rpc.encodeTxnRequest({
     compare: [{ key: Buffer.from('abc'), target: rpc.Compare_CompareTarget.VALUE, value: Buffer.from('v'), range_end: Buffer.from('abd') }],
-    success: [{ request_put: { key: Buffer.from('abc'), value: Buffer.alloc(300, 1), lease: 2n ** 62n } }, { request_txn: { success: [{ request_range: { key: Buffer.from('x'), limit: 2 ** 40 } }] } }],
+    success: [
+      { request_put: { key: Buffer.from('abc'), value: Buffer.alloc(300, 1), lease: 2n ** 62n } },
+      { request_txn: { success: [{ request_range: { key: Buffer.from('x'), limit: 2 ** 40 } }] } },
+    ],
   });
   rpc.decodeTxnRequest(full);
   let errors = 0;
@@ -169,7 +236,10 @@ test('deeply nested txns are refused before the stack runs out', () => {
     const txnField = Uint8Array.from([0x22, ...varint(inner.length), ...inner]); // RequestOp.request_txn
     inner = Uint8Array.from([0x12, ...varint(txnField.length), ...txnField]); // TxnRequest.success
   }
-  assert.throws(() => rpc.decodeTxnRequest(inner), (e: unknown) => isDecodeError(e) && String(e).includes('nested too deeply'));
+  assert.throws(
+    () => rpc.decodeTxnRequest(inner),
+    (e: unknown) => isDecodeError(e) && String(e).includes('nested too deeply'),
+  );
   let ok: rpc.TxnRequestInit = {};
   for (let i = 0; i < 40; i++) ok = { success: [{ request_txn: ok }] };
   rpc.decodeTxnRequest(rpc.encodeTxnRequest(ok));
@@ -177,13 +247,19 @@ test('deeply nested txns are refused before the stack runs out', () => {
 
 function varint(n: number): number[] {
   const out: number[] = [];
-  while (n > 127) { out.push((n & 127) | 128); n >>>= 7; }
+  while (n > 127) {
+    out.push((n & 127) | 128);
+    n >>>= 7;
+  }
   out.push(n);
   return out;
 }
 
 test('a oneof decodes to its last member and encode refuses two members', () => {
-  const both = Uint8Array.from([...rpc.encodeRequestOp({ request_range: { key: Buffer.from('a') } }), ...rpc.encodeRequestOp({ request_put: { key: Buffer.from('b') } })]);
+  const both = Uint8Array.from([
+    ...rpc.encodeRequestOp({ request_range: { key: Buffer.from('a') } }),
+    ...rpc.encodeRequestOp({ request_put: { key: Buffer.from('b') } }),
+  ]);
   const op = rpc.decodeRequestOp(both);
   assert.is(op.request_range, undefined);
   assert.is(Buffer.from(op.request_put?.key ?? []).toString(), 'b');

@@ -11,7 +11,10 @@ test('add fills the window up to its size, then refuses', () => {
   f.add(3);
   assert.ok(f.full());
   assert.is(f.countInflight(), 3);
-  assert.throws(() => f.add(4), (e: unknown) => e instanceof RaftInvariantError);
+  assert.throws(
+    () => f.add(4),
+    (e: unknown) => e instanceof RaftInvariantError,
+  );
 });
 
 test('freeLE frees acknowledged messages in order, across the ring wrap', () => {
@@ -53,7 +56,10 @@ test('a window of one', () => {
   assert.ok(f.full());
   f.freeLE(9);
   assert.not.ok(f.full());
-  assert.throws(() => new Inflights(0), (e: unknown) => e instanceof RaftInvariantError);
+  assert.throws(
+    () => new Inflights(0),
+    (e: unknown) => e instanceof RaftInvariantError,
+  );
 });
 
 test.run();

@@ -61,7 +61,10 @@ test('maybeAppend: match, conflicts, commit, and refusing to rewrite committed e
   assert.is(l.maybeAppend(1, 1, 1, [ent(2, 2)]), 2, 'an older, matching append');
   assert.is(it(l.allEntries()), '1/1 2/2 3/3', 'does not truncate what follows');
   l = make();
-  assert.throws(() => l.maybeAppend(0, 0, 1, [ent(1, 4)]), (e: unknown) => e instanceof RaftInvariantError);
+  assert.throws(
+    () => l.maybeAppend(0, 0, 1, [ent(1, 4)]),
+    (e: unknown) => e instanceof RaftInvariantError,
+  );
 });
 
 test('commitTo never goes back and never past the last index', () => {
@@ -69,7 +72,10 @@ test('commitTo never goes back and never past the last index', () => {
   l.commitTo(2);
   l.commitTo(1);
   assert.is(l.committed, 2);
-  assert.throws(() => l.commitTo(4), (e: unknown) => e instanceof RaftInvariantError);
+  assert.throws(
+    () => l.commitTo(4),
+    (e: unknown) => e instanceof RaftInvariantError,
+  );
 });
 
 test('maybeCommit commits only entries of the given term', () => {
@@ -114,8 +120,14 @@ test('slice spans storage and the unstable tail, size-limited, and reports compa
   assert.is(it(l.slice(4, 8, 40)), '4/4 5/5');
   assert.is(it(l.slice(4, 8, 60)), '4/4 5/5 6/6');
   assert.is(it(l.slice(6, 8, 0)), '6/6');
-  assert.throws(() => l.slice(3, 5, NO_LIMIT), (e: unknown) => e instanceof CompactedError);
-  assert.throws(() => l.slice(4, 9, NO_LIMIT), (e: unknown) => e instanceof RaftInvariantError);
+  assert.throws(
+    () => l.slice(3, 5, NO_LIMIT),
+    (e: unknown) => e instanceof CompactedError,
+  );
+  assert.throws(
+    () => l.slice(4, 9, NO_LIMIT),
+    (e: unknown) => e instanceof RaftInvariantError,
+  );
 });
 
 test('nextEnts hands out committed entries not yet applied, respecting the Ready size limit', () => {
@@ -129,7 +141,10 @@ test('nextEnts hands out committed entries not yet applied, respecting the Ready
   l.appliedTo(5);
   assert.not.ok(l.hasNextEnts());
   assert.equal(l.nextEnts(), []);
-  assert.throws(() => l.appliedTo(6), (e: unknown) => e instanceof RaftInvariantError);
+  assert.throws(
+    () => l.appliedTo(6),
+    (e: unknown) => e instanceof RaftInvariantError,
+  );
 });
 
 test('a new log starts committed and applied at the snapshot', () => {

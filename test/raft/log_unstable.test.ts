@@ -28,11 +28,18 @@ test('maybeTerm knows its entries and the snapshot index only', () => {
 });
 
 test('stableTo drops persisted entries unless they were replaced meanwhile', () => {
-  let x = u(5, [[5, 1], [6, 1], [7, 2]]);
+  let x = u(5, [
+    [5, 1],
+    [6, 1],
+    [7, 2],
+  ]);
   x.stableTo(6, 1);
   assert.is(x.offset, 7);
   assert.is(it(x.entries), '7/2');
-  x = u(5, [[5, 1], [6, 2]]);
+  x = u(5, [
+    [5, 1],
+    [6, 2],
+  ]);
   x.stableTo(6, 1); // the Ready had 6/1, which was since replaced by 6/2
   assert.is(x.offset, 5);
   assert.is(it(x.entries), '5/1 6/2');
@@ -56,7 +63,11 @@ test('truncateAndAppend appends, replaces, or truncates then appends — and nev
   x.truncateAndAppend([ent(4, 2), ent(5, 2), ent(6, 2)]);
   assert.is(x.offset, 4);
   assert.is(it(x.entries), '4/2 5/2 6/2');
-  x = u(5, [[5, 1], [6, 1], [7, 1]]);
+  x = u(5, [
+    [5, 1],
+    [6, 1],
+    [7, 1],
+  ]);
   x.truncateAndAppend([ent(6, 2)]);
   assert.is(it(x.entries), '5/1 6/2');
 });

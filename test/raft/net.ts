@@ -129,7 +129,8 @@ export class TestNet {
     for (let changed = true; changed; ) {
       changed = false;
       if (this.autoReportSnapshots) {
-        for (const r of this.pendingReports.splice(0)) r.from.rn.reportSnapshot(r.to, r.ok ? SnapshotStatus.Finish : SnapshotStatus.Failure);
+        for (const r of this.pendingReports.splice(0))
+          r.from.rn.reportSnapshot(r.to, r.ok ? SnapshotStatus.Finish : SnapshotStatus.Failure);
       }
       for (const n of this.nodes.values()) {
         if (n.rn.hasReady()) {

@@ -110,7 +110,10 @@ test('canSendBeforePersist: only a leader’s appends, heartbeats and snapshots,
   for (const m of rd.messages) net.deliver(m);
   const f = net.node(2).rn.ready();
   assert.ok(f.messages.some((m) => m.type === MessageType.MsgAppResp));
-  assert.ok(f.messages.every((m) => !canSendBeforePersist(f, m)), 'acknowledgements wait for persistence');
+  assert.ok(
+    f.messages.every((m) => !canSendBeforePersist(f, m)),
+    'acknowledgements wait for persistence',
+  );
   // A Ready that moves term or vote holds back even leader messages.
   const fake = { ...f, termOrVoteChanged: true };
   assert.not.ok(canSendBeforePersist(fake, newMessage(MessageType.MsgApp, 1n)));
@@ -260,7 +263,10 @@ test('ReadIndex (safe): deferred until the leader commits in its term, then one 
   net.queue = [];
   net.tick(1);
   net.stabilize();
-  assert.equal(n1.readStates.map((r) => new TextDecoder().decode(r.request_ctx)), ['early']);
+  assert.equal(
+    n1.readStates.map((r) => new TextDecoder().decode(r.request_ctx)),
+    ['early'],
+  );
   assert.is(n1.readStates[0].index, net.commit(1));
   // Two reads queued before any heartbeat response: answered by one round.
   n1.readStates = [];
@@ -268,7 +274,10 @@ test('ReadIndex (safe): deferred until the leader commits in its term, then one 
   n1.rn.readIndex(te.encode('r2'));
   const delivered = net.stabilize();
   const hbResps = delivered.filter((m) => m.type === MessageType.MsgHeartbeatResp);
-  assert.equal(n1.readStates.map((r) => new TextDecoder().decode(r.request_ctx)), ['r1', 'r2']);
+  assert.equal(
+    n1.readStates.map((r) => new TextDecoder().decode(r.request_ctx)),
+    ['r1', 'r2'],
+  );
   assert.is(hbResps.length, 2, 'one round: one heartbeat response per follower');
 });
 
@@ -280,7 +289,10 @@ test('ReadIndex from a follower is forwarded and answered to the follower; none 
   net.elect(1);
   net.node(2).rn.readIndex(te.encode('f'));
   net.stabilize();
-  assert.equal(net.node(2).readStates.map((r) => [r.index, new TextDecoder().decode(r.request_ctx)]), [[net.commit(1), 'f']]);
+  assert.equal(
+    net.node(2).readStates.map((r) => [r.index, new TextDecoder().decode(r.request_ctx)]),
+    [[net.commit(1), 'f']],
+  );
   assert.is(net.node(1).readStates.length, 0);
 });
 
@@ -421,7 +433,10 @@ test('a snapshot that arrives while committed entries are being applied is defer
   snap.from = 1n;
   snap.term = net.term(1);
   const idx = n3.rn.logBounds().lastIndex + 5;
-  snap.snapshot = { data: te.encode('s'), metadata: { index: idx, term: net.term(1), conf_state: { ...emptyConfState(), voters: [1n, 2n, 3n] } } };
+  snap.snapshot = {
+    data: te.encode('s'),
+    metadata: { index: idx, term: net.term(1), conf_state: { ...emptyConfState(), voters: [1n, 2n, 3n] } },
+  };
   n3.rn.step(snap);
   assert.ok(n3.rn.logBounds().committed < idx, 'not restored while entries are being applied');
   n3.storage.append(rd.entries);
@@ -518,7 +533,10 @@ test('committed entries per Ready are size-limited', () => {
   net.handle(n1); // persist
   const sizes: number[] = [];
   while (n1.rn.hasReady()) sizes.push(net.handle(n1).committedEntries.length);
-  assert.ok(sizes.every((n) => n <= 1), JSON.stringify(sizes));
+  assert.ok(
+    sizes.every((n) => n <= 1),
+    JSON.stringify(sizes),
+  );
   assert.equal(net.appliedData(1), ['c0', 'c1', 'c2']);
 });
 
@@ -583,4 +601,3 @@ test('randomized election timeouts stay in [electionTick, 2*electionTick) and va
 });
 
 test.run();
-

@@ -28,7 +28,11 @@ function single(): { rn: RawNode; s: MemoryStorage } {
 test('config validation', () => {
   const s = new MemoryStorage();
   const base = { id: 1n, electionTick: 10, heartbeatTick: 1, storage: s, rng: new SeededRng(1) };
-  const bad = (c: object) => assert.throws(() => new RawNode({ ...base, ...c }), (e: unknown) => e instanceof RaftConfigError);
+  const bad = (c: object) =>
+    assert.throws(
+      () => new RawNode({ ...base, ...c }),
+      (e: unknown) => e instanceof RaftConfigError,
+    );
   bad({ id: 0n });
   bad({ id: 1n << 64n });
   bad({ heartbeatTick: 0 });
@@ -43,10 +47,13 @@ test('bootstrap: the initial members become committed conf change entries in the
   rn.bootstrap([{ id: 1n }, { id: 2n, context: te.encode('m2') }]);
   const rd = rn.ready();
   assert.equal(rd.hardState, { term: 1, vote: 0n, commit: 2 });
-  assert.equal(rd.entries.map((e) => [e.index, e.term, e.type]), [
-    [1, 1, EntryType.ConfChange],
-    [2, 1, EntryType.ConfChange],
-  ]);
+  assert.equal(
+    rd.entries.map((e) => [e.index, e.term, e.type]),
+    [
+      [1, 1, EntryType.ConfChange],
+      [2, 1, EntryType.ConfChange],
+    ],
+  );
   assert.equal(rd.committedEntries.length, 2);
   const cc = decodeConfChange(rd.entries[1].data);
   assert.is(cc.node_id, 2n);
@@ -57,20 +64,32 @@ test('bootstrap: the initial members become committed conf change entries in the
   for (const e of rd.committedEntries) rn.applyConfChange(decodeConfChange(e.data));
   rn.advance(rd);
   assert.equal(rn.status().config.voters, [1n, 2n]);
-  assert.throws(() => single().rn.bootstrap([]), (e: unknown) => e instanceof RawNodeUsageError);
+  assert.throws(
+    () => single().rn.bootstrap([]),
+    (e: unknown) => e instanceof RawNodeUsageError,
+  );
   const nonEmpty = single();
   nonEmpty.s.append([ent(1, 1)]);
   const rn2 = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage: nonEmpty.s, rng: new SeededRng(1) });
-  assert.throws(() => rn2.bootstrap([{ id: 1n }]), (e: unknown) => e instanceof RawNodeUsageError);
+  assert.throws(
+    () => rn2.bootstrap([{ id: 1n }]),
+    (e: unknown) => e instanceof RawNodeUsageError,
+  );
 });
 
 test('ready() twice without advance() is a usage error; so is advance() without ready()', () => {
   const { rn } = single();
   rn.bootstrap([{ id: 1n }]);
   const rd = rn.ready();
-  assert.throws(() => rn.ready(), (e: unknown) => e instanceof RawNodeUsageError);
+  assert.throws(
+    () => rn.ready(),
+    (e: unknown) => e instanceof RawNodeUsageError,
+  );
   rn.advance(rd);
-  assert.throws(() => rn.advance(rd), (e: unknown) => e instanceof RawNodeUsageError);
+  assert.throws(
+    () => rn.advance(rd),
+    (e: unknown) => e instanceof RawNodeUsageError,
+  );
 });
 
 test('hasReady and Ready contents follow state changes: soft state, hard state, messages, mustSync', () => {
@@ -102,11 +121,17 @@ test('step validates what comes from the network', () => {
   const net = new TestNet([1, 2, 3]);
   const rn = net.node(1).rn;
   const m = newMessage(MessageType.MsgHup, 1n);
-  assert.throws(() => rn.step(m), (e: unknown) => e instanceof StepLocalMsgError);
+  assert.throws(
+    () => rn.step(m),
+    (e: unknown) => e instanceof StepLocalMsgError,
+  );
   const resp = newMessage(MessageType.MsgAppResp, 1n);
   resp.from = 9n;
   resp.term = 1;
-  assert.throws(() => rn.step(resp), (e: unknown) => e instanceof StepPeerNotFoundError);
+  assert.throws(
+    () => rn.step(resp),
+    (e: unknown) => e instanceof StepPeerNotFoundError,
+  );
   const isInvalid = (e: unknown) => e instanceof InvalidMessageError;
   const wrongTo = newMessage(MessageType.MsgHeartbeat, 2n);
   wrongTo.from = 3n;

@@ -36,11 +36,17 @@ test('advance releases the confirmed request and everything queued before it', (
   ro.addRequest(7, req('c'));
   assert.equal(ro.advance(te.encode('x')), [], 'unknown context releases nothing');
   const out = ro.advance(te.encode('b'));
-  assert.equal(out.map((r) => r.index), [5, 6]);
+  assert.equal(
+    out.map((r) => r.index),
+    [5, 6],
+  );
   assert.is(ro.size, 1);
   assert.equal(ro.lastPendingRequestCtx(), te.encode('c'));
   assert.equal(ro.advance(te.encode('a')), [], 'already released');
-  assert.equal(ro.advance(te.encode('c')).map((r) => r.index), [7]);
+  assert.equal(
+    ro.advance(te.encode('c')).map((r) => r.index),
+    [7],
+  );
   assert.is(ro.size, 0);
   assert.is(ro.lastPendingRequestCtx(), undefined);
 });

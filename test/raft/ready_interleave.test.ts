@@ -7,17 +7,32 @@ import { RawNode, MemoryStorage, SeededRng, type Ready } from '../../src/raft/in
 test('a single member hands out a contiguous log however proposals interleave with ready/advance', () => {
   for (let seed = 1; seed <= 200; seed++) {
     const storage = new MemoryStorage();
-    const rn = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage, rng: new SeededRng(seed), checkQuorum: true, preVote: true });
+    const rn = new RawNode({
+      id: 1n,
+      electionTick: 10,
+      heartbeatTick: 1,
+      storage,
+      rng: new SeededRng(seed),
+      checkQuorum: true,
+      preVote: true,
+    });
     rn.bootstrap([{ id: 1n }]);
     let r = seed * 7919;
-    const rand = (n: number) => { r = (r * 1103515245 + 12345) % 2147483648; return r % n; };
+    const rand = (n: number) => {
+      r = (r * 1103515245 + 12345) % 2147483648;
+      return r % n;
+    };
     let savedTo = 0;
     let pending: Ready | undefined;
     let pendingSavedTo = 0;
     for (let step = 0; step < 2000; step++) {
       const op = rand(10);
       if (op < 4) {
-        try { rn.propose(new Uint8Array([1])); } catch { /* no leader yet */ }
+        try {
+          rn.propose(new Uint8Array([1]));
+        } catch {
+          /* no leader yet */
+        }
       } else if (op < 5) {
         rn.tick();
       } else if (op < 6) {
@@ -33,7 +48,10 @@ test('a single member hands out a contiguous log however proposals interleave wi
             storage.append(ents);
           }
           if (pending.hardState) {
-            assert.ok(pending.hardState.commit <= savedTo, `seed ${seed}: commit ${pending.hardState.commit} beyond the persisted log ${savedTo}`);
+            assert.ok(
+              pending.hardState.commit <= savedTo,
+              `seed ${seed}: commit ${pending.hardState.commit} beyond the persisted log ${savedTo}`,
+            );
             storage.setHardState(pending.hardState);
           }
           pendingSavedTo = savedTo;

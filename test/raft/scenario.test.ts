@@ -38,9 +38,21 @@ test('there are scenario files', () => {
 });
 
 test('every scenario file states its property', () => {
-  const all = readdirSync(dir).filter((f) => f.endsWith('.txt')).sort();
-  assert.equal(all.filter((f) => PROPERTIES[f] === undefined), [], 'scenarios without an entry in scenario/properties.ts');
-  assert.equal(Object.keys(PROPERTIES).filter((f) => !all.includes(f)).sort(), [], 'properties of scenarios that do not exist');
+  const all = readdirSync(dir)
+    .filter((f) => f.endsWith('.txt'))
+    .sort();
+  assert.equal(
+    all.filter((f) => PROPERTIES[f] === undefined),
+    [],
+    'scenarios without an entry in scenario/properties.ts',
+  );
+  assert.equal(
+    Object.keys(PROPERTIES)
+      .filter((f) => !all.includes(f))
+      .sort(),
+    [],
+    'properties of scenarios that do not exist',
+  );
 });
 
 for (const f of files) {

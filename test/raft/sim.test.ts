@@ -108,7 +108,7 @@ const broken: { name: string; opts: Partial<SimOptions>; seeds: number; members:
   },
   {
     // etcd 3.4's behaviour; needs a crash while the leader's own write is in flight, so crash more there.
-    name: "the leader counts its own log before it is durable",
+    name: 'the leader counts its own log before it is durable',
     opts: { faults: { leaderAckBeforeDurable: true }, pendingCrashProb: 0.2 },
     seeds: 300,
     members: [3],

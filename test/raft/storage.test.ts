@@ -15,26 +15,44 @@ function base(): MemoryStorage {
 
 test('term: compacted below the snapshot, unavailable past the end', () => {
   const s = base();
-  assert.throws(() => s.term(2), (e: unknown) => e instanceof CompactedError);
+  assert.throws(
+    () => s.term(2),
+    (e: unknown) => e instanceof CompactedError,
+  );
   assert.is(s.term(3), 3);
   assert.is(s.term(4), 4);
   assert.is(s.term(5), 5);
-  assert.throws(() => s.term(6), (e: unknown) => e instanceof UnavailableError);
+  assert.throws(
+    () => s.term(6),
+    (e: unknown) => e instanceof UnavailableError,
+  );
 });
 
 test('entries: bounds, and the size limit keeps at least one entry', () => {
   const s = new MemoryStorage();
   s.applySnapshot(snapshot(3, 3));
   s.append([ent(4, 4, 'aaaa'), ent(5, 5, 'bbbb'), ent(6, 6, 'cccc')]);
-  assert.throws(() => s.entries(2, 6, 1e9), (e: unknown) => e instanceof CompactedError);
-  assert.throws(() => s.entries(3, 4, 1e9), (e: unknown) => e instanceof CompactedError);
+  assert.throws(
+    () => s.entries(2, 6, 1e9),
+    (e: unknown) => e instanceof CompactedError,
+  );
+  assert.throws(
+    () => s.entries(3, 4, 1e9),
+    (e: unknown) => e instanceof CompactedError,
+  );
   assert.is(it(s.entries(4, 5, 1e9)), '4/4');
   assert.is(it(s.entries(4, 7, 1e9)), '4/4 5/5 6/6');
   assert.is(it(s.entries(4, 7, 0)), '4/4', 'limit 0: one entry');
   assert.is(it(s.entries(4, 7, 40)), '4/4 5/5', 'two entries of 20 bytes fit in 40');
   assert.is(it(s.entries(4, 7, 39)), '4/4');
-  assert.throws(() => s.entries(4, 8, 1e9), (e: unknown) => e instanceof RaftInvariantError);
-  assert.throws(() => new MemoryStorage().entries(1, 1, 1e9), (e: unknown) => e instanceof UnavailableError);
+  assert.throws(
+    () => s.entries(4, 8, 1e9),
+    (e: unknown) => e instanceof RaftInvariantError,
+  );
+  assert.throws(
+    () => new MemoryStorage().entries(1, 1, 1e9),
+    (e: unknown) => e instanceof UnavailableError,
+  );
 });
 
 test('first and last index follow snapshot, append and compact', () => {
@@ -46,16 +64,49 @@ test('first and last index follow snapshot, append and compact', () => {
   s.compact(4);
   assert.is(s.firstIndex(), 5);
   assert.is(s.term(4), 4, 'the compacted-to entry becomes the dummy');
-  assert.throws(() => s.compact(4), (e: unknown) => e instanceof CompactedError);
-  assert.throws(() => s.compact(7), (e: unknown) => e instanceof RaftInvariantError);
+  assert.throws(
+    () => s.compact(4),
+    (e: unknown) => e instanceof CompactedError,
+  );
+  assert.throws(
+    () => s.compact(7),
+    (e: unknown) => e instanceof RaftInvariantError,
+  );
 });
 
 test('append truncates a conflicting tail, skips compacted entries, refuses gaps', () => {
   const cases: { add: [number, number][]; want: string }[] = [
-    { add: [[4, 4], [5, 5]], want: '4/4 5/5' },
-    { add: [[4, 4], [5, 6], [6, 6]], want: '4/4 5/6 6/6' },
-    { add: [[4, 4], [5, 5], [6, 5]], want: '4/4 5/5 6/5' },
-    { add: [[2, 3], [3, 3], [4, 5]], want: '4/5' },
+    {
+      add: [
+        [4, 4],
+        [5, 5],
+      ],
+      want: '4/4 5/5',
+    },
+    {
+      add: [
+        [4, 4],
+        [5, 6],
+        [6, 6],
+      ],
+      want: '4/4 5/6 6/6',
+    },
+    {
+      add: [
+        [4, 4],
+        [5, 5],
+        [6, 5],
+      ],
+      want: '4/4 5/5 6/5',
+    },
+    {
+      add: [
+        [2, 3],
+        [3, 3],
+        [4, 5],
+      ],
+      want: '4/5',
+    },
     { add: [[4, 5]], want: '4/5' },
     { add: [[6, 5]], want: '4/4 5/5 6/5' },
   ];
@@ -64,7 +115,10 @@ test('append truncates a conflicting tail, skips compacted entries, refuses gaps
     s.append(c.add.map(([i, t]) => ent(i, t)));
     assert.is(it(s.entries(s.firstIndex(), s.lastIndex() + 1, 1e9)), c.want, JSON.stringify(c.add));
   }
-  assert.throws(() => base().append([ent(7, 5)]), (e: unknown) => e instanceof RaftInvariantError);
+  assert.throws(
+    () => base().append([ent(7, 5)]),
+    (e: unknown) => e instanceof RaftInvariantError,
+  );
 });
 
 test('createSnapshot and applySnapshot refuse older snapshots', () => {
@@ -74,8 +128,14 @@ test('createSnapshot and applySnapshot refuse older snapshots', () => {
   assert.is(snap.metadata.index, 4);
   assert.is(snap.metadata.term, 4);
   assert.equal(snap.metadata.conf_state.voters, [1n, 2n, 3n]);
-  assert.throws(() => s.createSnapshot(4, cs, new Uint8Array()), (e: unknown) => e instanceof SnapOutOfDateError);
-  assert.throws(() => s.applySnapshot(snapshot(4, 4)), (e: unknown) => e instanceof SnapOutOfDateError);
+  assert.throws(
+    () => s.createSnapshot(4, cs, new Uint8Array()),
+    (e: unknown) => e instanceof SnapOutOfDateError,
+  );
+  assert.throws(
+    () => s.applySnapshot(snapshot(4, 4)),
+    (e: unknown) => e instanceof SnapOutOfDateError,
+  );
   s.applySnapshot(snapshot(10, 7, cs));
   assert.is(s.firstIndex(), 11);
   assert.is(s.lastIndex(), 10);

@@ -16,15 +16,24 @@ function memoryMeta(): MetaStore & { map: Map<string, Uint8Array> } {
   return {
     map,
     metaGet: (b, key) => map.get(k(b, key)),
-    metaPut: (b, key, v) => { map.set(k(b, key), v); },
-    metaDelete: (b, key) => { map.delete(k(b, key)); },
-    *metaScan(b) { for (const [kk, v] of map) if (kk.startsWith(b + '/')) yield [Buffer.from(kk.slice(b.length + 1), 'hex'), v]; },
+    metaPut: (b, key, v) => {
+      map.set(k(b, key), v);
+    },
+    metaDelete: (b, key) => {
+      map.delete(k(b, key));
+    },
+    *metaScan(b) {
+      for (const [kk, v] of map) if (kk.startsWith(b + '/')) yield [Buffer.from(kk.slice(b.length + 1), 'hex'), v];
+    },
   };
 }
 
-test('costs are etcd\'s: 256 bytes of overhead per put, the larger txn branch, nested txns not counted', () => {
+test("costs are etcd's: 256 bytes of overhead per put, the larger txn branch, nested txns not counted", () => {
   assert.is(costPut({ key: Buffer.from('ab'), value: Buffer.alloc(10) }), 268);
-  assert.is(costTxn({ success: [{ request_put: { key: Buffer.from('a') } }, { request_range: { key: Buffer.from('a') } }], failure: [] }), 257);
+  assert.is(
+    costTxn({ success: [{ request_put: { key: Buffer.from('a') } }, { request_range: { key: Buffer.from('a') } }], failure: [] }),
+    257,
+  );
   assert.is(costTxn({ success: [], failure: [{ request_put: { key: Buffer.from('a'), value: Buffer.alloc(100) } }] }), 357);
   assert.is(costTxn({ success: [{ request_txn: { success: [{ request_put: { key: Buffer.from('a') } }] } }] }), 0);
   const q = new BackendQuota(1000, 700);
@@ -82,7 +91,9 @@ test('a member over its quota refuses puts, raises NOSPACE, stays readable; disa
     assert.is((await httpGet(`${m.clientUrl}/health`, 2000)).text, '{"health":"false"}');
     assert.is((await etcdctl(m.endpoint, ['get', 'big0', '--keys-only'])).stdout.trim(), 'big0');
     assert.is((await etcdctl(m.endpoint, ['del', 'big0'])).stdout.trim(), '1');
-    const status = JSON.parse((await etcdctl(m.endpoint, ['endpoint', 'status', '-w', 'json'])).stdout) as Array<{ Status: { errors?: string[] } }>;
+    const status = JSON.parse((await etcdctl(m.endpoint, ['endpoint', 'status', '-w', 'json'])).stdout) as Array<{
+      Status: { errors?: string[] };
+    }>;
     assert.match(status[0].Status.errors?.[0] ?? '', /alarm:NOSPACE $/);
     await etcdctl(m.endpoint, ['alarm', 'disarm']);
     assert.is((await etcdctl(m.endpoint, ['alarm', 'list'])).stdout, '');

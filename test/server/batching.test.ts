@@ -14,9 +14,16 @@ test('--proposal-batch-max 1 and a tiny apply batch: 200 concurrent puts all lan
   try {
     const results = await Promise.all(Array.from({ length: 200 }, (_, i) => kv.put(enc(`k${i}`), enc(`v${i}`), 10_000)));
     const revs = results.map((r) => Number(r.revision)).sort((a, b) => a - b);
-    assert.equal(revs, Array.from({ length: 200 }, (_, i) => i + 2), 'revisions 2..201, no gaps, no duplicates');
+    assert.equal(
+      revs,
+      Array.from({ length: 200 }, (_, i) => i + 2),
+      'revisions 2..201, no gaps, no duplicates',
+    );
     // Proposals keep their order of arrival across the split batches.
-    assert.equal(results.map((r) => Number(r.revision)), revs);
+    assert.equal(
+      results.map((r) => Number(r.revision)),
+      revs,
+    );
     const all = await kv.range(enc('k'), enc('l'), 5000);
     assert.is(all.kvs.length, 200);
   } finally {

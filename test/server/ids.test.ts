@@ -29,16 +29,26 @@ test('clusterId depends on the set of members, not their order', () => {
 });
 
 test('bootstrapIds sorts members by ID and refuses identical IDs', () => {
-  const r = bootstrapIds([
-    { name: 'b', peerUrls: ['http://127.0.0.1:2380'] },
-    { name: 'a', peerUrls: ['http://127.0.0.1:2381'] },
-  ], 'etcd-cluster');
+  const r = bootstrapIds(
+    [
+      { name: 'b', peerUrls: ['http://127.0.0.1:2380'] },
+      { name: 'a', peerUrls: ['http://127.0.0.1:2381'] },
+    ],
+    'etcd-cluster',
+  );
   assert.ok(r.members[0]!.id < r.members[1]!.id);
   assert.is(r.clusterId, clusterId(r.members.map((m) => m.id)));
-  assert.throws(() => bootstrapIds([
-    { name: 'a', peerUrls: ['http://127.0.0.1:2380'] },
-    { name: 'b', peerUrls: ['http://127.0.0.1:2380'] },
-  ], 't'), /identical ID/);
+  assert.throws(
+    () =>
+      bootstrapIds(
+        [
+          { name: 'a', peerUrls: ['http://127.0.0.1:2380'] },
+          { name: 'b', peerUrls: ['http://127.0.0.1:2380'] },
+        ],
+        't',
+      ),
+    /identical ID/,
+  );
 });
 
 test('formatId and parseId round-trip etcd hex', () => {
@@ -78,7 +88,10 @@ t('three-member etcd with a custom token: every ID and the cluster ID match', as
   const token = `tok-${Math.random().toString(36).slice(2)}`;
   const ms = await startCluster('etcd', ['n1', 'n2', 'n3'], { initialClusterToken: token });
   try {
-    const want = bootstrapIds(ms.map((m) => ({ name: m.name, peerUrls: [m.peerUrl] })), token);
+    const want = bootstrapIds(
+      ms.map((m) => ({ name: m.name, peerUrls: [m.peerUrl] })),
+      token,
+    );
     for (const m of ms) {
       const got = await memberList(m);
       assert.is(got.clusterId, want.clusterId, `cluster_id seen by ${m.name}`);

@@ -10,11 +10,27 @@ test('a second member on a data dir in use refuses to start', async () => {
   const m = await startTetcd();
   try {
     const [client, peer] = [await freePort(), await freePort()];
-    const r = spawnSync(process.execPath, [tetcdEntry(),
-      '--name', 'other', '--data-dir', m.dataDir,
-      '--listen-client-urls', `http://127.0.0.1:${client}`, '--advertise-client-urls', `http://127.0.0.1:${client}`,
-      '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-      '--initial-cluster', `other=http://127.0.0.1:${peer}`], { encoding: 'utf8', timeout: 20_000 });
+    const r = spawnSync(
+      process.execPath,
+      [
+        tetcdEntry(),
+        '--name',
+        'other',
+        '--data-dir',
+        m.dataDir,
+        '--listen-client-urls',
+        `http://127.0.0.1:${client}`,
+        '--advertise-client-urls',
+        `http://127.0.0.1:${client}`,
+        '--listen-peer-urls',
+        `http://127.0.0.1:${peer}`,
+        '--initial-advertise-peer-urls',
+        `http://127.0.0.1:${peer}`,
+        '--initial-cluster',
+        `other=http://127.0.0.1:${peer}`,
+      ],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
     assert.is(r.status, 1);
     assert.match(r.stderr, `data dir ${m.dataDir} is in use by another member`);
     assert.match(r.stderr, 'is locked by another process');

@@ -8,7 +8,13 @@ const requests = [
   { put: { key: Buffer.from('k'), value: Buffer.alloc(300, 1), lease: 0x7fff_ffff_ffff_ffffn, prev_kv: true } },
   { put: {} },
   { delete_range: { key: Buffer.from('a'), range_end: Buffer.from('b'), prev_kv: true } },
-  { txn: { compare: [{ key: Buffer.from('x'), result: 1, target: 3, mod_revision: 5 }], success: [{ request_put: { key: Buffer.from('x'), value: Buffer.from('y') } }], failure: [] } },
+  {
+    txn: {
+      compare: [{ key: Buffer.from('x'), result: 1, target: 3, mod_revision: 5 }],
+      success: [{ request_put: { key: Buffer.from('x'), value: Buffer.from('y') } }],
+      failure: [],
+    },
+  },
   { compaction: { revision: 7, physical: true } },
   { member_attr_set: { member_ID: 5n, attributes: { name: 'n', client_urls: ['http://a:1'] } } },
 ];

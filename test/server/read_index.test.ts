@@ -15,19 +15,35 @@ function harness(opts: { retryMs?: number; timeoutMs?: number; waitersMax?: numb
   let applied = 0;
   const requests: Uint8Array[] = [];
   const reads = new ReadIndexBatcher({
-    requestReadIndex: (ctx) => { requests.push(ctx); },
+    requestReadIndex: (ctx) => {
+      requests.push(ctx);
+    },
     appliedIndex: () => applied,
     retryMs: opts.retryMs ?? 500,
     timeoutMs: opts.timeoutMs ?? 5000,
     waitersMax: opts.waitersMax ?? 1000,
   });
-  return { reads, requests, setApplied: (n) => { applied = n; } };
+  return {
+    reads,
+    requests,
+    setApplied: (n) => {
+      applied = n;
+    },
+  };
 }
 
 /** Tracks a promise's outcome without awaiting it. */
 function watch(p: Promise<void>): { state: 'pending' | 'resolved' | 'rejected'; err?: unknown } {
   const s: { state: 'pending' | 'resolved' | 'rejected'; err?: unknown } = { state: 'pending' };
-  p.then(() => { s.state = 'resolved'; }, (err: unknown) => { s.state = 'rejected'; s.err = err; });
+  p.then(
+    () => {
+      s.state = 'resolved';
+    },
+    (err: unknown) => {
+      s.state = 'rejected';
+      s.err = err;
+    },
+  );
   return s;
 }
 
@@ -43,12 +59,19 @@ test('a read starts a round at once; all reads arriving while it is in flight sh
   h.reads.onReadState(h.requests[0]!, 10);
   await settle();
   assert.is(first.state, 'resolved');
-  assert.equal(late.map((s) => s.state), ['pending', 'pending', 'pending'], 'a late read must not ride a round that started before it');
+  assert.equal(
+    late.map((s) => s.state),
+    ['pending', 'pending', 'pending'],
+    'a late read must not ride a round that started before it',
+  );
   assert.is(h.requests.length, 2, 'one round for all three starts when the previous one ends');
   assert.not.equal(Buffer.from(h.requests[1]!), Buffer.from(h.requests[0]!), 'each round has its own context');
   h.reads.onReadState(h.requests[1]!, 10);
   await settle();
-  assert.equal(late.map((s) => s.state), ['resolved', 'resolved', 'resolved']);
+  assert.equal(
+    late.map((s) => s.state),
+    ['resolved', 'resolved', 'resolved'],
+  );
 });
 
 test('a read is released only once the applied index reaches its round index', async () => {
@@ -78,7 +101,7 @@ test('an answer for a context that is not the current round is ignored', async (
   assert.is(r.state, 'resolved');
 });
 
-test('an unanswered round is asked again after retryMs and fails with etcd\'s timeout after timeoutMs', async () => {
+test("an unanswered round is asked again after retryMs and fails with etcd's timeout after timeoutMs", async () => {
   const h = harness({ retryMs: 500, timeoutMs: 2000 });
   const t0 = Date.now();
   const r = watch(h.reads.wait());

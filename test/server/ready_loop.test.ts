@@ -34,7 +34,9 @@ class MemLog implements MemberLog {
       this.entries = this.entries.filter((e) => e.index < first).concat(entries);
     }
   }
-  async saveSnapshot(s: { index: number; term: number }): Promise<void> { this.snapshots.push(s); }
+  async saveSnapshot(s: { index: number; term: number }): Promise<void> {
+    this.snapshots.push(s);
+  }
   async releaseTo(): Promise<void> {}
   async close(): Promise<void> {}
 }
@@ -45,10 +47,22 @@ class ManualScheduler implements Scheduler {
   private timers = new Map<number, { at: number; fn: () => void; every: number }>();
   private seq = 0;
   nowMs = 1_000_000;
-  immediate(fn: () => void): void { this.queue.push(fn); }
-  timeout(fn: () => void, ms: number): unknown { const id = ++this.seq; this.timers.set(id, { at: this.nowMs + ms, fn, every: 0 }); return id; }
-  interval(fn: () => void, ms: number): unknown { const id = ++this.seq; this.timers.set(id, { at: this.nowMs + ms, fn, every: ms }); return id; }
-  cancel(h: unknown): void { this.timers.delete(h as number); }
+  immediate(fn: () => void): void {
+    this.queue.push(fn);
+  }
+  timeout(fn: () => void, ms: number): unknown {
+    const id = ++this.seq;
+    this.timers.set(id, { at: this.nowMs + ms, fn, every: 0 });
+    return id;
+  }
+  interval(fn: () => void, ms: number): unknown {
+    const id = ++this.seq;
+    this.timers.set(id, { at: this.nowMs + ms, fn, every: ms });
+    return id;
+  }
+  cancel(h: unknown): void {
+    this.timers.delete(h as number);
+  }
   now = (): number => this.nowMs;
   /** Runs what is queued; true if anything ran. */
   runQueued(): boolean {
@@ -62,13 +76,18 @@ class ManualScheduler implements Scheduler {
     this.nowMs += ms;
     for (const [id, t] of [...this.timers]) {
       if (t.at > this.nowMs) continue;
-      if (t.every > 0) t.at += t.every; else this.timers.delete(id);
+      if (t.every > 0) t.at += t.every;
+      else this.timers.delete(id);
       t.fn();
     }
   }
 }
 
-interface Packet { from: bigint; to: bigint; payload: Uint8Array }
+interface Packet {
+  from: bigint;
+  to: bigint;
+  payload: Uint8Array;
+}
 
 /** The network: FIFO delivery, with members that can be cut off (their traffic is dropped both ways). */
 class SimNet {
@@ -80,7 +99,10 @@ class SimNet {
 
   endpoint(self: bigint): MemberPeers {
     return {
-      send: (to, payload) => { this.queue.push({ from: self, to, payload: Uint8Array.from(payload) }); return true; },
+      send: (to, payload) => {
+        this.queue.push({ from: self, to, payload: Uint8Array.from(payload) });
+        return true;
+      },
       sendSnapshot: async (to, message, statePath) => {
         if (this.cut.has(self) || this.cut.has(to)) throw new Error('peer unreachable');
         const dst = this.members.get(to);
@@ -114,8 +136,13 @@ class Recorder implements ApplySubscriber {
   readonly name = 'recorder';
   readonly wantsPrevKv = true;
   events: ApplyEvent[] = [];
-  deliver(ev: ApplyEvent): boolean { this.events.push(ev); return true; }
-  fellBehind(): void { throw new Error('the recorder never refuses an event'); }
+  deliver(ev: ApplyEvent): boolean {
+    this.events.push(ev);
+    return true;
+  }
+  fellBehind(): void {
+    throw new Error('the recorder never refuses an event');
+  }
 }
 
 interface Cluster {
@@ -130,16 +157,29 @@ interface Cluster {
 
 function config(name: string, dir: string): ServerConfig {
   return {
-    name, dataDir: path.join(dir, name),
+    name,
+    dataDir: path.join(dir, name),
     initialCluster: ['n1', 'n2', 'n3'].map((n, i) => ({ name: n, peerURLs: [`http://127.0.0.1:${30001 + i}`] })),
-    initialClusterToken: 'ready-loop-test', initialClusterState: 'new',
-    listenPeerUrls: [], advertiseClientUrls: [`http://${name}`],
-    heartbeatMs: 100, electionMs: 1000,
-    snapshotCount: 20, snapshotCatchupEntries: 5,
-    backendBatchIntervalMs: 100, backendBatchLimit: 10_000,
-    maxRequestBytes: 1.5 * 1024 * 1024, maxTxnOps: 128, maxRangeResponseBytes: 0, quotaBackendBytes: 0,
-    preVote: true, autoCompactionMode: 'periodic', autoCompactionRetentionMs: 0, autoCompactionRetentionRevisions: 0,
-    unsafeNoFsync: true, logger: process.env.DEBUG_READY ? newLogger('debug') : silentLogger,
+    initialClusterToken: 'ready-loop-test',
+    initialClusterState: 'new',
+    listenPeerUrls: [],
+    advertiseClientUrls: [`http://${name}`],
+    heartbeatMs: 100,
+    electionMs: 1000,
+    snapshotCount: 20,
+    snapshotCatchupEntries: 5,
+    backendBatchIntervalMs: 100,
+    backendBatchLimit: 10_000,
+    maxRequestBytes: 1.5 * 1024 * 1024,
+    maxTxnOps: 128,
+    maxRangeResponseBytes: 0,
+    quotaBackendBytes: 0,
+    preVote: true,
+    autoCompactionMode: 'periodic',
+    autoCompactionRetentionMs: 0,
+    autoCompactionRetentionRevisions: 0,
+    unsafeNoFsync: true,
+    logger: process.env.DEBUG_READY ? newLogger('debug') : silentLogger,
   };
 }
 
@@ -225,7 +265,10 @@ function assertEventsFollowLog(rec: Recorder, log: MemLog, label: string): numbe
   for (const ev of rec.events) {
     assert.ok(ev.index > lastIndex || ev.kind === 'restore', `${label}: event of index ${ev.index} after ${lastIndex}`);
     lastIndex = ev.index;
-    if (ev.kind === 'restore') { lastRev = ev.revision; continue; }
+    if (ev.kind === 'restore') {
+      lastRev = ev.revision;
+      continue;
+    }
     if (ev.kind !== 'kv') continue;
     kvEvents++;
     assert.is(ev.revision, lastRev + 1, `${label}: revision ${ev.revision} after ${lastRev}`);
@@ -257,10 +300,18 @@ test('apply events follow the log on every member; one txn is one event group', 
     for (let i = 0; i < 40; i++) {
       const k = `k${Math.floor(r() * 10)}`;
       if (i % 7 === 3) {
-        done.push(leader.propose({ txn: { compare: [], success: [
-          { request_put: { key: enc(`${k}-a`), value: enc(`t${i}`) } },
-          { request_put: { key: enc(`${k}-b`), value: enc(`t${i}`) } },
-        ], failure: [] } }));
+        done.push(
+          leader.propose({
+            txn: {
+              compare: [],
+              success: [
+                { request_put: { key: enc(`${k}-a`), value: enc(`t${i}`) } },
+                { request_put: { key: enc(`${k}-b`), value: enc(`t${i}`) } },
+              ],
+              failure: [],
+            },
+          }),
+        );
       } else if (i % 5 === 4) {
         done.push(leader.propose({ delete_range: { key: enc(k) } }));
       } else {
@@ -299,7 +350,12 @@ test('a follower cut off past the leader log catches up by a snapshot installed 
     const leader = await electLeader(c);
     const lagging = c.servers.find((s) => s !== leader)!;
     const li = c.servers.indexOf(lagging);
-    await Promise.all([leader.propose({ put: { key: enc('before'), value: enc('1') } })].map(async (p) => { await settle(c); return p; }));
+    await Promise.all(
+      [leader.propose({ put: { key: enc('before'), value: enc('1') } })].map(async (p) => {
+        await settle(c);
+        return p;
+      }),
+    );
     c.net.cut.add(lagging.memberId);
     // Past --snapshot-count (20) twice: the leader snapshots and compacts its log to index − 5.
     for (let i = 0; i < 60; i++) {
@@ -339,7 +395,10 @@ test('a subscriber that cannot keep up falls behind explicitly and resumes; appl
     const slow = new BoundedApplyQueue('slow', 3);
     let told = 0;
     const fell = slow.fellBehind.bind(slow);
-    slow.fellBehind = (i: number) => { told++; fell(i); };
+    slow.fellBehind = (i: number) => {
+      told++;
+      fell(i);
+    };
     slow.subscription = leader.subscribe(slow);
     for (let i = 0; i < 10; i++) {
       const p = leader.propose({ put: { key: enc(`s${i}`), value: enc('v') } });

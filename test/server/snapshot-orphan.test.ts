@@ -49,7 +49,10 @@ test('a snapshot file without its WAL marker (stopped between the two): the memb
     // It goes on writing and snapshotting after the fallback.
     for (let i = 0; i < SNAPSHOT_COUNT * 2; i++) await kv.put(Buffer.from(`after/${i}`), Buffer.from('x'), TIMEOUT_MS);
     const names = readdirSync(snapDir).filter((n) => n.endsWith('.snap'));
-    assert.not.ok(names.some((n) => n.endsWith(`${orphan.index.toString(16).padStart(16, '0')}.snap`)), `the orphaned file was removed (${names.join(', ')})`);
+    assert.not.ok(
+      names.some((n) => n.endsWith(`${orphan.index.toString(16).padStart(16, '0')}.snap`)),
+      `the orphaned file was removed (${names.join(', ')})`,
+    );
     assert.ok(existsSync(join(snapDir, 'db')), 'the backend is in place');
   } finally {
     kv?.close();

@@ -11,7 +11,11 @@ import { V8_WORKERS_LOW_NICE } from '../../src/v8_workers.js';
 
 const SCHED_IDLE = 5;
 
-interface ThreadSched { tid: number; policy: number; nice: number }
+interface ThreadSched {
+  tid: number;
+  policy: number;
+  nice: number;
+}
 
 /** Policy ('policy' line of /proc/<pid>/task/<tid>/sched) and nice value (field 19 of .../stat) per thread. */
 function threads(pid: number): ThreadSched[] {
@@ -33,11 +37,19 @@ const idleCount = (pid: number): number => threads(pid).filter((t) => t.policy =
 const niceCount = (pid: number, nice: number): number => threads(pid).filter((t) => t.nice === nice).length;
 
 function childPids(pid: number): number[] {
-  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter((s) => s !== '').map(Number);
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+    .trim()
+    .split(/\s+/)
+    .filter((s) => s !== '')
+    .map(Number);
 }
 
 /** Runs the addon in a fresh node with `pool` V8 worker threads; returns its calls' results and its threads. */
-function lowerInChild(pool: number, calls: string, startNice = 0): { results: Array<{ switched: number; errno: number }>; threads: ThreadSched[]; main: number } {
+function lowerInChild(
+  pool: number,
+  calls: string,
+  startNice = 0,
+): { results: Array<{ switched: number; errno: number }>; threads: ThreadSched[]; main: number } {
   const script = `
     const fs = require('fs');
     const a = require(${JSON.stringify(nativeAddonPath())});
@@ -49,9 +61,10 @@ function lowerInChild(pool: number, calls: string, startNice = 0): { results: Ar
     });
     console.log(JSON.stringify({ results, threads, main: process.pid }));`;
   const argv = [process.execPath, `--v8-pool-size=${pool}`, '-e', script];
-  const r = startNice === 0
-    ? spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 20_000 })
-    : spawnSync('nice', ['-n', String(startNice), ...argv], { encoding: 'utf8', timeout: 20_000 });
+  const r =
+    startNice === 0
+      ? spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 20_000 })
+      : spawnSync('nice', ['-n', String(startNice), ...argv], { encoding: 'utf8', timeout: 20_000 });
   assert.is(r.status, 0, r.stderr);
   return JSON.parse(r.stdout) as ReturnType<typeof lowerInChild>;
 }
@@ -77,7 +90,10 @@ test('v8WorkersLower never raises a thread: under nice 15, asking for nice 7 lea
   const r = lowerInChild(2, "a.v8WorkersLower('nice', 7, 2000)", 15);
   assert.is(r.results[0]!.errno, 0);
   assert.is(r.results[0]!.switched, 2, JSON.stringify(r));
-  assert.ok(r.threads.every((t) => t.nice === 15), JSON.stringify(r.threads));
+  assert.ok(
+    r.threads.every((t) => t.nice === 15),
+    JSON.stringify(r.threads),
+  );
 });
 
 test('v8WorkersLower refuses bad arguments', () => {
@@ -87,25 +103,43 @@ test('v8WorkersLower refuses bad arguments', () => {
     }`;
   const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 });
   assert.is(r.status, 0, r.stderr);
-  assert.equal(r.stdout.trim().split('\n'), ['RangeError', 'RangeError', 'RangeError', 'RangeError', 'RangeError', 'RangeError', 'TypeError', 'TypeError']);
+  assert.equal(r.stdout.trim().split('\n'), [
+    'RangeError',
+    'RangeError',
+    'RangeError',
+    'RangeError',
+    'RangeError',
+    'RangeError',
+    'TypeError',
+    'TypeError',
+  ]);
 });
 
 test('a member lowers its V8 worker threads: nice 10 by default, SCHED_IDLE with idle, none with normal', async () => {
   const cases: Array<[string[], (pid: number) => void]> = [
-    [[], (pid) => {
-      // Node's default pool is 4 threads; the main thread, the WAL writer and LMDB's threads stay as they were.
-      assert.is(niceCount(pid, V8_WORKERS_LOW_NICE), 4, JSON.stringify(threads(pid)));
-      assert.is(idleCount(pid), 0);
-      assert.is(threads(pid).find((t) => t.tid === pid)!.nice, 0);
-    }],
-    [['--v8-workers-sched', 'idle'], (pid) => {
-      assert.is(idleCount(pid), 4, JSON.stringify(threads(pid)));
-      assert.is(threads(pid).find((t) => t.tid === pid)!.policy, 0);
-    }],
-    [['--v8-workers-sched', 'normal'], (pid) => {
-      assert.is(idleCount(pid), 0);
-      assert.is(niceCount(pid, 0), threads(pid).length);
-    }],
+    [
+      [],
+      (pid) => {
+        // Node's default pool is 4 threads; the main thread, the WAL writer and LMDB's threads stay as they were.
+        assert.is(niceCount(pid, V8_WORKERS_LOW_NICE), 4, JSON.stringify(threads(pid)));
+        assert.is(idleCount(pid), 0);
+        assert.is(threads(pid).find((t) => t.tid === pid)!.nice, 0);
+      },
+    ],
+    [
+      ['--v8-workers-sched', 'idle'],
+      (pid) => {
+        assert.is(idleCount(pid), 4, JSON.stringify(threads(pid)));
+        assert.is(threads(pid).find((t) => t.tid === pid)!.policy, 0);
+      },
+    ],
+    [
+      ['--v8-workers-sched', 'normal'],
+      (pid) => {
+        assert.is(idleCount(pid), 0);
+        assert.is(niceCount(pid, 0), threads(pid).length);
+      },
+    ],
   ];
   for (const [args, check] of cases) {
     const m = await startTetcd({ extraArgs: args });

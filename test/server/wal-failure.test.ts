@@ -72,7 +72,11 @@ onTmpfs('a WAL that hits ENOSPC: puts refused with an etcdserver error, none ack
     for (const r of refusals) {
       assert.instance(r.err, GrpcStatusError, `${r.key}: ${String(r.err)} (a hang or a dropped stream, not a refusal)`);
       assert.is((r.err as GrpcStatusError).code, GRPC_UNKNOWN, `${r.key}: ${String(r.err)}`);
-      assert.match((r.err as GrpcStatusError).message, /^etcdserver: wal: .*ENOSPC|No space left/i, `${r.key}: ${(r.err as Error).message}`);
+      assert.match(
+        (r.err as GrpcStatusError).message,
+        /^etcdserver: wal: .*ENOSPC|No space left/i,
+        `${r.key}: ${(r.err as Error).message}`,
+      );
       assert.ok(r.ms < 3_000, `${r.key} took ${r.ms} ms to be refused`);
     }
     assert.match(m.logs(), /member stops serving writes after a fatal error/);

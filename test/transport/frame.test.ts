@@ -24,13 +24,19 @@ test('a frame over the limit is refused before it is buffered', () => {
   head.writeUInt32BE(1000, 0);
   head[4] = FrameType.Raft;
   r.push(head);
-  assert.throws(() => r.next(), (e: unknown) => e instanceof FrameError && /exceeds the limit/.test((e as Error).message));
+  assert.throws(
+    () => r.next(),
+    (e: unknown) => e instanceof FrameError && /exceeds the limit/.test((e as Error).message),
+  );
 });
 
 test('a zero-length frame header is an error', () => {
   const r = new FrameReader(10);
   r.push(Buffer.from([0, 0, 0, 0, 2]));
-  assert.throws(() => r.next(), (e: unknown) => e instanceof FrameError);
+  assert.throws(
+    () => r.next(),
+    (e: unknown) => e instanceof FrameError,
+  );
 });
 
 test.run();

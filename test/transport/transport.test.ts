@@ -5,17 +5,27 @@ import { Transport } from '../../src/transport/transport.js';
 import { PEER_MAGIC } from '../../src/transport/frame.js';
 import { freePort } from '../../tools/lib/ports.js';
 
-interface Node { t: Transport; got: Array<[bigint, string]>; unreachable: bigint[]; url: string }
+interface Node {
+  t: Transport;
+  got: Array<[bigint, string]>;
+  unreachable: bigint[];
+  url: string;
+}
 
 async function node(id: bigint, clusterId = 0xc1n, port?: number): Promise<Node> {
   const p = port ?? (await freePort());
   const url = `http://127.0.0.1:${p}`;
   const n: Node = { got: [], unreachable: [], url, t: undefined as unknown as Transport };
   n.t = new Transport({
-    memberId: id, clusterId, listenUrls: [url],
+    memberId: id,
+    clusterId,
+    listenUrls: [url],
     onMessage: (from, payload) => n.got.push([from, payload.toString()]),
     onPeerUnreachable: (peer) => n.unreachable.push(peer),
-    backoffMinMs: 10, backoffMaxMs: 50, pingIntervalMs: 50, idleTimeoutMs: 1000,
+    backoffMinMs: 10,
+    backoffMaxMs: 50,
+    pingIntervalMs: 50,
+    idleTimeoutMs: 1000,
   });
   await n.t.listen();
   return n;
@@ -30,27 +40,34 @@ async function until(cond: () => boolean, timeoutMs = 3000): Promise<void> {
 }
 
 test('messages flow both ways in order', async () => {
-  const a = await node(1n), b = await node(2n);
+  const a = await node(1n),
+    b = await node(2n);
   a.t.addPeer(2n, [b.url]);
   b.t.addPeer(1n, [a.url]);
   await until(() => a.t.isActive(2n) && b.t.isActive(1n));
   for (let i = 0; i < 1000; i++) a.t.send(2n, Buffer.from(`m${i}`));
   b.t.send(1n, Buffer.from('back'));
   await until(() => b.got.length === 1000 && a.got.length === 1);
-  assert.equal(b.got.map((g) => g[1]), Array.from({ length: 1000 }, (_, i) => `m${i}`));
+  assert.equal(
+    b.got.map((g) => g[1]),
+    Array.from({ length: 1000 }, (_, i) => `m${i}`),
+  );
   assert.ok(b.got.every((g) => g[0] === 1n));
   assert.equal(a.got, [[2n, 'back']]);
-  await a.t.stop(); await b.t.stop();
+  await a.t.stop();
+  await b.t.stop();
 });
 
 test('a stream from another cluster is refused', async () => {
-  const a = await node(1n, 0xaan), b = await node(2n, 0xbbn);
+  const a = await node(1n, 0xaan),
+    b = await node(2n, 0xbbn);
   a.t.addPeer(2n, [b.url]);
   await until(() => a.t.isActive(2n));
   a.t.send(2n, Buffer.from('x'));
   await new Promise((r) => setTimeout(r, 100));
   assert.is(b.got.length, 0);
-  await a.t.stop(); await b.t.stop();
+  await a.t.stop();
+  await b.t.stop();
 });
 
 test('a restarted peer is redialed; drops are reported as unreachable', async () => {
@@ -68,7 +85,8 @@ test('a restarted peer is redialed; drops are reported as unreachable', async ()
   a.t.send(2n, Buffer.from('after'));
   await until(() => b.got.length === 1);
   assert.equal(b.got, [[1n, 'after']]);
-  await a.t.stop(); await b.t.stop();
+  await a.t.stop();
+  await b.t.stop();
 });
 
 test('the send queue is bounded', async () => {
@@ -80,7 +98,8 @@ test('the send queue is bounded', async () => {
   for (let i = 0; i < 100; i++) if (a.send(2n, Buffer.from('x'))) accepted++;
   assert.is(accepted, 10); // nothing is flushed within one synchronous turn
   assert.is(a.stats.droppedMessages, 90);
-  await a.stop(); await b.t.stop();
+  await a.stop();
+  await b.t.stop();
 });
 
 test('garbage and oversized frames close only that connection', async () => {
@@ -97,7 +116,8 @@ test('garbage and oversized frames close only that connection', async () => {
   await until(() => a.t.isActive(2n));
   a.t.send(2n, Buffer.from('still works'));
   await until(() => b.got.length === 1);
-  await a.t.stop(); await b.t.stop();
+  await a.t.stop();
+  await b.t.stop();
 });
 
 test.run();

@@ -13,7 +13,10 @@ const KILLS = 36;
 const child = fileURLToPath(new URL('./crash-child.js', import.meta.url));
 const crc = loadNative().crc32c;
 
-interface Round { acked: number; lines: number }
+interface Round {
+  acked: number;
+  lines: number;
+}
 
 function runChild(dir: string, seed: number, killAfterMs: number): Promise<Round> {
   return new Promise((resolve, reject) => {
@@ -22,7 +25,10 @@ function runChild(dir: string, seed: number, killAfterMs: number): Promise<Round
     let acked = 0;
     let lines = 0;
     let timer: NodeJS.Timeout | undefined;
-    const guard = setTimeout(() => { p.kill('SIGKILL'); reject(new Error('child never became ready')); }, 20_000);
+    const guard = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error('child never became ready'));
+    }, 20_000);
     p.stdout.setEncoding('utf8');
     p.stdout.on('data', (chunk: string) => {
       buf += chunk;
@@ -75,8 +81,10 @@ test(`SIGKILL ${KILLS} times mid-group-commit: every acknowledged entry survives
     }
     assert.ok(totalAcks > KILLS * 5, `too few acknowledgements to mean anything: ${totalAcks}`);
     const segs = (await import('node:fs')).readdirSync(dir).filter((n) => n.endsWith('.wal')).length;
-    console.log(`  ${KILLS} kills, ${totalAcks} acknowledged saves, log of ${ackedMax} entries in ${segs} segments; ` +
-      `${grew} rounds left durable-but-unacknowledged entries`);
+    console.log(
+      `  ${KILLS} kills, ${totalAcks} acknowledged saves, log of ${ackedMax} entries in ${segs} segments; ` +
+        `${grew} rounds left durable-but-unacknowledged entries`,
+    );
   } finally {
     cleanup(root);
   }

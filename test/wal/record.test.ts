@@ -62,7 +62,10 @@ test('segment names sort and parse; search picks the newest segment starting at 
   assert.is(parseSegmentName('0000000000000001-0000000000000020.wal.tmp'), undefined);
   assert.is(parseSegmentName('junk'), undefined);
   const segs = sortSegments([segmentName(2, 50), segmentName(0, 0), segmentName(1, 20), 'x.tmp']);
-  assert.equal(segs.map((s) => s.seq), [0, 1, 2]);
+  assert.equal(
+    segs.map((s) => s.seq),
+    [0, 1, 2],
+  );
   assert.is(searchStartSegment(segs, 0), 0);
   assert.is(searchStartSegment(segs, 19), 0);
   assert.is(searchStartSegment(segs, 20), 1);
@@ -75,7 +78,7 @@ test('segment names sort and parse; search picks the newest segment starting at 
 function fill(buf: Uint8Array, n: number): void {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let chain = 0;
-  for (let at = 0; at < n;) {
+  for (let at = 0; at < n; ) {
     const len = view.getUint32(at, true);
     const size = recordBytes(len);
     const carry = buf[at + 4] === RecordType.crcCarry;
@@ -99,7 +102,14 @@ test('scanSegment: reads back what was framed; zero tail is the end; damage is r
   fill(buf, at);
   const crc = (s: number, b: Uint8Array, x: number, y: number) => native.crc32c(s, b, x, y);
   const scan = scanSegment(buf, 'seg', undefined, false, crc);
-  assert.equal(scan.records.map((r) => [r.type, r.offset]), [[1, 0], [2, mdAt], [4, eAt]]);
+  assert.equal(
+    scan.records.map((r) => [r.type, r.offset]),
+    [
+      [1, 0],
+      [2, mdAt],
+      [4, eAt],
+    ],
+  );
   assert.is(scan.endOffset, at);
   assert.is(scan.torn, false);
   // The chain seen by a following segment is the last record's data CRC.
@@ -115,10 +125,16 @@ test('scanSegment: reads back what was framed; zero tail is the end; damage is r
     assert.is((e as WalCorruptError).file, 'seg');
   }
   // A chain that does not continue the previous segment's is damage, not a torn tail.
-  assert.throws(() => scanSegment(buf, 'seg', 12345, true, crc), (e: unknown) => e instanceof WalCorruptError && e.offset === 0);
+  assert.throws(
+    () => scanSegment(buf, 'seg', 12345, true, crc),
+    (e: unknown) => e instanceof WalCorruptError && e.offset === 0,
+  );
   const tail = buf.slice();
   tail[400] = 1;
-  assert.throws(() => scanSegment(tail, 'seg', undefined, true, crc), (e: unknown) => e instanceof WalCorruptError && e.offset === 400);
+  assert.throws(
+    () => scanSegment(tail, 'seg', undefined, true, crc),
+    (e: unknown) => e instanceof WalCorruptError && e.offset === 400,
+  );
 });
 
 test('allZero: finds a single set byte anywhere in a large range', () => {

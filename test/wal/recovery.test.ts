@@ -36,10 +36,17 @@ async function buildLog(dir: string): Promise<void> {
   await wal.close();
 }
 
-interface Parsed { file: string; buf: Buffer; records: ScannedRecord[]; end: number }
+interface Parsed {
+  file: string;
+  buf: Buffer;
+  records: ScannedRecord[];
+  end: number;
+}
 
 function parseAll(dir: string): Parsed[] {
-  const names = readdirSync(dir).filter((n) => n.endsWith('.wal')).sort();
+  const names = readdirSync(dir)
+    .filter((n) => n.endsWith('.wal'))
+    .sort();
   let chain: number | undefined;
   return names.map((name, i) => {
     const file = join(dir, name);
@@ -62,8 +69,12 @@ function expected(segs: Array<{ buf: Buffer; records: ScannedRecord[] }>) {
       if (r.type === RecordType.entry) {
         const index = getU64(view, p);
         entries.length = index - 1;
-        entries.push({ index, term: getU64(view, p + 8), type: view.getUint32(p + 16, true),
-          data: new Uint8Array(buf.subarray(p + ENTRY_HEAD_BYTES, r.payloadEnd)) });
+        entries.push({
+          index,
+          term: getU64(view, p + 8),
+          type: view.getUint32(p + 16, true),
+          data: new Uint8Array(buf.subarray(p + ENTRY_HEAD_BYTES, r.payloadEnd)),
+        });
       } else if (r.type === RecordType.hardState) {
         hardState = { term: getU64(view, p), vote: view.getBigUint64(p + 8, true), commit: getU64(view, p + 16) };
       } else if (r.type === RecordType.snapshot) {
@@ -91,8 +102,11 @@ test('truncate the last segment at every byte offset: exactly the whole records 
     let dropped = 0;
     for (let cut = 0; cut <= last.end + 40; cut++) {
       writeFileSync(lastName, last.buf.subarray(0, cut));
-      const whole = last.records.filter((r) => r.offset + (r.payloadEnd - r.payloadStart) + 17 <= cut &&
-        (cut >= last.end || last.records.some((q) => q.offset > r.offset && q.offset <= cut) || recEnd(last, r) <= cut));
+      const whole = last.records.filter(
+        (r) =>
+          r.offset + (r.payloadEnd - r.payloadStart) + 17 <= cut &&
+          (cut >= last.end || last.records.some((q) => q.offset > r.offset && q.offset <= cut) || recEnd(last, r) <= cut),
+      );
       const kept = whole.length >= 2 ? [...segs.slice(0, -1), { buf: last.buf, records: whole }] : segs.slice(0, -1);
       const want = expected(kept);
       const got = recoverWal(work, { index: 0, term: 0 }, crc);
@@ -214,10 +228,15 @@ test('a missing middle segment is reported, not skipped', async () => {
   const dir = join(root, 'wal');
   try {
     await buildLog(dir);
-    const names = readdirSync(dir).filter((n) => n.endsWith('.wal')).sort();
+    const names = readdirSync(dir)
+      .filter((n) => n.endsWith('.wal'))
+      .sort();
     const { unlinkSync } = await import('node:fs');
     unlinkSync(join(dir, names[1]!));
-    assert.throws(() => recoverWal(dir, { index: 0, term: 0 }, crc), (e: unknown) => e instanceof WalCorruptError && /missing/.test((e as Error).message));
+    assert.throws(
+      () => recoverWal(dir, { index: 0, term: 0 }, crc),
+      (e: unknown) => e instanceof WalCorruptError && /missing/.test((e as Error).message),
+    );
   } finally {
     cleanup(root);
   }

@@ -29,7 +29,10 @@ test('create, save, reopen returns metadata, entries and hard state', async () =
     await wal.close();
     const r = await Wal.open(dir, { index: 0, term: 0 });
     assert.equal(Buffer.from(r.metadata), Buffer.from(meta));
-    assert.equal(r.entries, Array.from({ length: 50 }, (_, i) => makeEntry(i + 1, 2)));
+    assert.equal(
+      r.entries,
+      Array.from({ length: 50 }, (_, i) => makeEntry(i + 1, 2)),
+    );
     assert.equal(r.hardState, { term: 2, vote: 7n, commit: 49 });
     assert.equal(r.snapshots, [{ index: 0, term: 0 }]);
     await r.wal.close();
@@ -45,7 +48,9 @@ test('3000 strictly sequential saves never miss a wake-up', async () => {
   try {
     const wal = await Wal.create(join(root, 'wal'), meta, { noFsync: true });
     let timer: NodeJS.Timeout | undefined;
-    const hang = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('a save never resolved')), 10_000); });
+    const hang = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('a save never resolved')), 10_000);
+    });
     const run = (async () => {
       for (let i = 1; i <= 3000; i++) await wal.save(undefined, [makeEntry(i, 1, 8)]);
     })();
@@ -64,7 +69,12 @@ test('5000 saves in one turn then close: every save resolves (across resolve-bud
     const wal = await Wal.create(join(root, 'wal'), meta);
     let resolved = 0;
     const all: Promise<void>[] = [];
-    for (let i = 1; i <= 5000; i++) all.push(wal.save(undefined, [makeEntry(i, 1, 16)]).then(() => { resolved++; }));
+    for (let i = 1; i <= 5000; i++)
+      all.push(
+        wal.save(undefined, [makeEntry(i, 1, 16)]).then(() => {
+          resolved++;
+        }),
+      );
     await wal.close();
     assert.is(resolved, 5000, 'close resolved before the saves it waited for');
     await Promise.all(all);
@@ -88,7 +98,10 @@ test('idle spin: sequential saves with a spinning writer land in order, and clos
     // The writer is inside a 100 ms spin now; it notices the close at the end of it at the latest.
     assert.ok(performance.now() - t0 < 1000, `close took ${(performance.now() - t0).toFixed(0)} ms`);
     const r = await Wal.open(dir, { index: 0, term: 0 });
-    assert.equal(r.entries, Array.from({ length: 200 }, (_, i) => makeEntry(i + 1, 1)));
+    assert.equal(
+      r.entries,
+      Array.from({ length: 200 }, (_, i) => makeEntry(i + 1, 1)),
+    );
     await r.wal.close();
     let err: unknown;
     try {
@@ -129,7 +142,14 @@ test('overwrite rule: a later entry with a lower index replaces it and drops wha
   try {
     const wal = await Wal.create(dir, meta, { segmentBytes: 4096 });
     const model = new LogModel();
-    const steps: Array<[number, number, number]> = [[1, 10, 1], [6, 12, 2], [11, 20, 2], [9, 9, 3], [10, 15, 3], [3, 4, 4]];
+    const steps: Array<[number, number, number]> = [
+      [1, 10, 1],
+      [6, 12, 2],
+      [11, 20, 2],
+      [9, 9, 3],
+      [10, 15, 3],
+      [3, 4, 4],
+    ];
     for (const [from, to, term] of steps) {
       const ents = [];
       for (let i = from; i <= to; i++) ents.push(makeEntry(i, term, 100 + i));
@@ -141,7 +161,10 @@ test('overwrite rule: a later entry with a lower index replaces it and drops wha
     await wal.close();
     const r = await Wal.open(dir, { index: 0, term: 0 }, { segmentBytes: 4096 });
     assert.equal(r.entries, model.entries);
-    assert.equal(r.entries.map((e) => e.index), [1, 2, 3, 4]);
+    assert.equal(
+      r.entries.map((e) => e.index),
+      [1, 2, 3, 4],
+    );
     assert.equal(r.hardState, model.hardState);
     await r.wal.close();
   } finally {
@@ -154,14 +177,26 @@ test('snapshots: open from a marker returns only later entries; unknown marker o
   const dir = join(root, 'wal');
   try {
     const wal = await Wal.create(dir, meta);
-    await wal.save({ term: 1, vote: 1n, commit: 20 }, Array.from({ length: 30 }, (_, i) => makeEntry(i + 1, 1)));
+    await wal.save(
+      { term: 1, vote: 1n, commit: 20 },
+      Array.from({ length: 30 }, (_, i) => makeEntry(i + 1, 1)),
+    );
     await wal.saveSnapshot({ index: 20, term: 1 });
     await wal.close();
     const r = await Wal.open(dir, { index: 20, term: 1 });
-    assert.equal(r.entries.map((e) => e.index), Array.from({ length: 10 }, (_, i) => i + 21));
-    assert.equal(r.snapshots, [{ index: 0, term: 0 }, { index: 20, term: 1 }]);
+    assert.equal(
+      r.entries.map((e) => e.index),
+      Array.from({ length: 10 }, (_, i) => i + 21),
+    );
+    assert.equal(r.snapshots, [
+      { index: 0, term: 0 },
+      { index: 20, term: 1 },
+    ]);
     await r.wal.close();
-    for (const bad of [{ index: 21, term: 1 }, { index: 20, term: 2 }]) {
+    for (const bad of [
+      { index: 21, term: 1 },
+      { index: 20, term: 2 },
+    ]) {
       try {
         await Wal.open(dir, bad);
         assert.unreachable('must refuse');
@@ -191,14 +226,19 @@ test('rotation and release: old segments go, hard state and metadata survive in 
     const before = readdirSync(dir).filter((n) => n.endsWith('.wal')).length;
     assert.ok(before >= 4, `expected several segments, got ${before}`);
     await wal.releaseTo(170); // newest marker <= 170 is 150
-    const after = readdirSync(dir).filter((n) => n.endsWith('.wal')).sort();
+    const after = readdirSync(dir)
+      .filter((n) => n.endsWith('.wal'))
+      .sort();
     assert.ok(after.length < before, 'release removed nothing');
     // Recovery from the marker still works and sees the hard state written before the deleted segments.
     await wal.save(undefined, [makeEntry(++index, 3, 200)]);
     await wal.close();
     const r = await Wal.open(dir, { index: 150, term: 3 }, opts);
     assert.equal(r.hardState, { term: 3, vote: 2n, commit: 0 });
-    assert.equal(r.entries.map((e) => e.index), Array.from({ length: index - 150 }, (_, i) => i + 151));
+    assert.equal(
+      r.entries.map((e) => e.index),
+      Array.from({ length: index - 150 }, (_, i) => i + 151),
+    );
     assert.equal(Buffer.from(r.metadata), Buffer.from(meta));
     await r.wal.close();
     // Reading from the beginning is no longer possible: that part was released.
@@ -221,7 +261,9 @@ test('a save larger than a segment goes whole into a fresh one, and empty saves 
     const big = Array.from({ length: 20 }, (_, i) => makeEntry(i + 1, 1, 1000));
     const p1 = wal.save(undefined, big);
     let firstDone = false;
-    void p1.then(() => { firstDone = true; });
+    void p1.then(() => {
+      firstDone = true;
+    });
     await wal.save(undefined, []);
     assert.ok(firstDone, 'an empty save resolved before the earlier save');
     await wal.close();
@@ -296,10 +338,16 @@ test('queue limit: turns queued behind a slow fsync fill the queue past its cap;
     let refused: { index: number; error: unknown } | undefined;
     for (let i = 1; i <= TURNS_MAX && !refused; i++) {
       const index = i;
-      pending.push(wal.save({ term: 1, vote: 1n, commit: 0 }, [makeEntry(index, 1, ENTRY_DATA_BYTES)]).then(
-        () => { acked.push(index); },
-        (error: unknown) => { refused = { index, error }; },
-      ));
+      pending.push(
+        wal.save({ term: 1, vote: 1n, commit: 0 }, [makeEntry(index, 1, ENTRY_DATA_BYTES)]).then(
+          () => {
+            acked.push(index);
+          },
+          (error: unknown) => {
+            refused = { index, error };
+          },
+        ),
+      );
       // One save per event-loop turn: each is handed to the writer by itself (flushed by process.nextTick).
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
@@ -315,13 +363,20 @@ test('queue limit: turns queued behind a slow fsync fill the queue past its cap;
     assert.ok(refusedIndex >= 5, `refused at turn ${refusedIndex}`);
     assert.is(wal.error, undefined, 'a refusal does not poison the WAL');
     await Promise.all(pending);
-    assert.equal(acked, Array.from({ length: refusedIndex - 1 }, (_, i) => i + 1), 'every turn before the refused one is acked, in order');
+    assert.equal(
+      acked,
+      Array.from({ length: refusedIndex - 1 }, (_, i) => i + 1),
+      'every turn before the refused one is acked, in order',
+    );
     assert.ok(wal.stats.queuedBytes <= QUEUE_BYTES_MAX);
     // The refused entry was never written: saving it again continues the log without a gap.
     await wal.save({ term: 1, vote: 1n, commit: refusedIndex }, [makeEntry(refusedIndex, 1, ENTRY_DATA_BYTES)]);
     await wal.close();
     const r = await Wal.open(dir, { index: 0, term: 0 });
-    assert.equal(r.entries, Array.from({ length: refusedIndex }, (_, i) => makeEntry(i + 1, 1, ENTRY_DATA_BYTES)));
+    assert.equal(
+      r.entries,
+      Array.from({ length: refusedIndex }, (_, i) => makeEntry(i + 1, 1, ENTRY_DATA_BYTES)),
+    );
     assert.equal(r.hardState, { term: 1, vote: 1n, commit: refusedIndex });
     await r.wal.close();
   } finally {

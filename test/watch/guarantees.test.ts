@@ -24,11 +24,25 @@ class ManualScheduler implements Scheduler {
   queue: Array<() => void> = [];
   timers = new Map<number, () => void>();
   private seq = 0;
-  immediate(fn: () => void): void { this.queue.push(fn); }
-  timeout(fn: () => void): unknown { const id = ++this.seq; this.timers.set(id, fn); return id; }
-  interval(fn: () => void): unknown { const id = ++this.seq; this.timers.set(id, fn); return id; }
-  cancel(h: unknown): void { this.timers.delete(h as number); }
-  now(): number { return 0; }
+  immediate(fn: () => void): void {
+    this.queue.push(fn);
+  }
+  timeout(fn: () => void): unknown {
+    const id = ++this.seq;
+    this.timers.set(id, fn);
+    return id;
+  }
+  interval(fn: () => void): unknown {
+    const id = ++this.seq;
+    this.timers.set(id, fn);
+    return id;
+  }
+  cancel(h: unknown): void {
+    this.timers.delete(h as number);
+  }
+  now(): number {
+    return 0;
+  }
   /** Runs queued work and (if asked) every timer once. */
   run(fireTimers: boolean): void {
     for (let i = 0; i < 1000 && (this.queue.length > 0 || fireTimers); i++) {
@@ -59,7 +73,9 @@ class TestSink implements WatchSink {
     return this.queued < this.softMax;
   }
   drained(): Promise<void> {
-    return new Promise((r) => { this.drain = r; });
+    return new Promise((r) => {
+      this.drain = r;
+    });
   }
   /** The client reads everything it was sent. */
   resume(): void {
@@ -71,18 +87,36 @@ class TestSink implements WatchSink {
   }
 }
 
-interface WatchSpec { id: number; key: string; end: string | undefined; startRev: number; noPut: boolean; noDelete: boolean; prevKv: boolean }
+interface WatchSpec {
+  id: number;
+  key: string;
+  end: string | undefined;
+  startRev: number;
+  noPut: boolean;
+  noDelete: boolean;
+  prevKv: boolean;
+}
 
 const enc = (s: string): Uint8Array => Buffer.from(s);
 const dec = (b: Uint8Array | undefined): string => Buffer.from(b ?? new Uint8Array(0)).toString();
-const keyOf = (r: () => number): string => `k${Math.floor(r() * 12).toString().padStart(2, '0')}`;
+const keyOf = (r: () => number): string =>
+  `k${Math.floor(r() * 12)
+    .toString()
+    .padStart(2, '0')}`;
 
 function createReq(s: WatchSpec): WatchRequest {
-  return { create_request: {
-    key: enc(s.key), range_end: s.end === undefined ? new Uint8Array(0) : s.end === '' ? new Uint8Array([0]) : enc(s.end),
-    start_revision: s.startRev, progress_notify: false, filters: [...(s.noPut ? [0] : []), ...(s.noDelete ? [1] : [])],
-    prev_kv: s.prevKv, watch_id: s.id, fragment: false,
-  } };
+  return {
+    create_request: {
+      key: enc(s.key),
+      range_end: s.end === undefined ? new Uint8Array(0) : s.end === '' ? new Uint8Array([0]) : enc(s.end),
+      start_revision: s.startRev,
+      progress_notify: false,
+      filters: [...(s.noPut ? [0] : []), ...(s.noDelete ? [1] : [])],
+      prev_kv: s.prevKv,
+      watch_id: s.id,
+      fragment: false,
+    },
+  };
 }
 
 function inRange(s: WatchSpec, k: string): boolean {
@@ -96,7 +130,13 @@ async function runSeed(seed: number): Promise<void> {
   const store = await Mvcc.open({ path: path.join(dir, 'db') });
   const sched = new ManualScheduler();
   const events = new ApplyEventHub();
-  const hub = new WatchHub(() => store, sched, { watchersMax: 10_000, syncWatchersPerPassMax: 3, syncRevisionsPerPassMax: 7, syncIntervalMs: 100, progressNotifyIntervalMs: 1000 });
+  const hub = new WatchHub(() => store, sched, {
+    watchersMax: 10_000,
+    syncWatchersPerPassMax: 3,
+    syncRevisionsPerPassMax: 7,
+    syncIntervalMs: 100,
+    progressNotifyIntervalMs: 1000,
+  });
   events.subscribe(hub);
   /** Every change ever made, by revision (the replay the streams are checked against). */
   const history = new Map<number, MvccEvent[]>();
@@ -104,7 +144,12 @@ async function runSeed(seed: number): Promise<void> {
   const streams: Array<{ sink: TestSink; ws: WatchStream; specs: WatchSpec[]; progressAt: number[] }> = [];
   for (let i = 0; i < 4; i++) {
     const sink = new TestSink(1 + Math.floor(r() * 4));
-    streams.push({ sink, ws: new WatchStream(hub, sink, { header, fragmentBytes: 1 << 20, watchersPerStreamMax: 100 }), specs: [], progressAt: [] });
+    streams.push({
+      sink,
+      ws: new WatchStream(hub, sink, { header, fragmentBytes: 1 << 20, watchersPerStreamMax: 100 }),
+      specs: [],
+      progressAt: [],
+    });
   }
   let index = 0;
   let compacted = 1;
@@ -113,11 +158,22 @@ async function runSeed(seed: number): Promise<void> {
     const k = keyOf(r);
     let res: { events: MvccEvent[] };
     if (kind < 0.5) res = applyPut(store, { key: enc(k), value: enc(`v${index}`) }, noLeases, events.wantsPrevKv);
-    else if (kind < 0.7) res = applyDeleteRange(store, { key: enc('k0'), range_end: enc(`k${Math.floor(r() * 3)}`) }, noLeases, events.wantsPrevKv);
+    else if (kind < 0.7)
+      res = applyDeleteRange(store, { key: enc('k0'), range_end: enc(`k${Math.floor(r() * 3)}`) }, noLeases, events.wantsPrevKv);
     else {
       const k2 = keyOf(r);
       if (k2 === k) return;
-      res = applyTxn(store, { compare: [], success: [{ request_put: { key: enc(k), value: enc(`t${index}`) } }, { request_delete_range: { key: enc(k2) } }], failure: [] }, { maxTxnOps: 128, maxRangeResponseBytes: 0 }, noLeases, events.wantsPrevKv);
+      res = applyTxn(
+        store,
+        {
+          compare: [],
+          success: [{ request_put: { key: enc(k), value: enc(`t${index}`) } }, { request_delete_range: { key: enc(k2) } }],
+          failure: [],
+        },
+        { maxTxnOps: 128, maxRangeResponseBytes: 0 },
+        noLeases,
+        events.wantsPrevKv,
+      );
     }
     const changes = res.events;
     if (changes.length === 0) return;
@@ -134,9 +190,13 @@ async function runSeed(seed: number): Promise<void> {
       const key = keyOf(r);
       const shape = r();
       const spec: WatchSpec = {
-        id: s.specs.length + 1, key, end: shape < 0.4 ? undefined : shape < 0.8 ? keyOf(r) + 'z' : '',
+        id: s.specs.length + 1,
+        key,
+        end: shape < 0.4 ? undefined : shape < 0.8 ? keyOf(r) + 'z' : '',
         startRev: r() < 0.5 ? 0 : Math.max(1, store.currentRevision - Math.floor(r() * 30) + Math.floor(r() * 3)),
-        noPut: r() < 0.15, noDelete: r() < 0.15, prevKv: r() < 0.5,
+        noPut: r() < 0.15,
+        noDelete: r() < 0.15,
+        prevKv: r() < 0.5,
       };
       if (spec.end !== undefined && spec.end !== '' && spec.end <= spec.key) spec.end = undefined;
       if (spec.startRev === 0) spec.startRev = store.currentRevision + 1;
@@ -185,7 +245,10 @@ async function runSeed(seed: number): Promise<void> {
       if (res.canceled) bookmark.delete(res.watch_id!);
       for (const ev of res.events ?? []) {
         const b = bookmark.get(res.watch_id!) ?? 0;
-        assert.ok(ev.kv!.mod_revision! > b, `${label} watch ${res.watch_id}: event at ${ev.kv!.mod_revision} after a progress response at ${b}`);
+        assert.ok(
+          ev.kv!.mod_revision! > b,
+          `${label} watch ${res.watch_id}: event at ${ev.kv!.mod_revision} after a progress response at ${b}`,
+        );
       }
       let list = byWatch.get(res.watch_id!);
       if (!list) byWatch.set(res.watch_id!, (list = []));
@@ -201,11 +264,19 @@ async function runSeed(seed: number): Promise<void> {
         const revs = new Set((res.events ?? []).map((e) => e.kv!.mod_revision!));
         for (const rev of revs) {
           // Atomic: every matching change of that revision is in this one response.
-          const want = (history.get(rev) ?? []).filter((c) => inRange(spec, dec(c.kv.key)) && !(c.type === Event_EventType.PUT ? spec.noPut : spec.noDelete));
+          const want = (history.get(rev) ?? []).filter(
+            (c) => inRange(spec, dec(c.kv.key)) && !(c.type === Event_EventType.PUT ? spec.noPut : spec.noDelete),
+          );
           const inResp = (res.events ?? []).filter((e) => e.kv!.mod_revision === rev);
           assert.is(inResp.length, want.length, `${label} watch ${spec.id}: revision ${rev} split across responses`);
         }
-        for (const e of res.events ?? []) got.push({ rev: e.kv!.mod_revision!, key: dec(e.kv!.key), type: e.type ?? 0, prev: e.prev_kv ? dec(e.prev_kv.value) : undefined });
+        for (const e of res.events ?? [])
+          got.push({
+            rev: e.kv!.mod_revision!,
+            key: dec(e.kv!.key),
+            type: e.type ?? 0,
+            prev: e.prev_kv ? dec(e.prev_kv.value) : undefined,
+          });
       }
       // Ordered and unique.
       for (let i = 1; i < got.length; i++) assert.ok(got[i].rev >= got[i - 1].rev, `${label} watch ${spec.id}: out of order`);
@@ -218,12 +289,20 @@ async function runSeed(seed: number): Promise<void> {
           expected.push({ rev, key: dec(c.kv.key), type: c.type, prev: undefined });
         }
       }
-      assert.equal(got.map(({ rev, key, type }) => ({ rev, key, type })), expected.map(({ rev, key, type }) => ({ rev, key, type })), `${label} watch ${spec.id} (start ${spec.startRev}, canceled ${!!canceled})`);
+      assert.equal(
+        got.map(({ rev, key, type }) => ({ rev, key, type })),
+        expected.map(({ rev, key, type }) => ({ rev, key, type })),
+        `${label} watch ${spec.id} (start ${spec.startRev}, canceled ${!!canceled})`,
+      );
       if (canceled) {
         assert.ok(canceled.compact_revision! >= (got.at(-1)?.rev ?? 0), `${label} watch ${spec.id}: canceled with the compacted revision`);
         assert.ok(canceled.compact_revision! >= spec.startRev, `${label} watch ${spec.id}: only a compacted start is canceled`);
       }
-      if (!spec.prevKv) assert.ok(got.every((g) => g.prev === undefined), `${label} watch ${spec.id}: prev_kv only when asked`);
+      if (!spec.prevKv)
+        assert.ok(
+          got.every((g) => g.prev === undefined),
+          `${label} watch ${spec.id}: prev_kv only when asked`,
+        );
     }
   }
   await store.close();

@@ -56,7 +56,10 @@ class Interner {
     if (v === null) return ABSENT;
     const k = Buffer.from(v).toString('latin1');
     let id = this.ids.get(k);
-    if (id === undefined) { id = this.ids.size + 1; this.ids.set(k, id); }
+    if (id === undefined) {
+      id = this.ids.size + 1;
+      this.ids.set(k, id);
+    }
     return id;
   }
 }
@@ -81,7 +84,8 @@ function toRegOps(ops: readonly Op[]): { regOps: RegOp[] } | { error: string } {
     if (o.kind === 'cas') {
       if (o.expectModRevision !== undefined) {
         byModRevision = true;
-        if ((o.expectModRevision === 0) !== (o.expect === null)) return { error: `op ${o.id}: cas on mod_revision ${o.expectModRevision} with expected value ${showBytes(o.expect)}` };
+        if ((o.expectModRevision === 0) !== (o.expect === null))
+          return { error: `op ${o.id}: cas on mod_revision ${o.expectModRevision} with expected value ${showBytes(o.expect)}` };
       }
       observed.add(values.id(o.expect ?? null));
       if (o.status === 'ok' && o.succeeded === false) {
@@ -106,7 +110,16 @@ function toRegOps(ops: readonly Op[]): { regOps: RegOp[] } | { error: string } {
     if (o.status === 'fail') continue;
     if (o.kind === 'get') {
       if (o.status !== 'ok') continue;
-      out.push({ historyIndex: i, kind: RegKind.Get, value: 0, expect: 0, found: values.id(o.found ?? null), succeeded: UNKNOWN, callMs: o.callMs, returnMs: o.returnMs });
+      out.push({
+        historyIndex: i,
+        kind: RegKind.Get,
+        value: 0,
+        expect: 0,
+        found: values.id(o.found ?? null),
+        succeeded: UNKNOWN,
+        callMs: o.callMs,
+        returnMs: o.returnMs,
+      });
       continue;
     }
     const value = values.id(o.value!);
@@ -117,9 +130,14 @@ function toRegOps(ops: readonly Op[]): { regOps: RegOp[] } | { error: string } {
     } else {
       const ok = o.status === 'ok';
       out.push({
-        historyIndex: i, kind: RegKind.Cas, value, expect: values.id(o.expect ?? null),
+        historyIndex: i,
+        kind: RegKind.Cas,
+        value,
+        expect: values.id(o.expect ?? null),
         found: ok && o.succeeded === false && o.found !== undefined ? values.id(o.found) : UNKNOWN,
-        succeeded: ok ? (o.succeeded ? 1 : 0) : UNKNOWN, callMs: o.callMs, returnMs,
+        succeeded: ok ? (o.succeeded ? 1 : 0) : UNKNOWN,
+        callMs: o.callMs,
+        returnMs,
       });
     }
   }
@@ -131,7 +149,10 @@ function prefixAt(ops: readonly Op[], cutMs: number): Op[] {
   const out: Op[] = [];
   for (const o of ops) {
     if (o.callMs > cutMs) continue;
-    if (o.returnMs <= cutMs) { out.push(o); continue; }
+    if (o.returnMs <= cutMs) {
+      out.push(o);
+      continue;
+    }
     if (o.status === 'fail') continue;
     // Still in flight at the cut: its outcome is unknown there.
     const open: Op = { id: o.id, client: o.client, kind: o.kind, key: o.key, callMs: o.callMs, returnMs: Infinity, status: 'unknown' };
@@ -143,7 +164,10 @@ function prefixAt(ops: readonly Op[], cutMs: number): Op[] {
   return out;
 }
 
-function checkKeyOps(ops: readonly Op[], budget: SearchBudget): { verdict: 'ok' | 'violation' | 'unknown'; searched: number; steps: number; reason?: string } {
+function checkKeyOps(
+  ops: readonly Op[],
+  budget: SearchBudget,
+): { verdict: 'ok' | 'violation' | 'unknown'; searched: number; steps: number; reason?: string } {
   const conv = toRegOps(ops);
   if ('error' in conv) return { verdict: 'unknown', searched: 0, steps: 0, reason: conv.error };
   const r = searchRegister(conv.regOps, budget);
@@ -165,7 +189,10 @@ function shrink(ops: readonly Op[], budgetFor: () => SearchBudget): { prefix: Op
     const b = budgetFor();
     if (Date.now() > b.deadlineMs) break;
     const r = checkKeyOps(prefixAt(ops, returns[mid].returnMs), b);
-    if (r.verdict === 'violation') { found = mid; hi = mid - 1; } else lo = mid + 1;
+    if (r.verdict === 'violation') {
+      found = mid;
+      hi = mid - 1;
+    } else lo = mid + 1;
   }
   if (found < 0) return undefined;
   const culprit = returns[found];
@@ -180,13 +207,17 @@ function excerpt(k: KeyResult, before: number): string {
   const sorted = [...prefix].sort((a, b) => a.callMs - b.callMs || a.id - b.id);
   // Everything concurrent with the culprit, plus the last `before` ops that completed before it began.
   const concurrent = sorted.filter((o) => o.returnMs >= c.callMs);
-  const earlier = sorted.filter((o) => o.returnMs < c.callMs).sort((a, b) => a.returnMs - b.returnMs).slice(-before);
+  const earlier = sorted
+    .filter((o) => o.returnMs < c.callMs)
+    .sort((a, b) => a.returnMs - b.returnMs)
+    .slice(-before);
   const shown = [...earlier, ...concurrent].sort((a, b) => a.callMs - b.callMs || a.id - b.id);
-  lines.push(`key ${showBytes(k.key)}: not linearizable. The shortest failing prefix has ${prefix.length} ops and ends when #${c.id} returns; no order of the`);
+  lines.push(
+    `key ${showBytes(k.key)}: not linearizable. The shortest failing prefix has ${prefix.length} ops and ends when #${c.id} returns; no order of the`,
+  );
   lines.push(`ops below (with all that came before) explains every answer. Ops open at that moment are shown as "?" (outcome unknown).`);
   if (sorted.length > shown.length) lines.push(`  … ${sorted.length - shown.length} earlier ops of this key`);
   for (const o of shown) {
-
     lines.push(`${o.id === c.id ? '>>' : '  '} ${describeOp(o)}`);
   }
   return lines.join('\n');
@@ -203,7 +234,9 @@ export function checkHistory(ops: readonly Op[], opts: CheckOptions = {}): Check
   const deadlineMs = started + (opts.timeBudgetMs ?? 120_000);
   const opsPerKeyMax = opts.opsPerKeyMax ?? 100_000;
   const budget = (): SearchBudget => ({
-    deadlineMs, cacheEntriesMax: opts.cacheEntriesMax ?? 2_000_000, cacheBytesMax: opts.cacheBytesMax ?? 512 * 1024 * 1024,
+    deadlineMs,
+    cacheEntriesMax: opts.cacheEntriesMax ?? 2_000_000,
+    cacheBytesMax: opts.cacheBytesMax ?? 512 * 1024 * 1024,
   });
   const ids = new Set<number>();
   for (const o of ops) {
@@ -218,7 +251,10 @@ export function checkHistory(ops: readonly Op[], opts: CheckOptions = {}): Check
   for (const o of ops) {
     const k = keyId(o.key);
     let list = byKey.get(k);
-    if (list === undefined) { list = []; byKey.set(k, list); }
+    if (list === undefined) {
+      list = [];
+      byKey.set(k, list);
+    }
     list.push(o);
   }
 
@@ -247,7 +283,10 @@ export function checkHistory(ops: readonly Op[], opts: CheckOptions = {}): Check
   const failing = keys.filter((k) => k.verdict === 'violation').sort((a, b) => a.ops - b.ops);
   for (const k of failing) {
     const s = shrink(byKey.get(keyId(k.key))!, budget);
-    if (s !== undefined) { k.minimalPrefix = s.prefix; k.culprit = s.culprit; }
+    if (s !== undefined) {
+      k.minimalPrefix = s.prefix;
+      k.culprit = s.culprit;
+    }
   }
   const revisionViolations = checkRevisions(ops);
 
@@ -261,12 +300,20 @@ export function checkHistory(ops: readonly Op[], opts: CheckOptions = {}): Check
     verdict = 'violation';
     const parts: string[] = [];
     if (failing.length > 0) parts.push(`${failing.length} key(s) not linearizable`);
-    if (revisionViolations.length > 0) parts.push(`${revisionViolations.length} revision anomal${revisionViolations.length === 1 ? 'y' : 'ies'}`);
+    if (revisionViolations.length > 0)
+      parts.push(`${revisionViolations.length} revision anomal${revisionViolations.length === 1 ? 'y' : 'ies'}`);
     summary = `violation: ${parts.join(', ')} (${stats})`;
     const shown = failing.filter((k) => k.minimalPrefix !== undefined).sort((a, b) => a.minimalPrefix!.length - b.minimalPrefix!.length);
     if (shown.length > 0) report.push(excerpt(shown[0], opts.excerptOpsBefore ?? 12));
-    else if (failing.length > 0) report.push(`key ${showBytes(failing[0].key)}: not linearizable (${failing[0].ops} ops; shrinking ran out of time)`);
-    if (failing.length > 1) report.push(`other failing keys: ${failing.filter((k) => k !== shown[0]).map((k) => showBytes(k.key)).join(', ')}`);
+    else if (failing.length > 0)
+      report.push(`key ${showBytes(failing[0].key)}: not linearizable (${failing[0].ops} ops; shrinking ran out of time)`);
+    if (failing.length > 1)
+      report.push(
+        `other failing keys: ${failing
+          .filter((k) => k !== shown[0])
+          .map((k) => showBytes(k.key))
+          .join(', ')}`,
+      );
     for (const v of revisionViolations) report.push(v.message);
   } else if (unknown.length > 0) {
     verdict = 'unknown';

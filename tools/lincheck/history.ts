@@ -86,7 +86,13 @@ export class HistoryRecorder {
     if ((kind === 'put' || kind === 'cas') && input.value === undefined) throw new Error(`${kind} needs a value`);
     if (kind === 'cas' && input.expect === undefined) throw new Error('cas needs an expected value (or null)');
     const op: Op = {
-      id: this.ops.length, client, kind, key: Buffer.from(key), callMs: this.nowMs(), returnMs: Infinity, status: 'unknown',
+      id: this.ops.length,
+      client,
+      kind,
+      key: Buffer.from(key),
+      callMs: this.nowMs(),
+      returnMs: Infinity,
+      status: 'unknown',
     };
     if (input.value !== undefined) op.value = Buffer.from(input.value);
     if (input.expect !== undefined) op.expect = input.expect === null ? null : Buffer.from(input.expect);
@@ -124,9 +130,20 @@ export class HistoryRecorder {
 // ---- JSON form ----
 
 interface OpJson {
-  id: number; client: number; kind: OpKind; key: string; callMs: number; returnMs: number | null; status: OpStatus;
-  value?: string; expect?: string | null; expectModRevision?: number; found?: string | null; modRevision?: number;
-  succeeded?: boolean; revision?: number;
+  id: number;
+  client: number;
+  kind: OpKind;
+  key: string;
+  callMs: number;
+  returnMs: number | null;
+  status: OpStatus;
+  value?: string;
+  expect?: string | null;
+  expectModRevision?: number;
+  found?: string | null;
+  modRevision?: number;
+  succeeded?: boolean;
+  revision?: number;
 }
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
@@ -136,8 +153,13 @@ const unb64 = (s: string): Uint8Array => Buffer.from(s, 'base64');
 export function historyToJson(ops: readonly Op[]): string {
   const out: OpJson[] = ops.map((o) => {
     const j: OpJson = {
-      id: o.id, client: o.client, kind: o.kind, key: b64(o.key), callMs: o.callMs,
-      returnMs: Number.isFinite(o.returnMs) ? o.returnMs : null, status: o.status,
+      id: o.id,
+      client: o.client,
+      kind: o.kind,
+      key: b64(o.key),
+      callMs: o.callMs,
+      returnMs: Number.isFinite(o.returnMs) ? o.returnMs : null,
+      status: o.status,
     };
     if (o.value !== undefined) j.value = b64(o.value);
     if (o.expect !== undefined) j.expect = o.expect === null ? null : b64(o.expect);
@@ -157,8 +179,13 @@ export function historyFromJson(text: string): Op[] {
   if (doc.format !== 'tetcd-lincheck-history' || !Array.isArray(doc.ops)) throw new Error('not a tetcd-lincheck-history document');
   return doc.ops.map((j) => {
     const o: Op = {
-      id: j.id, client: j.client, kind: j.kind, key: unb64(j.key), callMs: j.callMs,
-      returnMs: j.returnMs === null ? Infinity : j.returnMs, status: j.status,
+      id: j.id,
+      client: j.client,
+      kind: j.kind,
+      key: unb64(j.key),
+      callMs: j.callMs,
+      returnMs: j.returnMs === null ? Infinity : j.returnMs,
+      status: j.status,
     };
     if (j.value !== undefined) o.value = unb64(j.value);
     if (j.expect !== undefined) o.expect = j.expect === null ? null : unb64(j.expect);
@@ -193,7 +220,10 @@ export function describeOp(o: Op): string {
     case 'cas': {
       const cmp = o.expectModRevision !== undefined ? `mod=${o.expectModRevision} (${showBytes(o.expect)})` : showBytes(o.expect);
       what = `cas ${cmp} → ${showBytes(o.value)}`;
-      if (o.status === 'ok') what += o.succeeded ? ' succeeded' : ` failed${o.found !== undefined ? `, saw ${showBytes(o.found)} (mod ${o.modRevision ?? '?'})` : ''}`;
+      if (o.status === 'ok')
+        what += o.succeeded
+          ? ' succeeded'
+          : ` failed${o.found !== undefined ? `, saw ${showBytes(o.found)} (mod ${o.modRevision ?? '?'})` : ''}`;
       break;
     }
   }

@@ -10,8 +10,10 @@ function main(argv: string[]): number {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--time-budget-ms') timeBudgetMs = Number(argv[++i]);
-    else if (a === '-h' || a === '--help') { process.stdout.write('usage: lincheck <history.json> [--time-budget-ms N]\n'); return 0; }
-    else file = a;
+    else if (a === '-h' || a === '--help') {
+      process.stdout.write('usage: lincheck <history.json> [--time-budget-ms N]\n');
+      return 0;
+    } else file = a;
   }
   if (file === undefined || !Number.isFinite(timeBudgetMs)) {
     process.stderr.write('usage: lincheck <history.json> [--time-budget-ms N]\n');

@@ -3,7 +3,11 @@
 // stays deterministic (see stepRegister).
 
 /** Operation kinds as small integers (the search's hot loop switches on them). */
-export const enum RegKind { Get = 0, Put = 1, Cas = 2 }
+export const enum RegKind {
+  Get = 0,
+  Put = 1,
+  Cas = 2,
+}
 
 /** Value id of "the key does not exist". */
 export const ABSENT = 0;

@@ -34,8 +34,12 @@ export function checkRevisions(ops: readonly Op[], max = 20): RevisionViolation[
   // Reads: header ≥ mod_revision; absence ↔ 0.
   for (const o of done) {
     if (o.found === undefined || o.modRevision === undefined) continue;
-    if (o.found === null && o.modRevision !== 0) { if (add('absent-has-revision', [o], `an absent key reported mod_revision ${o.modRevision}`)) return out; }
-    if (o.found !== null && o.modRevision <= 0) { if (add('present-without-revision', [o], 'a present key reported mod_revision 0')) return out; }
+    if (o.found === null && o.modRevision !== 0) {
+      if (add('absent-has-revision', [o], `an absent key reported mod_revision ${o.modRevision}`)) return out;
+    }
+    if (o.found !== null && o.modRevision <= 0) {
+      if (add('present-without-revision', [o], 'a present key reported mod_revision 0')) return out;
+    }
     if (o.revision !== undefined && o.revision > 0 && o.modRevision > o.revision) {
       if (add('read-from-future', [o], `header revision ${o.revision} < returned mod_revision ${o.modRevision}`)) return out;
     }
@@ -46,8 +50,9 @@ export function checkRevisions(ops: readonly Op[], max = 20): RevisionViolation[
   for (const o of done) {
     if (!isWrite(o) || o.revision === undefined || o.revision <= 0) continue;
     const prev = byRevision.get(o.revision);
-    if (prev !== undefined) { if (add('shared-write-revision', [prev, o], `two writes acknowledged at revision ${o.revision}`)) return out; }
-    else byRevision.set(o.revision, o);
+    if (prev !== undefined) {
+      if (add('shared-write-revision', [prev, o], `two writes acknowledged at revision ${o.revision}`)) return out;
+    } else byRevision.set(o.revision, o);
   }
 
   // Value ↔ revision, per key, for values written exactly once.
@@ -73,8 +78,12 @@ export function checkRevisions(ops: readonly Op[], max = 20): RevisionViolation[
     return false;
   };
   for (const o of done) {
-    if (isWrite(o) && o.value !== undefined && o.revision !== undefined && o.revision > 0) { if (note(o, o.value, o.revision)) return out; }
-    if (o.found && o.modRevision !== undefined && o.modRevision > 0) { if (note(o, o.found, o.modRevision)) return out; }
+    if (isWrite(o) && o.value !== undefined && o.revision !== undefined && o.revision > 0) {
+      if (note(o, o.value, o.revision)) return out;
+    }
+    if (o.found && o.modRevision !== undefined && o.modRevision > 0) {
+      if (note(o, o.found, o.modRevision)) return out;
+    }
   }
 
   // Real-time order ⇒ revision order. Sweep ops by call time; keep the highest revision among ops
@@ -92,7 +101,14 @@ export function checkRevisions(ops: readonly Op[], max = 20): RevisionViolation[
     if (best === undefined) continue;
     const strict = isWrite(b);
     if (b.revision! < best.revision! || (strict && b.revision! === best.revision!)) {
-      if (add('revision-went-back', [best, b], `an op invoked after another returned at revision ${best.revision} answered with revision ${b.revision}`)) return out;
+      if (
+        add(
+          'revision-went-back',
+          [best, b],
+          `an op invoked after another returned at revision ${best.revision} answered with revision ${b.revision}`,
+        )
+      )
+        return out;
     }
   }
   return out;

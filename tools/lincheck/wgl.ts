@@ -48,14 +48,21 @@ function zobristKeys(n: number): Int32Array {
   const out = new Int32Array(n);
   let s = 0x2545f491;
   for (let i = 0; i < n; i++) {
-    s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
     out[i] = s | 0;
   }
   return out;
 }
 
 function buildList(ops: readonly RegOp[]): Node {
-  interface Ev { node: Node; timeMs: number; isCall: boolean; op: number }
+  interface Ev {
+    node: Node;
+    timeMs: number;
+    isCall: boolean;
+    op: number;
+  }
   const events: Ev[] = [];
   for (let i = 0; i < ops.length; i++) {
     const ret: Node = { op: i, match: null, prev: null, next: null };
@@ -64,7 +71,7 @@ function buildList(ops: readonly RegOp[]): Node {
     events.push({ node: ret, timeMs: ops[i].returnMs, isCall: false, op: i });
   }
   // At equal times calls go first: treating the two ops as concurrent only ever allows more orders.
-  events.sort((a, b) => (a.timeMs - b.timeMs) || (a.isCall === b.isCall ? a.op - b.op : a.isCall ? -1 : 1));
+  events.sort((a, b) => a.timeMs - b.timeMs || (a.isCall === b.isCall ? a.op - b.op : a.isCall ? -1 : 1));
   const head: Node = { op: -1, match: null, prev: null, next: null };
   let last = head;
   for (const e of events) {
@@ -144,13 +151,20 @@ export function searchRegister(ops: readonly RegOp[], budget: SearchBudget): Sea
         let bucket = cache.get(key);
         let seen = false;
         if (bucket !== undefined) {
-          for (const c of bucket) if (c.state === next && sameSet(c, bits, low, Math.max(low, top))) { seen = true; break; }
+          for (const c of bucket)
+            if (c.state === next && sameSet(c, bits, low, Math.max(low, top))) {
+              seen = true;
+              break;
+            }
         }
         if (!seen) {
           if (cacheSize >= budget.cacheEntriesMax || cacheBytes >= budget.cacheBytesMax) {
             return { verdict: 'unknown', steps, reason: `memo cache full (${cacheSize} states, ${cacheBytes} bytes, of ${n} ops)` };
           }
-          if (bucket === undefined) { bucket = []; cache.set(key, bucket); }
+          if (bucket === undefined) {
+            bucket = [];
+            cache.set(key, bucket);
+          }
           const tail = bits.slice(low, Math.max(low, top));
           bucket.push({ base: low, tail, state: next });
           cacheSize++;

@@ -25,44 +25,230 @@ const truthy = (v: string): string => v;
 
 function scalarCodec(s: ScalarType, big: boolean): ScalarCodec {
   const num = (o: Partial<ScalarCodec> & Pick<ScalarCodec, 'wireType' | 'size' | 'write' | 'read' | 'fromJson'>): ScalarCodec => ({
-    ts: 'number', zero: '0', fixedSize: undefined, present: truthy, toJson: (v) => v, ...o,
+    ts: 'number',
+    zero: '0',
+    fixedSize: undefined,
+    present: truthy,
+    toJson: (v) => v,
+    ...o,
   });
-  const bigc = (o: Pick<ScalarCodec, 'wireType' | 'size' | 'write' | 'read' | 'toJson' | 'fromJson'> & { fixedSize?: number }): ScalarCodec => ({
-    ts: 'bigint', zero: '0n', present: truthy, fixedSize: undefined, ...o,
+  const bigc = (
+    o: Pick<ScalarCodec, 'wireType' | 'size' | 'write' | 'read' | 'toJson' | 'fromJson'> & { fixedSize?: number },
+  ): ScalarCodec => ({
+    ts: 'bigint',
+    zero: '0n',
+    present: truthy,
+    fixedSize: undefined,
+    ...o,
   });
   const str = (v: string): string => `String(${v})`;
   switch (s) {
-    case 'double': return num({ wireType: 1, size: () => '8', fixedSize: 8, write: (v) => `w.double(${v})`, read: 'r.double()', present: (v) => `${v} !== undefined && ${v} !== 0`, toJson: (v) => `floatToJson(${v})`, fromJson: (x, l) => `floatFromJson(${x}, ${l})` });
-    case 'float': return num({ wireType: 5, size: () => '4', fixedSize: 4, write: (v) => `w.float(${v})`, read: 'r.float()', present: (v) => `${v} !== undefined && ${v} !== 0`, toJson: (v) => `floatToJson(${v})`, fromJson: (x, l) => `floatFromJson(${x}, ${l})` });
-    case 'int32': return num({ wireType: 0, size: (v) => `sizeInt32(${v})`, write: (v) => `w.int32(${v})`, read: 'r.int32()', fromJson: (x, l) => `int32FromJson(${x}, ${l})` });
-    case 'uint32': return num({ wireType: 0, size: (v) => `sizeVarint32(${v})`, write: (v) => `w.uint32(${v})`, read: 'r.uint32()', fromJson: (x, l) => `uint32FromJson(${x}, ${l})` });
-    case 'sint32': return num({ wireType: 0, size: (v) => `sizeSint32(${v})`, write: (v) => `w.sint32(${v})`, read: 'r.sint32()', fromJson: (x, l) => `int32FromJson(${x}, ${l})` });
-    case 'fixed32': return num({ wireType: 5, size: () => '4', fixedSize: 4, write: (v) => `w.fixed32(${v})`, read: 'r.fixed32()', fromJson: (x, l) => `uint32FromJson(${x}, ${l})` });
-    case 'sfixed32': return num({ wireType: 5, size: () => '4', fixedSize: 4, write: (v) => `w.fixed32(${v})`, read: 'r.sfixed32()', fromJson: (x, l) => `int32FromJson(${x}, ${l})` });
-    case 'int64': return big
-      ? bigc({ wireType: 0, size: (v) => `sizeVarintBig(${v})`, write: (v) => `w.int64Big(${v})`, read: 'r.int64Big()', toJson: (v) => `int64BigToJson(${v})`, fromJson: (x, l) => `int64BigFromJson(${x}, ${l})` })
-      : num({ wireType: 0, size: (v) => `sizeVarint64(${v})`, write: (v) => `w.int64(${v})`, read: 'r.int64()', toJson: str, fromJson: (x, l) => `int64FromJson(${x}, ${l})` });
-    case 'uint64': return big
-      ? bigc({ wireType: 0, size: (v) => `sizeVarintBig(${v})`, write: (v) => `w.int64Big(${v})`, read: 'r.uint64Big()', toJson: (v) => `uint64BigToJson(${v})`, fromJson: (x, l) => `uint64BigFromJson(${x}, ${l})` })
-      : num({ wireType: 0, size: (v) => `sizeVarint64(${v})`, write: (v) => `w.int64(${v})`, read: 'r.uint64()', toJson: str, fromJson: (x, l) => `uint64FromJson(${x}, ${l})` });
-    case 'sint64': return big
-      ? bigc({ wireType: 0, size: (v) => `sizeSint64Big(${v})`, write: (v) => `w.sint64Big(${v})`, read: 'r.sint64Big()', toJson: (v) => `int64BigToJson(${v})`, fromJson: (x, l) => `int64BigFromJson(${x}, ${l})` })
-      : num({ wireType: 0, size: (v) => `sizeSint64(${v})`, write: (v) => `w.sint64(${v})`, read: 'r.sint64()', toJson: str, fromJson: (x, l) => `int64FromJson(${x}, ${l})` });
-    case 'fixed64': return big
-      ? bigc({ wireType: 1, size: () => '8', fixedSize: 8, write: (v) => `w.fixed64Big(${v})`, read: 'r.fixed64Big()', toJson: (v) => `uint64BigToJson(${v})`, fromJson: (x, l) => `uint64BigFromJson(${x}, ${l})` })
-      : num({ wireType: 1, size: () => '8', fixedSize: 8, write: (v) => `w.fixed64(${v})`, read: 'r.fixed64()', toJson: str, fromJson: (x, l) => `uint64FromJson(${x}, ${l})` });
-    case 'sfixed64': return big
-      ? bigc({ wireType: 1, size: () => '8', fixedSize: 8, write: (v) => `w.fixed64Big(${v})`, read: 'r.sfixed64Big()', toJson: (v) => `int64BigToJson(${v})`, fromJson: (x, l) => `int64BigFromJson(${x}, ${l})` })
-      : num({ wireType: 1, size: () => '8', fixedSize: 8, write: (v) => `w.fixed64(${v})`, read: 'r.sfixed64()', toJson: str, fromJson: (x, l) => `int64FromJson(${x}, ${l})` });
-    case 'bool': return { ts: 'boolean', zero: 'false', wireType: 0, size: () => '1', fixedSize: 1, write: (v) => `w.bool(${v})`, read: 'r.bool()', present: truthy, toJson: (v) => v, fromJson: (x, l) => `boolFromJson(${x}, ${l})` };
-    case 'string': return { ts: 'string', zero: "''", wireType: 2, size: (v) => `sizeDelimited(sizeString(${v}))`, fixedSize: undefined, write: (v) => `w.string(${v}, sizeString(${v}))`, read: 'r.string()', present: truthy, toJson: (v) => v, fromJson: (x, l) => `stringFromJson(${x}, ${l})` };
-    case 'bytes': return { ts: 'Uint8Array', zero: 'EMPTY_BYTES', wireType: 2, size: (v) => `sizeDelimited(${v}.length)`, fixedSize: undefined, write: (v) => `w.bytes(${v})`, read: 'r.bytes()', present: (v) => `${v} !== undefined && ${v}.length > 0`, toJson: (v) => `bytesToJson(${v})`, fromJson: (x, l) => `bytesFromJson(${x}, ${l})` };
+    case 'double':
+      return num({
+        wireType: 1,
+        size: () => '8',
+        fixedSize: 8,
+        write: (v) => `w.double(${v})`,
+        read: 'r.double()',
+        present: (v) => `${v} !== undefined && ${v} !== 0`,
+        toJson: (v) => `floatToJson(${v})`,
+        fromJson: (x, l) => `floatFromJson(${x}, ${l})`,
+      });
+    case 'float':
+      return num({
+        wireType: 5,
+        size: () => '4',
+        fixedSize: 4,
+        write: (v) => `w.float(${v})`,
+        read: 'r.float()',
+        present: (v) => `${v} !== undefined && ${v} !== 0`,
+        toJson: (v) => `floatToJson(${v})`,
+        fromJson: (x, l) => `floatFromJson(${x}, ${l})`,
+      });
+    case 'int32':
+      return num({
+        wireType: 0,
+        size: (v) => `sizeInt32(${v})`,
+        write: (v) => `w.int32(${v})`,
+        read: 'r.int32()',
+        fromJson: (x, l) => `int32FromJson(${x}, ${l})`,
+      });
+    case 'uint32':
+      return num({
+        wireType: 0,
+        size: (v) => `sizeVarint32(${v})`,
+        write: (v) => `w.uint32(${v})`,
+        read: 'r.uint32()',
+        fromJson: (x, l) => `uint32FromJson(${x}, ${l})`,
+      });
+    case 'sint32':
+      return num({
+        wireType: 0,
+        size: (v) => `sizeSint32(${v})`,
+        write: (v) => `w.sint32(${v})`,
+        read: 'r.sint32()',
+        fromJson: (x, l) => `int32FromJson(${x}, ${l})`,
+      });
+    case 'fixed32':
+      return num({
+        wireType: 5,
+        size: () => '4',
+        fixedSize: 4,
+        write: (v) => `w.fixed32(${v})`,
+        read: 'r.fixed32()',
+        fromJson: (x, l) => `uint32FromJson(${x}, ${l})`,
+      });
+    case 'sfixed32':
+      return num({
+        wireType: 5,
+        size: () => '4',
+        fixedSize: 4,
+        write: (v) => `w.fixed32(${v})`,
+        read: 'r.sfixed32()',
+        fromJson: (x, l) => `int32FromJson(${x}, ${l})`,
+      });
+    case 'int64':
+      return big
+        ? bigc({
+            wireType: 0,
+            size: (v) => `sizeVarintBig(${v})`,
+            write: (v) => `w.int64Big(${v})`,
+            read: 'r.int64Big()',
+            toJson: (v) => `int64BigToJson(${v})`,
+            fromJson: (x, l) => `int64BigFromJson(${x}, ${l})`,
+          })
+        : num({
+            wireType: 0,
+            size: (v) => `sizeVarint64(${v})`,
+            write: (v) => `w.int64(${v})`,
+            read: 'r.int64()',
+            toJson: str,
+            fromJson: (x, l) => `int64FromJson(${x}, ${l})`,
+          });
+    case 'uint64':
+      return big
+        ? bigc({
+            wireType: 0,
+            size: (v) => `sizeVarintBig(${v})`,
+            write: (v) => `w.int64Big(${v})`,
+            read: 'r.uint64Big()',
+            toJson: (v) => `uint64BigToJson(${v})`,
+            fromJson: (x, l) => `uint64BigFromJson(${x}, ${l})`,
+          })
+        : num({
+            wireType: 0,
+            size: (v) => `sizeVarint64(${v})`,
+            write: (v) => `w.int64(${v})`,
+            read: 'r.uint64()',
+            toJson: str,
+            fromJson: (x, l) => `uint64FromJson(${x}, ${l})`,
+          });
+    case 'sint64':
+      return big
+        ? bigc({
+            wireType: 0,
+            size: (v) => `sizeSint64Big(${v})`,
+            write: (v) => `w.sint64Big(${v})`,
+            read: 'r.sint64Big()',
+            toJson: (v) => `int64BigToJson(${v})`,
+            fromJson: (x, l) => `int64BigFromJson(${x}, ${l})`,
+          })
+        : num({
+            wireType: 0,
+            size: (v) => `sizeSint64(${v})`,
+            write: (v) => `w.sint64(${v})`,
+            read: 'r.sint64()',
+            toJson: str,
+            fromJson: (x, l) => `int64FromJson(${x}, ${l})`,
+          });
+    case 'fixed64':
+      return big
+        ? bigc({
+            wireType: 1,
+            size: () => '8',
+            fixedSize: 8,
+            write: (v) => `w.fixed64Big(${v})`,
+            read: 'r.fixed64Big()',
+            toJson: (v) => `uint64BigToJson(${v})`,
+            fromJson: (x, l) => `uint64BigFromJson(${x}, ${l})`,
+          })
+        : num({
+            wireType: 1,
+            size: () => '8',
+            fixedSize: 8,
+            write: (v) => `w.fixed64(${v})`,
+            read: 'r.fixed64()',
+            toJson: str,
+            fromJson: (x, l) => `uint64FromJson(${x}, ${l})`,
+          });
+    case 'sfixed64':
+      return big
+        ? bigc({
+            wireType: 1,
+            size: () => '8',
+            fixedSize: 8,
+            write: (v) => `w.fixed64Big(${v})`,
+            read: 'r.sfixed64Big()',
+            toJson: (v) => `int64BigToJson(${v})`,
+            fromJson: (x, l) => `int64BigFromJson(${x}, ${l})`,
+          })
+        : num({
+            wireType: 1,
+            size: () => '8',
+            fixedSize: 8,
+            write: (v) => `w.fixed64(${v})`,
+            read: 'r.sfixed64()',
+            toJson: str,
+            fromJson: (x, l) => `int64FromJson(${x}, ${l})`,
+          });
+    case 'bool':
+      return {
+        ts: 'boolean',
+        zero: 'false',
+        wireType: 0,
+        size: () => '1',
+        fixedSize: 1,
+        write: (v) => `w.bool(${v})`,
+        read: 'r.bool()',
+        present: truthy,
+        toJson: (v) => v,
+        fromJson: (x, l) => `boolFromJson(${x}, ${l})`,
+      };
+    case 'string':
+      return {
+        ts: 'string',
+        zero: "''",
+        wireType: 2,
+        size: (v) => `sizeDelimited(sizeString(${v}))`,
+        fixedSize: undefined,
+        write: (v) => `w.string(${v}, sizeString(${v}))`,
+        read: 'r.string()',
+        present: truthy,
+        toJson: (v) => v,
+        fromJson: (x, l) => `stringFromJson(${x}, ${l})`,
+      };
+    case 'bytes':
+      return {
+        ts: 'Uint8Array',
+        zero: 'EMPTY_BYTES',
+        wireType: 2,
+        size: (v) => `sizeDelimited(${v}.length)`,
+        fixedSize: undefined,
+        write: (v) => `w.bytes(${v})`,
+        read: 'r.bytes()',
+        present: (v) => `${v} !== undefined && ${v}.length > 0`,
+        toJson: (v) => `bytesToJson(${v})`,
+        fromJson: (x, l) => `bytesFromJson(${x}, ${l})`,
+      };
   }
 }
 
 function sizeVarint32(v: number): number {
   let n = 1;
-  while (v >= 128) { n++; v = Math.floor(v / 128); }
+  while (v >= 128) {
+    n++;
+    v = Math.floor(v / 128);
+  }
   return n;
 }
 
@@ -82,21 +268,51 @@ function quote(s: string): string {
 /** A JSDoc block (one line when it fits) at the given indent; `*\/` in proto comments is defused. */
 function doc(text: string | undefined, indent = ''): string[] {
   if (text === undefined || text === '') return [];
-  const lines = text.replace(/\*\//g, '*\\/').split('\n').map((l) => l.trimEnd());
+  const lines = text
+    .replace(/\*\//g, '*\\/')
+    .split('\n')
+    .map((l) => l.trimEnd());
   if (lines.length === 1) return [`${indent}/** ${lines[0]} */`];
   return [`${indent}/**`, ...lines.map((l) => (l === '' ? `${indent} *` : `${indent} * ${l}`)), `${indent} */`];
 }
 
 /** Identifiers the runtime modules export, imported by a generated file when its code uses them. */
 const WIRE_NAMES = [
-  'ProtoReader', 'ProtoWriter', 'ProtoDecodeError', 'EMPTY_BYTES', 'nestingDepthMax', 'wrongWireType',
-  'sizeVarint32', 'sizeVarint64', 'sizeInt32', 'sizeVarintBig', 'sizeSint32', 'sizeSint64', 'sizeSint64Big',
-  'sizeDelimited', 'sizeString',
+  'ProtoReader',
+  'ProtoWriter',
+  'ProtoDecodeError',
+  'EMPTY_BYTES',
+  'nestingDepthMax',
+  'wrongWireType',
+  'sizeVarint32',
+  'sizeVarint64',
+  'sizeInt32',
+  'sizeVarintBig',
+  'sizeSint32',
+  'sizeSint64',
+  'sizeSint64Big',
+  'sizeDelimited',
+  'sizeString',
 ];
 const JSON_VALUE_NAMES = [
-  'bytesToJson', 'int64BigToJson', 'uint64BigToJson', 'floatToJson', 'enumToJson', 'objectFromJson', 'arrayFromJson',
-  'bytesFromJson', 'stringFromJson', 'boolFromJson', 'int64FromJson', 'uint64FromJson', 'int64BigFromJson',
-  'uint64BigFromJson', 'int32FromJson', 'uint32FromJson', 'floatFromJson', 'enumFromJson',
+  'bytesToJson',
+  'int64BigToJson',
+  'uint64BigToJson',
+  'floatToJson',
+  'enumToJson',
+  'objectFromJson',
+  'arrayFromJson',
+  'bytesFromJson',
+  'stringFromJson',
+  'boolFromJson',
+  'int64FromJson',
+  'uint64FromJson',
+  'int64BigFromJson',
+  'uint64BigFromJson',
+  'int32FromJson',
+  'uint32FromJson',
+  'floatFromJson',
+  'enumFromJson',
 ];
 const JSON_TYPE_NAMES = ['JsonObject', 'JsonValue'];
 
@@ -112,7 +328,10 @@ class FileEmitter {
   private readonly imports = new Map<string, { values: Set<string>; types: Set<string> }>();
   private readonly exported = new Set<string>();
 
-  constructor(private readonly file: FileModel, private readonly runtimeDir: string) {}
+  constructor(
+    private readonly file: FileModel,
+    private readonly runtimeDir: string,
+  ) {}
 
   emit(): string {
     for (const d of this.file.decls) {
@@ -135,13 +354,31 @@ class FileEmitter {
       if (taken.has(n) || this.exported.has(n)) throw new Error(`protogen: ${this.file.proto}: identifier ${n} would be defined twice`);
       taken.add(n);
     };
-    if (wire.length > 0) { head.push(`import { ${wire.join(', ')} } from '${spec('wire.js')}';`); wire.forEach(claim); }
-    if (jsonTypes.length > 0) { head.push(`import type { ${jsonTypes.join(', ')} } from '${spec('json.js')}';`); jsonTypes.forEach(claim); }
-    if (jsonValues.length > 0) { head.push(`import { ${jsonValues.join(', ')} } from '${spec('json.js')}';`); jsonValues.forEach(claim); }
-    if (this.hasServices()) { head.push(`import type { ServiceDescriptor } from '${spec('service.js')}';`); claim('ServiceDescriptor'); }
+    if (wire.length > 0) {
+      head.push(`import { ${wire.join(', ')} } from '${spec('wire.js')}';`);
+      wire.forEach(claim);
+    }
+    if (jsonTypes.length > 0) {
+      head.push(`import type { ${jsonTypes.join(', ')} } from '${spec('json.js')}';`);
+      jsonTypes.forEach(claim);
+    }
+    if (jsonValues.length > 0) {
+      head.push(`import { ${jsonValues.join(', ')} } from '${spec('json.js')}';`);
+      jsonValues.forEach(claim);
+    }
+    if (this.hasServices()) {
+      head.push(`import type { ServiceDescriptor } from '${spec('service.js')}';`);
+      claim('ServiceDescriptor');
+    }
     for (const [mod, { values, types }] of [...this.imports].sort(([a], [b]) => a.localeCompare(b))) {
-      if (types.size > 0) { head.push(`import type { ${[...types].join(', ')} } from '${mod}';`); types.forEach(claim); }
-      if (values.size > 0) { head.push(`import { ${[...values].join(', ')} } from '${mod}';`); values.forEach(claim); }
+      if (types.size > 0) {
+        head.push(`import type { ${[...types].join(', ')} } from '${mod}';`);
+        types.forEach(claim);
+      }
+      if (values.size > 0) {
+        head.push(`import { ${[...values].join(', ')} } from '${mod}';`);
+        values.forEach(claim);
+      }
     }
     return `${head.join('\n')}\n${body}\n`;
   }
@@ -168,21 +405,31 @@ class FileEmitter {
     if (ref.out !== this.file.out) {
       const mod = this.specifier(ref.out.replace(/\.ts$/, '.js'));
       let entry = this.imports.get(mod);
-      if (entry === undefined) this.imports.set(mod, entry = { values: new Set(), types: new Set() });
+      if (entry === undefined) this.imports.set(mod, (entry = { values: new Set(), types: new Set() }));
       (isType ? entry.types : entry.values).add(name);
     }
     return name;
   }
 
-  private typeName(ref: TypeRef): string { return this.use(ref, ref.tsName, true); }
-  private initName(ref: TypeRef): string { return this.use(ref, `${ref.tsName}Init`, true); }
+  private typeName(ref: TypeRef): string {
+    return this.use(ref, ref.tsName, true);
+  }
+  private initName(ref: TypeRef): string {
+    return this.use(ref, `${ref.tsName}Init`, true);
+  }
   private fn(ref: TypeRef, kind: 'size' | 'write' | 'read' | 'encode' | 'decode' | 'toJson' | 'fromJson' | 'fromJsonAt'): string {
-    const name = kind === 'toJson' || kind === 'fromJson' || kind === 'fromJsonAt' ? `${lowerFirst(ref.tsName)}${kind.charAt(0).toUpperCase()}${kind.slice(1)}`
-      : `${kind}${ref.tsName}`;
+    const name =
+      kind === 'toJson' || kind === 'fromJson' || kind === 'fromJsonAt'
+        ? `${lowerFirst(ref.tsName)}${kind.charAt(0).toUpperCase()}${kind.slice(1)}`
+        : `${kind}${ref.tsName}`;
     return this.use(ref, name, false);
   }
-  private enumValues(ref: TypeRef): string { return this.use(ref, ref.tsName, false); }
-  private enumNames(ref: TypeRef): string { return this.use(ref, `${ref.tsName}_names`, false); }
+  private enumValues(ref: TypeRef): string {
+    return this.use(ref, ref.tsName, false);
+  }
+  private enumNames(ref: TypeRef): string {
+    return this.use(ref, `${ref.tsName}_names`, false);
+  }
 
   private line(s = ''): void {
     this.out.push(s);
@@ -224,7 +471,8 @@ class FileEmitter {
       ...base,
       toJson: (v) => `enumToJson(${v}, ${this.enumNames(ref)})`,
       // Go names the enum type <package>.<Outer>_<Inner>, which is what its error message shows.
-      fromJson: (x, l) => `enumFromJson(${x}, ${l}, ${this.enumValues(ref)}, ${quote(ref.packageName === '' ? ref.tsName : `${ref.packageName}.${ref.tsName}`)})`,
+      fromJson: (x, l) =>
+        `enumFromJson(${x}, ${l}, ${this.enumValues(ref)}, ${quote(ref.packageName === '' ? ref.tsName : `${ref.packageName}.${ref.tsName}`)})`,
     };
   }
 
@@ -256,7 +504,9 @@ class FileEmitter {
       this.line(`  ${f.name}?: ${f.repeated ? `${t}[]` : t};`);
       if (f.splice) {
         const ref = f.ref as TypeRef;
-        this.line(`  /** Not a proto field: ${ref.fullName} messages already encoded, written verbatim as field ${f.id} in place of ${f.name} (which is then ignored). */`);
+        this.line(
+          `  /** Not a proto field: ${ref.fullName} messages already encoded, written verbatim as field ${f.id} in place of ${f.name} (which is then ignored). */`,
+        );
         this.line(`  ${f.name}_encoded?: Uint8Array[];`);
       }
     }
@@ -303,7 +553,10 @@ class FileEmitter {
     this.line(`export function ${this.define(`size${N}`)}(m: ${N}Init): number {`);
     this.line('  let n = 0;');
     const oneofVar = new Map<string, string>();
-    m.oneofs.forEach((o, i) => { oneofVar.set(o.name, `set${i}`); this.line(`  let set${i} = 0;`); });
+    m.oneofs.forEach((o, i) => {
+      oneofVar.set(o.name, `set${i}`);
+      this.line(`  let set${i} = 0;`);
+    });
     for (const f of fields) {
       const v = `m.${f.name}`;
       if (f.kind === 'message') {
@@ -445,13 +698,18 @@ class FileEmitter {
   private clearOthers(m: MessageModel, f: FieldModel): string {
     const o = m.oneofs.find((x) => x.name === f.oneof);
     if (o === undefined) return '';
-    return o.fields.filter((n) => n !== f.name).map((n) => ` if (m.${n} !== undefined) delete m.${n};`).join('');
+    return o.fields
+      .filter((n) => n !== f.name)
+      .map((n) => ` if (m.${n} !== undefined) delete m.${n};`)
+      .join('');
   }
 
   private emitRead(m: MessageModel): void {
     const N = m.tsName;
     this.line();
-    this.line(`/** Reads ${article(N)} ${N} from r up to \`end\` (a length prefix, if any, is already consumed). Throws ProtoDecodeError. */`);
+    this.line(
+      `/** Reads ${article(N)} ${N} from r up to \`end\` (a length prefix, if any, is already consumed). Throws ProtoDecodeError. */`,
+    );
     this.line(`export function ${this.define(`read${N}`)}(r: ProtoReader, end: number): ${N} {`);
     this.line(`  const m: ${N} = ${this.defaultsLiteral(m)};`);
     this.line('  while (r.pos < end) {');
@@ -613,7 +871,9 @@ class FileEmitter {
           const others = (o?.fields ?? []).filter((n) => n !== f.name).map((n) => `m.${n} !== undefined`);
           if (others.length > 0) {
             this.line(`      ${cases}`);
-            this.line(`        if (${others.join(' || ')}) throw new ProtoDecodeError(${quote(`${N}: more than one field of oneof ${f.oneof} is set`)});`);
+            this.line(
+              `        if (${others.join(' || ')}) throw new ProtoDecodeError(${quote(`${N}: more than one field of oneof ${f.oneof} is set`)});`,
+            );
             this.line(`        m.${f.name} = ${conv('x')};`);
             this.line('        break;');
           } else {

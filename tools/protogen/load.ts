@@ -8,8 +8,21 @@ import type { Decl, EnumModel, FieldModel, FileModel, MessageModel, ScalarType, 
 import type { Target } from './config.js';
 
 const SCALARS: ReadonlySet<string> = new Set([
-  'double', 'float', 'int32', 'uint32', 'sint32', 'fixed32', 'sfixed32',
-  'int64', 'uint64', 'sint64', 'fixed64', 'sfixed64', 'bool', 'string', 'bytes',
+  'double',
+  'float',
+  'int32',
+  'uint32',
+  'sint32',
+  'fixed32',
+  'sfixed32',
+  'int64',
+  'uint64',
+  'sint64',
+  'fixed64',
+  'sfixed64',
+  'bool',
+  'string',
+  'bytes',
 ]);
 const WIDE: ReadonlySet<string> = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
 
@@ -18,7 +31,10 @@ export function jsonNameOf(protoName: string): string {
   let out = '';
   let upper = false;
   for (const ch of protoName) {
-    if (ch === '_') { upper = true; continue; }
+    if (ch === '_') {
+      upper = true;
+      continue;
+    }
     out += upper ? ch.toUpperCase() : ch;
     upper = false;
   }
@@ -71,16 +87,28 @@ export function loadProtobufRoot(repoRoot: string, protos: readonly string[], in
     }
     throw new Error(`protogen: cannot find import "${target}" (from ${origin})`);
   };
-  root.loadSync(protos.map((p) => join(repoRoot, p)), { keepCase: true, alternateCommentMode: true });
+  root.loadSync(
+    protos.map((p) => join(repoRoot, p)),
+    { keepCase: true, alternateCommentMode: true },
+  );
   root.resolveAll();
   return root;
 }
 
 /** Loads every target's .proto (and what they import) and returns one FileModel per target. */
-export function loadSchema(repoRoot: string, targets: readonly Target[], includeDirs: readonly string[], splice: Readonly<Record<string, readonly string[]>>): FileModel[] {
+export function loadSchema(
+  repoRoot: string,
+  targets: readonly Target[],
+  includeDirs: readonly string[],
+  splice: Readonly<Record<string, readonly string[]>>,
+): FileModel[] {
   const absByTarget = new Map<string, Target>();
   for (const t of targets) absByTarget.set(join(repoRoot, t.proto), t);
-  const root = loadProtobufRoot(repoRoot, targets.map((t) => t.proto), includeDirs);
+  const root = loadProtobufRoot(
+    repoRoot,
+    targets.map((t) => t.proto),
+    includeDirs,
+  );
 
   // Pass 1: collect every message/enum/service of the target files, in declaration order.
   const refs = new Map<string, TypeRef>();
@@ -91,9 +119,10 @@ export function loadSchema(repoRoot: string, targets: readonly Target[], include
       if (obj instanceof protobuf.Type || obj instanceof protobuf.Enum || obj instanceof protobuf.Service) {
         if (target !== undefined) {
           const fullName = stripDot(obj.fullName);
-          if (!(obj instanceof protobuf.Service)) refs.set(fullName, { fullName, tsName: tsNameOf(fullName, packageOf(obj)), packageName: packageOf(obj), out: target.out });
+          if (!(obj instanceof protobuf.Service))
+            refs.set(fullName, { fullName, tsName: tsNameOf(fullName, packageOf(obj)), packageName: packageOf(obj), out: target.out });
           let list = perFile.get(target.out);
-          if (list === undefined) perFile.set(target.out, list = []);
+          if (list === undefined) perFile.set(target.out, (list = []));
           // Nested types come before their parent, so a reader meets enums before their use.
           if (obj instanceof protobuf.Type) walk(obj);
           list.push(obj);
@@ -169,12 +198,17 @@ function checkSplice(splice: Readonly<Record<string, readonly string[]>>, messag
     if (m === undefined) continue;
     for (const name of fields) {
       const f = m.fields.find((x) => x.name === name);
-      if (f === undefined || f.kind !== 'message' || !f.repeated) throw new Error(`protogen: splice field ${msg}.${name} must be a repeated message field`);
+      if (f === undefined || f.kind !== 'message' || !f.repeated)
+        throw new Error(`protogen: splice field ${msg}.${name} must be a repeated message field`);
     }
   }
 }
 
-function messageModel(t: protobuf.Type, refOf: (t: protobuf.Type | protobuf.Enum, from: string) => TypeRef, splice: Readonly<Record<string, readonly string[]>>): MessageModel {
+function messageModel(
+  t: protobuf.Type,
+  refOf: (t: protobuf.Type | protobuf.Enum, from: string) => TypeRef,
+  splice: Readonly<Record<string, readonly string[]>>,
+): MessageModel {
   const fullName = stripDot(t.fullName);
   const spliced = splice[fullName] ?? [];
   const fields: FieldModel[] = [];
@@ -234,7 +268,10 @@ function enumModel(e: protobuf.Enum, refOf: (t: protobuf.Type | protobuf.Enum, f
   return { fullName: r.fullName, tsName: r.tsName, values, comment: cleanComment(e.comment) };
 }
 
-interface HttpRule { post?: string; additional_bindings?: HttpRule | HttpRule[] }
+interface HttpRule {
+  post?: string;
+  additional_bindings?: HttpRule | HttpRule[];
+}
 
 function httpPathsOf(m: protobuf.Method, where: string): string[] {
   const paths: string[] = [];

@@ -23,7 +23,11 @@ export interface CallHost {
 }
 
 /** Kinds of handler a method can be registered with. */
-export const enum HandlerKind { Unary = 0, ServerStream = 1, Bidi = 2 }
+export const enum HandlerKind {
+  Unary = 0,
+  ServerStream = 1,
+  Bidi = 2,
+}
 
 /**
  * The part of an HTTP/2 connection the gRPC layer uses: node:http2's ServerHttp2Session, or the raw
@@ -203,12 +207,15 @@ const DEADLINE_MESSAGE = 'context deadline exceeded';
 export function respondTrailersOnly(stream: GrpcStream, code: GrpcCode, message: string, httpStatus = 200, clientDone = false): void {
   if (stream.destroyed || stream.closed || stream.headersSent) return;
   try {
-    stream.respond({
-      ':status': httpStatus,
-      'content-type': 'application/grpc',
-      'grpc-status': statusStrings[code],
-      'grpc-message': encodeGrpcMessage(message),
-    }, RESPOND_AND_END);
+    stream.respond(
+      {
+        ':status': httpStatus,
+        'content-type': 'application/grpc',
+        'grpc-status': statusStrings[code],
+        'grpc-message': encodeGrpcMessage(message),
+      },
+      RESPOND_AND_END,
+    );
     if (!clientDone) stream.close(h2.NGHTTP2_NO_ERROR);
   } catch {
     // The stream died under us (client reset): nothing left to tell it.
@@ -273,8 +280,16 @@ export class ServerCall implements CallContext {
   private _halfClosePending = false;
 
   /** @internal Created by GrpcServer for a stream whose headers passed validation. */
-  constructor(host: CallHost, sess: SessionState, stream: GrpcStream, headers: IncomingHttpHeaders,
-    entry: MethodEntry, path: string, timeoutMs: number, gzip: boolean) {
+  constructor(
+    host: CallHost,
+    sess: SessionState,
+    stream: GrpcStream,
+    headers: IncomingHttpHeaders,
+    entry: MethodEntry,
+    path: string,
+    timeoutMs: number,
+    gzip: boolean,
+  ) {
     this._host = host;
     this._sess = sess;
     this._stream = stream as CallStream;
@@ -457,7 +472,11 @@ export class ServerCall implements CallContext {
     this._entry.stats.msgSent++;
     const queuedBytes = stream.writableLength;
     if (queuedBytes > opts.sendQueueBytesMax) {
-      this._cancel(GrpcCode.ResourceExhausted, `grpc: send queue of ${queuedBytes} bytes exceeds the limit of ${opts.sendQueueBytesMax}`, false);
+      this._cancel(
+        GrpcCode.ResourceExhausted,
+        `grpc: send queue of ${queuedBytes} bytes exceeds the limit of ${opts.sendQueueBytesMax}`,
+        false,
+      );
       stream.close(h2.NGHTTP2_ENHANCE_YOUR_CALM);
       return false;
     }
@@ -805,9 +824,15 @@ export class ServerCall implements CallContext {
       return;
     }
     switch (entry.kind) {
-      case HandlerKind.Unary: this._runUnary(req); break;
-      case HandlerKind.ServerStream: this._runServerStream(req); break;
-      case HandlerKind.Bidi: this._deliver(req, body); break;
+      case HandlerKind.Unary:
+        this._runUnary(req);
+        break;
+      case HandlerKind.ServerStream:
+        this._runServerStream(req);
+        break;
+      case HandlerKind.Bidi:
+        this._deliver(req, body);
+        break;
     }
   }
 
@@ -990,7 +1015,7 @@ function verifiedCommonName(session: GrpcSession): string | null {
   const socket = (session.destroyed ? undefined : session.socket) as TLSSocket | undefined;
   if (socket === undefined || socket.authorized !== true || typeof socket.getPeerCertificate !== 'function') return null;
   const cn = socket.getPeerCertificate()?.subject?.CN as string | string[] | undefined;
-  return typeof cn === 'string' ? cn : cn?.[0] ?? null;
+  return typeof cn === 'string' ? cn : (cn?.[0] ?? null);
 }
 
 // A header sent several times arrives as an array: the first value counts.

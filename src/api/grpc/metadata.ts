@@ -5,8 +5,15 @@ import type { IncomingHttpHeaders } from 'node:http2';
 // Headers that carry the protocol, not application metadata (grpc-go's isReservedHeader), minus the
 // ones grpc-go still exposes (`user-agent`; `:authority` is exposed under its pseudo name).
 const reserved = new Set([
-  'content-type', 'grpc-message-type', 'grpc-encoding', 'grpc-message', 'grpc-status', 'grpc-timeout',
-  'grpc-status-details-bin', 'te', 'grpc-accept-encoding',
+  'content-type',
+  'grpc-message-type',
+  'grpc-encoding',
+  'grpc-message',
+  'grpc-status',
+  'grpc-timeout',
+  'grpc-status-details-bin',
+  'te',
+  'grpc-accept-encoding',
 ]);
 
 /**

@@ -7,9 +7,23 @@ export const FRAME_HEADER_BYTES = 5;
 
 /** The names grpc-go's `codes.Code.String()` gives, which go-grpc-prometheus uses as the `grpc_code` label. */
 export const grpcCodeNames: readonly string[] = [
-  'OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists',
-  'PermissionDenied', 'ResourceExhausted', 'FailedPrecondition', 'Aborted', 'OutOfRange', 'Unimplemented',
-  'Internal', 'Unavailable', 'DataLoss', 'Unauthenticated',
+  'OK',
+  'Canceled',
+  'Unknown',
+  'InvalidArgument',
+  'DeadlineExceeded',
+  'NotFound',
+  'AlreadyExists',
+  'PermissionDenied',
+  'ResourceExhausted',
+  'FailedPrecondition',
+  'Aborted',
+  'OutOfRange',
+  'Unimplemented',
+  'Internal',
+  'Unavailable',
+  'DataLoss',
+  'Unauthenticated',
 ];
 /** Number of gRPC status codes (0..16). */
 export const GRPC_CODE_COUNT = 17;
@@ -78,7 +92,10 @@ export function encodeGrpcMessage(message: string): string {
   let plain = true;
   for (let i = 0; i < message.length; i++) {
     const c = message.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e || c === 0x25) { plain = false; break; }
+    if (c < 0x20 || c > 0x7e || c === 0x25) {
+      plain = false;
+      break;
+    }
   }
   if (plain) return message;
   let out = '';

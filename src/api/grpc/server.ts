@@ -8,15 +8,32 @@ import type { Duplex } from 'node:stream';
 import { H2Session, type H2SessionOptions } from '../h2/session.js';
 import { GrpcCode } from '../../errors.js';
 import {
-  HandlerKind, ServerCall, respondTrailersOnly, type BidiHandler, type CallHost, type GrpcMethodStats, type GrpcSession, type GrpcStream,
-  type MethodDescriptor, type MethodEntry, type ServerStreamHandler, type SessionState, type UnaryHandler,
+  HandlerKind,
+  ServerCall,
+  respondTrailersOnly,
+  type BidiHandler,
+  type CallHost,
+  type GrpcMethodStats,
+  type GrpcSession,
+  type GrpcStream,
+  type MethodDescriptor,
+  type MethodEntry,
+  type ServerStreamHandler,
+  type SessionState,
+  type UnaryHandler,
 } from './call.js';
 import { GRPC_ENGINES, type GrpcEngine, type GrpcServerOptions, type ResolvedServerOptions } from './options.js';
 import { GRPC_CODE_COUNT, isGrpcContentType, methodType, parseGrpcTimeoutMs } from './protocol.js';
 
 export { ServerCall, DEFERRED, type Deferred } from './call.js';
 export type {
-  BidiHandler, BidiStream, GrpcMethodStats, MethodDescriptor, ServerStreamHandler, ServerWriter, UnaryHandler,
+  BidiHandler,
+  BidiStream,
+  GrpcMethodStats,
+  MethodDescriptor,
+  ServerStreamHandler,
+  ServerWriter,
+  UnaryHandler,
 } from './call.js';
 export { GRPC_ENGINES, type GrpcEngine, type GrpcServerOptions, type ResolvedServerOptions } from './options.js';
 export type { Metadata } from './metadata.js';
@@ -95,15 +112,19 @@ export class GrpcServer implements CallHost {
     }
     for (const [k, v] of Object.entries(o)) {
       if (k === 'engine') {
-        if (!GRPC_ENGINES.includes(v as GrpcEngine)) throw new RangeError(`GrpcServer: engine must be one of ${GRPC_ENGINES.join(', ')}, got ${String(v)}`);
+        if (!GRPC_ENGINES.includes(v as GrpcEngine))
+          throw new RangeError(`GrpcServer: engine must be one of ${GRPC_ENGINES.join(', ')}, got ${String(v)}`);
         continue;
       }
-      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new RangeError(`GrpcServer: option ${k} must be a non-negative number, got ${v}`);
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+        throw new RangeError(`GrpcServer: option ${k} must be a non-negative number, got ${v}`);
     }
     if (o.maxRecvMessageBytes > 0xffffffff) throw new RangeError('GrpcServer: maxRecvMessageBytes must fit 32 bits');
-    if (o.sendQueueBytesHigh > o.sendQueueBytesMax) throw new RangeError('GrpcServer: sendQueueBytesHigh must not exceed sendQueueBytesMax');
+    if (o.sendQueueBytesHigh > o.sendQueueBytesMax)
+      throw new RangeError('GrpcServer: sendQueueBytesHigh must not exceed sendQueueBytesMax');
     // drained() relies on the stream's 'drain', which Node emits only past its own 16 KiB high-water mark.
-    if (o.sendQueueBytesHigh < STREAM_HIGH_WATER_BYTES) throw new RangeError(`GrpcServer: sendQueueBytesHigh must be at least ${STREAM_HIGH_WATER_BYTES}`);
+    if (o.sendQueueBytesHigh < STREAM_HIGH_WATER_BYTES)
+      throw new RangeError(`GrpcServer: sendQueueBytesHigh must be at least ${STREAM_HIGH_WATER_BYTES}`);
     if (o.inboundQueueMessagesMax < 1) throw new RangeError('GrpcServer: inboundQueueMessagesMax must be at least 1');
     this.opts = Object.freeze(o);
     if (o.engine === 'raw') {
@@ -131,17 +152,35 @@ export class GrpcServer implements CallHost {
 
   /** Registers a unary method. */
   unary<Req, ResInit>(desc: MethodDescriptor<Req, ResInit>, handler: UnaryHandler<Req, ResInit>): void {
-    this.register(desc as MethodDescriptor<unknown, unknown>, HandlerKind.Unary, handler as UnaryHandler<unknown, unknown>, undefined, undefined);
+    this.register(
+      desc as MethodDescriptor<unknown, unknown>,
+      HandlerKind.Unary,
+      handler as UnaryHandler<unknown, unknown>,
+      undefined,
+      undefined,
+    );
   }
 
   /** Registers a server-streaming method. */
   serverStream<Req, ResInit>(desc: MethodDescriptor<Req, ResInit>, handler: ServerStreamHandler<Req, ResInit>): void {
-    this.register(desc as MethodDescriptor<unknown, unknown>, HandlerKind.ServerStream, undefined, handler as ServerStreamHandler<unknown, unknown>, undefined);
+    this.register(
+      desc as MethodDescriptor<unknown, unknown>,
+      HandlerKind.ServerStream,
+      undefined,
+      handler as ServerStreamHandler<unknown, unknown>,
+      undefined,
+    );
   }
 
   /** Registers a bidirectional-streaming method. */
   bidi<Req, ResInit>(desc: MethodDescriptor<Req, ResInit>, handler: BidiHandler<Req, ResInit>): void {
-    this.register(desc as MethodDescriptor<unknown, unknown>, HandlerKind.Bidi, undefined, undefined, handler as unknown as BidiHandler<unknown, unknown>);
+    this.register(
+      desc as MethodDescriptor<unknown, unknown>,
+      HandlerKind.Bidi,
+      undefined,
+      undefined,
+      handler as unknown as BidiHandler<unknown, unknown>,
+    );
   }
 
   /** Serves one connection (a socket whose next bytes are the HTTP/2 client preface, or an h2 TLS socket). */
@@ -184,7 +223,9 @@ export class GrpcServer implements CallHost {
     if (graceful && this.state === 'serving') {
       this.state = 'draining';
       let drainedNow!: () => void;
-      this.drained = new Promise<void>((resolve) => { drainedNow = resolve; });
+      this.drained = new Promise<void>((resolve) => {
+        drainedNow = resolve;
+      });
       for (const s of this.sessions) {
         if (!s.session.closed && !s.session.destroyed) s.session.close();
       }
@@ -225,22 +266,33 @@ export class GrpcServer implements CallHost {
     return e;
   }
 
-  private register(desc: MethodDescriptor<unknown, unknown>, kind: HandlerKind,
-    unary: UnaryHandler<unknown, unknown> | undefined, serverStream: ServerStreamHandler<unknown, unknown> | undefined,
-    bidi: BidiHandler<unknown, unknown> | undefined): void {
+  private register(
+    desc: MethodDescriptor<unknown, unknown>,
+    kind: HandlerKind,
+    unary: UnaryHandler<unknown, unknown> | undefined,
+    serverStream: ServerStreamHandler<unknown, unknown> | undefined,
+    bidi: BidiHandler<unknown, unknown> | undefined,
+  ): void {
     const path = desc.path;
     const slash = path.lastIndexOf('/');
     if (path[0] !== '/' || slash <= 1 || slash === path.length - 1) throw new Error(`GrpcServer: bad method path ${path}`);
     const wantRequestStream = kind === HandlerKind.Bidi;
     const wantResponseStream = kind !== HandlerKind.Unary;
     if (desc.requestStream !== wantRequestStream || desc.responseStream !== wantResponseStream) {
-      throw new Error(`GrpcServer: ${path} is ${methodType(desc.requestStream, desc.responseStream)}, not registrable as ${methodType(wantRequestStream, wantResponseStream)}`);
+      throw new Error(
+        `GrpcServer: ${path} is ${methodType(desc.requestStream, desc.responseStream)}, not registrable as ${methodType(wantRequestStream, wantResponseStream)}`,
+      );
     }
     if (this.methods.has(path)) throw new Error(`GrpcServer: method ${path} registered twice`);
     const service = path.slice(1, slash);
     const stats: GrpcMethodStats = {
-      service, method: path.slice(slash + 1), type: methodType(desc.requestStream, desc.responseStream),
-      started: 0, handled: new Array<number>(GRPC_CODE_COUNT).fill(0), msgReceived: 0, msgSent: 0,
+      service,
+      method: path.slice(slash + 1),
+      type: methodType(desc.requestStream, desc.responseStream),
+      started: 0,
+      handled: new Array<number>(GRPC_CODE_COUNT).fill(0),
+      msgReceived: 0,
+      msgSent: 0,
     };
     this.methods.set(path, { desc, kind, unary, serverStream, bidi, stats });
     this.services.add(service);
@@ -249,9 +301,21 @@ export class GrpcServer implements CallHost {
 
   private readonly onSession = (session: GrpcSession): void => {
     const s: SessionState = {
-      session, activeCalls: 0, activity: 0, activitySeen: 0, resetPingStrikes: false, pingStrikes: 0, bytesWrittenAtLastPing: 0,
-      lastPingAtMs: 0, lastStreamId: 0, calmed: false, keepaliveTimer: undefined, pingTimeoutTimer: undefined,
-      remoteAddress: session.socket?.remoteAddress ?? '', remotePort: session.socket?.remotePort ?? 0, certCommonName: undefined,
+      session,
+      activeCalls: 0,
+      activity: 0,
+      activitySeen: 0,
+      resetPingStrikes: false,
+      pingStrikes: 0,
+      bytesWrittenAtLastPing: 0,
+      lastPingAtMs: 0,
+      lastStreamId: 0,
+      calmed: false,
+      keepaliveTimer: undefined,
+      pingTimeoutTimer: undefined,
+      remoteAddress: session.socket?.remoteAddress ?? '',
+      remotePort: session.socket?.remotePort ?? 0,
+      certCommonName: undefined,
     };
     (session as StatefulSession)[kSession] = s;
     this.sessions.add(s);
@@ -284,7 +348,13 @@ export class GrpcServer implements CallHost {
     }
     const httpMethod = headers[':method'];
     if (httpMethod !== 'POST') {
-      respondTrailersOnly(stream, GrpcCode.Internal, `Received a HEADERS frame with :method "${httpMethod ?? ''}" which should be POST`, 405, clientDone);
+      respondTrailersOnly(
+        stream,
+        GrpcCode.Internal,
+        `Received a HEADERS frame with :method "${httpMethod ?? ''}" which should be POST`,
+        405,
+        clientDone,
+      );
       return;
     }
     const path = headers[':path'] ?? '';
@@ -307,7 +377,13 @@ export class GrpcServer implements CallHost {
     const encoding = headerText(headers['grpc-encoding']);
     if (encoding !== undefined && encoding !== 'identity') {
       if (encoding !== 'gzip') {
-        respondTrailersOnly(stream, GrpcCode.Unimplemented, `grpc: Decompressor is not installed for grpc-encoding "${encoding}"`, 200, clientDone);
+        respondTrailersOnly(
+          stream,
+          GrpcCode.Unimplemented,
+          `grpc: Decompressor is not installed for grpc-encoding "${encoding}"`,
+          200,
+          clientDone,
+        );
         return;
       }
       gzip = true;

@@ -9,18 +9,66 @@ export class HpackError extends Error {}
 
 /** RFC 7541 Appendix A: index i + 1 is STATIC_TABLE[i]. */
 export const STATIC_TABLE: readonly (readonly [string, string])[] = [
-  [':authority', ''], [':method', 'GET'], [':method', 'POST'], [':path', '/'], [':path', '/index.html'],
-  [':scheme', 'http'], [':scheme', 'https'], [':status', '200'], [':status', '204'], [':status', '206'],
-  [':status', '304'], [':status', '400'], [':status', '404'], [':status', '500'], ['accept-charset', ''],
-  ['accept-encoding', 'gzip, deflate'], ['accept-language', ''], ['accept-ranges', ''], ['accept', ''],
-  ['access-control-allow-origin', ''], ['age', ''], ['allow', ''], ['authorization', ''], ['cache-control', ''],
-  ['content-disposition', ''], ['content-encoding', ''], ['content-language', ''], ['content-length', ''],
-  ['content-location', ''], ['content-range', ''], ['content-type', ''], ['cookie', ''], ['date', ''], ['etag', ''],
-  ['expect', ''], ['expires', ''], ['from', ''], ['host', ''], ['if-match', ''], ['if-modified-since', ''],
-  ['if-none-match', ''], ['if-range', ''], ['if-unmodified-since', ''], ['last-modified', ''], ['link', ''],
-  ['location', ''], ['max-forwards', ''], ['proxy-authenticate', ''], ['proxy-authorization', ''], ['range', ''],
-  ['referer', ''], ['refresh', ''], ['retry-after', ''], ['server', ''], ['set-cookie', ''],
-  ['strict-transport-security', ''], ['transfer-encoding', ''], ['user-agent', ''], ['vary', ''], ['via', ''],
+  [':authority', ''],
+  [':method', 'GET'],
+  [':method', 'POST'],
+  [':path', '/'],
+  [':path', '/index.html'],
+  [':scheme', 'http'],
+  [':scheme', 'https'],
+  [':status', '200'],
+  [':status', '204'],
+  [':status', '206'],
+  [':status', '304'],
+  [':status', '400'],
+  [':status', '404'],
+  [':status', '500'],
+  ['accept-charset', ''],
+  ['accept-encoding', 'gzip, deflate'],
+  ['accept-language', ''],
+  ['accept-ranges', ''],
+  ['accept', ''],
+  ['access-control-allow-origin', ''],
+  ['age', ''],
+  ['allow', ''],
+  ['authorization', ''],
+  ['cache-control', ''],
+  ['content-disposition', ''],
+  ['content-encoding', ''],
+  ['content-language', ''],
+  ['content-length', ''],
+  ['content-location', ''],
+  ['content-range', ''],
+  ['content-type', ''],
+  ['cookie', ''],
+  ['date', ''],
+  ['etag', ''],
+  ['expect', ''],
+  ['expires', ''],
+  ['from', ''],
+  ['host', ''],
+  ['if-match', ''],
+  ['if-modified-since', ''],
+  ['if-none-match', ''],
+  ['if-range', ''],
+  ['if-unmodified-since', ''],
+  ['last-modified', ''],
+  ['link', ''],
+  ['location', ''],
+  ['max-forwards', ''],
+  ['proxy-authenticate', ''],
+  ['proxy-authorization', ''],
+  ['range', ''],
+  ['referer', ''],
+  ['refresh', ''],
+  ['retry-after', ''],
+  ['server', ''],
+  ['set-cookie', ''],
+  ['strict-transport-security', ''],
+  ['transfer-encoding', ''],
+  ['user-agent', ''],
+  ['vary', ''],
+  ['via', ''],
   ['www-authenticate', ''],
 ];
 
@@ -99,7 +147,11 @@ export function huffmanEncode(text: string): Uint8Array {
     const len = HUFFMAN_CODES[2 * s + 1];
     for (let k = len - 1; k >= 0; k--) {
       acc = (acc << 1) | ((code >>> k) & 1);
-      if (++bits === 8) { out.push(acc & 0xff); acc = 0; bits = 0; }
+      if (++bits === 8) {
+        out.push(acc & 0xff);
+        acc = 0;
+        bits = 0;
+      }
     }
   }
   if (bits > 0) out.push(((acc << (8 - bits)) | (0xff >>> bits)) & 0xff);
@@ -111,10 +163,16 @@ export function huffmanEncode(text: string): Uint8Array {
 /** Appends an HPACK integer with an N-bit prefix; `first` holds the pattern bits above the prefix. */
 export function encodeInt(out: number[], first: number, prefixBits: number, value: number): void {
   const max = (1 << prefixBits) - 1;
-  if (value < max) { out.push(first | value); return; }
+  if (value < max) {
+    out.push(first | value);
+    return;
+  }
   out.push(first | max);
   let v = value - max;
-  while (v >= 128) { out.push((v & 0x7f) | 0x80); v = Math.floor(v / 128); }
+  while (v >= 128) {
+    out.push((v & 0x7f) | 0x80);
+    v = Math.floor(v / 128);
+  }
   out.push(v);
 }
 
@@ -138,11 +196,20 @@ export function encodeStatelessBlock(headers: readonly (readonly [string, string
     for (let i = 0; i < STATIC_TABLE.length; i++) {
       if (STATIC_TABLE[i][0] !== name) continue;
       if (nameOnly === 0) nameOnly = i + 1;
-      if (STATIC_TABLE[i][1] === value) { exact = i + 1; break; }
+      if (STATIC_TABLE[i][1] === value) {
+        exact = i + 1;
+        break;
+      }
     }
-    if (exact > 0) { encodeInt(out, 0x80, 7, exact); continue; }
+    if (exact > 0) {
+      encodeInt(out, 0x80, 7, exact);
+      continue;
+    }
     if (nameOnly > 0) encodeInt(out, 0x00, 4, nameOnly);
-    else { out.push(0x00); encodeRawString(out, name); }
+    else {
+      out.push(0x00);
+      encodeRawString(out, name);
+    }
     encodeRawString(out, value);
   }
   return Uint8Array.from(out);

@@ -51,15 +51,46 @@ const RECENTLY_CLOSED_MAX = 1024;
 /** Per-entry overhead of a header list size (RFC 9113 §6.5.2). */
 const HEADER_ENTRY_OVERHEAD = 32;
 
-export const enum FrameType { Data = 0, Headers = 1, Priority = 2, RstStream = 3, Settings = 4, PushPromise = 5, Ping = 6, GoAway = 7, WindowUpdate = 8, Continuation = 9 }
-const F_END_STREAM = 0x1, F_ACK = 0x1, F_END_HEADERS = 0x4, F_PADDED = 0x8, F_PRIORITY = 0x20;
-const S_HEADER_TABLE_SIZE = 1, S_ENABLE_PUSH = 2, S_MAX_CONCURRENT_STREAMS = 3, S_INITIAL_WINDOW_SIZE = 4, S_MAX_FRAME_SIZE = 5, S_MAX_HEADER_LIST_SIZE = 6;
+export const enum FrameType {
+  Data = 0,
+  Headers = 1,
+  Priority = 2,
+  RstStream = 3,
+  Settings = 4,
+  PushPromise = 5,
+  Ping = 6,
+  GoAway = 7,
+  WindowUpdate = 8,
+  Continuation = 9,
+}
+const F_END_STREAM = 0x1,
+  F_ACK = 0x1,
+  F_END_HEADERS = 0x4,
+  F_PADDED = 0x8,
+  F_PRIORITY = 0x20;
+const S_HEADER_TABLE_SIZE = 1,
+  S_ENABLE_PUSH = 2,
+  S_MAX_CONCURRENT_STREAMS = 3,
+  S_INITIAL_WINDOW_SIZE = 4,
+  S_MAX_FRAME_SIZE = 5,
+  S_MAX_HEADER_LIST_SIZE = 6;
 
 /** HTTP/2 error codes (RFC 9113 §7); node:http2 names them NGHTTP2_*. */
 export const H2Error = {
-  NO_ERROR: 0, PROTOCOL_ERROR: 1, INTERNAL_ERROR: 2, FLOW_CONTROL_ERROR: 3, SETTINGS_TIMEOUT: 4, STREAM_CLOSED: 5,
-  FRAME_SIZE_ERROR: 6, REFUSED_STREAM: 7, CANCEL: 8, COMPRESSION_ERROR: 9, CONNECT_ERROR: 10, ENHANCE_YOUR_CALM: 11,
-  INADEQUATE_SECURITY: 12, HTTP_1_1_REQUIRED: 13,
+  NO_ERROR: 0,
+  PROTOCOL_ERROR: 1,
+  INTERNAL_ERROR: 2,
+  FLOW_CONTROL_ERROR: 3,
+  SETTINGS_TIMEOUT: 4,
+  STREAM_CLOSED: 5,
+  FRAME_SIZE_ERROR: 6,
+  REFUSED_STREAM: 7,
+  CANCEL: 8,
+  COMPRESSION_ERROR: 9,
+  CONNECT_ERROR: 10,
+  ENHANCE_YOUR_CALM: 11,
+  INADEQUATE_SECURITY: 12,
+  HTTP_1_1_REQUIRED: 13,
 } as const;
 
 /** What the server announces and enforces. */
@@ -84,16 +115,43 @@ type SessionListener = (arg?: unknown) => void;
 type Slot = Listener | Listener[] | undefined;
 type PingCallback = (err: Error | null, durationMs: number, payload: Buffer) => void;
 
-interface PendingPing { payload: Buffer; sentAt: bigint; cb: PingCallback }
+interface PendingPing {
+  payload: Buffer;
+  sentAt: bigint;
+  cb: PingCallback;
+}
 
 /** Frozen header objects (the gRPC layer's shared response headers and OK trailers) encode once. */
 const blockCache = new WeakMap<object, Buffer>();
 /** Request headers node:http2 keeps only the first of when repeated; others are joined (cookie with '; '). */
 const SINGLE_VALUE = new Set([
-  'content-type', 'content-length', 'user-agent', 'authorization', 'proxy-authorization', 'referer', 'host', 'from',
-  'if-modified-since', 'if-unmodified-since', 'max-forwards', 'age', 'etag', 'expires', 'last-modified', 'location',
-  'retry-after', 'server', 'content-md5', 'content-encoding', 'content-language', 'content-location', 'content-range',
-  'te', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding',
+  'content-type',
+  'content-length',
+  'user-agent',
+  'authorization',
+  'proxy-authorization',
+  'referer',
+  'host',
+  'from',
+  'if-modified-since',
+  'if-unmodified-since',
+  'max-forwards',
+  'age',
+  'etag',
+  'expires',
+  'last-modified',
+  'location',
+  'retry-after',
+  'server',
+  'content-md5',
+  'content-encoding',
+  'content-language',
+  'content-location',
+  'content-range',
+  'te',
+  'grpc-timeout',
+  'grpc-encoding',
+  'grpc-accept-encoding',
 ]);
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
@@ -202,25 +260,48 @@ export class H2Stream {
 
   on(event: string, fn: Listener): this {
     switch (event) {
-      case 'data': this.lData = addTo(this.lData, fn); break;
-      case 'end': this.lEnd = addTo(this.lEnd, fn); break;
-      case 'close': this.lClose = addTo(this.lClose, fn); break;
-      case 'wantTrailers': this.lWantTrailers = addTo(this.lWantTrailers, fn); break;
-      case 'drain': this.lDrain = addTo(this.lDrain, fn); break;
-      case 'error': break; // errors end the stream; 'close' tells
-      default: throw new Error(`h2: stream event ${event} is not supported`);
+      case 'data':
+        this.lData = addTo(this.lData, fn);
+        break;
+      case 'end':
+        this.lEnd = addTo(this.lEnd, fn);
+        break;
+      case 'close':
+        this.lClose = addTo(this.lClose, fn);
+        break;
+      case 'wantTrailers':
+        this.lWantTrailers = addTo(this.lWantTrailers, fn);
+        break;
+      case 'drain':
+        this.lDrain = addTo(this.lDrain, fn);
+        break;
+      case 'error':
+        break; // errors end the stream; 'close' tells
+      default:
+        throw new Error(`h2: stream event ${event} is not supported`);
     }
     return this;
   }
 
   off(event: string, fn: Listener): this {
     switch (event) {
-      case 'data': this.lData = removeFrom(this.lData, fn); break;
-      case 'end': this.lEnd = removeFrom(this.lEnd, fn); break;
-      case 'close': this.lClose = removeFrom(this.lClose, fn); break;
-      case 'wantTrailers': this.lWantTrailers = removeFrom(this.lWantTrailers, fn); break;
-      case 'drain': this.lDrain = removeFrom(this.lDrain, fn); break;
-      default: break;
+      case 'data':
+        this.lData = removeFrom(this.lData, fn);
+        break;
+      case 'end':
+        this.lEnd = removeFrom(this.lEnd, fn);
+        break;
+      case 'close':
+        this.lClose = removeFrom(this.lClose, fn);
+        break;
+      case 'wantTrailers':
+        this.lWantTrailers = removeFrom(this.lWantTrailers, fn);
+        break;
+      case 'drain':
+        this.lDrain = removeFrom(this.lDrain, fn);
+        break;
+      default:
+        break;
     }
     return this;
   }
@@ -287,9 +368,15 @@ export class H2Stream {
     }
   }
 
-  /** @internal */ _emitData(chunk: Buffer): void { emit(this.lData, this, chunk); }
-  /** @internal */ _emitEnd(): void { emit(this.lEnd, this); }
-  /** @internal */ _emitClose(): void { emit(this.lClose, this); }
+  /** @internal */ _emitData(chunk: Buffer): void {
+    emit(this.lData, this, chunk);
+  }
+  /** @internal */ _emitEnd(): void {
+    emit(this.lEnd, this);
+  }
+  /** @internal */ _emitClose(): void {
+    emit(this.lClose, this);
+  }
   /** @internal */ _emitWantTrailers(): void {
     if (this.lWantTrailers === undefined) {
       // Nobody will send trailers: end with empty ones so the client is not left waiting.
@@ -298,7 +385,9 @@ export class H2Stream {
     }
     emit(this.lWantTrailers, this);
   }
-  /** @internal */ _emitDrain(): void { emit(this.lDrain, this); }
+  /** @internal */ _emitDrain(): void {
+    emit(this.lDrain, this);
+  }
 }
 
 function deliverInbox(stream: H2Stream): void {
@@ -391,7 +480,6 @@ export class H2Session {
     this.flush();
     socket.resume(); // the listener may have paused it while sniffing the protocol
   }
-
 
   on(event: string, fn: SessionListener): this {
     let l = this.listeners.get(event);
@@ -516,17 +604,31 @@ export class H2Session {
       return;
     }
     switch (type) {
-      case FrameType.Data: this.onDataFrame(flags, sid, buf, from, to); break;
-      case FrameType.Headers: this.onHeadersFrame(flags, sid, buf, from, to); break;
-      case FrameType.Continuation: this.onContinuation(flags, sid, buf, from, to); break;
+      case FrameType.Data:
+        this.onDataFrame(flags, sid, buf, from, to);
+        break;
+      case FrameType.Headers:
+        this.onHeadersFrame(flags, sid, buf, from, to);
+        break;
+      case FrameType.Continuation:
+        this.onContinuation(flags, sid, buf, from, to);
+        break;
       case FrameType.Priority:
         if (sid === 0) this.connectionError(H2Error.PROTOCOL_ERROR, 'PRIORITY on stream 0');
         else if (to - from !== 5) this.streamError(sid, H2Error.FRAME_SIZE_ERROR);
         break;
-      case FrameType.RstStream: this.onRstStream(sid, buf, from, to); break;
-      case FrameType.Settings: this.onSettings(flags, sid, buf, from, to); break;
-      case FrameType.PushPromise: this.connectionError(H2Error.PROTOCOL_ERROR, 'PUSH_PROMISE from a client'); break;
-      case FrameType.Ping: this.onPing(flags, sid, buf, from, to); break;
+      case FrameType.RstStream:
+        this.onRstStream(sid, buf, from, to);
+        break;
+      case FrameType.Settings:
+        this.onSettings(flags, sid, buf, from, to);
+        break;
+      case FrameType.PushPromise:
+        this.connectionError(H2Error.PROTOCOL_ERROR, 'PUSH_PROMISE from a client');
+        break;
+      case FrameType.Ping:
+        this.onPing(flags, sid, buf, from, to);
+        break;
       case FrameType.GoAway:
         if (sid !== 0) this.connectionError(H2Error.PROTOCOL_ERROR, 'GOAWAY on a stream');
         else if (to - from < 8) this.connectionError(H2Error.FRAME_SIZE_ERROR, 'short GOAWAY');
@@ -536,8 +638,11 @@ export class H2Session {
           this.maybeFinish();
         }
         break;
-      case FrameType.WindowUpdate: this.onWindowUpdate(sid, buf, from, to); break;
-      default: break; // unknown frame types are ignored (RFC 9113 §4.1)
+      case FrameType.WindowUpdate:
+        this.onWindowUpdate(sid, buf, from, to);
+        break;
+      default:
+        break; // unknown frame types are ignored (RFC 9113 §4.1)
     }
   }
 
@@ -798,7 +903,8 @@ export class H2Session {
       if (name === 'te' && value !== 'trailers') return undefined;
       const prev = headers[name];
       if (prev === undefined) headers[name] = value;
-      else if (SINGLE_VALUE.has(name)) continue; // node:http2 keeps the first
+      else if (SINGLE_VALUE.has(name))
+        continue; // node:http2 keeps the first
       else if (name === 'set-cookie') headers[name] = typeof prev === 'string' ? [prev, value] : [...prev, value];
       else headers[name] = `${prev as string}${name === 'cookie' ? '; ' : ', '}${value}`;
     }

@@ -5,8 +5,21 @@ import * as assert from 'uvu/assert';
 import { EtcdError, GrpcCode } from '../../../src/errors.js';
 import type { GrpcServer } from '../../../src/api/grpc/server.js';
 import {
-  EchoService, callBidi, callServerStream, connectRaw, decodeEcho, encodeEcho, frame, grpcClient, sleep, startServer,
-  statusOf, unframe, waitFor, type Echo, type Running,
+  EchoService,
+  callBidi,
+  callServerStream,
+  connectRaw,
+  decodeEcho,
+  encodeEcho,
+  frame,
+  grpcClient,
+  sleep,
+  startServer,
+  statusOf,
+  unframe,
+  waitFor,
+  type Echo,
+  type Running,
 } from '../helpers.js';
 
 const MSG_BYTES = 16 * 1024;
@@ -39,9 +52,13 @@ function register(s: GrpcServer): void {
   // Misbehaving: ignores backpressure entirely.
   s.serverStream({ ...EchoService.Stream, path: '/test.Echo/Flood' }, (_req, stream, call) => {
     const payload = Buffer.alloc(MSG_BYTES, 2);
-    call.signal.addEventListener('abort', () => { probe.abortReason = call.signal.reason; });
+    call.signal.addEventListener('abort', () => {
+      probe.abortReason = call.signal.reason;
+    });
     const pump = (): void => {
-      for (let i = 0; i < 16 && !call.done; i++) { stream.write({ n: probe.written++, payload }); }
+      for (let i = 0; i < 16 && !call.done; i++) {
+        stream.write({ n: probe.written++, payload });
+      }
       if (!call.done) setImmediate(pump);
     };
     pump();
@@ -49,7 +66,10 @@ function register(s: GrpcServer): void {
   // Sets onMessage late: earlier messages must queue (and pause the stream past the bound), in order.
   s.bidi(EchoService.Bidi, (stream) => {
     setTimeout(() => {
-      stream.onMessage = (m: Echo) => { probe.received.push(m.n); stream.write({ n: m.n }); };
+      stream.onMessage = (m: Echo) => {
+        probe.received.push(m.n);
+        stream.write({ n: m.n });
+      };
       stream.onHalfClose = () => stream.end();
     }, 150);
   });
@@ -57,8 +77,13 @@ function register(s: GrpcServer): void {
   s.bidi({ ...EchoService.Bidi, path: '/test.Echo/AsyncBidi' }, async (stream) => {
     await new Promise<void>((resolve) => {
       let sum = 0;
-      stream.onMessage = (m: Echo) => { sum += m.n; };
-      stream.onHalfClose = () => { stream.write({ n: sum }); resolve(); };
+      stream.onMessage = (m: Echo) => {
+        sum += m.n;
+      };
+      stream.onHalfClose = () => {
+        stream.write({ n: sum });
+        resolve();
+      };
     });
   });
   s.serverStream({ ...EchoService.Stream, path: '/test.Echo/Reject' }, async (_req, stream) => {
@@ -75,9 +100,15 @@ let srv: Running;
 test.before(async () => {
   srv = await startServer({ sendQueueBytesHigh: HIGH, sendQueueBytesMax: MAX, inboundQueueMessagesMax: 4 }, register);
 });
-test.after(async () => { await srv.stop(); });
+test.after(async () => {
+  await srv.stop();
+});
 test.before.each(() => {
-  probe.written = 0; probe.stalled = false; probe.abortReason = undefined; probe.done = false; probe.received = [];
+  probe.written = 0;
+  probe.stalled = false;
+  probe.abortReason = undefined;
+  probe.done = false;
+  probe.received = [];
 });
 
 test('a client that does not read: a well-behaved handler stalls with bounded queue, then finishes when read', async () => {
@@ -89,12 +120,17 @@ test('a client that does not read: a well-behaved handler stalls with bounded qu
   await sleep(300);
   const writtenWhileStalled = probe.written;
   // queue high-water + the client's HTTP/2 window + a message; far below the 8 MiB it wanted
-  assert.ok(writtenWhileStalled * MSG_BYTES <= HIGH + 65535 * 2 + 2 * MSG_BYTES, `wrote ${writtenWhileStalled} messages while the client read nothing`);
+  assert.ok(
+    writtenWhileStalled * MSG_BYTES <= HIGH + 65535 * 2 + 2 * MSG_BYTES,
+    `wrote ${writtenWhileStalled} messages while the client read nothing`,
+  );
   assert.not.ok(probe.done);
   // Now read everything.
   const parts: Buffer[] = [];
   let trailers: Record<string, unknown> = {};
-  req.on('trailers', (t) => { trailers = t; });
+  req.on('trailers', (t) => {
+    trailers = t;
+  });
   const closed = new Promise<void>((resolve) => req.on('close', () => resolve()));
   req.on('data', (d: Buffer) => parts.push(d));
   req.resume();

@@ -20,10 +20,21 @@ function register(s: GrpcServer): void {
   s.unary(KV.methods.Range, (req) => {
     if (req.revision === 3) throw Errors.Compacted();
     const key = td.decode(req.key);
-    return { header, kvs: [{ key: req.key, value: te.encode(`value-of-${key}`), create_revision: 10, mod_revision: 11, version: 2 }], count: 1 };
+    return {
+      header,
+      kvs: [{ key: req.key, value: te.encode(`value-of-${key}`), create_revision: 10, mod_revision: 11, version: 2 }],
+      count: 1,
+    };
   });
   s.unary(Maintenance.methods.Status, () => ({
-    header, version: '3.4.23', dbSize: 24576, leader: 0x42n, raftIndex: 1234, raftTerm: 5, raftAppliedIndex: 1234, dbSizeInUse: 16384,
+    header,
+    version: '3.4.23',
+    dbSize: 24576,
+    leader: 0x42n,
+    raftIndex: 1234,
+    raftTerm: 5,
+    raftAppliedIndex: 1234,
+    dbSizeInUse: 16384,
   }));
   s.bidi(Watch.methods.Watch, (stream) => {
     stream.onMessage = (req) => {
@@ -31,16 +42,26 @@ function register(s: GrpcServer): void {
       if (create === undefined) return;
       stream.write({ header, watch_id: 0, created: true });
       stream.write({
-        header, watch_id: 0,
-        events: [{ type: Event_EventType.PUT, kv: { key: create.key, value: te.encode('watched!'), create_revision: 78, mod_revision: 78, version: 1 } }],
+        header,
+        watch_id: 0,
+        events: [
+          {
+            type: Event_EventType.PUT,
+            kv: { key: create.key, value: te.encode('watched!'), create_revision: 78, mod_revision: 78, version: 1 },
+          },
+        ],
       });
     };
   });
 }
 
 let srv: Running;
-test.before(async () => { srv = await startServer({}, register); });
-test.after(async () => { await srv.stop(); });
+test.before(async () => {
+  srv = await startServer({}, register);
+});
+test.after(async () => {
+  await srv.stop();
+});
 
 test('KV.Range descriptor: raw client with the generated codecs', async () => {
   const s = await connectRaw(srv.port);
@@ -58,7 +79,11 @@ test('etcd3 npm client (grpc-js + etcd protos): get and error mapping', async ()
   try {
     assert.is(await client.get('foo').string(), 'value-of-foo');
     let err: unknown;
-    try { await client.get('foo').revision(3).string(); } catch (e) { err = e; }
+    try {
+      await client.get('foo').revision(3).string();
+    } catch (e) {
+      err = e;
+    }
     assert.ok(err instanceof Error);
     assert.match((err as Error).message, /required revision has been compacted/);
   } finally {
@@ -68,10 +93,14 @@ test('etcd3 npm client (grpc-js + etcd protos): get and error mapping', async ()
 
 function etcdctl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('etcdctl', [`--endpoints=127.0.0.1:${srv.port}`, '--dial-timeout=3s', '--command-timeout=5s', ...args],
-      { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 15_000 }, (err, stdout, stderr) => {
+    execFile(
+      'etcdctl',
+      [`--endpoints=127.0.0.1:${srv.port}`, '--dial-timeout=3s', '--command-timeout=5s', ...args],
+      { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 15_000 },
+      (err, stdout, stderr) => {
         resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr });
-      });
+      },
+    );
   });
 }
 
@@ -104,7 +133,9 @@ withEtcdctl('etcdctl get: a value through grpc-go, and an EtcdError status mappe
 withEtcdctl('etcdctl watch: a bidi stream through grpc-go', async () => {
   const child = spawn('etcdctl', [`--endpoints=127.0.0.1:${srv.port}`, 'watch', 'foo'], { env: { ...process.env, ETCDCTL_API: '3' } });
   let out = '';
-  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
   try {
     await waitFor(() => out.includes('watched!'), 10_000, 'etcdctl watch output');
     assert.is(out, 'PUT\nfoo\nwatched!\n');

@@ -43,16 +43,28 @@ import * as assert from 'uvu/assert';
 import type { GrpcServer, GrpcServerOptions } from '../../../src/api/grpc/server.js';
 import { HpackDecoder, STATIC_TABLE, encodeInt, encodeStatelessBlock, huffmanEncode } from '../../../src/api/h2/hpack.js';
 import {
-  EchoService, callUnary, connectRaw, decodeEcho, encodeEcho, frame, grpc, grpcClient, rawRequest, sleep, startServer, unframe,
+  EchoService,
+  callUnary,
+  connectRaw,
+  decodeEcho,
+  encodeEcho,
+  frame,
+  grpc,
+  grpcClient,
+  rawRequest,
+  sleep,
+  startServer,
+  unframe,
   type Running,
 } from '../helpers.js';
 import { rng } from '../../../tools/lib/rng.js';
 
 // ---- knobs ----
 
-const SEED = process.env.H2_FUZZ_SEED !== undefined && process.env.H2_FUZZ_SEED !== ''
-  ? Number(process.env.H2_FUZZ_SEED) >>> 0
-  : randomInt(0, 2 ** 32 - 1);
+const SEED =
+  process.env.H2_FUZZ_SEED !== undefined && process.env.H2_FUZZ_SEED !== ''
+    ? Number(process.env.H2_FUZZ_SEED) >>> 0
+    : randomInt(0, 2 ** 32 - 1);
 const SCALE = Math.max(1, Number(process.env.H2_FUZZ_SCALE ?? 1) || 1);
 const TRACE = process.env.H2_FUZZ_TRACE === '1';
 console.log(`h2-fuzz: seed ${SEED} (replay with H2_FUZZ_SEED=${SEED})`);
@@ -78,8 +90,12 @@ const ISOLATE_BUDGET_MS = 8_000;
 const uncaught: { kind: string; err: unknown; suspects: string[] }[] = [];
 /** Cases whose connection is open right now: the suspects when something throws. */
 const inFlight = new Set<string>();
-const onUncaught = (err: unknown): void => { uncaught.push({ kind: 'uncaughtException', err, suspects: [...inFlight] }); };
-const onRejection = (err: unknown): void => { uncaught.push({ kind: 'unhandledRejection', err, suspects: [...inFlight] }); };
+const onUncaught = (err: unknown): void => {
+  uncaught.push({ kind: 'uncaughtException', err, suspects: [...inFlight] });
+};
+const onRejection = (err: unknown): void => {
+  uncaught.push({ kind: 'unhandledRejection', err, suspects: [...inFlight] });
+};
 
 /** The errors recorded since `from`, identical ones (same stack) counted once. */
 function describeUncaught(from = 0): string {
@@ -91,19 +107,51 @@ function describeUncaught(from = 0): string {
     for (const x of u.suspects) e.suspects.add(x);
     seen.set(key, e);
   }
-  return [...seen].map(([key, e]) => `${key}${e.n > 1 ? `\n    (${e.n} times)` : ''}\n    (connections open: ${[...e.suspects].slice(0, 4).join('; ') || 'none'}${e.suspects.size > 4 ? `; and ${e.suspects.size - 4} more` : ''})`).join('\n');
+  return [...seen]
+    .map(
+      ([key, e]) =>
+        `${key}${e.n > 1 ? `\n    (${e.n} times)` : ''}\n    (connections open: ${[...e.suspects].slice(0, 4).join('; ') || 'none'}${e.suspects.size > 4 ? `; and ${e.suspects.size - 4} more` : ''})`,
+    )
+    .join('\n');
 }
 
 // ---- HTTP/2 constants ----
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const T_DATA = 0x0, T_HEADERS = 0x1, T_PRIORITY = 0x2, T_RST_STREAM = 0x3, T_SETTINGS = 0x4, T_PUSH_PROMISE = 0x5, T_PING = 0x6,
-  T_GOAWAY = 0x7, T_WINDOW_UPDATE = 0x8, T_CONTINUATION = 0x9;
-const F_END_STREAM = 0x1, F_ACK = 0x1, F_END_HEADERS = 0x4, F_PADDED = 0x8, F_PRIORITY = 0x20;
-const S_HEADER_TABLE_SIZE = 1, S_ENABLE_PUSH = 2, S_MAX_CONCURRENT_STREAMS = 3, S_INITIAL_WINDOW_SIZE = 4, S_MAX_FRAME_SIZE = 5,
+const T_DATA = 0x0,
+  T_HEADERS = 0x1,
+  T_PRIORITY = 0x2,
+  T_RST_STREAM = 0x3,
+  T_SETTINGS = 0x4,
+  T_PUSH_PROMISE = 0x5,
+  T_PING = 0x6,
+  T_GOAWAY = 0x7,
+  T_WINDOW_UPDATE = 0x8,
+  T_CONTINUATION = 0x9;
+const F_END_STREAM = 0x1,
+  F_ACK = 0x1,
+  F_END_HEADERS = 0x4,
+  F_PADDED = 0x8,
+  F_PRIORITY = 0x20;
+const S_HEADER_TABLE_SIZE = 1,
+  S_ENABLE_PUSH = 2,
+  S_MAX_CONCURRENT_STREAMS = 3,
+  S_INITIAL_WINDOW_SIZE = 4,
+  S_MAX_FRAME_SIZE = 5,
   S_MAX_HEADER_LIST_SIZE = 6;
 const MAX_FRAME = 16_384;
-const TYPE_NAMES = ['DATA', 'HEADERS', 'PRIORITY', 'RST_STREAM', 'SETTINGS', 'PUSH_PROMISE', 'PING', 'GOAWAY', 'WINDOW_UPDATE', 'CONTINUATION'];
+const TYPE_NAMES = [
+  'DATA',
+  'HEADERS',
+  'PRIORITY',
+  'RST_STREAM',
+  'SETTINGS',
+  'PUSH_PROMISE',
+  'PING',
+  'GOAWAY',
+  'WINDOW_UPDATE',
+  'CONTINUATION',
+];
 
 /** One frame to send. `len` overrides the length field (payload bytes are written as they are). */
 interface F {
@@ -138,7 +186,10 @@ function u32(v: number): Buffer {
 
 function settingsPayload(pairs: [number, number][]): Buffer {
   const b = Buffer.alloc(6 * pairs.length);
-  pairs.forEach(([id, v], i) => { b.writeUInt16BE(id & 0xffff, 6 * i); b.writeUInt32BE(v >>> 0, 6 * i + 2); });
+  pairs.forEach(([id, v], i) => {
+    b.writeUInt16BE(id & 0xffff, 6 * i);
+    b.writeUInt32BE(v >>> 0, 6 * i + 2);
+  });
   return b;
 }
 
@@ -146,14 +197,26 @@ function settingsPayload(pairs: [number, number][]): Buffer {
 
 class Rand {
   private readonly next: () => number;
-  constructor(seed: number) { this.next = rng(seed); }
+  constructor(seed: number) {
+    this.next = rng(seed);
+  }
   /** [0, n) */
-  int(n: number): number { return Math.floor(this.next() * n); }
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
   /** [lo, hi] */
-  range(lo: number, hi: number): number { return lo + this.int(hi - lo + 1); }
-  chance(p: number): boolean { return this.next() < p; }
-  pick<T>(a: readonly T[]): T { return a[this.int(a.length)]; }
-  u32(): number { return Math.floor(this.next() * 4294967296) >>> 0; }
+  range(lo: number, hi: number): number {
+    return lo + this.int(hi - lo + 1);
+  }
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+  pick<T>(a: readonly T[]): T {
+    return a[this.int(a.length)];
+  }
+  u32(): number {
+    return Math.floor(this.next() * 4294967296) >>> 0;
+  }
   bytes(n: number): Buffer {
     const b = Buffer.alloc(n);
     for (let i = 0; i < n; i++) b[i] = this.int(256);
@@ -168,19 +231,54 @@ class Rand {
   /** Values at the edges of what the protocol's 32-bit fields mean. */
   edgeU32(): number {
     return this.chance(0.6)
-      ? this.pick([0, 1, 2, 255, 4096, 16_383, 16_384, 16_385, 65_535, 65_536, 1 << 20, 16_777_215, 16_777_216, 0x7ffffffe, 0x7fffffff, 0x80000000, 0xffffffff])
+      ? this.pick([
+          0,
+          1,
+          2,
+          255,
+          4096,
+          16_383,
+          16_384,
+          16_385,
+          65_535,
+          65_536,
+          1 << 20,
+          16_777_215,
+          16_777_216,
+          0x7ffffffe,
+          0x7fffffff,
+          0x80000000,
+          0xffffffff,
+        ])
       : this.u32();
   }
 }
 
 // ---- building valid connections ----
 
-const PATHS = [EchoService.Unary.path, EchoService.Unary.path, EchoService.Unary.path, EchoService.Slow.path, EchoService.Fail.path,
-  EchoService.Stream.path, EchoService.Bidi.path, '/test.Echo/Nope', '/nope.Svc/X', 'nopath', '/'];
+const PATHS = [
+  EchoService.Unary.path,
+  EchoService.Unary.path,
+  EchoService.Unary.path,
+  EchoService.Slow.path,
+  EchoService.Fail.path,
+  EchoService.Stream.path,
+  EchoService.Bidi.path,
+  '/test.Echo/Nope',
+  '/nope.Svc/X',
+  'nopath',
+  '/',
+];
 
 function requestFields(r: Rand, path: string): [string, string][] {
-  const f: [string, string][] = [[':method', 'POST'], [':scheme', 'http'], [':path', path], [':authority', '127.0.0.1'],
-    ['content-type', 'application/grpc'], ['te', 'trailers']];
+  const f: [string, string][] = [
+    [':method', 'POST'],
+    [':scheme', 'http'],
+    [':path', path],
+    [':authority', '127.0.0.1'],
+    ['content-type', 'application/grpc'],
+    ['te', 'trailers'],
+  ];
   if (r.chance(0.2)) f.push(['grpc-timeout', r.pick(['1m', '50m', '5S', '1H', '99999999n', '100000000m', 'x', '1', '2Q'])]);
   if (r.chance(0.15)) f.push(['grpc-encoding', r.pick(['identity', 'gzip', 'br', ''])]);
   if (r.chance(0.3)) f.push(['token', r.text(20)]);
@@ -224,9 +322,15 @@ class Encoder {
     }
     for (const [name, value] of fields) {
       const dyn = this.table.findIndex(([n, v]) => n === name && v === value);
-      if (dyn >= 0 && r.chance(0.8)) { encodeInt(out, 0x80, 7, STATIC_TABLE.length + dyn + 1); continue; }
+      if (dyn >= 0 && r.chance(0.8)) {
+        encodeInt(out, 0x80, 7, STATIC_TABLE.length + dyn + 1);
+        continue;
+      }
       const stat = STATIC_TABLE.findIndex(([n, v]) => n === name && v === value);
-      if (stat >= 0 && r.chance(0.8)) { encodeInt(out, 0x80, 7, stat + 1); continue; }
+      if (stat >= 0 && r.chance(0.8)) {
+        encodeInt(out, 0x80, 7, stat + 1);
+        continue;
+      }
       const nameIdx = STATIC_TABLE.findIndex(([n]) => n === name) + 1;
       const kind = r.int(3); // 0: incremental indexing, 1: without indexing, 2: never indexed
       if (kind === 0) encodeInt(out, 0x40, 6, nameIdx);
@@ -268,19 +372,32 @@ class Encoder {
       const [n, v] = this.table.pop()!;
       this.bytes -= n.length + v.length + 32;
     }
-    if (room > this.max) { this.table.length = 0; this.bytes = 0; }
+    if (room > this.max) {
+      this.table.length = 0;
+      this.bytes = 0;
+    }
   }
 }
 
 /** A header block as HEADERS (+ CONTINUATION) frames, maybe padded and with priority. */
-function headerFrames(r: Rand, sid: number, block: Buffer, endStream: boolean, opts: { split?: boolean; pad?: boolean; prio?: boolean }, fields?: [string, string][]): F[] {
+function headerFrames(
+  r: Rand,
+  sid: number,
+  block: Buffer,
+  endStream: boolean,
+  opts: { split?: boolean; pad?: boolean; prio?: boolean },
+  fields?: [string, string][],
+): F[] {
   let first = block;
   const rest: Buffer[] = [];
   if (opts.split && block.length > 1) {
     const cuts = [...new Set(Array.from({ length: r.range(1, 3) }, () => r.range(1, block.length - 1)))].sort((a, b) => a - b);
     let at = 0;
     const pieces: Buffer[] = [];
-    for (const c of [...cuts, block.length]) { pieces.push(block.subarray(at, c)); at = c; }
+    for (const c of [...cuts, block.length]) {
+      pieces.push(block.subarray(at, c));
+      at = c;
+    }
     if (r.chance(0.2)) pieces.splice(r.range(1, pieces.length), 0, Buffer.alloc(0)); // an empty CONTINUATION
     first = pieces[0];
     rest.push(...pieces.slice(1));
@@ -301,7 +418,15 @@ function headerFrames(r: Rand, sid: number, block: Buffer, endStream: boolean, o
     dep[4] = r.int(256);
     prefix.push(dep);
   }
-  const out = [fr(T_HEADERS, flags, sid, Buffer.concat([...prefix, first, ...suffix]), rest.length === 0 && !opts.pad && !opts.prio ? fields : undefined)];
+  const out = [
+    fr(
+      T_HEADERS,
+      flags,
+      sid,
+      Buffer.concat([...prefix, first, ...suffix]),
+      rest.length === 0 && !opts.pad && !opts.prio ? fields : undefined,
+    ),
+  ];
   rest.forEach((p, i) => out.push(fr(T_CONTINUATION, i === rest.length - 1 ? F_END_HEADERS : 0, sid, p)));
   return out;
 }
@@ -325,7 +450,12 @@ function dataFrames(r: Rand, sid: number, body: Buffer, endStream: boolean, pad:
     const last = i === parts.length - 1;
     if (!pad) return fr(T_DATA, last && endStream ? F_END_STREAM : 0, sid, p);
     const padLen = r.pick([0, 1, 10, 200]);
-    return fr(T_DATA, F_PADDED | (last && endStream ? F_END_STREAM : 0), sid, Buffer.concat([Buffer.from([padLen]), p, Buffer.alloc(padLen)]));
+    return fr(
+      T_DATA,
+      F_PADDED | (last && endStream ? F_END_STREAM : 0),
+      sid,
+      Buffer.concat([Buffer.from([padLen]), p, Buffer.alloc(padLen)]),
+    );
   });
 }
 
@@ -361,118 +491,213 @@ const BASES: { name: string; build(r: Rand): F[] }[] = [
   { name: 'unary', build: (r) => [...opening(r), ...request(r, 1, undefined)] },
   { name: 'continuation', build: (r) => [...opening(r), ...request(r, 1, undefined, { split: true })] },
   { name: 'padded', build: (r) => [...opening(r), ...request(r, 1, undefined, { pad: true, prio: r.chance(0.5) })] },
-  { name: 'hpack-dynamic', build: (r) => {
-    const enc = new Encoder(r);
-    return [...opening(r), ...request(r, 1, enc), ...request(r, 3, enc, { split: r.chance(0.3) }), ...request(r, 5, enc)];
-  } },
-  { name: 'control', build: (r) => [
-    ...opening(r),
-    fr(T_PING, 0, 0, r.bytes(8)),
-    fr(T_SETTINGS, F_ACK, 0),
-    ...request(r, 1, undefined),
-    fr(T_WINDOW_UPDATE, 0, 1, u32(r.pick([1, 1000, 1 << 20]))),
-    fr(T_PRIORITY, 0, 3, Buffer.from([0, 0, 0, 1, 16])),
-    fr(T_PING, F_ACK, 0, r.bytes(8)),
-    fr(T_RST_STREAM, 0, 1, u32(r.pick([0, 5, 8]))),
-    fr(T_SETTINGS, 0, 0, settingsPayload([[S_INITIAL_WINDOW_SIZE, r.pick([0, 10, 65_535])]])),
-    fr(T_WINDOW_UPDATE, 0, 0, u32(1000)),
-  ] },
-  { name: 'multi-stream', build: (r) => {
-    const out = opening(r);
-    const n = r.range(2, 6);
-    const perStream = Array.from({ length: n }, (_, i) => request(r, 1 + 2 * i, undefined, { split: r.chance(0.2), pad: r.chance(0.2) }));
-    // HEADERS go out in stream order; the rest interleaves.
-    const heads = perStream.map((fs) => { const k = fs.findIndex((f) => (f.flags & F_END_HEADERS) !== 0 || f.type === T_DATA); return fs.splice(0, k < 0 ? fs.length : k + 1); });
-    heads.forEach((h) => out.push(...h));
-    let left = perStream.filter((fs) => fs.length > 0);
-    while (left.length > 0) {
-      const fs = r.pick(left);
-      out.push(fs.shift()!);
-      left = left.filter((x) => x.length > 0);
-    }
-    if (r.chance(0.4)) out.push(fr(T_RST_STREAM, 0, 1 + 2 * r.int(n), u32(8)));
-    if (r.chance(0.3)) out.push(fr(T_GOAWAY, 0, 0, Buffer.concat([u32(0), u32(0), Buffer.from('bye')])));
-    return out;
-  } },
-  { name: 'flow-control', build: (r) => {
-    const out = [fr(T_SETTINGS, 0, 0, settingsPayload([[S_INITIAL_WINDOW_SIZE, r.pick([0, 1, 16, 100])]]))];
-    const fields = requestFields(r, EchoService.Stream.path);
-    out.push(fr(T_HEADERS, F_END_HEADERS, 1, encodeStatelessBlock(fields), fields));
-    out.push(fr(T_DATA, F_END_STREAM, 1, frame(encodeEcho({ payload: r.bytes(100), n: r.range(1, 20) }))));
-    for (let i = r.range(0, 4); i > 0; i--) out.push(fr(T_WINDOW_UPDATE, 0, r.pick([0, 1]), u32(r.pick([1, 50, 1000, 0x7fff0000]))));
-    if (r.chance(0.3)) out.push(fr(T_SETTINGS, 0, 0, settingsPayload([[S_INITIAL_WINDOW_SIZE, r.pick([0, 65_535, 0x7fffffff])]])));
-    return out;
-  } },
-  { name: 'ping-flood', build: (r) => {
-    // Past two pings too soon (keepalive policing) the server answers GOAWAY(ENHANCE_YOUR_CALM).
-    const out = opening(r);
-    for (let i = r.range(1, 8); i > 0; i--) {
-      if (r.chance(0.15)) out.push(...request(r, 1 + 2 * i, undefined));
-      out.push(fr(T_PING, r.chance(0.1) ? F_ACK : 0, 0, r.bytes(8)));
-    }
-    return out;
-  } },
-  { name: 'bidi-backpressure', build: (r) => {
-    // Messages one per DATA frame while the handler is not reading yet: they queue, the stream pauses
-    // (server 'tight': after 2), and what still arrives waits in the HTTP/2 stream.
-    const fields = requestFields(r, EchoService.Bidi.path).filter(([n]) => n !== 'grpc-encoding' && n !== 'delay');
-    fields.push(['delay', String(r.pick([5, 30, 80]))]);
-    const out = [...opening(r), fr(T_HEADERS, F_END_HEADERS, 1, encodeStatelessBlock(fields), fields)];
-    for (let i = r.range(2, 10); i > 0; i--) out.push(...dataFrames(r, 1, echoMessage(r), false, r.chance(0.2)));
-    switch (r.int(4)) {
-      case 0: out.push(fr(T_DATA, F_END_STREAM, 1)); break;
-      case 1: out.push(fr(T_HEADERS, F_END_HEADERS | F_END_STREAM, 1, encodeStatelessBlock([['x-trailer', 'v']]))); break;
-      case 2: out.push(fr(T_RST_STREAM, 0, 1, u32(8))); break;
-      default: break; // left open
-    }
-    if (r.chance(0.3)) out.push(fr(T_WINDOW_UPDATE, 0, 1, u32(1000)));
-    return out;
-  } },
-  { name: 'window-overrun', build: (r) => {
-    // More DATA than a window allows (server 'tight': 256 B per stream, 64 KiB per connection).
-    const out = opening(r);
-    const streams = r.range(1, 3);
-    for (let i = 0; i < streams; i++) {
-      const fields = requestFields(r, r.pick([EchoService.Unary.path, EchoService.Bidi.path]));
-      out.push(fr(T_HEADERS, F_END_HEADERS, 1 + 2 * i, encodeStatelessBlock(fields), fields));
-      const total = r.pick([200, 257, 1000, 40_000]);
-      out.push(...dataFrames(r, 1 + 2 * i, r.bytes(total), r.chance(0.5), r.chance(0.2)));
-    }
-    return out;
-  } },
-  { name: 'slow-then-leave', build: (r) => {
-    const fields = requestFields(r, EchoService.Slow.path);
-    return [...opening(r), fr(T_HEADERS, F_END_HEADERS, 1, encodeStatelessBlock(fields), fields),
-      fr(T_DATA, r.chance(0.5) ? F_END_STREAM : 0, 1, frame(encodeEcho({ n: r.pick([10, 100, 5000]) })))];
-  } },
+  {
+    name: 'hpack-dynamic',
+    build: (r) => {
+      const enc = new Encoder(r);
+      return [...opening(r), ...request(r, 1, enc), ...request(r, 3, enc, { split: r.chance(0.3) }), ...request(r, 5, enc)];
+    },
+  },
+  {
+    name: 'control',
+    build: (r) => [
+      ...opening(r),
+      fr(T_PING, 0, 0, r.bytes(8)),
+      fr(T_SETTINGS, F_ACK, 0),
+      ...request(r, 1, undefined),
+      fr(T_WINDOW_UPDATE, 0, 1, u32(r.pick([1, 1000, 1 << 20]))),
+      fr(T_PRIORITY, 0, 3, Buffer.from([0, 0, 0, 1, 16])),
+      fr(T_PING, F_ACK, 0, r.bytes(8)),
+      fr(T_RST_STREAM, 0, 1, u32(r.pick([0, 5, 8]))),
+      fr(T_SETTINGS, 0, 0, settingsPayload([[S_INITIAL_WINDOW_SIZE, r.pick([0, 10, 65_535])]])),
+      fr(T_WINDOW_UPDATE, 0, 0, u32(1000)),
+    ],
+  },
+  {
+    name: 'multi-stream',
+    build: (r) => {
+      const out = opening(r);
+      const n = r.range(2, 6);
+      const perStream = Array.from({ length: n }, (_, i) => request(r, 1 + 2 * i, undefined, { split: r.chance(0.2), pad: r.chance(0.2) }));
+      // HEADERS go out in stream order; the rest interleaves.
+      const heads = perStream.map((fs) => {
+        const k = fs.findIndex((f) => (f.flags & F_END_HEADERS) !== 0 || f.type === T_DATA);
+        return fs.splice(0, k < 0 ? fs.length : k + 1);
+      });
+      heads.forEach((h) => out.push(...h));
+      let left = perStream.filter((fs) => fs.length > 0);
+      while (left.length > 0) {
+        const fs = r.pick(left);
+        out.push(fs.shift()!);
+        left = left.filter((x) => x.length > 0);
+      }
+      if (r.chance(0.4)) out.push(fr(T_RST_STREAM, 0, 1 + 2 * r.int(n), u32(8)));
+      if (r.chance(0.3)) out.push(fr(T_GOAWAY, 0, 0, Buffer.concat([u32(0), u32(0), Buffer.from('bye')])));
+      return out;
+    },
+  },
+  {
+    name: 'flow-control',
+    build: (r) => {
+      const out = [fr(T_SETTINGS, 0, 0, settingsPayload([[S_INITIAL_WINDOW_SIZE, r.pick([0, 1, 16, 100])]]))];
+      const fields = requestFields(r, EchoService.Stream.path);
+      out.push(fr(T_HEADERS, F_END_HEADERS, 1, encodeStatelessBlock(fields), fields));
+      out.push(fr(T_DATA, F_END_STREAM, 1, frame(encodeEcho({ payload: r.bytes(100), n: r.range(1, 20) }))));
+      for (let i = r.range(0, 4); i > 0; i--) out.push(fr(T_WINDOW_UPDATE, 0, r.pick([0, 1]), u32(r.pick([1, 50, 1000, 0x7fff0000]))));
+      if (r.chance(0.3)) out.push(fr(T_SETTINGS, 0, 0, settingsPayload([[S_INITIAL_WINDOW_SIZE, r.pick([0, 65_535, 0x7fffffff])]])));
+      return out;
+    },
+  },
+  {
+    name: 'ping-flood',
+    build: (r) => {
+      // Past two pings too soon (keepalive policing) the server answers GOAWAY(ENHANCE_YOUR_CALM).
+      const out = opening(r);
+      for (let i = r.range(1, 8); i > 0; i--) {
+        if (r.chance(0.15)) out.push(...request(r, 1 + 2 * i, undefined));
+        out.push(fr(T_PING, r.chance(0.1) ? F_ACK : 0, 0, r.bytes(8)));
+      }
+      return out;
+    },
+  },
+  {
+    name: 'bidi-backpressure',
+    build: (r) => {
+      // Messages one per DATA frame while the handler is not reading yet: they queue, the stream pauses
+      // (server 'tight': after 2), and what still arrives waits in the HTTP/2 stream.
+      const fields = requestFields(r, EchoService.Bidi.path).filter(([n]) => n !== 'grpc-encoding' && n !== 'delay');
+      fields.push(['delay', String(r.pick([5, 30, 80]))]);
+      const out = [...opening(r), fr(T_HEADERS, F_END_HEADERS, 1, encodeStatelessBlock(fields), fields)];
+      for (let i = r.range(2, 10); i > 0; i--) out.push(...dataFrames(r, 1, echoMessage(r), false, r.chance(0.2)));
+      switch (r.int(4)) {
+        case 0:
+          out.push(fr(T_DATA, F_END_STREAM, 1));
+          break;
+        case 1:
+          out.push(fr(T_HEADERS, F_END_HEADERS | F_END_STREAM, 1, encodeStatelessBlock([['x-trailer', 'v']])));
+          break;
+        case 2:
+          out.push(fr(T_RST_STREAM, 0, 1, u32(8)));
+          break;
+        default:
+          break; // left open
+      }
+      if (r.chance(0.3)) out.push(fr(T_WINDOW_UPDATE, 0, 1, u32(1000)));
+      return out;
+    },
+  },
+  {
+    name: 'window-overrun',
+    build: (r) => {
+      // More DATA than a window allows (server 'tight': 256 B per stream, 64 KiB per connection).
+      const out = opening(r);
+      const streams = r.range(1, 3);
+      for (let i = 0; i < streams; i++) {
+        const fields = requestFields(r, r.pick([EchoService.Unary.path, EchoService.Bidi.path]));
+        out.push(fr(T_HEADERS, F_END_HEADERS, 1 + 2 * i, encodeStatelessBlock(fields), fields));
+        const total = r.pick([200, 257, 1000, 40_000]);
+        out.push(...dataFrames(r, 1 + 2 * i, r.bytes(total), r.chance(0.5), r.chance(0.2)));
+      }
+      return out;
+    },
+  },
+  {
+    name: 'slow-then-leave',
+    build: (r) => {
+      const fields = requestFields(r, EchoService.Slow.path);
+      return [
+        ...opening(r),
+        fr(T_HEADERS, F_END_HEADERS, 1, encodeStatelessBlock(fields), fields),
+        fr(T_DATA, r.chance(0.5) ? F_END_STREAM : 0, 1, frame(encodeEcho({ n: r.pick([10, 100, 5000]) }))),
+      ];
+    },
+  },
 ];
 
 // ---- mutations ----
 
 const FRAME_MUTATIONS: { name: string; apply(r: Rand, fs: F[]): void }[] = [
-  { name: 'dup-frame', apply: (r, fs) => { const i = r.int(fs.length); fs.splice(r.int(fs.length + 1), 0, { ...fs[i], payload: Buffer.from(fs[i].payload) }); } },
-  { name: 'drop-frame', apply: (r, fs) => { if (fs.length > 1) fs.splice(r.int(fs.length), 1); } },
-  { name: 'swap-frames', apply: (r, fs) => { if (fs.length > 1) { const i = r.int(fs.length - 1); [fs[i], fs[i + 1]] = [fs[i + 1], fs[i]]; } } },
-  { name: 'type', apply: (r, fs) => { r.pick(fs).type = r.chance(0.8) ? r.int(13) : r.int(256); } },
-  { name: 'flags', apply: (r, fs) => { const f = r.pick(fs); f.flags = r.chance(0.5) ? f.flags ^ r.pick([1, 4, 8, 0x20, 0x40, 0x80]) : r.int(256); } },
-  { name: 'sid', apply: (r, fs) => {
-    const f = r.pick(fs);
-    f.sid = r.pick([0, f.sid + 2, Math.max(0, f.sid - 2), f.sid + 1, 0x7fffffff, (0x80000000 | f.sid) >>> 0, r.u32() & 0x7fffffff]);
-  } },
-  { name: 'length', apply: (r, fs) => {
-    const f = r.pick(fs);
-    f.len = r.pick([f.payload.length + 1, Math.max(0, f.payload.length - 1), 0, MAX_FRAME, MAX_FRAME + 1, 0xffffff, r.int(64)]);
-  } },
-  { name: 'payload-bytes', apply: (r, fs) => {
-    const f = r.pick(fs);
-    if (f.payload.length === 0) { f.payload = r.bytes(r.range(1, 8)); return; }
-    for (let k = r.range(1, 4); k > 0; k--) f.payload[r.int(f.payload.length)] = r.chance(0.5) ? r.int(256) : f.payload[r.int(f.payload.length)] ^ (1 << r.int(8));
-  } },
-  { name: 'payload-resize', apply: (r, fs) => {
-    const f = r.pick(fs);
-    f.payload = r.chance(0.5) ? f.payload.subarray(0, r.int(f.payload.length + 1)) : Buffer.concat([f.payload, r.bytes(r.range(1, 32))]);
-  } },
-  { name: 'insert-random-frame', apply: (r, fs) => { fs.splice(r.range(1, fs.length), 0, randomFrame(r, fs.map((f) => f.sid))); } },
+  {
+    name: 'dup-frame',
+    apply: (r, fs) => {
+      const i = r.int(fs.length);
+      fs.splice(r.int(fs.length + 1), 0, { ...fs[i], payload: Buffer.from(fs[i].payload) });
+    },
+  },
+  {
+    name: 'drop-frame',
+    apply: (r, fs) => {
+      if (fs.length > 1) fs.splice(r.int(fs.length), 1);
+    },
+  },
+  {
+    name: 'swap-frames',
+    apply: (r, fs) => {
+      if (fs.length > 1) {
+        const i = r.int(fs.length - 1);
+        [fs[i], fs[i + 1]] = [fs[i + 1], fs[i]];
+      }
+    },
+  },
+  {
+    name: 'type',
+    apply: (r, fs) => {
+      r.pick(fs).type = r.chance(0.8) ? r.int(13) : r.int(256);
+    },
+  },
+  {
+    name: 'flags',
+    apply: (r, fs) => {
+      const f = r.pick(fs);
+      f.flags = r.chance(0.5) ? f.flags ^ r.pick([1, 4, 8, 0x20, 0x40, 0x80]) : r.int(256);
+    },
+  },
+  {
+    name: 'sid',
+    apply: (r, fs) => {
+      const f = r.pick(fs);
+      f.sid = r.pick([0, f.sid + 2, Math.max(0, f.sid - 2), f.sid + 1, 0x7fffffff, (0x80000000 | f.sid) >>> 0, r.u32() & 0x7fffffff]);
+    },
+  },
+  {
+    name: 'length',
+    apply: (r, fs) => {
+      const f = r.pick(fs);
+      f.len = r.pick([f.payload.length + 1, Math.max(0, f.payload.length - 1), 0, MAX_FRAME, MAX_FRAME + 1, 0xffffff, r.int(64)]);
+    },
+  },
+  {
+    name: 'payload-bytes',
+    apply: (r, fs) => {
+      const f = r.pick(fs);
+      if (f.payload.length === 0) {
+        f.payload = r.bytes(r.range(1, 8));
+        return;
+      }
+      for (let k = r.range(1, 4); k > 0; k--)
+        f.payload[r.int(f.payload.length)] = r.chance(0.5) ? r.int(256) : f.payload[r.int(f.payload.length)] ^ (1 << r.int(8));
+    },
+  },
+  {
+    name: 'payload-resize',
+    apply: (r, fs) => {
+      const f = r.pick(fs);
+      f.payload = r.chance(0.5) ? f.payload.subarray(0, r.int(f.payload.length + 1)) : Buffer.concat([f.payload, r.bytes(r.range(1, 32))]);
+    },
+  },
+  {
+    name: 'insert-random-frame',
+    apply: (r, fs) => {
+      fs.splice(
+        r.range(1, fs.length),
+        0,
+        randomFrame(
+          r,
+          fs.map((f) => f.sid),
+        ),
+      );
+    },
+  },
 ];
 
 /** Headers whose repetition or odd values the server interprets (not just passes on as metadata). */
@@ -480,19 +705,68 @@ const PROTOCOL_HEADERS = new Set([':method', ':scheme', ':path', ':authority', '
 
 /** Mutations of a request's header list (the block is re-encoded, split into CONTINUATIONs if it outgrows a frame). */
 const HEADER_MUTATIONS: { name: string; apply(r: Rand, fields: [string, string][]): void }[] = [
-  { name: 'repeat-field', apply: (r, fields) => {
-    const protocol = fields.map((f, i) => (PROTOCOL_HEADERS.has(f[0]) ? i : -1)).filter((i) => i >= 0);
-    const i = protocol.length > 0 && r.chance(0.6) ? r.pick(protocol) : r.int(fields.length);
-    for (let k = r.pick([1, 2, 15, 16, 17, 40]); k > 0; k--) fields.splice(i + 1, 0, [fields[i][0], r.chance(0.8) ? fields[i][1] : r.text(20)]);
-  } },
-  { name: 'drop-field', apply: (r, fields) => { fields.splice(r.int(fields.length), 1); } },
-  { name: 'uppercase-name', apply: (r, fields) => { const i = r.int(fields.length); fields[i] = [fields[i][0].toUpperCase(), fields[i][1]]; } },
-  { name: 'random-value', apply: (r, fields) => { const i = r.int(fields.length); fields[i] = [fields[i][0], r.pick(['', ' ', r.text(30), '\0', 'a'.repeat(200)])]; } },
-  { name: 'pseudo-after-regular', apply: (r, fields) => { fields.push([r.pick([':method', ':path', ':status', ':protocol', ':x', ':authority']), r.text(8)]); } },
-  { name: 'special-header', apply: (r, fields) => {
-    fields.splice(r.int(fields.length + 1), 0, [r.pick(['connection', 'upgrade', 'te', 'content-type', 'grpc-timeout', 'grpc-encoding', '', 'token', 'x-bin', '__proto__', 'constructor']), r.text(12)]);
-  } },
-  { name: 'big-field', apply: (r, fields) => { fields.splice(r.int(fields.length + 1), 0, ['x-big', 'v'.repeat(r.pick([1000, 20_000, 70_000]))]); } },
+  {
+    name: 'repeat-field',
+    apply: (r, fields) => {
+      const protocol = fields.map((f, i) => (PROTOCOL_HEADERS.has(f[0]) ? i : -1)).filter((i) => i >= 0);
+      const i = protocol.length > 0 && r.chance(0.6) ? r.pick(protocol) : r.int(fields.length);
+      for (let k = r.pick([1, 2, 15, 16, 17, 40]); k > 0; k--)
+        fields.splice(i + 1, 0, [fields[i][0], r.chance(0.8) ? fields[i][1] : r.text(20)]);
+    },
+  },
+  {
+    name: 'drop-field',
+    apply: (r, fields) => {
+      fields.splice(r.int(fields.length), 1);
+    },
+  },
+  {
+    name: 'uppercase-name',
+    apply: (r, fields) => {
+      const i = r.int(fields.length);
+      fields[i] = [fields[i][0].toUpperCase(), fields[i][1]];
+    },
+  },
+  {
+    name: 'random-value',
+    apply: (r, fields) => {
+      const i = r.int(fields.length);
+      fields[i] = [fields[i][0], r.pick(['', ' ', r.text(30), '\0', 'a'.repeat(200)])];
+    },
+  },
+  {
+    name: 'pseudo-after-regular',
+    apply: (r, fields) => {
+      fields.push([r.pick([':method', ':path', ':status', ':protocol', ':x', ':authority']), r.text(8)]);
+    },
+  },
+  {
+    name: 'special-header',
+    apply: (r, fields) => {
+      fields.splice(r.int(fields.length + 1), 0, [
+        r.pick([
+          'connection',
+          'upgrade',
+          'te',
+          'content-type',
+          'grpc-timeout',
+          'grpc-encoding',
+          '',
+          'token',
+          'x-bin',
+          '__proto__',
+          'constructor',
+        ]),
+        r.text(12),
+      ]);
+    },
+  },
+  {
+    name: 'big-field',
+    apply: (r, fields) => {
+      fields.splice(r.int(fields.length + 1), 0, ['x-big', 'v'.repeat(r.pick([1000, 20_000, 70_000]))]);
+    },
+  },
 ];
 
 function mutateHeaders(r: Rand, fs: F[], names: string[]): void {
@@ -522,19 +796,56 @@ function mutateHeaders(r: Rand, fs: F[], names: string[]): void {
 }
 
 const BYTE_MUTATIONS: { name: string; apply(r: Rand, b: Buffer, from: number): Buffer }[] = [
-  { name: 'flip-bits', apply: (r, b, from) => { const c = Buffer.from(b); for (let k = r.range(1, 8); k > 0 && c.length > from; k--) c[r.range(from, c.length - 1)] ^= 1 << r.int(8); return c; } },
-  { name: 'set-bytes', apply: (r, b, from) => { const c = Buffer.from(b); for (let k = r.range(1, 4); k > 0 && c.length > from; k--) c[r.range(from, c.length - 1)] = r.pick([0, 0xff, 0x7f, 0x80, r.int(256)]); return c; } },
+  {
+    name: 'flip-bits',
+    apply: (r, b, from) => {
+      const c = Buffer.from(b);
+      for (let k = r.range(1, 8); k > 0 && c.length > from; k--) c[r.range(from, c.length - 1)] ^= 1 << r.int(8);
+      return c;
+    },
+  },
+  {
+    name: 'set-bytes',
+    apply: (r, b, from) => {
+      const c = Buffer.from(b);
+      for (let k = r.range(1, 4); k > 0 && c.length > from; k--) c[r.range(from, c.length - 1)] = r.pick([0, 0xff, 0x7f, 0x80, r.int(256)]);
+      return c;
+    },
+  },
   { name: 'truncate', apply: (r, b, from) => b.subarray(0, r.range(Math.min(from, b.length), b.length)) },
-  { name: 'splice-random', apply: (r, b, from) => { const at = r.range(Math.min(from, b.length), b.length); return Buffer.concat([b.subarray(0, at), r.bytes(r.range(1, 40)), b.subarray(at)]); } },
-  { name: 'delete-range', apply: (r, b, from) => { if (b.length <= from) return b; const at = r.range(from, b.length - 1); return Buffer.concat([b.subarray(0, at), b.subarray(Math.min(b.length, at + r.range(1, 32)))]); } },
-  { name: 'dup-range', apply: (r, b, from) => { if (b.length <= from) return b; const at = r.range(from, b.length - 1); const n = r.range(1, 64); return Buffer.concat([b.subarray(0, at + n), b.subarray(at)]); } },
+  {
+    name: 'splice-random',
+    apply: (r, b, from) => {
+      const at = r.range(Math.min(from, b.length), b.length);
+      return Buffer.concat([b.subarray(0, at), r.bytes(r.range(1, 40)), b.subarray(at)]);
+    },
+  },
+  {
+    name: 'delete-range',
+    apply: (r, b, from) => {
+      if (b.length <= from) return b;
+      const at = r.range(from, b.length - 1);
+      return Buffer.concat([b.subarray(0, at), b.subarray(Math.min(b.length, at + r.range(1, 32)))]);
+    },
+  },
+  {
+    name: 'dup-range',
+    apply: (r, b, from) => {
+      if (b.length <= from) return b;
+      const at = r.range(from, b.length - 1);
+      const n = r.range(1, 64);
+      return Buffer.concat([b.subarray(0, at + n), b.subarray(at)]);
+    },
+  },
 ];
 
 // ---- random frame sequences ----
 
 function randomFrame(r: Rand, sids: number[]): F {
   const type = r.chance(0.92) ? r.int(13) : r.int(256);
-  const flags = r.chance(0.6) ? r.pick([0, 0, F_END_STREAM, F_END_HEADERS, F_END_HEADERS | F_END_STREAM, F_PADDED, F_PRIORITY, F_PADDED | F_PRIORITY | F_END_HEADERS]) : r.int(256);
+  const flags = r.chance(0.6)
+    ? r.pick([0, 0, F_END_STREAM, F_END_HEADERS, F_END_HEADERS | F_END_STREAM, F_PADDED, F_PRIORITY, F_PADDED | F_PRIORITY | F_END_HEADERS])
+    : r.int(256);
   const known = sids.filter((s) => s !== 0);
   const maxSid = Math.max(0, ...known);
   let sid = r.pick([0, 0, 1, 3, maxSid, maxSid + 2, maxSid + 1, 2 * r.int(50) + 1, 2 * r.int(50), 0x7fffffff, r.u32() & 0x7fffffff]);
@@ -555,19 +866,39 @@ function randomFrame(r: Rand, sids: number[]): F {
       payload = Buffer.concat([...pre, block, Buffer.alloc(type === T_HEADERS && flags & F_PADDED ? r.int(8) : 0)]);
       break;
     }
-    case T_PRIORITY: payload = r.chance(0.9) ? r.bytes(5) : r.bytes(r.int(10)); break;
-    case T_RST_STREAM: payload = r.chance(0.9) ? u32(r.chance(0.7) ? r.int(14) : r.u32()) : r.bytes(r.int(8)); break;
+    case T_PRIORITY:
+      payload = r.chance(0.9) ? r.bytes(5) : r.bytes(r.int(10));
+      break;
+    case T_RST_STREAM:
+      payload = r.chance(0.9) ? u32(r.chance(0.7) ? r.int(14) : r.u32()) : r.bytes(r.int(8));
+      break;
     case T_SETTINGS:
       if (flags & F_ACK && r.chance(0.8)) payload = Buffer.alloc(0);
       else if (r.chance(0.9)) {
-        payload = settingsPayload(Array.from({ length: r.int(6) }, (): [number, number] => [r.chance(0.8) ? r.int(9) : r.int(65_536), r.edgeU32()]));
+        payload = settingsPayload(
+          Array.from({ length: r.int(6) }, (): [number, number] => [r.chance(0.8) ? r.int(9) : r.int(65_536), r.edgeU32()]),
+        );
       } else payload = r.bytes(r.int(20));
       break;
-    case T_PUSH_PROMISE: payload = Buffer.concat([u32(r.int(20)), r.bytes(r.int(20))]); break;
-    case T_PING: payload = r.chance(0.9) ? r.bytes(8) : r.bytes(r.int(16)); break;
-    case T_GOAWAY: payload = r.chance(0.9) ? Buffer.concat([u32(r.edgeU32()), u32(r.chance(0.7) ? r.int(14) : r.u32()), r.bytes(r.int(16))]) : r.bytes(r.int(8)); break;
-    case T_WINDOW_UPDATE: payload = r.chance(0.9) ? u32(r.chance(0.5) ? r.pick([0, 1, 0x7fffffff, 0x80000000, 0xffffffff, 0x7fff0000]) : r.edgeU32()) : r.bytes(r.int(8)); break;
-    default: payload = r.bytes(r.int(40)); break;
+    case T_PUSH_PROMISE:
+      payload = Buffer.concat([u32(r.int(20)), r.bytes(r.int(20))]);
+      break;
+    case T_PING:
+      payload = r.chance(0.9) ? r.bytes(8) : r.bytes(r.int(16));
+      break;
+    case T_GOAWAY:
+      payload = r.chance(0.9)
+        ? Buffer.concat([u32(r.edgeU32()), u32(r.chance(0.7) ? r.int(14) : r.u32()), r.bytes(r.int(16))])
+        : r.bytes(r.int(8));
+      break;
+    case T_WINDOW_UPDATE:
+      payload = r.chance(0.9)
+        ? u32(r.chance(0.5) ? r.pick([0, 1, 0x7fffffff, 0x80000000, 0xffffffff, 0x7fff0000]) : r.edgeU32())
+        : r.bytes(r.int(8));
+      break;
+    default:
+      payload = r.bytes(r.int(40));
+      break;
   }
   return fr(type, flags, sid, payload);
 }
@@ -623,8 +954,12 @@ function mutationCase(seed: number, id: string): Case {
   }
   const { chunks, delays } = chunked(r, bytes);
   return {
-    id, desc: `${base.name}${names.length > 0 ? ` + ${names.join(' + ')}` : ''} (${bytes.length} B in ${chunks.length} writes)`,
-    chunks, delays, halfClose: r.chance(0.2), prefaceIntact: bytes.length >= PREFACE.length && bytes.subarray(0, PREFACE.length).equals(PREFACE),
+    id,
+    desc: `${base.name}${names.length > 0 ? ` + ${names.join(' + ')}` : ''} (${bytes.length} B in ${chunks.length} writes)`,
+    chunks,
+    delays,
+    halfClose: r.chance(0.2),
+    prefaceIntact: bytes.length >= PREFACE.length && bytes.subarray(0, PREFACE.length).equals(PREFACE),
   };
 }
 
@@ -635,13 +970,23 @@ function randomCase(seed: number, id: string): Case {
   const n = r.range(1, 25);
   for (let i = 0; i < n; i++) {
     if (r.chance(0.1)) frames.push(...request(r, 2 * r.int(20) + 1, undefined));
-    else frames.push(randomFrame(r, frames.map((f) => f.sid)));
+    else
+      frames.push(
+        randomFrame(
+          r,
+          frames.map((f) => f.sid),
+        ),
+      );
   }
   const bytes = Buffer.concat([PREFACE, ...frames.map(frameBytes)]);
   const { chunks, delays } = chunked(r, bytes);
   return {
-    id, desc: `random: ${frames.map((f) => `${TYPE_NAMES[f.type] ?? `type${f.type}`}/${f.sid}`).join(' ')} (${bytes.length} B in ${chunks.length} writes)`,
-    chunks, delays, halfClose: r.chance(0.2), prefaceIntact: true,
+    id,
+    desc: `random: ${frames.map((f) => `${TYPE_NAMES[f.type] ?? `type${f.type}`}/${f.sid}`).join(' ')} (${bytes.length} B in ${chunks.length} writes)`,
+    chunks,
+    delays,
+    halfClose: r.chance(0.2),
+    prefaceIntact: true,
   };
 }
 
@@ -674,11 +1019,24 @@ function runCase(port: number, c: Case, waitMs = CASE_WAIT_MS, stopWhen?: () => 
     };
     // Whatever happens (a stuck connect, a write that never returns), the case ends.
     const hard = setTimeout(finish, 3_000 + waitMs);
-    const poll = stopWhen === undefined ? undefined : setInterval(() => { if (stopWhen()) finish(); }, 5);
+    const poll =
+      stopWhen === undefined
+        ? undefined
+        : setInterval(() => {
+            if (stopWhen()) finish();
+          }, 5);
     sock.on('data', (d: Buffer) => parts.push(d));
-    sock.on('error', () => { /* EPIPE/ECONNRESET after the server gave up: expected */ });
-    sock.on('end', () => { serverClosed = true; finish(); });
-    sock.on('close', () => { serverClosed = true; finish(); });
+    sock.on('error', () => {
+      /* EPIPE/ECONNRESET after the server gave up: expected */
+    });
+    sock.on('end', () => {
+      serverClosed = true;
+      finish();
+    });
+    sock.on('close', () => {
+      serverClosed = true;
+      finish();
+    });
     sock.once('connect', () => {
       void (async () => {
         for (let i = 0; i < c.chunks.length && !done; i++) {
@@ -702,7 +1060,7 @@ function runCase(port: number, c: Case, waitMs = CASE_WAIT_MS, stopWhen?: () => 
 const GOAWAY_CLOSE_GRACE_MS = 700;
 
 function errorGoawayIn(b: Buffer): boolean {
-  for (let p = 0; b.length - p >= 9;) {
+  for (let p = 0; b.length - p >= 9; ) {
     const len = b.readUIntBE(p, 3);
     if (b.length - p - 9 < len) break;
     if (b[p + 3] === T_GOAWAY && len >= 8 && b.readUInt32BE(p + 13) !== 0) return true;
@@ -730,14 +1088,19 @@ function checkReply(c: Case, o: Outcome): string[] {
     const sid = b.readUInt32BE(p + 5) & 0x7fffffff;
     const payload = b.subarray(p + 9, p + 9 + len);
     p += 9 + len;
-    if (n++ === 0 && (type !== T_SETTINGS || flags & F_ACK || sid !== 0)) problems.push(`first frame is type ${type} flags ${flags} on stream ${sid}, not SETTINGS`);
+    if (n++ === 0 && (type !== T_SETTINGS || flags & F_ACK || sid !== 0))
+      problems.push(`first frame is type ${type} flags ${flags} on stream ${sid}, not SETTINGS`);
     // Frames may follow a GOAWAY (RFC 9113 §6.8), but no response on a stream it said would not be processed.
-    if (goawayLast !== undefined && sid > goawayLast && (type === T_HEADERS || type === T_DATA)) problems.push(`frame type ${type} on stream ${sid}, above the last stream id ${goawayLast} of an earlier GOAWAY`);
+    if (goawayLast !== undefined && sid > goawayLast && (type === T_HEADERS || type === T_DATA))
+      problems.push(`frame type ${type} on stream ${sid}, above the last stream id ${goawayLast} of an earlier GOAWAY`);
     if (type === T_HEADERS || type === T_CONTINUATION) {
       if (type === T_HEADERS) {
         let s = 0;
         let e = payload.length;
-        if (flags & F_PADDED) { s = 1; e -= payload[0]; }
+        if (flags & F_PADDED) {
+          s = 1;
+          e -= payload[0];
+        }
         if (flags & F_PRIORITY) s += 5;
         block = [payload.subarray(s, e)];
       } else if (block === undefined) {
@@ -766,7 +1129,8 @@ function checkReply(c: Case, o: Outcome): string[] {
     }
   }
   if (o.serverClosed && p !== b.length) problems.push(`the server closed after ${b.length - p} bytes of a partial frame`);
-  if (errorGoaway !== undefined && !o.serverClosed) problems.push(`GOAWAY(${errorGoaway}) but the connection stayed open for ${CASE_WAIT_MS + GOAWAY_CLOSE_GRACE_MS} ms`);
+  if (errorGoaway !== undefined && !o.serverClosed)
+    problems.push(`GOAWAY(${errorGoaway}) but the connection stayed open for ${CASE_WAIT_MS + GOAWAY_CLOSE_GRACE_MS} ms`);
   return problems;
 }
 
@@ -806,7 +1170,9 @@ async function settled(server: GrpcServer, ms = SETTLE_MS): Promise<boolean> {
 
 function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); });
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
@@ -815,7 +1181,11 @@ async function assertServes(s: Running, what: string): Promise<void> {
   const payload = Buffer.from(`alive ${what}`);
   const session = await bounded(connectRaw(s.port), 3_000, `${what}: connecting`);
   try {
-    const r = await bounded(rawRequest(session, { path: EchoService.Unary.path, chunks: [frame(encodeEcho({ payload, n: 7 }))] }), 3_000, `${what}: raw call`);
+    const r = await bounded(
+      rawRequest(session, { path: EchoService.Unary.path, chunks: [frame(encodeEcho({ payload, n: 7 }))] }),
+      3_000,
+      `${what}: raw call`,
+    );
     assert.is(r.grpcStatus, 0, `${what}: raw call status (${r.grpcMessage}, rst ${r.rstCode})`);
     const msgs = unframe(r.data);
     assert.is(msgs.length, 1, `${what}: one response message`);
@@ -827,7 +1197,11 @@ async function assertServes(s: Running, what: string): Promise<void> {
   }
   const client = grpcClient(s.address);
   try {
-    const { err, res } = await bounded(callUnary(client, EchoService.Unary.path, { payload, n: 9 }, new grpc.Metadata(), { deadline: Date.now() + 3_000 }), 4_000, `${what}: grpc-js call`);
+    const { err, res } = await bounded(
+      callUnary(client, EchoService.Unary.path, { payload, n: 9 }, new grpc.Metadata(), { deadline: Date.now() + 3_000 }),
+      4_000,
+      `${what}: grpc-js call`,
+    );
     assert.is(err, null, `${what}: grpc-js call: ${err?.message}`);
     assert.is(res?.n, 9);
   } finally {
@@ -891,7 +1265,7 @@ function showFrames(frames: F[], tail: Buffer): string {
     const pairs = lists.get(f);
     if (pairs !== undefined) {
       const shown: string[] = [];
-      for (let i = 0; i < pairs.length;) {
+      for (let i = 0; i < pairs.length; ) {
         let j = i + 1;
         while (j < pairs.length && pairs[j][0] === pairs[i][0] && pairs[j][1] === pairs[i][1]) j++;
         const v = pairs[i][1].length > 40 ? `${pairs[i][1].slice(0, 40)}…` : pairs[i][1];
@@ -901,8 +1275,10 @@ function showFrames(frames: F[], tail: Buffer): string {
       extra = `\n        headers {${shown.join(', ')}}`;
     }
     const p = f.payload;
-    if (f.type === T_GOAWAY && p.length >= 8) extra = ` (last stream ${p.readUInt32BE(0) & 0x7fffffff}, code ${p.readUInt32BE(4)}${p.length > 8 ? `, ${JSON.stringify(p.subarray(8).toString('latin1'))}` : ''})`;
-    else if ((f.type === T_RST_STREAM || f.type === T_WINDOW_UPDATE) && p.length === 4) extra = ` (${f.type === T_RST_STREAM ? 'code' : 'increment'} ${p.readUInt32BE(0)})`;
+    if (f.type === T_GOAWAY && p.length >= 8)
+      extra = ` (last stream ${p.readUInt32BE(0) & 0x7fffffff}, code ${p.readUInt32BE(4)}${p.length > 8 ? `, ${JSON.stringify(p.subarray(8).toString('latin1'))}` : ''})`;
+    else if ((f.type === T_RST_STREAM || f.type === T_WINDOW_UPDATE) && p.length === 4)
+      extra = ` (${f.type === T_RST_STREAM ? 'code' : 'increment'} ${p.readUInt32BE(0)})`;
     else if (f.type === T_SETTINGS && p.length % 6 === 0 && p.length > 0) {
       extra = ` (${Array.from({ length: p.length / 6 }, (_, i) => `${p.readUInt16BE(6 * i)}=${p.readUInt32BE(6 * i + 2)}`).join(' ')})`;
     }
@@ -946,7 +1322,10 @@ async function isolate(s: Running, cases: Case[], kind: Failure, suspects: Set<s
   let culprit: Case | undefined;
   for (const c of ordered) {
     if (Date.now() > deadline) break;
-    if (await reproduces(s, c, kind, 150)) { culprit = c; break; }
+    if (await reproduces(s, c, kind, 150)) {
+      culprit = c;
+      break;
+    }
   }
   if (culprit === undefined) return `  (no single case reproduced the ${kind} alone within ${ISOLATE_BUDGET_MS} ms)`;
   const bytes = Buffer.concat(culprit.chunks);
@@ -957,16 +1336,23 @@ async function isolate(s: Running, cases: Case[], kind: Failure, suspects: Set<s
   const base = culprit;
   // A crash shows while the frames are read; a leak needs the connection to have lived a little.
   const waitMs = kind === 'crash' ? 50 : 150;
-  const asCase = (fs: F[]): Case => ({ ...base, id: `${base.id} (shrinking)`, chunks: [Buffer.concat([PREFACE, ...fs.map(frameBytes), parsed.tail])], delays: [0] });
+  const asCase = (fs: F[]): Case => ({
+    ...base,
+    id: `${base.id} (shrinking)`,
+    chunks: [Buffer.concat([PREFACE, ...fs.map(frameBytes), parsed.tail])],
+    delays: [0],
+  });
   let frames = parsed.frames;
   // Sent in one write now; if that no longer reproduces, report it unshrunk.
-  if (!(await reproduces(s, asCase(frames), kind, waitMs))) return `${report}\n  frames (after the preface):\n${showFrames(frames, parsed.tail)}`;
+  if (!(await reproduces(s, asCase(frames), kind, waitMs)))
+    return `${report}\n  frames (after the preface):\n${showFrames(frames, parsed.tail)}`;
   frames = await shrinkList(frames, (fs) => reproduces(s, asCase(fs), kind, waitMs), deadline);
   const { lists, dynamic } = decodeBlocks(frames);
   if (!dynamic) {
     for (const [f, pairs] of lists) {
       const i = frames.indexOf(f);
-      const withList = (ps: [string, string][]): F[] => frames.map((x, j) => (j === i ? fr(x.type, x.flags, x.sid, encodeStatelessBlock(ps)) : x));
+      const withList = (ps: [string, string][]): F[] =>
+        frames.map((x, j) => (j === i ? fr(x.type, x.flags, x.sid, encodeStatelessBlock(ps)) : x));
       const fewer = await shrinkList(pairs, (ps) => reproduces(s, asCase(withList(ps)), kind, waitMs), deadline);
       frames = withList(fewer);
     }
@@ -984,13 +1370,24 @@ function registerEcho(s: GrpcServer): void {
   s.unary(EchoService.Slow, async (req, call) => {
     const signal = call.signal;
     await new Promise<void>((resolve) => {
-      const onAbort = (): void => { clearTimeout(t); resolve(); };
-      const t = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve(); }, Math.min(req.n, 500));
+      const onAbort = (): void => {
+        clearTimeout(t);
+        resolve();
+      };
+      const t = setTimeout(
+        () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        Math.min(req.n, 500),
+      );
       signal.addEventListener('abort', onAbort, { once: true });
     });
     return { text: 'slow done' };
   });
-  s.unary(EchoService.Fail, () => { throw new Error('failing on purpose'); });
+  s.unary(EchoService.Fail, () => {
+    throw new Error('failing on purpose');
+  });
   s.serverStream(EchoService.Stream, async (req, stream, call) => {
     for (let i = 0; i < Math.min(req.n, 50); i++) {
       if (!stream.write({ n: i, payload: req.payload })) await stream.drained();
@@ -1002,7 +1399,9 @@ function registerEcho(s: GrpcServer): void {
   s.bidi(EchoService.Bidi, (stream, call) => {
     const start = (): void => {
       if (stream.done) return;
-      stream.onMessage = (m) => { stream.write({ payload: m.payload, n: m.n }); };
+      stream.onMessage = (m) => {
+        stream.write({ payload: m.payload, n: m.n });
+      };
       stream.onHalfClose = () => stream.end();
     };
     const delay = Math.min(Number(call.metadata.get('delay') ?? 0) || 0, 100);
@@ -1015,9 +1414,15 @@ function registerEcho(s: GrpcServer): void {
 const SERVERS: { name: string; options: GrpcServerOptions }[] = [
   { name: 'defaults', options: {} },
   {
-    name: 'tight', options: {
-      maxConcurrentStreams: 3, streamWindowBytes: 256, connectionWindowBytes: 65_535, maxRecvMessageBytes: 128,
-      sessionMemoryMaxMb: 1, keepaliveMinTimeMs: 1_000, inboundQueueMessagesMax: 2,
+    name: 'tight',
+    options: {
+      maxConcurrentStreams: 3,
+      streamWindowBytes: 256,
+      connectionWindowBytes: 65_535,
+      maxRecvMessageBytes: 128,
+      sessionMemoryMaxMb: 1,
+      keepaliveMinTimeMs: 1_000,
+      inboundQueueMessagesMax: 2,
     },
   },
 ];
@@ -1046,11 +1451,15 @@ async function replay(label: string, make: (seed: number, id: string) => Case): 
   const s = running[i];
   const c = make(Number(seedText) >>> 0, `${label} case (seed ${seedText}, server '${serverName}')`);
   const sent = parseFrames(Buffer.concat(c.chunks));
-  console.log(`  ${c.id}: ${c.desc}\n  sent:\n${sent === undefined ? Buffer.concat(c.chunks).toString('hex') : showFrames(sent.frames, sent.tail)}`);
+  console.log(
+    `  ${c.id}: ${c.desc}\n  sent:\n${sent === undefined ? Buffer.concat(c.chunks).toString('hex') : showFrames(sent.frames, sent.tail)}`,
+  );
   const errorsBefore = uncaught.length;
   const o = await runCase(s.port, c);
   const got = parseFrames(Buffer.concat([PREFACE, o.received]))!;
-  console.log(`  received (then the server ${o.serverClosed ? 'closed the connection' : 'kept the connection open'}):\n${showFrames(got.frames, got.tail)}`);
+  console.log(
+    `  received (then the server ${o.serverClosed ? 'closed the connection' : 'kept the connection open'}):\n${showFrames(got.frames, got.tail)}`,
+  );
   assert.equal(checkReply(c, o), [], 'protocol problems');
   await sleep(20);
   assert.is(uncaught.length, errorsBefore, `the server threw\n${describeUncaught(errorsBefore)}`);
@@ -1095,7 +1504,9 @@ async function fuzz(label: string, batches: number, budgetMs: number, make: (see
       // Give the leak a moment more, then look for the case that leaves something behind by itself.
       const recovered = await settled(s.server, 3_000);
       const report = await isolate(s, cases, 'leak', new Set());
-      assert.unreachable(`${where}: ${leftover} still open ${SETTLE_MS} ms after every fuzz connection closed (recovered later: ${recovered})\n${report}`);
+      assert.unreachable(
+        `${where}: ${leftover} still open ${SETTLE_MS} ms after every fuzz connection closed (recovered later: ${recovered})\n${report}`,
+      );
     }
     assert.equal(problems, [], `${where}: the server broke the protocol towards a fuzzing client`);
     await assertServes(s, where);
@@ -1117,7 +1528,10 @@ v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
 
 /** The GrpcServer's internals, read only to hold weak references to what a connection allocated. */
-interface Internals { sessions: Set<{ session: object }>; calls: Set<object> }
+interface Internals {
+  sessions: Set<{ session: object }>;
+  calls: Set<object>;
+}
 
 for (const close of ['destroy', 'end'] as const) {
   test(`memory: 2000 HEADERS-only streams on one connection, then the client ${close === 'destroy' ? 'resets' : 'half-closes'} the socket: every call ends, nothing is retained`, async () => {
@@ -1126,8 +1540,14 @@ for (const close of ['destroy', 'end'] as const) {
     assert.ok(await settled(server), `clean before (${counts(server)})`);
     const errorsBefore = uncaught.length;
     const STREAMS = 2000;
-    const fields: [string, string][] = [[':method', 'POST'], [':scheme', 'http'], [':path', EchoService.Unary.path], [':authority', '127.0.0.1'],
-      ['content-type', 'application/grpc'], ['te', 'trailers']];
+    const fields: [string, string][] = [
+      [':method', 'POST'],
+      [':scheme', 'http'],
+      [':path', EchoService.Unary.path],
+      [':authority', '127.0.0.1'],
+      ['content-type', 'application/grpc'],
+      ['te', 'trailers'],
+    ];
     const block = encodeStatelessBlock(fields);
     const parts = [PREFACE, frameBytes(fr(T_SETTINGS, 0, 0))];
     for (let i = 0; i < STREAMS; i++) parts.push(frameBytes(fr(T_HEADERS, F_END_HEADERS, 1 + 2 * i, block)));
@@ -1135,20 +1555,35 @@ for (const close of ['destroy', 'end'] as const) {
     sock.on('error', () => undefined);
     sock.resume(); // read (and drop) whatever the server sends
     try {
-      await bounded(new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); }), 3_000, 'connect');
+      await bounded(
+        new Promise<void>((resolve, reject) => {
+          sock.once('connect', resolve);
+          sock.once('error', reject);
+        }),
+        3_000,
+        'connect',
+      );
       sock.write(Buffer.concat(parts));
       const opened = await until(() => server.activeCalls === STREAMS, 5_000);
       assert.ok(opened, `all ${STREAMS} calls open (${counts(server)})`);
       assert.is(server.connections, 1);
       const internals = server as unknown as Internals;
       const refs = [...internals.sessions].map((x) => new WeakRef(x.session));
-      [...internals.calls].forEach((c, i) => { if (i % 97 === 0) refs.push(new WeakRef(c)); });
+      [...internals.calls].forEach((c, i) => {
+        if (i % 97 === 0) refs.push(new WeakRef(c));
+      });
       if (close === 'destroy') sock.destroy();
       else sock.end();
       assert.ok(await settled(server), `calls and connection gone after the client left (${counts(server)})`);
       // What the connection allocated must become garbage (retried: sockets and timers let go asynchronously).
-      const freed = await until(() => { gc(); return refs.every((r) => r.deref() === undefined); }, 3_000);
-      assert.ok(freed, `${refs.filter((r) => r.deref() !== undefined).length} of ${refs.length} session/call objects still reachable after the connection closed`);
+      const freed = await until(() => {
+        gc();
+        return refs.every((r) => r.deref() === undefined);
+      }, 3_000);
+      assert.ok(
+        freed,
+        `${refs.filter((r) => r.deref() !== undefined).length} of ${refs.length} session/call objects still reachable after the connection closed`,
+      );
     } finally {
       sock.destroy();
     }
@@ -1162,11 +1597,21 @@ test('memory: 2000 HEADERS-only streams against maxConcurrentStreams 3: refused 
   const server = s.server;
   assert.ok(await settled(server), `clean before (${counts(server)})`);
   const errorsBefore = uncaught.length;
-  const block = encodeStatelessBlock([[':method', 'POST'], [':scheme', 'http'], [':path', EchoService.Unary.path], [':authority', '127.0.0.1'],
-    ['content-type', 'application/grpc'], ['te', 'trailers']]);
+  const block = encodeStatelessBlock([
+    [':method', 'POST'],
+    [':scheme', 'http'],
+    [':path', EchoService.Unary.path],
+    [':authority', '127.0.0.1'],
+    ['content-type', 'application/grpc'],
+    ['te', 'trailers'],
+  ]);
   const parts = [PREFACE, frameBytes(fr(T_SETTINGS, 0, 0))];
   for (let i = 0; i < 2000; i++) parts.push(frameBytes(fr(T_HEADERS, F_END_HEADERS, 1 + 2 * i, block)));
-  const o = await runCase(s.port, { id: 'refusals', desc: '2000 HEADERS', chunks: [Buffer.concat(parts)], delays: [0], halfClose: false, prefaceIntact: true }, 500);
+  const o = await runCase(
+    s.port,
+    { id: 'refusals', desc: '2000 HEADERS', chunks: [Buffer.concat(parts)], delays: [0], halfClose: false, prefaceIntact: true },
+    500,
+  );
   const f = parseFrames(Buffer.concat([PREFACE, o.received]));
   const rsts = f?.frames.filter((x) => x.type === T_RST_STREAM && x.payload.readUInt32BE(0) === 7).length ?? 0;
   assert.ok(rsts >= 1997, `streams over the limit refused with REFUSED_STREAM (got ${rsts})`);
@@ -1180,18 +1625,34 @@ test('memory: 2000 HEADERS-only streams against maxConcurrentStreams 3: refused 
  * about 256 KiB (reading and dropping what the server sends), for at most 4 s. Returns how much the heap
  * grew while the connection was still open, measured after a full GC.
  */
-async function flood(s: Running, start: Buffer[], unit: (i: number) => Buffer, count: number): Promise<{ heapGrowthMb: number; serverClosed: boolean; sent: number }> {
+async function flood(
+  s: Running,
+  start: Buffer[],
+  unit: (i: number) => Buffer,
+  count: number,
+): Promise<{ heapGrowthMb: number; serverClosed: boolean; sent: number }> {
   gc();
   const before = process.memoryUsage().heapUsed;
   const sock = net.connect({ port: s.port, host: '127.0.0.1', noDelay: true });
   let serverClosed = false;
   sock.on('error', () => undefined);
-  sock.on('end', () => { serverClosed = true; });
-  sock.on('close', () => { serverClosed = true; });
+  sock.on('end', () => {
+    serverClosed = true;
+  });
+  sock.on('close', () => {
+    serverClosed = true;
+  });
   sock.resume();
   let sent = 0;
   try {
-    await bounded(new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); }), 3_000, 'connect');
+    await bounded(
+      new Promise<void>((resolve, reject) => {
+        sock.once('connect', resolve);
+        sock.once('error', reject);
+      }),
+      3_000,
+      'connect',
+    );
     sock.write(Buffer.concat([PREFACE, frameBytes(fr(T_SETTINGS, 0, 0)), ...start]));
     const per = Math.max(1, Math.floor((256 * 1024) / unit(0).length));
     const until = Date.now() + 4_000;
@@ -1209,8 +1670,14 @@ async function flood(s: Running, start: Buffer[], unit: (i: number) => Buffer, c
   }
 }
 
-const UNARY_BLOCK = encodeStatelessBlock([[':method', 'POST'], [':scheme', 'http'], [':path', EchoService.Unary.path], [':authority', '127.0.0.1'],
-  ['content-type', 'application/grpc'], ['te', 'trailers']]);
+const UNARY_BLOCK = encodeStatelessBlock([
+  [':method', 'POST'],
+  [':scheme', 'http'],
+  [':path', EchoService.Unary.path],
+  [':authority', '127.0.0.1'],
+  ['content-type', 'application/grpc'],
+  ['te', 'trailers'],
+]);
 /** What one connection may make the server hold on to, whatever it floods it with. */
 const FLOOD_HEAP_MB_MAX = 16;
 
@@ -1220,9 +1687,13 @@ test('memory: a flood of empty CONTINUATION frames (no END_HEADERS ever) is cut 
   const s = running[0];
   const errorsBefore = uncaught.length;
   const r = await flood(s, [frameBytes(fr(T_HEADERS, 0, 1, UNARY_BLOCK))], () => frameBytes(fr(T_CONTINUATION, 0, 1)), 400_000);
-  console.log(`  empty CONTINUATION flood: ${r.sent} frames (${(r.sent * 9 / 2 ** 20).toFixed(1)} MiB), server closed: ${r.serverClosed}, heap +${r.heapGrowthMb.toFixed(1)} MiB`);
-  assert.ok(r.heapGrowthMb < FLOOD_HEAP_MB_MAX,
-    `${r.sent} empty CONTINUATION frames (${(r.sent * 9 / 2 ** 20).toFixed(1)} MiB on the wire) grew the heap by ${r.heapGrowthMb.toFixed(1)} MiB with the connection still open (server closed: ${r.serverClosed}); limit ${FLOOD_HEAP_MB_MAX} MiB`);
+  console.log(
+    `  empty CONTINUATION flood: ${r.sent} frames (${((r.sent * 9) / 2 ** 20).toFixed(1)} MiB), server closed: ${r.serverClosed}, heap +${r.heapGrowthMb.toFixed(1)} MiB`,
+  );
+  assert.ok(
+    r.heapGrowthMb < FLOOD_HEAP_MB_MAX,
+    `${r.sent} empty CONTINUATION frames (${((r.sent * 9) / 2 ** 20).toFixed(1)} MiB on the wire) grew the heap by ${r.heapGrowthMb.toFixed(1)} MiB with the connection still open (server closed: ${r.serverClosed}); limit ${FLOOD_HEAP_MB_MAX} MiB`,
+  );
   assert.ok(await settled(s.server), `connection gone afterwards (${counts(s.server)})`);
   assert.is(uncaught.length, errorsBefore, `the server threw\n${describeUncaught(errorsBefore)}`);
   await assertServes(s, 'CONTINUATION flood');
@@ -1231,7 +1702,13 @@ test('memory: a flood of empty CONTINUATION frames (no END_HEADERS ever) is cut 
 test('memory: rapid reset (HEADERS + RST_STREAM, 50000 streams) and a flood of frames the server ignores cost bounded memory', async () => {
   const s = running[0];
   const errorsBefore = uncaught.length;
-  const reset = await flood(s, [], (i) => Buffer.concat([frameBytes(fr(T_HEADERS, F_END_HEADERS, 1 + 2 * i, UNARY_BLOCK)), frameBytes(fr(T_RST_STREAM, 0, 1 + 2 * i, u32(8)))]), 50_000);
+  const reset = await flood(
+    s,
+    [],
+    (i) =>
+      Buffer.concat([frameBytes(fr(T_HEADERS, F_END_HEADERS, 1 + 2 * i, UNARY_BLOCK)), frameBytes(fr(T_RST_STREAM, 0, 1 + 2 * i, u32(8)))]),
+    50_000,
+  );
   assert.ok(reset.heapGrowthMb < FLOOD_HEAP_MB_MAX, `rapid reset: heap +${reset.heapGrowthMb.toFixed(1)} MiB after ${reset.sent} streams`);
   assert.ok(await settled(s.server), `rapid reset: calls and connection gone (${counts(s.server)})`);
   // Stream 1 stays open (HEADERS, no END_STREAM); then frames that change nothing, over and over.
@@ -1243,7 +1720,10 @@ test('memory: rapid reset (HEADERS + RST_STREAM, 50000 streams) and a flood of f
     frameBytes(fr(T_SETTINGS, F_ACK, 0)), // an ack for settings never sent
   ];
   const noise = await flood(s, [frameBytes(fr(T_HEADERS, F_END_HEADERS, 1, UNARY_BLOCK))], (i) => ignored[i % ignored.length], 300_000);
-  assert.ok(noise.heapGrowthMb < FLOOD_HEAP_MB_MAX, `ignored frames: heap +${noise.heapGrowthMb.toFixed(1)} MiB after ${noise.sent} frames`);
+  assert.ok(
+    noise.heapGrowthMb < FLOOD_HEAP_MB_MAX,
+    `ignored frames: heap +${noise.heapGrowthMb.toFixed(1)} MiB after ${noise.sent} frames`,
+  );
   assert.ok(await settled(s.server), `ignored frames: calls and connection gone (${counts(s.server)})`);
   assert.is(uncaught.length, errorsBefore, `the server threw\n${describeUncaught(errorsBefore)}`);
   await assertServes(s, 'floods');
@@ -1255,10 +1735,29 @@ test('regression: one request header sent 17 times (content-type) does not take 
   // isGrpcContentType(), which calls startsWith() on it: a TypeError out of the socket's 'data' handler.
   const s = running[0];
   const errorsBefore = uncaught.length;
-  const fields: [string, string][] = [[':method', 'POST'], [':scheme', 'http'], [':path', EchoService.Unary.path]];
+  const fields: [string, string][] = [
+    [':method', 'POST'],
+    [':scheme', 'http'],
+    [':path', EchoService.Unary.path],
+  ];
   for (let i = 0; i < 17; i++) fields.push(['content-type', 'application/grpc']);
-  const bytes = Buffer.concat([PREFACE, frameBytes(fr(T_SETTINGS, 0, 0)), frameBytes(fr(T_HEADERS, F_END_HEADERS | F_END_STREAM, 1, encodeStatelessBlock(fields)))]);
-  await runCase(s.port, { id: 'content-type x17', desc: 'HEADERS with 17 content-type fields', chunks: [bytes], delays: [0], halfClose: false, prefaceIntact: true }, 200);
+  const bytes = Buffer.concat([
+    PREFACE,
+    frameBytes(fr(T_SETTINGS, 0, 0)),
+    frameBytes(fr(T_HEADERS, F_END_HEADERS | F_END_STREAM, 1, encodeStatelessBlock(fields))),
+  ]);
+  await runCase(
+    s.port,
+    {
+      id: 'content-type x17',
+      desc: 'HEADERS with 17 content-type fields',
+      chunks: [bytes],
+      delays: [0],
+      halfClose: false,
+      prefaceIntact: true,
+    },
+    200,
+  );
   await sleep(20);
   assert.is(uncaught.length, errorsBefore, `the server threw\n${describeUncaught(errorsBefore)}`);
   assert.ok(await settled(s.server), `connection gone afterwards (${counts(s.server)})`);

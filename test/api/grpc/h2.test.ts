@@ -18,19 +18,50 @@ import { GrpcCode } from '../../../src/errors.js';
 import type { GrpcServer, GrpcServerOptions, ServerCall } from '../../../src/api/grpc/server.js';
 import { HpackDecoder, encodeStatelessBlock } from '../../../src/api/h2/hpack.js';
 import {
-  EchoService, TEST_ENGINE, connectRaw, decodeEcho, encodeEcho, frame, rawRequest, sleep, startServer, unframe, waitFor,
+  EchoService,
+  TEST_ENGINE,
+  connectRaw,
+  decodeEcho,
+  encodeEcho,
+  frame,
+  rawRequest,
+  sleep,
+  startServer,
+  unframe,
+  waitFor,
   type Running,
 } from '../helpers.js';
 
 // ---- HTTP/2 constants (RFC 9113 §6, §7, §11) ----
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const T_DATA = 0x0, T_HEADERS = 0x1, T_PRIORITY = 0x2, T_RST_STREAM = 0x3, T_SETTINGS = 0x4, T_PING = 0x6, T_GOAWAY = 0x7,
-  T_WINDOW_UPDATE = 0x8, T_CONTINUATION = 0x9;
-const F_END_STREAM = 0x1, F_ACK = 0x1, F_END_HEADERS = 0x4, F_PADDED = 0x8, F_PRIORITY = 0x20;
-const S_ENABLE_PUSH = 0x2, S_MAX_CONCURRENT_STREAMS = 0x3, S_INITIAL_WINDOW_SIZE = 0x4, S_MAX_FRAME_SIZE = 0x5;
-const E_NO_ERROR = 0x0, E_PROTOCOL_ERROR = 0x1, E_INTERNAL_ERROR = 0x2, E_FLOW_CONTROL_ERROR = 0x3, E_STREAM_CLOSED = 0x5, E_FRAME_SIZE_ERROR = 0x6,
-  E_REFUSED_STREAM = 0x7, E_CANCEL = 0x8, E_COMPRESSION_ERROR = 0x9;
+const T_DATA = 0x0,
+  T_HEADERS = 0x1,
+  T_PRIORITY = 0x2,
+  T_RST_STREAM = 0x3,
+  T_SETTINGS = 0x4,
+  T_PING = 0x6,
+  T_GOAWAY = 0x7,
+  T_WINDOW_UPDATE = 0x8,
+  T_CONTINUATION = 0x9;
+const F_END_STREAM = 0x1,
+  F_ACK = 0x1,
+  F_END_HEADERS = 0x4,
+  F_PADDED = 0x8,
+  F_PRIORITY = 0x20;
+const S_ENABLE_PUSH = 0x2,
+  S_MAX_CONCURRENT_STREAMS = 0x3,
+  S_INITIAL_WINDOW_SIZE = 0x4,
+  S_MAX_FRAME_SIZE = 0x5;
+const E_NO_ERROR = 0x0,
+  E_PROTOCOL_ERROR = 0x1,
+  E_INTERNAL_ERROR = 0x2,
+  E_FLOW_CONTROL_ERROR = 0x3,
+  E_STREAM_CLOSED = 0x5,
+  E_FRAME_SIZE_ERROR = 0x6,
+  E_REFUSED_STREAM = 0x7,
+  E_CANCEL = 0x8,
+  E_COMPRESSION_ERROR = 0x9;
 const DEFAULT_WINDOW = 65_535;
 const DEFAULT_MAX_FRAME = 16_384;
 const WINDOW_MAX = 0x7fffffff;
@@ -44,7 +75,9 @@ const SLOW_MS = 3 * WAIT_MS;
 /** Resolves as p does, or rejects after ms (cleanup of a broken engine must not hang the file either). */
 function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); });
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
@@ -70,7 +103,9 @@ const NODE_DEVIATIONS = ENGINE === 'node';
 /** H2_ONLY=<text> runs only the tests whose name contains it. */
 const ONLY = process.env.H2_ONLY;
 const test = Object.assign(
-  (name: string, fn: () => Promise<void>): void => { if (ONLY === undefined || name.includes(ONLY)) uvuTest(name, fn); },
+  (name: string, fn: () => Promise<void>): void => {
+    if (ONLY === undefined || name.includes(ONLY)) uvuTest(name, fn);
+  },
   { before: uvuTest.before, after: uvuTest.after, run: uvuTest.run },
 );
 /** H2_TRACE=1 prints every frame the server sends. */
@@ -141,7 +176,10 @@ function buildFrame(type: number, flags: number, sid: number, payload: Uint8Arra
 
 function settingsPayload(pairs: [number, number][]): Buffer {
   const b = Buffer.alloc(6 * pairs.length);
-  pairs.forEach(([id, v], i) => { b.writeUInt16BE(id, 6 * i); b.writeUInt32BE(v >>> 0, 6 * i + 2); });
+  pairs.forEach(([id, v], i) => {
+    b.writeUInt16BE(id, 6 * i);
+    b.writeUInt32BE(v >>> 0, 6 * i + 2);
+  });
   return b;
 }
 
@@ -160,8 +198,15 @@ function goawayLastStream(f: Frame): number {
 }
 
 function requestHeaders(path: string, extra: [string, string][] = []): [string, string][] {
-  return [[':method', 'POST'], [':scheme', 'http'], [':path', path], [':authority', '127.0.0.1'],
-    ['content-type', 'application/grpc'], ['te', 'trailers'], ...extra];
+  return [
+    [':method', 'POST'],
+    [':scheme', 'http'],
+    [':path', path],
+    [':authority', '127.0.0.1'],
+    ['content-type', 'application/grpc'],
+    ['te', 'trailers'],
+    ...extra,
+  ];
 }
 
 /**
@@ -206,7 +251,9 @@ class H2Client {
     this.sock = sock;
     this.ackSettings = ackSettings;
     sock.on('data', (d: Buffer) => this.onBytes(d));
-    sock.on('error', () => { /* the close that follows is what tests look at */ });
+    sock.on('error', () => {
+      /* the close that follows is what tests look at */
+    });
     sock.on('close', () => {
       if (TRACE) process.stderr.write(`  [h2 ${sock.localPort}] closed\n`);
       this.closed = true;
@@ -220,10 +267,19 @@ class H2Client {
     const c = new H2Client(sock, o.ackSettings ?? true);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('connect timed out')), WAIT_MS);
-      sock.once('connect', () => { clearTimeout(timer); resolve(); });
-      sock.once('error', (err) => { clearTimeout(timer); reject(err); });
+      sock.once('connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      sock.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
     });
-    const settings = o.settings ?? [[S_ENABLE_PUSH, 0], [S_INITIAL_WINDOW_SIZE, BIG_WINDOW]];
+    const settings = o.settings ?? [
+      [S_ENABLE_PUSH, 0],
+      [S_INITIAL_WINDOW_SIZE, BIG_WINDOW],
+    ];
     for (const [id, v] of settings) if (id === S_INITIAL_WINDOW_SIZE) c.ourInitialWindow = v;
     const parts = [o.preface ?? PREFACE, buildFrame(T_SETTINGS, 0, 0, settingsPayload(settings))];
     const inc = o.connWindowIncrement ?? BIG_WINDOW - DEFAULT_WINDOW;
@@ -280,10 +336,14 @@ class H2Client {
   async sendData(sid: number, body: Uint8Array, endStream: boolean, maxFrame = DEFAULT_MAX_FRAME): Promise<void> {
     let off = 0;
     do {
-      await this.until(() => {
-        if (this.closed) throw new Error(`connection closed while sending DATA on stream ${sid}`);
-        return off === body.length || (this.connSendWindow > 0 && (this.streamSendWindow.get(sid) ?? 0) > 0);
-      }, WAIT_MS, `send window on stream ${sid} (conn ${this.connSendWindow}, stream ${this.streamSendWindow.get(sid)}, ${off}/${body.length} B sent)`);
+      await this.until(
+        () => {
+          if (this.closed) throw new Error(`connection closed while sending DATA on stream ${sid}`);
+          return off === body.length || (this.connSendWindow > 0 && (this.streamSendWindow.get(sid) ?? 0) > 0);
+        },
+        WAIT_MS,
+        `send window on stream ${sid} (conn ${this.connSendWindow}, stream ${this.streamSendWindow.get(sid)}, ${off}/${body.length} B sent)`,
+      );
       const n = Math.min(maxFrame, body.length - off, Math.max(0, this.connSendWindow), Math.max(0, this.streamSendWindow.get(sid) ?? 0));
       const last = off + n === body.length;
       this.send(T_DATA, last && endStream ? F_END_STREAM : 0, sid, body.subarray(off, off + n));
@@ -348,7 +408,10 @@ class H2Client {
       case T_HEADERS: {
         let s = 0;
         let e = payload.length;
-        if (flags & F_PADDED) { e -= payload[0]; s = 1; }
+        if (flags & F_PADDED) {
+          e -= payload[0];
+          s = 1;
+        }
         if (flags & F_PRIORITY) s += 5;
         const part = payload.subarray(s, e);
         if (flags & F_END_HEADERS) this.emitBlock(type, flags, sid, payload, [part]);
@@ -426,8 +489,14 @@ class H2Client {
 
   private emit(f: Frame): void {
     if (TRACE) {
-      const extra = f.type === T_GOAWAY ? ` last=${goawayLastStream(f)} code=${goawayCode(f)} debug=${JSON.stringify(f.payload.subarray(8).toString())}`
-        : f.type === T_RST_STREAM ? ` code=${f.payload.readUInt32BE(0)}` : f.fields !== undefined ? ` ${JSON.stringify(f.fields)}` : '';
+      const extra =
+        f.type === T_GOAWAY
+          ? ` last=${goawayLastStream(f)} code=${goawayCode(f)} debug=${JSON.stringify(f.payload.subarray(8).toString())}`
+          : f.type === T_RST_STREAM
+            ? ` code=${f.payload.readUInt32BE(0)}`
+            : f.fields !== undefined
+              ? ` ${JSON.stringify(f.fields)}`
+              : '';
       process.stderr.write(`  [h2 ${this.sock.localPort}] type=${f.type} flags=${f.flags} sid=${f.sid} len=${f.payload.length}${extra}\n`);
     }
     this.received.push(f);
@@ -460,7 +529,9 @@ class H2Client {
     if (check()) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const w: Waiter = {
-        check, resolve, reject,
+        check,
+        resolve,
+        reject,
         timer: setTimeout(() => {
           this.waiters.delete(w);
           reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
@@ -473,15 +544,19 @@ class H2Client {
   /** Takes the first queued frame matching pred, waiting for it; rejects if the connection closes first. */
   async next(pred: (f: Frame) => boolean, what: string, timeoutMs = WAIT_MS): Promise<Frame> {
     let found: Frame | undefined;
-    await this.until(() => {
-      const i = this.queue.findIndex(pred);
-      if (i >= 0) {
-        found = this.queue.splice(i, 1)[0];
-        return true;
-      }
-      if (this.closed) throw new Error(`connection closed before ${what}`);
-      return false;
-    }, timeoutMs, what);
+    await this.until(
+      () => {
+        const i = this.queue.findIndex(pred);
+        if (i >= 0) {
+          found = this.queue.splice(i, 1)[0];
+          return true;
+        }
+        if (this.closed) throw new Error(`connection closed before ${what}`);
+        return false;
+      },
+      timeoutMs,
+      what,
+    );
     return found!;
   }
 
@@ -493,35 +568,48 @@ class H2Client {
   /** Collects a stream's HEADERS, DATA and RST_STREAM until it ends or the connection closes. */
   async response(sid: number, timeoutMs = WAIT_MS): Promise<Response> {
     const r: Response = {
-      headers: undefined, trailers: undefined, data: Buffer.alloc(0), dataFrameBytes: [], order: [], rst: undefined,
-      ended: false, connectionClosed: false,
+      headers: undefined,
+      trailers: undefined,
+      data: Buffer.alloc(0),
+      dataFrameBytes: [],
+      order: [],
+      rst: undefined,
+      ended: false,
+      connectionClosed: false,
     };
     const parts: Buffer[] = [];
-    await this.until(() => {
-      for (let i = 0; i < this.queue.length && !r.ended;) {
-        const f = this.queue[i];
-        if (f.sid !== sid || (f.type !== T_DATA && f.type !== T_HEADERS && f.type !== T_RST_STREAM)) { i++; continue; }
-        this.queue.splice(i, 1);
-        r.order.push(f.type);
-        if (f.type === T_RST_STREAM) {
-          r.rst = f.payload.readUInt32BE(0);
-          r.ended = true;
-        } else if (f.type === T_DATA) {
-          parts.push(f.data);
-          r.dataFrameBytes.push(f.payload.length);
-        } else if (r.headers === undefined) {
-          r.headers = f.fields;
-        } else {
-          r.trailers = f.fields;
+    await this.until(
+      () => {
+        for (let i = 0; i < this.queue.length && !r.ended; ) {
+          const f = this.queue[i];
+          if (f.sid !== sid || (f.type !== T_DATA && f.type !== T_HEADERS && f.type !== T_RST_STREAM)) {
+            i++;
+            continue;
+          }
+          this.queue.splice(i, 1);
+          r.order.push(f.type);
+          if (f.type === T_RST_STREAM) {
+            r.rst = f.payload.readUInt32BE(0);
+            r.ended = true;
+          } else if (f.type === T_DATA) {
+            parts.push(f.data);
+            r.dataFrameBytes.push(f.payload.length);
+          } else if (r.headers === undefined) {
+            r.headers = f.fields;
+          } else {
+            r.trailers = f.fields;
+          }
+          if (f.flags & F_END_STREAM) {
+            r.ended = true;
+            if (f.type === T_HEADERS) r.trailers = f.fields;
+          }
         }
-        if (f.flags & F_END_STREAM) {
-          r.ended = true;
-          if (f.type === T_HEADERS) r.trailers = f.fields;
-        }
-      }
-      if (!r.ended && this.closed) r.connectionClosed = true;
-      return r.ended || this.closed;
-    }, timeoutMs, `the response on stream ${sid}`);
+        if (!r.ended && this.closed) r.connectionClosed = true;
+        return r.ended || this.closed;
+      },
+      timeoutMs,
+      `the response on stream ${sid}`,
+    );
     r.data = Buffer.concat(parts);
     return r;
   }
@@ -552,7 +640,7 @@ class H2Client {
  * must at least be dead (deviation 2): a PING gets no answer.
  */
 async function expectConnectionError(c: H2Client, codes: number[], what: string, taken?: Frame): Promise<Frame> {
-  const g = taken ?? await c.next((f) => f.type === T_GOAWAY, `GOAWAY after ${what}`);
+  const g = taken ?? (await c.next((f) => f.type === T_GOAWAY, `GOAWAY after ${what}`));
   const code = goawayCode(g);
   const allowed = NODE_DEVIATIONS ? [...codes, E_INTERNAL_ERROR] : codes;
   assert.ok(allowed.includes(code), `${what}: GOAWAY code ${code}, want one of ${allowed.join(', ')}`);
@@ -572,8 +660,10 @@ async function expectDead(c: H2Client, what: string): Promise<void> {
   const opaque = randomBytes(8);
   c.send(T_PING, 0, 0, opaque);
   await sleep(300);
-  assert.not.ok(c.saw((f) => f.type === T_PING && (f.flags & F_ACK) !== 0 && f.payload.equals(opaque)),
-    `${what}: the connection still answers PING after its GOAWAY`);
+  assert.not.ok(
+    c.saw((f) => f.type === T_PING && (f.flags & F_ACK) !== 0 && f.payload.equals(opaque)),
+    `${what}: the connection still answers PING after its GOAWAY`,
+  );
 }
 
 /**
@@ -623,8 +713,15 @@ function registerEcho(s: GrpcServer): void {
     seen.calls.push(call);
     const signal = call.signal;
     await new Promise<void>((resolve) => {
-      const onAbort = (): void => { clearTimeout(t); seen.aborts.push(signal.reason); resolve(); };
-      const t = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve(); }, req.n);
+      const onAbort = (): void => {
+        clearTimeout(t);
+        seen.aborts.push(signal.reason);
+        resolve();
+      };
+      const t = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, req.n);
       signal.addEventListener('abort', onAbort, { once: true });
     });
     return { text: 'slow done' };
@@ -660,7 +757,10 @@ test.before.each(() => {
 test.after.each(async () => {
   for (const c of [...openClients]) c.destroy();
   let failure: unknown;
-  for (const f of cleanups.splice(0)) await bounded(f(), WAIT_MS, 'cleanup').catch((err) => { failure ??= err; });
+  for (const f of cleanups.splice(0))
+    await bounded(f(), WAIT_MS, 'cleanup').catch((err) => {
+      failure ??= err;
+    });
   if (failure !== undefined) throw failure;
 });
 
@@ -690,7 +790,10 @@ test('connection setup: the server speaks SETTINGS first, ACKs ours, answers PIN
   // A second SETTINGS is ACKed too.
   c.settings([[S_MAX_FRAME_SIZE, DEFAULT_MAX_FRAME]]);
   await c.until(() => c.settingsAcks === 2, WAIT_MS, 'the ACK of our second SETTINGS');
-  assert.not.ok(c.saw((f) => f.type === T_GOAWAY), 'no GOAWAY');
+  assert.not.ok(
+    c.saw((f) => f.type === T_GOAWAY),
+    'no GOAWAY',
+  );
   assert.not.ok(c.closed);
   c.assertClean();
 });
@@ -706,7 +809,10 @@ test('unary call over raw frames: HEADERS, DATA(END_STREAM) → HEADERS 200, DAT
   assert.match(r.headers!['content-type'], /^application\/grpc/);
   assert.is(r.order[0], T_HEADERS, 'response HEADERS first');
   assert.is(r.order[r.order.length - 1], T_HEADERS, 'trailers last');
-  assert.ok(r.order.slice(1, -1).every((t) => t === T_DATA), 'only DATA between headers and trailers');
+  assert.ok(
+    r.order.slice(1, -1).every((t) => t === T_DATA),
+    'only DATA between headers and trailers',
+  );
   assert.not.ok('grpc-status' in r.headers!, 'status is in the trailers, not the headers');
   const m = echoOf(r);
   assert.is(m.n, 42);
@@ -765,12 +871,42 @@ test('PADDED DATA, PADDED HEADERS and HEADERS with PRIORITY are understood', asy
   };
   const cases: { name: string; hflags: number; hpayload: (t: string) => Buffer; dflags: number; data: (m: Buffer) => Buffer[] }[] = [
     { name: 'padded DATA', hflags: 0, hpayload: block, dflags: F_PADDED, data: (m) => [padded(m, 17)] },
-    { name: 'padded DATA, pad 0 and 255, split', hflags: 0, hpayload: block, dflags: F_PADDED, data: (m) => [padded(m.subarray(0, 3), 0), padded(m.subarray(3), 255)] },
-    { name: 'DATA that is all padding', hflags: 0, hpayload: block, dflags: F_PADDED, data: (m) => [padded(Buffer.alloc(0), 9), padded(m, 1)] },
+    {
+      name: 'padded DATA, pad 0 and 255, split',
+      hflags: 0,
+      hpayload: block,
+      dflags: F_PADDED,
+      data: (m) => [padded(m.subarray(0, 3), 0), padded(m.subarray(3), 255)],
+    },
+    {
+      name: 'DATA that is all padding',
+      hflags: 0,
+      hpayload: block,
+      dflags: F_PADDED,
+      data: (m) => [padded(Buffer.alloc(0), 9), padded(m, 1)],
+    },
     { name: 'padded HEADERS', hflags: F_PADDED, hpayload: (t) => padded(block(t), 33), dflags: 0, data: (m) => [m] },
-    { name: 'HEADERS with PRIORITY', hflags: F_PRIORITY, hpayload: (t) => Buffer.concat([priority(0, false, 200), block(t)]), dflags: 0, data: (m) => [m] },
-    { name: 'HEADERS with exclusive PRIORITY on stream 1', hflags: F_PRIORITY, hpayload: (t) => Buffer.concat([priority(1, true, 0), block(t)]), dflags: 0, data: (m) => [m] },
-    { name: 'padded HEADERS with PRIORITY, padded DATA', hflags: F_PADDED | F_PRIORITY, hpayload: (t) => padded(block(t), 5, priority(0, false, 15)), dflags: F_PADDED, data: (m) => [padded(m, 100)] },
+    {
+      name: 'HEADERS with PRIORITY',
+      hflags: F_PRIORITY,
+      hpayload: (t) => Buffer.concat([priority(0, false, 200), block(t)]),
+      dflags: 0,
+      data: (m) => [m],
+    },
+    {
+      name: 'HEADERS with exclusive PRIORITY on stream 1',
+      hflags: F_PRIORITY,
+      hpayload: (t) => Buffer.concat([priority(1, true, 0), block(t)]),
+      dflags: 0,
+      data: (m) => [m],
+    },
+    {
+      name: 'padded HEADERS with PRIORITY, padded DATA',
+      hflags: F_PADDED | F_PRIORITY,
+      hpayload: (t) => padded(block(t), 5, priority(0, false, 15)),
+      dflags: F_PADDED,
+      data: (m) => [padded(m, 100)],
+    },
   ];
   for (const k of cases) {
     const sid = c.newStream();
@@ -820,7 +956,11 @@ test('a client granting huge windows gets a response far larger than the session
 
 test('send-side flow control: the server never exceeds our stream (1000 B) and connection (65535 B) windows', async () => {
   const c = await H2Client.open(srv.port, {
-    settings: [[S_ENABLE_PUSH, 0], [S_INITIAL_WINDOW_SIZE, 1000]], connWindowIncrement: 0,
+    settings: [
+      [S_ENABLE_PUSH, 0],
+      [S_INITIAL_WINDOW_SIZE, 1000],
+    ],
+    connWindowIncrement: 0,
   });
   const payload = randomBytes(200 * 1024);
   const sid = await c.call(EchoService.Unary.path, { payload, n: 9 });
@@ -829,14 +969,20 @@ test('send-side flow control: the server never exceeds our stream (1000 B) and c
   await c.until(() => sent() >= 1000, 500).catch(() => {});
   await sleep(100);
   assert.ok(sent() <= 1000, `${sent()} B of DATA within a stream window of 1000`);
-  assert.not.ok(c.saw((f) => f.sid === sid && (f.flags & F_END_STREAM) !== 0), 'the response is not complete yet');
+  assert.not.ok(
+    c.saw((f) => f.sid === sid && (f.flags & F_END_STREAM) !== 0),
+    'the response is not complete yet',
+  );
   // Open the stream window wide; the connection window (65535, never updated) is the limit now.
   c.windowUpdate(sid, 10 << 20);
   await c.until(() => sent() >= DEFAULT_WINDOW, WAIT_MS, 'the server to use the connection window');
   await sleep(100);
   assert.is(c.connRecvBytes, sent());
   assert.ok(sent() <= DEFAULT_WINDOW, `${sent()} B of DATA within a connection window of 65535`);
-  assert.not.ok(c.saw((f) => f.sid === sid && (f.flags & F_END_STREAM) !== 0), 'the response is still not complete');
+  assert.not.ok(
+    c.saw((f) => f.sid === sid && (f.flags & F_END_STREAM) !== 0),
+    'the response is still not complete',
+  );
   // Now the connection too: the rest arrives.
   c.windowUpdate(0, 10 << 20);
   const r = await c.response(sid);
@@ -848,12 +994,20 @@ test('send-side flow control: the server never exceeds our stream (1000 B) and c
 });
 
 test('send-side flow control: a SETTINGS_INITIAL_WINDOW_SIZE change mid-stream moves the window (0 → 70000)', async () => {
-  const c = await H2Client.open(srv.port, { settings: [[S_ENABLE_PUSH, 0], [S_INITIAL_WINDOW_SIZE, 0]] });
+  const c = await H2Client.open(srv.port, {
+    settings: [
+      [S_ENABLE_PUSH, 0],
+      [S_INITIAL_WINDOW_SIZE, 0],
+    ],
+  });
   const payload = randomBytes(50 * 1024);
   const sid = await c.call(EchoService.Unary.path, { payload, n: 3 });
   await sleep(300);
   assert.is(c.streamRecvBytes.get(sid) ?? 0, 0, 'no DATA with a stream window of 0');
-  assert.not.ok(c.saw((f) => f.sid === sid && (f.flags & F_END_STREAM) !== 0), 'not finished');
+  assert.not.ok(
+    c.saw((f) => f.sid === sid && (f.flags & F_END_STREAM) !== 0),
+    'not finished',
+  );
   const acks = c.settingsAcks;
   c.settings([[S_INITIAL_WINDOW_SIZE, 70_000]]);
   const r = await c.response(sid);
@@ -876,7 +1030,10 @@ test('send-side flow control: a SETTINGS_INITIAL_WINDOW_SIZE change mid-stream m
   c.windowUpdate(sid2, 30_000);
   const r2 = await c.response(sid2);
   assertOk(r2, 'stream after the decrease');
-  assert.equal(unframe(r2.data).map((b) => decodeEcho(b).n), [0, 1, 2, 3]);
+  assert.equal(
+    unframe(r2.data).map((b) => decodeEcho(b).n),
+    [0, 1, 2, 3],
+  );
   assert.ok(got() <= 16_000 + 15_000 + 30_000 - 15_000);
   c.assertClean();
 });
@@ -907,7 +1064,10 @@ test('connection errors: even stream id → GOAWAY PROTOCOL_ERROR, then close', 
   const c = await H2Client.open(srv.port);
   c.headers(2, requestHeaders(EchoService.Unary.path), true);
   await expectConnectionError(c, [E_PROTOCOL_ERROR], 'HEADERS on an even stream id');
-  assert.not.ok(c.saw((f) => f.sid === 2 && f.type === T_HEADERS), 'stream 2 not answered');
+  assert.not.ok(
+    c.saw((f) => f.sid === 2 && f.type === T_HEADERS),
+    'stream 2 not answered',
+  );
 });
 
 test('connection errors: a new stream id lower than a previous one → PROTOCOL_ERROR', async () => {
@@ -923,11 +1083,17 @@ test('connection errors: a new stream id lower than a previous one → PROTOCOL_
   if (NODE_DEVIATIONS) {
     // Deviation 3: nghttp2 ignores the stream instead. It must at least not be served.
     await sleep(300);
-    assert.not.ok(c.saw((f) => f.type === T_GOAWAY && goawayCode(f) !== E_PROTOCOL_ERROR), 'no other error');
+    assert.not.ok(
+      c.saw((f) => f.type === T_GOAWAY && goawayCode(f) !== E_PROTOCOL_ERROR),
+      'no other error',
+    );
   } else {
     await expectConnectionError(c, [E_PROTOCOL_ERROR], 'HEADERS on stream 3 after stream 5');
   }
-  assert.not.ok(c.saw((f) => f.sid === 3), 'stream 3 not answered');
+  assert.not.ok(
+    c.saw((f) => f.sid === 3),
+    'stream 3 not answered',
+  );
   assert.is(srv.server.stats.find((m) => m.method === 'Unary')!.started, calls, 'no call started for stream 3');
 });
 
@@ -1002,9 +1168,15 @@ test('connection errors: a bad client preface closes the connection', async () =
     // §3.4: a connection error of type PROTOCOL_ERROR, where the GOAWAY may be omitted.
     for (const g of c.received.filter((f) => f.type === T_GOAWAY)) {
       const code = goawayCode(g);
-      assert.ok(code === E_PROTOCOL_ERROR || (NODE_DEVIATIONS && code === E_INTERNAL_ERROR), `a GOAWAY, if sent, says PROTOCOL_ERROR (got ${code})`);
+      assert.ok(
+        code === E_PROTOCOL_ERROR || (NODE_DEVIATIONS && code === E_INTERNAL_ERROR),
+        `a GOAWAY, if sent, says PROTOCOL_ERROR (got ${code})`,
+      );
     }
-    assert.ok(c.received.every((f) => f.sid === 0), 'nothing but connection-level frames');
+    assert.ok(
+      c.received.every((f) => f.sid === 0),
+      'nothing but connection-level frames',
+    );
   }
   // The good preface works on the same path.
   const ok = await H2Client.open(port);
@@ -1063,14 +1235,23 @@ test('500 concurrent unary calls on one node:http2 client session', async () => 
   const s = await connectRaw(srv.port);
   try {
     const n = 500;
-    const results = await bounded(Promise.all(Array.from({ length: n }, (_, i) => rawRequest(s, {
-      path: EchoService.Unary.path, chunks: [frame(encodeEcho({ n: i + 1, payload: Buffer.from(`p${i}`.repeat(i % 50 + 1)) }))],
-    }))), WAIT_MS, `${n} calls`);
+    const results = await bounded(
+      Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          rawRequest(s, {
+            path: EchoService.Unary.path,
+            chunks: [frame(encodeEcho({ n: i + 1, payload: Buffer.from(`p${i}`.repeat((i % 50) + 1)) }))],
+          }),
+        ),
+      ),
+      WAIT_MS,
+      `${n} calls`,
+    );
     for (let i = 0; i < n; i++) {
       assert.is(results[i].grpcStatus, 0, `call ${i}`);
       const m = decodeEcho(unframe(results[i].data)[0]);
       assert.is(m.n, i + 1);
-      assert.is(Buffer.from(m.payload).toString(), `p${i}`.repeat(i % 50 + 1));
+      assert.is(Buffer.from(m.payload).toString(), `p${i}`.repeat((i % 50) + 1));
     }
   } finally {
     s.destroy();
@@ -1085,10 +1266,14 @@ async function threeSlowCalls(c: H2Client): Promise<{ sids: number[]; refusal: F
     c.send(T_DATA, F_END_STREAM, sid, frame(encodeEcho({ n: 300 })));
   }
   let refusal: Frame | undefined;
-  await c.until(() => {
-    refusal = c.received.find((f) => (f.type === T_RST_STREAM && f.sid === sids[2]) || f.type === T_GOAWAY);
-    return refusal !== undefined || c.saw((f) => f.sid === sids[2] && f.type === T_HEADERS);
-  }, WAIT_MS, 'the third stream refused or answered');
+  await c.until(
+    () => {
+      refusal = c.received.find((f) => (f.type === T_RST_STREAM && f.sid === sids[2]) || f.type === T_GOAWAY);
+      return refusal !== undefined || c.saw((f) => f.sid === sids[2] && f.type === T_HEADERS);
+    },
+    WAIT_MS,
+    'the third stream refused or answered',
+  );
   return { sids, refusal };
 }
 
@@ -1114,7 +1299,10 @@ test('maxConcurrentStreams 2: a third concurrent stream is refused, the first tw
     await expectConnectionError(c, [E_PROTOCOL_ERROR, E_REFUSED_STREAM], 'a stream over the limit', refusal);
     assert.ok(goawayLastStream(refusal) < sids[2], 'the refused stream is not among those the server may have processed');
   }
-  assert.not.ok(c.saw((f) => f.sid === sids[2] && f.type === T_HEADERS), 'the third stream got no response');
+  assert.not.ok(
+    c.saw((f) => f.sid === sids[2] && f.type === T_HEADERS),
+    'the third stream got no response',
+  );
   assert.ok(seen.calls.length <= 2, `${seen.calls.length} handlers ran`);
   c.assertClean();
 
@@ -1143,7 +1331,10 @@ test('graceful shutdown: GOAWAY(NO_ERROR), the in-flight call completes with grp
   try {
     const g = await c.next((f) => f.type === T_GOAWAY, 'GOAWAY');
     assert.is(goawayCode(g), E_NO_ERROR, 'GOAWAY NO_ERROR');
-    assert.not.ok(c.saw((f) => f.sid === sid && (f.flags & F_END_STREAM) !== 0), 'GOAWAY came while the call was in flight');
+    assert.not.ok(
+      c.saw((f) => f.sid === sid && (f.flags & F_END_STREAM) !== 0),
+      'GOAWAY came while the call was in flight',
+    );
     const r = await c.response(sid);
     assertOk(r, 'in-flight call');
     assert.is(echoOf(r).text, 'slow done');
@@ -1177,12 +1368,17 @@ test('header list too large (100 KB metadata value): the call fails cleanly and 
     assert.is.not(goawayCode(goaway), E_NO_ERROR, 'GOAWAY with an error code');
     if (NODE_DEVIATIONS) await expectDead(c, 'oversized header block');
     else await c.waitClosed('GOAWAY for the oversized header block');
-    assert.not.ok(c.saw((f) => f.sid === sid && f.type === T_HEADERS && f.fields?.['grpc-status'] === '0'), 'the call did not succeed');
+    assert.not.ok(
+      c.saw((f) => f.sid === sid && f.type === T_HEADERS && f.fields?.['grpc-status'] === '0'),
+      'the call did not succeed',
+    );
   } else {
     const res = await r;
     const status = res.headers?.[':status'];
-    assert.ok(res.rst !== undefined || status === '431' || (grpcStatus(res) ?? 0) !== 0,
-      `the call failed (RST_STREAM ${res.rst}, :status ${status}, grpc-status ${grpcStatus(res)})`);
+    assert.ok(
+      res.rst !== undefined || status === '431' || (grpcStatus(res) ?? 0) !== 0,
+      `the call failed (RST_STREAM ${res.rst}, :status ${status}, grpc-status ${grpcStatus(res)})`,
+    );
   }
   c.destroy();
   const c2 = await H2Client.open(srv.port);
@@ -1201,7 +1397,10 @@ test('unknown frame types, unknown SETTINGS, unused flags and PRIORITY frames ar
   c.send(T_PRIORITY, 0, 1, prio(0, 16)); // PRIORITY on an idle stream
   c.send(T_PRIORITY, 0, 7, prio(1, 255));
   c.send(0x0b, 0, 0, Buffer.alloc(0)); // ALTSVC-like / unknown, empty
-  c.settings([[0x99, 12345], [0xf000, 1]]); // unknown settings
+  c.settings([
+    [0x99, 12345],
+    [0xf000, 1],
+  ]); // unknown settings
   const sid = c.newStream(1);
   c.send(T_HEADERS, F_END_HEADERS | 0x02 | 0x10 | 0x40 | 0x80, sid, encodeStatelessBlock(requestHeaders(EchoService.Unary.path))); // unused flag bits
   c.send(0xfa, 0x01, sid, Buffer.alloc(100, 1)); // unknown type on the open stream (its flag is not END_STREAM)
@@ -1221,13 +1420,22 @@ test('unknown frame types, unknown SETTINGS, unused flags and PRIORITY frames ar
   c.headers(9, requestHeaders(EchoService.Unary.path));
   c.send(T_DATA, F_END_STREAM, 9, frame(encodeEcho({ n: 100 })));
   assertOk(await c.response(9), 'a call on stream 9, after PRIORITY on idle stream 7');
-  assert.not.ok(c.saw((f) => f.type === T_GOAWAY || f.type === T_RST_STREAM), 'no GOAWAY, no RST_STREAM');
+  assert.not.ok(
+    c.saw((f) => f.type === T_GOAWAY || f.type === T_RST_STREAM),
+    'no GOAWAY, no RST_STREAM',
+  );
   c.assertClean();
 });
 
 test('a large server stream (200 × 64 KiB) to a slow reader with small windows arrives intact, in order, trailers last', async () => {
   const STEP = 32 * 1024;
-  const c = await H2Client.open(srv.port, { settings: [[S_ENABLE_PUSH, 0], [S_INITIAL_WINDOW_SIZE, STEP]], connWindowIncrement: 0 });
+  const c = await H2Client.open(srv.port, {
+    settings: [
+      [S_ENABLE_PUSH, 0],
+      [S_INITIAL_WINDOW_SIZE, STEP],
+    ],
+    connWindowIncrement: 0,
+  });
   const payload = randomBytes(64 * 1024);
   const count = 200;
   const sid = c.newStream();

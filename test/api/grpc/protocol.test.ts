@@ -2,7 +2,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  decodeGrpcMessage, encodeGrpcMessage, formatGrpcTimeout, frameMessage, isGrpcContentType, methodType, parseGrpcTimeoutMs,
+  decodeGrpcMessage,
+  encodeGrpcMessage,
+  formatGrpcTimeout,
+  frameMessage,
+  isGrpcContentType,
+  methodType,
+  parseGrpcTimeoutMs,
 } from '../../../src/api/grpc/protocol.js';
 
 test('parseGrpcTimeoutMs: every unit, and grpc-go texts for bad values', () => {
@@ -33,7 +39,8 @@ test('grpc-message: printable ASCII passes, the rest is %XX per UTF-8 byte; deco
 
 test('content-type: application/grpc and its +subtype/;params forms only', () => {
   for (const ok of ['application/grpc', 'application/grpc+proto', 'application/grpc;charset=utf-8']) assert.ok(isGrpcContentType(ok), ok);
-  for (const bad of [undefined, '', 'application/json', 'application/grpcx', 'application/grpc-web', 'text/plain', 'Application/GRPC+json']) assert.not.ok(isGrpcContentType(bad), String(bad));
+  for (const bad of [undefined, '', 'application/json', 'application/grpcx', 'application/grpc-web', 'text/plain', 'Application/GRPC+json'])
+    assert.not.ok(isGrpcContentType(bad), String(bad));
 });
 
 test('frameMessage and methodType', () => {

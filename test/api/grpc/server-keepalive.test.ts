@@ -9,17 +9,25 @@ import { EchoService, callUnary, connectRaw, encodeEcho, frame, grpcClient, rawR
 
 function register(s: GrpcServer): void {
   s.unary(EchoService.Unary, (req) => ({ n: req.n }));
-  s.unary(EchoService.Slow, async (req) => { await sleep(req.n); return {}; });
+  s.unary(EchoService.Slow, async (req) => {
+    await sleep(req.n);
+    return {};
+  });
 }
 
 function ping(s: ClientHttp2Session): Promise<void> {
   return new Promise((resolve) => s.ping(() => resolve()));
 }
 
-interface GoAway { code: number; data: string }
+interface GoAway {
+  code: number;
+  data: string;
+}
 function watchGoaway(s: ClientHttp2Session): { got: GoAway | undefined } {
   const box: { got: GoAway | undefined } = { got: undefined };
-  s.on('goaway', (code: number, _last: number, data?: Buffer) => { box.got = { code, data: data?.toString() ?? '' }; });
+  s.on('goaway', (code: number, _last: number, data?: Buffer) => {
+    box.got = { code, data: data?.toString() ?? '' };
+  });
   s.on('error', () => {});
   return box;
 }
@@ -64,7 +72,9 @@ test('the server pings an idle connection; a client that answers stays connected
   const srv = await startServer({ keepaliveIntervalMs: 100, keepaliveTimeoutMs: 200 }, register);
   const s = await connectRaw(srv.port);
   let pings = 0;
-  s.on('ping', () => { pings++; });
+  s.on('ping', () => {
+    pings++;
+  });
   await sleep(700);
   assert.ok(pings >= 2, `client saw ${pings} pings`);
   assert.not.ok(s.destroyed);
@@ -86,7 +96,9 @@ test('a peer that never acknowledges the keepalive ping is disconnected after ke
   // Preface and an empty SETTINGS frame, then silence: no SETTINGS ack, no PING ack.
   sock.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
   let sawPing = false;
-  sock.on('data', (d: Buffer) => { if (d.includes(Buffer.from([0, 0, 8, 6, 0]))) sawPing = true; });
+  sock.on('data', (d: Buffer) => {
+    if (d.includes(Buffer.from([0, 0, 8, 6, 0]))) sawPing = true;
+  });
   const t0 = Date.now();
   await new Promise((resolve) => sock.once('close', resolve));
   const tookMs = Date.now() - t0;

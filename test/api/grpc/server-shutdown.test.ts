@@ -3,9 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type EtcdError, GrpcCode } from '../../../src/errors.js';
 import type { GrpcServer } from '../../../src/api/grpc/server.js';
-import {
-  EchoService, callBidi, callUnary, connectRaw, grpcClient, sleep, startServer, statusOf, type Echo,
-} from '../helpers.js';
+import { EchoService, callBidi, callUnary, connectRaw, grpcClient, sleep, startServer, statusOf, type Echo } from '../helpers.js';
 
 const aborts: unknown[] = [];
 function register(s: GrpcServer): void {
@@ -13,7 +11,11 @@ function register(s: GrpcServer): void {
     const signal = call.signal;
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, req.n);
-      signal.addEventListener('abort', () => { clearTimeout(t); aborts.push(signal.reason); resolve(); });
+      signal.addEventListener('abort', () => {
+        clearTimeout(t);
+        aborts.push(signal.reason);
+        resolve();
+      });
     });
     return { n: req.n, text: 'finished' };
   });
@@ -24,7 +26,9 @@ function register(s: GrpcServer): void {
   });
 }
 
-test.before.each(() => { aborts.length = 0; });
+test.before.each(() => {
+  aborts.length = 0;
+});
 
 test('graceful: in-flight unary calls finish, streams end UNAVAILABLE, new connections are refused', async () => {
   const srv = await startServer({}, register);
@@ -84,9 +88,14 @@ test('during a graceful drain: a second graceful call waits for it; an immediate
   const slow = callUnary(client, EchoService.Slow.path, { n: 10_000 });
   await sleep(50);
   const t0 = Date.now();
-  let firstDoneMs = 0, secondDoneMs = 0;
-  const first = srv.server.shutdown({ graceful: true, timeoutMs: 5000 }).then(() => { firstDoneMs = Date.now() - t0; });
-  const second = srv.server.shutdown({ graceful: true }).then(() => { secondDoneMs = Date.now() - t0; });
+  let firstDoneMs = 0,
+    secondDoneMs = 0;
+  const first = srv.server.shutdown({ graceful: true, timeoutMs: 5000 }).then(() => {
+    firstDoneMs = Date.now() - t0;
+  });
+  const second = srv.server.shutdown({ graceful: true }).then(() => {
+    secondDoneMs = Date.now() - t0;
+  });
   await sleep(100);
   assert.is(secondDoneMs, 0, 'second graceful call still waiting');
   await srv.server.shutdown({ graceful: false });

@@ -5,8 +5,24 @@ import { gzipSync } from 'node:zlib';
 import { EtcdError, Errors, GrpcCode } from '../../../src/errors.js';
 import type { GrpcServer, ServerCall } from '../../../src/api/grpc/server.js';
 import {
-  EchoService, callBidi, callServerStream, callUnary, connectRaw, decodeEcho, encodeEcho, frame, grpc, grpcClient,
-  rawRequest, sleep, startServer, statusOf, unframe, waitFor, type Echo, type Running,
+  EchoService,
+  callBidi,
+  callServerStream,
+  callUnary,
+  connectRaw,
+  decodeEcho,
+  encodeEcho,
+  frame,
+  grpc,
+  grpcClient,
+  rawRequest,
+  sleep,
+  startServer,
+  statusOf,
+  unframe,
+  waitFor,
+  type Echo,
+  type Running,
 } from '../helpers.js';
 
 // Handlers shared by most tests. `Slow` waits until its signal aborts or `n` ms pass.
@@ -21,7 +37,11 @@ function registerEcho(s: GrpcServer): void {
     const signal = call.signal;
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, req.n);
-      signal.addEventListener('abort', () => { clearTimeout(t); seen.aborts.push(signal.reason); resolve(); });
+      signal.addEventListener('abort', () => {
+        clearTimeout(t);
+        seen.aborts.push(signal.reason);
+        resolve();
+      });
     });
     return { text: 'slow done' };
   });
@@ -38,7 +58,13 @@ function registerEcho(s: GrpcServer): void {
       if (!stream.write({ n: i, payload: req.payload })) await stream.drained();
       if (call.done) return;
     }
-    if (req.text === 'hang') await new Promise<void>((resolve) => call.signal.addEventListener('abort', () => { seen.aborts.push(call.signal.reason); resolve(); }));
+    if (req.text === 'hang')
+      await new Promise<void>((resolve) =>
+        call.signal.addEventListener('abort', () => {
+          seen.aborts.push(call.signal.reason);
+          resolve();
+        }),
+      );
   });
   s.bidi(EchoService.Bidi, (stream, call) => {
     seen.calls.push(call);
@@ -130,7 +156,10 @@ test('server streaming: N messages then OK', async () => {
   call.on('data', (m: Echo) => got.push(m.n));
   const st = await statusOf(call);
   assert.is(st.code, GrpcCode.OK);
-  assert.equal(got, Array.from({ length: 50 }, (_, i) => i));
+  assert.equal(
+    got,
+    Array.from({ length: 50 }, (_, i) => i),
+  );
 });
 
 test('bidi: interleaved request/response, half-close ends with OK; a throw in onMessage becomes the status', async () => {
@@ -174,12 +203,20 @@ test('deadline: client gets DEADLINE_EXCEEDED, handler signal aborts with it', a
   assert.ok(call.cancelled);
   // The server side sends the status itself: check with a raw client that does not cancel on its own.
   const s = await connectRaw(srv.port);
-  const raw = await rawRequest(s, { path: EchoService.Slow.path, headers: { 'grpc-timeout': '50m' }, chunks: [frame(encodeEcho({ n: 5000 }))] });
+  const raw = await rawRequest(s, {
+    path: EchoService.Slow.path,
+    headers: { 'grpc-timeout': '50m' },
+    chunks: [frame(encodeEcho({ n: 5000 }))],
+  });
   s.close();
   assert.is(raw.grpcStatus, GrpcCode.DeadlineExceeded);
   assert.is(raw.grpcMessage, 'context deadline exceeded');
   await waitFor(() => seen.aborts.length === 2, 2000, 'handler abort (raw client)');
-  assert.is((seen.aborts[1] as EtcdError).code, GrpcCode.DeadlineExceeded, 'the server\'s own deadline aborts the handler with DeadlineExceeded');
+  assert.is(
+    (seen.aborts[1] as EtcdError).code,
+    GrpcCode.DeadlineExceeded,
+    "the server's own deadline aborts the handler with DeadlineExceeded",
+  );
 });
 
 test('client cancel mid-stream aborts the handler and counts as Canceled', async () => {
@@ -188,7 +225,11 @@ test('client cancel mid-stream aborts the handler and counts as Canceled', async
   const call = callServerStream(client, EchoService.Stream.path, { n: 3, text: 'hang' });
   call.on('error', () => {});
   let got = 0;
-  await new Promise<void>((resolve) => call.on('data', () => { if (++got === 3) resolve(); }));
+  await new Promise<void>((resolve) =>
+    call.on('data', () => {
+      if (++got === 3) resolve();
+    }),
+  );
   call.cancel();
   await waitFor(() => seen.aborts.length === 1, 2000, 'handler abort on cancel');
   assert.is((seen.aborts[0] as EtcdError).code, GrpcCode.Canceled);
@@ -213,11 +254,19 @@ test('many concurrent streams on one connection', async () => {
 
 test('raw: wrong content-type gets HTTP 415 and INVALID_ARGUMENT', async () => {
   const s = await connectRaw(srv.port);
-  const r = await rawRequest(s, { path: EchoService.Unary.path, headers: { 'content-type': 'application/json' }, chunks: [Buffer.from('{}')] });
+  const r = await rawRequest(s, {
+    path: EchoService.Unary.path,
+    headers: { 'content-type': 'application/json' },
+    chunks: [Buffer.from('{}')],
+  });
   assert.is(r.headers[':status'], 415);
   assert.is(r.grpcStatus, GrpcCode.InvalidArgument);
   assert.is(r.grpcMessage, 'invalid gRPC request content-type "application/json"');
-  const r2 = await rawRequest(s, { path: EchoService.Unary.path, headers: { 'content-type': 'application/grpc+proto' }, chunks: [frame(encodeEcho({ n: 7 }))] });
+  const r2 = await rawRequest(s, {
+    path: EchoService.Unary.path,
+    headers: { 'content-type': 'application/grpc+proto' },
+    chunks: [frame(encodeEcho({ n: 7 }))],
+  });
   assert.is(r2.grpcStatus, 0, 'application/grpc+proto is fine');
   const r3 = await rawRequest(s, { path: EchoService.Unary.path, headers: { ':method': 'PUT' }, chunks: [frame(encodeEcho({ n: 7 }))] });
   assert.is(r3.headers[':status'], 405);
@@ -236,7 +285,10 @@ test('raw: truncated prefix, truncated body, no message at all: INTERNAL, no cra
   assert.is(r.grpcStatus, GrpcCode.Internal);
   assert.match(r.grpcMessage, /EOF/);
   // Two messages on a unary method.
-  r = await rawRequest(s, { path: EchoService.Slow.path, chunks: [Buffer.concat([frame(encodeEcho({ n: 50 })), frame(encodeEcho({ n: 1 }))])] });
+  r = await rawRequest(s, {
+    path: EchoService.Slow.path,
+    chunks: [Buffer.concat([frame(encodeEcho({ n: 50 })), frame(encodeEcho({ n: 1 }))])],
+  });
   assert.is(r.grpcStatus, GrpcCode.Internal);
   s.close();
 });
@@ -290,14 +342,21 @@ test('raw: compression: flag without encoding is INTERNAL, gzip works, unknown e
   r = await rawRequest(s, { path: EchoService.Unary.path, headers: { 'grpc-encoding': 'gzip' }, chunks: [frame(bomb, 1)] });
   assert.is(r.grpcStatus, GrpcCode.ResourceExhausted);
   assert.is(r.grpcMessage, `grpc: received message larger than max (${64 * 1024 + 1} vs. ${64 * 1024})`);
-  r = await rawRequest(s, { path: EchoService.Unary.path, headers: { 'grpc-encoding': 'gzip' }, chunks: [frame(Buffer.from('not gzip'), 1)] });
+  r = await rawRequest(s, {
+    path: EchoService.Unary.path,
+    headers: { 'grpc-encoding': 'gzip' },
+    chunks: [frame(Buffer.from('not gzip'), 1)],
+  });
   assert.is(r.grpcStatus, GrpcCode.Internal);
   assert.match(r.grpcMessage, /^grpc: failed to decompress the received message/);
   r = await rawRequest(s, { path: EchoService.Unary.path, chunks: [frame(body, 2)] });
   assert.is(r.grpcStatus, GrpcCode.Internal);
   assert.is(r.grpcMessage, 'grpc: received unexpected payload format 2');
   s.close();
-  const viaClient = await callUnary(grpcClient(srv.address, { 'grpc.default_compression_algorithm': 2 }), EchoService.Unary.path, { n: 5, payload: Buffer.alloc(5000, 1) });
+  const viaClient = await callUnary(grpcClient(srv.address, { 'grpc.default_compression_algorithm': 2 }), EchoService.Unary.path, {
+    n: 5,
+    payload: Buffer.alloc(5000, 1),
+  });
   assert.is(viaClient.err, null);
   assert.is(viaClient.res!.n, 5);
 });
@@ -311,7 +370,10 @@ test('raw: a message split into 1-byte DATA frames is reassembled; many messages
   const many = Buffer.concat(Array.from({ length: 10 }, (_, i) => frame(encodeEcho({ n: i + 1 }))));
   const b = await rawRequest(s, { path: EchoService.Bidi.path, chunks: [many.subarray(0, 13), many.subarray(13)] });
   assert.is(b.grpcStatus, 0);
-  assert.equal(unframe(b.data).map((m) => decodeEcho(m).n), Array.from({ length: 10 }, (_, i) => (i + 1) * 2));
+  assert.equal(
+    unframe(b.data).map((m) => decodeEcho(m).n),
+    Array.from({ length: 10 }, (_, i) => (i + 1) * 2),
+  );
   s.close();
 });
 
@@ -371,7 +433,11 @@ test('maxSendMessageBytes: both encode paths refuse an oversized response with R
 
 test('a connection that sends the preface and then garbage is dropped; the server keeps serving', async () => {
   const { connect } = await import('node:net');
-  for (const junk of [Buffer.alloc(64, 0xff), Buffer.from([0, 0, 4, 1, 5, 0, 0, 0, 2, 1, 2, 3, 4]), Buffer.from('GET / HTTP/1.1\r\n\r\n')]) {
+  for (const junk of [
+    Buffer.alloc(64, 0xff),
+    Buffer.from([0, 0, 4, 1, 5, 0, 0, 0, 2, 1, 2, 3, 4]),
+    Buffer.from('GET / HTTP/1.1\r\n\r\n'),
+  ]) {
     const sock = connect(srv.port, '127.0.0.1');
     sock.on('error', () => {});
     sock.on('data', () => {});
@@ -387,7 +453,9 @@ test('maxConcurrentStreams is advertised and respected: grpc-js queues the exces
   const c = grpcClient(limited.address);
   assert.is((await callUnary(c, EchoService.Unary.path, {})).err, null); // SETTINGS seen
   let peak = 0;
-  const timer = setInterval(() => { peak = Math.max(peak, limited.server.activeCalls); }, 5);
+  const timer = setInterval(() => {
+    peak = Math.max(peak, limited.server.activeCalls);
+  }, 5);
   const t0 = Date.now();
   const rs = await Promise.all(Array.from({ length: 6 }, () => callUnary(c, EchoService.Slow.path, { n: 150 })));
   clearInterval(timer);
@@ -400,7 +468,8 @@ test('maxConcurrentStreams is advertised and respected: grpc-js queues the exces
 
 test('fuzz: random frames, lengths, flags and half-closes never crash the server', async () => {
   let seed = 12345;
-  const rnd = (n: number): number => { // mulberry32
+  const rnd = (n: number): number => {
+    // mulberry32
     seed = (seed + 0x6d2b79f5) | 0;
     let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
@@ -423,13 +492,19 @@ test('fuzz: random frames, lengths, flags and half-closes never crash the server
       }
       const path = [EchoService.Unary.path, EchoService.Bidi.path, EchoService.Stream.path, EchoService.Fail.path][rnd(4)];
       const end = rnd(5) !== 0;
-      const p = rawRequest(s, { path, chunks, end, headers: rnd(6) === 0 ? { 'grpc-encoding': 'gzip' } : {} })
-        .then((r) => { statuses.add(r.grpcStatus); });
+      const p = rawRequest(s, { path, chunks, end, headers: rnd(6) === 0 ? { 'grpc-encoding': 'gzip' } : {} }).then((r) => {
+        statuses.add(r.grpcStatus);
+      });
       // A half-closed request always gets its answer; an open one may legitimately wait (bidi).
       if (end) finished.push(p);
       else open++;
     }
-    await Promise.race([Promise.all(finished), sleep(3000).then(() => { throw new Error('a half-closed request got no answer'); })]);
+    await Promise.race([
+      Promise.all(finished),
+      sleep(3000).then(() => {
+        throw new Error('a half-closed request got no answer');
+      }),
+    ]);
   }
   assert.ok(open > 0);
   s.destroy();

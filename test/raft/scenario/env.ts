@@ -299,7 +299,11 @@ export class Env {
     }
     const tr = kv(c, 'transition', 'auto');
     const transition =
-      tr === 'auto' ? ConfChangeTransition.Auto : tr === 'implicit' ? ConfChangeTransition.JointImplicit : ConfChangeTransition.JointExplicit;
+      tr === 'auto'
+        ? ConfChangeTransition.Auto
+        : tr === 'implicit'
+          ? ConfChangeTransition.JointImplicit
+          : ConfChangeTransition.JointExplicit;
     node.rn.proposeConfChange({ transition, changes, context: EMPTY_BYTES });
   }
 
@@ -455,7 +459,9 @@ export class Env {
   private status(n: EnvNode): void {
     const st = n.rn.status();
     if (st.softState.raft_state !== StateType.Leader) {
-      this.write(`${n.id}: ${stateName(st.softState.raft_state)} term=${st.hardState.term} commit=${st.hardState.commit} applied=${st.applied}`);
+      this.write(
+        `${n.id}: ${stateName(st.softState.raft_state)} term=${st.hardState.term} commit=${st.hardState.commit} applied=${st.applied}`,
+      );
       return;
     }
     for (const [id, p] of n.rn.describeProgress()) this.write(`${id}: ${p}`);

@@ -31,7 +31,8 @@ function sorted(xs: readonly NodeId[]): string {
 function views(t: Trace): NodeView[] {
   const out: NodeView[] = [];
   for (const step of t.steps) {
-    for (const e of step.events) if ((e.kind === 'ready' || e.kind === 'deliver' || e.kind === 'tick') && e.after !== undefined) out.push(e.after);
+    for (const e of step.events)
+      if ((e.kind === 'ready' || e.kind === 'deliver' || e.kind === 'tick') && e.after !== undefined) out.push(e.after);
     for (const v of step.after.values()) out.push(v);
   }
   return out;
@@ -64,7 +65,8 @@ function votesFor(t: Trace, candidate: NodeId, term: number, upTo: number): Set<
   const evs = t.events();
   for (let i = 0; i <= upTo && i < evs.length; i++) {
     const e = evs[i];
-    if (e.kind === 'deliver' && !e.dropped && e.msg.to === candidate && e.msg.type === type && !e.msg.reject && e.msg.term === term) got.add(e.msg.from);
+    if (e.kind === 'deliver' && !e.dropped && e.msg.to === candidate && e.msg.type === type && !e.msg.reject && e.msg.term === term)
+      got.add(e.msg.from);
   }
   return got;
 }
@@ -91,12 +93,16 @@ export function checkGeneral(t: Trace): void {
     if (e.kind !== 'ready') continue;
     for (const m of e.ready.messages) {
       if (m.type === MessageType.MsgVoteResp && !m.reject) {
-        assert.ok(e.after.persisted.term >= m.term && (e.after.persisted.term > m.term || e.after.persisted.vote === m.to),
-          `${msgName(m)} left before the vote was persisted (persisted term ${e.after.persisted.term} vote ${e.after.persisted.vote})`);
+        assert.ok(
+          e.after.persisted.term >= m.term && (e.after.persisted.term > m.term || e.after.persisted.vote === m.to),
+          `${msgName(m)} left before the vote was persisted (persisted term ${e.after.persisted.term} vote ${e.after.persisted.vote})`,
+        );
       }
       if (m.type === MessageType.MsgVote) {
-        assert.ok(e.after.persisted.term >= m.term && (e.after.persisted.term > m.term || e.after.persisted.vote === m.from),
-          `${msgName(m)} left before the candidate persisted its term and self-vote`);
+        assert.ok(
+          e.after.persisted.term >= m.term && (e.after.persisted.term > m.term || e.after.persisted.vote === m.from),
+          `${msgName(m)} left before the candidate persisted its term and self-vote`,
+        );
       }
     }
     for (const ent of e.ready.committedEntries) {
@@ -174,7 +180,10 @@ const checkquorum: Check = (t) => {
     }
   }
   assert.ok(stepDown >= 0, `1 still leads without a quorum after ${ticks} ticks`);
-  assert.ok(ticks <= 2 * ELECTION_TICK, `1 stepped down only after ${ticks} ticks without a quorum (> 2 election timeouts of ${ELECTION_TICK})`);
+  assert.ok(
+    ticks <= 2 * ELECTION_TICK,
+    `1 stepped down only after ${ticks} ticks without a quorum (> 2 election timeouts of ${ELECTION_TICK})`,
+  );
   assert.ok(ticks > ELECTION_TICK, `1 stepped down after ${ticks} ticks, before its followers' last contact was an election timeout old`);
   const down = viewOf(evs[stepDown])!;
   assert.is(down.state, StateType.Follower);
@@ -197,14 +206,29 @@ const leaderTransfer: Check = (t) => {
   const start = t.stepIndex('transfer-leadership from=1 to=3');
   const leaderLast = t.steps[start].after.get(1n)!.lastIndex;
   const drop = t.step('propose 1 bar').events.filter((e) => e.kind === 'error');
-  assert.equal(drop.map((e) => (e.kind === 'error' ? e.name : '')), ['ProposalDroppedError'], 'a proposal during the transfer is dropped');
+  assert.equal(
+    drop.map((e) => (e.kind === 'error' ? e.name : '')),
+    ['ProposalDroppedError'],
+    'a proposal during the transfer is dropped',
+  );
   for (const v of t.final.values()) assert.ok(!v.log.some((e) => text(e.data) === 'bar'), `${v.id} holds the dropped proposal`);
   const evs = t.events();
   const timeoutNow = evs.findIndex((e) => e.kind === 'send' && e.msg.type === MessageType.MsgTimeoutNow);
   assert.ok(timeoutNow >= 0, 'no MsgTimeoutNow was sent');
   const tn = (evs[timeoutNow] as { msg: Message }).msg;
   assert.ok(tn.from === 1n && tn.to === 3n, msgName(tn));
-  const caughtUp = evs.slice(0, timeoutNow).some((e) => e.kind === 'deliver' && !e.dropped && e.msg.type === MessageType.MsgAppResp && e.msg.from === 3n && e.msg.to === 1n && !e.msg.reject && e.msg.index >= leaderLast);
+  const caughtUp = evs
+    .slice(0, timeoutNow)
+    .some(
+      (e) =>
+        e.kind === 'deliver' &&
+        !e.dropped &&
+        e.msg.type === MessageType.MsgAppResp &&
+        e.msg.from === 3n &&
+        e.msg.to === 1n &&
+        !e.msg.reject &&
+        e.msg.index >= leaderLast,
+    );
   assert.ok(caughtUp, `MsgTimeoutNow went to 3 before 3 acknowledged the leader's last index ${leaderLast}`);
   assert.ok(!t.sent(start).some((m) => m.type === MessageType.MsgPreVote), 'the transferee campaigned with pre-vote');
   const at = firstInState(t, 3n, StateType.Leader);
@@ -252,15 +276,27 @@ const readindex: Check = (t) => {
     assert.is(index, leaderAt.commit, `${c.ctx}: read index ${index} is not the leader's commit index ${leaderAt.commit}`);
     assert.ok(index >= commitAsked, `${c.ctx}: read index ${index} below the commit index ${commitAsked} when it was asked`);
     const firstOfTerm = leaderAt.log.find((e) => e.term === leaderAt!.term);
-    assert.ok(firstOfTerm !== undefined && index >= firstOfTerm.index, `${c.ctx}: read index ${index} before the leader's first entry of its term`);
+    assert.ok(
+      firstOfTerm !== undefined && index >= firstOfTerm.index,
+      `${c.ctx}: read index ${index} before the leader's first entry of its term`,
+    );
     const acks = new Set<NodeId>([c.leader]);
     for (let i = eventPos(t, asked); i < release; i++) {
       const e = evs[i];
-      if (e.kind === 'deliver' && !e.dropped && e.msg.to === c.leader && e.msg.type === MessageType.MsgHeartbeatResp && text(e.msg.context) === c.ctx) acks.add(e.msg.from);
+      if (
+        e.kind === 'deliver' &&
+        !e.dropped &&
+        e.msg.to === c.leader &&
+        e.msg.type === MessageType.MsgHeartbeatResp &&
+        text(e.msg.context) === c.ctx
+      )
+        acks.add(e.msg.from);
     }
     assert.ok(acks.size >= quorum(3), `${c.ctx} released after heartbeat acknowledgements from ${sorted([...acks])} only`);
     if (c.requester !== c.leader) {
-      const got = evs.slice(release).find((e) => e.kind === 'ready' && e.node === c.requester && e.ready.readStates.some((r) => text(r.request_ctx) === c.ctx));
+      const got = evs
+        .slice(release)
+        .find((e) => e.kind === 'ready' && e.node === c.requester && e.ready.readStates.some((r) => text(r.request_ctx) === c.ctx));
       assert.ok(got !== undefined && got.kind === 'ready', `${c.ctx} never reached ${c.requester}`);
       assert.is(got.ready.readStates.find((r) => text(r.request_ctx) === c.ctx)!.index, index, `${c.ctx}: the requester got another index`);
     }
@@ -269,7 +305,11 @@ const readindex: Check = (t) => {
   const newLeader = t.node(2);
   const termStart = newLeader.log.find((e) => e.term === newLeader.term)!.index;
   for (const e of evs) {
-    if (e.kind === 'ready' && e.node === 2n && e.ready.messages.some((m) => m.type === MessageType.MsgHeartbeat && text(m.context) === 'ctx-c')) {
+    if (
+      e.kind === 'ready' &&
+      e.node === 2n &&
+      e.ready.messages.some((m) => m.type === MessageType.MsgHeartbeat && text(m.context) === 'ctx-c')
+    ) {
       assert.ok(e.after.commit >= termStart, `a heartbeat for ctx-c left before 2 committed its term's entry ${termStart}`);
     }
   }
@@ -287,7 +327,10 @@ const confchangeLearner: Check = (t) => {
   assertConfig(t.steps[proposed].after.get(1n)!, [1, 2, 3], []);
   const added = t.steps[t.stepIndex('stabilize', 1)].after;
   for (const id of ids(1, 2, 3, 4)) assertConfig(added.get(id)!, [1, 2, 3], [4]);
-  assert.ok(t.sent().some((m) => m.type === MessageType.MsgSnap && m.to === 4n), 'the empty learner got no snapshot');
+  assert.ok(
+    t.sent().some((m) => m.type === MessageType.MsgSnap && m.to === 4n),
+    'the empty learner got no snapshot',
+  );
   // The change proposed while another was pending became an empty entry, not a conf change.
   const e5 = t.node(1).log.find((e) => e.index === 5);
   assert.ok(e5 !== undefined && e5.type === EntryType.Normal && e5.data.length === 0, 'the second pending change was not refused');
@@ -307,7 +350,10 @@ const confchangeV2Joint: Check = (t) => {
   const leave = leader.log.filter((e) => e.type === EntryType.ConfChangeV2)[1];
   assert.ok(leave !== undefined, 'the leader did not propose leaving the joint config');
   for (const id of ids(2, 3)) assert.ok(leader.progress.get(id)!.match >= leave.index, `${id} has not acknowledged ${leave.index}`);
-  assert.ok(leader.commit < leave.index, `index ${leave.index} committed in the joint config with only the old voters (commit ${leader.commit})`);
+  assert.ok(
+    leader.commit < leave.index,
+    `index ${leave.index} committed in the joint config with only the old voters (commit ${leader.commit})`,
+  );
   for (const id of ids(1, 2, 3, 4, 5)) assertConfig(t.node(id), [1, 4, 5], []);
   const added = t.node(1).log.find((e) => text(e.data) === 'new')!;
   assert.ok(t.node(1).commit >= added.index, 'the new voters 1 and 4 did not commit alone');
@@ -323,9 +369,16 @@ const snapshotLaggingFollower: Check = (t) => {
   const snap = snaps[0];
   assert.ok(snap.from === 1n && snap.to === 3n && snap.snapshot !== undefined, msgName(snap));
   assert.is(snap.snapshot!.metadata.index, compacted.firstIndex - 1, 'the snapshot is at the compacted index');
-  const sentAt = t.events().find((e) => e.kind === 'ready' && e.node === 1n && e.ready.messages.some((m) => m.type === MessageType.MsgSnap));
-  assert.ok(sentAt?.kind === 'ready' && sentAt.after.progress.get(3n)!.state === ProgressState.Snapshot, 'the leader did not pause 3 in StateSnapshot');
-  const installed = t.events().find((e) => e.kind === 'ready' && e.node === 3n && e.ready.snapshot !== undefined && e.ready.snapshot.metadata.index > 0);
+  const sentAt = t
+    .events()
+    .find((e) => e.kind === 'ready' && e.node === 1n && e.ready.messages.some((m) => m.type === MessageType.MsgSnap));
+  assert.ok(
+    sentAt?.kind === 'ready' && sentAt.after.progress.get(3n)!.state === ProgressState.Snapshot,
+    'the leader did not pause 3 in StateSnapshot',
+  );
+  const installed = t
+    .events()
+    .find((e) => e.kind === 'ready' && e.node === 3n && e.ready.snapshot !== undefined && e.ready.snapshot.metadata.index > 0);
   assert.ok(installed !== undefined, '3 never installed the snapshot');
   const l = t.node(1);
   const f = t.node(3);
@@ -333,14 +386,20 @@ const snapshotLaggingFollower: Check = (t) => {
   assert.is(f.commit, l.commit);
   assert.is(f.applied, l.lastIndex);
   const pr = l.progress.get(3n)!;
-  assert.ok(pr.state === ProgressState.Replicate && pr.match === l.lastIndex, `leader's progress of 3: ${JSON.stringify({ ...pr, state: ProgressState[pr.state] })}`);
+  assert.ok(
+    pr.state === ProgressState.Replicate && pr.match === l.lastIndex,
+    `leader's progress of 3: ${JSON.stringify({ ...pr, state: ProgressState[pr.state] })}`,
+  );
 };
 
 /** The follower's divergent log converges to the leader's, in one rejected round trip. */
 const backtracking: Check = (t) => {
   const healed = t.stepIndex('heal');
   const before1 = t.steps[healed].after.get(1n)!;
-  assert.ok(before1.log.some((e) => text(e.data) === 'x1'), 'the divergent entries were never there');
+  assert.ok(
+    before1.log.some((e) => text(e.data) === 'x1'),
+    'the divergent entries were never there',
+  );
   const leader = t.node(3);
   const follower = t.node(1);
   assert.is(leader.state, StateType.Leader);

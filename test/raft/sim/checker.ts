@@ -121,7 +121,10 @@ export class Checker {
           if (!other.isLeader || other.term <= m.term) continue;
           if (e.index < other.firstIndex) continue;
           if (e.index > other.lastIndex || entryId(other.slice(e.index, e.index + 1)[0]) !== id) {
-            throw new Violation('leader completeness', `leader ${other.id} of term ${other.term} lacks entry ${e.index} committed by term ${m.term}`);
+            throw new Violation(
+              'leader completeness',
+              `leader ${other.id} of term ${other.term} lacks entry ${e.index} committed by term ${m.term}`,
+            );
           }
         }
       } else if (prev !== id) {
@@ -174,7 +177,8 @@ export class Checker {
   onSnapshot(member: NodeId, index: number, h: number): void {
     const known = this.stateHash.get(index);
     if (known === undefined) this.stateHash.set(index, h);
-    else if (known !== h) throw new Violation('state machine safety', `member ${member} installed a snapshot at ${index} with a different state`);
+    else if (known !== h)
+      throw new Violation('state machine safety', `member ${member} installed a snapshot at ${index} with a different state`);
   }
 
   /** A member made hs durable: term and commit never go back (vote may change only with the term). */
@@ -182,7 +186,8 @@ export class Checker {
     const prev = this.durable.get(member);
     if (prev !== undefined) {
       if (hs.term < prev.term) throw new Violation('durable term monotonicity', `member ${member} term ${prev.term} -> ${hs.term}`);
-      if (hs.commit < prev.commit) throw new Violation('durable commit monotonicity', `member ${member} commit ${prev.commit} -> ${hs.commit}`);
+      if (hs.commit < prev.commit)
+        throw new Violation('durable commit monotonicity', `member ${member} commit ${prev.commit} -> ${hs.commit}`);
       if (this.checkDurableVotes && hs.term === prev.term && prev.vote !== 0n && hs.vote !== prev.vote) {
         throw new Violation('durable vote', `member ${member} changed its vote in term ${hs.term} from ${prev.vote} to ${hs.vote}`);
       }

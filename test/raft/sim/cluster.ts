@@ -298,7 +298,9 @@ export class Simulation {
     });
     if (this.opts.faults) injectFaults(m.rn, this.opts.faults);
     m.alive = true;
-    this.trace(`start ${m.id} (incarnation ${m.incarnation}) hs=${JSON.stringify(m.disk.hs, big)} snap=${snap.metadata.index} last=${last}`);
+    this.trace(
+      `start ${m.id} (incarnation ${m.incarnation}) hs=${JSON.stringify(m.disk.hs, big)} snap=${snap.metadata.index} last=${last}`,
+    );
   }
 
   private crash(m: Member, why: string): void {
@@ -306,7 +308,9 @@ export class Simulation {
     m.alive = false;
     if (m.pending !== undefined) {
       const st = m.rn.basicStatus();
-      this.trace(`${m.id} loses an unfinished write of ${m.pending.rd.entries.length} entries (${StateType[st.raftState]}, commit ${st.commit}, disk last ${m.disk.log.lastIndex()})`);
+      this.trace(
+        `${m.id} loses an unfinished write of ${m.pending.rd.entries.length} entries (${StateType[st.raftState]}, commit ${st.commit}, disk last ${m.disk.log.lastIndex()})`,
+      );
     }
     m.pending = undefined;
     // A machine crash also loses part of what was still queued for sending.
@@ -334,7 +338,15 @@ export class Simulation {
       }
       // Each link has its own base latency (near and far members), plus jitter.
       const delay = calm ? this.rng.intn(2) : this.linkDelay(m.from, m.to) + (this.rng.chance(0.5) ? 0 : this.rng.intn(2));
-      this.net.push({ deliverAt: this.now + delay, seq: this.seq++, from: m.from, fromIncarnation: from.incarnation, to: m.to, type: m.type, bytes });
+      this.net.push({
+        deliverAt: this.now + delay,
+        seq: this.seq++,
+        from: m.from,
+        fromIncarnation: from.incarnation,
+        to: m.to,
+        type: m.type,
+        bytes,
+      });
     }
   }
 
@@ -524,7 +536,9 @@ export class Simulation {
             if (!removed && target !== undefined) target.removed = false;
           }
         }
-        this.trace(`${m.id} applied conf change at ${e.index}: voters=${m.confState.voters} outgoing=${m.confState.voters_outgoing} learners=${m.confState.learners}`);
+        this.trace(
+          `${m.id} applied conf change at ${e.index}: voters=${m.confState.voters} outgoing=${m.confState.voters_outgoing} learners=${m.confState.learners}`,
+        );
       } else {
         m.sm = next;
       }
@@ -668,7 +682,8 @@ export class Simulation {
     const inConfig = new Set([...cs.voters, ...cs.learners]);
     const choices: ConfChangeSingle[] = [];
     for (const id of all) if (!inConfig.has(id)) choices.push({ type: ConfChangeType.AddLearnerNode, node_id: id });
-    for (const id of cs.learners) choices.push({ type: ConfChangeType.AddNode, node_id: id }, { type: ConfChangeType.RemoveNode, node_id: id });
+    for (const id of cs.learners)
+      choices.push({ type: ConfChangeType.AddNode, node_id: id }, { type: ConfChangeType.RemoveNode, node_id: id });
     if (cs.voters.length > this.opts.members) for (const id of cs.voters) choices.push({ type: ConfChangeType.RemoveNode, node_id: id });
     if (choices.length === 0) return;
     let changes: ConfChangeSingle[];
@@ -701,7 +716,9 @@ export class Simulation {
       l.rn.proposeConfChange(cc);
       this.counters.confChanges++;
       const changes = 'changes' in cc ? cc.changes : [cc];
-      this.trace(`propose conf change (${what}) ${changes.map((c) => `${ConfChangeType[c.type]} ${c.node_id}`).join(', ')} at leader ${l.id}`);
+      this.trace(
+        `propose conf change (${what}) ${changes.map((c) => `${ConfChangeType[c.type]} ${c.node_id}`).join(', ')} at leader ${l.id}`,
+      );
     } catch (e) {
       if (!(e instanceof RaftError) || e instanceof RaftInvariantError) throw e;
     }

@@ -18,7 +18,9 @@ export interface SimFaults {
 }
 
 /** Raft's private vote handler, which the faults wrap. */
-interface VoteHandler { handleVoteRequest(m: Message): void }
+interface VoteHandler {
+  handleVoteRequest(m: Message): void;
+}
 
 /**
  * Gives the member behind `rn` the faults asked for, e.g. right after `new RawNode(config)`:
