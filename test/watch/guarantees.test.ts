@@ -306,6 +306,7 @@ async function runSeed(seed: number): Promise<void> {
           got.every((g) => g.prev === undefined),
           `${label} watch ${spec.id}: prev_kv only when asked`,
         );
+      delivered += got.length;
     }
   }
   assert.ok(delivered > 50, `seed ${seed}: only ${delivered} events delivered; the scenario does not exercise watchers`);
