@@ -12,7 +12,9 @@ const text = (b: Buffer | Uint8Array | undefined): string => (b === undefined ? 
 
 /** One watcher's record: every event, with its revision and previous value, and how it ended. */
 function record(w: Watcher, out: string[]): void {
-  w.on('put', (kv, prev) => out.push(`put ${text(kv.key)}=${text(kv.value)} @${kv.mod_revision} v${kv.version}${prev ? ` prev=${text(prev.value)}` : ''}`));
+  w.on('put', (kv, prev) =>
+    out.push(`put ${text(kv.key)}=${text(kv.value)} @${kv.mod_revision} v${kv.version}${prev ? ` prev=${text(prev.value)}` : ''}`),
+  );
   w.on('delete', (kv, prev) => out.push(`delete ${text(kv.key)} @${kv.mod_revision}${prev ? ` prev=${text(prev.value)}` : ''}`));
   w.on('error', (err) => out.push(`error ${err.message}`));
 }
@@ -57,7 +59,7 @@ t(`etcd3 watchers see the same events on etcd and ${target}`, async () => {
   try {
     const [want, got] = await Promise.all([scenario(a), scenario(b)]);
     assert.ok(want['prefix with previous kv'].length >= 6, `etcd: ${JSON.stringify(want)}`);
-    if (process.env.TETCD_COMPAT_VERBOSE === "1") process.stdout.write(`${JSON.stringify(want, null, 1)}\n`);
+    if (process.env.TETCD_COMPAT_VERBOSE === '1') process.stdout.write(`${JSON.stringify(want, null, 1)}\n`);
     assert.equal(got, want);
   } finally {
     await Promise.all([a.stop(), b.stop()]);

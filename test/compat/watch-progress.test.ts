@@ -18,7 +18,11 @@ async function scenario(kind: MemberKind): Promise<string[]> {
   try {
     await etcdctl(m.endpoint, ['put', 'other', 'x']); // rev 2
     const seen: string[] = [];
-    const call = client.makeBidiStreamRequest<Uint8Array, WatchResponse>('/etcdserverpb.Watch/Watch', (b) => Buffer.from(b), (b) => decodeWatchResponse(b));
+    const call = client.makeBidiStreamRequest<Uint8Array, WatchResponse>(
+      '/etcdserverpb.Watch/Watch',
+      (b) => Buffer.from(b),
+      (b) => decodeWatchResponse(b),
+    );
     call.on('error', () => {});
     call.on('data', (r: WatchResponse) => {
       const evs = r.events.map((e) => `${e.type}:${Buffer.from(e.kv!.key).toString()}@${e.kv!.mod_revision}`).join(',');

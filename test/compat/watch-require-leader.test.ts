@@ -23,16 +23,38 @@ interface Outcome {
   createdFirst: boolean;
 }
 
-function openWatch(client: grpc.Client, requireLeader: boolean): { call: grpc.ClientDuplexStream<Uint8Array, WatchResponse>; ended: Promise<{ code: number; details: string }>; created: Promise<boolean> } {
+function openWatch(
+  client: grpc.Client,
+  requireLeader: boolean,
+): {
+  call: grpc.ClientDuplexStream<Uint8Array, WatchResponse>;
+  ended: Promise<{ code: number; details: string }>;
+  created: Promise<boolean>;
+} {
   const md = new grpc.Metadata();
   if (requireLeader) md.set('hasleader', 'true');
-  const call = client.makeBidiStreamRequest<Uint8Array, WatchResponse>('/etcdserverpb.Watch/Watch', (b) => Buffer.from(b), (b) => decodeWatchResponse(b), md);
+  const call = client.makeBidiStreamRequest<Uint8Array, WatchResponse>(
+    '/etcdserverpb.Watch/Watch',
+    (b) => Buffer.from(b),
+    (b) => decodeWatchResponse(b),
+    md,
+  );
   let createdResolve!: (v: boolean) => void;
-  const created = new Promise<boolean>((r) => { createdResolve = r; });
-  call.on('data', (res: WatchResponse) => { if (res.created) createdResolve(true); });
+  const created = new Promise<boolean>((r) => {
+    createdResolve = r;
+  });
+  call.on('data', (res: WatchResponse) => {
+    if (res.created) createdResolve(true);
+  });
   const ended = new Promise<{ code: number; details: string }>((resolve) => {
-    call.on('error', (err: grpc.ServiceError) => { createdResolve(false); resolve({ code: err.code, details: err.details }); });
-    call.on('end', () => { createdResolve(false); resolve({ code: 0, details: '' }); });
+    call.on('error', (err: grpc.ServiceError) => {
+      createdResolve(false);
+      resolve({ code: err.code, details: err.details });
+    });
+    call.on('end', () => {
+      createdResolve(false);
+      resolve({ code: 0, details: '' });
+    });
   });
   call.write(encodeWatchRequest({ create_request: { key: Buffer.from('k') } }));
   return { call, ended, created };
@@ -50,7 +72,12 @@ async function scenario(kind: MemberKind): Promise<Outcome> {
     await Promise.all([members[1].kill(), members[2].kill()]);
     const ended = await awaitWithTimer(strict.ended, 20_000, 'the require-leader stream to end');
     let plainOpen = true;
-    plain.ended.then(() => { plainOpen = false; }, () => {});
+    plain.ended.then(
+      () => {
+        plainOpen = false;
+      },
+      () => {},
+    );
     await new Promise((r) => setTimeout(r, 200));
     const refused = await awaitWithTimer(openWatch(client, true).ended, 10_000, 'a refused stream');
     const stillOpen = plainOpen;
@@ -67,7 +94,16 @@ const t = oracleGate(test);
 
 t(`a require-leader watch ends with "no leader" on etcd and ${target} alike; a plain one stays`, async () => {
   const [want, got] = [await scenario('etcd'), await scenario(target)];
-  assert.equal(want, { ended: { code: 14, details: 'etcdserver: no leader' }, refused: { code: 14, details: 'etcdserver: no leader' }, plainOpen: true, createdFirst: true }, 'etcd behaves as this test claims');
+  assert.equal(
+    want,
+    {
+      ended: { code: 14, details: 'etcdserver: no leader' },
+      refused: { code: 14, details: 'etcdserver: no leader' },
+      plainOpen: true,
+      createdFirst: true,
+    },
+    'etcd behaves as this test claims',
+  );
   assert.equal(got, want);
   assert.is(runningChildren(), 0);
 });

@@ -29,8 +29,14 @@ test('stabbing queries match a scan over 5,000 random operations', () => {
     const k = key(Math.floor(r() * 400));
     const got: number[] = [];
     t.forEachContaining(k, (v) => got.push(v));
-    const want = [...live].filter(([, iv]) => Buffer.compare(iv.start, k) <= 0 && (iv.end.length === 0 || Buffer.compare(k, iv.end) < 0)).map(([i]) => i);
-    assert.equal(got.sort((x, y) => x - y), want.sort((x, y) => x - y), `op ${op}`);
+    const want = [...live]
+      .filter(([, iv]) => Buffer.compare(iv.start, k) <= 0 && (iv.end.length === 0 || Buffer.compare(k, iv.end) < 0))
+      .map(([i]) => i);
+    assert.equal(
+      got.sort((x, y) => x - y),
+      want.sort((x, y) => x - y),
+      `op ${op}`,
+    );
     assert.is(t.size, live.size);
   }
   assert.not.ok(t.delete(key(1), 999_999), 'deleting what is not there');
