@@ -41,6 +41,8 @@ export type { ServerConfig, InitialMember } from './config.js';
 const MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000;
 /** Election timeouts without a leader after which require-leader streams are cancelled (etcd's maxNoLeaderCnt). */
 const NO_LEADER_INTERVALS_MAX = 3;
+/** What etcd allows a gRPC message beyond --max-request-bytes (v3rpc grpcOverheadBytes). */
+const GRPC_OVERHEAD_BYTES = 512 * 1024;
 /** Watchers one Watch stream may hold. */
 const WATCHERS_PER_STREAM_MAX = 100_000;
 /** How often waiters past their deadline are failed and an unpublished member retries publishing. */
@@ -475,7 +477,8 @@ export class EtcdServer implements MemberApi {
   watch(sink: WatchSink): WatchStream {
     return new WatchStream(this.watches, sink, {
       header: (rev) => this.header(rev),
-      fragmentBytes: this.cfg.maxRequestBytes,
+      // etcd splits at --max-request-bytes plus its gRPC overhead allowance (v3rpc/watch.go).
+      fragmentBytes: this.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       watchersPerStreamMax: WATCHERS_PER_STREAM_MAX,
     });
   }
