@@ -170,8 +170,11 @@ test('stream frames and the context block round-trip; a malformed block is refus
   for (let cut = CALL_HEAD_BYTES - 4; cut < bodyAt; cut++) {
     assert.is(readContext(open, CALL_HEAD_BYTES - 5, cut, got), -1, `cut at ${cut}`);
   }
-  const odd = Buffer.from([0x08]);
+  const odd = Buffer.from([0x10]);
   assert.is(readContext(odd, 0, 1, got), -1);
+  // RequireLeader carries no bytes.
+  assert.is(readContext(Buffer.from([CtxFlag.RequireLeader]), 0, 1, got), 1);
+  assert.ok(got.requireLeader);
 });
 
 test.run();
