@@ -25,6 +25,11 @@ export interface CallContext {
   /** The client's address (IP as the socket reports it, or '' when it is not known). */
   readonly peerAddress: string;
   /**
+   * The client wants the call to fail while the member has no leader (metadata `hasleader: true`, sent
+   * by clientv3's WithRequireLeader and by Kubernetes): a stream ends with `etcdserver: no leader`.
+   */
+  readonly requireLeader: boolean;
+  /**
    * True once the call ended without its serve function deciding: the client cancelled or went away,
    * the deadline passed, the server is stopping, or the stream's send queue passed its hard limit.
    */
@@ -57,12 +62,14 @@ export class FixedContext implements CallContext {
   readonly certCommonName: string | undefined;
   readonly deadlineMs: number;
   readonly peerAddress: string;
+  readonly requireLeader: boolean;
 
-  constructor(init: Partial<Pick<CallContext, 'token' | 'certCommonName' | 'deadlineMs' | 'peerAddress'>> = {}) {
+  constructor(init: Partial<Pick<CallContext, 'token' | 'certCommonName' | 'deadlineMs' | 'peerAddress' | 'requireLeader'>> = {}) {
     this.token = init.token;
     this.certCommonName = init.certCommonName;
     this.deadlineMs = init.deadlineMs ?? Infinity;
     this.peerAddress = init.peerAddress ?? '';
+    this.requireLeader = init.requireLeader ?? false;
   }
 
   get cancelled(): boolean {

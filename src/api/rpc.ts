@@ -27,6 +27,7 @@ import type {
   WatchResponseInit,
 } from '../proto/rpc.js';
 import type { MemberApi } from '../server/member_api.js';
+import { Errors, type EtcdError } from '../errors.js';
 import type { HeaderedResponse } from '../server/apply.js';
 import {
   validateRangeRequest,
@@ -258,14 +259,21 @@ function serveMemberList(s: MemberApi, _req: MemberListRequest): MemberListRespo
  * cancels every watcher of the stream.
  */
 function serveWatch(s: MemberApi, stream: RpcBidiStream<WatchRequest, WatchResponseInit>, ctx: CallContext): Promise<void> {
+  // clientv3's WithRequireLeader (Kubernetes sets it): refused without a leader, ended when it is lost.
+  if (ctx.requireLeader && !s.hasLeader) return Promise.reject(Errors.NoLeader());
   const ws = s.watch(stream);
   stream.onMessage = (req) => ws.onRequest(req);
   stream.onHalfClose = () => {};
-  return new Promise<void>((resolve) => {
-    ctx.onCancel(() => {
+  return new Promise<void>((resolve, reject) => {
+    let forget: (() => void) | undefined;
+    const finish = (err: EtcdError | undefined): void => {
+      forget?.();
       ws.close();
-      resolve();
-    });
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    if (ctx.requireLeader) forget = s.onLeaderLost(() => finish(Errors.NoLeader()));
+    ctx.onCancel(() => finish(undefined));
   });
 }
 

@@ -30,6 +30,7 @@ function serverConfig(c: Config, log: Logger): ServerConfig {
     electionMs: c.electionTimeoutMs,
     snapshotCount: c.snapshotCount,
     snapshotCatchupEntries: c.snapshotCatchupEntries,
+    watchProgressNotifyIntervalMs: c.experimentalWatchProgressNotifyIntervalMs,
     // etcd's defaults when the flags are 0/unset: 100 ms and 10000 operations.
     backendBatchIntervalMs: c.backendBatchIntervalMs > 0 ? c.backendBatchIntervalMs : 100,
     backendBatchLimit: c.backendBatchLimit > 0 ? c.backendBatchLimit : 10_000,

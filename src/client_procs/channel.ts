@@ -24,6 +24,7 @@
 //   CtxFlag.Token  u16 length + UTF-8  etcd's auth token (metadata `token`, else `authorization`)
 //   CtxFlag.CertCn u16 length + UTF-8  the CN of a verified TLS client certificate
 //   CtxFlag.Peer   u8 length + ASCII   the client's address
+//   CtxFlag.RequireLeader (no bytes) the stream ends when the member loses its leader (metadata hasleader)
 // A unary Call carries a context block only when it has credentials, so the hot path adds one byte.
 import type { Duplex } from 'node:stream';
 
@@ -32,8 +33,8 @@ export const FrameKind = { Call: 1, Reply: 2, Fail: 3, Open: 4, Message: 5, Half
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
 /** Which parts the context block of a Call or Open has. */
-export const CtxFlag = { Token: 1, CertCn: 2, Peer: 4 } as const;
-const CTX_FLAGS_KNOWN = 7;
+export const CtxFlag = { Token: 1, CertCn: 2, Peer: 4, RequireLeader: 8 } as const;
+const CTX_FLAGS_KNOWN = 15;
 
 /** Bytes before a Call's context block: length, kind, call id, method, timeout, context flags. */
 export const CALL_HEAD_BYTES = 4 + 1 + 4 + 2 + 4 + 1;
@@ -63,6 +64,8 @@ export interface WireContext {
   token: string | undefined;
   certCommonName: string | undefined;
   peerAddress: string | undefined;
+  /** The client asked for a stream that ends when the member loses its leader (metadata `hasleader`). */
+  requireLeader: boolean;
 }
 
 /** Bytes of a context block, and its flags, for what `ctx` holds (set on the instance: no allocation per call). */
@@ -94,6 +97,7 @@ export class ContextSizer {
       this.peerBytes = Math.min(Buffer.byteLength(ctx.peerAddress, 'latin1'), CONTEXT_PEER_BYTES_MAX);
       bytes += 1 + this.peerBytes;
     }
+    if (ctx.requireLeader) flags |= CtxFlag.RequireLeader;
     this.flags = flags;
     this.bytes = bytes;
   }
@@ -127,6 +131,7 @@ export function readContext(buf: Buffer, at: number, end: number, into: WireCont
   into.token = undefined;
   into.certCommonName = undefined;
   into.peerAddress = undefined;
+  into.requireLeader = (flags & CtxFlag.RequireLeader) !== 0;
   if ((flags & ~CTX_FLAGS_KNOWN) !== 0) return -1;
   if ((flags & CtxFlag.Token) !== 0) {
     if (at + 2 > end) return -1;

@@ -215,7 +215,7 @@ export class Forwarder implements FrameSink {
   private closed = false;
   private readonly methods: ChannelMethods;
   private readonly sizer = new ContextSizer();
-  private readonly wireCtx: WireContext = { token: undefined, certCommonName: undefined, peerAddress: undefined };
+  private readonly wireCtx: WireContext = { token: undefined, certCommonName: undefined, peerAddress: undefined, requireLeader: false };
 
   constructor(
     private readonly socket: Duplex,
@@ -284,7 +284,7 @@ export class Forwarder implements FrameSink {
       return;
     }
     // With credentials the member also learns the peer (the Security issue logs and checks them).
-    this.sizeContext(token, cn, call.peerAddress);
+    this.sizeContext(token, cn, call.peerAddress, false);
     this.pending.set(callId, call);
     this.writer.writeCallWithContext(FrameKind.Call, callId, method, remainingMs(call.deadlineMs), this.wireCtx, this.sizer, body);
   }
@@ -300,7 +300,7 @@ export class Forwarder implements FrameSink {
     let id = this.nextStreamId;
     while (this.streams.has(id)) id = (id + 1) >>> 0 || 1;
     this.nextStreamId = (id + 1) >>> 0 || 1;
-    this.sizeContext(call.token, call.certCommonName, call.peerAddress);
+    this.sizeContext(call.token, call.certCommonName, call.peerAddress, call.requireLeader);
     const s = new ForwardedStream(this, id, call, rpc);
     this.streams.set(id, s);
     this.writer.writeCallWithContext(FrameKind.Open, id, method, remainingMs(call.deadlineMs), this.wireCtx, this.sizer, body);
@@ -370,8 +370,9 @@ export class Forwarder implements FrameSink {
     s.ungrantedBytes = 0;
   }
 
-  private sizeContext(token: string | undefined, cn: string | undefined, peer: string): void {
+  private sizeContext(token: string | undefined, cn: string | undefined, peer: string, requireLeader: boolean): void {
     const c = this.wireCtx;
+    c.requireLeader = requireLeader;
     c.token = token;
     c.certCommonName = cn;
     c.peerAddress = peer;

@@ -73,7 +73,7 @@ export class MemberChannel implements FrameSink, StreamChannel {
   /** Streams with queued responses, flushed when the socket drains. */
   private readonly blocked = new Set<MemberStream>();
   /** Scratch for the context block of the frame being read. */
-  private readonly wireCtx: WireContext = { token: undefined, certCommonName: undefined, peerAddress: undefined };
+  private readonly wireCtx: WireContext = { token: undefined, certCommonName: undefined, peerAddress: undefined, requireLeader: false };
   private inFlight = 0;
   private paused = false;
   private closed = false;

@@ -59,6 +59,7 @@ export class MemberStream implements RpcBidiStream<unknown, unknown>, CallContex
   readonly certCommonName: string | undefined;
   readonly deadlineMs: number;
   readonly peerAddress: string;
+  readonly requireLeader: boolean;
 
   /** Response frames (whole, length first) waiting for credit or for the channel's writer to drain. */
   private queue: Buffer[] | undefined = undefined;
@@ -98,6 +99,7 @@ export class MemberStream implements RpcBidiStream<unknown, unknown>, CallContex
     this.token = ctx.token;
     this.certCommonName = ctx.certCommonName;
     this.peerAddress = ctx.peerAddress ?? '';
+    this.requireLeader = ctx.requireLeader;
     this.deadlineMs = timeoutMs === 0 ? Infinity : Date.now() + timeoutMs;
   }
 

@@ -95,7 +95,7 @@ export const IMPLEMENTED: Readonly<Record<FlagName, boolean>> = {
   'experimental-enable-lease-checkpoint-persist': false,
   'experimental-compaction-batch-limit': false,
   'experimental-peer-skip-client-san-verification': false,
-  'experimental-watch-progress-notify-interval': false,
+  'experimental-watch-progress-notify-interval': true,
   'experimental-warning-apply-duration': false,
   'force-new-cluster': false,
   debug: false,

@@ -21,6 +21,8 @@ export interface ServerConfig {
   snapshotCount: number;
   /** Entries kept in memory behind a snapshot (etcd: 5000). */
   snapshotCatchupEntries: number;
+  /** Idle progress-notify watchers hear from the member this often (--experimental-watch-progress-notify-interval). */
+  watchProgressNotifyIntervalMs?: number;
   /** Longest time applied entries wait for a backend commit (etcd --backend-batch-interval, 100 ms). */
   backendBatchIntervalMs: number;
   /** Most applied entries per backend commit (etcd --backend-batch-limit, 10000). */

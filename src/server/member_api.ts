@@ -75,6 +75,11 @@ export interface MemberApi {
   alarms(): AlarmMember[];
   /** Registers for apply events (watch, lessor, auth cache). */
   subscribe(sub: ApplySubscriber): ApplySubscription;
+  /**
+   * Calls `fn` once when the member has had no leader for more than three election timeouts (etcd's
+   * monitorLeader), for streams that asked to require one; returns the unregistering function.
+   */
+  onLeaderLost(fn: () => void): () => void;
   /** Opens a Watch stream whose responses go to `sink`; close() it when the call ends. */
   watch(sink: WatchSink): WatchStream;
 }

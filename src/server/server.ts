@@ -33,12 +33,16 @@ import { openMember, newRaftNode, type BootState } from './bootstrap.js';
 import { memberId as memberIdFor } from './ids.js';
 import { nodeScheduler, type MemberLog, type MemberPeers, type Scheduler } from './ports.js';
 import type { MemberApi, MemberLimits, MemberStatus } from './member_api.js';
-import { WatchHub, WatchStream, type WatchSink } from '../watch/index.js';
+import { WatchHub, WatchStream, WATCH_HUB_DEFAULTS, type WatchSink } from '../watch/index.js';
 import type { ServerConfig } from './config.js';
 export type { ServerConfig, InitialMember } from './config.js';
 
 /** etcd refuses proposals when committed − applied exceeds this. */
 const MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000;
+/** Election timeouts without a leader after which require-leader streams are cancelled (etcd's maxNoLeaderCnt). */
+const NO_LEADER_INTERVALS_MAX = 3;
+/** What etcd allows a gRPC message beyond --max-request-bytes (v3rpc grpcOverheadBytes). */
+const GRPC_OVERHEAD_BYTES = 512 * 1024;
 /** Watchers one Watch stream may hold. */
 const WATCHERS_PER_STREAM_MAX = 100_000;
 /** How often waiters past their deadline are failed and an unpublished member retries publishing. */
@@ -96,6 +100,8 @@ export class EtcdServer implements MemberApi {
   private published = false;
   private publishing = false;
   private raisingNoSpace = false;
+  private readonly leaderLostListeners = new Set<() => void>();
+  private noLeaderIntervals = 0;
 
   /** Wires a member from its parts; start() opens the real ones, tests hand in their own. Starts nothing. */
   constructor(p: MemberParts) {
@@ -197,7 +203,10 @@ export class EtcdServer implements MemberApi {
       timeoutMs: this.requestTimeoutMs,
       waitersMax: WAITERS_MAX,
     });
-    this.watches = new WatchHub(() => this.backend.store, p.sched);
+    this.watches = new WatchHub(() => this.backend.store, p.sched, {
+      ...WATCH_HUB_DEFAULTS,
+      progressNotifyIntervalMs: cfg.watchProgressNotifyIntervalMs ?? WATCH_HUB_DEFAULTS.progressNotifyIntervalMs,
+    });
     this.events.subscribe(this.watches);
     this.loop = new ReadyLoop(
       {
@@ -271,6 +280,7 @@ export class EtcdServer implements MemberApi {
       this.tickTimer,
       sched.interval(() => this.sweep(), SWEEP_INTERVAL_MS),
     );
+    this.timers.push(sched.interval(() => this.monitorLeader(), this.cfg.electionMs));
     const compactor = this.makeCompactor();
     if (compactor) this.timers.push(sched.interval(() => compactor.tick(sched.now()), compactor.tickIntervalMs));
     this.advanceElectionTicksIfAlone();
@@ -297,6 +307,19 @@ export class EtcdServer implements MemberApi {
     this.proposals.sweep(now, this.loop.leaderId !== 0n);
     this.reads.tick(now);
     if (!this.published) this.publish();
+  }
+
+  /** etcd's monitorLeader: streams that require a leader end once it has been gone for a while. */
+  monitorLeader(): void {
+    if (this.loop.leaderId !== 0n) {
+      this.noLeaderIntervals = 0;
+      return;
+    }
+    if (++this.noLeaderIntervals <= NO_LEADER_INTERVALS_MAX) return;
+    const fns = [...this.leaderLostListeners];
+    this.leaderLostListeners.clear();
+    if (fns.length > 0) this.log.warn('no leader for too long; cancelling streams that require one', { streams: fns.length });
+    for (const fn of fns) fn();
   }
 
   private makeCompactor(): Compactor | undefined {
@@ -444,10 +467,18 @@ export class EtcdServer implements MemberApi {
     return this.events.subscribe(sub);
   }
 
+  onLeaderLost(fn: () => void): () => void {
+    this.leaderLostListeners.add(fn);
+    return () => {
+      this.leaderLostListeners.delete(fn);
+    };
+  }
+
   watch(sink: WatchSink): WatchStream {
     return new WatchStream(this.watches, sink, {
       header: (rev) => this.header(rev),
-      fragmentBytes: this.cfg.maxRequestBytes,
+      // etcd splits at --max-request-bytes plus its gRPC overhead allowance (v3rpc/watch.go).
+      fragmentBytes: this.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       watchersPerStreamMax: WATCHERS_PER_STREAM_MAX,
     });
   }

@@ -5,7 +5,7 @@
 import type { MvccEvent } from '../mvcc/index.js';
 import type { ResponseHeaderInit, WatchRequest, WatchResponseInit, WatchCreateRequest } from '../proto/rpc.js';
 import { sizeWatchResponse } from '../proto/rpc.js';
-import type { EventInit } from '../proto/kv.js';
+import { encodeEvent } from '../proto/kv.js';
 import { Watcher, compareBytes, type WatcherOwner } from './watcher.js';
 import type { WatchHub } from './hub.js';
 
@@ -147,8 +147,9 @@ export class WatchStream implements WatcherOwner {
   sendEvents(w: Watcher, events: readonly MvccEvent[], rev: number): boolean {
     if (this.closed || w.canceled) return true;
     if (this.congested) return false;
-    const evs: EventInit[] = w.prevKv ? events.map(withPrev) : events.map(withoutPrev);
-    const res: WatchResponseInit = { header: this.o.header(rev), watch_id: w.id, events: evs };
+    // Each event is encoded once however many watchers (and streams) it goes to.
+    const evs: Uint8Array[] = w.prevKv ? events.map(encodedWithPrev) : events.map(encodedPlain);
+    const res: WatchResponseInit = { header: this.o.header(rev), watch_id: w.id, events_encoded: evs };
     if (w.fragment && evs.length > 1 && sizeWatchResponse(res) >= this.o.fragmentBytes) this.sendFragments(res, evs);
     else this.send(res);
     w.lastSentRev = rev;
@@ -166,11 +167,11 @@ export class WatchStream implements WatcherOwner {
   }
 
   /** Splits a response as etcd's sendFragments does: each part under the limit (at least one event). */
-  private sendFragments(base: WatchResponseInit, evs: EventInit[]): void {
+  private sendFragments(base: WatchResponseInit, evs: Uint8Array[]): void {
     let i = 0;
     while (i < evs.length) {
-      const part: EventInit[] = [evs[i++]];
-      const res: WatchResponseInit = { header: base.header, watch_id: base.watch_id, fragment: true, events: part };
+      const part: Uint8Array[] = [evs[i++]];
+      const res: WatchResponseInit = { header: base.header, watch_id: base.watch_id, fragment: true, events_encoded: part };
       while (i < evs.length) {
         part.push(evs[i]);
         if (sizeWatchResponse(res) >= this.o.fragmentBytes) {
@@ -198,11 +199,20 @@ export class WatchStream implements WatcherOwner {
   }
 }
 
+// An event's encodings, made once per event (the change objects are shared by every watcher of an entry).
 // Live events carry prevKv whenever any watcher of the member asked for it; only those watchers get it.
-function withPrev(ev: MvccEvent): EventInit {
-  return ev.prevKv === undefined ? { type: ev.type, kv: ev.kv } : { type: ev.type, kv: ev.kv, prev_kv: ev.prevKv };
+const plainEncodings = new WeakMap<MvccEvent, Uint8Array>();
+const prevEncodings = new WeakMap<MvccEvent, Uint8Array>();
+
+function encodedPlain(ev: MvccEvent): Uint8Array {
+  let b = plainEncodings.get(ev);
+  if (b === undefined) plainEncodings.set(ev, (b = encodeEvent({ type: ev.type, kv: ev.kv })));
+  return b;
 }
 
-function withoutPrev(ev: MvccEvent): EventInit {
-  return { type: ev.type, kv: ev.kv };
+function encodedWithPrev(ev: MvccEvent): Uint8Array {
+  if (ev.prevKv === undefined) return encodedPlain(ev);
+  let b = prevEncodings.get(ev);
+  if (b === undefined) prevEncodings.set(ev, (b = encodeEvent({ type: ev.type, kv: ev.kv, prev_kv: ev.prevKv })));
+  return b;
 }

@@ -28,7 +28,11 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return Buffer.compare(a, b);
 }
 
+let watcherSeq = 0;
+
 export class Watcher {
+  /** Unique on the member (the interval index orders watchers of one start key by it). */
+  readonly seq = ++watcherSeq;
   /** Next revision this watcher must be sent. */
   minRev: number;
   /** In the synced group (live events) rather than catching up. */

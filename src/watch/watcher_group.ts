@@ -1,11 +1,11 @@
-// The synced watchers, found by key: single-key watchers in a map, range watchers in a list scanned per
-// changed key. (etcd keeps ranges in an interval tree; a list is enough until many range watchers
-// share a member, and the bench will say when.)
+// The synced watchers, found by key: single-key watchers in a map, range watchers in an interval index
+// (interval_tree.ts), so a changed key costs O(log n + matches), not a scan of every range watcher.
+import { IntervalTree } from './interval_tree.js';
 import type { Watcher } from './watcher.js';
 
 export class WatcherGroup {
   private readonly byKey = new Map<string, Set<Watcher>>();
-  private ranges: Watcher[] = [];
+  private readonly ranges = new IntervalTree<Watcher>();
   private count = 0;
 
   get size(): number {
@@ -13,27 +13,25 @@ export class WatcherGroup {
   }
 
   add(w: Watcher): void {
-    if (w.isKey) {
+    if (w.end === undefined) {
       const k = Buffer.from(w.key).toString('latin1');
       let set = this.byKey.get(k);
       if (set === undefined) this.byKey.set(k, (set = new Set()));
       set.add(w);
     } else {
-      this.ranges.push(w);
+      this.ranges.insert(w.key, w.end, w.seq, w);
     }
     this.count++;
   }
 
   delete(w: Watcher): boolean {
-    if (w.isKey) {
+    if (w.end === undefined) {
       const k = Buffer.from(w.key).toString('latin1');
       const set = this.byKey.get(k);
       if (set === undefined || !set.delete(w)) return false;
       if (set.size === 0) this.byKey.delete(k);
-    } else {
-      const i = this.ranges.indexOf(w);
-      if (i < 0) return false;
-      this.ranges.splice(i, 1);
+    } else if (!this.ranges.delete(w.key, w.seq)) {
+      return false;
     }
     this.count--;
     return true;
@@ -45,13 +43,12 @@ export class WatcherGroup {
       const set = this.byKey.get(Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1'));
       if (set !== undefined) for (const w of set) visit(w);
     }
-    const ranges = this.ranges;
-    for (let i = 0; i < ranges.length; i++) if (ranges[i].contains(key)) visit(ranges[i]);
+    if (this.ranges.size > 0) this.ranges.forEachContaining(key, visit);
   }
 
   /** Every watcher (for moving them all, e.g. after a restore). */
   all(): Watcher[] {
-    const out: Watcher[] = [...this.ranges];
+    const out: Watcher[] = this.ranges.values();
     for (const set of this.byKey.values()) for (const w of set) out.push(w);
     return out;
   }

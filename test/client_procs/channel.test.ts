@@ -133,7 +133,7 @@ test('after close() nothing more is written', async () => {
 test('stream frames and the context block round-trip; a malformed block is refused', async () => {
   const { stream, writes } = recorder();
   const w = new FrameWriter(stream);
-  const ctx: WireContext = { token: 'tökén', certCommonName: 'client-1', peerAddress: '::ffff:127.0.0.1' };
+  const ctx: WireContext = { token: 'tökén', certCommonName: 'client-1', peerAddress: '::ffff:127.0.0.1', requireLeader: false };
   const sizer = new ContextSizer();
   sizer.size(ctx);
   assert.is(sizer.flags, CtxFlag.Token | CtxFlag.CertCn | CtxFlag.Peer);
@@ -153,7 +153,7 @@ test('stream frames and the context block round-trip; a malformed block is refus
   assert.is(open.readUInt32BE(1), 9);
   assert.is(open.readUInt16BE(5), 0x0201);
   assert.is(open.readUInt32BE(7), 1500);
-  const got: WireContext = { token: undefined, certCommonName: undefined, peerAddress: undefined };
+  const got: WireContext = { token: undefined, certCommonName: undefined, peerAddress: undefined, requireLeader: false };
   const bodyAt = readContext(open, CALL_HEAD_BYTES - 5, open.length, got);
   assert.equal(got, ctx);
   assert.is(open.subarray(bodyAt).toString(), 'req');
@@ -170,8 +170,11 @@ test('stream frames and the context block round-trip; a malformed block is refus
   for (let cut = CALL_HEAD_BYTES - 4; cut < bodyAt; cut++) {
     assert.is(readContext(open, CALL_HEAD_BYTES - 5, cut, got), -1, `cut at ${cut}`);
   }
-  const odd = Buffer.from([0x08]);
+  const odd = Buffer.from([0x10]);
   assert.is(readContext(odd, 0, 1, got), -1);
+  // RequireLeader carries no bytes.
+  assert.is(readContext(Buffer.from([CtxFlag.RequireLeader]), 0, 1, got), 1);
+  assert.ok(got.requireLeader);
 });
 
 test.run();

@@ -27,7 +27,7 @@ function conversation(): Buffer {
     },
   });
   const w = new FrameWriter(sink);
-  const ctx: WireContext = { token: 'tok', certCommonName: undefined, peerAddress: '127.0.0.1' };
+  const ctx: WireContext = { token: 'tok', certCommonName: undefined, peerAddress: '127.0.0.1', requireLeader: false };
   const sizer = new ContextSizer();
   sizer.size(ctx);
   const ctxId = TEST_METHOD_IDS.get(TestMethods.Ctx.path)!;

@@ -374,7 +374,7 @@ test('a malformed frame closes that channel, ending only its streams', async () 
     });
     // A well-formed Open first, so the bad channel has a stream to lose.
     const w = new FrameWriter(clientSide);
-    const ctx: WireContext = { token: undefined, certCommonName: undefined, peerAddress: '10.0.0.1' };
+    const ctx: WireContext = { token: undefined, certCommonName: undefined, peerAddress: '10.0.0.1', requireLeader: false };
     const sizer = new ContextSizer();
     sizer.size(ctx);
     w.writeCallWithContext(FrameKind.Open, 7, TEST_METHOD_IDS.get(TestMethods.Echo.path)!, 0, ctx, sizer, new Uint8Array(0));

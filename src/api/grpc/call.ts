@@ -345,6 +345,11 @@ export class ServerCall implements CallContext {
   }
 
   /** etcd's auth token as sent: the `token` metadata, else `authorization` (CallContext). */
+  /** Metadata `hasleader: true` (clientv3's WithRequireLeader): fail while the member has no leader (CallContext). */
+  get requireLeader(): boolean {
+    return firstHeader(this._headers.hasleader) === 'true';
+  }
+
   get token(): string | undefined {
     const h = this._headers;
     return firstHeader(h.token) ?? firstHeader(h.authorization);

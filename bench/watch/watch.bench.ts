@@ -1,0 +1,439 @@
+// Watch beside etcd 3.4 (`npm run bench:watch`): one fresh member per server and round, alternating which
+// goes first, the same generator for both. Three workloads:
+//   fanout    W watchers on one prefix, one put every P ms: latency from the put's acknowledgement to each
+//             watcher's delivery (0 when the event arrived first), p50 and p99, and events delivered per second
+//   distinct  K watchers on K distinct keys under sustained puts to those keys: events delivered per second
+//   idle      N idle watchers on distinct keys: the member's resident memory per watcher
+// Watchers share streams (100 per stream) and streams share connections, as clients multiplex them.
+// Results: the console and the `watch` section of bench/RESULTS.md (medians over the rounds).
+import http2 from 'node:http2';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Cluster, type ServerKind } from '../lib/servers.js';
+import { GrpcConn } from '../lib/grpc-client.js';
+import { memOfTrees } from '../lib/proc.js';
+import { spliceSection } from '../lib/results.js';
+import { median } from '../lib/stats.js';
+import { encodePutRequest, encodeWatchRequest } from '../../src/proto/rpc.js';
+
+interface Options {
+  rounds: number;
+  workloads: string[];
+  tetcdCmd: string[];
+  etcdCmd: string[];
+  label: string;
+  fanoutWatchers: number;
+  fanoutPutIntervalMs: number;
+  durationMs: number;
+  distinctWatchers: number;
+  idleWatchers: number;
+  out: string;
+}
+
+function options(argv: string[]): Options {
+  const o: Options = {
+    rounds: 3,
+    workloads: ['fanout', 'distinct', 'idle'],
+    tetcdCmd: ['bin/tetcd'],
+    etcdCmd: ['/usr/bin/etcd'],
+    label: '',
+    fanoutWatchers: 10_000,
+    fanoutPutIntervalMs: 10,
+    durationMs: 3000,
+    distinctWatchers: 1000,
+    idleWatchers: 100_000,
+    out: 'bench/RESULTS.md',
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const [k, v] = [argv[i], argv[i + 1]];
+    switch (k) {
+      case '--rounds':
+        o.rounds = Number(v);
+        i++;
+        break;
+      case '--workloads':
+        o.workloads = v.split(',');
+        i++;
+        break;
+      case '--tetcd-cmd':
+        o.tetcdCmd = v.split(' ');
+        i++;
+        break;
+      case '--etcd-cmd':
+        o.etcdCmd = v.split(' ');
+        i++;
+        break;
+      case '--label':
+        o.label = v;
+        i++;
+        break;
+      case '--fanout-watchers':
+        o.fanoutWatchers = Number(v);
+        i++;
+        break;
+      case '--fanout-put-interval-ms':
+        o.fanoutPutIntervalMs = Number(v);
+        i++;
+        break;
+      case '--duration-ms':
+        o.durationMs = Number(v);
+        i++;
+        break;
+      case '--distinct-watchers':
+        o.distinctWatchers = Number(v);
+        i++;
+        break;
+      case '--idle-watchers':
+        o.idleWatchers = Number(v);
+        i++;
+        break;
+      case '--out':
+        o.out = v;
+        i++;
+        break;
+      default:
+        throw new Error(`unknown option ${k}`);
+    }
+  }
+  return o;
+}
+
+/** Reads a varint at p; returns [value, next position]. */
+function varint(b: Buffer, p: number): [number, number] {
+  let v = 0;
+  let mul = 1;
+  for (;;) {
+    const x = b[p++];
+    v += (x & 0x7f) * mul;
+    if (x < 0x80) return [v, p];
+    mul *= 128;
+  }
+}
+
+/** What the generator reads of a WatchResponse: the header revision, created, and the number of events. */
+interface Seen {
+  revision: number;
+  created: boolean;
+  events: number;
+}
+
+function scanWatchResponse(b: Buffer, start: number, end: number, out: Seen): void {
+  out.revision = 0;
+  out.created = false;
+  out.events = 0;
+  let p = start;
+  while (p < end) {
+    let tag: number;
+    [tag, p] = varint(b, p);
+    const field = tag >>> 3;
+    if ((tag & 7) === 0) {
+      let v: number;
+      [v, p] = varint(b, p);
+      if (field === 3) out.created = v !== 0;
+      continue;
+    }
+    let len: number;
+    [len, p] = varint(b, p);
+    if (field === 1) {
+      // ResponseHeader: revision is field 3.
+      let q = p;
+      while (q < p + len) {
+        let t: number;
+        [t, q] = varint(b, q);
+        if ((t & 7) !== 0) {
+          let l: number;
+          [l, q] = varint(b, q);
+          q += l;
+          continue;
+        }
+        let v: number;
+        [v, q] = varint(b, q);
+        if (t >>> 3 === 3) out.revision = v;
+      }
+    } else if (field === 11) {
+      out.events++;
+    }
+    p += len;
+  }
+}
+
+/** One Watch stream: creates watchers, parses responses as they arrive. */
+class WatchStreamClient {
+  private buf: Buffer = Buffer.alloc(0);
+  private readonly seen: Seen = { revision: 0, created: false, events: 0 };
+  private readonly req: http2.ClientHttp2Stream;
+
+  constructor(
+    session: http2.ClientHttp2Session,
+    private readonly onResponse: (s: Seen) => void,
+  ) {
+    this.req = session.request({
+      ':method': 'POST',
+      ':path': '/etcdserverpb.Watch/Watch',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    this.req.on('error', () => {});
+    this.req.on('data', (d: Buffer) => this.take(d));
+  }
+
+  create(key: Uint8Array, rangeEnd?: Uint8Array): void {
+    const body = encodeWatchRequest({ create_request: { key, range_end: rangeEnd } });
+    const f = Buffer.alloc(5 + body.length);
+    f.writeUInt32BE(body.length, 1);
+    f.set(body, 5);
+    this.req.write(f);
+  }
+
+  close(): void {
+    this.req.close(http2.constants.NGHTTP2_CANCEL);
+  }
+
+  private take(d: Buffer): void {
+    let b = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
+    let p = 0;
+    while (b.length - p >= 5) {
+      const len = b.readUInt32BE(p + 1);
+      if (b.length - p - 5 < len) break;
+      scanWatchResponse(b, p + 5, p + 5 + len, this.seen);
+      this.onResponse(this.seen);
+      p += 5 + len;
+    }
+    b = b.subarray(p);
+    this.buf = b.length === 0 ? Buffer.alloc(0) : Buffer.from(b);
+  }
+}
+
+const WATCHERS_PER_STREAM = 100;
+const STREAMS_PER_CONNECTION = 10;
+
+/** Opens enough connections and streams for `keys.length` watchers and creates them; resolves once every one is created. */
+async function createWatchers(
+  endpoint: string,
+  count: number,
+  keyOf: (i: number) => [Uint8Array, Uint8Array | undefined],
+  onResponse: (s: Seen) => void,
+): Promise<{ close(): void }> {
+  const sessions: http2.ClientHttp2Session[] = [];
+  const streams: WatchStreamClient[] = [];
+  let created = 0;
+  let allCreated!: () => void;
+  const done = new Promise<void>((r) => {
+    allCreated = r;
+  });
+  const handler = (s: Seen): void => {
+    if (s.created) {
+      if (++created === count) allCreated();
+      return;
+    }
+    onResponse(s);
+  };
+  for (let i = 0; i < count; i++) {
+    if (i % (WATCHERS_PER_STREAM * STREAMS_PER_CONNECTION) === 0) {
+      const s = http2.connect(`http://${endpoint}`);
+      s.on('error', () => {});
+      sessions.push(s);
+    }
+    if (i % WATCHERS_PER_STREAM === 0) streams.push(new WatchStreamClient(sessions[sessions.length - 1], handler));
+    const [k, e] = keyOf(i);
+    streams[streams.length - 1].create(k, e);
+  }
+  const timer = setTimeout(() => {}, 120_000);
+  await done;
+  clearTimeout(timer);
+  return {
+    close: () => {
+      for (const st of streams) st.close();
+      for (const s of sessions) s.close();
+    },
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const enc = (s: string): Uint8Array => Buffer.from(s);
+const VALUE = Buffer.alloc(256, 'v');
+
+interface FanoutResult {
+  p50Ms: number;
+  p99Ms: number;
+  eventsPerSec: number;
+  puts: number;
+}
+
+async function fanout(endpoint: string, o: Options): Promise<FanoutResult> {
+  const ack = new Map<number, number>();
+  const arrivals: number[] = [];
+  const arrivalRevs: number[] = [];
+  let events = 0;
+  const w = await createWatchers(
+    endpoint,
+    o.fanoutWatchers,
+    () => [enc('w/'), enc('w0')],
+    (s) => {
+      if (s.events === 0) return;
+      events += s.events;
+      arrivals.push(performance.now());
+      arrivalRevs.push(s.revision);
+    },
+  );
+  const conn = await GrpcConn.connect(endpoint, 5000);
+  const started = performance.now();
+  let puts = 0;
+  const pending: Promise<void>[] = [];
+  while (performance.now() - started < o.durationMs) {
+    const next = started + (puts + 1) * o.fanoutPutIntervalMs;
+    pending.push(
+      conn.unary('/etcdserverpb.KV/Put', encodePutRequest({ key: enc(`w/${puts % 100}`), value: VALUE }), 10_000).then((r) => {
+        if (r.grpcStatus !== 0) return;
+        const rev = readRevision(r.body);
+        ack.set(rev, performance.now());
+      }),
+    );
+    puts++;
+    const wait = next - performance.now();
+    if (wait > 0) await sleep(wait);
+  }
+  await Promise.all(pending);
+  const deadline = performance.now() + 10_000;
+  while (events < puts * o.fanoutWatchers && performance.now() < deadline) await sleep(50);
+  const elapsedS = (performance.now() - started) / 1000;
+  w.close();
+  conn.close();
+  const lat: number[] = [];
+  for (let i = 0; i < arrivals.length; i++) {
+    const a = ack.get(arrivalRevs[i]);
+    if (a !== undefined) lat.push(Math.max(0, arrivals[i] - a));
+  }
+  lat.sort((x, y) => x - y);
+  return {
+    p50Ms: lat[Math.floor(lat.length * 0.5)] ?? NaN,
+    p99Ms: lat[Math.floor(lat.length * 0.99)] ?? NaN,
+    eventsPerSec: events / elapsedS,
+    puts,
+  };
+}
+
+/** The header revision of a PutResponse. */
+function readRevision(body: Buffer): number {
+  const s: Seen = { revision: 0, created: false, events: 0 };
+  scanWatchResponse(body, 0, body.length, s);
+  return s.revision;
+}
+
+async function distinct(endpoint: string, o: Options): Promise<{ eventsPerSec: number; putsPerSec: number }> {
+  let events = 0;
+  const keys = Array.from({ length: o.distinctWatchers }, (_, i) => enc(`d/${i.toString().padStart(6, '0')}`));
+  const w = await createWatchers(
+    endpoint,
+    keys.length,
+    (i) => [keys[i], undefined],
+    (s) => {
+      events += s.events;
+    },
+  );
+  const conns = await Promise.all(Array.from({ length: 10 }, () => GrpcConn.connect(endpoint, 5000)));
+  let puts = 0;
+  let stop = false;
+  const started = performance.now();
+  const eventsAtStart = events;
+  const loops = Array.from({ length: 100 }, async (_, i) => {
+    const c = conns[i % conns.length];
+    let n = i;
+    while (!stop) {
+      const r = await c.unary('/etcdserverpb.KV/Put', encodePutRequest({ key: keys[n % keys.length], value: VALUE }), 10_000);
+      if (r.grpcStatus === 0) puts++;
+      n += 100;
+    }
+  });
+  await sleep(o.durationMs);
+  stop = true;
+  const elapsedS = (performance.now() - started) / 1000;
+  const got = events - eventsAtStart;
+  await Promise.all(loops);
+  w.close();
+  for (const c of conns) c.close();
+  return { eventsPerSec: got / elapsedS, putsPerSec: puts / elapsedS };
+}
+
+async function idle(
+  endpoint: string,
+  pids: number[],
+  o: Options,
+): Promise<{ bytesPerWatcher: number; rssBeforeMiB: number; rssAfterMiB: number }> {
+  await sleep(500);
+  const before = memOfTrees(pids).rssBytes;
+  const w = await createWatchers(
+    endpoint,
+    o.idleWatchers,
+    (i) => [enc(`i/${i}`), undefined],
+    () => {},
+  );
+  await sleep(1000);
+  const after = memOfTrees(pids).rssBytes;
+  w.close();
+  return { bytesPerWatcher: (after - before) / o.idleWatchers, rssBeforeMiB: before / 2 ** 20, rssAfterMiB: after / 2 ** 20 };
+}
+
+type Row = Record<string, number>;
+
+async function main(): Promise<void> {
+  const o = options(process.argv.slice(2));
+  const base = mkdtempSync('/tmp/tetcd-watch-bench-');
+  const results: Record<string, Record<ServerKind, Row[]>> = {};
+  try {
+    for (let round = 0; round < o.rounds; round++) {
+      const kinds: ServerKind[] = round % 2 === 0 ? ['etcd', 'tetcd'] : ['tetcd', 'etcd'];
+      for (const workload of o.workloads) {
+        for (const kind of kinds) {
+          const dir = join(base, `${workload}-${kind}-${round}`);
+          mkdirSync(dir, { recursive: true });
+          const cluster = await Cluster.start({
+            kind,
+            cmd: kind === 'etcd' ? o.etcdCmd : o.tetcdCmd,
+            cwd: process.cwd(),
+            members: 1,
+            baseDir: dir,
+          });
+          try {
+            const ep = cluster.endpoints[0];
+            let row: Row;
+            if (workload === 'fanout') row = { ...(await fanout(ep, o)) };
+            else if (workload === 'distinct') row = { ...(await distinct(ep, o)) };
+            else row = { ...(await idle(ep, cluster.pids, o)) };
+            (results[workload] ??= { etcd: [], tetcd: [] })[kind].push(row);
+            process.stdout.write(`round ${round + 1} ${workload} ${kind}: ${JSON.stringify(row)}\n`);
+          } finally {
+            await cluster.stop();
+            rmSync(dir, { recursive: true, force: true });
+          }
+        }
+      }
+    }
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+  const lines = [
+    `### Watch beside etcd 3.4${o.label ? ` (${o.label}: \`${o.tetcdCmd.join(' ')}\`)` : ''}`,
+    '',
+    `\`npm run bench:watch\`, ${new Date().toISOString().slice(0, 16)} UTC, medians of ${o.rounds} rounds; fanout: ${o.fanoutWatchers} watchers on one prefix, a put every ${o.fanoutPutIntervalMs} ms for ${o.durationMs} ms; distinct: ${o.distinctWatchers} watchers on distinct keys, 100 putters; idle: ${o.idleWatchers} watchers.`,
+    '',
+    '| workload | measure | etcd | tetcd | tetcd/etcd |',
+    '|---|---|---|---|---|',
+  ];
+  for (const [workload, byKind] of Object.entries(results)) {
+    for (const measure of Object.keys(byKind.etcd[0] ?? {})) {
+      const e = median(byKind.etcd.map((r) => r[measure]));
+      const t = median(byKind.tetcd.map((r) => r[measure]));
+      lines.push(`| ${workload} | ${measure} | ${e.toFixed(2)} | ${t.toFixed(2)} | ${(t / e).toFixed(2)} |`);
+    }
+  }
+  const text = lines.join('\n');
+  process.stdout.write(`\n${text}\n`);
+  const section = o.label ? `watch-${o.label}` : 'watch';
+  writeFileSync(o.out, spliceSection(readFileSync(o.out, 'utf8'), section, text));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
