@@ -258,6 +258,8 @@ interface FanoutResult {
   p99Ms: number;
   eventsPerSec: number;
   puts: number;
+  /** CPU the generator used, in cores: near 1 means the generator, not the server, bounds the run. */
+  generatorCores: number;
 }
 
 async function fanout(endpoint: string, o: Options): Promise<FanoutResult> {
@@ -278,6 +280,7 @@ async function fanout(endpoint: string, o: Options): Promise<FanoutResult> {
   );
   const conn = await GrpcConn.connect(endpoint, 5000);
   const started = performance.now();
+  const cpuAtStart = process.cpuUsage();
   let puts = 0;
   const pending: Promise<void>[] = [];
   while (performance.now() - started < o.durationMs) {
@@ -297,6 +300,7 @@ async function fanout(endpoint: string, o: Options): Promise<FanoutResult> {
   const deadline = performance.now() + 10_000;
   while (events < puts * o.fanoutWatchers && performance.now() < deadline) await sleep(50);
   const elapsedS = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuAtStart);
   w.close();
   conn.close();
   const lat: number[] = [];
@@ -310,6 +314,7 @@ async function fanout(endpoint: string, o: Options): Promise<FanoutResult> {
     p99Ms: lat[Math.floor(lat.length * 0.99)] ?? NaN,
     eventsPerSec: events / elapsedS,
     puts,
+    generatorCores: (cpu.user + cpu.system) / 1e6 / elapsedS,
   };
 }
 

@@ -57,10 +57,17 @@ export class WatchHub implements ApplySubscriber {
   private progressWatchers = 0;
   private progressTimer: unknown = undefined;
   private readonly progressBound = (): void => this.progressTick();
-  private syncScheduled = false;
-  private readonly syncBound = (): void => {
-    this.syncScheduled = false;
-    this.sync();
+  /** A sync pass is queued for the next turn. */
+  private syncSoon = false;
+  /** The retry timer of a pass, while one waits. */
+  private syncTimer: unknown = undefined;
+  private readonly syncNowBound = (): void => {
+    this.syncSoon = false;
+    this.runSync();
+  };
+  private readonly syncLaterBound = (): void => {
+    this.syncTimer = undefined;
+    this.runSync();
   };
 
   constructor(
@@ -191,11 +198,25 @@ export class WatchHub implements ApplySubscriber {
     this.scheduleSync(0);
   }
 
+  /** A pass on the next turn (a drained stream, a new unsynced watcher), or a retry after delayMs. */
   private scheduleSync(delayMs: number): void {
-    if (this.syncScheduled) return;
-    this.syncScheduled = true;
-    if (delayMs === 0) this.sched.immediate(this.syncBound);
-    else this.sched.timeout(this.syncBound, delayMs);
+    if (this.syncSoon) return;
+    if (delayMs === 0) {
+      // Sooner beats a retry that is waiting.
+      if (this.syncTimer !== undefined) {
+        this.sched.cancel(this.syncTimer);
+        this.syncTimer = undefined;
+      }
+      this.syncSoon = true;
+      this.sched.immediate(this.syncNowBound);
+    } else if (this.syncTimer === undefined) {
+      this.syncTimer = this.sched.timeout(this.syncLaterBound, delayMs);
+    }
+  }
+
+  private runSync(): void {
+    if (this.syncSoon) return; // a pass on the next turn is queued; it will run
+    this.sync();
   }
 
   /**

@@ -61,6 +61,20 @@ test('watchers on every member see the same events; one that reconnects elsewher
   const roaming = new Watching('roaming');
   try {
     await Promise.all(watchers.map((w, i) => w.open(members[i].endpoint, 0)));
+    // Writes go to the leader; the member that dies is a follower (a write in flight to a dying leader would
+    // only test etcdctl's timeout). The order below is leader, doomed follower, surviving follower.
+    const status = JSON.parse((await etcdctl(members[0].endpoint, ['endpoint', 'status', '-w', 'json'])).stdout)[0].Status;
+    const leaderId = BigInt(status.leader);
+    const ids = await Promise.all(
+      members.map(async (m) =>
+        BigInt(JSON.parse((await etcdctl(m.endpoint, ['endpoint', 'status', '-w', 'json'])).stdout)[0].Status.header.member_id),
+      ),
+    );
+    const li = ids.indexOf(leaderId);
+    assert.ok(li >= 0, 'the leader is one of the members');
+    const order = [li, (li + 1) % 3, (li + 2) % 3];
+    members.splice(0, 3, ...order.map((i) => members[i]));
+    watchers.splice(0, 3, ...order.map((i) => watchers[i]));
     await roaming.open(members[1].endpoint, 0);
     const writer = members[0].endpoint;
     const want: string[] = [];
