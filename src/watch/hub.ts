@@ -111,7 +111,6 @@ export class WatchHub implements ApplySubscriber {
     if (w.canceled) return;
     w.canceled = true;
     if (w.prevKv) this.prevKvWatchers--;
-    if (w.held !== undefined) w.owner.dropHeld(w);
     if (w.progressNotify && --this.progressWatchers === 0) {
       this.sched.cancel(this.progressTimer);
       this.progressTimer = undefined;
@@ -125,9 +124,9 @@ export class WatchHub implements ApplySubscriber {
     this.scheduleSync(0);
   }
 
-  /** True if every watcher in `ws` is synced and has been sent everything (nothing held back). */
+  /** True if every watcher in `ws` is synced. */
   allSynced(ws: Iterable<Watcher>): boolean {
-    for (const w of ws) if (!w.synced || w.held !== undefined) return false;
+    for (const w of ws) if (!w.synced) return false;
     return true;
   }
 
@@ -156,14 +155,11 @@ export class WatchHub implements ApplySubscriber {
     }
     if (batches === undefined) return;
     for (const [w, evs] of batches) {
-      if (w.held === undefined && w.owner.sendEvents(w, evs, rev)) {
+      if (w.owner.sendEvents(w, evs, rev)) {
         w.minRev = rev + 1;
         continue;
       }
-      // Congested: the batch waits in memory for the stream to drain (behind what already waits), or,
-      // past what the stream may hold, the watcher catches up from history once it drained.
-      if (w.owner.hold(w, evs, rev)) continue;
-      w.owner.dropHeld(w);
+      // Congested: this entry was not sent; the watcher catches up from it once the stream drained.
       this.synced.delete(w);
       this.toUnsynced(w);
     }
@@ -186,7 +182,6 @@ export class WatchHub implements ApplySubscriber {
   /** The backend was replaced by a snapshot: every watcher re-reads from the new store. */
   private restored(): void {
     for (const w of this.synced.all()) {
-      if (w.held !== undefined) w.owner.dropHeld(w);
       this.synced.delete(w);
       this.toUnsynced(w);
     }

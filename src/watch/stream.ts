@@ -25,12 +25,7 @@ export interface WatchStreamOptions {
   fragmentBytes: number;
   /** Watchers one stream may hold; a create beyond it is refused. */
   watchersPerStreamMax: number;
-  /** Events a congested stream keeps in memory for its watchers; past it they catch up from history. */
-  heldEventsMax?: number;
 }
-
-/** Events a congested stream keeps for its watchers unless the options say otherwise. */
-export const HELD_EVENTS_MAX_DEFAULT = 4096;
 
 /** etcd's cancel reasons and errors (mvcc/watcher.go, v3rpc). */
 export const WatchErrors = {
@@ -52,9 +47,6 @@ const INVALID_WATCH_ID = -1;
 export class WatchStream implements WatcherOwner {
   congested = false;
   private readonly watchers = new Map<number, Watcher>();
-  /** Watchers with batches held until the stream drains, and how many events those are. */
-  private readonly holding = new Set<Watcher>();
-  private heldEvents = 0;
   private nextId = 0;
   private closed = false;
   /** A progress request arrived while some watcher was unsynced: answered once all are synced. */
@@ -165,41 +157,6 @@ export class WatchStream implements WatcherOwner {
     return true;
   }
 
-  hold(w: Watcher, events: readonly MvccEvent[], rev: number): boolean {
-    if (this.closed) return true;
-    if (this.heldEvents + events.length > (this.o.heldEventsMax ?? HELD_EVENTS_MAX_DEFAULT)) return false;
-    (w.held ??= []).push({ rev, events });
-    this.heldEvents += events.length;
-    this.holding.add(w);
-    return true;
-  }
-
-  dropHeld(w: Watcher): void {
-    const held = w.held;
-    if (held === undefined) return;
-    w.minRev = held[0].rev;
-    for (const b of held) this.heldEvents -= b.events.length;
-    w.held = undefined;
-    this.holding.delete(w);
-  }
-
-  /** The stream drained: held batches go first, in each watcher's order; false if it congested again. */
-  private sendHeld(): boolean {
-    for (const w of this.holding) {
-      const held = w.held!;
-      while (held.length > 0) {
-        const b = held[0];
-        if (!this.sendEvents(w, b.events, b.rev)) return false;
-        held.shift();
-        this.heldEvents -= b.events.length;
-        w.minRev = b.rev + 1;
-      }
-      w.held = undefined;
-      this.holding.delete(w);
-    }
-    return true;
-  }
-
   sendProgress(w: Watcher, rev: number): void {
     this.send({ header: this.o.header(rev), watch_id: w.id });
   }
@@ -235,9 +192,7 @@ export class WatchStream implements WatcherOwner {
     this.sink.drained().then(
       () => {
         this.congested = false;
-        if (this.closed) return;
-        if (this.sendHeld()) this.onSynced();
-        this.hub.wake();
+        if (!this.closed) this.hub.wake();
       },
       () => {},
     );

@@ -17,13 +17,6 @@ export interface WatcherOwner {
   sendEvents(w: Watcher, events: readonly MvccEvent[], rev: number): boolean;
   /** The watcher's next revision was compacted: it is canceled with the compacted revision. */
   sendCompacted(w: Watcher, compactRev: number): void;
-  /**
-   * Keeps a batch the congested stream could not take, to send once it drained (etcd's victims); false
-   * when the stream holds as much as it may: the watcher then catches up from history instead.
-   */
-  hold(w: Watcher, events: readonly MvccEvent[], rev: number): boolean;
-  /** Forgets what the stream holds for `w`; its minRev goes back to the first revision held. */
-  dropHeld(w: Watcher): void;
   /** Every watcher of the stream may have become synced (a deferred progress response may go). */
   onSynced(): void;
   /** An idle progress-notify watcher: an empty response says it has seen everything up to `rev`. */
@@ -46,8 +39,6 @@ export class Watcher {
   synced = false;
   /** Canceled: no more responses. */
   canceled = false;
-  /** Batches held for a congested stream, oldest first (undefined: none). */
-  held: Array<{ rev: number; events: readonly MvccEvent[] }> | undefined = undefined;
   /** Revision of the last response sent (events or progress), for progress notifications. */
   lastSentRev = 0;
   /** An event was sent since the last progress check. */
