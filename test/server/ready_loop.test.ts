@@ -10,7 +10,7 @@ import { EtcdServer } from '../../src/server/server.js';
 import { newClusterState, newRaftNode } from '../../src/server/bootstrap.js';
 import { MemberBackend } from '../../src/server/backend.js';
 import { BoundedApplyQueue, type ApplyEvent, type ApplySubscriber } from '../../src/events/apply_events.js';
-import type { MemberLog, MemberPeers, Scheduler } from '../../src/server/ports.js';
+import type { MemberLog, MemberPeers } from '../../src/server/ports.js';
 import type { ServerConfig } from '../../src/server/config.js';
 import { Mvcc } from '../../src/mvcc/index.js';
 import { EntryType, type Entry, type HardState } from '../../src/raft/index.js';
@@ -18,6 +18,7 @@ import { decodeInternalRequest } from '../../src/proto/internal.js';
 import { decodeKeyValue } from '../../src/proto/kv.js';
 import { silentLogger, newLogger } from '../../src/log.js';
 import { tempDir } from '../helpers/cleanup.js';
+import { ManualScheduler } from '../helpers/manual_scheduler.js';
 import { rng } from '../../tools/lib/rng.js';
 
 const SEED = Number(process.env.TETCD_READY_SEED ?? 20261207);
@@ -39,48 +40,6 @@ class MemLog implements MemberLog {
   }
   async releaseTo(): Promise<void> {}
   async close(): Promise<void> {}
-}
-
-/** Timers that fire only when the test says so. */
-class ManualScheduler implements Scheduler {
-  private queue: Array<() => void> = [];
-  private timers = new Map<number, { at: number; fn: () => void; every: number }>();
-  private seq = 0;
-  nowMs = 1_000_000;
-  immediate(fn: () => void): void {
-    this.queue.push(fn);
-  }
-  timeout(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.timers.set(id, { at: this.nowMs + ms, fn, every: 0 });
-    return id;
-  }
-  interval(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.timers.set(id, { at: this.nowMs + ms, fn, every: ms });
-    return id;
-  }
-  cancel(h: unknown): void {
-    this.timers.delete(h as number);
-  }
-  now = (): number => this.nowMs;
-  /** Runs what is queued; true if anything ran. */
-  runQueued(): boolean {
-    const q = this.queue;
-    this.queue = [];
-    for (const fn of q) fn();
-    return q.length > 0;
-  }
-  /** Moves the clock and fires the timers due. */
-  advance(ms: number): void {
-    this.nowMs += ms;
-    for (const [id, t] of [...this.timers]) {
-      if (t.at > this.nowMs) continue;
-      if (t.every > 0) t.at += t.every;
-      else this.timers.delete(id);
-      t.fn();
-    }
-  }
 }
 
 interface Packet {

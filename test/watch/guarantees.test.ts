@@ -12,52 +12,13 @@ import { ApplyEventHub } from '../../src/events/apply_events.js';
 import { applyDeleteRange, applyPut, applyTxn, noLeases } from '../../src/server/apply_kv.js';
 import { WatchHub, WatchStream, type WatchSink } from '../../src/watch/index.js';
 import type { WatchResponseInit, WatchRequest } from '../../src/proto/rpc.js';
-import type { Scheduler } from '../../src/scheduler.js';
 import { Event_EventType, decodeEvent } from '../../src/proto/kv.js';
 import { tempDir } from '../helpers/cleanup.js';
+import { ManualScheduler } from '../helpers/manual_scheduler.js';
 import { rng } from '../../tools/lib/rng.js';
 
 const SEEDS = Number(process.env.TETCD_WATCH_SEEDS ?? 12);
 const OPS = 400;
-
-class ManualScheduler implements Scheduler {
-  queue: Array<() => void> = [];
-  timers = new Map<number, () => void>();
-  private seq = 0;
-  immediate(fn: () => void): void {
-    this.queue.push(fn);
-  }
-  timeout(fn: () => void): unknown {
-    const id = ++this.seq;
-    this.timers.set(id, fn);
-    return id;
-  }
-  interval(fn: () => void): unknown {
-    const id = ++this.seq;
-    this.timers.set(id, fn);
-    return id;
-  }
-  cancel(h: unknown): void {
-    this.timers.delete(h as number);
-  }
-  now(): number {
-    return 0;
-  }
-  /** Runs queued work and (if asked) every timer once. */
-  run(fireTimers: boolean): void {
-    for (let i = 0; i < 1000 && (this.queue.length > 0 || fireTimers); i++) {
-      const q = this.queue;
-      this.queue = [];
-      for (const fn of q) fn();
-      if (fireTimers) {
-        fireTimers = false;
-        const ts = [...this.timers];
-        this.timers.clear();
-        for (const [, fn] of ts) fn();
-      }
-    }
-  }
-}
 
 /** A client's end of a stream that can stop reading: writes past the soft limit report congestion. */
 class TestSink implements WatchSink {
@@ -131,6 +92,13 @@ async function runSeed(seed: number): Promise<void> {
   const dir = tempDir('tetcd-watch-prop-');
   const store = await Mvcc.open({ path: path.join(dir, 'db') });
   const sched = new ManualScheduler();
+  /** Runs what is queued; with `fireTimers`, a second passes first (sync retries, progress notification). */
+  const turn = (fireTimers: boolean): void => {
+    sched.drain();
+    if (!fireTimers) return;
+    sched.advance(1000);
+    sched.drain();
+  };
   const events = new ApplyEventHub();
   const hub = new WatchHub(() => store, sched, {
     watchersMax: 10_000,
@@ -219,16 +187,16 @@ async function runSeed(seed: number): Promise<void> {
       compacted = store.currentRevision - 10;
       store.compact(compacted).physicalDone.catch(() => {});
     }
-    sched.run(r() < 0.2);
+    turn(r() < 0.2);
   }
   for (const s of streams) s.sink.resume();
   for (let i = 0; i < 50 && hub.unsyncedCount > 0; i++) {
     await Promise.resolve();
-    sched.run(true);
+    turn(true);
   }
   assert.is(hub.unsyncedCount, 0, 'every watcher caught up once its stream drained');
   for (const s of streams) s.ws.onRequest({ progress_request: {} });
-  sched.run(true);
+  turn(true);
 
   let delivered = 0;
   for (const [si, s] of streams.entries()) {

@@ -10,33 +10,8 @@ import { ApplyEventHub } from '../../src/events/apply_events.js';
 import { applyPut, noLeases } from '../../src/server/apply_kv.js';
 import { WATCH_HUB_DEFAULTS, WatchErrors, WatchHub, WatchStream, type WatchSink } from '../../src/watch/index.js';
 import type { WatchResponseInit } from '../../src/proto/rpc.js';
-import type { Scheduler } from '../../src/scheduler.js';
 import { tempDir } from '../helpers/cleanup.js';
-
-class Queue implements Scheduler {
-  q: Array<() => void> = [];
-  immediate(fn: () => void): void {
-    this.q.push(fn);
-  }
-  timeout(fn: () => void): unknown {
-    this.q.push(fn);
-    return 0;
-  }
-  interval(): unknown {
-    return 0;
-  }
-  cancel(): void {}
-  now(): number {
-    return 0;
-  }
-  run(): void {
-    for (let i = 0; i < 100 && this.q.length > 0; i++) {
-      const q = this.q;
-      this.q = [];
-      for (const fn of q) fn();
-    }
-  }
-}
+import { ManualScheduler } from '../helpers/manual_scheduler.js';
 
 /** A client that reads until told to stop; past `softMax` queued responses its writes report a full queue. */
 class Client implements WatchSink {
@@ -66,7 +41,13 @@ class Client implements WatchSink {
 async function setup(limits = WATCH_HUB_DEFAULTS) {
   const dir = tempDir('tetcd-watch-limits-');
   const store = await Mvcc.open({ path: path.join(dir, 'db') });
-  const sched = new Queue();
+  const sched = new ManualScheduler();
+  /** Runs what is queued, and the hub's retry timer once. */
+  const turn = (): void => {
+    sched.drain();
+    sched.advance(WATCH_HUB_DEFAULTS.syncIntervalMs);
+    sched.drain();
+  };
   const events = new ApplyEventHub();
   const hub = new WatchHub(() => store, sched, limits);
   events.subscribe(hub);
@@ -81,7 +62,7 @@ async function setup(limits = WATCH_HUB_DEFAULTS) {
     await store.close();
     fs.rmSync(dir, { recursive: true, force: true });
   };
-  return { store, sched, hub, put, stream, close };
+  return { store, sched, turn, hub, put, stream, close };
 }
 
 const create = (key: string) => ({
@@ -140,12 +121,12 @@ test('a client that stops reading gets nothing past the full queue, then every e
     s.stream(c).onRequest(create('k'));
     c.reading = false;
     for (let i = 0; i < 500; i++) s.put('k');
-    s.sched.run();
+    s.turn();
     const sentWhileStalled = c.got.filter((r) => (r.events_encoded?.length ?? 0) > 0).length;
     assert.is(sentWhileStalled, 2, 'the stream took two responses, then was congested');
     c.read();
     await Promise.resolve();
-    s.sched.run();
+    s.turn();
     const revs = c.got.flatMap((r) => (r.events_encoded ?? []).map(() => r.header!.revision!));
     const events = c.got.reduce((n, r) => n + (r.events_encoded?.length ?? 0), 0);
     assert.is(events, 500, 'every put arrived exactly once');
