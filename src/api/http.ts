@@ -3,7 +3,7 @@
 // The handler asks an HttpBackend for the member's answers: the member itself (memberHttpBackend) or,
 // in a client process (--client-workers), the member over the local channel.
 import type { IncomingMessage, ServerResponse, RequestListener } from 'node:http';
-import type { MemberApi } from '../server/member_api.js';
+import type { MemberApi, MemberStatus } from '../server/member_api.js';
 import { ETCD_SERVER_VERSION, ETCD_CLUSTER_VERSION } from '../config/version.js';
 import { Registry, Gauge } from '../metrics.js';
 
@@ -32,40 +32,45 @@ function reply(res: ServerResponse, status: number, contentType: string, body: s
 /** The member's metrics with etcd's names. */
 export function memberMetrics(s: MemberApi): Registry {
   const r = new Registry();
+  // One status (it reads LMDB's sizes) per rendering, not one per gauge: rendering is synchronous.
+  let st: MemberStatus | undefined;
+  const status = (): MemberStatus => {
+    if (st === undefined) {
+      st = s.status();
+      queueMicrotask(() => {
+        st = undefined;
+      });
+    }
+    return st;
+  };
   r.add(new Gauge('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', () => (s.hasLeader ? 1 : 0)));
   r.add(
-    new Gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () =>
-      s.status().isLeader ? 1 : 0,
-    ),
+    new Gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () => (status().isLeader ? 1 : 0)),
   );
   r.add(
     new Gauge('etcd_server_is_learner', 'Whether or not this member is a learner. 1 if is, 0 otherwise.', () =>
-      s.status().isLearner ? 1 : 0,
+      status().isLearner ? 1 : 0,
     ),
   );
+  r.add(new Gauge('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', () => status().raftIndex));
   r.add(
-    new Gauge('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', () => s.status().raftIndex),
+    new Gauge('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', () => status().raftAppliedIndex),
   );
-  r.add(
-    new Gauge('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', () => s.status().raftAppliedIndex),
-  );
-  r.add(new Gauge('etcd_debugging_mvcc_current_revision', 'The current revision of store.', () => s.status().revision));
-  r.add(
-    new Gauge('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => s.status().compactRevision),
-  );
-  r.add(new Gauge('etcd_debugging_mvcc_keys_total', 'Total number of keys.', () => s.status().keys));
+  r.add(new Gauge('etcd_debugging_mvcc_current_revision', 'The current revision of store.', () => status().revision));
+  r.add(new Gauge('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => status().compactRevision));
+  r.add(new Gauge('etcd_debugging_mvcc_keys_total', 'Total number of keys.', () => status().keys));
   r.add(
     new Gauge(
       'etcd_mvcc_db_total_size_in_bytes',
       'Total size of the underlying database physically allocated in bytes.',
-      () => s.status().dbSizeBytes,
+      () => status().dbSizeBytes,
     ),
   );
   r.add(
     new Gauge(
       'etcd_mvcc_db_total_size_in_use_in_bytes',
       'Total size of the underlying database logically in use in bytes.',
-      () => s.status().dbSizeInUseBytes,
+      () => status().dbSizeInUseBytes,
     ),
   );
   r.add(
