@@ -14,7 +14,7 @@ export class WatcherGroup {
 
   add(w: Watcher): void {
     if (w.end === undefined) {
-      const k = Buffer.from(w.key).toString('latin1');
+      const k = keyString(w.key);
       let set = this.byKey.get(k);
       if (set === undefined) this.byKey.set(k, (set = new Set()));
       set.add(w);
@@ -26,7 +26,7 @@ export class WatcherGroup {
 
   delete(w: Watcher): boolean {
     if (w.end === undefined) {
-      const k = Buffer.from(w.key).toString('latin1');
+      const k = keyString(w.key);
       const set = this.byKey.get(k);
       if (set === undefined || !set.delete(w)) return false;
       if (set.size === 0) this.byKey.delete(k);
@@ -40,7 +40,7 @@ export class WatcherGroup {
   /** Calls visit for every watcher whose range holds `key`. */
   forMatching(key: Uint8Array, visit: (w: Watcher) => void): void {
     if (this.byKey.size > 0) {
-      const set = this.byKey.get(Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1'));
+      const set = this.byKey.get(keyString(key));
       if (set !== undefined) for (const w of set) visit(w);
     }
     if (this.ranges.size > 0) this.ranges.forEachContaining(key, visit);
@@ -52,4 +52,9 @@ export class WatcherGroup {
     for (const set of this.byKey.values()) for (const w of set) out.push(w);
     return out;
   }
+}
+
+/** A key as a Map key: its bytes as a latin1 string (one char per byte), read in place. */
+function keyString(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
 }
