@@ -159,6 +159,8 @@ export interface Config {
   walWriterIdleSpinUs: number;
   walSegmentBytes: number;
   workerThreads: number;
+  /** --watch-pool-min-watchers: fan-outs this large go to the worker threads. */
+  watchPoolWatchersMin: number;
   clientWorkers: number;
   /** --grpc-engine: who speaks HTTP/2 for the gRPC server. */
   grpcEngine: 'node' | 'raw';
@@ -605,6 +607,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, io:
     walWriterIdleSpinUs: Number(big(v, 'wal-writer-idle-spin') / 1000n),
     walSegmentBytes: num(v, 'wal-segment-bytes'),
     workerThreads: num(v, 'worker-threads'),
+    watchPoolWatchersMin: num(v, 'watch-pool-min-watchers'),
     clientWorkers: num(v, 'client-workers'),
     grpcEngine: str(v, 'grpc-engine') as 'node' | 'raw',
     v8WorkersSched: str(v, 'v8-workers-sched') as V8WorkersSched,

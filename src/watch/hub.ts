@@ -34,6 +34,14 @@ export interface WatchHubLimits {
   progressNotifyIntervalMs: number;
 }
 
+/**
+ * Sends large fan-outs another way (fanout_pool.ts: responses built on the worker threads). dispatch()
+ * returns false to leave an entry to the inline loop; true once it handled every watcher as notify() would.
+ */
+export interface HubFanout {
+  dispatch(rev: number, batches: ReadonlyMap<Watcher, readonly MvccEvent[]>, demote: (w: Watcher) => void): boolean;
+}
+
 export const WATCH_HUB_DEFAULTS: WatchHubLimits = {
   watchersMax: 1_000_000,
   syncWatchersPerPassMax: 512,
@@ -57,6 +65,7 @@ export class WatchHub implements ApplySubscriber {
   private progressWatchers = 0;
   private progressTimer: unknown = undefined;
   private readonly progressBound = (): void => this.progressTick();
+  private readonly demoteBound = (w: Watcher): void => this.demote(w);
   /** A sync pass is queued for the next turn. */
   private syncSoon = false;
   /** The retry timer of a pass, while one waits. */
@@ -74,6 +83,7 @@ export class WatchHub implements ApplySubscriber {
     private readonly store: () => WatchStore,
     private readonly sched: Scheduler,
     readonly limits: WatchHubLimits = WATCH_HUB_DEFAULTS,
+    private readonly fanout: HubFanout | undefined = undefined,
   ) {}
 
   /** Live events carry prevKv while some watcher wants it. */
@@ -154,15 +164,20 @@ export class WatchHub implements ApplySubscriber {
       });
     }
     if (batches === undefined) return;
+    if (this.fanout?.dispatch(rev, batches, this.demoteBound)) return;
     for (const [w, evs] of batches) {
       if (w.owner.sendEvents(w, evs, rev)) {
         w.minRev = rev + 1;
         continue;
       }
-      // Congested: this entry was not sent; the watcher catches up from it once the stream drained.
-      this.synced.delete(w);
-      this.toUnsynced(w);
+      this.demote(w);
     }
+  }
+
+  /** Congested: this entry was not sent; the watcher catches up from it once the stream drained. */
+  private demote(w: Watcher): void {
+    this.synced.delete(w);
+    this.toUnsynced(w);
   }
 
   /**
