@@ -107,6 +107,21 @@ export class WatchFanout {
     if (sink instanceof OrderedWatchSink) this.outputs.set(owner, sink);
   }
 
+  /** The hub's wake(): a stream that was full can take more. */
+  private wake: () => void = () => {};
+
+  bindWake(wake: () => void): void {
+    this.wake = wake;
+  }
+
+  /** True while `owner`'s FIFO cannot take more output (its unsynced watchers wait; the hub is woken). */
+  blocked(owner: WatcherOwner): boolean {
+    const out = this.outputs.get(owner);
+    if (out === undefined || out.acceptsMore) return false;
+    out.whenReady(this.wake);
+    return true;
+  }
+
   /** Resolves once no task is in flight (tests, shutdown). */
   idle(): Promise<void> {
     if (this.tasksInflight === 0) return Promise.resolve();
@@ -162,7 +177,13 @@ export class WatchFanout {
         else demote(w);
         continue;
       }
-      if (w.owner.congested || !out.acceptsMore) {
+      if (w.owner.congested) {
+        demote(w);
+        continue;
+      }
+      if (!out.acceptsMore) {
+        // Full of output not yet written: as congested, but it is this FIFO that tells when it drained.
+        out.whenReady(this.wake);
         demote(w);
         continue;
       }
