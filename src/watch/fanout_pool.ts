@@ -88,6 +88,7 @@ export class WatchFanout {
   tasksInflight = 0;
   readonly stats: WatchFanoutStats = { pooledEntries: 0, limitedEntries: 0, tasks: 0, failedTasks: 0 };
   private idleWaiters: (() => void)[] | undefined = undefined;
+  private closing = false;
 
   constructor(
     private readonly runner: FanoutRunner,
@@ -107,28 +108,15 @@ export class WatchFanout {
     if (sink instanceof OrderedWatchSink) this.outputs.set(owner, sink);
   }
 
-  /** The hub's wake(): a stream that was full can take more. */
-  private wake: () => void = () => {};
-
-  bindWake(wake: () => void): void {
-    this.wake = wake;
-  }
-
-  /** True while `owner`'s FIFO cannot take more output (its unsynced watchers wait; the hub is woken). */
-  blocked(owner: WatcherOwner): boolean {
-    const out = this.outputs.get(owner);
-    if (out === undefined || out.acceptsMore) return false;
-    out.whenReady(this.wake);
-    return true;
-  }
-
   /** Resolves once no task is in flight (tests, shutdown). */
   idle(): Promise<void> {
     if (this.tasksInflight === 0) return Promise.resolve();
     return new Promise((resolve) => (this.idleWaiters ??= []).push(resolve));
   }
 
+  /** Stops the threads; tasks still out are sent inline (without a warning: the member is stopping). */
   close(): Promise<void> {
+    this.closing = true;
     return this.runner.close();
   }
 
@@ -177,13 +165,8 @@ export class WatchFanout {
         else demote(w);
         continue;
       }
-      if (w.owner.congested) {
-        demote(w);
-        continue;
-      }
-      if (!out.acceptsMore) {
-        // Full of output not yet written: as congested, but it is this FIFO that tells when it drained.
-        out.whenReady(this.wake);
+      if (w.owner.congested || !out.acceptsMore) {
+        // Congested, or its FIFO is full: it catches up (inline, behind the FIFO) once the stream drained.
         demote(w);
         continue;
       }
@@ -261,7 +244,7 @@ export class WatchFanout {
     const responses = slotResponses({ input: p.input, slotFrom: p.task.slotFrom, slotTo: p.task.slotTo }, this.header(p.rev));
     for (let s = 0; s < p.slots.length; s++) p.sinks[s].fillInline(p.slots[s], responses[s]);
     this.settle(p);
-    this.onTaskFailed(err);
+    if (!this.closing) this.onTaskFailed(err);
   }
 
   private settle(p: Pending): void {

@@ -8,7 +8,7 @@ import type { Scheduler } from '../scheduler.js';
 import { decodeKeyValue } from '../proto/kv.js';
 import { assert } from '../assert.js';
 import { WatcherGroup } from './watcher_group.js';
-import type { Watcher, WatcherOwner } from './watcher.js';
+import type { Watcher } from './watcher.js';
 
 /** What the hub reads of the store (src/mvcc's Mvcc). */
 export interface WatchStore {
@@ -35,15 +35,13 @@ export interface WatchHubLimits {
 }
 
 /**
- * Sends large fan-outs another way (fanout_pool.ts: responses built on the worker threads). dispatch()
- * returns false to leave an entry to the inline loop; true once it handled every watcher as notify() would.
+ * Sends large fan-outs of applied entries another way (fanout_pool.ts: responses built on the worker
+ * threads). dispatch() returns false to leave an entry to the inline loop; true once it handled every
+ * watcher as notify() would. Catch-up passes stay inline: through the pool they measured slower (more
+ * bytes queued per congested stream; bench/watch, "pool100" against "pool100nc").
  */
 export interface HubFanout {
   dispatch(rev: number, batches: ReadonlyMap<Watcher, readonly MvccEvent[]>, demote: (w: Watcher) => void): boolean;
-  /** True while `owner`'s output is too full to take more; `wake` is called once it can. */
-  blocked(owner: WatcherOwner): boolean;
-  /** The hub's wake(), for the fan-out to call when a blocked stream can take more. */
-  bindWake(wake: () => void): void;
 }
 
 export const WATCH_HUB_DEFAULTS: WatchHubLimits = {
@@ -88,9 +86,7 @@ export class WatchHub implements ApplySubscriber {
     private readonly sched: Scheduler,
     readonly limits: WatchHubLimits = WATCH_HUB_DEFAULTS,
     private readonly fanout: HubFanout | undefined = undefined,
-  ) {
-    fanout?.bindWake(() => this.wake());
-  }
+  ) {}
 
   /** Live events carry prevKv while some watcher wants it. */
   get wantsPrevKv(): boolean {
@@ -259,7 +255,7 @@ export class WatchHub implements ApplySubscriber {
     let minRev = Infinity;
     let waiting = false;
     for (const w of this.unsynced) {
-      if (w.owner.congested || this.fanout?.blocked(w.owner)) {
+      if (w.owner.congested) {
         waiting = true;
         continue;
       }
@@ -281,7 +277,7 @@ export class WatchHub implements ApplySubscriber {
           events.push(ev);
           return true;
         });
-      this.catchUp(store, picked, events, toRev, cur);
+      for (const w of picked) this.catchUp(store, w, events, toRev, cur);
     }
     const owners = new Set(picked.map((w) => w.owner));
     for (const o of owners) o.onSynced();
@@ -289,36 +285,14 @@ export class WatchHub implements ApplySubscriber {
     if (this.unsynced.size > 0) this.scheduleSync(picked.length > 0 && !waiting ? 0 : this.limits.syncIntervalMs);
   }
 
-  /**
-   * Sends each picked watcher its events of the pass (one response each, through the fan-out pool when it
-   * takes the pass), then moves on those that were sent or had nothing to send.
-   */
-  private catchUp(store: WatchStore, picked: readonly Watcher[], events: readonly MvccEvent[], toRev: number, cur: number): void {
-    let sends: Map<Watcher, MvccEvent[]> | undefined;
-    for (const w of picked) {
-      if (w.canceled) continue;
-      const mine: MvccEvent[] = [];
-      for (const ev of events) {
-        if (ev.kv.mod_revision < w.minRev || !w.contains(ev.kv.key) || w.filters(ev)) continue;
-        mine.push(w.prevKv ? withPrevKv(store, ev) : ev);
-      }
-      if (mine.length > 0) (sends ??= new Map()).set(w, mine);
-      else this.caughtUp(w, toRev, cur);
+  private catchUp(store: WatchStore, w: Watcher, events: readonly MvccEvent[], toRev: number, cur: number): void {
+    if (w.canceled) return;
+    const mine: MvccEvent[] = [];
+    for (const ev of events) {
+      if (ev.kv.mod_revision < w.minRev || !w.contains(ev.kv.key) || w.filters(ev)) continue;
+      mine.push(w.prevKv ? withPrevKv(store, ev) : ev);
     }
-    if (sends === undefined) return;
-    // Congested: nothing was sent; the watcher stays unsynced and retries from its minRev.
-    let notSent: Set<Watcher> | undefined;
-    const skip = (w: Watcher): void => {
-      (notSent ??= new Set()).add(w);
-    };
-    if (!this.fanout?.dispatch(toRev, sends, skip)) {
-      for (const [w, evs] of sends) if (!w.owner.sendEvents(w, evs, toRev)) skip(w);
-    }
-    for (const w of sends.keys()) if (!w.canceled && !notSent?.has(w)) this.caughtUp(w, toRev, cur);
-  }
-
-  /** `w` was sent everything up to toRev: it joins the synced group if that is the current revision. */
-  private caughtUp(w: Watcher, toRev: number, cur: number): void {
+    if (mine.length > 0 && !w.owner.sendEvents(w, mine, toRev)) return;
     // A watcher picked with a later minRev than the pass's window keeps it (never goes back).
     if (w.minRev <= toRev) w.minRev = toRev + 1;
     if (w.minRev <= cur) return;

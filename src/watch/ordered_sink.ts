@@ -49,7 +49,6 @@ export class OrderedWatchSink implements WatchSink {
   /** Bytes reserved or queued here and not yet handed to the call. */
   pendingBytes = 0;
   private waiters: (() => void)[] | undefined = undefined;
-  private readyArmed = false;
 
   constructor(
     readonly inner: FramedWatchSink,
@@ -69,22 +68,6 @@ export class OrderedWatchSink implements WatchSink {
   /** The stream takes more pool output now (else its watchers catch up later, as when congested). */
   get acceptsMore(): boolean {
     return this.inner.writable && this.pendingBytes < this.pendingBytesHigh;
-  }
-
-  /**
-   * Calls `onReady` once when everything queued went out and the call drained (the stream accepts pool
-   * output again); one call per stream however often it is asked while waiting.
-   */
-  whenReady(onReady: () => void): void {
-    if (this.readyArmed) return;
-    this.readyArmed = true;
-    this.drained().then(
-      () => {
-        this.readyArmed = false;
-        onReady();
-      },
-      () => {},
-    );
   }
 
   write(res: WatchResponseInit): boolean {
