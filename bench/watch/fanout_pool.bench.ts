@@ -2,7 +2,7 @@
 // each response framed by the call as ServerCall.write does) against the worker-thread fan-out
 // (src/watch/fanout_pool.ts) with the plan shared (SharedArrayBuffer) or copied and transferred per task.
 // W watchers on one key in streams of 100, one 256 B put per entry; the pool keeps at most 8 tasks out.
-//   node dist/bench/watch/fanout_pool.bench.js [--ms 1000] [--watchers 100,1000,10000]
+//   node dist/bench/watch/fanout_pool.bench.js [--ms 1000] [--watchers 100,1000,10000] [--modes inline,shared,transfer]
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { MvccEvent } from '../../src/mvcc/index.js';
@@ -19,6 +19,7 @@ function argValue(name: string): string | undefined {
 }
 const runMs = Number(argValue('--ms') ?? 1000);
 const WATCHERS = (argValue('--watchers') ?? '100,1000,10000').split(',').map(Number);
+const MODES = (argValue('--modes') ?? 'inline,shared,transfer').split(',') as Case['mode'][];
 const RUNS = 3;
 const PER_STREAM = 100;
 const TASKS_OUT_MAX = 8;
@@ -141,10 +142,11 @@ async function main(): Promise<void> {
   ];
   for (const watchers of WATCHERS) {
     const r: Record<string, Awaited<ReturnType<typeof runCase>>> = {};
-    for (const mode of ['inline', 'shared', 'transfer'] as const) {
+    for (const mode of MODES) {
       r[mode] = await runCase({ mode, watchers });
       process.stdout.write(`${watchers} ${mode}: ${JSON.stringify(r[mode])}\n`);
     }
+    if (MODES.length < 3) continue;
     const f = (x: number): string => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
     rows.push(
       `| ${watchers} | ${f(r.inline.mainUsPerEntry)} | ${f(r.shared.mainUsPerEntry)} | ${f(r.transfer.mainUsPerEntry)} | ${r.inline.entriesPerSec.toFixed(0)} | ${r.shared.entriesPerSec.toFixed(0)} | ${r.transfer.entriesPerSec.toFixed(0)} | ${(r.shared.mainUsPerEntry / r.inline.mainUsPerEntry).toFixed(2)} |`,

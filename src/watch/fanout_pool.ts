@@ -302,10 +302,25 @@ class EntryEncodings {
   }
 }
 
-/** The Piscina pool of --worker-threads N, running src/watch/fanout_worker.ts (or `filename`, in tests). */
-export function startFanoutThreads(threads: number, filename: string = new URL('./fanout_worker.js', import.meta.url).href): FanoutRunner {
+/** Options of the fan-out's threads (tests point them elsewhere). */
+export interface FanoutThreadsOptions {
+  /** The worker module (default: src/watch/fanout_worker.ts). */
+  filename?: string;
+  /**
+   * A task not answered in this time is aborted (its thread is replaced) and sent inline: a stuck thread
+   * must not hold a stream's FIFO forever. Milliseconds.
+   */
+  taskTimeoutMs?: number;
+}
+
+/** A task's upper bound: building even the largest entry's responses takes milliseconds. */
+export const FANOUT_TASK_TIMEOUT_MS = 5000;
+
+/** The Piscina pool of --worker-threads N, running src/watch/fanout_worker.ts. */
+export function startFanoutThreads(threads: number, o: FanoutThreadsOptions = {}): FanoutRunner {
+  const timeoutMs = o.taskTimeoutMs ?? FANOUT_TASK_TIMEOUT_MS;
   const pool = new Piscina<FanoutTask, ArrayBuffer>({
-    filename,
+    filename: o.filename ?? new URL('./fanout_worker.js', import.meta.url).href,
     minThreads: threads,
     maxThreads: threads,
     idleTimeout: 2 ** 31 - 1,
@@ -315,7 +330,11 @@ export function startFanoutThreads(threads: number, filename: string = new URL('
   });
   return {
     threads,
-    run: (task, transfer) => (transfer ? pool.run(task, { transferList: [task.input as ArrayBuffer] }) : pool.run(task)),
+    run: (task, transfer) =>
+      pool.run(task, {
+        transferList: transfer ? [task.input as ArrayBuffer] : undefined,
+        signal: AbortSignal.timeout(timeoutMs),
+      }),
     close: () => pool.destroy(),
   };
 }

@@ -398,10 +398,34 @@ test('a task the pool fails is sent inline in its place: same bytes, nothing los
 
 test('a worker thread that dies mid-task: its entries go out inline, every event delivered', async () => {
   const crash = new URL('./fanout_crash_worker.js', import.meta.url).href;
-  const fanout = new WatchFanout(startFanoutThreads(2, crash), header, { ...WATCH_FANOUT_DEFAULTS, watchersMin: 1 });
+  const fanout = new WatchFanout(startFanoutThreads(2, { filename: crash }), header, { ...WATCH_FANOUT_DEFAULTS, watchersMin: 1 });
   const r = await bothWays(fanout, script, () => fanout.idle());
   assert.ok(fanout.stats.failedTasks > 0 && fanout.stats.failedTasks === fanout.stats.tasks, JSON.stringify(fanout.stats));
   for (let i = 0; i < 3; i++) assert.ok(r.pooled[i].equals(r.inline[i]), `stream ${i}: same bytes`);
+  await r.pooledSetup.close();
+});
+
+test('a worker thread stuck in a task: the task is aborted after its timeout and sent inline', async () => {
+  const stuck = new URL('./fanout_stuck_worker.js', import.meta.url).href;
+  const fanout = new WatchFanout(startFanoutThreads(2, { filename: stuck, taskTimeoutMs: 100 }), header, {
+    ...WATCH_FANOUT_DEFAULTS,
+    watchersMin: 1,
+  });
+  let entries = 0;
+  const short = async (s: Setup, afterEach: () => Promise<void>): Promise<void> => {
+    for (let i = 0; i < 4; i++) {
+      s.apply(i);
+      s.sched.drain();
+      entries++;
+      await afterEach();
+    }
+  };
+  const started = Date.now();
+  const r = await bothWays(fanout, short, () => fanout.idle());
+  assert.ok(fanout.stats.failedTasks > 0 && fanout.stats.failedTasks === fanout.stats.tasks, JSON.stringify(fanout.stats));
+  assert.ok(Date.now() - started < 10_000, 'the timeout, not the stuck thread, decided');
+  for (let i = 0; i < 3; i++) assert.ok(r.pooled[i].equals(r.inline[i]), `stream ${i}: same bytes`);
+  assert.ok(entries > 0);
   await r.pooledSetup.close();
 });
 
