@@ -384,18 +384,18 @@ export class MemberChannel implements FrameSink, StreamChannel {
     return b;
   }
 
-  /** @internal Adds a Watch stream's event or progress response to this turn's WatchEvents frame. */
-  _batchWatchResponse(id: number, m: unknown): boolean {
+  /** @internal Adds a Watch stream's event or progress response to this turn's WatchEvents frame; its size, or -1. */
+  _batchWatchResponse(id: number, m: unknown): number {
     const res = m as WatchResponseInit;
-    if (!this.watchBatches || this.closed || !isRoutable(res)) return false;
+    if (!this.watchBatches || this.closed || !isRoutable(res)) return -1;
     let b = this.batch;
     if (b === undefined || b.sealed) {
       b = this.batch = new WatchBatch();
       this.writer.openWith(b);
     }
-    b.add(id, res);
+    const size = b.add(id, res);
     if (b.full) this.writer.sealOpen();
-    return true;
+    return size;
   }
 
   /** @internal Copies a whole frame into the writer. */

@@ -21,8 +21,8 @@ export interface StreamChannel {
   _writeResponse(kind: number, id: number, rpc: AnyServerStreamRpc | AnyBidiRpc, res: unknown, size: number): boolean;
   _encodeResponseFrame(kind: number, id: number, rpc: AnyServerStreamRpc | AnyBidiRpc, res: unknown, size: number): Buffer | undefined;
   _writeFrame(frame: Buffer): void;
-  /** Puts a Watch stream's response into the channel's WatchEvents batch; false if it must go as a Message. */
-  _batchWatchResponse(id: number, m: unknown): boolean;
+  /** Puts a Watch stream's response into the channel's WatchEvents batch: its size, or -1 if it must go as a Message. */
+  _batchWatchResponse(id: number, m: unknown): number;
   _streamQueued(stream: MemberStream, delta: number): void;
   _endStream(stream: MemberStream, code: number, message: string): void;
   _grant(stream: MemberStream, bytes: number): void;
@@ -133,6 +133,14 @@ export class MemberStream implements RpcBidiStream<unknown, unknown>, CallContex
   write(m: unknown): boolean {
     if (this._done) return false;
     const ch = this.ch;
+    if (this.watchBatched && this.queue === undefined && this.sendCredit > 0 && ch._writerHasRoom()) {
+      // Charged as the Message it replaces: the client process rebuilds exactly these 5 + size bytes.
+      const batchedSize = ch._batchWatchResponse(this.id, m);
+      if (batchedSize >= 0) {
+        this.sendCredit -= 5 + batchedSize;
+        return true;
+      }
+    }
     let size: number;
     try {
       size = this.rpc.desc.sizeResponse(m);
@@ -141,11 +149,6 @@ export class MemberStream implements RpcBidiStream<unknown, unknown>, CallContex
       return false;
     }
     if (this.queue === undefined && this.sendCredit > 0 && ch._writerHasRoom()) {
-      // Charged as the Message it replaces: the client process rebuilds exactly these 5 + size bytes.
-      if (this.watchBatched && ch._batchWatchResponse(this.id, m)) {
-        this.sendCredit -= 5 + size;
-        return true;
-      }
       if (!ch._writeResponse(FrameKind.Message, this.id, this.rpc, m, size)) {
         this.terminate(new EtcdError(GrpcCode.Internal, 'grpc: error while marshaling the response'));
         return false;

@@ -76,11 +76,17 @@ export class WatchBatch implements OpenFrame {
     return this.bytes >= WATCH_BATCH_BYTES_MAX || this.headers.length >= HEADERS_MAX;
   }
 
-  /** Adds one routable response of stream `streamId` (see isRoutable). */
-  add(streamId: number, m: WatchResponseInit): void {
+  /**
+   * Adds one routable response of stream `streamId` (see isRoutable) and returns its encoded size, which
+   * is sizeWatchResponse(m) worked out from the encodings the batch holds (no header is sized twice).
+   */
+  add(streamId: number, m: WatchResponseInit): number {
     assert(!this.sealed && isRoutable(m), 'a routable response added to an open batch');
     const header = this.headerIndex(m.header!);
+    const headerBytes = this.headers[header].length;
+    const watchId = m.watch_id ?? 0;
     const flags = m.fragment ? FLAG_FRAGMENT : 0;
+    let size = 1 + sizeVarint32(headerBytes) + headerBytes + (watchId !== 0 ? 1 + sizeVarint64(watchId) : 0) + (flags !== 0 ? 2 : 0);
     const idx = this.scratch;
     idx.length = 0;
     const evs = m.events_encoded;
@@ -95,6 +101,7 @@ export class WatchBatch implements OpenFrame {
           this.bytes += 4 + e.length;
         }
         idx.push(at);
+        size += 1 + sizeVarint32(e.length) + e.length;
       }
     }
     let g = this.groups.length > 0 ? this.groups[this.groups.length - 1] : undefined;
@@ -103,9 +110,10 @@ export class WatchBatch implements OpenFrame {
       this.groups.push(g);
       this.bytes += GROUP_HEAD_BYTES + 4 * idx.length;
     }
-    g.routes.push(streamId, m.watch_id ?? 0);
+    g.routes.push(streamId, watchId);
     this.bytes += ROUTE_BYTES;
     this.responses++;
+    return size;
   }
 
   seal(w: FrameWriter): void {

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { PassThrough } from 'node:stream';
 import { FrameKind, FrameReader, FrameWriter, type FrameSink } from '../../src/client_procs/channel.js';
 import { WatchBatch, isRoutable, readWatchBatch } from '../../src/client_procs/watch_batch.js';
-import { encodeWatchResponse, type ResponseHeaderInit, type WatchResponseInit } from '../../src/proto/rpc.js';
+import { encodeWatchResponse, sizeWatchResponse, type ResponseHeaderInit, type WatchResponseInit } from '../../src/proto/rpc.js';
 import { encodeEvent } from '../../src/proto/kv.js';
 
 const hdr = (revision: number): ResponseHeaderInit => ({
@@ -74,7 +74,8 @@ test('every rebuilt response is the bytes the member would have sent, in order, 
   const frames = await written((w) => {
     const b = new WatchBatch();
     w.openWith(b);
-    for (const [id, m] of RESPONSES) b.add(id, m);
+    // The size the member charges against the stream's credit is the response's encoded size.
+    for (const [id, m] of RESPONSES) assert.is(b.add(id, m), sizeWatchResponse(m));
   });
   assert.is(frames.length, 1);
   assert.is(frames[0][0], FrameKind.WatchEvents);
