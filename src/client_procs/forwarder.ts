@@ -481,10 +481,10 @@ export class Forwarder implements FrameSink {
     this.onBadFrame(`unexpected frame kind ${kind} of ${end - start} bytes`);
   }
 
-  /** One response of a stream (a Message's, or one rebuilt from a WatchEvents frame) to its gRPC call. */
-  private deliver(s: ForwardedStream, framed: Uint8Array): void {
+  /** Responses of a stream (a Message's, or `messages` rebuilt from a WatchEvents frame) to its gRPC call. */
+  private deliver(s: ForwardedStream, framed: Uint8Array, messages = 1): void {
     const call = s.call;
-    call.writeFramed(framed);
+    call.writeFramed(framed, messages);
     s.ungrantedBytes += framed.length;
     if (call.writable) {
       if (s.ungrantedBytes >= CREDIT_BATCH_BYTES) this._grant(s);
@@ -495,10 +495,10 @@ export class Forwarder implements FrameSink {
     }
   }
 
-  /** A response routed by a WatchEvents frame; one for a stream that already ended here is dropped. */
-  private readonly routeBound = (streamId: number, framed: Uint8Array): void => {
+  /** Responses routed by a WatchEvents frame; those of a stream that already ended here are dropped. */
+  private readonly routeBound = (streamId: number, framed: Uint8Array, messages: number): void => {
     const s = this.streams.get(streamId);
-    if (s !== undefined) this.deliver(s, framed);
+    if (s !== undefined) this.deliver(s, framed, messages);
   };
 
   /** Sends held request messages while there is credit; resumes the gRPC client once all went. */

@@ -195,17 +195,18 @@ function sameIndices(a: readonly number[], b: readonly number[]): boolean {
 const SLAB_BYTES = 256 * 1024;
 
 /**
- * Reads a WatchEvents frame (client-process side) and calls `deliver` with each response, framed for gRPC
- * (5-byte prefix + WatchResponse), in frame order. `buf[start..end)` is the frame after its length field.
- * Returns undefined, or what is malformed (nothing was delivered then).
+ * Reads a WatchEvents frame (client-process side) and calls `deliver` with the responses, framed for gRPC
+ * (5-byte prefix + WatchResponse), in frame order: consecutive responses of one stream come in one call,
+ * `messages` of them back to back. `buf[start..end)` is the frame after its length field. Returns
+ * undefined, or what is malformed (nothing was delivered then).
  *
- *   const bad = readWatchBatch(buf, start, end, (streamId, framed) => call.writeFramed(framed));
+ *   const bad = readWatchBatch(buf, start, end, (streamId, framed, n) => call.writeFramed(framed, n));
  */
 export function readWatchBatch(
   buf: Buffer,
   start: number,
   end: number,
-  deliver: (streamId: number, framed: Uint8Array) => void,
+  deliver: (streamId: number, framed: Uint8Array, messages: number) => void,
 ): string | undefined {
   // First pass: check every count and length against the frame, and note where the groups start.
   let p = start + 1;
@@ -253,10 +254,13 @@ export function readWatchBatch(
   if (p !== end) return 'WatchEvents frame has trailing bytes';
   if (seen !== responses) return `WatchEvents frame counts ${responses} responses but routes ${seen}`;
 
-  // Second pass: build and deliver.
+  // Second pass: build and deliver, a run of one stream's consecutive responses at a time.
   const w = new ProtoWriter(0) as unknown as { buf: Uint8Array; pos: number } & ProtoWriter;
   let slab = Buffer.allocUnsafe(0);
   let slabPos = 0;
+  let runStream = -1;
+  let runStart = 0;
+  let runMessages = 0;
   p = groupsAt;
   const idx: number[] = [];
   for (let g = 0; g < groupCount; g++) {
@@ -280,8 +284,17 @@ export function readWatchBatch(
       const size = base + (watchId !== 0 ? 1 + sizeVarint64(watchId) : 0);
       const framedBytes = 5 + size;
       if (slab.length - slabPos < framedBytes) {
+        if (runMessages > 0) deliver(runStream, slab.subarray(runStart, slabPos), runMessages);
+        runMessages = 0;
         slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, framedBytes));
         slabPos = 0;
+      } else if (runMessages > 0 && streamId !== runStream) {
+        deliver(runStream, slab.subarray(runStart, slabPos), runMessages);
+        runMessages = 0;
+      }
+      if (runMessages === 0) {
+        runStream = streamId;
+        runStart = slabPos;
       }
       const at = slabPos;
       slab[at] = 0;
@@ -305,8 +318,9 @@ export function readWatchBatch(
       }
       assert(w.pos === at + framedBytes, 'a rebuilt WatchResponse is exactly as long as counted');
       slabPos = at + framedBytes;
-      deliver(streamId, slab.subarray(at, slabPos));
+      runMessages++;
     }
   }
+  if (runMessages > 0) deliver(runStream, slab.subarray(runStart, slabPos), runMessages);
   return undefined;
 }

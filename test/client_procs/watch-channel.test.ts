@@ -81,7 +81,15 @@ class FakeClientProcess implements FrameSink {
     this.bytesReceived += 4 + end - start;
     if (kind === FrameKind.Message) this.response(buf.readUInt32BE(start + 1), buf.subarray(start + 5, end));
     else if (kind === FrameKind.WatchEvents) {
-      const bad = readWatchBatch(buf, start, end, (id, framed) => this.response(id, framed));
+      const bad = readWatchBatch(buf, start, end, (id, framed, messages) => {
+        // A run of one stream's responses, back to back.
+        let p = 0;
+        for (let i = 0; i < messages; i++) {
+          const n = 5 + ((framed[p + 1] << 24) | (framed[p + 2] << 16) | (framed[p + 3] << 8) | framed[p + 4]);
+          this.response(id, framed.subarray(p, p + n));
+          p += n;
+        }
+      });
       if (bad !== undefined) throw new Error(bad);
     } else if (kind === FrameKind.End) throw new Error(`stream ended: ${buf.toString('utf8', start + 6, end)}`);
   }

@@ -49,9 +49,19 @@ async function written(fill: (w: FrameWriter) => void): Promise<Buffer[]> {
   return c.frames;
 }
 
+/** The responses of a frame, one gRPC-framed message each, with the stream each went to. */
 function rebuild(frame: Buffer): Array<[number, Buffer]> {
   const out: Array<[number, Buffer]> = [];
-  const bad = readWatchBatch(frame, 0, frame.length, (id, f) => out.push([id, Buffer.from(f)]));
+  const bad = readWatchBatch(frame, 0, frame.length, (id, f, messages) => {
+    // A run of one stream's responses lies back to back in `f`.
+    let p = 0;
+    for (let i = 0; i < messages; i++) {
+      const n = 5 + Buffer.from(f.buffer, f.byteOffset, f.byteLength).readUInt32BE(p + 1);
+      out.push([id, Buffer.from(f.subarray(p, p + n))]);
+      p += n;
+    }
+    assert.is(p, f.length, 'a run is exactly its messages');
+  });
   assert.is(bad, undefined);
   return out;
 }
@@ -98,6 +108,26 @@ test('many watchers of the same events cost a route each, not the events again',
   assert.is(frames.length, 1);
   assert.ok(frames[0].length < big.length + 1000 * 16, `frame of ${frames[0].length} bytes`);
   assert.is(rebuild(frames[0]).length, 1000);
+});
+
+test('consecutive responses of one stream reach it in one write; a change of stream starts the next', async () => {
+  const streams = [1, 1, 1, 1, 1, 2, 2, 2, 1, 1];
+  const frames = await written((w) => {
+    const b = new WatchBatch();
+    w.openWith(b);
+    streams.forEach((id, i) => b.add(id, { header: hdr(5), watch_id: i, events_encoded: i < 7 ? [e1] : [e1, e2] }));
+  });
+  const calls: Array<[number, number]> = [];
+  readWatchBatch(frames[0], 0, frames[0].length, (id, _f, messages) => calls.push([id, messages]));
+  assert.equal(calls, [
+    [1, 5],
+    [2, 3],
+    [1, 2],
+  ]);
+  assert.equal(
+    rebuild(frames[0]).map(([id]) => id),
+    streams,
+  );
 });
 
 test('only event and progress responses are routable; created and canceled go as Messages', () => {
