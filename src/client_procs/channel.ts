@@ -20,10 +20,10 @@
 //   End       member → client  u8 gRPC code, UTF-8 message: the stream's status (0 = OK)
 //   Credit    both ways        u32 bytes: the receiver of the stream's Messages frees this much window
 //                               for the sender (flow control; see STREAM_WINDOW_BYTES)
-//   WatchEvents member → client  no id: the event and progress responses of the channel's Watch streams
-//                               gathered over one turn, each event once plus a routing list (layout in
-//                               watch_batch.ts); each response counts against its stream's credit as the
-//                               Message it replaces would
+//   WatchEvents member → client  no id (a u32 response count in its place): the event and progress
+//                               responses of the channel's Watch streams gathered over one turn, each
+//                               event once plus a routing list (layout in watch_batch.ts); each response
+//                               counts against its stream's credit as the Message it replaces would
 // Context block, each part present only if its flag is set, in this order:
 //   CtxFlag.Token  u16 length + UTF-8  etcd's auth token (metadata `token`, else `authorization`)
 //   CtxFlag.CertCn u16 length + UTF-8  the CN of a verified TLS client certificate
@@ -220,11 +220,6 @@ export class FrameWriter {
   }
   private partsBytes = 0;
   private openFrame: OpenFrame | undefined = undefined;
-
-  /** The frame being filled, if one is open. */
-  get open(): OpenFrame | undefined {
-    return this.openFrame;
-  }
 
   /** Makes `f` the open frame (none may be open); it is sealed by the next reserve() or flush. */
   openWith(f: OpenFrame): void {
