@@ -20,6 +20,10 @@
 //   End       member → client  u8 gRPC code, UTF-8 message: the stream's status (0 = OK)
 //   Credit    both ways        u32 bytes: the receiver of the stream's Messages frees this much window
 //                               for the sender (flow control; see STREAM_WINDOW_BYTES)
+//   WatchEvents member → client  no id (a u32 response count in its place): the event and progress
+//                               responses of the channel's Watch streams gathered over one turn, each
+//                               event once plus a routing list (layout in watch_batch.ts); each response
+//                               counts against its stream's credit as the Message it replaces would
 // Context block, each part present only if its flag is set, in this order:
 //   CtxFlag.Token  u16 length + UTF-8  etcd's auth token (metadata `token`, else `authorization`)
 //   CtxFlag.CertCn u16 length + UTF-8  the CN of a verified TLS client certificate
@@ -29,7 +33,18 @@
 import type { Duplex } from 'node:stream';
 
 /** Frame kinds. */
-export const FrameKind = { Call: 1, Reply: 2, Fail: 3, Open: 4, Message: 5, HalfClose: 6, Cancel: 7, End: 8, Credit: 9 } as const;
+export const FrameKind = {
+  Call: 1,
+  Reply: 2,
+  Fail: 3,
+  Open: 4,
+  Message: 5,
+  HalfClose: 6,
+  Cancel: 7,
+  End: 8,
+  Credit: 9,
+  WatchEvents: 10,
+} as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
 /** Which parts the context block of a Call or Open has. */
@@ -168,6 +183,17 @@ const CHUNK_BYTES = 256 * 1024;
 export const METHODS_MAX = 0xffff;
 
 /**
+ * A frame still being filled (a WatchEvents batch): the writer seals it before it reserves room for any
+ * other frame, and at the flush, so it keeps the place in the channel's order where it was opened.
+ */
+export interface OpenFrame {
+  /** Bytes the frame takes as it stands (length field included). */
+  readonly bytes: number;
+  /** Writes the frame through `w.reserve`; called once. */
+  seal(w: FrameWriter): void;
+}
+
+/**
  * Batches frames and writes them once per event-loop turn. `pendingBytes` counts what is queued here and
  * in the socket; callers refuse new work above their limit instead of queueing without bound.
  *
@@ -188,14 +214,35 @@ export class FrameWriter {
     this.buf = Buffer.allocUnsafe(CHUNK_BYTES);
   }
 
-  /** Bytes waiting here and in the socket's buffer. */
+  /** Bytes waiting here (the open frame too) and in the socket's buffer. */
   get pendingBytes(): number {
-    return this.socket.writableLength + this.pos - this.start + this.partsBytes;
+    return this.socket.writableLength + this.pos - this.start + this.partsBytes + (this.openFrame?.bytes ?? 0);
   }
   private partsBytes = 0;
+  private openFrame: OpenFrame | undefined = undefined;
+
+  /** Makes `f` the open frame (none may be open); it is sealed by the next reserve() or flush. */
+  openWith(f: OpenFrame): void {
+    if (this.openFrame !== undefined) throw new Error('assertion failed: a frame is already open');
+    if (this.closed) return;
+    this.openFrame = f;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flushBound);
+    }
+  }
+
+  /** Seals the open frame now (it is full). */
+  sealOpen(): void {
+    const f = this.openFrame;
+    if (f === undefined) return;
+    this.openFrame = undefined;
+    f.seal(this);
+  }
 
   /** Reserves `n` bytes in `buf` for one frame and returns where it starts; the flush is scheduled. */
   reserve(n: number): number {
+    if (this.openFrame !== undefined) this.sealOpen();
     if (this.buf.length - this.pos < n) this.nextChunk(n);
     const at = this.pos;
     this.pos += n;
@@ -304,6 +351,7 @@ export class FrameWriter {
 
   /** Writes what is queued now (also called by the turn-end flush). */
   flush(): void {
+    if (this.openFrame !== undefined && !this.closed) this.sealOpen();
     this.scheduled = false;
     if (this.closed) return;
     const tail = this.pos > this.start ? this.buf.subarray(this.start, this.pos) : undefined;
@@ -323,6 +371,7 @@ export class FrameWriter {
   /** Drops everything queued; nothing more is written. */
   close(): void {
     this.closed = true;
+    this.openFrame = undefined;
     this.parts.length = 0;
     this.partsBytes = 0;
   }

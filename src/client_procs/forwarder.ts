@@ -34,6 +34,7 @@ import {
   type WireContext,
 } from './channel.js';
 import { ChannelMethods, InternalMethod } from './methods.js';
+import { readWatchBatch } from './watch_batch.js';
 
 /** Limits of the client side of a channel. */
 export interface ForwarderLimits {
@@ -414,6 +415,11 @@ export class Forwarder implements FrameSink {
       this.onBadFrame(`frame of ${end - start} bytes`);
       return;
     }
+    if (kind === FrameKind.WatchEvents) {
+      const bad = readWatchBatch(buf, start, end, this.routeBound);
+      if (bad !== undefined) this.onBadFrame(bad);
+      return;
+    }
     if (kind >= FrameKind.Open) {
       this.onStreamFrame(kind, buf, start, end);
       return;
@@ -448,17 +454,7 @@ export class Forwarder implements FrameSink {
     switch (kind) {
       case FrameKind.Message: {
         if (s === undefined) return;
-        const framed = buf.subarray(start + MESSAGE_HEAD_BYTES - 4, end);
-        const call = s.call;
-        call.writeFramed(framed);
-        s.ungrantedBytes += framed.length;
-        if (call.writable) {
-          if (s.ungrantedBytes >= CREDIT_BATCH_BYTES) this._grant(s);
-        } else if (!s.waitingDrain && !call.done) {
-          // The gRPC client reads slower than the member sends: the window comes back as it drains.
-          s.waitingDrain = true;
-          void call.drained().then(s.onDrained);
-        }
+        this.deliver(s, buf.subarray(start + MESSAGE_HEAD_BYTES - 4, end));
         return;
       }
       case FrameKind.End: {
@@ -484,6 +480,26 @@ export class Forwarder implements FrameSink {
     }
     this.onBadFrame(`unexpected frame kind ${kind} of ${end - start} bytes`);
   }
+
+  /** Responses of a stream (a Message's, or `messages` rebuilt from a WatchEvents frame) to its gRPC call. */
+  private deliver(s: ForwardedStream, framed: Uint8Array, messages = 1): void {
+    const call = s.call;
+    call.writeFramed(framed, messages);
+    s.ungrantedBytes += framed.length;
+    if (call.writable) {
+      if (s.ungrantedBytes >= CREDIT_BATCH_BYTES) this._grant(s);
+    } else if (!s.waitingDrain && !call.done) {
+      // The gRPC client reads slower than the member sends: the window comes back as it drains.
+      s.waitingDrain = true;
+      void call.drained().then(s.onDrained);
+    }
+  }
+
+  /** Responses routed by a WatchEvents frame; those of a stream that already ended here are dropped. */
+  private readonly routeBound = (streamId: number, framed: Uint8Array, messages: number): void => {
+    const s = this.streams.get(streamId);
+    if (s !== undefined) this.deliver(s, framed, messages);
+  };
 
   /** Sends held request messages while there is credit; resumes the gRPC client once all went. */
   private flushPending(s: ForwardedStream): void {

@@ -27,6 +27,8 @@ import {
   type WireContext,
 } from './channel.js';
 import { ChannelMethods, InternalMethod } from './methods.js';
+import { WatchBatch, isRoutable } from './watch_batch.js';
+import type { WatchResponseInit } from '../proto/rpc.js';
 import { MemberStream, MEMBER_STREAM_DEFAULTS, endWhenSettled, type MemberStreamLimits, type StreamChannel } from './member_stream.js';
 
 /** Limits of one channel (its streams' limits are MemberStreamLimits). */
@@ -74,6 +76,10 @@ export class MemberChannel implements FrameSink, StreamChannel {
   private readonly blocked = new Set<MemberStream>();
   /** Scratch for the context block of the frame being read. */
   private readonly wireCtx: WireContext = { token: undefined, certCommonName: undefined, peerAddress: undefined, requireLeader: false };
+  /** Watch responses go in WatchEvents frames (false: one Message each, as before them; tests compare). */
+  private readonly watchBatches: boolean;
+  /** The WatchEvents frame of this turn, while it is open in the writer. */
+  private batch: WatchBatch | undefined = undefined;
   private inFlight = 0;
   private paused = false;
   private closed = false;
@@ -84,8 +90,9 @@ export class MemberChannel implements FrameSink, StreamChannel {
     private readonly http: HttpBackend,
     private readonly log: Logger,
     private readonly channelLimits: MemberChannelLimits = MEMBER_CHANNEL_DEFAULTS,
-    options: { methods?: ChannelMethods; streamLimits?: MemberStreamLimits } = {},
+    options: { methods?: ChannelMethods; streamLimits?: MemberStreamLimits; watchBatches?: boolean } = {},
   ) {
+    this.watchBatches = options.watchBatches ?? true;
     this.limits = rpcLimitsOf(s);
     this.methods = options.methods ?? new ChannelMethods(RPCS);
     this.streamLimits = options.streamLimits ?? MEMBER_STREAM_DEFAULTS;
@@ -375,6 +382,20 @@ export class MemberChannel implements FrameSink, StreamChannel {
       return undefined;
     }
     return b;
+  }
+
+  /** @internal Adds a Watch stream's event or progress response to this turn's WatchEvents frame; its size, or -1. */
+  _batchWatchResponse(id: number, m: unknown): number {
+    const res = m as WatchResponseInit;
+    if (!this.watchBatches || this.closed || !isRoutable(res)) return -1;
+    let b = this.batch;
+    if (b === undefined || b.sealed) {
+      b = this.batch = new WatchBatch();
+      this.writer.openWith(b);
+    }
+    const size = b.add(id, res);
+    if (b.full) this.writer.sealOpen();
+    return size;
   }
 
   /** @internal Copies a whole frame into the writer. */

@@ -9,6 +9,7 @@ import type { AnyBidiRpc, AnyServerStreamRpc, RpcBidiStream } from '../api/rpc.j
 import { EtcdError, GrpcCode, toEtcdError } from '../errors.js';
 import { FrameKind, MESSAGE_HEAD_BYTES, STREAM_WINDOW_BYTES, type WireContext } from './channel.js';
 import type { RpcLimits } from '../api/rpc.js';
+import { Watch } from '../proto/rpc.js';
 
 /** What a stream needs of the channel that carries it (MemberChannel implements it). */
 export interface StreamChannel {
@@ -20,6 +21,8 @@ export interface StreamChannel {
   _writeResponse(kind: number, id: number, rpc: AnyServerStreamRpc | AnyBidiRpc, res: unknown, size: number): boolean;
   _encodeResponseFrame(kind: number, id: number, rpc: AnyServerStreamRpc | AnyBidiRpc, res: unknown, size: number): Buffer | undefined;
   _writeFrame(frame: Buffer): void;
+  /** Puts a Watch stream's response into the channel's WatchEvents batch: its size, or -1 if it must go as a Message. */
+  _batchWatchResponse(id: number, m: unknown): number;
   _streamQueued(stream: MemberStream, delta: number): void;
   _endStream(stream: MemberStream, code: number, message: string): void;
   _grant(stream: MemberStream, bytes: number): void;
@@ -71,6 +74,8 @@ export class MemberStream implements RpcBidiStream<unknown, unknown>, CallContex
   private _done = false;
   /** The End that goes out once the queued messages have. */
   private endPending: EtcdError | null | undefined = undefined;
+  /** A Watch stream: its event and progress responses may go in the channel's WatchEvents batch. */
+  private readonly watchBatched: boolean;
   /** Set when the stream ended without serve deciding. */
   private cancelReason: EtcdError | undefined = undefined;
   private cancelHooks: ((reason: EtcdError) => void)[] | undefined = undefined;
@@ -101,6 +106,7 @@ export class MemberStream implements RpcBidiStream<unknown, unknown>, CallContex
     this.peerAddress = ctx.peerAddress ?? '';
     this.requireLeader = ctx.requireLeader;
     this.deadlineMs = timeoutMs === 0 ? Infinity : Date.now() + timeoutMs;
+    this.watchBatched = rpc.desc.path === Watch.methods.Watch.path;
   }
 
   // ---- CallContext ----
@@ -127,6 +133,14 @@ export class MemberStream implements RpcBidiStream<unknown, unknown>, CallContex
   write(m: unknown): boolean {
     if (this._done) return false;
     const ch = this.ch;
+    if (this.watchBatched && this.queue === undefined && this.sendCredit > 0 && ch._writerHasRoom()) {
+      // Charged as the Message it replaces: the client process rebuilds exactly these 5 + size bytes.
+      const batchedSize = ch._batchWatchResponse(this.id, m);
+      if (batchedSize >= 0) {
+        this.sendCredit -= 5 + batchedSize;
+        return true;
+      }
+    }
     let size: number;
     try {
       size = this.rpc.desc.sizeResponse(m);
