@@ -34,6 +34,11 @@ interface Options {
   out: string;
   /** label=command pairs (tetcd only) to compare instead of etcd and tetcd. */
   variants: Array<{ label: string; cmd: string[] }>;
+  /**
+   * The watch clients' HTTP/2 receive windows (stream and connection); 0 = Node's defaults (64 KiB each).
+   * grpc-go grows its windows up to 16 MiB by BDP estimation, so a Go client is closer to a large value.
+   */
+  clientWindowBytes: number;
 }
 
 function options(argv: string[]): Options {
@@ -49,6 +54,7 @@ function options(argv: string[]): Options {
     distinctWatchers: 1000,
     idleWatchers: 100_000,
     out: 'bench/RESULTS.md',
+    clientWindowBytes: 0,
     variants: [],
   };
   for (let i = 0; i < argv.length; i++) {
@@ -92,6 +98,10 @@ function options(argv: string[]): Options {
         break;
       case '--idle-watchers':
         o.idleWatchers = Number(v);
+        i++;
+        break;
+      case '--client-window-bytes':
+        o.clientWindowBytes = Number(v);
         i++;
         break;
       case '--out':
@@ -226,6 +236,8 @@ class WatchStreamClient {
 }
 
 const WATCHERS_PER_STREAM = 100;
+/** --client-window-bytes (set once from the options). */
+let clientWindowBytes = 0;
 const STREAMS_PER_CONNECTION = 10;
 
 /** Opens enough connections and streams for `keys.length` watchers and creates them; resolves once every one is created. */
@@ -251,7 +263,11 @@ async function createWatchers(
   };
   for (let i = 0; i < count; i++) {
     if (i % (WATCHERS_PER_STREAM * STREAMS_PER_CONNECTION) === 0) {
-      const s = http2.connect(`http://${endpoint}`);
+      const s =
+        clientWindowBytes > 0
+          ? http2.connect(`http://${endpoint}`, { settings: { initialWindowSize: clientWindowBytes } })
+          : http2.connect(`http://${endpoint}`);
+      if (clientWindowBytes > 0) s.once('connect', () => s.setLocalWindowSize(clientWindowBytes));
       s.on('error', () => {});
       sessions.push(s);
     }
@@ -436,6 +452,7 @@ interface Server {
 
 async function main(): Promise<void> {
   const o = options(process.argv.slice(2));
+  clientWindowBytes = o.clientWindowBytes;
   const servers: Server[] =
     o.variants.length > 0
       ? o.variants.map((v) => ({ label: v.label, kind: 'tetcd' as const, cmd: v.cmd }))
