@@ -51,13 +51,15 @@ export interface LessorStats {
   granted: number;
   revoked: number;
   renewed: number;
-  /** Granted TTLs in etcd's histogram buckets (1, 2, 4, … 8192 s, then +Inf). */
+  /** Expired leases the leader revoked (etcd_debugging_server_lease_expired_total; counted by the member). */
+  expired: number;
+  /** Granted TTLs in etcd's histogram buckets (1, 2, 4, … 2^23 s, then +Inf). */
   ttlBuckets: number[];
   ttlSum: number;
 }
 
-/** TTL histogram bounds of etcd_debugging_lease_ttl_total: ExponentialBuckets(1, 2, 14). */
-export const LEASE_TTL_BUCKETS_SEC: readonly number[] = Array.from({ length: 14 }, (_, i) => 2 ** i);
+/** TTL histogram bounds of etcd_debugging_lease_ttl_total: ExponentialBuckets(1, 2, 24) (1 s to 3 months). */
+export const LEASE_TTL_BUCKETS_SEC: readonly number[] = Array.from({ length: 24 }, (_, i) => 2 ** i);
 
 export interface LessorOptions {
   /** etcd's minLeaseTTL: ceil(floor(3 × election ticks / 2) × heartbeat) in seconds. */
@@ -95,6 +97,7 @@ export class Lessor {
     granted: 0,
     revoked: 0,
     renewed: 0,
+    expired: 0,
     ttlBuckets: new Array<number>(LEASE_TTL_BUCKETS_SEC.length + 1).fill(0),
     ttlSum: 0,
   };
