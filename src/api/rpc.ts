@@ -331,6 +331,9 @@ function serveLeaseKeepAlive(
   stream: RpcBidiStream<LeaseKeepAliveRequest, LeaseKeepAliveResponseInit>,
   ctx: CallContext,
 ): Promise<void> {
+  // clientv3's WithRequireLeader: etcd's stream interceptor refuses such a stream without a leader and ends it
+  // when the leader is lost, for every stream (keep-alives included), not only watches.
+  if (ctx.requireLeader && !s.hasLeader) return Promise.reject(Errors.NoLeader());
   return new Promise<void>((resolve, reject) => {
     const queue: bigint[] = [];
     let head = 0;
@@ -338,9 +341,11 @@ function serveLeaseKeepAlive(
     let paused = false;
     let halfClosed = false;
     let over = false;
+    let forget: (() => void) | undefined;
     const finish = (err: EtcdError | undefined): void => {
       if (over) return;
       over = true;
+      forget?.();
       if (err === undefined) resolve();
       else reject(err);
     };
@@ -400,6 +405,7 @@ function serveLeaseKeepAlive(
       halfClosed = true;
       pump();
     };
+    if (ctx.requireLeader) forget = s.onLeaderLost(() => finish(Errors.NoLeader()));
     ctx.onCancel(() => finish(undefined));
   });
 }

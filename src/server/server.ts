@@ -393,7 +393,7 @@ export class EtcdServer implements MemberApi {
 
   /** A lease frame from a peer (the transport's onLease): a forwarded keep-alive or time-to-live, or an answer. */
   receiveLease(from: bigint, payload: Uint8Array): void {
-    if (this.fatalError || this.stopped) return;
+    if (this.fatalError || this.stopped || this.membership.isRemoved(from)) return;
     this.leases.receive(from, payload);
   }
 

@@ -134,6 +134,42 @@ test('a renew that fails (no leader) ends the stream with its error', async () =
   }
 });
 
+test('a keep-alive stream that requires a leader is refused without one, and ended when the leader is lost', async () => {
+  const rpc = byName('/etcdserverpb.Lease/LeaseKeepAlive') as AnyBidiRpc;
+  const ctx = new FixedContext({ requireLeader: true });
+  const noLeader = { hasLeader: false } as unknown as MemberApi;
+  try {
+    await rpc.serve(noLeader, new FakeStream() as never, ctx);
+    assert.unreachable('served without a leader');
+  } catch (err) {
+    assert.is((err as EtcdError).message, 'etcdserver: no leader');
+  }
+  let lost: (() => void) | undefined;
+  const m = {
+    hasLeader: true,
+    header: () => ({}),
+    leaseRenew: () => 5,
+    onLeaderLost: (fn: () => void) => {
+      lost = fn;
+      return () => {
+        lost = undefined;
+      };
+    },
+  } as unknown as MemberApi;
+  const stream = new FakeStream();
+  const done = rpc.serve(m, stream as never, ctx) as Promise<void>;
+  stream.onMessage!({ ID: 1n });
+  assert.is(stream.written.length, 1);
+  lost!();
+  try {
+    await done;
+    assert.unreachable('the stream outlived its leader');
+  } catch (err) {
+    assert.is((err as EtcdError).message, 'etcdserver: no leader');
+  }
+  assert.is(lost, undefined, 'the listener was removed');
+});
+
 test('time-to-live of an unknown lease answers TTL -1; a grant past the maximum TTL is refused before proposing', async () => {
   const ttl = byName('/etcdserverpb.Lease/LeaseTimeToLive') as AnyUnaryRpc;
   const m = { header: () => ({ revision: 3 }), leaseTimeToLive: async () => undefined } as unknown as MemberApi;
