@@ -3,6 +3,8 @@
 //   grant-revoke  C closed loops, each a LeaseGrant then a LeaseRevoke of that lease: pairs per second
 //   keepalive     S LeaseKeepAlive streams (one lease each, spread over connections), each sending its next
 //                 keep-alive when the previous one is answered: round trips per second, and p50/p99 latency
+//   big-revoke    one lease with K attached keys (100,000) revoked while a probe puts every 2 ms: how long the
+//                 revoke takes and the slowest probe put meanwhile (how long applying was blocked)
 // Results go to the console (and, with --out FILE, into its `lease` section); medians over the rounds. The
 // generator shares the machine with the member: `generatorCores` near 1 means it, not the server, bounds a run.
 import http2 from 'node:http2';
@@ -14,7 +16,11 @@ import { spliceSection } from '../lib/results.js';
 import { median } from '../lib/stats.js';
 import {
   decodeLeaseGrantResponse,
+  decodeRangeResponse,
   encodeLeaseGrantRequest,
+  encodePutRequest,
+  encodeRangeRequest,
+  encodeTxnRequest,
   encodeLeaseKeepAliveRequest,
   encodeLeaseRevokeRequest,
 } from '../../src/proto/rpc.js';
@@ -28,19 +34,21 @@ interface Options {
   durationMs: number;
   loops: number;
   streams: number;
+  bigRevokeKeys: number;
   out: string;
 }
 
 function options(argv: string[]): Options {
   const o: Options = {
     rounds: 3,
-    workloads: ['grant-revoke', 'keepalive'],
+    workloads: ['grant-revoke', 'keepalive', 'big-revoke'],
     tetcdCmd: ['bin/tetcd'],
     etcdCmd: ['/usr/bin/etcd'],
     label: '',
     durationMs: 3000,
     loops: 64,
     streams: 1000,
+    bigRevokeKeys: 100_000,
     out: '',
   };
   const num = (k: string, v: string | undefined): number => {
@@ -74,6 +82,9 @@ function options(argv: string[]): Options {
         break;
       case '--streams':
         o.streams = num(k, v);
+        break;
+      case '--big-revoke-keys':
+        o.bigRevokeKeys = num(k, v);
         break;
       case '--out':
         o.out = v;
@@ -262,6 +273,56 @@ async function keepalive(endpoint: string, o: Options): Promise<Record<string, n
   };
 }
 
+async function bigRevoke(endpoint: string, o: Options): Promise<Record<string, number>> {
+  const c = await GrpcConn.connect(endpoint, 5000);
+  const probeConn = await GrpcConn.connect(endpoint, 5000);
+  const g = await c.unary('/etcdserverpb.Lease/LeaseGrant', encodeLeaseGrantRequest({ TTL: 3600 }), 10_000);
+  const id = decodeLeaseGrantResponse(g.body).ID;
+  const value = Buffer.alloc(64, 'v');
+  const pending: Promise<unknown>[] = [];
+  for (let i = 0; i < o.bigRevokeKeys; i += 128) {
+    const ops = [];
+    for (let j = i; j < Math.min(o.bigRevokeKeys, i + 128); j++)
+      ops.push({ request_put: { key: Buffer.from(`big/${String(j).padStart(7, '0')}`), value, lease: id } });
+    pending.push(c.unary('/etcdserverpb.KV/Txn', encodeTxnRequest({ success: ops }), 60_000));
+    if (pending.length >= 16) await Promise.all(pending.splice(0));
+  }
+  await Promise.all(pending);
+  await sleep(500);
+  let stop = false;
+  const probes: Array<[number, number]> = [];
+  const probe = (async () => {
+    for (let i = 0; !stop; i++) {
+      const t = performance.now();
+      await probeConn.unary('/etcdserverpb.KV/Put', encodePutRequest({ key: Buffer.from(`probe/${i % 10}`), value }), 10_000);
+      probes.push([t, performance.now() - t]);
+      await sleep(2);
+    }
+  })();
+  await sleep(300);
+  const t0 = performance.now();
+  const r = await c.unary('/etcdserverpb.Lease/LeaseRevoke', encodeLeaseRevokeRequest({ ID: id }), 60_000);
+  const revokeMs = performance.now() - t0;
+  await sleep(300);
+  stop = true;
+  await probe;
+  if (r.grpcStatus !== 0) throw new Error(`revoke failed: ${r.grpcMessage}`);
+  const left = decodeRangeResponse(
+    (
+      await c.unary(
+        '/etcdserverpb.KV/Range',
+        encodeRangeRequest({ key: Buffer.from('big/'), range_end: Buffer.from('big0'), count_only: true }),
+        10_000,
+      )
+    ).body,
+  ).count;
+  if (left !== 0) throw new Error(`${left} keys left after the revoke`);
+  c.close();
+  probeConn.close();
+  const during = probes.filter(([t, d]) => t + d >= t0 && t <= t0 + revokeMs).map(([, d]) => d);
+  return { revokeMs, slowestProbePutMs: Math.max(0, ...during) };
+}
+
 /** etcd_debugging_lease_renewed_total from the member's /metrics (both servers export it). */
 async function renewedTotal(endpoint: string): Promise<number> {
   const res = await fetch(`http://${endpoint}/metrics`);
@@ -294,6 +355,7 @@ async function main(): Promise<void> {
             let row: Row;
             if (workload === 'grant-revoke') row = await grantRevoke(ep, o);
             else if (workload === 'keepalive') row = await keepalive(ep, o);
+            else if (workload === 'big-revoke') row = await bigRevoke(ep, o);
             else throw new Error(`unknown workload ${workload}`);
             (results[workload] ??= { etcd: [], tetcd: [] })[kind].push(row);
             process.stdout.write(`round ${round + 1} ${workload} ${kind}: ${JSON.stringify(row)}\n`);
@@ -310,7 +372,7 @@ async function main(): Promise<void> {
   const lines = [
     `### Leases beside etcd 3.4${o.label ? ` (${o.label}: \`${o.tetcdCmd.join(' ')}\`)` : ''}`,
     '',
-    `\`npm run bench:lease\`, ${new Date().toISOString().slice(0, 16)} UTC, medians of ${o.rounds} rounds of ${o.durationMs} ms; grant-revoke: ${o.loops} closed loops over ${CONNECTIONS} connections; keepalive: ${o.streams} streams, one lease each, ${STREAMS_PER_CONNECTION_MAX} per connection.`,
+    `\`npm run bench:lease\`, ${new Date().toISOString().slice(0, 16)} UTC, medians of ${o.rounds} rounds of ${o.durationMs} ms; grant-revoke: ${o.loops} closed loops over ${CONNECTIONS} connections; keepalive: ${o.streams} streams, one lease each, ${STREAMS_PER_CONNECTION_MAX} per connection; big-revoke: ${o.bigRevokeKeys} keys on one lease.`,
     '',
     '| workload | measure | etcd | tetcd | tetcd/etcd |',
     '|---|---|---|---|---|',
