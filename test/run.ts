@@ -6,7 +6,8 @@
 //
 // Run without filters, it then runs the suites that start member processes a second time against the
 // client-process mode (TETCD_CLIENT_WORKERS=2 → `--client-workers 2`), so both modes stay tested, and
-// the api suites a second time on the node:http2 engine (TETCD_GRPC_ENGINE=node).
+// the api suites a second time on the node:http2 engine (TETCD_GRPC_ENGINE=node) and the watch suites a
+// second time with every watch fan-out on the worker threads (TETCD_WATCH_POOL=1).
 // `TETCD_CLIENT_WORKERS=2 node dist/test/run.js` runs every suite in that mode once.
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -112,6 +113,18 @@ if (filters.length === 0 && process.env.TETCD_GRPC_ENGINE === undefined) {
     process.stdout.write(`\n=== ${relative(testRoot, file)} [engine ${OTHER_ENGINE}]\n`);
     const r = await runFile(file, env);
     results.push({ ...r, file: `${r.file} [engine ${OTHER_ENGINE}]` });
+  }
+}
+
+// The watch suites once more with every watch fan-out built on the worker threads (TETCD_WATCH_POOL=1 →
+// `--worker-threads 2 --watch-pool-min-watchers 1`), so the pool path keeps etcd's watch behaviour.
+const WATCH_SUITES = ['compat/watch', 'compat/etcd3-watch'];
+if (filters.length === 0 && process.env.TETCD_WATCH_POOL === undefined) {
+  const env = { ...process.env, TETCD_WATCH_POOL: '1' };
+  for (const file of files.filter((f) => WATCH_SUITES.some((w) => relative(testRoot, f).startsWith(w)))) {
+    process.stdout.write(`\n=== ${relative(testRoot, file)} [watch pool]\n`);
+    const r = await runFile(file, env);
+    results.push({ ...r, file: `${r.file} [watch pool]` });
   }
 }
 

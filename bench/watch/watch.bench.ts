@@ -6,12 +6,16 @@
 //   idle      N idle watchers on distinct keys: the member's resident memory per watcher
 // Watchers share streams (100 per stream) and streams share connections, as clients multiplex them.
 // Results: the console and the `watch` section of bench/RESULTS.md (medians over the rounds).
+// --variants "off=bin/tetcd;pool100=bin/tetcd --worker-threads 2 --watch-pool-min-watchers 100" runs tetcd
+// commands against each other instead of etcd (back to back, the order rotating by round), e.g. the
+// worker-thread fan-out on and off; server cores (process CPU / wall time) and the main thread's share
+// are measured over each workload's load phase.
 import http2 from 'node:http2';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster, type ServerKind } from '../lib/servers.js';
 import { GrpcConn } from '../lib/grpc-client.js';
-import { memOfTrees } from '../lib/proc.js';
+import { cpuSecondsOfTrees, memOfTrees, threadCpuSeconds } from '../lib/proc.js';
 import { spliceSection } from '../lib/results.js';
 import { median } from '../lib/stats.js';
 import { encodePutRequest, encodeWatchRequest } from '../../src/proto/rpc.js';
@@ -28,6 +32,8 @@ interface Options {
   distinctWatchers: number;
   idleWatchers: number;
   out: string;
+  /** label=command pairs (tetcd only) to compare instead of etcd and tetcd. */
+  variants: Array<{ label: string; cmd: string[] }>;
 }
 
 function options(argv: string[]): Options {
@@ -43,6 +49,7 @@ function options(argv: string[]): Options {
     distinctWatchers: 1000,
     idleWatchers: 100_000,
     out: 'bench/RESULTS.md',
+    variants: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const [k, v] = [argv[i], argv[i + 1]];
@@ -89,6 +96,20 @@ function options(argv: string[]): Options {
         break;
       case '--out':
         o.out = v;
+        i++;
+        break;
+      case '--variants':
+        o.variants = v.split(';').map((x) => {
+          const eq = x.indexOf('=');
+          if (eq <= 0) throw new Error(`--variants: expected label=command, got ${x}`);
+          return {
+            label: x.slice(0, eq).trim(),
+            cmd: x
+              .slice(eq + 1)
+              .trim()
+              .split(/\s+/),
+          };
+        });
         i++;
         break;
       default:
@@ -260,9 +281,19 @@ interface FanoutResult {
   puts: number;
   /** CPU the generator used, in cores: near 1 means the generator, not the server, bounds the run. */
   generatorCores: number;
+  /** CPU the server's processes used (every thread), in cores, and its main threads alone. */
+  serverCores: number;
+  serverMainCores: number;
 }
 
-async function fanout(endpoint: string, o: Options): Promise<FanoutResult> {
+/** CPU seconds of the servers' processes and of their main threads, for a cores figure over a phase. */
+function serverCpu(pids: readonly number[]): { all: number; main: number } {
+  let main = 0;
+  for (const [name, sec] of threadCpuSeconds(pids)) if (name.includes('(main)')) main += sec;
+  return { all: cpuSecondsOfTrees(pids), main };
+}
+
+async function fanout(endpoint: string, pids: readonly number[], o: Options): Promise<FanoutResult> {
   const ack = new Map<number, number>();
   const arrivals: number[] = [];
   const arrivalRevs: number[] = [];
@@ -281,6 +312,7 @@ async function fanout(endpoint: string, o: Options): Promise<FanoutResult> {
   const conn = await GrpcConn.connect(endpoint, 5000);
   const started = performance.now();
   const cpuAtStart = process.cpuUsage();
+  const serverAtStart = serverCpu(pids);
   let puts = 0;
   const pending: Promise<void>[] = [];
   while (performance.now() - started < o.durationMs) {
@@ -301,6 +333,7 @@ async function fanout(endpoint: string, o: Options): Promise<FanoutResult> {
   while (events < puts * o.fanoutWatchers && performance.now() < deadline) await sleep(50);
   const elapsedS = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuAtStart);
+  const serverAtEnd = serverCpu(pids);
   w.close();
   conn.close();
   const lat: number[] = [];
@@ -315,6 +348,8 @@ async function fanout(endpoint: string, o: Options): Promise<FanoutResult> {
     eventsPerSec: events / elapsedS,
     puts,
     generatorCores: (cpu.user + cpu.system) / 1e6 / elapsedS,
+    serverCores: (serverAtEnd.all - serverAtStart.all) / elapsedS,
+    serverMainCores: (serverAtEnd.main - serverAtStart.main) / elapsedS,
   };
 }
 
@@ -325,7 +360,11 @@ function readRevision(body: Buffer): number {
   return s.revision;
 }
 
-async function distinct(endpoint: string, o: Options): Promise<{ eventsPerSec: number; putsPerSec: number }> {
+async function distinct(
+  endpoint: string,
+  pids: readonly number[],
+  o: Options,
+): Promise<{ eventsPerSec: number; putsPerSec: number; serverCores: number; serverMainCores: number }> {
   let events = 0;
   const keys = Array.from({ length: o.distinctWatchers }, (_, i) => enc(`d/${i.toString().padStart(6, '0')}`));
   const w = await createWatchers(
@@ -340,6 +379,7 @@ async function distinct(endpoint: string, o: Options): Promise<{ eventsPerSec: n
   let puts = 0;
   let stop = false;
   const started = performance.now();
+  const serverAtStart = serverCpu(pids);
   const eventsAtStart = events;
   const loops = Array.from({ length: 100 }, async (_, i) => {
     const c = conns[i % conns.length];
@@ -353,11 +393,17 @@ async function distinct(endpoint: string, o: Options): Promise<{ eventsPerSec: n
   await sleep(o.durationMs);
   stop = true;
   const elapsedS = (performance.now() - started) / 1000;
+  const serverAtEnd = serverCpu(pids);
   const got = events - eventsAtStart;
   await Promise.all(loops);
   w.close();
   for (const c of conns) c.close();
-  return { eventsPerSec: got / elapsedS, putsPerSec: puts / elapsedS };
+  return {
+    eventsPerSec: got / elapsedS,
+    putsPerSec: puts / elapsedS,
+    serverCores: (serverAtEnd.all - serverAtStart.all) / elapsedS,
+    serverMainCores: (serverAtEnd.main - serverAtStart.main) / elapsedS,
+  };
 }
 
 async function idle(
@@ -381,20 +427,35 @@ async function idle(
 
 type Row = Record<string, number>;
 
+/** One server to measure: etcd or tetcd, or a labelled tetcd variant. */
+interface Server {
+  label: string;
+  kind: ServerKind;
+  cmd: string[];
+}
+
 async function main(): Promise<void> {
   const o = options(process.argv.slice(2));
+  const servers: Server[] =
+    o.variants.length > 0
+      ? o.variants.map((v) => ({ label: v.label, kind: 'tetcd' as const, cmd: v.cmd }))
+      : [
+          { label: 'etcd', kind: 'etcd', cmd: o.etcdCmd },
+          { label: 'tetcd', kind: 'tetcd', cmd: o.tetcdCmd },
+        ];
   const base = mkdtempSync('/tmp/tetcd-watch-bench-');
-  const results: Record<string, Record<ServerKind, Row[]>> = {};
+  const results: Record<string, Record<string, Row[]>> = {};
   try {
     for (let round = 0; round < o.rounds; round++) {
-      const kinds: ServerKind[] = round % 2 === 0 ? ['etcd', 'tetcd'] : ['tetcd', 'etcd'];
+      // Who goes first rotates by round.
+      const order = servers.map((_, i) => servers[(i + round) % servers.length]);
       for (const workload of o.workloads) {
-        for (const kind of kinds) {
-          const dir = join(base, `${workload}-${kind}-${round}`);
+        for (const server of order) {
+          const dir = join(base, `${workload}-${server.label}-${round}`);
           mkdirSync(dir, { recursive: true });
           const cluster = await Cluster.start({
-            kind,
-            cmd: kind === 'etcd' ? o.etcdCmd : o.tetcdCmd,
+            kind: server.kind,
+            cmd: server.cmd,
             cwd: process.cwd(),
             members: 1,
             baseDir: dir,
@@ -402,11 +463,11 @@ async function main(): Promise<void> {
           try {
             const ep = cluster.endpoints[0];
             let row: Row;
-            if (workload === 'fanout') row = { ...(await fanout(ep, o)) };
-            else if (workload === 'distinct') row = { ...(await distinct(ep, o)) };
+            if (workload === 'fanout') row = { ...(await fanout(ep, cluster.pids, o)) };
+            else if (workload === 'distinct') row = { ...(await distinct(ep, cluster.pids, o)) };
             else row = { ...(await idle(ep, cluster.pids, o)) };
-            (results[workload] ??= { etcd: [], tetcd: [] })[kind].push(row);
-            process.stdout.write(`round ${round + 1} ${workload} ${kind}: ${JSON.stringify(row)}\n`);
+            ((results[workload] ??= {})[server.label] ??= []).push(row);
+            process.stdout.write(`round ${round + 1} ${workload} ${server.label}: ${JSON.stringify(row)}\n`);
           } finally {
             await cluster.stop();
             rmSync(dir, { recursive: true, force: true });
@@ -417,19 +478,32 @@ async function main(): Promise<void> {
   } finally {
     rmSync(base, { recursive: true, force: true });
   }
+  const labels = servers.map((s) => s.label);
+  const first = labels[0];
+  const variants = o.variants.length > 0;
   const lines = [
-    `### Watch beside etcd 3.4${o.label ? ` (${o.label}: \`${o.tetcdCmd.join(' ')}\`)` : ''}`,
+    variants
+      ? `### Watch: tetcd variants (${o.label ? `${o.label}: ` : ''}${servers.map((s) => `${s.label} = \`${s.cmd.join(' ')}\``).join(', ')})`
+      : `### Watch beside etcd 3.4${o.label ? ` (${o.label}: \`${o.tetcdCmd.join(' ')}\`)` : ''}`,
     '',
     `\`npm run bench:watch\`, ${new Date().toISOString().slice(0, 16)} UTC, medians of ${o.rounds} rounds; fanout: ${o.fanoutWatchers} watchers on one prefix, a put every ${o.fanoutPutIntervalMs} ms for ${o.durationMs} ms; distinct: ${o.distinctWatchers} watchers on distinct keys, 100 putters; idle: ${o.idleWatchers} watchers.`,
     '',
-    '| workload | measure | etcd | tetcd | tetcd/etcd |',
-    '|---|---|---|---|---|',
+    variants
+      ? `| workload | measure | ${labels.join(' | ')} | ${labels
+          .slice(1)
+          .map((l) => `${l}/${first}`)
+          .join(' | ')} |`
+      : '| workload | measure | etcd | tetcd | tetcd/etcd |',
+    `|---|---|${labels.map(() => '---|').join('')}${labels
+      .slice(1)
+      .map(() => '---|')
+      .join('')}`,
   ];
-  for (const [workload, byKind] of Object.entries(results)) {
-    for (const measure of Object.keys(byKind.etcd[0] ?? {})) {
-      const e = median(byKind.etcd.map((r) => r[measure]));
-      const t = median(byKind.tetcd.map((r) => r[measure]));
-      lines.push(`| ${workload} | ${measure} | ${e.toFixed(2)} | ${t.toFixed(2)} | ${(t / e).toFixed(2)} |`);
+  for (const [workload, byServer] of Object.entries(results)) {
+    for (const measure of Object.keys(byServer[first]?.[0] ?? {})) {
+      const med = labels.map((l) => median((byServer[l] ?? []).map((r) => r[measure])));
+      const ratios = variants ? med.slice(1).map((m) => (m / med[0]).toFixed(2)) : [(med[1] / med[0]).toFixed(2)];
+      lines.push(`| ${workload} | ${measure} | ${med.map((m) => m.toFixed(2)).join(' | ')} | ${ratios.join(' | ')} |`);
     }
   }
   const text = lines.join('\n');

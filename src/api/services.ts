@@ -99,6 +99,10 @@ class ValidatedBidi implements RpcBidiStream<unknown, unknown> {
   write(m: unknown): boolean {
     return this.call.write(m);
   }
+  /** `messages` gRPC-framed responses back to back (the watch fan-out pool's output). */
+  writeFramed(framed: Uint8Array, messages: number): boolean {
+    return this.call.writeFramed(framed, messages);
+  }
   drained(): Promise<void> {
     return this.call.drained();
   }

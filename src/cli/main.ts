@@ -48,6 +48,8 @@ function serverConfig(c: Config, log: Logger): ServerConfig {
     walWriterIdleSpinUs: c.walWriterIdleSpinUs,
     proposalBatchCountMax: c.proposalBatchCountMax,
     applyBatchBytesMax: c.applyBatchBytesMax,
+    workerThreads: c.workerThreads,
+    watchPoolWatchersMin: c.watchPoolWatchersMin,
     unsafeNoFsync: c.unsafeNoFsync,
     leaseCheckpoint: c.leaseCheckpoint,
     leaseCheckpointIntervalMs: c.leaseCheckpointIntervalMs,

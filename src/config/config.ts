@@ -159,6 +159,8 @@ export interface Config {
   walWriterIdleSpinUs: number;
   walSegmentBytes: number;
   workerThreads: number;
+  /** --watch-pool-min-watchers: fan-outs this large go to the worker threads. */
+  watchPoolWatchersMin: number;
   clientWorkers: number;
   /** --lease-checkpoint (tetcd: on by default) or etcd's --experimental-enable-lease-checkpoint. */
   leaseCheckpoint: boolean;
@@ -608,6 +610,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, io:
     walWriterIdleSpinUs: Number(big(v, 'wal-writer-idle-spin') / 1000n),
     walSegmentBytes: num(v, 'wal-segment-bytes'),
     workerThreads: num(v, 'worker-threads'),
+    watchPoolWatchersMin: num(v, 'watch-pool-min-watchers'),
     clientWorkers: num(v, 'client-workers'),
     leaseCheckpoint: bool(v, 'lease-checkpoint') || bool(v, 'experimental-enable-lease-checkpoint'),
     leaseCheckpointIntervalMs: ms(v, 'lease-checkpoint-interval'),

@@ -669,7 +669,16 @@ export const FLAGS = [
     def: '0',
     group: 'tetcd',
     yaml: 'number',
-    help: 'Worker threads for encoding/decoding large requests and watch fan-out (0 = everything on the main thread).',
+    help: "Threads of the member's worker pool, which builds the watch responses of entries that reach --watch-pool-min-watchers watchers (0 = no pool, everything on the main thread; with --client-workers the watch fan-out stays on the main thread).",
+  },
+  {
+    name: 'watch-pool-min-watchers',
+    kind: 'uint',
+    def: '1000',
+    min: 1n,
+    group: 'tetcd',
+    yaml: 'number',
+    help: "Watchers an applied entry's events must reach for their responses to be built on the worker threads (with --worker-threads > 0); smaller fan-outs are built on the main thread.",
   },
   {
     name: 'client-workers',

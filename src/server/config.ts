@@ -48,6 +48,10 @@ export interface ServerConfig {
   proposalBatchCountMax?: number;
   /** Bytes of committed entries applied per Ready (--apply-batch-max-bytes; Raft's MaxCommittedSizePerReady). */
   applyBatchBytesMax?: number;
+  /** Threads of the member's Piscina pool (--worker-threads; 0 or unset = none, everything inline). */
+  workerThreads?: number;
+  /** Matched watchers of one applied entry from which its watch responses are built on the pool (--watch-pool-min-watchers). */
+  watchPoolWatchersMin?: number;
   unsafeNoFsync: boolean;
   /** Lease checkpoints through Raft (tetcd: on unless --lease-checkpoint=false). */
   leaseCheckpoint?: boolean;

@@ -33,7 +33,15 @@ import { openMember, newRaftNode, type BootState } from './bootstrap.js';
 import { memberId as memberIdFor } from './ids.js';
 import { nodeScheduler, type MemberLog, type MemberPeers, type Scheduler } from './ports.js';
 import type { MemberApi, MemberLimits, MemberStatus } from './member_api.js';
-import { WatchHub, WatchStream, WATCH_HUB_DEFAULTS, type WatchSink } from '../watch/index.js';
+import {
+  WatchFanout,
+  WatchHub,
+  WatchStream,
+  WATCH_FANOUT_DEFAULTS,
+  WATCH_HUB_DEFAULTS,
+  startFanoutThreads,
+  type WatchSink,
+} from '../watch/index.js';
 import type { ServerConfig } from './config.js';
 import { Lessor, LEASE_CHECKPOINT_INTERVAL_MS_DEFAULT, type LessorStats, type LeaseTtl } from '../lease/index.js';
 import { MemberLeases } from './leases.js';
@@ -98,6 +106,8 @@ export class EtcdServer implements MemberApi {
   private readonly lessor: Lessor;
   private readonly leases: MemberLeases;
   private readonly leaseIds: IdGenerator;
+  /** The worker threads' watch fan-out (--worker-threads > 0). */
+  private readonly fanout: WatchFanout | undefined;
   private readonly electionTicks: number;
   private readonly requestTimeoutMs: number;
   private readonly timers: unknown[] = [];
@@ -221,10 +231,25 @@ export class EtcdServer implements MemberApi {
       timeoutMs: this.requestTimeoutMs,
       waitersMax: WAITERS_MAX,
     });
-    this.watches = new WatchHub(() => this.backend.store, p.sched, {
-      ...WATCH_HUB_DEFAULTS,
-      progressNotifyIntervalMs: cfg.watchProgressNotifyIntervalMs ?? WATCH_HUB_DEFAULTS.progressNotifyIntervalMs,
-    });
+    const threads = cfg.workerThreads ?? 0;
+    this.fanout =
+      threads > 0
+        ? new WatchFanout(
+            startFanoutThreads(threads),
+            (rev) => this.header(rev),
+            { ...WATCH_FANOUT_DEFAULTS, watchersMin: cfg.watchPoolWatchersMin ?? WATCH_FANOUT_DEFAULTS.watchersMin },
+            (err) => this.log.warn('watch fan-out task failed; its responses were sent inline', { error: String(err) }),
+          )
+        : undefined;
+    this.watches = new WatchHub(
+      () => this.backend.store,
+      p.sched,
+      {
+        ...WATCH_HUB_DEFAULTS,
+        progressNotifyIntervalMs: cfg.watchProgressNotifyIntervalMs ?? WATCH_HUB_DEFAULTS.progressNotifyIntervalMs,
+      },
+      this.fanout,
+    );
     this.events.subscribe(this.watches);
     this.leases = new MemberLeases({
       lessor: this.lessor,
@@ -541,12 +566,16 @@ export class EtcdServer implements MemberApi {
   }
 
   watch(sink: WatchSink): WatchStream {
-    return new WatchStream(this.watches, sink, {
+    // With the fan-out pool, the stream writes through a FIFO that keeps its responses behind pool-built ones.
+    const out = this.fanout?.wrap(sink) ?? sink;
+    const ws = new WatchStream(this.watches, out, {
       header: (rev) => this.header(rev),
       // etcd splits at --max-request-bytes plus its gRPC overhead allowance (v3rpc/watch.go).
       fragmentBytes: this.cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       watchersPerStreamMax: WATCHERS_PER_STREAM_MAX,
     });
+    this.fanout?.register(ws, out);
+    return ws;
   }
 
   /**
@@ -639,6 +668,7 @@ export class EtcdServer implements MemberApi {
     await this.backend.close();
     await this.wal.close();
     this.snapshots.close();
+    await this.fanout?.close();
   }
 }
 

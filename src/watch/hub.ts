@@ -34,6 +34,16 @@ export interface WatchHubLimits {
   progressNotifyIntervalMs: number;
 }
 
+/**
+ * Sends large fan-outs of applied entries another way (fanout_pool.ts: responses built on the worker
+ * threads). dispatch() returns false to leave an entry to the inline loop; true once it handled every
+ * watcher as notify() would. Catch-up passes stay inline: through the pool they measured slower (more
+ * bytes queued per congested stream; bench/watch, "pool100" against "pool100nc").
+ */
+export interface HubFanout {
+  dispatch(rev: number, batches: ReadonlyMap<Watcher, readonly MvccEvent[]>, demote: (w: Watcher) => void): boolean;
+}
+
 export const WATCH_HUB_DEFAULTS: WatchHubLimits = {
   watchersMax: 1_000_000,
   syncWatchersPerPassMax: 512,
@@ -57,6 +67,7 @@ export class WatchHub implements ApplySubscriber {
   private progressWatchers = 0;
   private progressTimer: unknown = undefined;
   private readonly progressBound = (): void => this.progressTick();
+  private readonly demoteBound = (w: Watcher): void => this.demote(w);
   /** A sync pass is queued for the next turn. */
   private syncSoon = false;
   /** The retry timer of a pass, while one waits. */
@@ -74,6 +85,7 @@ export class WatchHub implements ApplySubscriber {
     private readonly store: () => WatchStore,
     private readonly sched: Scheduler,
     readonly limits: WatchHubLimits = WATCH_HUB_DEFAULTS,
+    private readonly fanout: HubFanout | undefined = undefined,
   ) {}
 
   /** Live events carry prevKv while some watcher wants it. */
@@ -143,26 +155,37 @@ export class WatchHub implements ApplySubscriber {
   /** One applied entry's changes at `rev`: each synced watcher gets its matching ones as one response. */
   private notify(rev: number, changes: readonly MvccEvent[]): void {
     if (this.synced.size === 0) return;
-    let batches: Map<Watcher, MvccEvent[]> | undefined;
+    let batches: Map<Watcher, readonly MvccEvent[]> | undefined;
+    // One change (a put, a one-key delete): every matching watcher shares the entry's array.
+    const single = changes.length === 1 ? changes : undefined;
     for (const ch of changes) {
       this.synced.forMatching(ch.kv.key, (w) => {
         if (w.minRev > rev || w.filters(ch)) return;
         batches ??= new Map();
-        let evs = batches.get(w);
-        if (evs === undefined) batches.set(w, (evs = []));
-        evs.push(ch);
+        if (single !== undefined) {
+          batches.set(w, single);
+          return;
+        }
+        const evs = batches.get(w) as MvccEvent[] | undefined;
+        if (evs === undefined) batches.set(w, [ch]);
+        else evs.push(ch);
       });
     }
     if (batches === undefined) return;
+    if (this.fanout?.dispatch(rev, batches, this.demoteBound)) return;
     for (const [w, evs] of batches) {
       if (w.owner.sendEvents(w, evs, rev)) {
         w.minRev = rev + 1;
         continue;
       }
-      // Congested: this entry was not sent; the watcher catches up from it once the stream drained.
-      this.synced.delete(w);
-      this.toUnsynced(w);
+      this.demote(w);
     }
+  }
+
+  /** Congested: this entry was not sent; the watcher catches up from it once the stream drained. */
+  private demote(w: Watcher): void {
+    this.synced.delete(w);
+    this.toUnsynced(w);
   }
 
   /**

@@ -390,9 +390,21 @@ test('--v8-workers-sched: low unless told idle or normal, by flag, ETCD_ variabl
   assert.is(ok([], { ETCD_V8_WORKERS_SCHED: 'normal' }).config.v8WorkersSched, 'normal');
 });
 
+test('--worker-threads and --watch-pool-min-watchers: no pool and 1000 unless told, by flag or ETCD_ variable', () => {
+  const d = ok([]).config;
+  assert.is(d.workerThreads, 0);
+  assert.is(d.watchPoolWatchersMin, 1000);
+  const c = ok(['--worker-threads', '2', '--watch-pool-min-watchers=100']).config;
+  assert.is(c.workerThreads, 2);
+  assert.is(c.watchPoolWatchersMin, 100);
+  const e = ok([], { ETCD_WORKER_THREADS: '3', ETCD_WATCH_POOL_MIN_WATCHERS: '1' }).config;
+  assert.is(e.workerThreads, 3);
+  assert.is(e.watchPoolWatchersMin, 1);
+});
+
 test('unimplemented flags that are set are reported; defaults are not', () => {
-  const r = ok(['--enable-v2', '--name', 'x', '--worker-threads=2', '--pre-vote=false']);
-  assert.equal(r.config.unimplementedSet, ['enable-v2', 'worker-threads']);
+  const r = ok(['--enable-v2', '--name', 'x', '--max-snapshots=2', '--worker-threads=2', '--pre-vote=false']);
+  assert.equal(r.config.unimplementedSet, ['max-snapshots', 'enable-v2']);
   assert.not.ok(
     r.warnings.some((w) => w.includes('enable-v2')),
     'reported once, through unimplementedSet, by the caller',

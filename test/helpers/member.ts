@@ -210,7 +210,8 @@ export class Member {
 /**
  * The serving mode under test, for tetcd members: `--client-workers N` when TETCD_CLIENT_WORKERS=N is set
  * (`TETCD_CLIENT_WORKERS=2 npm test` runs every suite against the client-process mode) and
- * `--grpc-engine E` when TETCD_GRPC_ENGINE=E is set; nothing otherwise.
+ * `--grpc-engine E` when TETCD_GRPC_ENGINE=E is set, `--worker-threads 2 --watch-pool-min-watchers 1` (every
+ * watch response built on the worker threads) when TETCD_WATCH_POOL=1; nothing otherwise.
  */
 export function modeArgs(): string[] {
   const args: string[] = [];
@@ -221,6 +222,8 @@ export function modeArgs(): string[] {
   }
   const engine = process.env.TETCD_GRPC_ENGINE;
   if (engine !== undefined && engine !== '') args.push('--grpc-engine', engine);
+  // Every watch fan-out through the worker threads, however small (test/run.ts runs the watch suites so).
+  if (process.env.TETCD_WATCH_POOL === '1') args.push('--worker-threads', '2', '--watch-pool-min-watchers', '1');
   return args;
 }
 

@@ -3,6 +3,8 @@
 // and drain, progress requests at random moments. Every watcher's stream is checked against a replay of
 // the store's history: ordered, unique, reliable (no gap), atomic (a txn's events in one response),
 // compaction reported, and bookmarkable (after a progress response at R, no event with revision ≤ R).
+// The same seeds run a second time with every fan-out through the worker-thread path (fanout_pool.ts) on a
+// fake pool that answers late, out of order, or fails.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
@@ -10,8 +12,9 @@ import path from 'node:path';
 import { Mvcc, type MvccEvent } from '../../src/mvcc/index.js';
 import { ApplyEventHub } from '../../src/events/apply_events.js';
 import { applyDeleteRange, applyPut, applyTxn, noLeases } from '../../src/server/apply_kv.js';
-import { WatchHub, WatchStream, type WatchSink } from '../../src/watch/index.js';
-import type { WatchResponseInit, WatchRequest } from '../../src/proto/rpc.js';
+import { WatchHub, WatchStream, WatchFanout, WATCH_FANOUT_DEFAULTS, type FanoutRunner, type WatchSink } from '../../src/watch/index.js';
+import { buildSlots, type FanoutTask } from '../../src/watch/fanout_encode.js';
+import { decodeWatchResponse, type WatchResponseInit, type WatchRequest } from '../../src/proto/rpc.js';
 import { Event_EventType, decodeEvent } from '../../src/proto/kv.js';
 import { tempDir } from '../helpers/cleanup.js';
 import { ManualScheduler } from '../helpers/manual_scheduler.js';
@@ -33,6 +36,23 @@ class TestSink implements WatchSink {
     const evs = res.events_encoded?.map((b) => decodeEvent(b)) ?? res.events;
     this.got.push({ ...res, events_encoded: undefined, events: evs });
     if (this.stalled) this.queued++;
+    return this.queued < this.softMax;
+  }
+  get writable(): boolean {
+    return this.queued < this.softMax;
+  }
+  /** Pool-built responses: framed back to back, decoded as the client decodes them. */
+  writeFramed(framed: Uint8Array, messages: number): boolean {
+    const b = Buffer.from(framed.buffer, framed.byteOffset, framed.length);
+    let n = 0;
+    for (let p = 0; p < b.length; n++) {
+      const len = b.readUInt32BE(p + 1);
+      const res = decodeWatchResponse(b.subarray(p + 5, p + 5 + len));
+      this.got.push({ ...res, events_encoded: undefined });
+      p += 5 + len;
+    }
+    assert.is(n, messages, 'writeFramed is told how many messages it got');
+    if (this.stalled) this.queued += n;
     return this.queued < this.softMax;
   }
   drained(): Promise<void> {
@@ -87,8 +107,50 @@ function inRange(s: WatchSpec, k: string): boolean {
   return k >= s.key && (s.end === '' || k < s.end);
 }
 
-async function runSeed(seed: number): Promise<void> {
+/** A pool that answers when the seed says: late, out of order, and sometimes not at all (the task fails). */
+class ErraticPool implements FanoutRunner {
+  readonly threads = 2;
+  private pending: Array<{ task: FanoutTask; resolve: (b: ArrayBuffer) => void; reject: (e: unknown) => void }> = [];
+  constructor(private readonly r: () => number) {}
+  run(task: FanoutTask): Promise<ArrayBuffer> {
+    return new Promise((resolve, reject) => this.pending.push({ task, resolve, reject }));
+  }
+  /** Answers some pending tasks (all of them with `all`), in random order. */
+  release(all: boolean): void {
+    const keep: typeof this.pending = [];
+    for (const p of this.pending) {
+      if (!all && this.r() < 0.5) keep.push(p);
+      else if (this.r() < 0.05) p.reject(new Error('worker died'));
+      else p.resolve(buildSlots(p.task));
+    }
+    this.pending = keep.sort(() => this.r() - 0.5);
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** Tasks the erratic pool failed over every seed (the fallback must have run). */
+let pooledFailures = 0;
+
+async function runSeed(seed: number, pooled: boolean): Promise<void> {
   const r = rng(seed);
+  const pool = pooled ? new ErraticPool(rng(seed + 1000)) : undefined;
+  const fanout =
+    pool === undefined
+      ? undefined
+      : new WatchFanout(pool, (rev) => ({ cluster_id: 1n, member_id: 1n, revision: rev, raft_term: 1 }), {
+          ...WATCH_FANOUT_DEFAULTS,
+          watchersMin: 1,
+          taskWatchersMin: 1,
+          streamPendingBytesHigh: 2000,
+        });
+  /** Lets pool answers that arrived reach the streams. */
+  const settle = async (all: boolean): Promise<void> => {
+    if (pool === undefined) return;
+    pool.release(all);
+    for (let i = 0; i < 8; i++) await Promise.resolve();
+  };
   const dir = tempDir('tetcd-watch-prop-');
   const store = await Mvcc.open({ path: path.join(dir, 'db') });
   const sched = new ManualScheduler();
@@ -100,13 +162,18 @@ async function runSeed(seed: number): Promise<void> {
     sched.drain();
   };
   const events = new ApplyEventHub();
-  const hub = new WatchHub(() => store, sched, {
-    watchersMax: 10_000,
-    syncWatchersPerPassMax: 3,
-    syncRevisionsPerPassMax: 7,
-    syncIntervalMs: 100,
-    progressNotifyIntervalMs: 1000,
-  });
+  const hub = new WatchHub(
+    () => store,
+    sched,
+    {
+      watchersMax: 10_000,
+      syncWatchersPerPassMax: 3,
+      syncRevisionsPerPassMax: 7,
+      syncIntervalMs: 100,
+      progressNotifyIntervalMs: 1000,
+    },
+    fanout,
+  );
   events.subscribe(hub);
   /** Every change ever made, by revision (the replay the streams are checked against). */
   const history = new Map<number, MvccEvent[]>();
@@ -114,9 +181,12 @@ async function runSeed(seed: number): Promise<void> {
   const streams: Array<{ sink: TestSink; ws: WatchStream; specs: WatchSpec[]; progressAt: number[] }> = [];
   for (let i = 0; i < 4; i++) {
     const sink = new TestSink(1 + Math.floor(r() * 4));
+    const out = fanout?.wrap(sink) ?? sink;
+    const ws = new WatchStream(hub, out, { header, fragmentBytes: 1 << 20, watchersPerStreamMax: 100 });
+    fanout?.register(ws, out);
     streams.push({
       sink,
-      ws: new WatchStream(hub, sink, { header, fragmentBytes: 1 << 20, watchersPerStreamMax: 100 }),
+      ws,
       specs: [],
       progressAt: [],
     });
@@ -188,15 +258,20 @@ async function runSeed(seed: number): Promise<void> {
       store.compact(compacted).physicalDone.catch(() => {});
     }
     turn(r() < 0.2);
+    await settle(false);
   }
   for (const s of streams) s.sink.resume();
-  for (let i = 0; i < 50 && hub.unsyncedCount > 0; i++) {
+  for (let i = 0; i < 50 && (hub.unsyncedCount > 0 || (fanout?.tasksInflight ?? 0) > 0); i++) {
     await Promise.resolve();
     turn(true);
+    await settle(true);
+    for (const s of streams) s.sink.resume();
   }
   assert.is(hub.unsyncedCount, 0, 'every watcher caught up once its stream drained');
   for (const s of streams) s.ws.onRequest({ progress_request: {} });
   turn(true);
+  await settle(true);
+  await fanout?.idle();
 
   let delivered = 0;
   for (const [si, s] of streams.entries()) {
@@ -278,13 +353,23 @@ async function runSeed(seed: number): Promise<void> {
     }
   }
   assert.ok(delivered > 50, `seed ${seed}: only ${delivered} events delivered; the scenario does not exercise watchers`);
+  if (fanout !== undefined) {
+    assert.ok(fanout.stats.pooledEntries > 20, `seed ${seed}: the pool path ran (${JSON.stringify(fanout.stats)})`);
+    pooledFailures += fanout.stats.failedTasks;
+  }
   await store.close();
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
 test(`watch guarantees hold over ${SEEDS} seeds of random writes, watchers, stalls, progress and compaction`, async () => {
   const base = Number(process.env.TETCD_WATCH_SEED ?? 1);
-  for (let s = 0; s < SEEDS; s++) await runSeed(base + s);
+  for (let s = 0; s < SEEDS; s++) await runSeed(base + s, false);
+});
+
+test(`the same over ${SEEDS} seeds with every fan-out through a pool that answers late, out of order or fails`, async () => {
+  const base = Number(process.env.TETCD_WATCH_SEED ?? 1);
+  for (let s = 0; s < SEEDS; s++) await runSeed(base + s, true);
+  assert.ok(pooledFailures > 0, 'some tasks failed and were sent inline');
 });
 
 test.run();

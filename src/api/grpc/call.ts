@@ -432,9 +432,11 @@ export class ServerCall implements CallContext {
 
   /**
    * Sends a response message that is already framed for gRPC (5-byte prefix + protobuf) on a streaming
-   * call (a forwarding handler: the member framed it). Same result and limits as write().
+   * call (a forwarding handler: the member framed it; the watch fan-out pool built it), or `messages` such
+   * messages back to back in one buffer (one write for all of them). Same result and limits as write();
+   * the size limit is checked against the whole buffer, which is at least as strict.
    */
-  writeFramed(framed: Uint8Array): boolean {
+  writeFramed(framed: Uint8Array, messages = 1): boolean {
     if (this._entry.kind === HandlerKind.Unary) throw new Error(`${this.method}: writeFramed() on a unary call; use respondFramed()`);
     if (this._finished) return false;
     const size = framed.length - FRAME_HEADER_BYTES;
@@ -443,7 +445,7 @@ export class ServerCall implements CallContext {
       this._fail(GrpcCode.ResourceExhausted, `trying to send message larger than max (${size} vs. ${maxSend})`, true);
       return false;
     }
-    return this._writeFramed(framed);
+    return this._writeFramed(framed, messages);
   }
 
   /**
@@ -459,7 +461,7 @@ export class ServerCall implements CallContext {
     return this._writeFramed(framed);
   }
 
-  private _writeFramed(framed: Uint8Array): boolean {
+  private _writeFramed(framed: Uint8Array, messages = 1): boolean {
     const opts = this._host.opts;
     const stream = this._stream;
     if (stream.destroyed || stream.closed) return false;
@@ -474,7 +476,7 @@ export class ServerCall implements CallContext {
       return false;
     }
     this._sess.resetPingStrikes = true;
-    this._entry.stats.msgSent++;
+    this._entry.stats.msgSent += messages;
     const queuedBytes = stream.writableLength;
     if (queuedBytes > opts.sendQueueBytesMax) {
       this._cancel(
