@@ -51,6 +51,8 @@ function serverConfig(c: Config, log: Logger): ServerConfig {
     workerThreads: c.workerThreads,
     watchPoolWatchersMin: c.watchPoolWatchersMin,
     unsafeNoFsync: c.unsafeNoFsync,
+    leaseCheckpoint: c.leaseCheckpoint,
+    leaseCheckpointIntervalMs: c.leaseCheckpointIntervalMs,
     logger: log,
   };
 }

@@ -53,5 +53,9 @@ export interface ServerConfig {
   /** Matched watchers of one applied entry from which its watch responses are built on the pool (--watch-pool-min-watchers). */
   watchPoolWatchersMin?: number;
   unsafeNoFsync: boolean;
+  /** Lease checkpoints through Raft (tetcd: on unless --lease-checkpoint=false). */
+  leaseCheckpoint?: boolean;
+  /** How often the leader checkpoints a long lease's remaining TTL (--lease-checkpoint-interval; etcd: 5 min). */
+  leaseCheckpointIntervalMs?: number;
   logger?: Logger;
 }

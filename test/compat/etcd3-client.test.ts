@@ -75,7 +75,7 @@ const STEPS: Step[] = [
     'txn if version(missing)==0 then put missing=1',
     (c) => c.client.if('missing', 'Version', '==', 0).then(c.client.put('missing').value('1')).commit(),
   ],
-  // Lease steps (grant, attach, the lease compare, revoke) come with the lessor's issue.
+  // Lease steps (grant, attach, the lease compare, revoke, lost) are in etcd3-lease.test.ts.
   ['txn if lease(t)==0 (no lease attached)', (c) => c.client.if('t', 'Lease', '==', 0).then(c.client.get('t')).commit()],
   ['error: get empty key', (c) => c.client.get('').exec()],
   ['error: put with a missing lease', (c) => c.client.put('k').value('v').lease('123').exec()],

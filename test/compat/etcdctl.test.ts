@@ -57,7 +57,7 @@ const STEPS: Step[] = [
   { args: ['get', 'foo', '--prefix', '--keys-only', '-w', 'json'] },
   { args: ['get', 'f', '--from-key', '--limit=3', '--rev=9'] },
 
-  // Leases: the lessor lands with its own issue; until then only the not-found paths are compared.
+  // Leases: the not-found paths here; the lease commands in lease-etcdctl.test.ts.
   { args: ['put', 'k', 'v', '--lease=123'] },
   { args: ['put', 'foo', '--ignore-lease'] },
 

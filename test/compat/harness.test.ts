@@ -33,6 +33,11 @@ test('normalizer: ports, IDs, raft term/index, sizes and timings become placehol
     n.normalize('lease 072c7a2131209250 granted with TTL(60s), remaining(59s)'),
     'lease <LEASE_1> granted with TTL(60s), remaining(<TTL>)',
   );
+  assert.is(
+    n.normalize('lease 072c7a2131209250 granted with TTL(60s), remaining(59s), attached keys([k3 k2 a])'),
+    'lease <LEASE_1> granted with TTL(60s), remaining(<TTL>), attached keys([a k2 k3])',
+    'attached keys come in Go map order from etcd: sorted',
+  );
   assert.is(n.normalize('"lease":516922340217492048'), '"lease":<LEASE_1>', 'decimal form of the same lease');
   assert.is(n.normalize('http://127.0.0.1:23457 took = 1.5ms'), 'http://127.0.0.1:<PEER_PORT> took = <DURATION>');
   // Unknown IDs get stable ordinals; zero means "no lease" and stays.

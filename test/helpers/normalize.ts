@@ -7,6 +7,7 @@
 //   3. raft term, raft index, raft applied index      -> <RAFT_TERM>, <RAFT_INDEX>, <RAFT_APPLIED_INDEX>
 //   4. backend sizes (dbSize, dbSizeInUse)            -> <DB_SIZE>, <DB_SIZE_IN_USE>
 //   5. timings: `took = 1.2ms`, a lease's remaining TTL -> <DURATION>, <TTL>
+//   6. the order of a lease's attached keys (etcd lists them in Go map order) -> sorted
 
 /** The placeholder rules, for failure messages and the report. */
 export const NORMALIZED_FIELDS: readonly string[] = [
@@ -21,6 +22,7 @@ export const NORMALIZED_FIELDS: readonly string[] = [
   'db size in use',
   'took = <duration>',
   'lease remaining TTL',
+  'lease attached keys order',
 ];
 
 const JSON_IDS = ['cluster_id', 'member_id', 'leader', 'ID', 'lease', 'id', 'ClusterID', 'MemberID', 'Lease'];
@@ -103,6 +105,7 @@ export class Normalizer {
     s = s.replace(/took = [0-9.]+(?:ns|µs|us|ms|s|m|h)+/g, 'took = <DURATION>');
     s = s.replace(/"took"(\s*:\s*)"[^"]*"/g, '"took"$1"<DURATION>"');
     s = s.replace(/remaining\(-?\d+s\)/g, 'remaining(<TTL>)');
+    s = s.replace(/attached keys\(\[([^\]\n]*)\]\)/g, (_m, keys: string) => `attached keys([${keys.split(' ').sort().join(' ')}])`);
     return s;
   }
 }

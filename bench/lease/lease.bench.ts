@@ -1,0 +1,398 @@
+// Leases beside etcd 3.4 (`npm run bench:lease`): one fresh member per server and round, alternating which
+// goes first, the same generator for both. Two workloads:
+//   grant-revoke  C closed loops, each a LeaseGrant then a LeaseRevoke of that lease: pairs per second
+//   keepalive     S LeaseKeepAlive streams (one lease each, spread over connections), each sending its next
+//                 keep-alive when the previous one is answered: round trips per second, and p50/p99 latency
+//   big-revoke    one lease with K attached keys (100,000) revoked while a probe puts every 2 ms: how long the
+//                 revoke takes and the slowest probe put meanwhile (how long applying was blocked)
+// Results go to the console (and, with --out FILE, into its `lease` section); medians over the rounds. The
+// generator shares the machine with the member: `generatorCores` near 1 means it, not the server, bounds a run.
+import http2 from 'node:http2';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Cluster, type ServerKind } from '../lib/servers.js';
+import { GrpcConn } from '../lib/grpc-client.js';
+import { spliceSection } from '../lib/results.js';
+import { median } from '../lib/stats.js';
+import {
+  decodeLeaseGrantResponse,
+  decodeRangeResponse,
+  encodeLeaseGrantRequest,
+  encodePutRequest,
+  encodeRangeRequest,
+  encodeTxnRequest,
+  encodeLeaseKeepAliveRequest,
+  encodeLeaseRevokeRequest,
+} from '../../src/proto/rpc.js';
+
+interface Options {
+  rounds: number;
+  workloads: string[];
+  tetcdCmd: string[];
+  etcdCmd: string[];
+  label: string;
+  durationMs: number;
+  loops: number;
+  streams: number;
+  bigRevokeKeys: number;
+  out: string;
+}
+
+function options(argv: string[]): Options {
+  const o: Options = {
+    rounds: 3,
+    workloads: ['grant-revoke', 'keepalive', 'big-revoke'],
+    tetcdCmd: ['bin/tetcd'],
+    etcdCmd: ['/usr/bin/etcd'],
+    label: '',
+    durationMs: 3000,
+    loops: 64,
+    streams: 1000,
+    bigRevokeKeys: 100_000,
+    out: '',
+  };
+  const num = (k: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${k} needs a positive number`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i += 2) {
+    const [k, v] = [argv[i], argv[i + 1]];
+    switch (k) {
+      case '--rounds':
+        o.rounds = num(k, v);
+        break;
+      case '--workloads':
+        o.workloads = v.split(',');
+        break;
+      case '--tetcd-cmd':
+        o.tetcdCmd = v.split(' ');
+        break;
+      case '--etcd-cmd':
+        o.etcdCmd = v.split(' ');
+        break;
+      case '--label':
+        o.label = v;
+        break;
+      case '--duration-ms':
+        o.durationMs = num(k, v);
+        break;
+      case '--loops':
+        o.loops = num(k, v);
+        break;
+      case '--streams':
+        o.streams = num(k, v);
+        break;
+      case '--big-revoke-keys':
+        o.bigRevokeKeys = num(k, v);
+        break;
+      case '--out':
+        o.out = v;
+        break;
+      default:
+        throw new Error(`unknown option ${k}`);
+    }
+  }
+  return o;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const CONNECTIONS = 8;
+const STREAMS_PER_CONNECTION_MAX = 100; // below the members' default concurrent-stream limits
+
+async function connections(endpoint: string, n: number): Promise<GrpcConn[]> {
+  return Promise.all(Array.from({ length: n }, () => GrpcConn.connect(endpoint, 5000)));
+}
+
+async function grantRevoke(endpoint: string, o: Options): Promise<Record<string, number>> {
+  const conns = await connections(endpoint, CONNECTIONS);
+  let pairs = 0;
+  let errors = 0;
+  let stop = false;
+  const started = performance.now();
+  const cpu0 = process.cpuUsage();
+  await Promise.all(
+    Array.from({ length: o.loops }, async (_, i) => {
+      const c = conns[i % conns.length];
+      while (!stop) {
+        const g = await c.unary('/etcdserverpb.Lease/LeaseGrant', encodeLeaseGrantRequest({ TTL: 60 }), 10_000);
+        if (g.grpcStatus !== 0) {
+          errors++;
+          continue;
+        }
+        const id = decodeLeaseGrantResponse(g.body).ID;
+        const r = await c.unary('/etcdserverpb.Lease/LeaseRevoke', encodeLeaseRevokeRequest({ ID: id }), 10_000);
+        if (r.grpcStatus === 0) pairs++;
+        else errors++;
+      }
+    }).concat([sleep(o.durationMs).then(() => void (stop = true))]),
+  );
+  const elapsedS = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  for (const c of conns) c.close();
+  return { pairsPerSec: pairs / elapsedS, errors, generatorCores: (cpu.user + cpu.system) / 1e6 / elapsedS };
+}
+
+/** Reads a varint at p; returns [value, next position]. */
+function varint(b: Buffer, p: number): [number, number] {
+  let v = 0;
+  let mul = 1;
+  for (;;) {
+    const x = b[p++];
+    v += (x & 0x7f) * mul;
+    if (x < 0x80) return [v, p];
+    mul *= 128;
+  }
+}
+
+/** The TTL (field 3) of a LeaseKeepAliveResponse; 0 (absent) means the lease is gone. */
+function ttlOf(b: Buffer, start: number, end: number): number {
+  let p = start;
+  while (p < end) {
+    let tag: number;
+    [tag, p] = varint(b, p);
+    if ((tag & 7) === 0) {
+      let v: number;
+      [v, p] = varint(b, p);
+      if (tag >>> 3 === 3) return v;
+      continue;
+    }
+    let len: number;
+    [len, p] = varint(b, p);
+    p += len;
+  }
+  return 0;
+}
+
+/** One keep-alive stream in a closed loop: the next request goes out when the previous answer arrives. */
+class KeepAliveLoop {
+  private buf: Buffer = Buffer.alloc(0);
+  private readonly req: http2.ClientHttp2Stream;
+  private readonly frame: Buffer;
+  private sentAt = 0;
+  running = true;
+  answered = 0;
+  zeroTtl = 0;
+
+  constructor(
+    session: http2.ClientHttp2Session,
+    id: bigint,
+    private readonly lat: number[],
+  ) {
+    const body = encodeLeaseKeepAliveRequest({ ID: id });
+    this.frame = Buffer.alloc(5 + body.length);
+    this.frame.writeUInt32BE(body.length, 1);
+    this.frame.set(body, 5);
+    this.req = session.request({
+      ':method': 'POST',
+      ':path': '/etcdserverpb.Lease/LeaseKeepAlive',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    this.req.on('error', () => {});
+    this.req.on('data', (d: Buffer) => this.take(d));
+  }
+
+  send(): void {
+    this.sentAt = performance.now();
+    this.req.write(this.frame);
+  }
+
+  close(): void {
+    this.running = false;
+    this.req.close(http2.constants.NGHTTP2_CANCEL);
+  }
+
+  private take(d: Buffer): void {
+    let b = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
+    let p = 0;
+    while (b.length - p >= 5) {
+      const len = b.readUInt32BE(p + 1);
+      if (b.length - p - 5 < len) break;
+      if (ttlOf(b, p + 5, p + 5 + len) === 0) this.zeroTtl++;
+      this.answered++;
+      this.lat.push(performance.now() - this.sentAt);
+      p += 5 + len;
+      if (this.running) this.send();
+    }
+    b = b.subarray(p);
+    this.buf = b.length === 0 ? Buffer.alloc(0) : Buffer.from(b);
+  }
+}
+
+async function keepalive(endpoint: string, o: Options): Promise<Record<string, number>> {
+  const conns = await connections(endpoint, CONNECTIONS);
+  // One lease per stream, granted first.
+  const ids: bigint[] = [];
+  for (let i = 0; i < o.streams; i += 64) {
+    const batch = Array.from({ length: Math.min(64, o.streams - i) }, (_, j) =>
+      conns[(i + j) % conns.length].unary('/etcdserverpb.Lease/LeaseGrant', encodeLeaseGrantRequest({ TTL: 300 }), 10_000),
+    );
+    for (const r of await Promise.all(batch)) {
+      if (r.grpcStatus !== 0) throw new Error(`grant failed: ${r.grpcMessage}`);
+      ids.push(decodeLeaseGrantResponse(r.body).ID);
+    }
+  }
+  for (const c of conns) c.close();
+  const sessions: http2.ClientHttp2Session[] = [];
+  const lat: number[] = [];
+  const loops: KeepAliveLoop[] = [];
+  for (let i = 0; i < ids.length; i++) {
+    if (i % STREAMS_PER_CONNECTION_MAX === 0) {
+      const s = http2.connect(`http://${endpoint}`);
+      s.on('error', () => {});
+      sessions.push(s);
+    }
+    loops.push(new KeepAliveLoop(sessions[sessions.length - 1], ids[i], lat));
+  }
+  // Warm up, then measure.
+  for (const l of loops) l.send();
+  await sleep(500);
+  const a0 = loops.reduce((n, l) => n + l.answered, 0);
+  const renewed0 = await renewedTotal(endpoint);
+  lat.length = 0;
+  const cpu0 = process.cpuUsage();
+  const started = performance.now();
+  await sleep(o.durationMs);
+  const elapsedS = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const answered = loops.reduce((n, l) => n + l.answered, 0) - a0;
+  const renewed = (await renewedTotal(endpoint)) - renewed0;
+  const zero = loops.reduce((n, l) => n + l.zeroTtl, 0);
+  for (const l of loops) l.close();
+  for (const s of sessions) s.close();
+  const sorted = lat.slice().sort((x, y) => x - y);
+  return {
+    roundTripsPerSec: answered / elapsedS,
+    // The server's own count (etcd_debugging_lease_renewed_total) over the same window: a cross-check.
+    serverRenewedPerSec: renewed / elapsedS,
+    p50Ms: sorted[Math.floor(sorted.length * 0.5)] ?? Number.NaN,
+    p99Ms: sorted[Math.floor(sorted.length * 0.99)] ?? Number.NaN,
+    zeroTtlAnswers: zero,
+    generatorCores: (cpu.user + cpu.system) / 1e6 / elapsedS,
+  };
+}
+
+async function bigRevoke(endpoint: string, o: Options): Promise<Record<string, number>> {
+  const c = await GrpcConn.connect(endpoint, 5000);
+  const probeConn = await GrpcConn.connect(endpoint, 5000);
+  const g = await c.unary('/etcdserverpb.Lease/LeaseGrant', encodeLeaseGrantRequest({ TTL: 3600 }), 10_000);
+  const id = decodeLeaseGrantResponse(g.body).ID;
+  const value = Buffer.alloc(64, 'v');
+  const pending: Promise<unknown>[] = [];
+  for (let i = 0; i < o.bigRevokeKeys; i += 128) {
+    const ops = [];
+    for (let j = i; j < Math.min(o.bigRevokeKeys, i + 128); j++)
+      ops.push({ request_put: { key: Buffer.from(`big/${String(j).padStart(7, '0')}`), value, lease: id } });
+    pending.push(c.unary('/etcdserverpb.KV/Txn', encodeTxnRequest({ success: ops }), 60_000));
+    if (pending.length >= 16) await Promise.all(pending.splice(0));
+  }
+  await Promise.all(pending);
+  await sleep(500);
+  let stop = false;
+  const probes: Array<[number, number]> = [];
+  const probe = (async () => {
+    for (let i = 0; !stop; i++) {
+      const t = performance.now();
+      await probeConn.unary('/etcdserverpb.KV/Put', encodePutRequest({ key: Buffer.from(`probe/${i % 10}`), value }), 10_000);
+      probes.push([t, performance.now() - t]);
+      await sleep(2);
+    }
+  })();
+  await sleep(300);
+  const t0 = performance.now();
+  const r = await c.unary('/etcdserverpb.Lease/LeaseRevoke', encodeLeaseRevokeRequest({ ID: id }), 60_000);
+  const revokeMs = performance.now() - t0;
+  await sleep(300);
+  stop = true;
+  await probe;
+  if (r.grpcStatus !== 0) throw new Error(`revoke failed: ${r.grpcMessage}`);
+  const left = decodeRangeResponse(
+    (
+      await c.unary(
+        '/etcdserverpb.KV/Range',
+        encodeRangeRequest({ key: Buffer.from('big/'), range_end: Buffer.from('big0'), count_only: true }),
+        10_000,
+      )
+    ).body,
+  ).count;
+  if (left !== 0) throw new Error(`${left} keys left after the revoke`);
+  c.close();
+  probeConn.close();
+  const during = probes.filter(([t, d]) => t + d >= t0 && t <= t0 + revokeMs).map(([, d]) => d);
+  return { revokeMs, slowestProbePutMs: Math.max(0, ...during) };
+}
+
+/** etcd_debugging_lease_renewed_total from the member's /metrics (both servers export it). */
+async function renewedTotal(endpoint: string): Promise<number> {
+  const res = await fetch(`http://${endpoint}/metrics`);
+  const m = /^etcd_debugging_lease_renewed_total (\d+(?:\.\d+)?(?:e\+\d+)?)/m.exec(await res.text());
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+type Row = Record<string, number>;
+
+async function main(): Promise<void> {
+  const o = options(process.argv.slice(2));
+  const base = mkdtempSync('/tmp/tetcd-lease-bench-');
+  const results: Record<string, Record<ServerKind, Row[]>> = {};
+  try {
+    for (let round = 0; round < o.rounds; round++) {
+      const kinds: ServerKind[] = round % 2 === 0 ? ['etcd', 'tetcd'] : ['tetcd', 'etcd'];
+      for (const workload of o.workloads) {
+        for (const kind of kinds) {
+          const dir = join(base, `${workload}-${kind}-${round}`);
+          mkdirSync(dir, { recursive: true });
+          const cluster = await Cluster.start({
+            kind,
+            cmd: kind === 'etcd' ? o.etcdCmd : o.tetcdCmd,
+            cwd: process.cwd(),
+            members: 1,
+            baseDir: dir,
+          });
+          try {
+            const ep = cluster.endpoints[0];
+            let row: Row;
+            if (workload === 'grant-revoke') row = await grantRevoke(ep, o);
+            else if (workload === 'keepalive') row = await keepalive(ep, o);
+            else if (workload === 'big-revoke') row = await bigRevoke(ep, o);
+            else throw new Error(`unknown workload ${workload}`);
+            (results[workload] ??= { etcd: [], tetcd: [] })[kind].push(row);
+            process.stdout.write(`round ${round + 1} ${workload} ${kind}: ${JSON.stringify(row)}\n`);
+          } finally {
+            await cluster.stop();
+            rmSync(dir, { recursive: true, force: true });
+          }
+        }
+      }
+    }
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+  const lines = [
+    `### Leases beside etcd 3.4${o.label ? ` (${o.label}: \`${o.tetcdCmd.join(' ')}\`)` : ''}`,
+    '',
+    `\`npm run bench:lease\`, ${new Date().toISOString().slice(0, 16)} UTC, medians of ${o.rounds} rounds of ${o.durationMs} ms; grant-revoke: ${o.loops} closed loops over ${CONNECTIONS} connections; keepalive: ${o.streams} streams, one lease each, ${STREAMS_PER_CONNECTION_MAX} per connection; big-revoke: ${o.bigRevokeKeys} keys on one lease.`,
+    '',
+    '| workload | measure | etcd | tetcd | tetcd/etcd |',
+    '|---|---|---|---|---|',
+  ];
+  for (const [workload, byKind] of Object.entries(results)) {
+    for (const measure of Object.keys(byKind.etcd[0] ?? {})) {
+      const e = median(byKind.etcd.map((r) => r[measure]));
+      const t = median(byKind.tetcd.map((r) => r[measure]));
+      lines.push(`| ${workload} | ${measure} | ${e.toFixed(2)} | ${t.toFixed(2)} | ${(t / e).toFixed(2)} |`);
+    }
+  }
+  const text = lines.join('\n');
+  process.stdout.write(`\n${text}\n`);
+  if (o.out !== '') {
+    const section = o.label ? `lease-${o.label}` : 'lease';
+    writeFileSync(o.out, spliceSection(readFileSync(o.out, 'utf8'), section, text));
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
