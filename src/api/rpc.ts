@@ -6,6 +6,10 @@ import type { MethodDescriptor } from './grpc/server.js';
 import type { CallContext } from './context.js';
 import type { ProtoWriter } from '../proto/wire.js';
 import { KV, Maintenance, Cluster, Watch } from '../proto/rpc.js';
+import { Lock } from '../proto/v3lock.js';
+import { Election } from '../proto/v3election.js';
+import { serveLock, serveUnlock } from './lock.js';
+import { serveCampaign, serveLeader, serveObserve, serveProclaim, serveResign } from './election.js';
 import type {
   RangeRequest,
   PutRequest,
@@ -72,6 +76,11 @@ export interface UnaryRpc<Req, ResInit> extends RpcBase<Req, ResInit> {
   readonly kind: 'unary';
   /** True if serving it proposes the request through Raft (so --max-request-bytes applies to it). */
   proposes(req: Req): boolean;
+  /**
+   * It may wait without bound (Lock, Campaign) and must hear of the client's cancel to undo what it did:
+   * a client process forwards it as a stream (which carries Cancel), not as a Call.
+   */
+  readonly waits?: boolean;
   /** The member's answer; throws (or rejects with) EtcdError. Does not validate. */
   serve(s: MemberApi, req: Req, ctx: CallContext): ResInit | Promise<ResInit>;
 }
@@ -299,6 +308,14 @@ export const RPCS: readonly AnyRpc[] = [
   rpc(Maintenance.methods.Alarm, { validate: noCheck, proposes: always, serve: serveAlarm }),
   rpc(Cluster.methods.MemberList, { validate: noCheck, proposes: never, serve: serveMemberList }),
   bidiRpc(Watch.methods.Watch, { validate: noCheck, serve: serveWatch }),
+  // Lock and Election propose through the member's own KV (their requests never become a Raft entry).
+  rpc(Lock.methods.Lock, { validate: noCheck, proposes: never, waits: true, serve: serveLock }),
+  rpc(Lock.methods.Unlock, { validate: noCheck, proposes: never, serve: serveUnlock }),
+  rpc(Election.methods.Campaign, { validate: noCheck, proposes: never, waits: true, serve: serveCampaign }),
+  rpc(Election.methods.Proclaim, { validate: noCheck, proposes: never, serve: serveProclaim }),
+  rpc(Election.methods.Leader, { validate: noCheck, proposes: never, serve: serveLeader }),
+  serverStreamRpc(Election.methods.Observe, { validate: noCheck, serve: serveObserve }),
+  rpc(Election.methods.Resign, { validate: noCheck, proposes: never, serve: serveResign }),
 ];
 
 /** The limits a member's config sets. */
