@@ -32,7 +32,9 @@ import {
   encodeLeaseRevokeRequest,
   encodeRangeRequest,
 } from '../../src/proto/rpc.js';
-import { runningChildren } from '../helpers/cleanup.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { runningChildren, track } from '../helpers/cleanup.js';
+import { etcdctl } from '../helpers/etcdctl.js';
 import { startMember, type MemberKind } from '../helpers/member.js';
 import { compatTarget, oracleGate } from '../helpers/oracle.js';
 
@@ -213,11 +215,91 @@ async function scenario(kind: MemberKind): Promise<string[]> {
   }
 }
 
+/** A long-running etcdctl (lock or elect holding on): its output so far, and a way to wait for a line. */
+class Ctl {
+  readonly child: ChildProcess;
+  out = '';
+  constructor(endpoint: string, args: string[]) {
+    this.child = track(
+      spawn('etcdctl', [`--endpoints=${endpoint}`, ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ETCDCTL_API: '3' },
+      }),
+    );
+    this.child.stdout!.on('data', (c: Buffer) => {
+      this.out += c.toString();
+    });
+    this.child.stderr!.on('data', (c: Buffer) => {
+      this.out += c.toString();
+    });
+  }
+  async lines(n: number, timeoutMs = 10_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (this.out.split('\n').length - 1 < n && Date.now() < until) await sleep(20);
+  }
+  async stop(): Promise<number | null> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
+    // The child is unref'd (cleanup.ts): a ref'd timer keeps the test alive while it exits.
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    const exited = new Promise<number | null>((r) => this.child.once('exit', (code) => r(code)));
+    this.child.kill('SIGINT');
+    try {
+      return await exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Session keys name a lease in hex: the comparison sees `name/<id>`. */
+const ids = (s: string): string => s.replace(/\/[0-9a-f]{1,16}\b/g, '/<id>');
+
+async function ctlScenario(kind: MemberKind): Promise<string[]> {
+  const m = await startMember(kind, { name: 'm1' });
+  const log: string[] = [];
+  try {
+    const once = await etcdctl(m.endpoint, ['lock', 'L', 'sh', '-c', 'echo "held $ETCD_LOCK_KEY"']);
+    log.push(`lock with a command: ${once.code} ${ids(once.stdout + once.stderr)}`);
+    const holder = new Ctl(m.endpoint, ['lock', 'L']);
+    await holder.lines(1);
+    const waiter = new Ctl(m.endpoint, ['lock', 'L', 'echo', 'second']);
+    await sleep(500);
+    log.push(`while held: holder ${ids(holder.out)} waiter ${JSON.stringify(waiter.out)}`);
+    await holder.stop();
+    await waiter.lines(1);
+    log.push(`after the holder left: ${ids(waiter.out)}`);
+    await waiter.stop();
+
+    const observer = new Ctl(m.endpoint, ['elect', '-l', 'E']);
+    const first = new Ctl(m.endpoint, ['elect', 'E', 'p1']);
+    await first.lines(2);
+    const second = new Ctl(m.endpoint, ['elect', 'E', 'p2']);
+    await sleep(500);
+    log.push(`elected: ${ids(first.out)} waiting: ${JSON.stringify(second.out)}`);
+    await first.stop();
+    await second.lines(2);
+    await observer.lines(4);
+    log.push(`next elected: ${ids(second.out)}`);
+    log.push(`observed: ${ids(observer.out)}`);
+    await second.stop();
+    await observer.stop();
+    return log;
+  } finally {
+    await m.stop();
+  }
+}
+
 const target = compatTarget();
 const t = oracleGate(test);
 
 t(`Lock and Election answer as etcd's do (${target})`, async () => {
   const [want, got] = await Promise.all([scenario('etcd'), scenario(target)]);
+  assert.equal(got, want);
+  assert.is(runningChildren(), 0);
+});
+
+t(`etcdctl lock and elect behave as against etcd (${target})`, async () => {
+  const [want, got] = await Promise.all([ctlScenario('etcd'), ctlScenario(target)]);
   assert.equal(got, want);
   assert.is(runningChildren(), 0);
 });
