@@ -92,6 +92,14 @@ module.exports = {
       to: { path: '^src/raft/' },
     },
     {
+      name: 'lease-talks-to-the-store-through-interfaces',
+      severity: 'error',
+      comment:
+        'src/lease reaches the backend and the key index through interfaces of its own (LeaseBackend, LeasedKeySource), so the lessor is tested with no LMDB and Lock/Election build on it without the store: it imports no other core area.',
+      from: { path: '^src/lease/' },
+      to: { path: '^src/(raft|mvcc|auth|watch|events|wal|transport)/' },
+    },
+    {
       name: 'config-not-cli-nor-wal',
       severity: 'error',
       comment: 'src/config imports neither cli nor wal (DESIGN §3), nor any other part of the member: only base and proto.',

@@ -36,6 +36,45 @@ export class Gauge implements Metric {
   }
 }
 
+/** A value that only goes up, computed at scrape time. */
+export class Counter implements Metric {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly collect: () => number,
+  ) {}
+  render(out: string[]): void {
+    out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`, `${this.name} ${this.collect()}`);
+  }
+}
+
+/** What a histogram reports at scrape time: per-bucket counts (not cumulative; the last is +Inf) and the sum. */
+export interface HistogramSnapshot {
+  buckets: readonly number[];
+  sum: number;
+}
+
+/** A histogram with fixed upper bounds, counted elsewhere and read at scrape time. */
+export class Histogram implements Metric {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly bounds: readonly number[],
+    private readonly collect: () => HistogramSnapshot,
+  ) {}
+  render(out: string[]): void {
+    const snap = this.collect();
+    out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`);
+    let cum = 0;
+    for (let i = 0; i < this.bounds.length; i++) {
+      cum += snap.buckets[i] ?? 0;
+      out.push(`${this.name}_bucket{le="${this.bounds[i]}"} ${cum}`);
+    }
+    cum += snap.buckets[this.bounds.length] ?? 0;
+    out.push(`${this.name}_bucket{le="+Inf"} ${cum}`, `${this.name}_sum ${snap.sum}`, `${this.name}_count ${cum}`);
+  }
+}
+
 /**
  * The set of metrics one member exposes.
  *

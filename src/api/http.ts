@@ -5,7 +5,8 @@
 import type { IncomingMessage, ServerResponse, RequestListener } from 'node:http';
 import type { MemberApi, MemberStatus } from '../server/member_api.js';
 import { ETCD_SERVER_VERSION, ETCD_CLUSTER_VERSION } from '../config/version.js';
-import { Registry, Gauge } from '../metrics.js';
+import { Registry, Gauge, Counter, Histogram } from '../metrics.js';
+import { LEASE_TTL_BUCKETS_SEC } from '../lease/index.js';
 
 const CORS = {
   'Access-Control-Allow-Headers': 'accept, content-type, authorization',
@@ -80,6 +81,17 @@ export function memberMetrics(s: MemberApi): Registry {
       () => s.limits.quotaBackendBytes || 2 * 1024 ** 3,
     ),
   );
+  const ls = s.leaseStats;
+  r.add(new Counter('etcd_debugging_lease_granted_total', 'The total number of granted leases.', () => ls.granted));
+  r.add(new Counter('etcd_debugging_lease_revoked_total', 'The total number of revoked leases.', () => ls.revoked));
+  r.add(new Counter('etcd_debugging_lease_renewed_total', 'The number of renewed leases seen by the leader.', () => ls.renewed));
+  r.add(
+    new Histogram('etcd_debugging_lease_ttl_total', 'Bucketed histogram of lease TTLs.', LEASE_TTL_BUCKETS_SEC, () => ({
+      buckets: ls.ttlBuckets,
+      sum: ls.ttlSum,
+    })),
+  );
+  r.add(new Counter('etcd_debugging_server_lease_expired_total', 'The total number of expired leases.', () => ls.expired));
   return r;
 }
 

@@ -5,7 +5,7 @@
 import type { MethodDescriptor } from './grpc/server.js';
 import type { CallContext } from './context.js';
 import type { ProtoWriter } from '../proto/wire.js';
-import { KV, Maintenance, Cluster, Watch } from '../proto/rpc.js';
+import { KV, Maintenance, Cluster, Watch, Lease } from '../proto/rpc.js';
 import { Lock } from '../proto/v3lock.js';
 import { Election } from '../proto/v3election.js';
 import { serveLock, serveUnlock } from './lock.js';
@@ -29,9 +29,20 @@ import type {
   AlarmResponseInit,
   WatchRequest,
   WatchResponseInit,
+  LeaseGrantRequest,
+  LeaseGrantResponseInit,
+  LeaseRevokeRequest,
+  LeaseRevokeResponseInit,
+  LeaseKeepAliveRequest,
+  LeaseKeepAliveResponseInit,
+  LeaseTimeToLiveRequest,
+  LeaseTimeToLiveResponseInit,
+  LeaseLeasesRequest,
+  LeaseLeasesResponseInit,
 } from '../proto/rpc.js';
 import type { MemberApi } from '../server/member_api.js';
-import { Errors, type EtcdError } from '../errors.js';
+import { Errors, toEtcdError, type EtcdError } from '../errors.js';
+import { LEASE_TTL_MAX_SEC } from '../lease/index.js';
 import type { HeaderedResponse } from '../server/apply.js';
 import {
   validateRangeRequest,
@@ -286,6 +297,122 @@ function serveWatch(s: MemberApi, stream: RpcBidiStream<WatchRequest, WatchRespo
   });
 }
 
+/** What etcd's quota charges a LeaseGrant (etcdserver/quota.go leaseOverhead). */
+const LEASE_GRANT_COST_BYTES = 64;
+/** Keep-alives one stream may have waiting; past it the stream is paused (flow control pushes the client back). */
+export const KEEPALIVES_QUEUED_PER_STREAM_MAX = 128;
+
+function validateLeaseGrant(req: LeaseGrantRequest): void {
+  // etcd's lessor checks this when the grant applies; checking first spares the log an entry, same answer.
+  if (req.TTL > LEASE_TTL_MAX_SEC) throw Errors.LeaseTTLTooLarge();
+}
+
+async function serveLeaseGrant(s: MemberApi, req: LeaseGrantRequest): Promise<LeaseGrantResponseInit> {
+  s.admit(LEASE_GRANT_COST_BYTES);
+  return withHeader(s, await s.leaseGrant(req));
+}
+
+async function serveLeaseRevoke(s: MemberApi, req: LeaseRevokeRequest): Promise<LeaseRevokeResponseInit> {
+  const r = await s.propose({ lease_revoke: req });
+  return withHeader(s, r.response);
+}
+
+/** A missing lease is not an error here: etcd answers TTL -1 (v3rpc/lease.go). */
+async function serveLeaseTimeToLive(s: MemberApi, req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponseInit> {
+  const t = await s.leaseTimeToLive(req.ID, req.keys);
+  if (t === undefined) return { header: s.header(), ID: req.ID, TTL: -1 };
+  return { header: s.header(), ID: req.ID, TTL: t.ttlSec, grantedTTL: t.grantedTtlSec, keys: t.keys };
+}
+
+function serveLeaseLeases(s: MemberApi, _req: LeaseLeasesRequest): LeaseLeasesResponseInit {
+  return { header: s.header(), leases: s.leaseIdsList().map((ID) => ({ ID })) };
+}
+
+/**
+ * The LeaseKeepAlive stream: each request renews its lease on the leader and is answered in order with the
+ * TTL (0 for a lease that does not exist, as etcd). One renew at a time per stream, as etcd's loop; at most
+ * KEEPALIVES_QUEUED_PER_STREAM_MAX requests wait, then the stream is paused, so a client that floods one
+ * stream is slowed by flow control and costs bounded memory. A client that half-closes gets the answers
+ * to what it sent, then the end of the stream.
+ */
+function serveLeaseKeepAlive(
+  s: MemberApi,
+  stream: RpcBidiStream<LeaseKeepAliveRequest, LeaseKeepAliveResponseInit>,
+  ctx: CallContext,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const queue: bigint[] = [];
+    let head = 0;
+    let renewing = false;
+    let paused = false;
+    let halfClosed = false;
+    let over = false;
+    const finish = (err: EtcdError | undefined): void => {
+      if (over) return;
+      over = true;
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const answer = (id: bigint, ttl: number): void => {
+      stream.write({ header: s.header(), ID: id, TTL: Math.max(ttl, 0) });
+    };
+    const pump = (): void => {
+      while (!over && !renewing && head < queue.length) {
+        if (!stream.writable) {
+          stream.drained().then(pump, pump);
+          return;
+        }
+        const id = queue[head++];
+        let r: number | Promise<number>;
+        try {
+          r = s.leaseRenew(id);
+        } catch (err) {
+          finish(toEtcdError(err));
+          return;
+        }
+        if (typeof r === 'number') {
+          answer(id, r);
+          continue;
+        }
+        renewing = true;
+        r.then(
+          (ttl) => {
+            renewing = false;
+            if (over) return;
+            answer(id, ttl);
+            pump();
+          },
+          (err: unknown) => finish(toEtcdError(err)),
+        );
+        return;
+      }
+      if (head === queue.length) {
+        queue.length = 0;
+        head = 0;
+      }
+      const waiting = queue.length - head;
+      if (paused && waiting < KEEPALIVES_QUEUED_PER_STREAM_MAX / 2) {
+        paused = false;
+        stream.resume();
+      }
+      if (halfClosed && waiting === 0 && !renewing) finish(undefined);
+    };
+    stream.onMessage = (req) => {
+      queue.push(req.ID);
+      if (!paused && queue.length - head >= KEEPALIVES_QUEUED_PER_STREAM_MAX) {
+        paused = true;
+        stream.pause();
+      }
+      pump();
+    };
+    stream.onHalfClose = () => {
+      halfClosed = true;
+      pump();
+    };
+    ctx.onCancel(() => finish(undefined));
+  });
+}
+
 /**
  * Every RPC the member serves, unary and streaming. Order does not matter: the client-process channel
  * names a method by its fixed ID (client_procs/methods.ts), which every entry must have.
@@ -308,6 +435,11 @@ export const RPCS: readonly AnyRpc[] = [
   rpc(Maintenance.methods.Alarm, { validate: noCheck, proposes: always, serve: serveAlarm }),
   rpc(Cluster.methods.MemberList, { validate: noCheck, proposes: never, serve: serveMemberList }),
   bidiRpc(Watch.methods.Watch, { validate: noCheck, serve: serveWatch }),
+  rpc(Lease.methods.LeaseGrant, { validate: validateLeaseGrant, proposes: always, serve: serveLeaseGrant }),
+  rpc(Lease.methods.LeaseRevoke, { validate: noCheck, proposes: always, serve: serveLeaseRevoke }),
+  bidiRpc(Lease.methods.LeaseKeepAlive, { validate: noCheck, serve: serveLeaseKeepAlive }),
+  rpc(Lease.methods.LeaseTimeToLive, { validate: noCheck, proposes: never, serve: serveLeaseTimeToLive }),
+  rpc(Lease.methods.LeaseLeases, { validate: noCheck, proposes: never, serve: serveLeaseLeases }),
   // Lock and Election propose through the member's own KV (their requests never become a Raft entry).
   rpc(Lock.methods.Lock, { validate: noCheck, proposes: never, waits: true, serve: serveLock }),
   rpc(Lock.methods.Unlock, { validate: noCheck, proposes: never, serve: serveUnlock }),

@@ -49,6 +49,8 @@ function serverConfig(c: Config, log: Logger): ServerConfig {
     proposalBatchCountMax: c.proposalBatchCountMax,
     applyBatchBytesMax: c.applyBatchBytesMax,
     unsafeNoFsync: c.unsafeNoFsync,
+    leaseCheckpoint: c.leaseCheckpoint,
+    leaseCheckpointIntervalMs: c.leaseCheckpointIntervalMs,
     logger: log,
   };
 }

@@ -160,6 +160,9 @@ export interface Config {
   walSegmentBytes: number;
   workerThreads: number;
   clientWorkers: number;
+  /** --lease-checkpoint (tetcd: on by default) or etcd's --experimental-enable-lease-checkpoint. */
+  leaseCheckpoint: boolean;
+  leaseCheckpointIntervalMs: number;
   /** --grpc-engine: who speaks HTTP/2 for the gRPC server. */
   grpcEngine: 'node' | 'raw';
   /** --v8-workers-sched: priority of V8's platform worker threads. */
@@ -606,6 +609,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, io:
     walSegmentBytes: num(v, 'wal-segment-bytes'),
     workerThreads: num(v, 'worker-threads'),
     clientWorkers: num(v, 'client-workers'),
+    leaseCheckpoint: bool(v, 'lease-checkpoint') || bool(v, 'experimental-enable-lease-checkpoint'),
+    leaseCheckpointIntervalMs: ms(v, 'lease-checkpoint-interval'),
     grpcEngine: str(v, 'grpc-engine') as 'node' | 'raw',
     v8WorkersSched: str(v, 'v8-workers-sched') as V8WorkersSched,
     proposalBatchCountMax: num(v, 'proposal-batch-max'),

@@ -680,6 +680,21 @@ export const FLAGS = [
     help: 'Processes that terminate client connections and forward to the member (0 = the member serves clients itself).',
   },
   {
+    name: 'lease-checkpoint',
+    kind: 'bool',
+    def: 'true',
+    group: 'tetcd',
+    help: "The leader checkpoints long leases' remaining TTL through Raft, so a leader change does not restart them (etcd's --experimental-enable-lease-checkpoint, on by default; the remainder is always persisted).",
+  },
+  {
+    name: 'lease-checkpoint-interval',
+    kind: 'duration',
+    def: '5m0s',
+    group: 'tetcd',
+    yaml: 'durationOrNumber',
+    help: "How often the leader checkpoints a lease's remaining TTL (etcd's default, 5m); leases shorter than it are never checkpointed.",
+  },
+  {
     name: 'v8-workers-sched',
     kind: 'enum',
     valids: ['low', 'idle', 'normal'],

@@ -46,7 +46,18 @@ export interface RestoreApplyEvent {
   readonly revision: number;
 }
 
-export type ApplyEvent = KvApplyEvent | MemberApplyEvent | AlarmApplyEvent | RestoreApplyEvent;
+/**
+ * A lease was granted or revoked (by a client, or by the leader because it expired). A revoke's deleted
+ * keys arrive first, as the kv event of the same entry. Lock and Election wait on revokes.
+ */
+export interface LeaseApplyEvent {
+  readonly kind: 'lease';
+  readonly index: number;
+  readonly change: 'grant' | 'revoke';
+  readonly leaseId: bigint;
+}
+
+export type ApplyEvent = KvApplyEvent | MemberApplyEvent | AlarmApplyEvent | RestoreApplyEvent | LeaseApplyEvent;
 
 /** A subscriber's side of the hub. */
 export interface ApplySubscriber {

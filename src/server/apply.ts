@@ -19,7 +19,9 @@ import {
 import { Errors } from '../errors.js';
 import { AlarmStore } from './alarms.js';
 import { costTxn } from './quota.js';
-import { applyPut, applyDeleteRange, applyTxn, applyCompaction, applyRange, noLeases, type KvLimits, type LeaseHooks } from './apply_kv.js';
+import { applyPut, applyDeleteRange, applyTxn, applyCompaction, applyRange, type KvLimits } from './apply_kv.js';
+import type { Lessor } from '../lease/index.js';
+import type { LeaseCheckpointRequest, LeaseGrantRequest, LeaseGrantResponseInit, LeaseRevokeRequest } from '../proto/rpc.js';
 
 /** A response without its header's identity fields (the API layer adds them). */
 export interface HeaderedResponse {
@@ -40,18 +42,18 @@ export interface ApplyResult {
 /**
  * Applies requests to the MVCC store.
  *
- *   const a = new Applier(mvcc, { maxTxnOps: 128, maxRangeResponseBytes: 0 });
+ *   const a = new Applier(mvcc, { maxTxnOps: 128, maxRangeResponseBytes: 0 }, lessor);
  *   backend.onSwap((store) => a.useStore(store));
  *   const r = a.applyWrite(decodeInternalRequest(entry.data));
  */
 export class Applier {
-  private readonly leases: LeaseHooks = noLeases;
   private store: Mvcc;
   private alarmStore: AlarmStore;
 
   constructor(
     store: Mvcc,
     private readonly limits: KvLimits,
+    private readonly leases: Lessor,
   ) {
     this.store = store;
     this.alarmStore = AlarmStore.load(store);
@@ -77,10 +79,14 @@ export class Applier {
       if (req.alarm) return { response: this.applyAlarm(req.alarm) };
       // CORRUPT refuses every KV operation, NOSPACE every write that adds data (etcd's capped applier).
       if (this.alarmStore.has(AlarmType.CORRUPT)) throw Errors.Corrupt();
-      if (this.alarmStore.has(AlarmType.NOSPACE) && (req.put || (req.txn && costTxn(req.txn) > 0))) throw Errors.NoSpace();
+      if (this.alarmStore.has(AlarmType.NOSPACE) && (req.put || req.lease_grant || (req.txn && costTxn(req.txn) > 0)))
+        throw Errors.NoSpace();
       if (req.put) return applyPut(this.store, req.put, this.leases, withPrevKv);
       if (req.delete_range) return applyDeleteRange(this.store, req.delete_range, this.leases, withPrevKv);
       if (req.txn) return applyTxn(this.store, req.txn, this.limits, this.leases, withPrevKv);
+      if (req.lease_grant) return { response: this.applyLeaseGrant(req.lease_grant) };
+      if (req.lease_revoke) return this.applyLeaseRevoke(req.lease_revoke, withPrevKv);
+      if (req.lease_checkpoint) return { response: this.applyLeaseCheckpoint(req.lease_checkpoint) };
       if (req.compaction) {
         const { response, physicalDone } = applyCompaction(this.store, req.compaction);
         // The caller may not wait for it; a failure is logged by the store, not left unhandled.
@@ -93,6 +99,35 @@ export class Applier {
       // Anything else is a bug in the applier or damage in the store: stop rather than diverge.
       throw err;
     }
+  }
+
+  /** etcd's LeaseGrant apply: the response carries the lease's TTL as raised to the minimum. */
+  private applyLeaseGrant(r: LeaseGrantRequest): LeaseGrantResponseInit & HeaderedResponse {
+    const l = this.leases.grant(r.ID, r.TTL, this.store);
+    return { header: { revision: this.store.currentRevision }, ID: l.id, TTL: l.ttlSec };
+  }
+
+  /**
+   * etcd's LeaseRevoke apply: every attached key is deleted in ONE write transaction (one revision, one
+   * watch response), in key order so every member's backend stays byte-identical. The transaction gets no
+   * lease hooks: every key it deletes belongs to the lease that goes away with it, so there is nothing to
+   * detach one by one (and no backend read per key to learn its lease).
+   */
+  private applyLeaseRevoke(r: LeaseRevokeRequest, withPrevKv: boolean): ApplyResult {
+    const store = this.store;
+    let events: MvccEvent[] = [];
+    this.leases.revoke(r.ID, store, (keys) => {
+      if (keys.length === 0) return;
+      const txn = store.write(undefined, withPrevKv);
+      for (let i = 0; i < keys.length; i++) txn.deleteRange(keys[i], undefined, false);
+      events = txn.end().events;
+    });
+    return { response: { header: { revision: store.currentRevision } }, events };
+  }
+
+  private applyLeaseCheckpoint(r: LeaseCheckpointRequest): HeaderedResponse {
+    for (const c of r.checkpoints) this.leases.checkpoint(c.ID, c.remaining_TTL, this.store);
+    return { header: { revision: this.store.currentRevision } };
   }
 
   /** A read served locally (after ReadIndex for linearizable reads). Throws etcd's errors. */

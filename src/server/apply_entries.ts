@@ -24,6 +24,8 @@ export interface EntryApplierDeps {
   trigger(id: bigint, result: ApplyResult): void;
   /** This member's own attributes were applied (it is published). */
   onPublished(): void;
+  /** An empty entry was applied: a leader's first entry of its term (the lessor's promote point). */
+  onEmptyEntry(index: number, term: number): void;
 }
 
 const EMPTY_RESULT: ApplyResult = { response: {} };
@@ -57,7 +59,8 @@ export class EntryApplier {
       assert(e.index === this.appliedIndex + 1, () => `applying entry ${e.index} after ${this.appliedIndex}: gap in the committed log`);
       const toBackend = e.index > backendIndex;
       if (e.type === EntryType.Normal) {
-        if (toBackend && e.data.length > 0) this.applyNormal(e);
+        if (e.data.length === 0) this.d.onEmptyEntry(e.index, e.term);
+        else if (toBackend) this.applyNormal(e);
       } else if (e.type === EntryType.ConfChange) {
         this.applyConfChange(e, toBackend);
       } else {
@@ -107,6 +110,11 @@ export class EntryApplier {
     const changes = result.events;
     if (changes !== undefined && changes.length > 0) {
       events.publish({ kind: 'kv', index: e.index, revision: changes[0].kv.mod_revision, changes });
+    }
+    if (req.lease_grant) {
+      events.publish({ kind: 'lease', index: e.index, change: 'grant', leaseId: req.lease_grant.ID });
+    } else if (req.lease_revoke) {
+      events.publish({ kind: 'lease', index: e.index, change: 'revoke', leaseId: req.lease_revoke.ID });
     } else if (
       req.alarm &&
       req.alarm.action !== AlarmRequest_AlarmAction.GET &&

@@ -49,5 +49,9 @@ export interface ServerConfig {
   /** Bytes of committed entries applied per Ready (--apply-batch-max-bytes; Raft's MaxCommittedSizePerReady). */
   applyBatchBytesMax?: number;
   unsafeNoFsync: boolean;
+  /** Lease checkpoints through Raft (tetcd: on unless --lease-checkpoint=false). */
+  leaseCheckpoint?: boolean;
+  /** How often the leader checkpoints a long lease's remaining TTL (--lease-checkpoint-interval; etcd: 5 min). */
+  leaseCheckpointIntervalMs?: number;
   logger?: Logger;
 }

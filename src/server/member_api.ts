@@ -14,6 +14,8 @@ import type {
 import type { ApplyResult } from './apply.js';
 import type { ApplySubscriber, ApplySubscription } from '../events/apply_events.js';
 import type { WatchSink, WatchStream } from '../watch/index.js';
+import type { LeaseTtl, LessorStats } from '../lease/index.js';
+import type { LeaseGrantRequest, LeaseGrantResponseInit } from '../proto/rpc.js';
 
 /** The request limits etcd checks before a request reaches Raft (from the member's flags). */
 export interface MemberLimits {
@@ -82,4 +84,17 @@ export interface MemberApi {
   onLeaderLost(fn: () => void): () => void;
   /** Opens a Watch stream whose responses go to `sink`; close() it when the call ends. */
   watch(sink: WatchSink): WatchStream;
+  /** Grants a lease through Raft (ID 0: the member picks one). Rejects with etcd's lease errors. */
+  leaseGrant(req: LeaseGrantRequest): Promise<LeaseGrantResponseInit>;
+  /**
+   * Renews a lease on the leader (a follower forwards): its TTL in seconds, or -1 when it does not exist.
+   * Synchronous on the leader in the common case.
+   */
+  leaseRenew(id: bigint): number | Promise<number>;
+  /** The leader's remaining TTL of a lease (a follower asks the leader); undefined when it does not exist. */
+  leaseTimeToLive(id: bigint, withKeys: boolean): Promise<LeaseTtl | undefined>;
+  /** Every lease this member holds. */
+  leaseIdsList(): bigint[];
+  /** Lease counters for /metrics. */
+  readonly leaseStats: LessorStats;
 }

@@ -39,6 +39,8 @@ export interface ReadyLoopDeps {
   afterReady(): void;
   /** A Ready failed: the member cannot go on. */
   fail(err: unknown): void;
+  /** This member became leader (true) or stopped being it (false); before the Ready's entries apply. */
+  onLeadershipChange?(isLeader: boolean): void;
 }
 
 /**
@@ -169,6 +171,9 @@ export class ReadyLoop {
       this.leaderId = lead;
       if (lead !== 0n && this.d.proposals.queued > 0) this.schedule();
     }
+    const wasLeader = this.raftState === StateType.Leader;
     this.raftState = state;
+    const isLeader = state === StateType.Leader;
+    if (wasLeader !== isLeader) this.d.onLeadershipChange?.(isLeader);
   }
 }

@@ -35,6 +35,10 @@ import { nodeScheduler, type MemberLog, type MemberPeers, type Scheduler } from 
 import type { MemberApi, MemberLimits, MemberStatus } from './member_api.js';
 import { WatchHub, WatchStream, WATCH_HUB_DEFAULTS, type WatchSink } from '../watch/index.js';
 import type { ServerConfig } from './config.js';
+import { Lessor, LEASE_CHECKPOINT_INTERVAL_MS_DEFAULT, type LessorStats, type LeaseTtl } from '../lease/index.js';
+import { MemberLeases } from './leases.js';
+import { IdGenerator } from './idgen.js';
+import type { LeaseGrantRequest, LeaseGrantResponseInit } from '../proto/rpc.js';
 export type { ServerConfig, InitialMember } from './config.js';
 
 /** etcd refuses proposals when committed − applied exceeds this. */
@@ -91,6 +95,9 @@ export class EtcdServer implements MemberApi {
   private readonly reads: ReadIndexBatcher;
   private readonly loop: ReadyLoop;
   private readonly watches: WatchHub;
+  private readonly lessor: Lessor;
+  private readonly leases: MemberLeases;
+  private readonly leaseIds: IdGenerator;
   private readonly electionTicks: number;
   private readonly requestTimeoutMs: number;
   private readonly timers: unknown[] = [];
@@ -136,10 +143,18 @@ export class EtcdServer implements MemberApi {
       },
       () => this.applying,
     );
-    this.applier = new Applier(p.mvcc, { maxTxnOps: cfg.maxTxnOps, maxRangeResponseBytes: cfg.maxRangeResponseBytes });
+    this.lessor = new Lessor({
+      minTtlSec: minLeaseTtlSec(p.electionTicks, cfg.heartbeatMs),
+      now: p.sched.now,
+      checkpointIntervalMs: cfg.leaseCheckpoint === false ? 0 : (cfg.leaseCheckpointIntervalMs ?? LEASE_CHECKPOINT_INTERVAL_MS_DEFAULT),
+    });
+    this.lessor.recover(p.mvcc, p.mvcc);
+    this.leaseIds = new IdGenerator(this.memberId, p.sched.now());
+    this.applier = new Applier(p.mvcc, { maxTxnOps: cfg.maxTxnOps, maxRangeResponseBytes: cfg.maxRangeResponseBytes }, this.lessor);
     this.membership = Membership.load(p.mvcc);
     this.backend.onSwap((store) => {
       this.applier.useStore(store);
+      this.lessor.recover(store, store);
       this.membership.reload(store);
       for (const m of this.membership.list()) this.peers.addPeer(m.ID, m.peerURLs);
     });
@@ -169,6 +184,9 @@ export class EtcdServer implements MemberApi {
         },
         onPublished: () => {
           this.published = true;
+        },
+        onEmptyEntry: () => {
+          this.leases.onEmptyEntry(this.loop.isLeader);
         },
       },
       applied,
@@ -208,6 +226,17 @@ export class EtcdServer implements MemberApi {
       progressNotifyIntervalMs: cfg.watchProgressNotifyIntervalMs ?? WATCH_HUB_DEFAULTS.progressNotifyIntervalMs,
     });
     this.events.subscribe(this.watches);
+    this.leases = new MemberLeases({
+      lessor: this.lessor,
+      sched: p.sched,
+      memberId: this.memberId,
+      leaderId: () => this.loop.leaderId,
+      propose: (init) => this.propose(init),
+      sendLease: (to, payload) => this.peers.sendLease(to, payload),
+      electionMs: cfg.electionMs,
+      requestTimeoutMs: this.requestTimeoutMs,
+      logger: this.log,
+    });
     this.loop = new ReadyLoop(
       {
         memberId: this.memberId,
@@ -224,6 +253,7 @@ export class EtcdServer implements MemberApi {
         sendSnapshot: (m) => this.snapshots.send(m),
         afterReady: () => this.snapshots.maybeMake(this.applying.appliedIndex, this.applying.appliedTerm, this.applying.confState),
         fail: (err) => this.fail(err),
+        onLeadershipChange: (isLeader) => this.leases.onLeadershipChange(isLeader),
       },
       { term: p.boot.hardState?.term ?? 0, lastSavedIndex: this.storage.lastIndex() },
     );
@@ -240,6 +270,7 @@ export class EtcdServer implements MemberApi {
       clusterId: opened.clusterId,
       listenUrls: cfg.listenPeerUrls,
       onMessage: (from, payload) => server?.receive(from, payload),
+      onLease: (from, payload) => server?.receiveLease(from, payload),
       onPeerUnreachable: (id) => {
         node.reportUnreachable(id);
       },
@@ -281,6 +312,7 @@ export class EtcdServer implements MemberApi {
       sched.interval(() => this.sweep(), SWEEP_INTERVAL_MS),
     );
     this.timers.push(sched.interval(() => this.monitorLeader(), this.cfg.electionMs));
+    this.leases.start();
     const compactor = this.makeCompactor();
     if (compactor) this.timers.push(sched.interval(() => compactor.tick(sched.now()), compactor.tickIntervalMs));
     this.advanceElectionTicksIfAlone();
@@ -357,6 +389,12 @@ export class EtcdServer implements MemberApi {
       return;
     }
     this.step(m);
+  }
+
+  /** A lease frame from a peer (the transport's onLease): a forwarded keep-alive or time-to-live, or an answer. */
+  receiveLease(from: bigint, payload: Uint8Array): void {
+    if (this.fatalError || this.stopped) return;
+    this.leases.receive(from, payload);
   }
 
   /** A snapshot's state file arrived whole (the transport's onSnapshot). */
@@ -474,6 +512,34 @@ export class EtcdServer implements MemberApi {
     };
   }
 
+  async leaseGrant(req: LeaseGrantRequest): Promise<LeaseGrantResponseInit> {
+    // etcd picks a positive int64 when the client did not (v3_server.go LeaseGrant).
+    let id = req.ID;
+    while (id === 0n) id = this.leaseIds.next() & 0x7fff_ffff_ffff_ffffn;
+    const r = await this.propose({ lease_grant: { ID: id, TTL: req.TTL } });
+    return r.response as LeaseGrantResponseInit;
+  }
+
+  leaseRenew(id: bigint): number | Promise<number> {
+    if (this.fatalError) throw this.fatalError;
+    if (this.stopped) throw Errors.Stopped();
+    return this.leases.renew(id);
+  }
+
+  leaseTimeToLive(id: bigint, withKeys: boolean): Promise<LeaseTtl | undefined> {
+    if (this.fatalError) return Promise.reject(this.fatalError);
+    if (this.stopped) return Promise.reject(Errors.Stopped());
+    return this.leases.timeToLive(id, withKeys);
+  }
+
+  leaseIdsList(): bigint[] {
+    return this.lessor.leaseIds();
+  }
+
+  get leaseStats(): LessorStats {
+    return this.lessor.stats;
+  }
+
   watch(sink: WatchSink): WatchStream {
     return new WatchStream(this.watches, sink, {
       header: (rev) => this.header(rev),
@@ -564,6 +630,7 @@ export class EtcdServer implements MemberApi {
     this.stopped = true;
     this.loop.halt();
     for (const t of this.timers) this.sched.cancel(t);
+    this.leases.stop();
     this.proposals.failAll(Errors.Stopped());
     this.reads.failAll(Errors.Stopped());
     await this.peers.stop();
@@ -573,4 +640,9 @@ export class EtcdServer implements MemberApi {
     await this.wal.close();
     this.snapshots.close();
   }
+}
+
+/** etcd's minimum lease TTL: ⌈⌊3 × election ticks / 2⌋ × heartbeat⌉ in seconds (2 s with the defaults). */
+export function minLeaseTtlSec(electionTicks: number, heartbeatMs: number): number {
+  return Math.max(1, Math.ceil((Math.floor((3 * electionTicks) / 2) * heartbeatMs) / 1000));
 }

@@ -21,6 +21,8 @@ export const FrameType = {
   SnapEnd: 8,
   /** The receiver's verdict: [u8 ok][UTF-8 reason]. */
   SnapAck: 9,
+  /** A lease request forwarded to the leader, or its answer (src/server/lease_forward.ts; etcd's /leases). */
+  Lease: 10,
 } as const;
 
 export const FRAME_HEADER_BYTES = 5;

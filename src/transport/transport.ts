@@ -16,6 +16,8 @@ export interface TransportOptions {
   listenUrls: readonly string[];
   /** Called for every Raft message received, in arrival order per peer. */
   onMessage(from: bigint, payload: Buffer): void;
+  /** Called for every lease frame received (a forwarded keep-alive or time-to-live, or an answer to one). */
+  onLease?(from: bigint, payload: Buffer): void;
   /** Called when messages to a peer were dropped or its stream broke (Raft's ReportUnreachable). */
   onPeerUnreachable?(id: bigint): void;
   /** Largest frame accepted or sent (default 64 MiB). */
@@ -200,15 +202,15 @@ class PeerSender {
     this.urlIndex = 0;
   }
 
-  /** Queues one Raft message; false if it was dropped (queue full or stream down). */
-  send(payload: Uint8Array): boolean {
+  /** Queues one frame of `type` (a Raft message by default); false if it was dropped (queue full or stream down). */
+  send(payload: Uint8Array, type: number = FrameType.Raft): boolean {
     const o = this.t.opts;
     if (!this.connected || this.queue.length >= o.queueMessagesMax || this.queuedBytes + payload.length > o.queueBytesMax) {
       this.t.stats.droppedMessages++;
       return false;
     }
     const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
-    writeFrameHeader(frame, 0, FrameType.Raft, payload.length);
+    writeFrameHeader(frame, 0, type, payload.length);
     frame.set(payload, FRAME_HEADER_BYTES);
     this.queue.push(frame);
     this.queuedBytes += frame.length;
@@ -342,7 +344,10 @@ class PeerSender {
   }
 }
 
-type ResolvedOptions = Required<Omit<TransportOptions, 'tls' | 'onPeerUnreachable' | 'logger' | 'snapshotDir' | 'onSnapshot'>> & {
+type ResolvedOptions = Required<
+  Omit<TransportOptions, 'tls' | 'onPeerUnreachable' | 'logger' | 'snapshotDir' | 'onSnapshot' | 'onLease'>
+> & {
+  onLease: ((from: bigint, payload: Buffer) => void) | undefined;
   tls: NonNullable<TransportOptions['tls']>;
   onPeerUnreachable(id: bigint): void;
   logger: Logger;
@@ -393,6 +398,7 @@ export class Transport {
       ...opts,
       snapshotDir: opts.snapshotDir,
       onSnapshot: opts.onSnapshot,
+      onLease: opts.onLease,
       tls: opts.tls ?? {},
       onPeerUnreachable: opts.onPeerUnreachable ?? (() => {}),
       logger: opts.logger ?? silentLogger,
@@ -471,6 +477,8 @@ export class Transport {
             this.stats.receivedMessages++;
             this.stats.receivedBytes += f.payload.length;
             o.onMessage(from, f.payload);
+          } else if (f.type === FrameType.Lease) {
+            o.onLease?.(from, f.payload);
           } else if (f.type === FrameType.Ping) {
             socket.write(encodeFrame(FrameType.Pong, f.payload));
           } else if (f.type === FrameType.SnapBegin) {
@@ -619,6 +627,16 @@ export class Transport {
       return false;
     }
     return peer.send(payload);
+  }
+
+  /** Sends one lease frame (src/server/lease_forward.ts) on the Raft stream; false if it was dropped. */
+  sendLease(to: bigint, payload: Uint8Array): boolean {
+    const peer = this.peers.get(to);
+    if (!peer) {
+      this.stats.droppedMessages++;
+      return false;
+    }
+    return peer.send(payload, FrameType.Lease);
   }
 
   /** Whether the outgoing stream to a peer is up (etcd_network_active_peers). */

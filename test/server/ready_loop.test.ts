@@ -46,6 +46,8 @@ interface Packet {
   from: bigint;
   to: bigint;
   payload: Uint8Array;
+  /** A lease frame (forwarded keep-alive or its answer) rather than a Raft message. */
+  lease?: boolean;
 }
 
 /** The network: FIFO delivery, with members that can be cut off (their traffic is dropped both ways). */
@@ -60,6 +62,10 @@ class SimNet {
     return {
       send: (to, payload) => {
         this.queue.push({ from: self, to, payload: Uint8Array.from(payload) });
+        return true;
+      },
+      sendLease: (to, payload) => {
+        this.queue.push({ from: self, to, payload: Uint8Array.from(payload), lease: true });
         return true;
       },
       sendSnapshot: async (to, message, statePath) => {
@@ -84,7 +90,9 @@ class SimNet {
     this.queue = [];
     for (const p of q) {
       if (this.cut.has(p.from) || this.cut.has(p.to)) continue;
-      this.members.get(p.to)?.server.receive(p.from, p.payload);
+      const dst = this.members.get(p.to)?.server;
+      if (p.lease) dst?.receiveLease(p.from, p.payload);
+      else dst?.receive(p.from, p.payload);
     }
     return q.length > 0;
   }

@@ -62,6 +62,7 @@ test('every rule reports its break in the fixture tree, and nothing else is repo
     'core-not-up: src/raft/raft.ts → src/server/member.ts',
     'core-not-up: src/wal/index.ts → src/server/member.ts',
     'front-not-cli: src/api/a.ts → src/cli/main.ts',
+    'lease-talks-to-the-store-through-interfaces: src/lease/lessor.ts → src/mvcc/store.ts',
     'mvcc-knows-no-raft: src/mvcc/store.ts → src/raft/raft.ts',
     'no-circular: src/api/a.ts → src/api/b.ts',
     'not-to-unresolvable: src/server/member.ts → ./missing.js',
