@@ -27,7 +27,7 @@ import {
 import { decodeEvent, type Event } from '../proto/kv.js';
 import { type EtcdError, Errors, toEtcdError } from '../errors.js';
 import { isTxnReadonly, validateDeleteRangeRequest, validateRangeRequest, validateTxnRequest } from '../server/apply_kv.js';
-import { costTxn } from '../server/quota.js';
+import { costTxn, LEASE_GRANT_COST_BYTES } from '../server/quota.js';
 import type { WatchSink, WatchStream } from '../watch/index.js';
 
 /** mvccpb.Event_EventType DELETE. */
@@ -145,7 +145,8 @@ export class MemberClient {
 
   /** Grants a lease with a server-chosen ID, as clientv3's Grant (a session without a lease of its own). */
   async grant(ttlSeconds: number): Promise<bigint> {
-    const res = (await this.s.propose({ lease_grant: { TTL: ttlSeconds, ID: 0n } })).response as { ID?: bigint };
+    this.s.admit(LEASE_GRANT_COST_BYTES);
+    const res = await this.s.leaseGrant({ ID: 0n, TTL: ttlSeconds });
     if (res.ID === undefined || res.ID === 0n) throw Errors.Unknown('lease grant returned no ID');
     return res.ID;
   }

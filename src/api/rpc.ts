@@ -52,7 +52,7 @@ import {
   isTxnReadonly,
 } from '../server/apply_kv.js';
 import { ETCD_SERVER_VERSION } from '../config/version.js';
-import { costPut, costTxn } from '../server/quota.js';
+import { costPut, costTxn, LEASE_GRANT_COST_BYTES } from '../server/quota.js';
 import { alarmText } from '../server/alarms.js';
 
 /** The request limits etcd checks before a request reaches Raft (from the member's flags). */
@@ -297,8 +297,6 @@ function serveWatch(s: MemberApi, stream: RpcBidiStream<WatchRequest, WatchRespo
   });
 }
 
-/** What etcd's quota charges a LeaseGrant (etcdserver/quota.go leaseOverhead). */
-const LEASE_GRANT_COST_BYTES = 64;
 /** Keep-alives one stream may have waiting; past it the stream is paused (flow control pushes the client back). */
 export const KEEPALIVES_QUEUED_PER_STREAM_MAX = 128;
 
