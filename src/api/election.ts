@@ -4,6 +4,8 @@
 // txns and waits, the same headers, and the same errors (`election: not leader`, `election: no leader`,
 // `"leader" field must be provided`, the rest as Unknown with etcd's text).
 import type { MemberApi } from '../server/member_api.js';
+import { Compare_CompareResult, Compare_CompareTarget } from '../proto/rpc.js';
+import { Event_EventType } from '../proto/kv.js';
 import type { CallContext } from './context.js';
 import type {
   CampaignRequest,
@@ -19,7 +21,7 @@ import type {
 import type { KeyValue } from '../proto/kv.js';
 import type { ResponseHeaderInit } from '../proto/rpc.js';
 import { Errors } from '../errors.js';
-import { EVENT_DELETE, MemberClient, asRecipeError, concat, firstCreate, prefixEnd, sessionKey } from './member_client.js';
+import { MemberClient, asRecipeError, concat, firstCreate, prefixEnd, sessionKey } from './member_client.js';
 import { SESSION_TTL_SECONDS } from './lock.js';
 
 export const ElectionErrors = {
@@ -35,9 +37,6 @@ interface LeaderWriter {
   readonly done: boolean;
 }
 
-const CMP_EQUAL = 0;
-const CMP_TARGET_CREATE = 1;
-const EVENT_PUT = 0;
 const SLASH = Uint8Array.of(0x2f);
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -52,7 +51,7 @@ async function sessionLease(c: MemberClient, lease: bigint): Promise<bigint> {
 /** Puts `value` on the leader's key if it is still the leader's (Election.Proclaim); the txn's header. */
 async function proclaim(c: MemberClient, leader: LeaderKey, lease: bigint, value: Uint8Array): Promise<ResponseHeaderInit> {
   const r = await c.txn({
-    compare: [{ key: leader.key, target: CMP_TARGET_CREATE, result: CMP_EQUAL, create_revision: leader.rev }],
+    compare: [{ key: leader.key, target: Compare_CompareTarget.CREATE, result: Compare_CompareResult.EQUAL, create_revision: leader.rev }],
     success: [{ request_put: { key: leader.key, value, lease } }],
   });
   if (!r.succeeded) throw Errors.Unknown(ElectionErrors.notLeader);
@@ -62,7 +61,7 @@ async function proclaim(c: MemberClient, leader: LeaderKey, lease: bigint, value
 /** Deletes the leader's key if it is still the leader's (Election.Resign); the txn's header either way. */
 async function resign(c: MemberClient, leader: LeaderKey): Promise<ResponseHeaderInit> {
   const r = await c.txn({
-    compare: [{ key: leader.key, target: CMP_TARGET_CREATE, result: CMP_EQUAL, create_revision: leader.rev }],
+    compare: [{ key: leader.key, target: Compare_CompareTarget.CREATE, result: Compare_CompareResult.EQUAL, create_revision: leader.rev }],
     success: [{ request_delete_range: { key: leader.key } }],
   });
   return r.header ?? {};
@@ -76,7 +75,7 @@ export async function serveCampaign(s: MemberApi, req: CampaignRequest, ctx: Cal
     const prefix = concat(req.name, SLASH);
     const key = sessionKey(prefix, lease);
     const r = await c.txn({
-      compare: [{ key, target: CMP_TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 }],
+      compare: [{ key, target: Compare_CompareTarget.CREATE, result: Compare_CompareResult.EQUAL, create_revision: 0 }],
       success: [{ request_put: { key, value: req.value, lease } }],
       failure: [{ request_range: { key } }],
     });
@@ -162,7 +161,7 @@ export async function serveObserve(s: MemberApi, req: LeaderRequest, out: Leader
       if (kv === undefined) {
         // No leader yet: the first put on the prefix is the next one.
         await c.watchUntil({ key: prefix, range_end: prefixEnd(prefix), start_revision: header.revision ?? 0 }, (events, h) => {
-          const put = events.find((e) => e.type === EVENT_PUT);
+          const put = events.find((e) => e.type === Event_EventType.PUT);
           if (put?.kv === undefined) return 'more';
           kv = put.kv;
           header = { ...h, revision: put.kv.mod_revision };
@@ -176,7 +175,7 @@ export async function serveObserve(s: MemberApi, req: LeaderRequest, out: Leader
       await c.watchUntil({ key: leaderKv.key, start_revision: (header.revision ?? 0) + 1 }, (events, h) => {
         let wait: Promise<void> | undefined;
         for (const e of events) {
-          if (e.type === EVENT_DELETE) return 'done';
+          if (e.type === Event_EventType.DELETE) return 'done';
           if (send({ header: h, kv: e.kv }) !== 'more') wait = out.drained();
         }
         return wait ?? 'more';

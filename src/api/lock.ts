@@ -3,16 +3,13 @@
 // ends loses its key and the next waiter takes over. Served as etcd 3.4 serves it (v3lock wraps the
 // clientv3 concurrency Mutex): the same reads, txns and waits, with the same headers and errors.
 import type { MemberApi } from '../server/member_api.js';
+import { Compare_CompareResult, Compare_CompareTarget } from '../proto/rpc.js';
 import type { CallContext } from './context.js';
 import type { LockRequest, LockResponseInit, UnlockRequest, UnlockResponseInit } from '../proto/v3lock.js';
 import { MemberClient, asRecipeError, concat, firstCreate, sessionKey } from './member_client.js';
 
 /** The TTL of the lease a Lock or Campaign without one gets (clientv3 concurrency's defaultSessionTTL). */
 export const SESSION_TTL_SECONDS = 60;
-
-/** Compare targets and results of etcdserverpb.Compare. */
-const CMP_EQUAL = 0;
-const CMP_TARGET_CREATE = 1;
 
 const SLASH = Uint8Array.of(0x2f);
 
@@ -28,7 +25,7 @@ export async function serveLock(s: MemberApi, req: LockRequest, ctx: CallContext
     const myKey = sessionKey(prefix, lease);
     const owner = firstCreate(prefix);
     const r = await c.txn({
-      compare: [{ key: myKey, target: CMP_TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 }],
+      compare: [{ key: myKey, target: Compare_CompareTarget.CREATE, result: Compare_CompareResult.EQUAL, create_revision: 0 }],
       success: [{ request_put: { key: myKey, lease } }, { request_range: owner }],
       failure: [{ request_range: { key: myKey } }, { request_range: owner }],
     });

@@ -5,6 +5,8 @@
 import type { MemberApi } from '../server/member_api.js';
 import type { CallContext } from './context.js';
 import {
+  RangeRequest_SortOrder,
+  RangeRequest_SortTarget,
   decodeRangeRequest,
   decodeRangeResponse,
   decodeTxnRequest,
@@ -24,18 +26,11 @@ import {
   type WatchCreateRequestInit,
   type WatchResponseInit,
 } from '../proto/rpc.js';
-import { decodeEvent, type Event } from '../proto/kv.js';
+import { Event_EventType, decodeEvent, type Event } from '../proto/kv.js';
 import { type EtcdError, Errors, toEtcdError } from '../errors.js';
 import { isTxnReadonly, validateDeleteRangeRequest, validateRangeRequest, validateTxnRequest } from '../server/apply_kv.js';
 import { costTxn, LEASE_GRANT_COST_BYTES } from '../server/quota.js';
 import type { WatchSink, WatchStream } from '../watch/index.js';
-
-/** mvccpb.Event_EventType DELETE. */
-export const EVENT_DELETE = 1;
-/** RangeRequest sort orders and targets (etcdserverpb). */
-const SORT_ASCEND = 1;
-const SORT_DESCEND = 2;
-const SORT_TARGET_CREATE = 1;
 
 /** The end of the range of every key starting with `prefix` (clientv3.GetPrefixRangeEnd). */
 export function prefixEnd(prefix: Uint8Array): Uint8Array {
@@ -74,7 +69,13 @@ export function asRecipeError(err: unknown): EtcdError {
 
 /** The first key by create revision of a prefix (clientv3.WithFirstCreate). */
 export function firstCreate(prefix: Uint8Array): RangeRequestInit {
-  return { key: prefix, range_end: prefixEnd(prefix), limit: 1, sort_order: SORT_ASCEND, sort_target: SORT_TARGET_CREATE };
+  return {
+    key: prefix,
+    range_end: prefixEnd(prefix),
+    limit: 1,
+    sort_order: RangeRequest_SortOrder.ASCEND,
+    sort_target: RangeRequest_SortTarget.CREATE,
+  };
 }
 
 /** The last key by create revision of a prefix created at or before `maxCreateRev` (WithLastCreate + WithMaxCreateRev). */
@@ -83,8 +84,8 @@ export function lastCreateBefore(prefix: Uint8Array, maxCreateRev: number): Rang
     key: prefix,
     range_end: prefixEnd(prefix),
     limit: 1,
-    sort_order: SORT_DESCEND,
-    sort_target: SORT_TARGET_CREATE,
+    sort_order: RangeRequest_SortOrder.DESCEND,
+    sort_target: RangeRequest_SortTarget.CREATE,
     max_create_revision: maxCreateRev,
   };
 }
@@ -212,7 +213,9 @@ export class MemberClient {
 
   /** Resolves at the first DELETE of `key` at or after `rev` (clientv3 concurrency's waitDelete). */
   waitDelete(key: Uint8Array, rev: number): Promise<void> {
-    return this.watchUntil({ key, start_revision: rev }, (events) => (events.some((e) => e.type === EVENT_DELETE) ? 'done' : 'more'));
+    return this.watchUntil({ key, start_revision: rev }, (events) =>
+      events.some((e) => e.type === Event_EventType.DELETE) ? 'done' : 'more',
+    );
   }
 
   /**

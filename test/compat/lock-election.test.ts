@@ -89,8 +89,12 @@ async function scenario(kind: MemberKind): Promise<string[]> {
   const note = (what: string, s: string): void => {
     log.push(`${what}: ${leases.text(s)}`);
   };
+  // Client-chosen IDs, each below the last: later waiters' keys sort before earlier ones, so only an
+  // order by create revision (not by key) picks the right holder.
+  let nextId = 0x7000n;
   const grant = async (ttl: number): Promise<bigint> => {
-    const r = await call('/etcdserverpb.Lease/LeaseGrant', encodeLeaseGrantRequest, { TTL: ttl });
+    nextId -= 0x100n;
+    const r = await call('/etcdserverpb.Lease/LeaseGrant', encodeLeaseGrantRequest, { TTL: ttl, ID: nextId });
     assert.ok(r.body, r.err);
     const id = decodeLeaseGrantResponse(r.body).ID;
     leases.add(id);
