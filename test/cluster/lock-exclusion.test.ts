@@ -20,7 +20,7 @@ import {
   type TxnRequestInit,
 } from '../../src/proto/rpc.js';
 import { runningChildren } from '../helpers/cleanup.js';
-import { startTetcd, type Member } from '../helpers/member.js';
+import { startCluster, startTetcd } from '../helpers/member.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const b = (s: string): Buffer => Buffer.from(s);
@@ -132,9 +132,9 @@ async function section(c: LockClient, lock: { key: Buffer; createRev: number }, 
   tally.sections++;
 }
 
-async function exclusionRun(m: Member): Promise<void> {
+async function exclusionRun(endpoints: readonly string[]): Promise<void> {
   const tally: Tally = { sections: 0, violations: [], abandoned: new Set() };
-  const clients = Array.from({ length: 5 }, (_, i) => new LockClient(m.endpoint, `c${i}`));
+  const clients = Array.from({ length: 5 }, (_, i) => new LockClient(endpoints[i % endpoints.length], `c${i}`));
   for (const c of clients) await c.start();
   const deadline = Date.now() + 9_000;
   let deadHolderAt = 0;
@@ -183,9 +183,18 @@ async function exclusionRun(m: Member): Promise<void> {
 test('Lock service: one holder at a time, hand-over when a holder dies, a paused holder fenced off', async () => {
   const m = await startTetcd({ name: 'm1' });
   try {
-    await exclusionRun(m);
+    await exclusionRun([m.endpoint]);
   } finally {
     await m.stop();
+  }
+});
+
+test('Lock service on 3 members: clients on every member, waits and hand-over across them', async () => {
+  const ms = await startCluster('tetcd', ['m1', 'm2', 'm3']);
+  try {
+    await exclusionRun(ms.map((m) => m.endpoint));
+  } finally {
+    await Promise.all(ms.map((m) => m.stop()));
   }
 });
 
