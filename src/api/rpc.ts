@@ -6,6 +6,10 @@ import type { MethodDescriptor } from './grpc/server.js';
 import type { CallContext } from './context.js';
 import type { ProtoWriter } from '../proto/wire.js';
 import { KV, Maintenance, Cluster, Watch, Lease } from '../proto/rpc.js';
+import { Lock } from '../proto/v3lock.js';
+import { Election } from '../proto/v3election.js';
+import { serveLock, serveUnlock } from './lock.js';
+import { serveCampaign, serveLeader, serveObserve, serveProclaim, serveResign } from './election.js';
 import type {
   RangeRequest,
   PutRequest,
@@ -48,7 +52,7 @@ import {
   isTxnReadonly,
 } from '../server/apply_kv.js';
 import { ETCD_SERVER_VERSION } from '../config/version.js';
-import { costPut, costTxn } from '../server/quota.js';
+import { costPut, costTxn, LEASE_GRANT_COST_BYTES } from '../server/quota.js';
 import { alarmText } from '../server/alarms.js';
 
 /** The request limits etcd checks before a request reaches Raft (from the member's flags). */
@@ -83,6 +87,11 @@ export interface UnaryRpc<Req, ResInit> extends RpcBase<Req, ResInit> {
   readonly kind: 'unary';
   /** True if serving it proposes the request through Raft (so --max-request-bytes applies to it). */
   proposes(req: Req): boolean;
+  /**
+   * It may wait without bound (Lock, Campaign) and must hear of the client's cancel to undo what it did:
+   * a client process forwards it as a stream (which carries Cancel), not as a Call.
+   */
+  readonly waits?: boolean;
   /** The member's answer; throws (or rejects with) EtcdError. Does not validate. */
   serve(s: MemberApi, req: Req, ctx: CallContext): ResInit | Promise<ResInit>;
 }
@@ -288,8 +297,6 @@ function serveWatch(s: MemberApi, stream: RpcBidiStream<WatchRequest, WatchRespo
   });
 }
 
-/** What etcd's quota charges a LeaseGrant (etcdserver/quota.go leaseOverhead). */
-const LEASE_GRANT_COST_BYTES = 64;
 /** Keep-alives one stream may have waiting; past it the stream is paused (flow control pushes the client back). */
 export const KEEPALIVES_QUEUED_PER_STREAM_MAX = 128;
 
@@ -437,6 +444,14 @@ export const RPCS: readonly AnyRpc[] = [
   bidiRpc(Lease.methods.LeaseKeepAlive, { validate: noCheck, serve: serveLeaseKeepAlive }),
   rpc(Lease.methods.LeaseTimeToLive, { validate: noCheck, proposes: never, serve: serveLeaseTimeToLive }),
   rpc(Lease.methods.LeaseLeases, { validate: noCheck, proposes: never, serve: serveLeaseLeases }),
+  // Lock and Election propose through the member's own KV (their requests never become a Raft entry).
+  rpc(Lock.methods.Lock, { validate: noCheck, proposes: never, waits: true, serve: serveLock }),
+  rpc(Lock.methods.Unlock, { validate: noCheck, proposes: never, serve: serveUnlock }),
+  rpc(Election.methods.Campaign, { validate: noCheck, proposes: never, waits: true, serve: serveCampaign }),
+  rpc(Election.methods.Proclaim, { validate: noCheck, proposes: never, serve: serveProclaim }),
+  rpc(Election.methods.Leader, { validate: noCheck, proposes: never, serve: serveLeader }),
+  serverStreamRpc(Election.methods.Observe, { validate: noCheck, serve: serveObserve }),
+  rpc(Election.methods.Resign, { validate: noCheck, proposes: never, serve: serveResign }),
 ];
 
 /** The limits a member's config sets. */

@@ -112,6 +112,26 @@ class ForwardHandler {
   };
 }
 
+/**
+ * A unary method that may wait without bound (Lock, Campaign): forwarded as a stream, so that a client
+ * that gives up cancels it on the member (a Call is never cancelled there); its one response answers the call.
+ */
+class ForwardWaitingHandler {
+  constructor(
+    private readonly fwd: Forwarder,
+    private readonly rpc: AnyUnaryRpc,
+    private readonly method: number,
+  ) {}
+
+  readonly handle = (req: unknown, call: ServerCall): typeof DEFERRED => {
+    this.rpc.validate(req, this.fwd.limits);
+    const body = call.requestBytes;
+    if (body === undefined) throw new Error('assertion failed: a unary call without its request bytes');
+    this.fwd.openStream(call, this.method, this.rpc, body);
+    return DEFERRED;
+  };
+}
+
 /** A server-streaming method's forwarding handler: validate the request, open the stream with it. */
 class ForwardServerStreamHandler {
   constructor(
@@ -250,7 +270,8 @@ export class Forwarder implements FrameSink {
     for (const { id, rpc } of this.methods.entries) {
       switch (rpc.kind) {
         case 'unary':
-          grpc.unary(rpc.desc, new ForwardHandler(this, rpc, id).handle as UnaryHandler<unknown, unknown>);
+          if (rpc.waits === true) grpc.unary(rpc.desc, new ForwardWaitingHandler(this, rpc, id).handle as UnaryHandler<unknown, unknown>);
+          else grpc.unary(rpc.desc, new ForwardHandler(this, rpc, id).handle as UnaryHandler<unknown, unknown>);
           break;
         case 'serverStream':
           grpc.serverStream(rpc.desc, new ForwardServerStreamHandler(this, rpc, id).handle as ServerStreamHandler<unknown, unknown>);
@@ -454,7 +475,13 @@ export class Forwarder implements FrameSink {
     switch (kind) {
       case FrameKind.Message: {
         if (s === undefined) return;
-        this.deliver(s, buf.subarray(start + MESSAGE_HEAD_BYTES - 4, end));
+        const framed = buf.subarray(start + MESSAGE_HEAD_BYTES - 4, end);
+        if (s.rpc.kind === 'unary') {
+          // A waiting unary call's one response (its End follows).
+          s.call.respondFramed(framed);
+          return;
+        }
+        this.deliver(s, framed);
         return;
       }
       case FrameKind.End: {
@@ -462,7 +489,16 @@ export class Forwarder implements FrameSink {
         if (s === undefined) return;
         this.streams.delete(id);
         const code = buf[start + 5];
-        if (code === GrpcCode.OK) {
+        if (s.rpc.kind === 'unary') {
+          if (code !== GrpcCode.OK)
+            s.call.fail(
+              new EtcdError(
+                code <= GrpcCode.Unauthenticated ? (code as GrpcCode) : GrpcCode.Unknown,
+                buf.toString('utf8', start + FAIL_HEAD_BYTES - 4, end),
+              ),
+            );
+          else if (!s.call.done) s.call.fail(new EtcdError(GrpcCode.Internal, 'grpc: the member ended a unary call without a response'));
+        } else if (code === GrpcCode.OK) {
           s.call.end();
         } else {
           const message = buf.toString('utf8', start + FAIL_HEAD_BYTES - 4, end);

@@ -314,7 +314,7 @@ export class MemberChannel implements FrameSink, StreamChannel {
       return;
     }
     const rpc = this.methods.rpcOf(method);
-    if (rpc === undefined || rpc.kind === 'unary') {
+    if (rpc === undefined || (rpc.kind === 'unary' && rpc.waits !== true)) {
       this.writer.writeStatus(FrameKind.End, id, GrpcCode.Unimplemented, `unknown streaming method ID ${method}`);
       return;
     }
@@ -331,7 +331,12 @@ export class MemberChannel implements FrameSink, StreamChannel {
     this.streams.set(id, stream);
     let ret: void | Promise<void>;
     try {
-      if (rpc.kind === 'serverStream') {
+      if (rpc.kind === 'unary') {
+        // A waiting unary call: the stream is its context (so the client's cancel reaches serve) and carries its one response.
+        const req = decodeRequest(rpc, buf.subarray(bodyAt, end));
+        rpc.validate(req, this.limits);
+        ret = answerOnStream(stream, rpc.serve(this.s, req, stream));
+      } else if (rpc.kind === 'serverStream') {
         const req = decodeRequest(rpc, buf.subarray(bodyAt, end));
         rpc.validate(req, this.limits);
         ret = rpc.serve(this.s, req, stream, stream);
@@ -518,6 +523,11 @@ function decodeRequest(rpc: AnyRpc, body: Uint8Array): unknown {
 }
 
 // One async frame per awaited call; no closures are made per call.
+/** Writes a waiting unary call's response to its stream (endWhenSettled then ends it OK). */
+async function answerOnStream(stream: MemberStream, res: unknown): Promise<void> {
+  stream.write(await res);
+}
+
 async function awaitCall(ch: MemberChannel, callId: number, rpc: AnyUnaryRpc, pending: Promise<unknown>): Promise<void> {
   let res: unknown;
   try {

@@ -5,7 +5,7 @@
 // ends with RESOURCE_EXHAUSTED and the producer is told through onCancel). Request messages are paced
 // the same way in the other direction: the member grants credit as serve consumes them.
 import type { CallContext } from '../api/context.js';
-import type { AnyBidiRpc, AnyServerStreamRpc, RpcBidiStream } from '../api/rpc.js';
+import type { AnyRpc, RpcBidiStream } from '../api/rpc.js';
 import { EtcdError, GrpcCode, toEtcdError } from '../errors.js';
 import { FrameKind, MESSAGE_HEAD_BYTES, STREAM_WINDOW_BYTES, type WireContext } from './channel.js';
 import type { RpcLimits } from '../api/rpc.js';
@@ -18,8 +18,8 @@ export interface StreamChannel {
   /** Bytes queued by every stream of the channel. */
   readonly streamQueuedBytes: number;
   _writerHasRoom(): boolean;
-  _writeResponse(kind: number, id: number, rpc: AnyServerStreamRpc | AnyBidiRpc, res: unknown, size: number): boolean;
-  _encodeResponseFrame(kind: number, id: number, rpc: AnyServerStreamRpc | AnyBidiRpc, res: unknown, size: number): Buffer | undefined;
+  _writeResponse(kind: number, id: number, rpc: AnyRpc, res: unknown, size: number): boolean;
+  _encodeResponseFrame(kind: number, id: number, rpc: AnyRpc, res: unknown, size: number): Buffer | undefined;
   _writeFrame(frame: Buffer): void;
   /** Puts a Watch stream's response into the channel's WatchEvents batch: its size, or -1 if it must go as a Message. */
   _batchWatchResponse(id: number, m: unknown): number;
@@ -97,7 +97,7 @@ export class MemberStream implements RpcBidiStream<unknown, unknown>, CallContex
   constructor(
     private readonly ch: StreamChannel,
     readonly id: number,
-    readonly rpc: AnyServerStreamRpc | AnyBidiRpc,
+    readonly rpc: AnyRpc,
     ctx: WireContext,
     timeoutMs: number,
   ) {

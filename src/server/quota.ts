@@ -6,6 +6,9 @@ import type { PutRequestInit, TxnRequestInit } from '../proto/rpc.js';
 /** Bytes a put is assumed to add beyond its key and value (etcd: kvOverhead). */
 const KV_OVERHEAD_BYTES = 256;
 
+/** What etcd's quota charges a LeaseGrant (etcdserver/quota.go leaseOverhead). */
+export const LEASE_GRANT_COST_BYTES = 64;
+
 export function costPut(r: PutRequestInit): number {
   return KV_OVERHEAD_BYTES + (r.key?.length ?? 0) + (r.value?.length ?? 0);
 }
