@@ -3,6 +3,8 @@
 //   grant-revoke  C closed loops, each a LeaseGrant then a LeaseRevoke of that lease: pairs per second
 //   keepalive     S LeaseKeepAlive streams (one lease each, spread over connections), each sending its next
 //                 keep-alive when the previous one is answered: round trips per second, and p50/p99 latency
+//   lock          C contenders (100), each with its own lease, Lock then Unlock one name in closed loops:
+//                 acquisitions per second and the wait for the lock
 //   big-revoke    one lease with K attached keys (100,000) revoked while a probe puts every 2 ms: how long the
 //                 revoke takes and the slowest probe put meanwhile (how long applying was blocked)
 // Results go to the console (and, with --out FILE, into its `lease` section); medians over the rounds. The
@@ -24,6 +26,7 @@ import {
   encodeLeaseKeepAliveRequest,
   encodeLeaseRevokeRequest,
 } from '../../src/proto/rpc.js';
+import { decodeLockResponse, encodeLockRequest, encodeUnlockRequest } from '../../src/proto/v3lock.js';
 
 interface Options {
   rounds: number;
@@ -35,13 +38,15 @@ interface Options {
   loops: number;
   streams: number;
   bigRevokeKeys: number;
+  /** lock: clients contending for one lock. */
+  contenders: number;
   out: string;
 }
 
 function options(argv: string[]): Options {
   const o: Options = {
     rounds: 3,
-    workloads: ['grant-revoke', 'keepalive', 'big-revoke'],
+    workloads: ['grant-revoke', 'keepalive', 'big-revoke', 'lock'],
     tetcdCmd: ['bin/tetcd'],
     etcdCmd: ['/usr/bin/etcd'],
     label: '',
@@ -49,6 +54,7 @@ function options(argv: string[]): Options {
     loops: 64,
     streams: 1000,
     bigRevokeKeys: 100_000,
+    contenders: 100,
     out: '',
   };
   const num = (k: string, v: string | undefined): number => {
@@ -85,6 +91,9 @@ function options(argv: string[]): Options {
         break;
       case '--big-revoke-keys':
         o.bigRevokeKeys = num(k, v);
+        break;
+      case '--contenders':
+        o.contenders = num(k, v);
         break;
       case '--out':
         o.out = v;
@@ -131,6 +140,58 @@ async function grantRevoke(endpoint: string, o: Options): Promise<Record<string,
   const cpu = process.cpuUsage(cpu0);
   for (const c of conns) c.close();
   return { pairsPerSec: pairs / elapsedS, errors, generatorCores: (cpu.user + cpu.system) / 1e6 / elapsedS };
+}
+
+/**
+ * C contenders (each with a lease of its own) take and release one lock through the Lock service in closed
+ * loops: acquisitions per second and the wait for the lock (p50/p99, which grows with the queue ahead).
+ */
+async function lockLoop(endpoint: string, o: Options): Promise<Record<string, number>> {
+  const conns = await connections(endpoint, CONNECTIONS);
+  const name = Buffer.from('bench-lock');
+  const leases = await Promise.all(
+    Array.from({ length: o.contenders }, async (_, i) => {
+      const g = await conns[i % conns.length].unary('/etcdserverpb.Lease/LeaseGrant', encodeLeaseGrantRequest({ TTL: 60 }), 10_000);
+      if (g.grpcStatus !== 0) throw new Error(`LeaseGrant: ${g.grpcMessage}`);
+      return decodeLeaseGrantResponse(g.body).ID;
+    }),
+  );
+  let acquired = 0;
+  let errors = 0;
+  let stop = false;
+  const waits: number[] = [];
+  const started = performance.now();
+  const cpu0 = process.cpuUsage();
+  await Promise.all(
+    leases
+      .map(async (lease, i) => {
+        const c = conns[i % conns.length];
+        while (!stop) {
+          const t0 = performance.now();
+          const l = await c.unary('/v3lockpb.Lock/Lock', encodeLockRequest({ name, lease }), 30_000);
+          if (l.grpcStatus !== 0) {
+            errors++;
+            continue;
+          }
+          waits.push(performance.now() - t0);
+          const u = await c.unary('/v3lockpb.Lock/Unlock', encodeUnlockRequest({ key: decodeLockResponse(l.body).key }), 30_000);
+          if (u.grpcStatus === 0) acquired++;
+          else errors++;
+        }
+      })
+      .concat([sleep(o.durationMs).then(() => void (stop = true))]),
+  );
+  const elapsedS = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  for (const c of conns) c.close();
+  waits.sort((a, b) => a - b);
+  return {
+    acquisitionsPerSec: acquired / elapsedS,
+    waitP50Ms: waits[Math.floor(waits.length * 0.5)] ?? Number.NaN,
+    waitP99Ms: waits[Math.floor(waits.length * 0.99)] ?? Number.NaN,
+    errors,
+    generatorCores: (cpu.user + cpu.system) / 1e6 / elapsedS,
+  };
 }
 
 /** Reads a varint at p; returns [value, next position]. */
@@ -356,6 +417,7 @@ async function main(): Promise<void> {
             if (workload === 'grant-revoke') row = await grantRevoke(ep, o);
             else if (workload === 'keepalive') row = await keepalive(ep, o);
             else if (workload === 'big-revoke') row = await bigRevoke(ep, o);
+            else if (workload === 'lock') row = await lockLoop(ep, o);
             else throw new Error(`unknown workload ${workload}`);
             (results[workload] ??= { etcd: [], tetcd: [] })[kind].push(row);
             process.stdout.write(`round ${round + 1} ${workload} ${kind}: ${JSON.stringify(row)}\n`);
@@ -372,7 +434,7 @@ async function main(): Promise<void> {
   const lines = [
     `### Leases beside etcd 3.4${o.label ? ` (${o.label}: \`${o.tetcdCmd.join(' ')}\`)` : ''}`,
     '',
-    `\`npm run bench:lease\`, ${new Date().toISOString().slice(0, 16)} UTC, medians of ${o.rounds} rounds of ${o.durationMs} ms; grant-revoke: ${o.loops} closed loops over ${CONNECTIONS} connections; keepalive: ${o.streams} streams, one lease each, ${STREAMS_PER_CONNECTION_MAX} per connection; big-revoke: ${o.bigRevokeKeys} keys on one lease.`,
+    `\`npm run bench:lease\`, ${new Date().toISOString().slice(0, 16)} UTC, medians of ${o.rounds} rounds of ${o.durationMs} ms; grant-revoke: ${o.loops} closed loops over ${CONNECTIONS} connections; keepalive: ${o.streams} streams, one lease each, ${STREAMS_PER_CONNECTION_MAX} per connection; big-revoke: ${o.bigRevokeKeys} keys on one lease; lock: ${o.contenders} contenders with a lease each, Lock then Unlock in closed loops.`,
     '',
     '| workload | measure | etcd | tetcd | tetcd/etcd |',
     '|---|---|---|---|---|',
