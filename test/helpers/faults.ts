@@ -13,9 +13,16 @@ import {
   decodeRangeResponse,
   encodeTxnRequest,
   decodeTxnResponse,
+  encodeDeleteRangeRequest,
+  decodeDeleteRangeResponse,
+  encodeCompactionRequest,
+  decodeCompactionResponse,
   Compare_CompareResult,
   Compare_CompareTarget,
   type CompareInit,
+  type DeleteRangeResponse,
+  type TxnRequestInit,
+  type TxnResponse,
 } from '../../src/proto/rpc.js';
 import type { KeyValue } from '../../src/proto/kv.js';
 import { track, tempDir } from './cleanup.js';
@@ -180,6 +187,23 @@ export class ExactKv {
       out.current = range.kvs[0] ?? null;
     }
     return out;
+  }
+
+  /** DeleteRange over [key, rangeEnd) (null: the key alone), with the deleted pairs when `prevKv`. */
+  async deleteRange(key: Uint8Array, rangeEnd: Uint8Array | null, timeoutMs: number, prevKv = false): Promise<DeleteRangeResponse> {
+    const req = encodeDeleteRangeRequest({ key, ...(rangeEnd ? { range_end: rangeEnd } : {}), prev_kv: prevKv });
+    return decodeDeleteRangeResponse(await this.call('/etcdserverpb.KV/DeleteRange', req, timeoutMs));
+  }
+
+  /** Any Txn, answered as the member answers it. */
+  async txn(req: TxnRequestInit, timeoutMs: number): Promise<TxnResponse> {
+    return decodeTxnResponse(await this.call('/etcdserverpb.KV/Txn', encodeTxnRequest(req), timeoutMs));
+  }
+
+  /** Compact at `revision` (not physical: the answer comes when the compaction is applied). */
+  async compact(revision: number, timeoutMs: number): Promise<{ revision: number }> {
+    const r = decodeCompactionResponse(await this.call('/etcdserverpb.KV/Compact', encodeCompactionRequest({ revision }), timeoutMs));
+    return { revision: r.header?.revision ?? 0 };
   }
 
   close(): void {
