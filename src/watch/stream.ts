@@ -164,6 +164,9 @@ export class WatchStream implements WatcherOwner {
   sendCompacted(w: Watcher, compactRev: number): void {
     this.watchers.delete(w.id);
     this.send({ header: this.o.header(this.hub.currentRevision), watch_id: w.id, canceled: true, compact_revision: compactRev });
+    // It may have been the last watcher a progress request waited for; the hub's pass tells only the
+    // streams whose watchers it served.
+    this.onSynced();
   }
 
   /** Splits a response as etcd's sendFragments does: each part under the limit (at least one event). */
