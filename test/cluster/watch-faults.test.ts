@@ -5,14 +5,18 @@
 // progress requests go unanswered) resumes on the next member from its last revision + 1. At the end every
 // watcher must have seen each revision of its range exactly once, in order, equal to the history every
 // member serves from revision 1; that history is itself checked against the final keys and every
-// acknowledged write. Short in `npm test`; 3 minutes with the long nemesis under TETCD_FAULTS_LONG=1.
+// acknowledged write. Three patient watchers stay through pauses, and at the end two stay on a follower
+// while it catches up by snapshot (--snapshot-count 100, --snapshot-catchup-entries 20). Short in
+// `npm test`; 3 minutes with the long nemesis under TETCD_FAULTS_LONG=1.
+import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { LocalCluster } from '../../tools/cluster.js';
+import type { ClusterMember, LocalCluster } from '../../tools/cluster.js';
 import type { WatchResponse } from '../../src/proto/rpc.js';
 import { Event_EventType, type KeyValue } from '../../src/proto/kv.js';
 import {
   ExactKv,
+  FAULTS_TARGET,
   LONG,
   assertNoCrash,
   clusterLogs,
@@ -43,8 +47,10 @@ const WRITE_GAP_MS = LONG ? 10 : 15;
 const OP_TIMEOUT_MS = 2_000;
 /** A watcher asks for progress this often... */
 const PROGRESS_EVERY_MS = 500;
-/** ...and takes this long without any response as a stopped member. */
+/** ...and takes this long without any response as a stopped member... */
 const SILENCE_MS = 2_000;
+/** ...except patient watchers, which stay through a pause and see their member catch up (by snapshot too). */
+const PATIENT_SILENCE_MS = 30_000;
 
 const log = (l: string) => process.stdout.write(`  ${l}\n`);
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -57,8 +63,8 @@ function spec(key: string, end: string | undefined, o: Partial<WatchSpec> = {}):
   return { key: b(key), end: end === undefined ? undefined : b(end), noPut: false, noDelete: false, prevKv: false, fragment: false, ...o };
 }
 
-/** The watchers: [label, spec]; they start on members in turn. */
-const WATCHERS: Array<[string, WatchSpec]> = [
+/** The watchers: [label, spec, patient]; they start on members in turn. */
+const WATCHERS: Array<[string, WatchSpec, patient?: boolean]> = [
   ['all+prev', spec('\0', '', { prevKv: true })],
   ['all', spec('\0', '')],
   ['prefix a+prev', spec('wf/a/', 'wf/a0', { prevKv: true })],
@@ -68,6 +74,9 @@ const WATCHERS: Array<[string, WatchSpec]> = [
   ['key a/07', spec('wf/a/07', undefined)],
   ['deletes only', spec('wf/', 'wf0', { noPut: true, prevKv: true })],
   ['puts of b only', spec('wf/b/', 'wf/b0', { noDelete: true })],
+  ['patient all+prev', spec('\0', '', { prevKv: true }), true],
+  ['patient prefix a', spec('wf/a/', 'wf/a0'), true],
+  ['patient key hot', spec('wf/hot', undefined), true],
 ];
 
 /**
@@ -75,6 +84,8 @@ const WATCHERS: Array<[string, WatchSpec]> = [
  * SILENCE_MS it opens one to the next member from the revision after the last event it got.
  */
 class RoamingWatcher {
+  /** Every watcher started, so that the test's end stops them whatever happened. */
+  static readonly all: RoamingWatcher[] = [];
   readonly streams: RawWatchStream[] = [];
   /** Every response that carried events, in arrival order across streams. */
   readonly eventResponses: WatchResponse[] = [];
@@ -91,11 +102,13 @@ class RoamingWatcher {
     private readonly endpoints: readonly string[],
     private at: number,
     readonly startRev: number,
+    private readonly silenceMs: number,
   ) {
     this.lastRev = startRev - 1;
   }
 
   start(): void {
+    RoamingWatcher.all.push(this);
     this.loop = this.run();
   }
 
@@ -143,7 +156,7 @@ class RoamingWatcher {
       const timer = setInterval(() => {
         if (this.stopped) finish('stopped');
         else if (s.ended !== undefined) finish(s.ended);
-        else if (Date.now() - heardMs > SILENCE_MS) finish(`silent for ${SILENCE_MS} ms`);
+        else if (Date.now() - heardMs > this.silenceMs) finish(`silent for ${this.silenceMs} ms`);
         else if (created) s.send({ progress_request: {} });
       }, PROGRESS_EVERY_MS);
     });
@@ -329,26 +342,71 @@ function checkHistory(h: History, toRev: number, finalKvs: readonly KeyValue[], 
   return problems;
 }
 
+const APPLIED_SNAPSHOT = /applied snapshot/g;
+const SAVED_SNAPSHOT = /saved snapshot/g;
+
+/** How often a member logged `what` (every process it ran as). */
+function logCount(m: ClusterMember, what: RegExp): number {
+  return (readFileSync(m.logFile, 'utf8').match(what) ?? []).length;
+}
+
 let cluster: LocalCluster | undefined;
 
 test.after(async () => {
+  // A failed assertion leaves watchers following: they would keep the process alive.
+  await Promise.all(RoamingWatcher.all.map((w) => w.stop()));
   await cluster?.stop();
 });
 
 test(`watchers that resume on another member from last + 1 see every revision of their range once under kill/pause/restart (seed ${seed}, ${DURATION_MS / 1000} s)`, async () => {
   log(`seed ${seed} (TETCD_FAULTS_SEED=${seed} replays the nemesis and the writers' choices)`);
-  cluster = await startFaultCluster();
+  // Frequent snapshots and a short log behind them: a member that was down or stopped for a second
+  // catches up by snapshot, and the watchers on it live through the restore.
+  cluster = await startFaultCluster(
+    FAULTS_TARGET === 'tetcd' ? { extraArgs: ['--snapshot-count', '100', '--snapshot-catchup-entries', '20'] } : {},
+  );
   const c = cluster;
   const endpoints = c.members.map((m) => m.endpoint);
   const first = new ExactKv(endpoints[0]!);
   const marker = await first.put(b('wf/start'), b('x'), 10_000);
   first.close();
   // Half the watchers start from revision 1 (catching up from history first), half after the marker.
-  const watchers = WATCHERS.map(([label, s], i) => new RoamingWatcher(label, s, endpoints, i % 3, i % 2 === 0 ? 1 : marker.revision + 1));
+  const watchers = WATCHERS.map(
+    ([label, s, patient], i) =>
+      new RoamingWatcher(label, s, endpoints, i % 3, i % 2 === 0 ? 1 : marker.revision + 1, patient ? PATIENT_SILENCE_MS : SILENCE_MS),
+  );
   for (const w of watchers) w.start();
   const load = new WriteLoad(endpoints, seededRng(seed ^ 0x2545f491));
   load.start();
   const events = await runNemesis(c, Date.now() + DURATION_MS, seededRng(seed), LONG, log);
+
+  // Then, still under load, a follower is stopped until the leader is far enough ahead that it must send
+  // a snapshot, and two watchers stay on the follower while it installs it. Far enough: past the 512
+  // appends the leader sends ahead unanswered (they wait in the stopped member's socket), then past a
+  // snapshot and the log kept behind it: 8 snapshots of 100 entries.
+  await c.waitHealthy(30_000);
+  const leader = await c.leader(10_000);
+  const follower = c.members.find((m) => m !== leader)!;
+  const from = Math.max(...load.acked.map((a) => a.rev)) + 1;
+  const pinned = [
+    new RoamingWatcher('pinned all+prev', spec('\0', '', { prevKv: true }), [follower.endpoint], 0, from, PATIENT_SILENCE_MS),
+    new RoamingWatcher('pinned prefix b', spec('wf/b/', 'wf/b0'), [follower.endpoint], 0, from, PATIENT_SILENCE_MS),
+  ];
+  for (const w of pinned) w.start();
+  await sleep(1_000);
+  const followerSnapshots = logCount(follower, APPLIED_SNAPSHOT);
+  const leaderSnapshots = logCount(leader, SAVED_SNAPSHOT);
+  follower.pause();
+  const pausedMs = Date.now();
+  while (Date.now() - pausedMs < 20_000 && (FAULTS_TARGET !== 'tetcd' || logCount(leader, SAVED_SNAPSHOT) < leaderSnapshots + 8))
+    await sleep(200);
+  follower.resume();
+  await follower.waitHealthy(30_000);
+  await sleep(1_000);
+  const restored = logCount(follower, APPLIED_SNAPSHOT) - followerSnapshots;
+  log(`${follower.name} stopped for ${Date.now() - pausedMs} ms with 2 watchers on it: ${restored} snapshot(s) installed on resuming`);
+  if (FAULTS_TARGET === 'tetcd') assert.ok(restored > 0, `${follower.name} caught up without a snapshot`);
+  watchers.push(...pinned);
   await load.stop();
   await c.waitHealthy(30_000);
   const conv = await waitConverged(c, 30_000);
@@ -395,6 +453,7 @@ test(`watchers that resume on another member from last + 1 see every revision of
   log(`${reconnects.length} reconnections: ${reconnects.slice(0, 12).join('; ')}${reconnects.length > 12 ? '; …' : ''}`);
   for (const w of watchers)
     log(`${w.label}: ${w.eventResponses.reduce((n, r) => n + r.events.length, 0)} events over ${w.streams.length} streams`);
+  log(`snapshots installed from the leader: ${c.members.map((m) => `${m.name} ${logCount(m, APPLIED_SNAPSHOT)}`).join(', ')}`);
   if (problems.length > 0) log(clusterLogs(c, 1024));
   assert.equal(problems.slice(0, 20), [], `${problems.length} problems (seed ${seed}); nemesis: ${events.map((e) => e.what).join('; ')}`);
 
