@@ -7,10 +7,10 @@
 // range, a revision's events in one response (fragments reassembled), right keys, values, revisions and
 // prev_kv, a compacted start canceled with the compact revision; and per stream bookmarkable: after a
 // progress response at R, no watcher created before it gets an event at or below R (etcd #15220).
-// Runs in both serving modes (npm test runs compat/ again with TETCD_CLIENT_WORKERS=2); TETCD_MEMBER_ARGS
-// adds member flags; TETCD_COMPAT_TARGET=etcd runs it against etcd 3.4 (which fails only the bookmark
-// check, etcd #15220, so that one only reports there); TETCD_WATCH_PROC_SEED replays a seed's random
-// choices.
+// Runs in both serving modes (npm test runs compat/ again with TETCD_CLIENT_WORKERS=2) and with every
+// fan-out on the worker threads (TETCD_WATCH_POOL=1: --worker-threads 2); TETCD_COMPAT_TARGET=etcd runs it
+// against etcd 3.4 (which fails only the bookmark check, etcd #15220, so that one only reports there);
+// TETCD_WATCH_PROC_SEED replays a seed's random choices.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Compare_CompareResult, Compare_CompareTarget, type RequestOpInit, type WatchResponse } from '../../src/proto/rpc.js';
