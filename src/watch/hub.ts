@@ -260,7 +260,9 @@ export class WatchHub implements ApplySubscriber {
         continue;
       }
       if (w.minRev <= compactRev) {
-        // etcd cancels a watcher whose history is gone, telling it the compacted revision.
+        // etcd cancels a watcher whose history is gone, telling it the compacted revision. etcd 3.4 cancels
+        // only below the compacted revision, and a watcher starting at it then silently misses a delete at
+        // that revision (compaction removed its tombstone); cancelling at it too never drops an event unsaid.
         this.remove(w);
         w.owner.sendCompacted(w, compactRev);
         continue;
