@@ -19,7 +19,9 @@ import {
   encodeTxnRequest,
   type TxnRequestInit,
 } from '../../src/proto/rpc.js';
-import { runningChildren } from '../helpers/cleanup.js';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { runningChildren, track } from '../helpers/cleanup.js';
 import { startCluster, startTetcd } from '../helpers/member.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -195,6 +197,51 @@ test('Lock service on 3 members: clients on every member, waits and hand-over ac
     await exclusionRun(ms.map((m) => m.endpoint));
   } finally {
     await Promise.all(ms.map((m) => m.stop()));
+  }
+});
+
+test('a holder process SIGKILLed while holding: the lock passes on once its lease expires, not before', async () => {
+  const m = await startTetcd({ name: 'm1' });
+  const keepAlive = setInterval(() => {}, 1000); // the tracked child is unref'd
+  const waiter = new LockClient(m.endpoint, 'waiter');
+  try {
+    const holder = track(
+      spawn(
+        process.execPath,
+        [fileURLToPath(new URL('../helpers/lock_holder.js', import.meta.url)), m.endpoint, 'killed', String(LEASE_TTL_S)],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      ),
+    );
+    const heldKey = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      holder.stdout!.on('data', (c: Buffer) => {
+        out += c.toString();
+        const m = /^locked (\S+)\n/.exec(out);
+        if (m) resolve(m[1]);
+      });
+      holder.once('exit', (code) => reject(new Error(`the holder exited (${code}) before it held the lock`)));
+    });
+    await waiter.start();
+    let acquiredAt = 0;
+    const acquired = waiter.lock('killed').then((l) => {
+      acquiredAt = Date.now();
+      return l;
+    });
+    await sleep(300);
+    assert.is(acquiredAt, 0, 'the waiter waits while the holder lives');
+    const killedAt = Date.now();
+    holder.kill('SIGKILL');
+    const lock = await acquired;
+    assert.ok(acquiredAt - killedAt >= LEASE_TTL_S * 1000 - 500, `not before the holder's lease expired (${acquiredAt - killedAt} ms)`);
+    assert.ok(acquiredAt - killedAt < (LEASE_TTL_S + 3) * 1000, `soon after it expired (${acquiredAt - killedAt} ms)`);
+    assert.is(await waiter.fencedPut(lock, 'owner', 'waiter'), '', "the new holder's fenced write holds");
+    assert.not.equal(lock.key.toString(), heldKey);
+  } finally {
+    clearInterval(keepAlive);
+    waiter.close();
+    await m.stop();
   }
 });
 
