@@ -1,8 +1,9 @@
 // Leases beside etcd 3.4 (`npm run bench:lease`): one fresh member per server and round, alternating which
-// goes first, the same generator for both. Two workloads:
+// goes first, the same generator for both. Four workloads:
 //   grant-revoke  C closed loops, each a LeaseGrant then a LeaseRevoke of that lease: pairs per second
-//   keepalive     S LeaseKeepAlive streams (one lease each, spread over connections), each sending its next
-//                 keep-alive when the previous one is answered: round trips per second, and p50/p99 latency
+//   keepalive     S LeaseKeepAlive streams (L leases each: 100,000 leases from 1,000 streams), each sending its
+//                 next keep-alive, for its next lease, when the previous one is answered: round trips per
+//                 second, and p50/p99 latency
 //   lock          C contenders (100), each with its own lease, Lock then Unlock one name in closed loops:
 //                 acquisitions per second and the wait for the lock
 //   big-revoke    one lease with K attached keys (100,000) revoked while a probe puts every 2 ms: how long the
@@ -16,6 +17,7 @@ import { Cluster, type ServerKind } from '../lib/servers.js';
 import { GrpcConn } from '../lib/grpc-client.js';
 import { spliceSection } from '../lib/results.js';
 import { median } from '../lib/stats.js';
+import { cpuSecondsOfTrees } from '../lib/proc.js';
 import {
   decodeLeaseGrantResponse,
   decodeRangeResponse,
@@ -37,6 +39,8 @@ interface Options {
   durationMs: number;
   loops: number;
   streams: number;
+  /** keepalive: leases each stream keeps alive, in turn (100: 100,000 leases from 1,000 streams). */
+  leasesPerStream: number;
   bigRevokeKeys: number;
   /** lock: clients contending for one lock. */
   contenders: number;
@@ -53,6 +57,7 @@ function options(argv: string[]): Options {
     durationMs: 3000,
     loops: 64,
     streams: 1000,
+    leasesPerStream: 100,
     bigRevokeKeys: 100_000,
     contenders: 100,
     out: '',
@@ -91,6 +96,9 @@ function options(argv: string[]): Options {
         break;
       case '--big-revoke-keys':
         o.bigRevokeKeys = num(k, v);
+        break;
+      case '--leases-per-stream':
+        o.leasesPerStream = num(k, v);
         break;
       case '--contenders':
         o.contenders = num(k, v);
@@ -229,21 +237,27 @@ function ttlOf(b: Buffer, start: number, end: number): number {
 class KeepAliveLoop {
   private buf: Buffer = Buffer.alloc(0);
   private readonly req: http2.ClientHttp2Stream;
-  private readonly frame: Buffer;
   private sentAt = 0;
   running = true;
   answered = 0;
   zeroTtl = 0;
 
+  /** One framed request per lease of the stream, sent in turn. */
+  private readonly frames: Buffer[];
+  private next = 0;
+
   constructor(
     session: http2.ClientHttp2Session,
-    id: bigint,
+    ids: readonly bigint[],
     private readonly lat: number[],
   ) {
-    const body = encodeLeaseKeepAliveRequest({ ID: id });
-    this.frame = Buffer.alloc(5 + body.length);
-    this.frame.writeUInt32BE(body.length, 1);
-    this.frame.set(body, 5);
+    this.frames = ids.map((id) => {
+      const body = encodeLeaseKeepAliveRequest({ ID: id });
+      const f = Buffer.alloc(5 + body.length);
+      f.writeUInt32BE(body.length, 1);
+      f.set(body, 5);
+      return f;
+    });
     this.req = session.request({
       ':method': 'POST',
       ':path': '/etcdserverpb.Lease/LeaseKeepAlive',
@@ -256,7 +270,8 @@ class KeepAliveLoop {
 
   send(): void {
     this.sentAt = performance.now();
-    this.req.write(this.frame);
+    this.req.write(this.frames[this.next]);
+    this.next = (this.next + 1) % this.frames.length;
   }
 
   close(): void {
@@ -281,12 +296,13 @@ class KeepAliveLoop {
   }
 }
 
-async function keepalive(endpoint: string, o: Options): Promise<Record<string, number>> {
+async function keepalive(endpoint: string, pids: readonly number[], o: Options): Promise<Record<string, number>> {
   const conns = await connections(endpoint, CONNECTIONS);
-  // One lease per stream, granted first.
+  // The leases (streams × leases per stream), granted first.
   const ids: bigint[] = [];
-  for (let i = 0; i < o.streams; i += 64) {
-    const batch = Array.from({ length: Math.min(64, o.streams - i) }, (_, j) =>
+  const leases = o.streams * o.leasesPerStream;
+  for (let i = 0; i < leases; i += 64) {
+    const batch = Array.from({ length: Math.min(64, leases - i) }, (_, j) =>
       conns[(i + j) % conns.length].unary('/etcdserverpb.Lease/LeaseGrant', encodeLeaseGrantRequest({ TTL: 300 }), 10_000),
     );
     for (const r of await Promise.all(batch)) {
@@ -298,13 +314,13 @@ async function keepalive(endpoint: string, o: Options): Promise<Record<string, n
   const sessions: http2.ClientHttp2Session[] = [];
   const lat: number[] = [];
   const loops: KeepAliveLoop[] = [];
-  for (let i = 0; i < ids.length; i++) {
+  for (let i = 0; i < o.streams; i++) {
     if (i % STREAMS_PER_CONNECTION_MAX === 0) {
       const s = http2.connect(`http://${endpoint}`);
       s.on('error', () => {});
       sessions.push(s);
     }
-    loops.push(new KeepAliveLoop(sessions[sessions.length - 1], ids[i], lat));
+    loops.push(new KeepAliveLoop(sessions[sessions.length - 1], ids.slice(i * o.leasesPerStream, (i + 1) * o.leasesPerStream), lat));
   }
   // Warm up, then measure.
   for (const l of loops) l.send();
@@ -313,10 +329,12 @@ async function keepalive(endpoint: string, o: Options): Promise<Record<string, n
   const renewed0 = await renewedTotal(endpoint);
   lat.length = 0;
   const cpu0 = process.cpuUsage();
+  const server0 = cpuSecondsOfTrees(pids);
   const started = performance.now();
   await sleep(o.durationMs);
   const elapsedS = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  const serverCores = (cpuSecondsOfTrees(pids) - server0) / elapsedS;
   const answered = loops.reduce((n, l) => n + l.answered, 0) - a0;
   const renewed = (await renewedTotal(endpoint)) - renewed0;
   const zero = loops.reduce((n, l) => n + l.zeroTtl, 0);
@@ -330,6 +348,8 @@ async function keepalive(endpoint: string, o: Options): Promise<Record<string, n
     p50Ms: sorted[Math.floor(sorted.length * 0.5)] ?? Number.NaN,
     p99Ms: sorted[Math.floor(sorted.length * 0.99)] ?? Number.NaN,
     zeroTtlAnswers: zero,
+    // The member's CPU (all its processes and threads) in cores over the window.
+    serverCores,
     generatorCores: (cpu.user + cpu.system) / 1e6 / elapsedS,
   };
 }
@@ -415,7 +435,7 @@ async function main(): Promise<void> {
             const ep = cluster.endpoints[0];
             let row: Row;
             if (workload === 'grant-revoke') row = await grantRevoke(ep, o);
-            else if (workload === 'keepalive') row = await keepalive(ep, o);
+            else if (workload === 'keepalive') row = await keepalive(ep, cluster.pids, o);
             else if (workload === 'big-revoke') row = await bigRevoke(ep, o);
             else if (workload === 'lock') row = await lockLoop(ep, o);
             else throw new Error(`unknown workload ${workload}`);
@@ -434,7 +454,7 @@ async function main(): Promise<void> {
   const lines = [
     `### Leases beside etcd 3.4${o.label ? ` (${o.label}: \`${o.tetcdCmd.join(' ')}\`)` : ''}`,
     '',
-    `\`npm run bench:lease\`, ${new Date().toISOString().slice(0, 16)} UTC, medians of ${o.rounds} rounds of ${o.durationMs} ms; grant-revoke: ${o.loops} closed loops over ${CONNECTIONS} connections; keepalive: ${o.streams} streams, one lease each, ${STREAMS_PER_CONNECTION_MAX} per connection; big-revoke: ${o.bigRevokeKeys} keys on one lease; lock: ${o.contenders} contenders with a lease each, Lock then Unlock in closed loops.`,
+    `\`npm run bench:lease\`, ${new Date().toISOString().slice(0, 16)} UTC, medians of ${o.rounds} rounds of ${o.durationMs} ms; grant-revoke: ${o.loops} closed loops over ${CONNECTIONS} connections; keepalive: ${o.streams} streams keeping ${o.streams * o.leasesPerStream} leases alive (${o.leasesPerStream} each, in turn), ${STREAMS_PER_CONNECTION_MAX} streams per connection; big-revoke: ${o.bigRevokeKeys} keys on one lease; lock: ${o.contenders} contenders with a lease each, Lock then Unlock in closed loops.`,
     '',
     '| workload | measure | etcd | tetcd | tetcd/etcd |',
     '|---|---|---|---|---|',
