@@ -8,8 +8,10 @@
 import type { CallContext } from '../api/context.js';
 import { KEEPALIVES_QUEUED_PER_STREAM_MAX, type RpcBidiStream } from '../api/rpc.js';
 import { EtcdError, Errors, GrpcCode, toEtcdError } from '../errors.js';
-import { sizeVarintBig } from '../proto/wire.js';
+import { ProtoWriter, sizeVarint32, sizeVarint64, sizeVarintBig } from '../proto/wire.js';
+import { encodeResponseHeader } from '../proto/rpc.js';
 import type { LeaseKeepAliveRequest, LeaseKeepAliveResponseInit, ResponseHeaderInit } from '../proto/rpc.js';
+import { assert } from '../assert.js';
 import { KEEPALIVE_BATCH_IDS_MAX, decodeKeepAliveAnswer, encodeKeepAliveBatch, type RenewOutcome } from './keepalive_batch.js';
 
 /** Batches waiting for the member's answer; past it renewals wait for one to come back. */
@@ -24,7 +26,10 @@ export function keepAliveRequestBytes(id: bigint): number {
 
 /** What a keep-alive stream needs of its gRPC call (ServerCall has it all). */
 export type KeepAliveCall = RpcBidiStream<LeaseKeepAliveRequest, LeaseKeepAliveResponseInit> &
-  Pick<CallContext, 'onCancel' | 'requireLeader'>;
+  Pick<CallContext, 'onCancel' | 'requireLeader'> & {
+    /** Sends a response already framed for gRPC (5-byte prefix + protobuf). */
+    writeFramed(framed: Uint8Array): boolean;
+  };
 
 /** What the streams need of the member's end of the channel (Forwarder implements it). */
 export interface KeepAliveMember {
@@ -169,8 +174,9 @@ export class KeepAliveStreams {
       this.failed(routes, Errors.Unknown(`etcdserver: malformed reply from the member: ${a}`), false);
       return;
     }
+    const framer = new ResponseFramer(a.header);
     let at = 0;
-    for (const s of routes) at = s.answered(a.header, a.outcomes, at);
+    for (const s of routes) at = s.answered(framer, a.outcomes, at);
     this.flush();
   }
 
@@ -178,6 +184,57 @@ export class KeepAliveStreams {
     if (counted) this.inFlight--;
     for (const s of routes) s.finish(err);
     this.flush();
+  }
+}
+
+/** Responses of one batch are carved from slabs of this size. */
+const SLAB_BYTES = 64 * 1024;
+
+/**
+ * Builds the gRPC messages of one batch's answers: the header encoded once, each response written into a
+ * shared slab with the field order and encodings of writeLeaseKeepAliveResponse (proto/rpc.ts), so the
+ * bytes are the member's (test/client_procs/keepalive-modes.test.ts compares them).
+ */
+class ResponseFramer {
+  private readonly header: Uint8Array;
+  private slab = Buffer.allocUnsafe(0);
+  private pos = 0;
+  private readonly w = new ProtoWriter(0) as unknown as { buf: Uint8Array; pos: number } & ProtoWriter;
+
+  constructor(header: ResponseHeaderInit) {
+    this.header = encodeResponseHeader(header);
+  }
+
+  /** A LeaseKeepAliveResponse{header, ID, TTL}, framed for gRPC (5-byte prefix). */
+  frame(id: bigint, ttlSec: number): Uint8Array {
+    const h = this.header;
+    const size =
+      1 + sizeVarint32(h.length) + h.length + (id !== 0n ? 1 + sizeVarintBig(id) : 0) + (ttlSec !== 0 ? 1 + sizeVarint64(ttlSec) : 0);
+    const n = GRPC_PREFIX_BYTES + size;
+    if (this.slab.length - this.pos < n) {
+      this.slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, n));
+      this.pos = 0;
+    }
+    const at = this.pos;
+    const b = this.slab;
+    b[at] = 0;
+    b.writeUInt32BE(size, at + 1);
+    const w = this.w;
+    w.buf = b;
+    w.pos = at + GRPC_PREFIX_BYTES;
+    w.uint32(10);
+    w.bytes(h);
+    if (id !== 0n) {
+      w.uint32(16);
+      w.int64Big(id);
+    }
+    if (ttlSec !== 0) {
+      w.uint32(24);
+      w.int64(ttlSec);
+    }
+    assert(w.pos === at + n, 'a keep-alive response is exactly as long as counted');
+    this.pos = at + n;
+    return b.subarray(at, at + n);
   }
 }
 
@@ -268,7 +325,7 @@ class KeepAliveStream {
   }
 
   /** Writes this stream's answers from `outcomes[at..]`; returns where the next stream's start. */
-  answered(header: ResponseHeaderInit, outcomes: readonly RenewOutcome[], at: number): number {
+  answered(framer: ResponseFramer, outcomes: readonly RenewOutcome[], at: number): number {
     const sent = this.sent;
     this.sent = [];
     this.heldBytes -= this.sentBytes;
@@ -280,7 +337,7 @@ class KeepAliveStream {
         this.finish(o);
         continue;
       }
-      this.call.write({ header, ID: sent[i], TTL: Math.max(o, 0) });
+      this.call.writeFramed(framer.frame(sent[i], Math.max(o, 0)));
     }
     this.pump();
     return at + sent.length;
