@@ -368,6 +368,7 @@ export class Forwarder implements FrameSink {
   private keepAliveMember(): KeepAliveMember {
     return {
       renewBatch: (body) => this.callInternal(InternalMethod.LeaseKeepAlives, body),
+      flush: () => this.writer.flush(),
       guardLeader: (call, lost) => this.openLeaderGuard(call as unknown as ServerCall, lost),
     };
   }

@@ -36,6 +36,11 @@ export interface KeepAliveMember {
   /** Sends a batch (keepalive_batch.ts request body); resolves with the answer body. */
   renewBatch(body: Buffer): Promise<Buffer>;
   /**
+   * Writes the batches sent so far now. They are built at the end of the turn that gathered them; left to
+   * the channel's own end-of-turn write they would wait for the next turn (a loop iteration of latency).
+   */
+  flush(): void;
+  /**
    * Asks the member to watch its leader for a stream that requires one (`hasleader`): `lost` is called
    * with the member's error if it has none now or loses it later. Returns the function that stops watching.
    * Throws when the channel is over its limits (the stream is then refused).
@@ -135,6 +140,7 @@ export class KeepAliveStreams {
   /** Sends what the streams gathered this turn: one batch, or more if one fills up, while in flight allows. */
   private flush(): void {
     this.scheduled = false;
+    let sent = false;
     while (this.readyHead < this.ready.length && this.inFlight < KEEPALIVE_BATCHES_IN_FLIGHT_MAX && this.closedWith === undefined) {
       const ids: bigint[] = [];
       const routes: KeepAliveStream[] = [];
@@ -145,7 +151,9 @@ export class KeepAliveStreams {
       }
       if (ids.length === 0) break;
       this.send(ids, routes);
+      sent = true;
     }
+    if (sent) this.member.flush();
     if (this.readyHead === this.ready.length) {
       this.ready.length = 0;
       this.readyHead = 0;
