@@ -56,8 +56,6 @@ export interface KeepAliveMember {
  *   ka.close(err);          // the channel is gone: every stream ends with err
  */
 export class KeepAliveStreams {
-  /** Batches sent (tests, metrics). */
-  batchesSent = 0;
   private readonly streams = new Set<KeepAliveStream>();
   /** Streams with renewals waiting and none in flight, in the order they became ready; from `readyHead`. */
   private ready: KeepAliveStream[] = [];
@@ -84,13 +82,6 @@ export class KeepAliveStreams {
   /** Batches waiting for the member. */
   get batchesInFlight(): number {
     return this.inFlight;
-  }
-
-  /** Requests held by every stream (waiting or in flight). */
-  get requestsHeld(): number {
-    let n = 0;
-    for (const s of this.streams) n += s.held;
-    return n;
   }
 
   /** The most request bytes one stream holds now. */
@@ -162,7 +153,6 @@ export class KeepAliveStreams {
 
   private send(ids: bigint[], routes: KeepAliveStream[]): void {
     this.inFlight++;
-    this.batchesSent++;
     let pending: Promise<Buffer>;
     try {
       pending = this.member.renewBatch(encodeKeepAliveBatch(ids));
@@ -269,11 +259,6 @@ class KeepAliveStream {
     private readonly streams: KeepAliveStreams,
     private readonly call: KeepAliveCall,
   ) {}
-
-  /** Requests held here: waiting and in flight. */
-  get held(): number {
-    return this.queue.length - this.head + this.sent.length;
-  }
 
   readonly onMessage = (req: LeaseKeepAliveRequest): void => {
     if (this.over) return;
