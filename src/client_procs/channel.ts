@@ -24,6 +24,9 @@
 //                               responses of the channel's Watch streams gathered over one turn, each
 //                               event once plus a routing list (layout in watch_batch.ts); each response
 //                               counts against its stream's credit as the Message it replaces would
+// Keep-alive streams are served in the client process: their renewals of one turn cross as one Call of
+// InternalMethod.LeaseKeepAlives (keepalive_batch.ts), and a stream that requires a leader holds an Open
+// of InternalMethod.LeaderGuard that the member ends when it has no leader.
 // Context block, each part present only if its flag is set, in this order:
 //   CtxFlag.Token  u16 length + UTF-8  etcd's auth token (metadata `token`, else `authorization`)
 //   CtxFlag.CertCn u16 length + UTF-8  the CN of a verified TLS client certificate

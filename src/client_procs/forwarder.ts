@@ -35,6 +35,8 @@ import {
 } from './channel.js';
 import { ChannelMethods, InternalMethod } from './methods.js';
 import { readWatchBatch } from './watch_batch.js';
+import { KeepAliveStreams, type KeepAliveCall, type KeepAliveMember } from './keepalive_streams.js';
+import { Lease } from '../proto/rpc.js';
 
 /** Limits of the client side of a channel. */
 export interface ForwarderLimits {
@@ -161,6 +163,15 @@ class ForwardBidiHandler {
   };
 }
 
+/** LeaseKeepAlive served here; its renewals go to the member in batches (keepalive_streams.ts). */
+class KeepAliveHandler {
+  constructor(private readonly fwd: Forwarder) {}
+
+  readonly handle = (_stream: unknown, call: ServerCall): void => {
+    this.fwd._openKeepAlive(call);
+  };
+}
+
 /** One forwarded stream, on the client process's side (one object per stream). */
 export class ForwardedStream {
   /** Request bytes we may still send to the member before it grants more (Credit). */
@@ -175,6 +186,8 @@ export class ForwardedStream {
   paused = false;
   /** A drained() wait is running: credit follows when the gRPC stream drains. */
   waitingDrain = false;
+  /** A leader guard (InternalMethod.LeaderGuard): its End goes here, not to `call`. */
+  guarded: ((err: EtcdError) => void) | undefined = undefined;
 
   constructor(
     readonly fwd: Forwarder,
@@ -237,6 +250,10 @@ export class Forwarder implements FrameSink {
   private readonly methods: ChannelMethods;
   private readonly sizer = new ContextSizer();
   private readonly wireCtx: WireContext = { token: undefined, certCommonName: undefined, peerAddress: undefined, requireLeader: false };
+  /** Keep-alive streams served here (undefined: forwarded as streams, as before them; tests compare). */
+  readonly keepAlives: KeepAliveStreams | undefined;
+  /** The table's LeaseKeepAlive entry (leader guards take its shape). */
+  private readonly keepAliveRpc: AnyRpc;
 
   constructor(
     private readonly socket: Duplex,
@@ -244,8 +261,12 @@ export class Forwarder implements FrameSink {
     identity: ForwarderIdentity,
     private readonly forwarderLimits: ForwarderLimits = FORWARDER_DEFAULTS,
     methods: ChannelMethods = new ChannelMethods(RPCS),
+    options: { keepAliveBatches?: boolean } = {},
   ) {
+    this.keepAlives =
+      (options.keepAliveBatches ?? true) ? new KeepAliveStreams(this.keepAliveMember(), forwarderLimits.streamPendingBytesMax) : undefined;
     this.methods = methods;
+    this.keepAliveRpc = RPCS.find((r) => r.desc.path === Lease.methods.LeaseKeepAlive.path)!;
     this.limits = limits;
     this.idBytes = requestIdBytes(identity.memberId);
     this.reader = new FrameReader(this, FRAME_BYTES_MAX);
@@ -277,7 +298,9 @@ export class Forwarder implements FrameSink {
           grpc.serverStream(rpc.desc, new ForwardServerStreamHandler(this, rpc, id).handle as ServerStreamHandler<unknown, unknown>);
           break;
         case 'bidi':
-          grpc.bidi(rpc.desc, new ForwardBidiHandler(this, rpc, id).handle as BidiHandler<unknown, unknown>);
+          if (rpc.desc.path === Lease.methods.LeaseKeepAlive.path && this.keepAlives !== undefined)
+            grpc.bidi(rpc.desc, new KeepAliveHandler(this).handle as BidiHandler<unknown, unknown>);
+          else grpc.bidi(rpc.desc, new ForwardBidiHandler(this, rpc, id).handle as BidiHandler<unknown, unknown>);
           break;
       }
     }
@@ -331,6 +354,47 @@ export class Forwarder implements FrameSink {
       call.onMessage = s.onMessage;
       call.onHalfClose = s.onHalfClose;
     }
+  }
+
+  /** @internal Serves a LeaseKeepAlive call here. Throws (the call fails) when over the limits. */
+  _openKeepAlive(call: ServerCall): void {
+    if (this.closed) throw Errors.Stopped();
+    const ka = this.keepAlives!;
+    if (this.streams.size + ka.size >= this.forwarderLimits.streamsOpenMax) throw Errors.TooManyRequests();
+    ka.open(call as unknown as KeepAliveCall);
+  }
+
+  /** The member as the keep-alive streams see it: a batch is a Call of an internal method. */
+  private keepAliveMember(): KeepAliveMember {
+    return {
+      renewBatch: (body) => this.callInternal(InternalMethod.LeaseKeepAlives, body),
+      flush: () => this.writer.flush(),
+      guardLeader: (call, lost) => this.openLeaderGuard(call as unknown as ServerCall, lost),
+    };
+  }
+
+  /** Opens a LeaderGuard stream on the member; its End (no leader) calls `lost`. Returns its cancel. */
+  private openLeaderGuard(call: ServerCall, lost: (err: EtcdError) => void): () => void {
+    if (this.closed) throw Errors.Stopped();
+    if (
+      this.streams.size + (this.keepAlives?.size ?? 0) >= this.forwarderLimits.streamsOpenMax ||
+      this.writer.pendingBytes >= this.forwarderLimits.callQueueBytesMax
+    )
+      throw Errors.TooManyRequests();
+    let id = this.nextStreamId;
+    while (this.streams.has(id)) id = (id + 1) >>> 0 || 1;
+    this.nextStreamId = (id + 1) >>> 0 || 1;
+    const c = this.wireCtx;
+    c.token = undefined;
+    c.certCommonName = undefined;
+    c.peerAddress = undefined;
+    c.requireLeader = true;
+    this.sizer.size(c);
+    const s = new ForwardedStream(this, id, call, this.keepAliveRpc);
+    s.guarded = lost;
+    this.streams.set(id, s);
+    this.writer.writeCallWithContext(FrameKind.Open, id, InternalMethod.LeaderGuard, 0, c, this.sizer, EMPTY);
+    return () => this._streamCancelled(s, GUARD_DONE);
   }
 
   /** @internal The gRPC call of a stream is over without the member's End: tell the member. */
@@ -406,7 +470,7 @@ export class Forwarder implements FrameSink {
   }
 
   /** Calls an internal method; resolves with the reply body. */
-  callInternal(method: number): Promise<Buffer> {
+  callInternal(method: number, body: Uint8Array = EMPTY): Promise<Buffer> {
     let callId: number;
     try {
       callId = this.admit();
@@ -415,7 +479,7 @@ export class Forwarder implements FrameSink {
     }
     return new Promise<Buffer>((resolve, reject) => {
       this.pending.set(callId, new InternalWaiter(resolve, reject));
-      this.writer.writeCall(callId, method, 0, EMPTY);
+      this.writer.writeCall(callId, method, 0, body);
     });
   }
 
@@ -475,6 +539,7 @@ export class Forwarder implements FrameSink {
     switch (kind) {
       case FrameKind.Message: {
         if (s === undefined) return;
+        if (s.guarded !== undefined) break;
         const framed = buf.subarray(start + MESSAGE_HEAD_BYTES - 4, end);
         if (s.rpc.kind === 'unary') {
           // A waiting unary call's one response (its End follows).
@@ -489,7 +554,14 @@ export class Forwarder implements FrameSink {
         if (s === undefined) return;
         this.streams.delete(id);
         const code = buf[start + 5];
-        if (s.rpc.kind === 'unary') {
+        if (s.guarded !== undefined) {
+          s.guarded(
+            new EtcdError(
+              code <= GrpcCode.Unauthenticated && code !== GrpcCode.OK ? (code as GrpcCode) : GrpcCode.Unavailable,
+              code === GrpcCode.OK ? 'etcdserver: no leader' : buf.toString('utf8', start + FAIL_HEAD_BYTES - 4, end),
+            ),
+          );
+        } else if (s.rpc.kind === 'unary') {
           if (code !== GrpcCode.OK)
             s.call.fail(
               new EtcdError(
@@ -584,7 +656,10 @@ export class Forwarder implements FrameSink {
     this.pending.clear();
     const streams = [...this.streams.values()];
     this.streams.clear();
-    for (const s of streams) s.call.end(err);
+    for (const s of streams) {
+      if (s.guarded === undefined) s.call.end(err);
+    }
+    this.keepAlives?.close(err);
     const cb = this.onClose;
     this.onClose = undefined;
     if (cb !== undefined) cb();
@@ -592,6 +667,8 @@ export class Forwarder implements FrameSink {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Why a leader guard is cancelled: its keep-alive stream is over. */
+const GUARD_DONE = new EtcdError(GrpcCode.Canceled, 'context canceled');
 
 /** The u32 timeout a Call or Open carries: ms left until the deadline (at least 1), or 0 for none. */
 function remainingMs(deadlineMs: number): number {

@@ -27,8 +27,9 @@ import {
   type WireContext,
 } from './channel.js';
 import { ChannelMethods, InternalMethod } from './methods.js';
+import { renewKeepAliveBatch } from './keepalive_batch.js';
 import { WatchBatch, isRoutable } from './watch_batch.js';
-import type { WatchResponseInit } from '../proto/rpc.js';
+import { Lease, type WatchResponseInit } from '../proto/rpc.js';
 import { MemberStream, MEMBER_STREAM_DEFAULTS, endWhenSettled, type MemberStreamLimits, type StreamChannel } from './member_stream.js';
 
 /** Limits of one channel (its streams' limits are MemberStreamLimits). */
@@ -81,6 +82,8 @@ export class MemberChannel implements FrameSink, StreamChannel {
   /** The WatchEvents frame of this turn, while it is open in the writer. */
   private batch: WatchBatch | undefined = undefined;
   private inFlight = 0;
+  /** The entry that shapes leader-guard streams (they carry no messages). */
+  private readonly keepAliveRpc: AnyRpc;
   private paused = false;
   private closed = false;
 
@@ -96,6 +99,7 @@ export class MemberChannel implements FrameSink, StreamChannel {
     this.limits = rpcLimitsOf(s);
     this.methods = options.methods ?? new ChannelMethods(RPCS);
     this.streamLimits = options.streamLimits ?? MEMBER_STREAM_DEFAULTS;
+    this.keepAliveRpc = RPCS.find((r) => r.desc.path === Lease.methods.LeaseKeepAlive.path)!;
     this.reader = new FrameReader(this, FRAME_BYTES_MAX);
     this.writer = new FrameWriter(socket);
     socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
@@ -158,7 +162,7 @@ export class MemberChannel implements FrameSink, StreamChannel {
     }
     const body = buf.subarray(bodyAt, end);
     if (method >= InternalMethod.First) {
-      this.serveInternal(callId, method);
+      this.serveInternal(callId, method, body);
       return;
     }
     const rpc = this.methods.rpcOf(method);
@@ -313,6 +317,10 @@ export class MemberChannel implements FrameSink, StreamChannel {
       this.onBadFrame('malformed context block');
       return;
     }
+    if (method === InternalMethod.LeaderGuard) {
+      this.openLeaderGuard(id);
+      return;
+    }
     const rpc = this.methods.rpcOf(method);
     if (rpc === undefined || (rpc.kind === 'unary' && rpc.waits !== true)) {
       this.writer.writeStatus(FrameKind.End, id, GrpcCode.Unimplemented, `unknown streaming method ID ${method}`);
@@ -349,6 +357,33 @@ export class MemberChannel implements FrameSink, StreamChannel {
       return;
     }
     if (ret instanceof Promise) void endWhenSettled(stream, ret);
+  }
+
+  /**
+   * A client process's keep-alive stream requires a leader: refused now without one (the End is written
+   * before any later frame is read, so it precedes the answers to that stream's renewals), ended when the
+   * leader is lost, as serveLeaseKeepAlive does with the member's own streams.
+   */
+  private openLeaderGuard(id: number): void {
+    if (!this.s.hasLeader) {
+      const e = Errors.NoLeader();
+      this.writer.writeStatus(FrameKind.End, id, e.code, e.message);
+      return;
+    }
+    if (this.streams.size >= this.streamLimits.streamsOpenMax) {
+      this.writer.writeStatus(
+        FrameKind.End,
+        id,
+        GrpcCode.ResourceExhausted,
+        `etcdserver: too many streams (limit ${this.streamLimits.streamsOpenMax})`,
+      );
+      return;
+    }
+    // A stream that never carries a message: the keep-alive method's entry only gives it a shape.
+    const stream = new MemberStream(this, id, this.keepAliveRpc, this.wireCtx, 0);
+    this.streams.set(id, stream);
+    const forget = this.s.onLeaderLost(() => stream.end(Errors.NoLeader()));
+    stream.onCancel(forget);
   }
 
   private forget(stream: MemberStream): void {
@@ -437,6 +472,41 @@ export class MemberChannel implements FrameSink, StreamChannel {
     this.maybeResume();
   }
 
+  /** A batch of keep-alive renewals (keepalive_batch.ts): answered in this turn on the leader, later on a follower. */
+  private serveKeepAlives(callId: number, body: Uint8Array): void {
+    let answer: Buffer | Promise<Buffer>;
+    try {
+      answer = renewKeepAliveBatch(this.s, body);
+    } catch (err) {
+      this.failCall(callId, err);
+      return;
+    }
+    if (!(answer instanceof Promise)) {
+      this.callsServed++;
+      this.replyBytes(callId, answer);
+      this.checkBacklog();
+      return;
+    }
+    this.inFlight++;
+    if (this.inFlight >= this.channelLimits.callsInFlightMax) this.pause();
+    answer.then(
+      (b) => {
+        this.inFlight--;
+        if (this.closed) return;
+        this.callsServed++;
+        this.replyBytes(callId, b);
+        this.checkBacklog();
+        this.maybeResume();
+      },
+      (err: unknown) => {
+        this.inFlight--;
+        if (this.closed) return;
+        this.failCall(callId, err);
+        this.maybeResume();
+      },
+    );
+  }
+
   private replyBytes(callId: number, body: Uint8Array): void {
     const frameBytes = REPLY_HEAD_BYTES + body.length;
     const at = this.writer.reserve(frameBytes);
@@ -452,8 +522,11 @@ export class MemberChannel implements FrameSink, StreamChannel {
     this.writer.writeFail(callId, e.code, e.message);
   }
 
-  private serveInternal(callId: number, method: number): void {
+  private serveInternal(callId: number, method: number, body: Uint8Array): void {
     switch (method) {
+      case InternalMethod.LeaseKeepAlives:
+        this.serveKeepAlives(callId, body);
+        return;
       case InternalMethod.Health:
         void this.http.healthy().then((ok) => {
           if (!this.closed) this.replyBytes(callId, Buffer.from([ok ? 1 : 0]));

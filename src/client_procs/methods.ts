@@ -68,6 +68,14 @@ export const InternalMethod = {
   Health: 0xff00,
   /** /metrics: the reply body is the Prometheus text. */
   Metrics: 0xff01,
+  /** A Call: the keep-alive renewals of a client process's streams of one turn (body: keepalive_batch.ts). */
+  LeaseKeepAlives: 0xff02,
+  /**
+   * An Open with the RequireLeader flag, no body: the member refuses it without a leader and ends it when it
+   * loses the leader, with etcd's `no leader`, as it does its own streams that require one; it sends nothing
+   * else. A client process holds one for each keep-alive stream it serves with metadata `hasleader`.
+   */
+  LeaderGuard: 0xff03,
 } as const;
 
 /**

@@ -63,6 +63,8 @@ test('method IDs are the pinned numbers, no more and no fewer', () => {
   );
   assert.is(InternalMethod.Health, 0xff00);
   assert.is(InternalMethod.Metrics, 0xff01);
+  assert.is(InternalMethod.LeaseKeepAlives, 0xff02);
+  assert.is(InternalMethod.LeaderGuard, 0xff03);
 });
 
 test('IDs are unique, below the test and internal ranges', () => {
