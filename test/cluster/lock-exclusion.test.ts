@@ -138,7 +138,7 @@ async function exclusionRun(endpoints: readonly string[]): Promise<void> {
   const tally: Tally = { sections: 0, violations: [], abandoned: new Set() };
   const clients = Array.from({ length: 5 }, (_, i) => new LockClient(endpoints[i % endpoints.length], `c${i}`));
   for (const c of clients) await c.start();
-  const deadline = Date.now() + 9_000;
+  const deadline = Date.now() + 6_000;
   let deadHolderAt = 0;
   let nextAfterDeath = 0;
   let pausedFenced: boolean | undefined;
@@ -253,7 +253,7 @@ test("the etcd3 client's lock recipe: one holder at a time", async () => {
   let sections = 0;
   let failedTries = 0;
   try {
-    const deadline = Date.now() + 4_000;
+    const deadline = Date.now() + 3_000;
     await Promise.all(
       clients.map(async (c) => {
         while (Date.now() < deadline) {
