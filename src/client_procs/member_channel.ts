@@ -326,37 +326,37 @@ export class MemberChannel implements FrameSink, StreamChannel {
       this.writer.writeStatus(FrameKind.End, id, GrpcCode.Unimplemented, `unknown streaming method ID ${method}`);
       return;
     }
-    if (this.streams.size >= this.streamLimits.streamsOpenMax) {
-      this.writer.writeStatus(
-        FrameKind.End,
-        id,
-        GrpcCode.ResourceExhausted,
-        `etcdserver: too many streams (limit ${this.streamLimits.streamsOpenMax})`,
-      );
-      return;
-    }
+    if (this.refusedAsFull(id)) return;
     const stream = new MemberStream(this, id, rpc, this.wireCtx, timeoutMs);
     this.streams.set(id, stream);
     let ret: void | Promise<void>;
     try {
-      if (rpc.kind === 'unary') {
-        // A waiting unary call: the stream is its context (so the client's cancel reaches serve) and carries its one response.
-        const req = decodeRequest(rpc, buf.subarray(bodyAt, end));
-        rpc.validate(req, this.limits);
-        ret = answerOnStream(stream, rpc.serve(this.s, req, stream));
-      } else if (rpc.kind === 'serverStream') {
-        const req = decodeRequest(rpc, buf.subarray(bodyAt, end));
-        rpc.validate(req, this.limits);
-        ret = rpc.serve(this.s, req, stream, stream);
-      } else {
+      if (rpc.kind === 'bidi') {
         if (bodyAt !== end) throw new EtcdError(GrpcCode.Internal, 'grpc: a bidi stream opened with a request message');
         ret = rpc.serve(this.s, stream, stream);
+      } else {
+        const req = decodeRequest(rpc, buf.subarray(bodyAt, end));
+        rpc.validate(req, this.limits);
+        // A waiting unary call: the stream is its context (so the client's cancel reaches serve) and carries its one response.
+        ret = rpc.kind === 'unary' ? answerOnStream(stream, rpc.serve(this.s, req, stream)) : rpc.serve(this.s, req, stream, stream);
       }
     } catch (err) {
       stream.end(err);
       return;
     }
     if (ret instanceof Promise) void endWhenSettled(stream, ret);
+  }
+
+  /** Answers an Open past streamsOpenMax with RESOURCE_EXHAUSTED; true if it did. */
+  private refusedAsFull(id: number): boolean {
+    if (this.streams.size < this.streamLimits.streamsOpenMax) return false;
+    this.writer.writeStatus(
+      FrameKind.End,
+      id,
+      GrpcCode.ResourceExhausted,
+      `etcdserver: too many streams (limit ${this.streamLimits.streamsOpenMax})`,
+    );
+    return true;
   }
 
   /**
@@ -370,15 +370,7 @@ export class MemberChannel implements FrameSink, StreamChannel {
       this.writer.writeStatus(FrameKind.End, id, e.code, e.message);
       return;
     }
-    if (this.streams.size >= this.streamLimits.streamsOpenMax) {
-      this.writer.writeStatus(
-        FrameKind.End,
-        id,
-        GrpcCode.ResourceExhausted,
-        `etcdserver: too many streams (limit ${this.streamLimits.streamsOpenMax})`,
-      );
-      return;
-    }
+    if (this.refusedAsFull(id)) return;
     // A stream that never carries a message: the keep-alive method's entry only gives it a shape.
     const stream = new MemberStream(this, id, this.keepAliveRpc, this.wireCtx, 0);
     this.streams.set(id, stream);
