@@ -18,6 +18,7 @@ import { GrpcConn } from '../lib/grpc-client.js';
 import { spliceSection } from '../lib/results.js';
 import { median } from '../lib/stats.js';
 import { cpuSecondsOfTrees } from '../lib/proc.js';
+import { GrpcMessageSplitter, grpcFrame, openGrpcStream, readVarint } from '../lib/grpc-stream.js';
 import {
   decodeLeaseGrantResponse,
   decodeRangeResponse,
@@ -202,32 +203,20 @@ async function lockLoop(endpoint: string, o: Options): Promise<Record<string, nu
   };
 }
 
-/** Reads a varint at p; returns [value, next position]. */
-function varint(b: Buffer, p: number): [number, number] {
-  let v = 0;
-  let mul = 1;
-  for (;;) {
-    const x = b[p++];
-    v += (x & 0x7f) * mul;
-    if (x < 0x80) return [v, p];
-    mul *= 128;
-  }
-}
-
 /** The TTL (field 3) of a LeaseKeepAliveResponse; 0 (absent) means the lease is gone. */
 function ttlOf(b: Buffer, start: number, end: number): number {
   let p = start;
   while (p < end) {
     let tag: number;
-    [tag, p] = varint(b, p);
+    [tag, p] = readVarint(b, p);
     if ((tag & 7) === 0) {
       let v: number;
-      [v, p] = varint(b, p);
+      [v, p] = readVarint(b, p);
       if (tag >>> 3 === 3) return v;
       continue;
     }
     let len: number;
-    [len, p] = varint(b, p);
+    [len, p] = readVarint(b, p);
     p += len;
   }
   return 0;
@@ -235,7 +224,7 @@ function ttlOf(b: Buffer, start: number, end: number): number {
 
 /** One keep-alive stream in a closed loop: the next request goes out when the previous answer arrives. */
 class KeepAliveLoop {
-  private buf: Buffer = Buffer.alloc(0);
+  private readonly splitter = new GrpcMessageSplitter();
   private readonly req: http2.ClientHttp2Stream;
   private sentAt = 0;
   running = true;
@@ -251,21 +240,9 @@ class KeepAliveLoop {
     ids: readonly bigint[],
     private readonly lat: number[],
   ) {
-    this.frames = ids.map((id) => {
-      const body = encodeLeaseKeepAliveRequest({ ID: id });
-      const f = Buffer.alloc(5 + body.length);
-      f.writeUInt32BE(body.length, 1);
-      f.set(body, 5);
-      return f;
-    });
-    this.req = session.request({
-      ':method': 'POST',
-      ':path': '/etcdserverpb.Lease/LeaseKeepAlive',
-      'content-type': 'application/grpc',
-      te: 'trailers',
-    });
-    this.req.on('error', () => {});
-    this.req.on('data', (d: Buffer) => this.take(d));
+    this.frames = ids.map((id) => grpcFrame(encodeLeaseKeepAliveRequest({ ID: id })));
+    this.req = openGrpcStream(session, '/etcdserverpb.Lease/LeaseKeepAlive');
+    this.req.on('data', (d: Buffer) => this.splitter.push(d, this.onAnswer));
   }
 
   send(): void {
@@ -279,21 +256,12 @@ class KeepAliveLoop {
     this.req.close(http2.constants.NGHTTP2_CANCEL);
   }
 
-  private take(d: Buffer): void {
-    let b = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
-    let p = 0;
-    while (b.length - p >= 5) {
-      const len = b.readUInt32BE(p + 1);
-      if (b.length - p - 5 < len) break;
-      if (ttlOf(b, p + 5, p + 5 + len) === 0) this.zeroTtl++;
-      this.answered++;
-      this.lat.push(performance.now() - this.sentAt);
-      p += 5 + len;
-      if (this.running) this.send();
-    }
-    b = b.subarray(p);
-    this.buf = b.length === 0 ? Buffer.alloc(0) : Buffer.from(b);
-  }
+  private readonly onAnswer = (b: Buffer, start: number, end: number): void => {
+    if (ttlOf(b, start, end) === 0) this.zeroTtl++;
+    this.answered++;
+    this.lat.push(performance.now() - this.sentAt);
+    if (this.running) this.send();
+  };
 }
 
 async function keepalive(endpoint: string, pids: readonly number[], o: Options): Promise<Record<string, number>> {

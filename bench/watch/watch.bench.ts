@@ -18,6 +18,7 @@ import { GrpcConn } from '../lib/grpc-client.js';
 import { cpuSecondsOfTrees, memOfTrees, threadCpuSeconds } from '../lib/proc.js';
 import { spliceSection } from '../lib/results.js';
 import { median } from '../lib/stats.js';
+import { GrpcMessageSplitter, grpcFrame, openGrpcStream, readVarint } from '../lib/grpc-stream.js';
 import { encodePutRequest, encodeWatchRequest } from '../../src/proto/rpc.js';
 
 interface Options {
@@ -129,18 +130,6 @@ function options(argv: string[]): Options {
   return o;
 }
 
-/** Reads a varint at p; returns [value, next position]. */
-function varint(b: Buffer, p: number): [number, number] {
-  let v = 0;
-  let mul = 1;
-  for (;;) {
-    const x = b[p++];
-    v += (x & 0x7f) * mul;
-    if (x < 0x80) return [v, p];
-    mul *= 128;
-  }
-}
-
 /** What the generator reads of a WatchResponse: the header revision, created, and the number of events. */
 interface Seen {
   revision: number;
@@ -155,30 +144,30 @@ function scanWatchResponse(b: Buffer, start: number, end: number, out: Seen): vo
   let p = start;
   while (p < end) {
     let tag: number;
-    [tag, p] = varint(b, p);
+    [tag, p] = readVarint(b, p);
     const field = tag >>> 3;
     if ((tag & 7) === 0) {
       let v: number;
-      [v, p] = varint(b, p);
+      [v, p] = readVarint(b, p);
       if (field === 3) out.created = v !== 0;
       continue;
     }
     let len: number;
-    [len, p] = varint(b, p);
+    [len, p] = readVarint(b, p);
     if (field === 1) {
       // ResponseHeader: revision is field 3.
       let q = p;
       while (q < p + len) {
         let t: number;
-        [t, q] = varint(b, q);
+        [t, q] = readVarint(b, q);
         if ((t & 7) !== 0) {
           let l: number;
-          [l, q] = varint(b, q);
+          [l, q] = readVarint(b, q);
           q += l;
           continue;
         }
         let v: number;
-        [v, q] = varint(b, q);
+        [v, q] = readVarint(b, q);
         if (t >>> 3 === 3) out.revision = v;
       }
     } else if (field === 11) {
@@ -190,7 +179,7 @@ function scanWatchResponse(b: Buffer, start: number, end: number, out: Seen): vo
 
 /** One Watch stream: creates watchers, parses responses as they arrive. */
 class WatchStreamClient {
-  private buf: Buffer = Buffer.alloc(0);
+  private readonly splitter = new GrpcMessageSplitter();
   private readonly seen: Seen = { revision: 0, created: false, events: 0 };
   private readonly req: http2.ClientHttp2Stream;
 
@@ -198,41 +187,22 @@ class WatchStreamClient {
     session: http2.ClientHttp2Session,
     private readonly onResponse: (s: Seen) => void,
   ) {
-    this.req = session.request({
-      ':method': 'POST',
-      ':path': '/etcdserverpb.Watch/Watch',
-      'content-type': 'application/grpc',
-      te: 'trailers',
-    });
-    this.req.on('error', () => {});
-    this.req.on('data', (d: Buffer) => this.take(d));
+    this.req = openGrpcStream(session, '/etcdserverpb.Watch/Watch');
+    this.req.on('data', (d: Buffer) => this.splitter.push(d, this.onMessage));
   }
 
   create(key: Uint8Array, rangeEnd?: Uint8Array): void {
-    const body = encodeWatchRequest({ create_request: { key, range_end: rangeEnd } });
-    const f = Buffer.alloc(5 + body.length);
-    f.writeUInt32BE(body.length, 1);
-    f.set(body, 5);
-    this.req.write(f);
+    this.req.write(grpcFrame(encodeWatchRequest({ create_request: { key, range_end: rangeEnd } })));
   }
 
   close(): void {
     this.req.close(http2.constants.NGHTTP2_CANCEL);
   }
 
-  private take(d: Buffer): void {
-    let b = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
-    let p = 0;
-    while (b.length - p >= 5) {
-      const len = b.readUInt32BE(p + 1);
-      if (b.length - p - 5 < len) break;
-      scanWatchResponse(b, p + 5, p + 5 + len, this.seen);
-      this.onResponse(this.seen);
-      p += 5 + len;
-    }
-    b = b.subarray(p);
-    this.buf = b.length === 0 ? Buffer.alloc(0) : Buffer.from(b);
-  }
+  private readonly onMessage = (b: Buffer, start: number, end: number): void => {
+    scanWatchResponse(b, start, end, this.seen);
+    this.onResponse(this.seen);
+  };
 }
 
 const WATCHERS_PER_STREAM = 100;
