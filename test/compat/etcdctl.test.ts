@@ -3,10 +3,8 @@
 // every step compared line by line after normalizing only IDs, ports, raft terms/indexes, sizes and timings.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runningChildren } from '../helpers/cleanup.js';
-import { startMember, type Member } from '../helpers/member.js';
-import { compatTarget, oracleGate } from '../helpers/oracle.js';
-import { compareResults, prepareSide, runStep, stepLabel, type Side, type Step } from '../helpers/scenario.js';
+import { oracleGate } from '../helpers/oracle.js';
+import { registerScenario, stepLabel, type Step } from '../helpers/scenario.js';
 
 /** `txn -i` input: each section's lines, each section ended by an empty line. */
 const txn = (compares: string[], success: string[], failure: string[]): string =>
@@ -118,18 +116,7 @@ const STEPS: Step[] = [
   { args: ['get', '', '--prefix', '-w', 'json'] },
 ];
 
-const target = compatTarget();
 const t = oracleGate(test);
-let oracle: Side;
-let sut: Side;
-const members: Member[] = [];
-
-t('start a fresh etcd (oracle) and a fresh ' + target, async () => {
-  const [a, b] = await Promise.all([startMember('etcd', { name: 'm1' }), startMember(target, { name: 'm1' })]);
-  members.push(a!, b!);
-  oracle = await prepareSide(a!);
-  sut = await prepareSide(b!);
-});
 
 t('the scenario has at least 60 distinct invocations', () => {
   const distinct = new Set(STEPS.map((s) => stepLabel(s)));
@@ -137,21 +124,6 @@ t('the scenario has at least 60 distinct invocations', () => {
   assert.is(distinct.size, STEPS.length, 'a step is listed twice');
 });
 
-for (const step of STEPS) {
-  const label = stepLabel(step);
-  t(label, async () => {
-    assert.ok(oracle && sut, 'members did not start');
-    const a = await runStep(oracle, step);
-    const b = await runStep(sut, step);
-    if (process.env.TETCD_COMPAT_VERBOSE === '1') process.stdout.write(`\n# ${label}\n[${a.code}] ${a.stdout}${a.stderr}`);
-    const diff = compareResults(label, a, b);
-    if (diff !== null) assert.unreachable(`${diff}\n--- ${target} log tail:\n${sut.member.logs().slice(-3000)}`);
-  });
-}
-
-t('stop both members', async () => {
-  await Promise.all(members.map((m) => m.stop()));
-  assert.is(runningChildren(), 0);
-});
+registerScenario(t, STEPS);
 
 test.run();

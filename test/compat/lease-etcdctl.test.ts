@@ -1,11 +1,8 @@
 // The oracle test for leases: etcdctl's lease commands and put/del with leases, run against a fresh etcd 3.4
 // and a fresh tetcd, outputs compared line by line (lease IDs and remaining TTLs normalized: helpers/normalize.ts).
 import { test } from 'uvu';
-import * as assert from 'uvu/assert';
-import { runningChildren } from '../helpers/cleanup.js';
-import { startMember, type Member } from '../helpers/member.js';
-import { compatTarget, oracleGate } from '../helpers/oracle.js';
-import { compareResults, prepareSide, runStep, stepLabel, type Side, type Step } from '../helpers/scenario.js';
+import { oracleGate } from '../helpers/oracle.js';
+import { registerScenario, type Step } from '../helpers/scenario.js';
 
 const STEPS: Step[] = [
   { args: ['lease', 'list'] },
@@ -56,34 +53,6 @@ const STEPS: Step[] = [
   { args: ['lease', 'revoke', '0'] },
 ];
 
-const target = compatTarget();
-const t = oracleGate(test);
-let oracle: Side;
-let sut: Side;
-const members: Member[] = [];
-
-t('start a fresh etcd (oracle) and a fresh ' + target, async () => {
-  const [a, b] = await Promise.all([startMember('etcd', { name: 'm1' }), startMember(target, { name: 'm1' })]);
-  members.push(a!, b!);
-  oracle = await prepareSide(a!);
-  sut = await prepareSide(b!);
-});
-
-for (const step of STEPS) {
-  const label = stepLabel(step);
-  t(label, async () => {
-    assert.ok(oracle && sut, 'members did not start');
-    const a = await runStep(oracle, step);
-    const b = await runStep(sut, step);
-    if (process.env.TETCD_COMPAT_VERBOSE === '1') process.stdout.write(`\n# ${label}\n[${a.code}] ${a.stdout}${a.stderr}`);
-    const diff = compareResults(label, a, b);
-    if (diff !== null) assert.unreachable(`${diff}\n--- ${target} log tail:\n${sut.member.logs().slice(-3000)}`);
-  });
-}
-
-t('stop both members', async () => {
-  await Promise.all(members.map((m) => m.stop()));
-  assert.is(runningChildren(), 0);
-});
+registerScenario(oracleGate(test), STEPS);
 
 test.run();

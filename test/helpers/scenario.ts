@@ -1,7 +1,10 @@
 // Runs the same etcdctl steps against two members (the oracle and the system under test) and compares
 // normalized exit code, stdout and stderr line by line.
+import * as assert from 'uvu/assert';
+import { runningChildren } from './cleanup.js';
 import { etcdctl, type CtlResult } from './etcdctl.js';
-import type { Member } from './member.js';
+import { startMember, type Member } from './member.js';
+import { compatTarget } from './oracle.js';
 import { Normalizer } from './normalize.js';
 
 /** One etcdctl invocation of a scenario. */
@@ -88,4 +91,44 @@ export function compareResults(label: string, oracle: CtlResult, target: CtlResu
     }
   }
   return problems.length === 0 ? null : `${label}\n  ${problems.join('\n  ')}`;
+}
+
+/** How a suite registers a test: uvu's `test`, or what oracleGate(test) returned. */
+type Register = (name: string, fn: () => void | Promise<void>) => void;
+
+/**
+ * Registers a whole scenario on `t`: start a fresh etcd (the oracle) and a fresh system under test, one test
+ * per step comparing their normalized results, then stop both.
+ *
+ *   registerScenario(oracleGate(test), STEPS);  test.run();
+ */
+export function registerScenario(t: Register, steps: readonly Step[]): void {
+  const target = compatTarget();
+  let oracle: Side | undefined;
+  let sut: Side | undefined;
+  const members: Member[] = [];
+
+  t('start a fresh etcd (oracle) and a fresh ' + target, async () => {
+    const [a, b] = await Promise.all([startMember('etcd', { name: 'm1' }), startMember(target, { name: 'm1' })]);
+    members.push(a!, b!);
+    oracle = await prepareSide(a!);
+    sut = await prepareSide(b!);
+  });
+
+  for (const step of steps) {
+    const label = stepLabel(step);
+    t(label, async () => {
+      assert.ok(oracle && sut, 'members did not start');
+      const a = await runStep(oracle, step);
+      const b = await runStep(sut, step);
+      if (process.env.TETCD_COMPAT_VERBOSE === '1') process.stdout.write(`\n# ${label}\n[${a.code}] ${a.stdout}${a.stderr}`);
+      const diff = compareResults(label, a, b);
+      if (diff !== null) assert.unreachable(`${diff}\n--- ${target} log tail:\n${sut.member.logs().slice(-3000)}`);
+    });
+  }
+
+  t('stop both members', async () => {
+    await Promise.all(members.map((m) => m.stop()));
+    assert.is(runningChildren(), 0);
+  });
 }
