@@ -9,6 +9,7 @@ import { runningChildren } from '../helpers/cleanup.js';
 import { startMember, type Member } from '../helpers/member.js';
 import { Normalizer } from '../helpers/normalize.js';
 import { compatTarget, oracleGate } from '../helpers/oracle.js';
+import { outcome } from '../helpers/outcome.js';
 
 /** Per-side state the steps share (the lease a step granted, on this side). */
 interface Ctx {
@@ -89,23 +90,6 @@ const STEPS: Step[] = [
   ['error: compact at a compacted revision', (c) => c.client.kv.compact({ revision: '4' })],
   ['everything left, full response', (c) => c.client.getAll().all().exec()],
 ];
-
-/** Buffers print as text (etcd3 returns keys and values as Buffers). */
-function replacer(_k: string, v: unknown): unknown {
-  if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) {
-    return `<bytes ${Buffer.from((v as { data: number[] }).data).toString()}>`;
-  }
-  return v;
-}
-
-async function outcome(ctx: Ctx, run: Step[1]): Promise<string> {
-  try {
-    return 'ok ' + JSON.stringify(await run(ctx), replacer);
-  } catch (e) {
-    const err = e as Error;
-    return `error ${err.constructor.name}: ${err.message}`;
-  }
-}
 
 const target = compatTarget();
 const t = oracleGate(test);

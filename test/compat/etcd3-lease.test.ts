@@ -9,6 +9,7 @@ import { runningChildren } from '../helpers/cleanup.js';
 import { startMember, type Member } from '../helpers/member.js';
 import { Normalizer } from '../helpers/normalize.js';
 import { compatTarget, oracleGate } from '../helpers/oracle.js';
+import { outcome } from '../helpers/outcome.js';
 
 interface Ctx {
   client: Etcd3;
@@ -111,22 +112,6 @@ const STEPS: Step[] = [
     async (c) => [await c.client.leaseClient.leaseRevoke({ ID: 12345 }), await c.client.leaseClient.leaseRevoke({ ID: 777 })],
   ],
 ];
-
-function replacer(_k: string, v: unknown): unknown {
-  if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) {
-    return `<bytes ${Buffer.from((v as { data: number[] }).data).toString()}>`;
-  }
-  return v;
-}
-
-async function outcome(ctx: Ctx, run: Step[1]): Promise<string> {
-  try {
-    return 'ok ' + JSON.stringify(await run(ctx), replacer);
-  } catch (e) {
-    const err = e as Error;
-    return `error ${err.constructor.name}: ${err.message}`;
-  }
-}
 
 const target = compatTarget();
 const t = oracleGate(test);
