@@ -34,7 +34,7 @@ import {
 
 const target = compatTarget();
 const seed = process.env.TETCD_WATCH_PROC_SEED ? Number(process.env.TETCD_WATCH_PROC_SEED) >>> 0 : (Math.random() * 2 ** 32) >>> 0;
-const RUN_MS = 12_000;
+const RUN_MS = 20_000;
 const WRITERS = 3;
 const STREAMS = 6;
 const WATCHERS_MAX = 160;
