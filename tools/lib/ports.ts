@@ -1,11 +1,36 @@
-// Free loopback ports for tests and the bench: a random port in 20000-60000 that binds on 127.0.0.1 right now, never
-// handed out twice by this process (two members started back to back must not collide).
+// Free loopback ports for tests and the bench: a random port that binds on 127.0.0.1 right now, never handed out
+// twice by this process (two members started back to back must not collide), and never inside the kernel's
+// ephemeral range. A port from that range can be free when probed and taken a moment later by the source port of
+// some outgoing connection (the tests open thousands), and the member then fails to start with EADDRINUSE (seen
+// in CI: a client port 37162 probed free, then taken before the member bound it).
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 
-const PORT_MIN = 20000;
+const PORT_MIN = 10000;
 const PORT_MAX = 60000;
-const ATTEMPTS_MAX = 200;
+const ATTEMPTS_MAX = 400;
 const handedOut = new Set<number>();
+
+/** The kernel's ephemeral port range (Linux's default 32768-60999 when it cannot be read). */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (Number.isInteger(lo) && Number.isInteger(hi) && lo <= hi) return [lo, hi];
+  } catch {
+    // not Linux: fall through to the default
+  }
+  return [32768, 60999];
+}
+
+/** The candidate ports: PORT_MIN..PORT_MAX minus the ephemeral range. */
+function candidates(): number[] {
+  const [lo, hi] = ephemeralRange();
+  const out: number[] = [];
+  for (let p = PORT_MIN; p <= PORT_MAX; p++) if (p < lo || p > hi) out.push(p);
+  return out;
+}
+
+let pool: number[] | null = null;
 
 function bindable(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -15,15 +40,17 @@ function bindable(port: number): Promise<boolean> {
   });
 }
 
-/** A TCP port on 127.0.0.1 in 20000-60000 that was free a moment ago. */
+/** A TCP port on 127.0.0.1, outside the ephemeral range, that was free a moment ago. */
 export async function freePort(): Promise<number> {
+  pool ??= candidates();
+  if (pool.length === 0) throw new Error(`freePort: ${PORT_MIN}-${PORT_MAX} lies inside the ephemeral port range`);
   for (let i = 0; i < ATTEMPTS_MAX; i++) {
-    const port = PORT_MIN + Math.floor(Math.random() * (PORT_MAX - PORT_MIN + 1));
+    const port = pool[Math.floor(Math.random() * pool.length)];
     if (handedOut.has(port)) continue;
     if (await bindable(port)) {
       handedOut.add(port);
       return port;
     }
   }
-  throw new Error(`freePort: no free port in ${PORT_MIN}-${PORT_MAX} after ${ATTEMPTS_MAX} tries`);
+  throw new Error(`freePort: no free port after ${ATTEMPTS_MAX} tries`);
 }
