@@ -9,6 +9,11 @@
 // the api suites a second time on the node:http2 engine (TETCD_GRPC_ENGINE=node) and the watch suites a
 // second time with every watch fan-out on the worker threads (TETCD_WATCH_POOL=1).
 // `TETCD_CLIENT_WORKERS=2 node dist/test/run.js` runs every suite in that mode once.
+//
+// Two files run at a time (TETCD_TEST_JOBS, default 2): most suites wait on members, timers and sockets, not
+// the CPU. The suites whose checks are about time under faults (elections, expiry, kills, pauses, the
+// coverage-asserting runs) and the benches run alone (SOLO_SUITES). Each file's output is printed whole when it
+// ends; each concurrently running file gets its own slice of the port range (TETCD_PORT_SLOT, tools/lib/ports.ts).
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative, dirname } from 'node:path';
@@ -47,19 +52,29 @@ const MEMBER_PROCESS_SUITES = [
   'client_procs/client-processes',
 ];
 
-function runFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<FileResult> {
+/** Suites that run alone: their checks are about timing under faults, or they measure. */
+const SOLO_SUITES = ['cluster/', 'compat/crash', 'compat/lease-expiry', 'compat/watch-guarantees', 'wal/crash', 'bench/'];
+
+interface Job {
+  file: string;
+  label: string;
+  env: NodeJS.ProcessEnv;
+}
+
+function runFile(job: Job, slot: number): Promise<FileResult & { output: string }> {
+  const { file } = job;
   const started = Date.now();
   return new Promise((resolve) => {
+    const env = { ...job.env, TETCD_PORT_SLOT: String(slot), TETCD_PORT_SLOTS: String(jobsMax) };
     const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let output = '';
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      process.stdout.write(chunk);
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
     const timer = setTimeout(() => {
-      process.stdout.write(`\n!! ${file}: killed after ${fileTimeoutMs} ms\n`);
+      output += `\n!! ${file}: killed after ${fileTimeoutMs} ms\n`;
       child.kill('SIGKILL');
     }, fileTimeoutMs);
     child.on('close', (code) => {
@@ -78,7 +93,7 @@ function runFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Fi
       let failed = Math.max(0, total - passed);
       // A file that exits badly without reporting a failure (crash, timeout, load error) counts as one.
       if (code !== 0 && failed === 0) failed = 1;
-      resolve({ file, total, passed, skipped, failed, ms: Date.now() - started });
+      resolve({ file: job.label, total, passed, skipped, failed, ms: Date.now() - started, output });
     });
   });
 }
@@ -89,18 +104,15 @@ const files = findTests(testRoot).filter((f) => {
   return filters.length === 0 || filters.some((w) => rel.includes(w));
 });
 
-const results: FileResult[] = [];
-for (const file of files) {
-  process.stdout.write(`\n=== ${relative(testRoot, file)}\n`);
-  results.push(await runFile(file));
-}
+const jobsMax = Math.max(1, Number(process.env.TETCD_TEST_JOBS ?? 2));
+const rel = (f: string) => relative(testRoot, f);
+const jobs: Job[] = files.map((f) => ({ file: f, label: rel(f), env: process.env }));
+
 const CLIENT_WORKERS_PASS = '2';
 if (filters.length === 0 && process.env.TETCD_CLIENT_WORKERS === undefined) {
   const env = { ...process.env, TETCD_CLIENT_WORKERS: CLIENT_WORKERS_PASS };
-  for (const file of files.filter((f) => MEMBER_PROCESS_SUITES.some((w) => relative(testRoot, f).startsWith(w)))) {
-    process.stdout.write(`\n=== ${relative(testRoot, file)} [--client-workers ${CLIENT_WORKERS_PASS}]\n`);
-    const r = await runFile(file, env);
-    results.push({ ...r, file: `${r.file} [--client-workers ${CLIENT_WORKERS_PASS}]` });
+  for (const f of files.filter((f) => MEMBER_PROCESS_SUITES.some((w) => rel(f).startsWith(w)))) {
+    jobs.push({ file: f, label: `${rel(f)} [--client-workers ${CLIENT_WORKERS_PASS}]`, env });
   }
 }
 // The gRPC server's other HTTP/2 engine (node:http2; the default is 'raw'): the api suites, etcdctl and
@@ -109,25 +121,55 @@ const OTHER_ENGINE = 'node';
 if (filters.length === 0 && process.env.TETCD_GRPC_ENGINE === undefined) {
   const env = { ...process.env, TETCD_GRPC_ENGINE: OTHER_ENGINE };
   // h2-fuzz always runs the raw engine: nothing to run again.
-  for (const file of files.filter((f) => relative(testRoot, f).startsWith('api/') && !f.includes('h2-fuzz'))) {
-    process.stdout.write(`\n=== ${relative(testRoot, file)} [engine ${OTHER_ENGINE}]\n`);
-    const r = await runFile(file, env);
-    results.push({ ...r, file: `${r.file} [engine ${OTHER_ENGINE}]` });
+  for (const f of files.filter((f) => rel(f).startsWith('api/') && !f.includes('h2-fuzz'))) {
+    jobs.push({ file: f, label: `${rel(f)} [engine ${OTHER_ENGINE}]`, env });
   }
 }
-
 // The watch suites once more with every watch fan-out built on the worker threads (TETCD_WATCH_POOL=1 →
 // `--worker-threads 2 --watch-pool-min-watchers 1`), so the pool path keeps etcd's watch behaviour.
 const WATCH_SUITES = ['compat/watch', 'compat/etcd3-watch'];
 if (filters.length === 0 && process.env.TETCD_WATCH_POOL === undefined) {
   const env = { ...process.env, TETCD_WATCH_POOL: '1' };
-  for (const file of files.filter((f) => WATCH_SUITES.some((w) => relative(testRoot, f).startsWith(w)))) {
-    process.stdout.write(`\n=== ${relative(testRoot, file)} [watch pool]\n`);
-    const r = await runFile(file, env);
-    results.push({ ...r, file: `${r.file} [watch pool]` });
+  for (const f of files.filter((f) => WATCH_SUITES.some((w) => rel(f).startsWith(w)))) {
+    jobs.push({ file: f, label: `${rel(f)} [watch pool]`, env });
   }
 }
 
+/** Runs the jobs `jobsMax` at a time, a solo job with nothing beside it; results in the jobs' order. */
+async function runAll(list: Job[]): Promise<FileResult[]> {
+  const out: FileResult[] = new Array(list.length);
+  const solo = isSolo;
+  const freeSlots = Array.from({ length: jobsMax }, (_, i) => i);
+  const running = new Set<Promise<void>>();
+  let soloRunning = false;
+  let next = 0;
+  while (next < list.length || running.size > 0) {
+    const job = list[next];
+    const canStart = job !== undefined && !soloRunning && freeSlots.length > 0 && (running.size === 0 || !solo(job));
+    if (!canStart) {
+      await Promise.race(running);
+      continue;
+    }
+    const index = next++;
+    const slot = freeSlots.shift() as number;
+    soloRunning = solo(job);
+    const p: Promise<void> = runFile(job, slot).then(({ output, ...r }) => {
+      process.stdout.write(`\n=== ${job.label}\n${output}`);
+      out[index] = r;
+      freeSlots.push(slot);
+      if (solo(job)) soloRunning = false;
+      running.delete(p);
+    });
+    running.add(p);
+  }
+  return out;
+}
+
+// The parallel suites first, then the solo ones, so no slot idles behind a solo suite waiting to start.
+const isSolo = (j: Job) => SOLO_SUITES.some((w) => rel(j.file).startsWith(w));
+jobs.sort((a, b) => Number(isSolo(a)) - Number(isSolo(b)));
+const started = Date.now();
+const results = await runAll(jobs);
 let passed = 0,
   failed = 0,
   skipped = 0;
@@ -138,8 +180,9 @@ for (const r of results) {
   skipped += r.skipped;
   const mark = r.failed > 0 ? 'FAIL' : 'ok  ';
   process.stdout.write(
-    `${mark} ${relative(testRoot, r.file).padEnd(64)} ${String(r.passed).padStart(4)} passed ${String(r.failed).padStart(3)} failed ${String(r.skipped).padStart(3)} skipped ${(r.ms / 1000).toFixed(1).padStart(6)} s\n`,
+    `${mark} ${r.file.padEnd(64)} ${String(r.passed).padStart(4)} passed ${String(r.failed).padStart(3)} failed ${String(r.skipped).padStart(3)} skipped ${(r.ms / 1000).toFixed(1).padStart(6)} s\n`,
   );
 }
+process.stdout.write(`\n${jobs.length} files in ${((Date.now() - started) / 1000).toFixed(0)} s, ${jobsMax} at a time\n`);
 process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
 process.exitCode = failed > 0 || files.length === 0 ? 1 : 0;

@@ -7,11 +7,14 @@ import { freePort } from '../../tools/lib/ports.js';
 
 test('freePort: 300 ports, all distinct, none in the ephemeral range', async () => {
   const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  const slots = Number(process.env.TETCD_PORT_SLOTS ?? 1);
+  const slot = Number(process.env.TETCD_PORT_SLOT ?? 0);
   const seen = new Set<number>();
   for (let i = 0; i < 300; i++) {
     const p = await freePort();
     assert.ok(p < lo || p > hi, `port ${p} lies in the ephemeral range ${lo}-${hi}`);
     assert.not.ok(seen.has(p), `port ${p} handed out twice`);
+    if (slots > 1) assert.is(p % slots, slot, `port ${p} outside this runner slot (${slot} of ${slots})`);
     seen.add(p);
   }
 });

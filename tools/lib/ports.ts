@@ -22,11 +22,17 @@ function ephemeralRange(): [number, number] {
   return [32768, 60999];
 }
 
-/** The candidate ports: PORT_MIN..PORT_MAX minus the ephemeral range. */
+/**
+ * The candidate ports: PORT_MIN..PORT_MAX minus the ephemeral range, and, when the test runner runs files side by
+ * side, only this file's slice (TETCD_PORT_SLOT of TETCD_PORT_SLOTS): two processes probing the same free port
+ * and both handing it out is the collision the per-process `handedOut` set cannot see.
+ */
 function candidates(): number[] {
   const [lo, hi] = ephemeralRange();
+  const slots = Math.max(1, Number(process.env.TETCD_PORT_SLOTS ?? 1));
+  const slot = Number(process.env.TETCD_PORT_SLOT ?? 0) % slots;
   const out: number[] = [];
-  for (let p = PORT_MIN; p <= PORT_MAX; p++) if (p < lo || p > hi) out.push(p);
+  for (let p = PORT_MIN; p <= PORT_MAX; p++) if ((p < lo || p > hi) && p % slots === slot) out.push(p);
   return out;
 }
 
