@@ -127,7 +127,7 @@ if (filters.length === 0 && process.env.TETCD_GRPC_ENGINE === undefined) {
 }
 // The watch suites once more with every watch fan-out built on the worker threads (TETCD_WATCH_POOL=1 →
 // `--worker-threads 2 --watch-pool-min-watchers 1`), so the pool path keeps etcd's watch behaviour.
-const WATCH_SUITES = ['compat/watch', 'compat/etcd3-watch'];
+const WATCH_SUITES = ['compat/watch', 'compat/etcd3-watch', 'compat/require-leader'];
 if (filters.length === 0 && process.env.TETCD_WATCH_POOL === undefined) {
   const env = { ...process.env, TETCD_WATCH_POOL: '1' };
   for (const f of files.filter((f) => WATCH_SUITES.some((w) => rel(f).startsWith(w)))) {
