@@ -5,9 +5,29 @@
 // It costs a fraction of node:http2's CPU per call, so the generator leaves the cores to the server.
 import net from 'node:net';
 import { HpackDecoder, HpackError, encodeStatelessBlock } from '../../src/api/h2/hpack.js';
+import {
+  PREFACE,
+  FRAME_HEADER_BYTES,
+  T_DATA,
+  T_HEADERS,
+  T_RST_STREAM,
+  T_SETTINGS,
+  T_PING,
+  T_GOAWAY,
+  T_WINDOW_UPDATE,
+  T_CONTINUATION,
+  F_END_STREAM,
+  F_ACK,
+  F_END_HEADERS,
+  F_PADDED,
+  F_PRIORITY,
+  S_HEADER_TABLE_SIZE,
+  S_ENABLE_PUSH,
+  S_MAX_CONCURRENT_STREAMS,
+  S_INITIAL_WINDOW_SIZE,
+  S_MAX_FRAME_SIZE,
+} from '../../src/api/h2/frames.js';
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const FRAME_HEADER_BYTES = 9;
 /** RFC 7540 default and minimum SETTINGS_MAX_FRAME_SIZE; we never announce more, nor send more. */
 const FRAME_BYTES_MAX = 16_384;
 const DEFAULT_WINDOW_BYTES = 65_535;
@@ -18,25 +38,6 @@ export const RAW_BODY_BYTES_MAX = DEFAULT_WINDOW_BYTES - 5;
 const STREAM_ID_MAX = 0x7fffffff;
 /** Largest header block (HEADERS + CONTINUATIONs) accepted from the server. */
 const HEADER_BLOCK_BYTES_MAX = 256 * 1024;
-
-const T_DATA = 0x0,
-  T_HEADERS = 0x1,
-  T_RST_STREAM = 0x3,
-  T_SETTINGS = 0x4,
-  T_PING = 0x6,
-  T_GOAWAY = 0x7,
-  T_WINDOW_UPDATE = 0x8,
-  T_CONTINUATION = 0x9;
-const F_END_STREAM = 0x1,
-  F_ACK = 0x1,
-  F_END_HEADERS = 0x4,
-  F_PADDED = 0x8,
-  F_PRIORITY = 0x20;
-const S_HEADER_TABLE_SIZE = 0x1,
-  S_ENABLE_PUSH = 0x2,
-  S_MAX_CONCURRENT_STREAMS = 0x3,
-  S_INITIAL_WINDOW_SIZE = 0x4,
-  S_MAX_FRAME_SIZE = 0x5;
 
 /** One call slot. The connection fills streamId/status; the owner keeps its own fields alongside. */
 export interface RawLane {

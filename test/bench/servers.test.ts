@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
-import { Cluster, StartError, profiledCommand, freePort, dirBytes } from '../../bench/lib/servers.js';
+import { Cluster, StartError, profiledCommand, dirBytes } from '../../bench/lib/servers.js';
 import { loadKeys } from '../../bench/lib/workloads.js';
 import { GrpcConn } from '../../bench/lib/grpc-client.js';
 import { tetcdNodeFlags } from '../../tools/cluster.js';
@@ -33,12 +33,6 @@ test('profiledCommand puts --cpu-prof after node, or runs a node script under no
     '--x',
   ]);
   assert.throws(() => profiledCommand(['/usr/bin/etcd'], '/p'), /cannot profile/);
-});
-
-test('freePort hands out distinct ports in range', async () => {
-  const a = await freePort();
-  const b = await freePort();
-  assert.ok(a !== b && a >= 20000 && a <= 60000 && b >= 20000 && b <= 60000);
 });
 
 test('a member that exits at once is a StartError naming the reason', async () => {

@@ -18,9 +18,33 @@
 import type { Socket } from 'node:net';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { HpackDecoder, HpackError, encodeStatelessBlock } from './hpack.js';
+import {
+  PREFACE,
+  FRAME_HEADER_BYTES,
+  T_DATA,
+  T_HEADERS,
+  T_PRIORITY,
+  T_RST_STREAM,
+  T_SETTINGS,
+  T_PUSH_PROMISE,
+  T_PING,
+  T_GOAWAY,
+  T_WINDOW_UPDATE,
+  T_CONTINUATION,
+  F_END_STREAM,
+  F_ACK,
+  F_END_HEADERS,
+  F_PADDED,
+  F_PRIORITY,
+  S_HEADER_TABLE_SIZE,
+  S_ENABLE_PUSH,
+  S_MAX_CONCURRENT_STREAMS,
+  S_INITIAL_WINDOW_SIZE,
+  S_MAX_FRAME_SIZE,
+  S_MAX_HEADER_LIST_SIZE,
+  H2Error,
+} from './frames.js';
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const FRAME_HEADER_BYTES = 9;
 /** SETTINGS_MAX_FRAME_SIZE we accept (the RFC's default; we do not announce more). */
 const RECV_FRAME_BYTES_MAX = 16_384;
 const DEFAULT_WINDOW_BYTES = 65_535;
@@ -50,48 +74,6 @@ const STREAM_OVERHEAD_BYTES = 1024;
 const RECENTLY_CLOSED_MAX = 1024;
 /** Per-entry overhead of a header list size (RFC 9113 §6.5.2). */
 const HEADER_ENTRY_OVERHEAD = 32;
-
-export const enum FrameType {
-  Data = 0,
-  Headers = 1,
-  Priority = 2,
-  RstStream = 3,
-  Settings = 4,
-  PushPromise = 5,
-  Ping = 6,
-  GoAway = 7,
-  WindowUpdate = 8,
-  Continuation = 9,
-}
-const F_END_STREAM = 0x1,
-  F_ACK = 0x1,
-  F_END_HEADERS = 0x4,
-  F_PADDED = 0x8,
-  F_PRIORITY = 0x20;
-const S_HEADER_TABLE_SIZE = 1,
-  S_ENABLE_PUSH = 2,
-  S_MAX_CONCURRENT_STREAMS = 3,
-  S_INITIAL_WINDOW_SIZE = 4,
-  S_MAX_FRAME_SIZE = 5,
-  S_MAX_HEADER_LIST_SIZE = 6;
-
-/** HTTP/2 error codes (RFC 9113 §7); node:http2 names them NGHTTP2_*. */
-export const H2Error = {
-  NO_ERROR: 0,
-  PROTOCOL_ERROR: 1,
-  INTERNAL_ERROR: 2,
-  FLOW_CONTROL_ERROR: 3,
-  SETTINGS_TIMEOUT: 4,
-  STREAM_CLOSED: 5,
-  FRAME_SIZE_ERROR: 6,
-  REFUSED_STREAM: 7,
-  CANCEL: 8,
-  COMPRESSION_ERROR: 9,
-  CONNECT_ERROR: 10,
-  ENHANCE_YOUR_CALM: 11,
-  INADEQUATE_SECURITY: 12,
-  HTTP_1_1_REQUIRED: 13,
-} as const;
 
 /** What the server announces and enforces. */
 export interface H2SessionOptions {
@@ -459,7 +441,7 @@ export class H2Session {
       [S_INITIAL_WINDOW_SIZE, Math.min(opts.streamWindowBytes, WINDOW_MAX)],
       [S_MAX_HEADER_LIST_SIZE, opts.headerListBytesMax],
     ];
-    this.frameHeader(settings.length * 6, FrameType.Settings, 0, 0);
+    this.frameHeader(settings.length * 6, T_SETTINGS, 0, 0);
     for (const [id, v] of settings) {
       this.out.writeUInt16BE(id, this.outPos);
       this.out.writeUInt32BE(v >>> 0, this.outPos + 2);
@@ -530,7 +512,7 @@ export class H2Session {
     this.goawayLastStreamId = lastStreamId;
     const debug = opaqueData === undefined ? undefined : Buffer.from(opaqueData.buffer, opaqueData.byteOffset, opaqueData.byteLength);
     const len = 8 + (debug?.length ?? 0);
-    this.frameHeader(len, FrameType.GoAway, 0, 0);
+    this.frameHeader(len, T_GOAWAY, 0, 0);
     this.out.writeUInt32BE(lastStreamId & WINDOW_MAX, this.outPos);
     this.out.writeUInt32BE(code >>> 0, this.outPos + 4);
     this.outPos += 8;
@@ -545,7 +527,7 @@ export class H2Session {
     payload.writeUInt32BE(0x74657463, 0); // 'tetc'
     payload.writeUInt32BE(++this.pingSeq >>> 0, 4);
     this.pings.push({ payload, sentAt: process.hrtime.bigint(), cb });
-    this.frameHeader(8, FrameType.Ping, 0, 0);
+    this.frameHeader(8, T_PING, 0, 0);
     this.copyOut(payload);
     this.schedule();
     return true;
@@ -595,41 +577,41 @@ export class H2Session {
   };
 
   private onFrame(type: number, flags: number, sid: number, buf: Buffer, from: number, to: number): void {
-    if (this.pendingBlock !== undefined && (type !== FrameType.Continuation || sid !== this.pendingBlock.sid)) {
+    if (this.pendingBlock !== undefined && (type !== T_CONTINUATION || sid !== this.pendingBlock.sid)) {
       this.connectionError(H2Error.PROTOCOL_ERROR, 'expected a CONTINUATION frame');
       return;
     }
-    if (!this.settingsSeen && type !== FrameType.Settings) {
+    if (!this.settingsSeen && type !== T_SETTINGS) {
       this.connectionError(H2Error.PROTOCOL_ERROR, 'the client preface must start with SETTINGS');
       return;
     }
     switch (type) {
-      case FrameType.Data:
+      case T_DATA:
         this.onDataFrame(flags, sid, buf, from, to);
         break;
-      case FrameType.Headers:
+      case T_HEADERS:
         this.onHeadersFrame(flags, sid, buf, from, to);
         break;
-      case FrameType.Continuation:
+      case T_CONTINUATION:
         this.onContinuation(flags, sid, buf, from, to);
         break;
-      case FrameType.Priority:
+      case T_PRIORITY:
         if (sid === 0) this.connectionError(H2Error.PROTOCOL_ERROR, 'PRIORITY on stream 0');
         else if (to - from !== 5) this.streamError(sid, H2Error.FRAME_SIZE_ERROR);
         break;
-      case FrameType.RstStream:
+      case T_RST_STREAM:
         this.onRstStream(sid, buf, from, to);
         break;
-      case FrameType.Settings:
+      case T_SETTINGS:
         this.onSettings(flags, sid, buf, from, to);
         break;
-      case FrameType.PushPromise:
+      case T_PUSH_PROMISE:
         this.connectionError(H2Error.PROTOCOL_ERROR, 'PUSH_PROMISE from a client');
         break;
-      case FrameType.Ping:
+      case T_PING:
         this.onPing(flags, sid, buf, from, to);
         break;
-      case FrameType.GoAway:
+      case T_GOAWAY:
         if (sid !== 0) this.connectionError(H2Error.PROTOCOL_ERROR, 'GOAWAY on a stream');
         else if (to - from < 8) this.connectionError(H2Error.FRAME_SIZE_ERROR, 'short GOAWAY');
         else {
@@ -638,7 +620,7 @@ export class H2Session {
           this.maybeFinish();
         }
         break;
-      case FrameType.WindowUpdate:
+      case T_WINDOW_UPDATE:
         this.onWindowUpdate(sid, buf, from, to);
         break;
       default:
@@ -985,7 +967,7 @@ export class H2Session {
           break;
       }
     }
-    this.frameHeader(0, FrameType.Settings, F_ACK, 0);
+    this.frameHeader(0, T_SETTINGS, F_ACK, 0);
     this.pump();
   }
 
@@ -1006,7 +988,7 @@ export class H2Session {
       p.cb(null, ms, p.payload);
       return;
     }
-    this.frameHeader(8, FrameType.Ping, F_ACK, 0);
+    this.frameHeader(8, T_PING, F_ACK, 0);
     buf.copy(this.out, this.outPos, from, to);
     this.outPos += 8;
     this.emit('ping', buf.subarray(from, to));
@@ -1074,13 +1056,13 @@ export class H2Session {
   _sendHeaders(stream: H2Stream, block: Buffer, endStream: boolean): void {
     const max = this.peerMaxFrame;
     if (block.length <= max) {
-      this.frameHeader(block.length, FrameType.Headers, F_END_HEADERS | (endStream ? F_END_STREAM : 0), stream.id);
+      this.frameHeader(block.length, T_HEADERS, F_END_HEADERS | (endStream ? F_END_STREAM : 0), stream.id);
       this.copyOut(block);
     } else {
       for (let at = 0; at < block.length; at += max) {
         const n = Math.min(max, block.length - at);
         const last = at + n >= block.length;
-        const type = at === 0 ? FrameType.Headers : FrameType.Continuation;
+        const type = at === 0 ? T_HEADERS : T_CONTINUATION;
         const flags = (last ? F_END_HEADERS : 0) | (at === 0 && endStream ? F_END_STREAM : 0);
         this.frameHeader(n, type, flags, stream.id);
         this.copyOut(block.subarray(at, at + n));
@@ -1113,7 +1095,7 @@ export class H2Session {
       stream._emitWantTrailers();
       return;
     }
-    this.frameHeader(0, FrameType.Data, F_END_STREAM, stream.id);
+    this.frameHeader(0, T_DATA, F_END_STREAM, stream.id);
     this.schedule();
     this._localEnded(stream);
   }
@@ -1180,7 +1162,7 @@ export class H2Session {
           continue;
         }
       }
-      this.frameHeader(n, FrameType.Data, 0, stream.id);
+      this.frameHeader(n, T_DATA, 0, stream.id);
       const headerAt = this.outPos - FRAME_HEADER_BYTES;
       const out = this.out;
       if (n <= OUT_COPY_BYTES_MAX) this.copyOut(chunk.subarray(at, at + n));
@@ -1243,7 +1225,7 @@ export class H2Session {
   }
 
   private sendRst(sid: number, code: number): void {
-    this.frameHeader(4, FrameType.RstStream, 0, sid);
+    this.frameHeader(4, T_RST_STREAM, 0, sid);
     this.out.writeUInt32BE(code >>> 0, this.outPos);
     this.outPos += 4;
     this.schedule();
@@ -1271,7 +1253,7 @@ export class H2Session {
   }
 
   private windowUpdate(sid: number, inc: number): void {
-    this.frameHeader(4, FrameType.WindowUpdate, 0, sid);
+    this.frameHeader(4, T_WINDOW_UPDATE, 0, sid);
     this.out.writeUInt32BE(inc, this.outPos);
     this.outPos += 4;
   }

@@ -58,6 +58,30 @@ import {
   type Running,
 } from '../helpers.js';
 import { rng } from '../../../tools/lib/rng.js';
+import {
+  PREFACE,
+  T_DATA,
+  T_HEADERS,
+  T_PRIORITY,
+  T_RST_STREAM,
+  T_SETTINGS,
+  T_PUSH_PROMISE,
+  T_PING,
+  T_GOAWAY,
+  T_WINDOW_UPDATE,
+  T_CONTINUATION,
+  F_END_STREAM,
+  F_ACK,
+  F_END_HEADERS,
+  F_PADDED,
+  F_PRIORITY,
+  S_HEADER_TABLE_SIZE,
+  S_ENABLE_PUSH,
+  S_MAX_CONCURRENT_STREAMS,
+  S_INITIAL_WINDOW_SIZE,
+  S_MAX_FRAME_SIZE,
+  S_MAX_HEADER_LIST_SIZE,
+} from '../../../src/api/h2/frames.js';
 
 // ---- knobs ----
 
@@ -117,28 +141,6 @@ function describeUncaught(from = 0): string {
 
 // ---- HTTP/2 constants ----
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const T_DATA = 0x0,
-  T_HEADERS = 0x1,
-  T_PRIORITY = 0x2,
-  T_RST_STREAM = 0x3,
-  T_SETTINGS = 0x4,
-  T_PUSH_PROMISE = 0x5,
-  T_PING = 0x6,
-  T_GOAWAY = 0x7,
-  T_WINDOW_UPDATE = 0x8,
-  T_CONTINUATION = 0x9;
-const F_END_STREAM = 0x1,
-  F_ACK = 0x1,
-  F_END_HEADERS = 0x4,
-  F_PADDED = 0x8,
-  F_PRIORITY = 0x20;
-const S_HEADER_TABLE_SIZE = 1,
-  S_ENABLE_PUSH = 2,
-  S_MAX_CONCURRENT_STREAMS = 3,
-  S_INITIAL_WINDOW_SIZE = 4,
-  S_MAX_FRAME_SIZE = 5,
-  S_MAX_HEADER_LIST_SIZE = 6;
 const MAX_FRAME = 16_384;
 const TYPE_NAMES = [
   'DATA',

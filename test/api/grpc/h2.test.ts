@@ -31,37 +31,31 @@ import {
   waitFor,
   type Running,
 } from '../helpers.js';
+import {
+  PREFACE,
+  T_DATA,
+  T_HEADERS,
+  T_PRIORITY,
+  T_RST_STREAM,
+  T_SETTINGS,
+  T_PING,
+  T_GOAWAY,
+  T_WINDOW_UPDATE,
+  T_CONTINUATION,
+  F_END_STREAM,
+  F_ACK,
+  F_END_HEADERS,
+  F_PADDED,
+  F_PRIORITY,
+  S_ENABLE_PUSH,
+  S_MAX_CONCURRENT_STREAMS,
+  S_INITIAL_WINDOW_SIZE,
+  S_MAX_FRAME_SIZE,
+  H2Error,
+} from '../../../src/api/h2/frames.js';
 
 // ---- HTTP/2 constants (RFC 9113 §6, §7, §11) ----
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const T_DATA = 0x0,
-  T_HEADERS = 0x1,
-  T_PRIORITY = 0x2,
-  T_RST_STREAM = 0x3,
-  T_SETTINGS = 0x4,
-  T_PING = 0x6,
-  T_GOAWAY = 0x7,
-  T_WINDOW_UPDATE = 0x8,
-  T_CONTINUATION = 0x9;
-const F_END_STREAM = 0x1,
-  F_ACK = 0x1,
-  F_END_HEADERS = 0x4,
-  F_PADDED = 0x8,
-  F_PRIORITY = 0x20;
-const S_ENABLE_PUSH = 0x2,
-  S_MAX_CONCURRENT_STREAMS = 0x3,
-  S_INITIAL_WINDOW_SIZE = 0x4,
-  S_MAX_FRAME_SIZE = 0x5;
-const E_NO_ERROR = 0x0,
-  E_PROTOCOL_ERROR = 0x1,
-  E_INTERNAL_ERROR = 0x2,
-  E_FLOW_CONTROL_ERROR = 0x3,
-  E_STREAM_CLOSED = 0x5,
-  E_FRAME_SIZE_ERROR = 0x6,
-  E_REFUSED_STREAM = 0x7,
-  E_CANCEL = 0x8,
-  E_COMPRESSION_ERROR = 0x9;
 const DEFAULT_WINDOW = 65_535;
 const DEFAULT_MAX_FRAME = 16_384;
 const WINDOW_MAX = 0x7fffffff;
@@ -642,7 +636,7 @@ class H2Client {
 async function expectConnectionError(c: H2Client, codes: number[], what: string, taken?: Frame): Promise<Frame> {
   const g = taken ?? (await c.next((f) => f.type === T_GOAWAY, `GOAWAY after ${what}`));
   const code = goawayCode(g);
-  const allowed = NODE_DEVIATIONS ? [...codes, E_INTERNAL_ERROR] : codes;
+  const allowed = NODE_DEVIATIONS ? [...codes, H2Error.INTERNAL_ERROR] : codes;
   assert.ok(allowed.includes(code), `${what}: GOAWAY code ${code}, want one of ${allowed.join(', ')}`);
   assert.is(g.sid, 0, 'GOAWAY is on stream 0');
   if (!NODE_DEVIATIONS) {
@@ -1063,7 +1057,7 @@ test('receive side: a 1.5 MB request sent within the announced windows is echoed
 test('connection errors: even stream id → GOAWAY PROTOCOL_ERROR, then close', async () => {
   const c = await H2Client.open(srv.port);
   c.headers(2, requestHeaders(EchoService.Unary.path), true);
-  await expectConnectionError(c, [E_PROTOCOL_ERROR], 'HEADERS on an even stream id');
+  await expectConnectionError(c, [H2Error.PROTOCOL_ERROR], 'HEADERS on an even stream id');
   assert.not.ok(
     c.saw((f) => f.sid === 2 && f.type === T_HEADERS),
     'stream 2 not answered',
@@ -1084,11 +1078,11 @@ test('connection errors: a new stream id lower than a previous one → PROTOCOL_
     // Deviation 3: nghttp2 ignores the stream instead. It must at least not be served.
     await sleep(300);
     assert.not.ok(
-      c.saw((f) => f.type === T_GOAWAY && goawayCode(f) !== E_PROTOCOL_ERROR),
+      c.saw((f) => f.type === T_GOAWAY && goawayCode(f) !== H2Error.PROTOCOL_ERROR),
       'no other error',
     );
   } else {
-    await expectConnectionError(c, [E_PROTOCOL_ERROR], 'HEADERS on stream 3 after stream 5');
+    await expectConnectionError(c, [H2Error.PROTOCOL_ERROR], 'HEADERS on stream 3 after stream 5');
   }
   assert.not.ok(
     c.saw((f) => f.sid === 3),
@@ -1105,7 +1099,7 @@ test('connection errors: undecodable HPACK → COMPRESSION_ERROR', async () => {
   ]) {
     const c = await H2Client.open(srv.port);
     c.send(T_HEADERS, F_END_HEADERS | F_END_STREAM, 1, garbage);
-    await expectConnectionError(c, [E_COMPRESSION_ERROR], `HPACK garbage ${garbage.toString('hex')}`);
+    await expectConnectionError(c, [H2Error.COMPRESSION_ERROR], `HPACK garbage ${garbage.toString('hex')}`);
   }
 });
 
@@ -1119,17 +1113,17 @@ test('connection errors: a HEADERS frame over SETTINGS_MAX_FRAME_SIZE (16384 unl
   const block = blockOf(pad);
   assert.is(block.length, limit + 1);
   c.send(T_HEADERS, F_END_HEADERS, 1, block);
-  await expectConnectionError(c, [E_FRAME_SIZE_ERROR], `a ${limit + 1} B HEADERS frame`);
+  await expectConnectionError(c, [H2Error.FRAME_SIZE_ERROR], `a ${limit + 1} B HEADERS frame`);
   // Same for a frame on stream 0 (a PING, whose size is wrong anyway) above the limit.
   const c2 = await H2Client.open(srv.port);
   c2.send(T_PING, 0, 0, Buffer.alloc(limit + 1));
-  await expectConnectionError(c2, [E_FRAME_SIZE_ERROR], `a ${limit + 1} B PING`);
+  await expectConnectionError(c2, [H2Error.FRAME_SIZE_ERROR], `a ${limit + 1} B PING`);
 });
 
 test('connection errors: WINDOW_UPDATE overflowing the connection send window → FLOW_CONTROL_ERROR', async () => {
   const c = await H2Client.open(srv.port);
   c.send(T_WINDOW_UPDATE, 0, 0, u32(WINDOW_MAX));
-  await expectConnectionError(c, [E_FLOW_CONTROL_ERROR], 'connection window past 2^31-1');
+  await expectConnectionError(c, [H2Error.FLOW_CONTROL_ERROR], 'connection window past 2^31-1');
   // Two updates that overflow only together (no WINDOW_UPDATE at open: the server's window starts at 65535).
   const c2 = await H2Client.open(srv.port, { connWindowIncrement: 0 });
   c2.send(T_WINDOW_UPDATE, 0, 0, u32(WINDOW_MAX - DEFAULT_WINDOW));
@@ -1137,19 +1131,19 @@ test('connection errors: WINDOW_UPDATE overflowing the connection send window �
   await c2.next((f) => f.type === T_PING && (f.flags & F_ACK) !== 0, 'PING ACK (window exactly 2^31-1 is fine)');
   assert.not.ok(c2.saw((f) => f.type === T_GOAWAY));
   c2.send(T_WINDOW_UPDATE, 0, 0, u32(1));
-  await expectConnectionError(c2, [E_FLOW_CONTROL_ERROR], 'connection window at 2^31');
+  await expectConnectionError(c2, [H2Error.FLOW_CONTROL_ERROR], 'connection window at 2^31');
 });
 
 test('connection errors: CONTINUATION without HEADERS → PROTOCOL_ERROR', async () => {
   const c = await H2Client.open(srv.port);
   c.send(T_CONTINUATION, F_END_HEADERS, 1, encodeStatelessBlock(requestHeaders(EchoService.Unary.path)));
-  await expectConnectionError(c, [E_PROTOCOL_ERROR], 'a lone CONTINUATION');
+  await expectConnectionError(c, [H2Error.PROTOCOL_ERROR], 'a lone CONTINUATION');
   // Also: a header block interrupted by another frame.
   const c2 = await H2Client.open(srv.port);
   const block = Buffer.from(encodeStatelessBlock(requestHeaders(EchoService.Unary.path)));
   c2.send(T_HEADERS, 0, 1, block.subarray(0, 8));
   c2.send(T_PING, 0, 0, Buffer.alloc(8));
-  await expectConnectionError(c2, [E_PROTOCOL_ERROR], 'a PING inside a header block');
+  await expectConnectionError(c2, [H2Error.PROTOCOL_ERROR], 'a PING inside a header block');
 });
 
 test('connection errors: a bad client preface closes the connection', async () => {
@@ -1169,7 +1163,7 @@ test('connection errors: a bad client preface closes the connection', async () =
     for (const g of c.received.filter((f) => f.type === T_GOAWAY)) {
       const code = goawayCode(g);
       assert.ok(
-        code === E_PROTOCOL_ERROR || (NODE_DEVIATIONS && code === E_INTERNAL_ERROR),
+        code === H2Error.PROTOCOL_ERROR || (NODE_DEVIATIONS && code === H2Error.INTERNAL_ERROR),
         `a GOAWAY, if sent, says PROTOCOL_ERROR (got ${code})`,
       );
     }
@@ -1189,12 +1183,12 @@ test('stream errors: WINDOW_UPDATE increment 0 on a stream → PROTOCOL_ERROR (R
   const sid = await c.call(EchoService.Slow.path, { n: SLOW_MS });
   await waitFor(() => seen.calls.length === 1, WAIT_MS, 'the Slow handler to start');
   c.send(T_WINDOW_UPDATE, 0, sid, u32(0));
-  const kind = await expectStreamError(c, sid, E_PROTOCOL_ERROR, 'WINDOW_UPDATE 0 on a stream');
+  const kind = await expectStreamError(c, sid, H2Error.PROTOCOL_ERROR, 'WINDOW_UPDATE 0 on a stream');
   if (kind === 'stream' || !NODE_DEVIATIONS) await waitFor(() => seen.aborts.length === 1, WAIT_MS, 'the failed call to be cancelled');
   // On the connection (stream 0) it must be a connection error.
   const c2 = await H2Client.open(srv.port);
   c2.send(T_WINDOW_UPDATE, 0, 0, u32(0));
-  await expectConnectionError(c2, [E_PROTOCOL_ERROR], 'WINDOW_UPDATE 0 on stream 0');
+  await expectConnectionError(c2, [H2Error.PROTOCOL_ERROR], 'WINDOW_UPDATE 0 on stream 0');
 });
 
 test('stream errors: DATA after END_STREAM (half-closed remote) → STREAM_CLOSED (RST_STREAM, or GOAWAY)', async () => {
@@ -1202,7 +1196,7 @@ test('stream errors: DATA after END_STREAM (half-closed remote) → STREAM_CLOSE
   const sid = await c.call(EchoService.Slow.path, { n: SLOW_MS });
   await waitFor(() => seen.calls.length === 1, WAIT_MS, 'the Slow handler to start');
   c.send(T_DATA, 0, sid, frame(encodeEcho({ n: 1 })));
-  const kind = await expectStreamError(c, sid, E_STREAM_CLOSED, 'DATA after END_STREAM');
+  const kind = await expectStreamError(c, sid, H2Error.STREAM_CLOSED, 'DATA after END_STREAM');
   // The reset call is over; so is every call of a closed connection (node keeps it open: deviation 2).
   if (kind === 'stream' || !NODE_DEVIATIONS) await waitFor(() => seen.aborts.length === 1, WAIT_MS, 'the failed call to be cancelled');
   c.assertClean();
@@ -1215,7 +1209,7 @@ test('client RST_STREAM(CANCEL) during a Slow call aborts the handler and counts
   const sid = await c.call(EchoService.Slow.path, { n: SLOW_MS });
   await waitFor(() => seen.calls.length === 1, WAIT_MS, 'the Slow handler to start');
   const t0 = Date.now();
-  c.send(T_RST_STREAM, 0, sid, u32(E_CANCEL));
+  c.send(T_RST_STREAM, 0, sid, u32(H2Error.CANCEL));
   await waitFor(() => seen.aborts.length === 1, WAIT_MS, 'the handler signal to abort');
   assert.ok(Date.now() - t0 < 2000, 'aborted at once, not when the handler finished');
   assert.ok(seen.calls[0].signal.aborted);
@@ -1287,7 +1281,10 @@ test('maxConcurrentStreams 2: a third concurrent stream is refused, the first tw
   assert.ok(refusal !== undefined, 'the third stream was refused, not served');
   if (refusal.type === T_RST_STREAM) {
     const code = refusal.payload.readUInt32BE(0);
-    assert.ok(code === E_REFUSED_STREAM || code === E_PROTOCOL_ERROR, `RST_STREAM code ${code} is REFUSED_STREAM or PROTOCOL_ERROR`);
+    assert.ok(
+      code === H2Error.REFUSED_STREAM || code === H2Error.PROTOCOL_ERROR,
+      `RST_STREAM code ${code} is REFUSED_STREAM or PROTOCOL_ERROR`,
+    );
     for (const sid of sids.slice(0, 2)) {
       const r = await c.response(sid);
       assertOk(r, `stream ${sid}`);
@@ -1296,7 +1293,7 @@ test('maxConcurrentStreams 2: a third concurrent stream is refused, the first tw
   } else {
     // Deviation 4 (node only): the stream error escalated to a connection error (§5.4.1).
     assert.ok(NODE_DEVIATIONS, `GOAWAY ${goawayCode(refusal)} instead of RST_STREAM(REFUSED_STREAM) on the third stream`);
-    await expectConnectionError(c, [E_PROTOCOL_ERROR, E_REFUSED_STREAM], 'a stream over the limit', refusal);
+    await expectConnectionError(c, [H2Error.PROTOCOL_ERROR, H2Error.REFUSED_STREAM], 'a stream over the limit', refusal);
     assert.ok(goawayLastStream(refusal) < sids[2], 'the refused stream is not among those the server may have processed');
   }
   assert.not.ok(
@@ -1314,7 +1311,7 @@ test('maxConcurrentStreams 2: a third concurrent stream is refused, the first tw
   if (second.refusal !== undefined) {
     assert.is(second.refusal.type, T_RST_STREAM, 'a stream error, not a connection error, for a client that has not seen the limit');
     const code = second.refusal.payload.readUInt32BE(0);
-    assert.ok(code === E_REFUSED_STREAM || code === E_PROTOCOL_ERROR, `RST_STREAM code ${code}`);
+    assert.ok(code === H2Error.REFUSED_STREAM || code === H2Error.PROTOCOL_ERROR, `RST_STREAM code ${code}`);
   }
   const served = second.refusal === undefined ? second.sids : second.sids.slice(0, 2);
   for (const sid of served) assertOk(await early.response(sid), `stream ${sid} (before the ACK)`);
@@ -1330,7 +1327,7 @@ test('graceful shutdown: GOAWAY(NO_ERROR), the in-flight call completes with grp
   const shutdown = s.server.shutdown({ graceful: true, timeoutMs: WAIT_MS });
   try {
     const g = await c.next((f) => f.type === T_GOAWAY, 'GOAWAY');
-    assert.is(goawayCode(g), E_NO_ERROR, 'GOAWAY NO_ERROR');
+    assert.is(goawayCode(g), H2Error.NO_ERROR, 'GOAWAY NO_ERROR');
     assert.not.ok(
       c.saw((f) => f.sid === sid && (f.flags & F_END_STREAM) !== 0),
       'GOAWAY came while the call was in flight',
@@ -1340,7 +1337,7 @@ test('graceful shutdown: GOAWAY(NO_ERROR), the in-flight call completes with grp
     assert.is(echoOf(r).text, 'slow done');
     // Every GOAWAY says NO_ERROR and covers our stream (the last one is the one that counts).
     const goaways = c.received.filter((f) => f.type === T_GOAWAY);
-    assert.ok(goaways.every((f) => goawayCode(f) === E_NO_ERROR));
+    assert.ok(goaways.every((f) => goawayCode(f) === H2Error.NO_ERROR));
     assert.ok(goawayLastStream(goaways[goaways.length - 1]) >= sid, 'the last GOAWAY covers the in-flight stream');
     await c.waitClosed('after the graceful shutdown');
     c.assertClean();
@@ -1365,7 +1362,7 @@ test('header list too large (100 KB metadata value): the call fails cleanly and 
   await Promise.race([r, c.until(goawaySeen, WAIT_MS, 'the oversized header block to be refused')]);
   const goaway = c.received.find((f) => f.type === T_GOAWAY);
   if (goaway !== undefined) {
-    assert.is.not(goawayCode(goaway), E_NO_ERROR, 'GOAWAY with an error code');
+    assert.is.not(goawayCode(goaway), H2Error.NO_ERROR, 'GOAWAY with an error code');
     if (NODE_DEVIATIONS) await expectDead(c, 'oversized header block');
     else await c.waitClosed('GOAWAY for the oversized header block');
     assert.not.ok(
