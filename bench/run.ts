@@ -5,7 +5,12 @@
 //   node dist/bench/run.js [--rounds 5] [--duration-ms 5000] [--warmup-ms 1000] [--workloads put-1,put-1000|default|all]
 //     [--quick] [--profile] [--tetcd-cmd bin/tetcd] [--etcd-cmd /usr/bin/etcd] [--out bench/RESULTS.md]
 //     [--client-procs 2] [--memory-keys 1000000] [--profile-dir DIR] [--keep] [--engine raw|http2] [--label NAME]
-//     [--wal-writer native|js]
+//     [--wal-writer native|js] [--generator ts|go] [--requests N]
+//
+// --generator go drives the same workloads with bench/go/etcdload, a generator on etcd's own Go client
+// (clientv3, grpc-go), shaped as etcd's benchmark tool (connections shared by clients); its results go to
+// sections of their own (label "go", "go-NAME" with --label). --requests N sends exactly N requests per round
+// instead of running for --duration-ms (with --warmup-ms 0: a fresh member's first N requests).
 //
 // --label names a variant of tetcd (e.g. `--label client-workers-2 --tetcd-cmd "bin/tetcd --client-workers 2"`):
 // its results go to their own sections of RESULTS.md (bench:run-NAME, ...) so several variants sit side by side.
@@ -15,11 +20,14 @@ import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { runLoad, type LoadEngine } from './grpc/loadgen.js';
+import { runLoad, type LoadEngine, type LoadOptions, type LoadResult as GeneratorResult } from './grpc/loadgen.js';
+import { buildEtcdLoad, runEtcdLoad, type EtcdLoadOptions } from './lib/etcdload.js';
 import { Cluster, StartError, dirBytes, freePort, type ServerKind } from './lib/servers.js';
 import { cpuSecondsOfTrees, memOfTrees, machineBusySeconds, threadCpuSeconds, threadCpuDelta } from './lib/proc.js';
 import {
   WORKLOADS,
+  KEY_BYTES,
+  keyOf,
   RANGE_KEYS,
   VALUE_BYTES,
   TXN_OPS_MAX,
@@ -81,11 +89,16 @@ export interface BenchOptions {
   label: string;
   /** Which WAL writer tetcd members use: the native addon, or bench/wal/js-writer.ts (same interface, TypeScript). */
   walWriter: 'native' | 'js';
+  /** Which load generator: tetcd's own (TypeScript, raw HTTP/2) or the Go one on etcd's client. */
+  generator: 'ts' | 'go';
+  /** Requests per measured round (Go generator only); 0 = run for durationMs. */
+  requests: number;
 }
 
 const USAGE = `usage: node dist/bench/run.js [--rounds N] [--duration-ms MS] [--warmup-ms MS] [--workloads LIST|default|all]
   [--quick] [--profile] [--tetcd-cmd CMD] [--etcd-cmd CMD] [--out FILE] [--client-procs N] [--memory-keys N]
   [--profile-dir DIR] [--keep] [--engine raw|http2] [--label NAME] [--wal-writer native|js]
+  [--generator ts|go] [--requests N]
 workloads: ${WORKLOADS.map((w) => w.name).join(', ')} (default: all of them)`;
 
 function parseOptions(argv: string[], root: string): BenchOptions {
@@ -105,6 +118,8 @@ function parseOptions(argv: string[], root: string): BenchOptions {
     'engine',
     'label',
     'wal-writer',
+    'generator',
+    'requests',
   ]);
   const boolean = new Set(['profile', 'quick', 'keep', 'help']);
   for (let i = 0; i < argv.length; i++) {
@@ -155,6 +170,13 @@ function parseOptions(argv: string[], root: string): BenchOptions {
     return parts;
   };
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const generator = generatorOf(given.get('generator') ?? 'ts');
+  const requests = num('requests', 0, 0);
+  if (requests > 0 && generator !== 'go') throw new Error('--requests needs --generator go');
+  if (generator === 'go' && (profile || workloads.some((w) => w.kind !== 'load'))) {
+    workloads = workloads.filter((w) => w.kind === 'load');
+  }
+  const label = labelOf(given.get('label') ?? '');
   return {
     rounds: profile ? 1 : num('rounds', quick ? 1 : 5, 1),
     durationMs: num('duration-ms', quick ? 2000 : 5000, 100),
@@ -170,9 +192,16 @@ function parseOptions(argv: string[], root: string): BenchOptions {
     profileDir: resolve(given.get('profile-dir') ?? `/tmp/tetcd-bench-profiles-${stamp}`),
     keep: flags.has('keep'),
     engine: engineOf(given.get('engine') ?? 'raw'),
-    label: labelOf(given.get('label') ?? ''),
+    label: generator === 'go' ? (label === '' ? 'go' : `go-${label}`) : label,
     walWriter: walWriterOf(given.get('wal-writer') ?? 'native'),
+    generator,
+    requests,
   };
+}
+
+function generatorOf(s: string): 'ts' | 'go' {
+  if (s !== 'ts' && s !== 'go') throw new Error('--generator is ts or go');
+  return s;
 }
 
 function walWriterOf(s: string): 'native' | 'js' {
@@ -338,7 +367,8 @@ async function runLoadOnce(
       mono1 = 0;
     let threads0 = new Map<string, number>();
     let threads: [string, number][] = [];
-    const res = await runLoad({
+    const load = o.generator === 'go' ? (lo: LoadOptions) => runGoLoad(w, o, root, cluster.endpoints, lo) : runLoad;
+    const res = await load({
       target: cluster.endpoints[0],
       targets: cluster.endpoints,
       path: requests.path,
@@ -400,6 +430,53 @@ async function runLoadOnce(
     await stopCluster(cluster);
     dropDir(dir);
   }
+}
+
+/**
+ * One measured run of the Go generator on etcd's client, in runLoad's terms: a warm-up run first when
+ * --warmup-ms is set, then --requests requests or --duration-ms of load. Each run is its own process, so the
+ * measured one connects afresh (etcd's benchmark tool does too).
+ */
+async function runGoLoad(
+  w: Workload,
+  o: BenchOptions,
+  root: string,
+  endpoints: readonly string[],
+  lo: LoadOptions,
+): Promise<GeneratorResult> {
+  const bin = buildEtcdLoad(root, join(root, 'dist', 'bench', 'go'));
+  const shape: EtcdLoadOptions = {
+    endpoints,
+    conns: w.connections,
+    clients: w.concurrency,
+    total: 0,
+    durationMs: o.durationMs,
+    workload:
+      w.method === 'put'
+        ? { method: 'put', keyBytes: KEY_BYTES, valueBytes: VALUE_BYTES, keySpace: PUT_KEY_SPACE }
+        : { method: 'range', key: keyOf('k', 0).toString('latin1'), serializable: w.serializable },
+  };
+  if (o.warmupMs > 0) await runEtcdLoad(bin, { ...shape, durationMs: o.warmupMs });
+  lo.onMeasureStart?.();
+  const r = await runEtcdLoad(bin, { ...shape, total: o.requests });
+  lo.onMeasureEnd?.();
+  const statuses: Record<string, number> = { '0': r.requests };
+  if (r.errors > 0) statuses.error = r.errors;
+  return {
+    requests: r.requests,
+    errors: r.errors,
+    rps: Math.round(r.requestsPerSecond),
+    latencyMs: { mean: NaN, p50: r.p50Ms, p90: r.p90Ms, p99: r.p99Ms, max: r.maxMs },
+    statuses,
+    errorMessages: r.firstError === undefined ? {} : { error: r.firstError },
+    connections: w.connections,
+    concurrency: w.concurrency,
+    workers: 1,
+    durationMs: r.seconds * 1000,
+    engine: o.engine,
+    clientCpuCores: r.cpuSeconds / r.seconds,
+    clientCpuUsPerRequest: (r.cpuSeconds * 1e6) / Math.max(1, r.requests),
+  };
 }
 
 /** Above this share of failed calls a run is void. */
@@ -669,6 +746,7 @@ async function main(): Promise<void> {
         `${name} command \`${cmd.join(' ')}\` does not run: ${problem}${name === 'tetcd' ? ' (build first: npm run build, or pass --tetcd-cmd)' : ''}`,
       );
   }
+  if (o.generator === 'go') console.log(`bench: Go generator ${buildEtcdLoad(root, join(root, 'dist', 'bench', 'go'))}`);
   baseDir = mkdtempSync('/tmp/tetcd-bench-');
   installSignalHandlers();
   const facts: RunFacts = {
