@@ -3,7 +3,7 @@
 // HTTP/2 client preface); TLS connections by ALPN ('h2' or 'http/1.1').
 import http, { type RequestListener } from 'node:http';
 import net from 'node:net';
-import tls, { type SecureContextOptions } from 'node:tls';
+import tls from 'node:tls';
 import type { GrpcServer } from './grpc/server.js';
 
 /** The 24 bytes every HTTP/2 client sends first (RFC 9113 §3.4). */
@@ -18,7 +18,9 @@ export interface ClientListenerOptions {
   /** Handles HTTP/1.1 requests; default answers 404. */
   http1?: RequestListener;
   /** TLS material; required for https:// (ALPN offers h2 and http/1.1). */
-  tls?: SecureContextOptions;
+  tls?: tls.TlsOptions;
+  /** Checks an accepted TLS connection OpenSSL's verification does not cover; a reason closes it. */
+  verifyClient?: (socket: tls.TLSSocket) => string | null;
   /** A connection that has not shown which protocol it speaks after this long is closed. Default 10 s. */
   sniffTimeoutMs?: number;
   /** Accepted connections beyond this are refused (net.Server maxConnections). Default unlimited. */
@@ -109,12 +111,18 @@ export class ClientListener {
       server = tls.createServer(
         {
           ...options.tls,
-          ALPNProtocols: ['h2', 'http/1.1'],
+          // The server's order decides: HTTP/1.1 first, so clients offering both (curl, browsers, JSON clients) get
+          // the HTTP/1.1 endpoints; gRPC clients offer only h2 and get it.
+          ALPNProtocols: ['http/1.1', 'h2'],
           handshakeTimeout: sniffTimeoutMs,
           noDelay: true,
         },
         (socket: tls.TLSSocket) => {
           if (!track(socket)) return;
+          if (options.verifyClient !== undefined && options.verifyClient(socket) !== null) {
+            socket.destroy();
+            return;
+          }
           socket.setNoDelay(true);
           if (socket.alpnProtocol === 'h2') grpc.handleConnection(socket);
           else if (socket.alpnProtocol === 'http/1.1') http1Server.emit('connection', socket);
@@ -142,6 +150,11 @@ export class ClientListener {
     const bound = server.address() as net.AddressInfo;
     listener = new ClientListener(server, http1Server, u.protocol, host, bound.port);
     return listener;
+  }
+
+  /** New TLS material (a rotated certificate): connections accepted from now on use it, open ones keep theirs. */
+  setSecureContext(options: tls.SecureContextOptions): void {
+    if (this.server instanceof tls.Server) this.server.setSecureContext(options);
   }
 
   /** Open connections (both protocols, including ones still being sniffed). */

@@ -12,12 +12,14 @@ import { httpHandler, memberHttpBackend } from '../api/http.js';
 import { ClientWorkers } from '../client_procs/host.js';
 import path from 'node:path';
 import { applyV8WorkersSched } from '../v8_workers.js';
+import { clientTls, peerTls, transportTls } from './tls_setup.js';
 
 /** etcd's gRPC receive limit: the request limit plus room for the envelope. */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
 
-function serverConfig(c: Config, log: Logger): ServerConfig {
+function serverConfig(c: Config, log: Logger, peer: ServerConfig['peerTls']): ServerConfig {
   return {
+    peerTls: peer,
     name: c.name,
     dataDir: c.dataDir,
     walDir: c.walDir || undefined,
@@ -80,7 +82,11 @@ async function main(): Promise<number> {
     }
   }
 
-  const server = await EtcdServer.start(serverConfig(c, log));
+  const peerSide = await peerTls(c, log);
+  const clientSide = await clientTls(c, log);
+  const server = await EtcdServer.start(serverConfig(c, log, peerSide.material && transportTls(peerSide.material)));
+  const peerMaterial = peerSide.material;
+  peerMaterial?.watch(() => server.setPeerTls(transportTls(peerMaterial)));
   const grpcOptions = {
     maxRecvMessageBytes: c.maxRequestBytes + GRPC_OVERHEAD_BYTES,
     maxConcurrentStreams: c.maxConcurrentStreams,
@@ -102,6 +108,7 @@ async function main(): Promise<number> {
       log,
       config: {
         listenClientUrls: c.listenClientUrls.map((u) => u.href),
+        clientTls: clientSide.files,
         memberIdHex: server.memberId.toString(16),
         limits: { maxTxnOps: c.maxTxnOps, maxRequestBytes: c.maxRequestBytes },
         grpc: grpcOptions,
@@ -115,10 +122,22 @@ async function main(): Promise<number> {
     grpc = new GrpcServer(grpcOptions);
     registerServices(grpc, server);
     const http1 = httpHandler(http);
+    const m = clientSide.material;
     for (const u of c.listenClientUrls) {
-      listeners.push(await ClientListener.listen({ url: u.href, grpc, http1 }));
+      const secure = u.scheme === 'https' && m !== undefined;
+      listeners.push(
+        await ClientListener.listen({
+          url: u.href,
+          grpc,
+          http1,
+          ...(secure ? { tls: m.serverOptions(), verifyClient: (s) => m.checkClient(s) } : {}),
+        }),
+      );
       log.info('ready to serve client requests', { address: u.host });
     }
+    m?.watch(() => {
+      for (const l of listeners) l.setSecureContext(m.serverOptions());
+    });
   }
 
   return new Promise<number>((resolve) => {
@@ -132,6 +151,8 @@ async function main(): Promise<number> {
         if (grpc !== undefined) await grpc.shutdown({ graceful: true, timeoutMs: 2000 });
         await Promise.all(listeners.map((l) => l.close(1000)));
         await server.stop();
+        clientSide.material?.close();
+        peerMaterial?.close();
         resolve(0);
       })();
     };

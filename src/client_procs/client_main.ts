@@ -11,6 +11,8 @@ import { newLogger } from '../log.js';
 import { applyV8WorkersSched } from '../v8_workers.js';
 import { Forwarder } from './forwarder.js';
 import { CHANNEL_FD, CLIENT_PROCESS_ENV, parseClientProcessConfig, type ClientProcessMessage, type MemberMessage } from './protocol.js';
+import type { TLSSocket } from 'node:tls';
+import { TlsMaterial } from '../transport/tls.js';
 
 function send(m: ClientProcessMessage): void {
   if (process.send !== undefined && process.connected) process.send(m);
@@ -55,9 +57,15 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop(0));
 
   try {
+    const m = cfg.clientTls === undefined ? undefined : TlsMaterial.load(cfg.clientTls, log);
     for (const url of cfg.listenClientUrls) {
-      listeners.push(await ClientListener.listen({ url, grpc, http1, exclusive: false }));
+      const secure = url.startsWith('https:') && m !== undefined;
+      const tls = secure ? { tls: m.serverOptions(), verifyClient: (s: TLSSocket) => m.checkClient(s) } : {};
+      listeners.push(await ClientListener.listen({ url, grpc, http1, exclusive: false, ...tls }));
     }
+    m?.watch(() => {
+      for (const l of listeners) l.setSecureContext(m.serverOptions());
+    });
   } catch (err) {
     send({ type: 'failed', error: err instanceof Error ? err.message : String(err) });
     process.exit(1);

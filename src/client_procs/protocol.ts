@@ -4,6 +4,7 @@ import type { GrpcServerOptions } from '../api/grpc/server.js';
 import type { RpcLimits } from '../api/rpc.js';
 import type { LogLevel } from '../log.js';
 import type { V8WorkersSched } from '../v8_workers.js';
+import type { TlsFiles } from '../transport/tls.js';
 
 /** The channel is the client process's file descriptor 4 (stdio: 0-2, the IPC link on 3, then this). */
 export const CHANNEL_FD = 4;
@@ -15,6 +16,8 @@ export interface ClientProcessConfig {
   /** 0-based slot; a restarted process gets the slot of the one it replaces. */
   index: number;
   listenClientUrls: string[];
+  /** TLS for the https:// client URLs (the files; each client process reads and watches them itself). */
+  clientTls?: TlsFiles;
   /** The member's ID in hex (request IDs carry its low bits; see forwarder.ts). */
   memberIdHex: string;
   limits: RpcLimits;

@@ -106,6 +106,8 @@ export interface Config {
   clientTls: TlsConfig;
   peerTls: TlsConfig;
   cipherSuites: string[];
+  /** Years the auto-TLS certificates are valid. */
+  selfSignedCertValidityYears: number;
   /** Allowed CORS origins ('*' = all). */
   cors: string[];
   hostWhitelist: string[];
@@ -566,6 +568,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, io:
     clientTls: tls(v, false),
     peerTls: tls(v, true),
     cipherSuites: list(v, 'cipher-suites'),
+    selfSignedCertValidityYears: num(v, 'self-signed-cert-validity'),
     cors: urls(v, 'cors').values,
     hostWhitelist: list(v, 'host-whitelist'),
 

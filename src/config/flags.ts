@@ -689,6 +689,14 @@ export const FLAGS = [
     help: 'Processes that terminate client connections and forward to the member (0 = the member serves clients itself).',
   },
   {
+    name: 'self-signed-cert-validity',
+    kind: 'uint',
+    def: '1',
+    group: 'tetcd',
+    min: 1n,
+    help: "The validity period, in years, of the client and peer certificates --auto-tls and --peer-auto-tls generate (etcd 3.5's flag; etcd 3.4 makes them valid 1 year).",
+  },
+  {
     name: 'lease-checkpoint',
     kind: 'bool',
     def: 'true',

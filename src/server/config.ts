@@ -1,5 +1,6 @@
 // What a member is told at start: etcd's flags that concern it, mapped by the CLI (src/cli/main.ts).
 import type { Logger } from '../log.js';
+import type { PeerTls } from '../transport/transport.js';
 
 export interface InitialMember {
   name: string;
@@ -58,4 +59,6 @@ export interface ServerConfig {
   /** How often the leader checkpoints a long lease's remaining TTL (--lease-checkpoint-interval; etcd: 5 min). */
   leaseCheckpointIntervalMs?: number;
   logger?: Logger;
+  /** TLS for https:// peer URLs (listener and dialer); required when a peer URL is https. */
+  peerTls?: PeerTls;
 }

@@ -2,6 +2,7 @@
 // a way to run work later. The member is given these at construction, so a test can hand it an
 // in-memory log, an in-process network and a manual scheduler (test/server/ready_loop.test.ts).
 import type { Entry, HardState } from '../raft/index.js';
+import type { PeerTls } from '../transport/transport.js';
 
 /** The write-ahead log as the member uses it (src/wal's Wal in production). */
 export interface MemberLog {
@@ -26,6 +27,8 @@ export interface MemberPeers {
   removePeer(id: bigint): void;
   /** True while a stream to the peer is up (leader transfer picks a live peer). */
   isActive(id: bigint): boolean;
+  /** New TLS material for peer connections (rotated files); absent where peers are not on sockets. */
+  setTls?(t: PeerTls): void;
   stop(): Promise<void>;
 }
 

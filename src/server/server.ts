@@ -1,7 +1,7 @@
 // The member's composition root: opens what bootstrap found, wires the Ready loop, proposals, applying,
 // the backend, snapshots, ReadIndex and membership together, starts the timers, and answers the API
 // layer through MemberApi. Each part owns its state in a file of its own; none of them imports this one.
-import { Transport } from '../transport/transport.js';
+import { Transport, type PeerTls } from '../transport/transport.js';
 import { decodeMessage, MessageType, type Message, type RawNode, type MemoryStorage, type Snapshot } from '../raft/index.js';
 import type { Mvcc } from '../mvcc/index.js';
 import { type EtcdError, Errors } from '../errors.js';
@@ -302,6 +302,7 @@ export class EtcdServer implements MemberApi {
       logger: log.with({ 'local-member-id': opened.memberId.toString(16) }),
       snapshotDir: opened.snapDir,
       onSnapshot: (from, message, statePath) => server?.receiveSnapshot(from, message, statePath),
+      tls: cfg.peerTls,
     });
     server = new EtcdServer({
       cfg,
@@ -651,6 +652,11 @@ export class EtcdServer implements MemberApi {
     if (this.tickTimer !== undefined) this.sched.cancel(this.tickTimer);
     this.proposals.failAll(this.fatalError);
     this.reads.failAll(this.fatalError);
+  }
+
+  /** Rotated peer TLS files: new peer connections use the new material. */
+  setPeerTls(t: PeerTls): void {
+    this.peers.setTls?.(t);
   }
 
   async stop(): Promise<void> {

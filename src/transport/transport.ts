@@ -32,7 +32,7 @@ export interface TransportOptions {
   /** Reconnect backoff bounds. */
   backoffMinMs?: number;
   backoffMaxMs?: number;
-  tls?: { server?: tls.TlsOptions; client?: tls.ConnectionOptions };
+  tls?: PeerTls;
   logger?: Logger;
   /** Where received snapshot state files are written (required to receive snapshots). */
   snapshotDir?: string;
@@ -247,9 +247,7 @@ class PeerSender {
       this.scheduleRedial();
       return;
     }
-    const socket = target.secure
-      ? tls.connect({ ...o.tls.client, host: target.host, port: target.port, servername: target.host })
-      : net.connect({ host: target.host, port: target.port });
+    const socket = target.secure ? dialTls(o.tls.client, target.host, target.port) : net.connect({ host: target.host, port: target.port });
     this.socket = socket;
     socket.setNoDelay(true);
     const dialTimer = setTimeout(() => socket.destroy(new Error('dial timeout')), o.dialTimeoutMs);
@@ -344,6 +342,19 @@ class PeerSender {
   }
 }
 
+/** Peer TLS: the listener's options, the dialer's, and the checks OpenSSL does not make on accepted peers. */
+export interface PeerTls {
+  server?: tls.TlsOptions;
+  client?: tls.ConnectionOptions;
+  /** An accepted TLS connection is closed when this gives a reason (--peer-cert-allowed-cn/-hostname, SAN). */
+  verifyClient?: (socket: tls.TLSSocket) => Promise<string | null>;
+}
+
+/** A TLS dial to a peer: SNI only for a name (RFC 6066 forbids an IP address there). */
+function dialTls(client: tls.ConnectionOptions | undefined, host: string, port: number): tls.TLSSocket {
+  return tls.connect({ ...client, host, port, ...(net.isIP(host) === 0 ? { servername: host } : {}) });
+}
+
 type ResolvedOptions = Required<
   Omit<TransportOptions, 'tls' | 'onPeerUnreachable' | 'logger' | 'snapshotDir' | 'onSnapshot' | 'onLease'>
 > & {
@@ -411,7 +422,16 @@ export class Transport {
       const target = parsePeerUrl(url);
       if (target.secure && !this.opts.tls.server) throw new Error(`peer URL ${url} is https but no peer certificate is configured`);
       const server = target.secure
-        ? tls.createServer(this.opts.tls.server!, (s) => this.accept(s))
+        ? tls.createServer(this.opts.tls.server!, (s) => {
+            const verify = this.opts.tls.verifyClient;
+            if (verify === undefined) return this.accept(s);
+            s.on('error', () => {}); // until accept() takes the socket over
+            void verify(s).then((reason) => {
+              if (reason === null) return this.accept(s);
+              this.opts.logger.warn('rejected peer connection', { remote: s.remoteAddress, reason });
+              s.destroy();
+            });
+          })
         : net.createServer((s) => this.accept(s));
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -422,6 +442,12 @@ export class Transport {
       });
       this.servers.push(server);
     }
+  }
+
+  /** New peer TLS material (rotated files): accepted and dialed connections from now on use it. */
+  setTls(t: PeerTls): void {
+    this.opts.tls = t;
+    for (const server of this.servers) if (server instanceof tls.Server && t.server !== undefined) server.setSecureContext(t.server);
   }
 
   /** The actual listening addresses (useful when a URL asked for port 0). */
@@ -542,7 +568,7 @@ export class Transport {
     try {
       const { size } = await fh.stat();
       const socket = target.secure
-        ? tls.connect({ ...o.tls.client, host: target.host, port: target.port, servername: target.host })
+        ? dialTls(o.tls.client, target.host, target.port)
         : net.connect({ host: target.host, port: target.port });
       this.outboundSnapshots.add(socket);
       try {

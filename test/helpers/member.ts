@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { awaitWithTimer, tempDir, track } from './cleanup.js';
@@ -33,6 +34,12 @@ export interface MemberOptions {
   readyTimeoutMs?: number;
   /** Wait for /health after starting (default true; members of a cluster being formed pass false). */
   waitReady?: boolean;
+  /** https for the client URL (the flags giving the certificate go in extraArgs); default http. */
+  clientScheme?: 'http' | 'https';
+  /** https for the peer URL; default http. */
+  peerScheme?: 'http' | 'https';
+  /** What the /health poll presents over https (CA, client certificate); default: no verification. */
+  healthTls?: https.RequestOptions;
 }
 
 const LOG_TAIL_BYTES = 64 * 1024;
@@ -88,8 +95,8 @@ export class Member {
     readonly peerPort: number,
     private readonly opts: MemberOptions,
   ) {
-    this.clientUrl = `http://127.0.0.1:${clientPort}`;
-    this.peerUrl = `http://127.0.0.1:${peerPort}`;
+    this.clientUrl = `${opts.clientScheme ?? 'http'}://127.0.0.1:${clientPort}`;
+    this.peerUrl = `${opts.peerScheme ?? 'http'}://127.0.0.1:${peerPort}`;
     this.endpoint = `127.0.0.1:${clientPort}`;
   }
 
@@ -154,7 +161,7 @@ export class Member {
           `${this.kind} ${this.name} exited (${this.proc?.exitCode ?? this.proc?.signalCode}) before it was ready:\n${this.logs()}`,
         );
       try {
-        const body = await httpGet(`${this.clientUrl}/health`, 1_000);
+        const body = await httpGet(`${this.clientUrl}/health`, 1_000, this.opts.healthTls);
         if (body.status === 200 && /"health"\s*:\s*"true"/.test(body.text)) return;
         last = `${body.status} ${body.text}`;
       } catch (e) {
@@ -163,6 +170,17 @@ export class Member {
       await sleep(100);
     }
     throw new Error(`${this.kind} ${this.name} not ready after ${timeoutMs} ms (last /health: ${last}):\n${this.logs()}`);
+  }
+
+  /** Waits for the process to end on its own (a member that refuses to start); false if it still runs. */
+  async exitsWithin(timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((r) => {
+      timer = setTimeout(() => r(false), timeoutMs);
+    });
+    const done = await Promise.race([this.exited.then(() => true), timeout]);
+    clearTimeout(timer);
+    return done;
   }
 
   /** SIGTERM, then SIGKILL after a grace period; resolves once the process is gone. */
@@ -232,9 +250,16 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** A GET with a timeout; resolves with status and body text. */
-export function httpGet(url: string, timeoutMs: number): Promise<{ status: number; text: string }> {
+export function httpGet(
+  url: string,
+  timeoutMs: number,
+  tlsOptions: https.RequestOptions = { rejectUnauthorized: false },
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: timeoutMs }, (res) => {
+    const get = url.startsWith('https:')
+      ? (u: string, o: https.RequestOptions, cb: (r: http.IncomingMessage) => void) => https.get(u, { ...tlsOptions, ...o }, cb)
+      : http.get;
+    const req = get(url, { timeout: timeoutMs }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => {
@@ -284,7 +309,7 @@ export async function startCluster(
 ): Promise<Member[]> {
   const ports: Array<{ client: number; peer: number }> = [];
   for (const _ of names) ports.push({ client: await freePort(), peer: await freePort() });
-  const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${ports[i]!.peer}`).join(',');
+  const initialCluster = names.map((n, i) => `${n}=${opts.peerScheme ?? 'http'}://127.0.0.1:${ports[i]!.peer}`).join(',');
   const members = await Promise.all(
     names.map((name, i) =>
       startMember(kind, {
