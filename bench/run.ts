@@ -22,7 +22,8 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { runLoad, type LoadEngine, type LoadOptions, type LoadResult as GeneratorResult } from './grpc/loadgen.js';
 import { buildEtcdLoad, runEtcdLoad, type EtcdLoadOptions } from './lib/etcdload.js';
-import { Cluster, StartError, dirBytes, freePort, type ServerKind } from './lib/servers.js';
+import { Cluster, StartError, dirBytes, freePort, type BenchTls, type ServerKind } from './lib/servers.js';
+import { makeCa, makeCert } from '../tools/lib/certs.js';
 import { cpuSecondsOfTrees, memOfTrees, machineBusySeconds, threadCpuSeconds, threadCpuDelta } from './lib/proc.js';
 import {
   WORKLOADS,
@@ -93,12 +94,14 @@ export interface BenchOptions {
   generator: 'ts' | 'go';
   /** Requests per measured round (Go generator only); 0 = run for durationMs. */
   requests: number;
+  /** Client and peer TLS on both servers (a CA and certificate made with openssl for the run). */
+  tls: boolean;
 }
 
 const USAGE = `usage: node dist/bench/run.js [--rounds N] [--duration-ms MS] [--warmup-ms MS] [--workloads LIST|default|all]
   [--quick] [--profile] [--tetcd-cmd CMD] [--etcd-cmd CMD] [--out FILE] [--client-procs N] [--memory-keys N]
   [--profile-dir DIR] [--keep] [--engine raw|http2] [--label NAME] [--wal-writer native|js]
-  [--generator ts|go] [--requests N]
+  [--generator ts|go] [--requests N] [--tls]
 workloads: ${WORKLOADS.map((w) => w.name).join(', ')} (default: all of them)`;
 
 function parseOptions(argv: string[], root: string): BenchOptions {
@@ -121,7 +124,7 @@ function parseOptions(argv: string[], root: string): BenchOptions {
     'generator',
     'requests',
   ]);
-  const boolean = new Set(['profile', 'quick', 'keep', 'help']);
+  const boolean = new Set(['profile', 'quick', 'keep', 'help', 'tls']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}\n${USAGE}`);
@@ -176,7 +179,8 @@ function parseOptions(argv: string[], root: string): BenchOptions {
   if (generator === 'go' && (profile || workloads.some((w) => w.kind !== 'load'))) {
     workloads = workloads.filter((w) => w.kind === 'load');
   }
-  const label = labelOf(given.get('label') ?? '');
+  const tls = flags.has('tls');
+  const label = [generator === 'go' ? 'go' : '', tls ? 'tls' : '', labelOf(given.get('label') ?? '')].filter((x) => x !== '').join('-');
   return {
     rounds: profile ? 1 : num('rounds', quick ? 1 : 5, 1),
     durationMs: num('duration-ms', quick ? 2000 : 5000, 100),
@@ -192,10 +196,11 @@ function parseOptions(argv: string[], root: string): BenchOptions {
     profileDir: resolve(given.get('profile-dir') ?? `/tmp/tetcd-bench-profiles-${stamp}`),
     keep: flags.has('keep'),
     engine: engineOf(given.get('engine') ?? 'raw'),
-    label: generator === 'go' ? (label === '' ? 'go' : `go-${label}`) : label,
+    label,
     walWriter: walWriterOf(given.get('wal-writer') ?? 'native'),
     generator,
     requests,
+    tls,
   };
 }
 
@@ -250,6 +255,8 @@ function machineFacts(etcdCmd: readonly string[]): string {
 // ---- run state, so a signal can clean up ----
 
 const live = new Set<Cluster>();
+/** The run's TLS material with --tls (made in main). */
+let benchTls: BenchTls | undefined;
 let baseDir = '';
 let keepDirs = false;
 
@@ -291,6 +298,7 @@ async function startCluster(
     // The JS writer replaces the addon through src/wal's TETCD_WAL_ADDON override (bench/wal/js-writer.ts).
     const env = kind === 'tetcd' && o.walWriter === 'js' ? { TETCD_WAL_ADDON: join(here, 'wal', 'js-writer.js') } : undefined;
     const c = await Cluster.start({
+      tls: benchTls,
       kind,
       cmd: cmdFor(kind, o),
       cwd: root,
@@ -346,6 +354,7 @@ async function runLoadOnce(
   try {
     if (w.method === 'range') {
       await loadKeys(cluster.endpoints, {
+        tlsCa: benchTls?.caPem,
         prefix: 'k',
         count: RANGE_KEYS,
         valueBytes: VALUE_BYTES,
@@ -369,6 +378,7 @@ async function runLoadOnce(
     let threads: [string, number][] = [];
     const load = o.generator === 'go' ? (lo: LoadOptions) => runGoLoad(w, o, root, cluster.endpoints, lo) : runLoad;
     const res = await load({
+      tlsCa: benchTls?.caPem,
       target: cluster.endpoints[0],
       targets: cluster.endpoints,
       path: requests.path,
@@ -447,6 +457,7 @@ async function runGoLoad(
   const bin = buildEtcdLoad(root, join(root, 'dist', 'bench', 'go'));
   const shape: EtcdLoadOptions = {
     endpoints,
+    caFile: benchTls?.caFile,
     conns: w.connections,
     clients: w.concurrency,
     total: 0,
@@ -603,6 +614,7 @@ async function runMemoryOnce(kind: ServerKind, w: Workload, o: BenchOptions, roo
     const t0 = performance.now();
     let lastPrintedTenth = 0;
     await loadKeys(cluster.endpoints, {
+      tlsCa: benchTls?.caPem,
       prefix: 'm',
       count: o.memoryKeys,
       valueBytes: VALUE_BYTES,
@@ -620,7 +632,7 @@ async function runMemoryOnce(kind: ServerKind, w: Workload, o: BenchOptions, roo
     });
     const loadMs = performance.now() - t0;
     // Prove the data is there, so the RSS is of a member that really holds it.
-    const c = await GrpcConn.connect(cluster.endpoints[0], 5_000);
+    const c = await GrpcConn.connect(cluster.endpoints[0], 5_000, benchTls?.caPem);
     const r = await c.unary(
       KV.methods.Range.path,
       encodeRangeRequest({ key: Buffer.from('m'), range_end: Buffer.from('n'), count_only: true }),
@@ -749,6 +761,11 @@ async function main(): Promise<void> {
   if (o.generator === 'go') console.log(`bench: Go generator ${buildEtcdLoad(root, join(root, 'dist', 'bench', 'go'))}`);
   baseDir = mkdtempSync('/tmp/tetcd-bench-');
   installSignalHandlers();
+  if (o.tls) {
+    const ca = makeCa(baseDir, 'tls-ca');
+    const cert = makeCert(ca, 'member', { cn: 'member', sans: ['IP:127.0.0.1', 'DNS:localhost'] });
+    benchTls = { certFile: cert.cert, keyFile: cert.key, caFile: ca.cert, caPem: readFileSync(ca.cert, 'utf8') };
+  }
   const facts: RunFacts = {
     date: new Date()
       .toISOString()

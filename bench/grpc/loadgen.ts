@@ -39,6 +39,8 @@ export interface LoadOptions {
   workers?: number;
   /** Extra request headers (metadata), e.g. { token: '...' }. */
   metadata?: Record<string, string>;
+  /** TLS to the targets (ALPN h2), verifying them with this CA's PEM; cleartext without. */
+  tlsCa?: string;
   /** Write a V8 CPU profile of each worker process into this directory (node --cpu-prof). */
   cpuProfDir?: string;
   /** 'raw' (default): the lean HTTP/2 client of bench/lib/h2-raw.ts; 'http2': node:http2 (several times the CPU per call). */
@@ -105,6 +107,7 @@ interface WorkerJob {
   warmupMs: number;
   durationMs: number;
   metadata: Record<string, string>;
+  tlsCa: string | undefined;
 }
 
 interface WorkerReport {
@@ -218,7 +221,11 @@ async function connectHttp2(job: WorkerJob): Promise<Engine> {
   type LaneStream = ClientHttp2Stream & { [kLane]?: Lane };
   const sessions: ClientHttp2Session[] = [];
   for (let i = 0; i < job.connections; i++) {
-    const s = http2.connect(`http://${job.targets[i % job.targets.length]}`, { settings: { initialWindowSize: 1 << 20 } });
+    const scheme = job.tlsCa === undefined ? 'http' : 'https';
+    const s = http2.connect(`${scheme}://${job.targets[i % job.targets.length]}`, {
+      settings: { initialWindowSize: 1 << 20 },
+      ...(job.tlsCa === undefined ? {} : { ca: job.tlsCa }),
+    });
     s.on('error', () => {});
     await new Promise<void>((resolve, reject) => {
       s.once('connect', () => resolve());
@@ -300,7 +307,7 @@ async function connectRaw(job: WorkerJob): Promise<Engine> {
     const target = job.targets[i % job.targets.length];
     conns.push(
       await RawH2Connection.connect<RawTimedLane>(
-        { target, path: job.path, metadata: job.metadata, bodies, connectTimeoutMs: 10_000 },
+        { target, path: job.path, metadata: job.metadata, bodies, connectTimeoutMs: 10_000, tlsCa: job.tlsCa },
         sink,
       ),
     );
@@ -399,6 +406,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       warmupMs,
       durationMs: options.durationMs,
       metadata: options.metadata ?? {},
+      tlsCa: options.tlsCa,
     });
   }
   const self = fileURLToPath(import.meta.url);

@@ -31,6 +31,8 @@ export interface EtcdLoadResult {
 /** One run: etcd's benchmark tool's shape (connections shared by clients) and what each request is. */
 export interface EtcdLoadOptions {
   endpoints: readonly string[];
+  /** TLS to the endpoints, verified with this CA file; cleartext without. */
+  caFile?: string;
   conns: number;
   clients: number;
   /** Requests to send; or 0 and durationMs. */
@@ -44,6 +46,7 @@ export interface EtcdLoadOptions {
 /** The generator's arguments for the options (exported for the test). */
 export function etcdLoadArgs(o: EtcdLoadOptions): string[] {
   const args = ['--endpoints', o.endpoints.join(','), '--conns', String(o.conns), '--clients', String(o.clients)];
+  if (o.caFile !== undefined) args.push('--cacert', o.caFile);
   if (o.total > 0) args.push('--total', String(o.total));
   else args.push('--duration', `${o.durationMs}ms`);
   const w = o.workload;

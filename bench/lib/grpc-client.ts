@@ -22,10 +22,10 @@ const RESPONSE_BYTES_MAX = 16 * 1024 * 1024;
 export class GrpcConn {
   private constructor(private readonly session: ClientHttp2Session) {}
 
-  /** Connects or rejects within timeoutMs. */
-  static connect(target: string, timeoutMs: number): Promise<GrpcConn> {
+  /** Connects (over TLS verified with tlsCa when given) or rejects within timeoutMs. */
+  static connect(target: string, timeoutMs: number, tlsCa?: string): Promise<GrpcConn> {
     return new Promise((resolve, reject) => {
-      const session = http2.connect(`http://${target}`);
+      const session = tlsCa === undefined ? http2.connect(`http://${target}`) : http2.connect(`https://${target}`, { ca: tlsCa });
       const timer = setTimeout(() => {
         session.destroy();
         reject(new Error(`connect ${target}: timed out after ${timeoutMs} ms`));

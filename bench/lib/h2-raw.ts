@@ -4,6 +4,7 @@
 // call needs (status from headers/trailers, flow control, SETTINGS/PING acks, GOAWAY, RST_STREAM).
 // It costs a fraction of node:http2's CPU per call, so the generator leaves the cores to the server.
 import net from 'node:net';
+import tls from 'node:tls';
 import { HpackDecoder, HpackError, encodeStatelessBlock } from '../../src/api/h2/hpack.js';
 import {
   PREFACE,
@@ -111,6 +112,8 @@ export interface RawConnOptions {
   metadata: Record<string, string>;
   bodies: readonly FramedBody[];
   connectTimeoutMs: number;
+  /** TLS (ALPN h2) with this CA's PEM to verify the server; cleartext without. */
+  tlsCa?: string;
 }
 
 /**
@@ -151,7 +154,7 @@ export class RawH2Connection<L extends RawLane = RawLane> {
     this.bodies = o.bodies;
     const block = encodeStatelessBlock([
       [':method', 'POST'],
-      [':scheme', 'http'],
+      [':scheme', o.tlsCa === undefined ? 'http' : 'https'],
       [':path', o.path],
       [':authority', o.target],
       ['content-type', 'application/grpc'],
@@ -168,7 +171,10 @@ export class RawH2Connection<L extends RawLane = RawLane> {
     const host = o.target.slice(0, colon);
     const port = Number(o.target.slice(colon + 1));
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port, noDelay: true });
+      const socket =
+        o.tlsCa === undefined
+          ? net.connect({ host, port, noDelay: true })
+          : tls.connect({ host, port, ca: o.tlsCa, ALPNProtocols: ['h2'] }).setNoDelay(true);
       let conn: RawH2Connection<L>;
       try {
         conn = new RawH2Connection(socket, o, sink);
@@ -193,7 +199,7 @@ export class RawH2Connection<L extends RawLane = RawLane> {
       socket.on('error', () => conn.fail());
       socket.on('close', () => conn.fail());
       socket.on('data', (d: Buffer) => conn.onData(d));
-      socket.once('connect', () => {
+      socket.once(o.tlsCa === undefined ? 'connect' : 'secureConnect', () => {
         const settings = Buffer.alloc(18);
         settings.writeUInt16BE(S_ENABLE_PUSH, 0);
         settings.writeUInt32BE(0, 2);

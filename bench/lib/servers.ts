@@ -27,6 +27,17 @@ export interface ClusterSpec {
   readyTimeoutMs?: number;
   /** Extra environment variables for the members. */
   env?: Readonly<Record<string, string>>;
+  /** Client and peer TLS with this certificate (valid for 127.0.0.1) and CA; cleartext without. */
+  tls?: BenchTls;
+}
+
+/** TLS material of a bench run: one certificate for every member's client and peer URLs, and its CA. */
+export interface BenchTls {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+  /** The CA's PEM, for the generators and the probes. */
+  caPem: string;
 }
 
 /** A cluster that could not be started; `reason` is one line for the results table. */
@@ -124,7 +135,8 @@ export class Cluster {
     const ports: { client: number; peer: number }[] = [];
     for (let i = 0; i < spec.members; i++) ports.push({ client: await freePort(), peer: await freePort() });
     const names = ports.map((_, i) => `m${i + 1}`);
-    const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${ports[i].peer}`).join(',');
+    const scheme = spec.tls === undefined ? 'http' : 'https';
+    const initialCluster = names.map((n, i) => `${n}=${scheme}://127.0.0.1:${ports[i].peer}`).join(',');
     let argvPrefix = [...spec.cmd];
     if (spec.cpuProfDir !== undefined) {
       mkdirSync(spec.cpuProfDir, { recursive: true });
@@ -139,8 +151,8 @@ export class Cluster {
       const name = names[i];
       const dataDir = join(spec.baseDir, `${name}.data`);
       const logPath = join(spec.baseDir, `${name}.log`);
-      const client = `http://127.0.0.1:${ports[i].client}`;
-      const peer = `http://127.0.0.1:${ports[i].peer}`;
+      const client = `${scheme}://127.0.0.1:${ports[i].client}`;
+      const peer = `${scheme}://127.0.0.1:${ports[i].peer}`;
       const args = [
         ...argvPrefix.slice(1),
         '--name',
@@ -161,6 +173,12 @@ export class Cluster {
         'bench-cluster',
         '--initial-cluster-state',
         'new',
+        ...(spec.tls === undefined
+          ? []
+          : [
+              ...['--cert-file', spec.tls.certFile, '--key-file', spec.tls.keyFile],
+              ...['--peer-cert-file', spec.tls.certFile, '--peer-key-file', spec.tls.keyFile, '--peer-trusted-ca-file', spec.tls.caFile],
+            ]),
       ];
       const fd = openSync(logPath, 'a');
       let child: ChildProcess;
@@ -205,7 +223,7 @@ export class Cluster {
           );
         }
         try {
-          const c = await GrpcConn.connect(`127.0.0.1:${m.clientPort}`, PROBE_TIMEOUT_MS);
+          const c = await GrpcConn.connect(`127.0.0.1:${m.clientPort}`, PROBE_TIMEOUT_MS, this.spec.tls?.caPem);
           const r = await c.unary(KV.methods.Range.path, probe, PROBE_TIMEOUT_MS);
           c.close();
           if (r.grpcStatus === 0) break;

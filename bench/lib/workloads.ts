@@ -225,6 +225,8 @@ export interface LoadKeysOptions {
   callTimeoutMs: number;
   /** Called after each finished Txn with the number of keys written so far. */
   onProgress?: (written: number) => void;
+  /** TLS verified with this CA's PEM; cleartext without. */
+  tlsCa?: string;
 }
 
 /**
@@ -235,7 +237,7 @@ export async function loadKeys(endpoints: readonly string[], o: LoadKeysOptions)
   if (o.txnOps < 1 || o.txnOps > TXN_OPS_MAX) throw new RangeError(`loadKeys: 1..${TXN_OPS_MAX} ops per txn`);
   const conns: GrpcConn[] = [];
   try {
-    for (let i = 0; i < o.connections; i++) conns.push(await GrpcConn.connect(endpoints[i % endpoints.length], 5_000));
+    for (let i = 0; i < o.connections; i++) conns.push(await GrpcConn.connect(endpoints[i % endpoints.length], 5_000, o.tlsCa));
     const value = valueFor(o.valueBytes, 12345);
     let next = 0;
     let written = 0;

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { makeCa, makeCert, type CertFiles } from '../helpers/certs.js';
+import { makeCa, makeCert, type CertFiles } from '../../tools/lib/certs.js';
 import { runningChildren, tempDir } from '../helpers/cleanup.js';
 import { etcdctl } from '../helpers/etcdctl.js';
 import { freePort } from '../../tools/lib/ports.js';

@@ -11,7 +11,7 @@ import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { makeCa, makeCert, makeCrl, type CertFiles } from '../helpers/certs.js';
+import { makeCa, makeCert, makeCrl, type CertFiles } from '../../tools/lib/certs.js';
 import { runningChildren, tempDir } from '../helpers/cleanup.js';
 import { etcdctl, type CtlResult } from '../helpers/etcdctl.js';
 import { unaryCall } from '../helpers/grpc-kv.js';

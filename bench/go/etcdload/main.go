@@ -16,6 +16,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
 	"flag"
@@ -73,6 +75,7 @@ func main() {
 	duration := flag.Duration("duration", 0, "how long to run when --total is 0")
 	dialTimeout := flag.Duration("dial-timeout", 5*time.Second, "dial timeout")
 	requestTimeout := flag.Duration("request-timeout", 10*time.Second, "timeout of one request")
+	caFile := flag.String("cacert", "", "TLS to the endpoints, verifying them with this CA file (cleartext if empty)")
 	flag.Parse()
 	if *conns < 1 || *clients < 1 {
 		fail("--conns and --clients must be at least 1")
@@ -100,10 +103,22 @@ func main() {
 	}
 
 	eps := strings.Split(*endpoints, ",")
+	var tlsConfig *tls.Config
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			fail("read --cacert: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			fail("--cacert %s holds no certificate", *caFile)
+		}
+		tlsConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
 	cs := make([]*clientv3.Client, *conns)
 	for i := range cs {
 		// Each connection dials the endpoints in turn, as etcd's benchmark spreads connections over members.
-		c, err := clientv3.New(clientv3.Config{Endpoints: []string{eps[i%len(eps)]}, DialTimeout: *dialTimeout})
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{eps[i%len(eps)]}, DialTimeout: *dialTimeout, TLS: tlsConfig})
 		if err != nil {
 			fail("connect %s: %v", eps[i%len(eps)], err)
 		}

@@ -1,4 +1,4 @@
-// Test certificates made with openssl at test time (nothing private is checked in): a CA, certificates it
+// Certificates made with openssl at test and bench time (nothing private is checked in): a CA, certificates it
 // signs for servers and clients (CN, SANs, validity), and a CRL revoking some of them.
 //
 //   const ca = makeCa(dir, 'ca');
