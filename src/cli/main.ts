@@ -9,6 +9,7 @@ import { GrpcServer } from '../api/grpc/server.js';
 import { ClientListener } from '../api/listener.js';
 import { registerServices } from '../api/services.js';
 import { httpHandler, memberHttpBackend } from '../api/http.js';
+import { Gateway, withGateway } from '../api/gateway/index.js';
 import { ClientWorkers } from '../client_procs/host.js';
 import path from 'node:path';
 import { applyV8WorkersSched } from '../v8_workers.js';
@@ -114,7 +115,7 @@ async function main(): Promise<number> {
   } else {
     grpc = new GrpcServer(grpcOptions);
     registerServices(grpc, server);
-    const http1 = httpHandler(http);
+    const http1 = withGateway(new Gateway(grpc), httpHandler(http));
     for (const u of c.listenClientUrls) {
       listeners.push(await ClientListener.listen({ url: u.href, grpc, http1 }));
       log.info('ready to serve client requests', { address: u.host });
