@@ -277,14 +277,17 @@ test('uint64 extremes and negative int64 survive JSON', () => {
   assert.equal(rpc.leaseGrantResponseToJson(l), { ID: '-9223372036854775808', TTL: '-5' });
 });
 
-test('base64 as etcd 3.4 reads it: standard alphabet with padding, line breaks skipped, Go\'s error offsets', () => {
+test("base64 as etcd 3.4 reads it: standard alphabet with padding, line breaks skipped, Go's error offsets", () => {
   const cases: [unknown, number[]][] = [
     ['', []],
     ['AA==', [0]],
     ['+/8=', [251, 255]],
     ['Zm9vYmFy', [102, 111, 111, 98, 97, 114]],
     ['Zm9v\nYg==', [102, 111, 111, 98]],
-    [[102, 111], [102, 111]], // Go's encoding/json also fills a []byte from an array of numbers
+    [
+      [102, 111],
+      [102, 111],
+    ], // Go's encoding/json also fills a []byte from an array of numbers
   ];
   for (const [text, bytes] of cases) assert.equal([...bytesFromJson(text, 'f')], bytes, String(text));
   // [input, the byte etcd 3.4.23's gateway names in "illegal base64 data at input byte N"]
