@@ -1,0 +1,134 @@
+// The gateway's own limits, each hit: streaming requests open at once, bytes a streaming response may hold
+// for a client that does not read, and the size of a streaming request's undecoded body. A gRPC server with
+// test handlers stands behind it (no member needed).
+import net from 'node:net';
+import http from 'node:http';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { GrpcServer, type ServerWriter, type ServerCall } from '../../src/api/grpc/server.js';
+import { ClientListener } from '../../src/api/listener.js';
+import { Gateway, withGateway } from '../../src/api/gateway/index.js';
+import { Election } from '../../src/proto/v3election.js';
+import { Watch, type WatchRequest } from '../../src/proto/rpc.js';
+import type { BidiStream } from '../../src/api/grpc/server.js';
+
+const BIG_VALUE = Buffer.alloc(48 * 1024, 1);
+
+interface Setup {
+  gw: Gateway;
+  listener: ClientListener;
+  grpc: GrpcServer;
+  cancelled: string[];
+  port: number;
+}
+
+/** Observe answers `responses` big messages at once (ignoring backpressure), then stays open; Watch stays open. */
+async function setup(opts: ConstructorParameters<typeof Gateway>[1], responses = 0): Promise<Setup> {
+  const grpc = new GrpcServer();
+  const cancelled: string[] = [];
+  grpc.serverStream(Election.methods.Observe, (_req: unknown, out: ServerWriter<unknown>, call: ServerCall) => {
+    call.onCancel((reason) => cancelled.push(reason.message));
+    for (let i = 0; i < responses && !out.done; i++) out.write({ kv: { key: Buffer.from('k'), value: BIG_VALUE } });
+  });
+  grpc.bidi(Watch.methods.Watch, (stream: BidiStream<WatchRequest, unknown>, call: ServerCall) => {
+    call.onCancel((reason) => cancelled.push(reason.message));
+    stream.onMessage = () => stream.write({ created: true });
+  });
+  const gw = new Gateway(grpc, opts);
+  const listener = await ClientListener.listen({ url: 'http://127.0.0.1:0', grpc, http1: withGateway(gw, (_q, s) => s.end()) });
+  return { gw, listener, grpc, cancelled, port: listener.port };
+}
+
+async function teardown(s: Setup): Promise<void> {
+  await s.grpc.shutdown({ graceful: false });
+  await s.listener.destroy();
+}
+
+/** A streaming POST whose response is read until its first line; returns the request to close later. */
+function openStream(port: number, path: string, body: string): Promise<{ status: number; first: string; req: http.ClientRequest }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        text += c;
+        if (text.includes('\n') || res.statusCode !== 200) resolve({ status: res.statusCode ?? 0, first: text, req });
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, first: text, req }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const tick = (): void => {
+      if (cond()) resolve();
+      else if (Date.now() > deadline) reject(new Error(`timed out waiting for ${what}`));
+      else setTimeout(tick, 20);
+    };
+    tick();
+  });
+}
+
+test('streaming requests past streamsMax get 429 ErrTooManyRequests; a closed one frees its slot', async () => {
+  const s = await setup({ streamsMax: 2 });
+  try {
+    const watch = JSON.stringify({ create_request: { key: 'YQ==' } });
+    const a = await openStream(s.port, '/v3/watch', watch);
+    const b = await openStream(s.port, '/v3/watch', watch);
+    assert.is(a.status, 200);
+    assert.is(b.status, 200);
+    assert.is(s.gw.streamsOpen, 2);
+    const c = await openStream(s.port, '/v3/watch', watch);
+    assert.is(c.status, 429);
+    assert.equal(JSON.parse(c.first), { error: 'etcdserver: too many requests', message: 'etcdserver: too many requests', code: 8 });
+    a.req.destroy();
+    await until(() => s.gw.streamsOpen === 1, 5000, 'the slot to be freed');
+    await until(() => s.cancelled.length === 1, 5000, 'the closed watch to be cancelled');
+    const d = await openStream(s.port, '/v3/watch', watch);
+    assert.is(d.status, 200);
+    b.req.destroy();
+    d.req.destroy();
+    await until(() => s.gw.streamsOpen === 0, 5000, 'every slot to be freed');
+  } finally {
+    await teardown(s);
+  }
+});
+
+test('a streaming response that holds more than streamBufferedBytesMax for a client that does not read is cut', async () => {
+  // 400 responses of ~64 KiB of JSON each (25 MiB), far past the 1 MiB limit plus what the kernel buffers.
+  const s = await setup({ streamBufferedBytesMax: 1024 * 1024 }, 400);
+  try {
+    const sock = net.connect(s.port, '127.0.0.1');
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    const body = JSON.stringify({ name: 'ZWw=' });
+    sock.write(`POST /v3/election/observe HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    sock.pause(); // never read
+    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    sock.on('error', () => {});
+    await until(() => s.cancelled.length === 1, 10_000, 'the observe call to be cancelled');
+    await closed;
+    assert.is(s.gw.streamsOpen, 0);
+  } finally {
+    await teardown(s);
+  }
+});
+
+test('a streaming request body with more than bodyBytesMax undecoded bytes is refused', async () => {
+  const s = await setup({ bodyBytesMax: 1024 });
+  try {
+    // The first value never completes within the limit: refused before any call.
+    const r = await openStream(s.port, '/v3/watch', `{"create_request":{"key":"${'A'.repeat(4096)}`);
+    assert.is(r.status, 429);
+    assert.is(JSON.parse(r.first).code, 8);
+    assert.is(s.cancelled.length, 0);
+    await until(() => s.gw.streamsOpen === 0, 5000, 'the slot to be freed');
+  } finally {
+    await teardown(s);
+  }
+});
+
+test.run();
