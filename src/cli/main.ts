@@ -109,13 +109,14 @@ async function main(): Promise<number> {
         logLevel: c.logLevel,
         v8WorkersSched: c.v8WorkersSched,
         drainTimeoutMs: 2000,
+        grpcGateway: c.enableGrpcGateway,
       },
     });
     for (const u of c.listenClientUrls) log.info('ready to serve client requests', { address: u.host, 'client-workers': c.clientWorkers });
   } else {
     grpc = new GrpcServer(grpcOptions);
     registerServices(grpc, server);
-    const http1 = withGateway(new Gateway(grpc), httpHandler(http));
+    const http1 = c.enableGrpcGateway ? withGateway(new Gateway(grpc), httpHandler(http)) : httpHandler(http);
     for (const u of c.listenClientUrls) {
       listeners.push(await ClientListener.listen({ url: u.href, grpc, http1 }));
       log.info('ready to serve client requests', { address: u.host });

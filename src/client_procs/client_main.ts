@@ -27,7 +27,8 @@ async function main(): Promise<void> {
   const fwd = new Forwarder(socket, cfg.limits, { memberId: BigInt('0x' + cfg.memberIdHex) });
   const grpc = new GrpcServer(cfg.grpc);
   fwd.register(grpc);
-  const http1 = withGateway(new Gateway(grpc), httpHandler(fwd.httpBackend()));
+  const http = httpHandler(fwd.httpBackend());
+  const http1 = cfg.grpcGateway ? withGateway(new Gateway(grpc), http) : http;
 
   let stopping = false;
   const listeners: ClientListener[] = [];

@@ -101,7 +101,7 @@ export const IMPLEMENTED: Readonly<Record<FlagName, boolean>> = {
   debug: false,
   'log-package-levels': false,
   'log-output': false,
-  'enable-grpc-gateway': false,
+  'enable-grpc-gateway': true,
   'worker-threads': true,
   'watch-pool-min-watchers': true,
   'client-workers': true,

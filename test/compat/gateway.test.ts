@@ -449,4 +449,18 @@ t('stop both members', async () => {
   assert.is(runningChildren(), 0);
 });
 
+t('with --enable-grpc-gateway=false, /v3/ paths are not served (404 as etcd)', async () => {
+  const off = await Promise.all([
+    startMember('etcd', { name: 'm1', extraArgs: ['--enable-grpc-gateway=false'] }),
+    startMember(target, { name: 'm1', extraArgs: ['--enable-grpc-gateway=false'] }),
+  ]);
+  try {
+    const [a, b] = await Promise.all(off.map((m) => request(m, 'POST', '/v3/kv/range', JSON.stringify({ key: b64('foo') }))));
+    assert.is(a.status, 404);
+    assert.is(`${b.status} ${b.body}`, `${a.status} ${a.body}`);
+  } finally {
+    await Promise.all(off.map((m) => m.stop()));
+  }
+});
+
 test.run();
