@@ -3,13 +3,18 @@
 // test handlers stands behind it (no member needed).
 import net from 'node:net';
 import http from 'node:http';
+import https from 'node:https';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GrpcServer, type ServerWriter, type ServerCall } from '../../src/api/grpc/server.js';
 import { ClientListener } from '../../src/api/listener.js';
 import { Gateway, withGateway } from '../../src/api/gateway/index.js';
 import { Election } from '../../src/proto/v3election.js';
-import { Watch, type WatchRequest } from '../../src/proto/rpc.js';
+import { KV, Watch, type WatchRequest, type RangeRequest } from '../../src/proto/rpc.js';
 import type { BidiStream } from '../../src/api/grpc/server.js';
 
 const BIG_VALUE = Buffer.alloc(48 * 1024, 1);
@@ -128,6 +133,88 @@ test('a streaming request body with more than bodyBytesMax undecoded bytes is re
     await until(() => s.gw.streamsOpen === 0, 5000, 'the slot to be freed');
   } finally {
     await teardown(s);
+  }
+});
+
+test("the Authorization header is the call's token, Grpc-Metadata-* headers its metadata", async () => {
+  const grpc = new GrpcServer();
+  const seen: { token: string | undefined; requireLeader: boolean; key: string }[] = [];
+  grpc.unary(KV.methods.Range, (req: RangeRequest, call: ServerCall) => {
+    seen.push({ token: call.token, requireLeader: call.requireLeader, key: Buffer.from(req.key).toString() });
+    return { count: 7 };
+  });
+  const gw = new Gateway(grpc);
+  const listener = await ClientListener.listen({ url: 'http://127.0.0.1:0', grpc, http1: withGateway(gw, (_q, s) => s.end()) });
+  try {
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port: listener.port,
+          path: '/v3/kv/range',
+          method: 'POST',
+          agent: false,
+          headers: { authorization: 'tok-123', 'grpc-metadata-hasleader': 'true' },
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on('error', reject);
+      req.end(JSON.stringify({ key: Buffer.from('k1').toString('base64') }));
+    });
+    assert.equal(answer, { status: 200, body: '{"count":"7"}' });
+    assert.equal(seen, [{ token: 'tok-123', requireLeader: true, key: 'k1' }]);
+  } finally {
+    await grpc.shutdown({ graceful: false });
+    await listener.destroy();
+  }
+});
+
+test('over TLS (ALPN http/1.1) the gateway answers as in cleartext', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tetcd-gw-tls-'));
+  const grpc = new GrpcServer();
+  grpc.unary(KV.methods.Range, () => ({ count: 1 }));
+  let listener: ClientListener | undefined;
+  try {
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'key.pem')].concat([
+        '-out',
+        join(dir, 'cert.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ]),
+      { stdio: 'ignore' },
+    );
+    const cert = readFileSync(join(dir, 'cert.pem'));
+    listener = await ClientListener.listen({
+      url: 'https://127.0.0.1:0',
+      grpc,
+      http1: withGateway(new Gateway(grpc), (_q, s) => s.end()),
+      tls: { key: readFileSync(join(dir, 'key.pem')), cert },
+    });
+    const port = listener.port;
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = https.request({ host: '127.0.0.1', port, path: '/v3/kv/range', method: 'POST', ca: cert, agent: false }, (res) => {
+        let t = '';
+        res.on('data', (c: Buffer) => (t += c.toString()));
+        res.on('end', () => resolve(`${res.statusCode} ${t}`));
+      });
+      req.on('error', reject);
+      req.end('{"key":"YQ=="}');
+    });
+    assert.is(body, '200 {"count":"1"}');
+  } finally {
+    await grpc.shutdown({ graceful: false });
+    await listener?.destroy();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
