@@ -11,7 +11,9 @@ const SIZES = [256, 16 * 1024, 256 * 1024, 1024 * 1024];
 const INFLIGHT = 8;
 
 function bodyOf(valueBytes: number): Buffer {
-  return Buffer.from(JSON.stringify({ key: Buffer.from('k').toString('base64'), value: Buffer.alloc(valueBytes, 0x61).toString('base64') }));
+  return Buffer.from(
+    JSON.stringify({ key: Buffer.from('k').toString('base64'), value: Buffer.alloc(valueBytes, 0x61).toString('base64') }),
+  );
 }
 
 function inline(body: Buffer): Buffer {
@@ -33,8 +35,16 @@ async function measure(n: number, one: () => Promise<unknown>): Promise<{ busyUs
 }
 
 async function main(): Promise<void> {
-  const pool = new Piscina({ filename: new URL('./decode_worker.js', import.meta.url).href, minThreads: 2, maxThreads: 2, idleTimeout: 2 ** 31 - 1 });
-  const rows: string[] = ['| value bytes | body bytes | inline: loop busy µs/req | pool: loop busy µs/req | pool: wall µs/req (8 in flight) |', '|---:|---:|---:|---:|---:|'];
+  const pool = new Piscina({
+    filename: new URL('./decode_worker.js', import.meta.url).href,
+    minThreads: 2,
+    maxThreads: 2,
+    idleTimeout: 2 ** 31 - 1,
+  });
+  const rows: string[] = [
+    '| value bytes | body bytes | inline: loop busy µs/req | pool: loop busy µs/req | pool: wall µs/req (8 in flight) |',
+    '|---:|---:|---:|---:|---:|',
+  ];
   for (const size of SIZES) {
     const body = bodyOf(size);
     const n = Math.max(20, Math.min(20_000, Math.floor(200_000_000 / body.length)));

@@ -129,7 +129,13 @@ async function main(): Promise<void> {
       for (const kind of kinds) {
         const dir = join(base, `${kind}-${round}`);
         mkdirSync(dir, { recursive: true });
-        const cluster = await Cluster.start({ kind, cmd: kind === 'etcd' ? o.etcdCmd : o.tetcdCmd, cwd: process.cwd(), members: 1, baseDir: dir });
+        const cluster = await Cluster.start({
+          kind,
+          cmd: kind === 'etcd' ? o.etcdCmd : o.tetcdCmd,
+          cwd: process.cwd(),
+          members: 1,
+          baseDir: dir,
+        });
         try {
           const ep = cluster.endpoints[0];
           for (const w of o.workloads) {
