@@ -7,7 +7,7 @@ import { Piscina } from 'piscina';
 import { KV } from '../../src/proto/rpc.js';
 import { frameMessage } from '../../src/api/grpc/protocol.js';
 
-const SIZES = [256, 16 * 1024, 256 * 1024, 1024 * 1024];
+const SIZES = [256, 16 * 1024, 48 * 1024, 256 * 1024, 1024 * 1024];
 const INFLIGHT = 8;
 
 function bodyOf(valueBytes: number): Buffer {

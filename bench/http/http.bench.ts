@@ -157,15 +157,17 @@ async function main(): Promise<void> {
     '',
     `\`npm run bench:http\`, ${new Date().toISOString().slice(0, 16)} UTC, medians of ${o.rounds} rounds of ${o.durationS} s (after 1 s of warm-up), alternating which server goes first; autocannon 9 in the bench process, value ${VALUE_BYTES} B, one key. memberCores: CPU of the member's process tree per second of load.`,
     '',
-    '| workload | etcd req/s | tetcd req/s | tetcd/etcd | etcd p50/p99 ms | tetcd p50/p99 ms | etcd cores | tetcd cores | errors etcd/tetcd |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| workload | etcd req/s | tetcd req/s | tetcd/etcd | etcd p50/p99 ms | tetcd p50/p99 ms | etcd cores | tetcd cores | req/s per member core etcd / tetcd | errors etcd/tetcd |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const [name, byKind] of Object.entries(results)) {
     const m = (kind: ServerKind, key: string): number => median(byKind[kind].map((r) => r[key]));
+    const perCore = (kind: ServerKind): string =>
+      Math.round(median(byKind[kind].map((r) => r.reqPerSec / Math.max(r.memberCores, 0.01)))).toLocaleString('en-US');
     const e = m('etcd', 'reqPerSec');
     const t = m('tetcd', 'reqPerSec');
     lines.push(
-      `| ${name} | ${Math.round(e).toLocaleString('en-US')} | ${Math.round(t).toLocaleString('en-US')} | **${(t / e).toFixed(2)}** | ${m('etcd', 'p50Ms')} / ${m('etcd', 'p99Ms')} | ${m('tetcd', 'p50Ms')} / ${m('tetcd', 'p99Ms')} | ${m('etcd', 'memberCores').toFixed(2)} | ${m('tetcd', 'memberCores').toFixed(2)} | ${m('etcd', 'errors')}/${m('tetcd', 'errors')} |`,
+      `| ${name} | ${Math.round(e).toLocaleString('en-US')} | ${Math.round(t).toLocaleString('en-US')} | **${(t / e).toFixed(2)}** | ${m('etcd', 'p50Ms')} / ${m('etcd', 'p99Ms')} | ${m('tetcd', 'p50Ms')} / ${m('tetcd', 'p99Ms')} | ${m('etcd', 'memberCores').toFixed(2)} | ${m('tetcd', 'memberCores').toFixed(2)} | ${perCore('etcd')} / ${perCore('tetcd')} | ${m('etcd', 'errors')}/${m('tetcd', 'errors')} |`,
     );
   }
   const text = lines.join('\n');

@@ -104,6 +104,7 @@ export const IMPLEMENTED: Readonly<Record<FlagName, boolean>> = {
   'enable-grpc-gateway': true,
   'worker-threads': true,
   'watch-pool-min-watchers': true,
+  'gateway-pool-min-bytes': true,
   'client-workers': true,
   'lease-checkpoint': true,
   'lease-checkpoint-interval': true,

@@ -13,8 +13,9 @@ import * as assert from 'uvu/assert';
 import { GrpcServer, type ServerWriter, type ServerCall } from '../../src/api/grpc/server.js';
 import { ClientListener } from '../../src/api/listener.js';
 import { Gateway, withGateway } from '../../src/api/gateway/index.js';
+import { startDecodePool } from '../../src/api/gateway/decode_pool.js';
 import { Election } from '../../src/proto/v3election.js';
-import { KV, Watch, type WatchRequest, type RangeRequest } from '../../src/proto/rpc.js';
+import { KV, Watch, type WatchRequest, type RangeRequest, type PutRequest } from '../../src/proto/rpc.js';
 import type { BidiStream } from '../../src/api/grpc/server.js';
 
 const BIG_VALUE = Buffer.alloc(48 * 1024, 1);
@@ -215,6 +216,55 @@ test('over TLS (ALPN http/1.1) the gateway answers as in cleartext', async () =>
     await grpc.shutdown({ graceful: false });
     await listener?.destroy();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function post(port: number, path: string, body: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent: false }, (res) => {
+      let t = '';
+      res.on('data', (c: Buffer) => (t += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: t }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('bodies of --gateway-pool-min-bytes or more are decoded on the pool, with the same answers; past its limits, inline', async () => {
+  const grpc = new GrpcServer();
+  const values: number[] = [];
+  grpc.unary(KV.methods.Put, (req: PutRequest) => {
+    values.push(req.value.length);
+    return {};
+  });
+  const decoder = startDecodePool(1, 4096);
+  const tight = startDecodePool(1, 4096, { tasksInflightMax: 64, bytesInflightMax: 1024 });
+  const gw = new Gateway(grpc, { decoder });
+  const gwTight = new Gateway(grpc, { decoder: tight });
+  const l1 = await ClientListener.listen({ url: 'http://127.0.0.1:0', grpc, http1: withGateway(gw, (_q, s) => s.end()) });
+  const l2 = await ClientListener.listen({ url: 'http://127.0.0.1:0', grpc, http1: withGateway(gwTight, (_q, s) => s.end()) });
+  try {
+    const big = JSON.stringify({ key: 'YQ==', value: Buffer.alloc(30_000, 9).toString('base64') });
+    const badBig = JSON.stringify({ key: 'YQ==', value: `${Buffer.alloc(30_000, 9).toString('base64')}!` });
+    assert.equal(await post(l1.port, '/v3/kv/put', big), { status: 200, body: '{}' });
+    assert.is(gw.pooledBodies, 1);
+    assert.equal(await post(l1.port, '/v3/kv/put', '{"key":"YQ==","value":"Yg=="}'), { status: 200, body: '{}' });
+    assert.is(gw.pooledBodies, 1, 'a small body stays inline');
+    const viaPool = await post(l1.port, '/v3/kv/put', badBig);
+    assert.is(gw.pooledBodies, 2);
+    const inline = await post(l2.port, '/v3/kv/put', badBig);
+    assert.is(gwTight.pooledBodies, 0, 'a body past the bytes in flight limit is decoded inline');
+    assert.equal(viaPool, inline);
+    assert.is(viaPool.status, 400);
+    assert.match(viaPool.body, /illegal base64 data at input byte 40000/);
+    assert.equal(values, [30_000, 1]);
+  } finally {
+    await grpc.shutdown({ graceful: false });
+    await l1.destroy();
+    await l2.destroy();
+    await decoder.close();
+    await tight.close();
   }
 });
 

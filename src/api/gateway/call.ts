@@ -58,6 +58,8 @@ export class GatewayCall implements GrpcStream {
   ) {
     res.on('close', this.onResponseClose);
     res.on('drain', this.onResponseDrain);
+    // A client already gone: the call ends as soon as it starts (its 'close' listeners are on by then).
+    if (res.destroyed) queueMicrotask(this.onResponseClose);
   }
 
   // ---- GrpcStream: what the ServerCall sees ----

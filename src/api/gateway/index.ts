@@ -7,16 +7,13 @@ import type { IncomingHttpHeaders } from 'node:http2';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { GrpcServer } from '../grpc/server.js';
 import type { GrpcSession } from '../grpc/call.js';
-import { frameMessage } from '../grpc/protocol.js';
-import type { AnyMethodDescriptor, ServiceDescriptor } from '../../proto/service.js';
-import { KV, Watch, Lease, Cluster, Maintenance, Auth } from '../../proto/rpc.js';
-import { Lock } from '../../proto/v3lock.js';
-import { Election } from '../../proto/v3election.js';
-import { JsonFieldError } from '../../proto/json.js';
+import type { AnyMethodDescriptor } from '../../proto/service.js';
 import { goScanValue } from '../../proto/go_json.js';
 import { Errors, GrpcCode } from '../../errors.js';
 import { GatewayCall, type CallOwner } from './call.js';
 import { CORS_HEADERS, replyError, replyPlain } from './errors.js';
+import { GATEWAY_SERVICES, decodeBody, decodeValue, type DecodedBody } from './decode.js';
+import type { BodyDecoder } from './decode_pool.js';
 
 /** Limits of one gateway. */
 export interface GatewayOptions {
@@ -26,15 +23,14 @@ export interface GatewayOptions {
   streamsMax?: number;
   /** Bytes one streaming response may hold that the client has not read; past it the request is cut. Default 16 MiB. */
   streamBufferedBytesMax?: number;
+  /** Decodes large unary bodies off the event loop (decode_pool.ts); default: every body inline. */
+  decoder?: BodyDecoder;
 }
-
-/** The services in the order etcd registers their gateway handlers: the first to claim a path keeps it. */
-const SERVICES: readonly ServiceDescriptor[] = [KV, Watch, Lease, Cluster, Maintenance, Auth, Lock, Election];
 
 /** etcd 3.4's gateway paths (`/v3/...`), each with the method it calls. */
 export const GATEWAY_ROUTES: ReadonlyMap<string, AnyMethodDescriptor> = (() => {
   const m = new Map<string, AnyMethodDescriptor>();
-  for (const svc of SERVICES) {
+  for (const svc of GATEWAY_SERVICES) {
     for (const desc of Object.values(svc.methods)) {
       for (const path of desc.httpPaths) if (!m.has(path)) m.set(path, desc);
     }
@@ -57,6 +53,9 @@ export class Gateway implements CallOwner {
   readonly streamsMax: number;
   readonly streamBufferedBytesMax: number;
   private streams = 0;
+  private readonly decoder: BodyDecoder | undefined;
+  /** Bodies decoded on the pool (for tests and the bench). */
+  pooledBodies = 0;
 
   constructor(
     private readonly grpc: GrpcServer,
@@ -65,6 +64,7 @@ export class Gateway implements CallOwner {
     this.bodyBytesMax = options.bodyBytesMax ?? 4 * grpc.opts.maxRecvMessageBytes;
     this.streamsMax = options.streamsMax ?? STREAMS_MAX_DEFAULT;
     this.streamBufferedBytesMax = options.streamBufferedBytesMax ?? STREAM_BUFFERED_BYTES_MAX_DEFAULT;
+    this.decoder = options.decoder;
     for (const [k, v] of Object.entries({ bodyBytesMax: this.bodyBytesMax, streamsMax: this.streamsMax })) {
       if (!(Number.isInteger(v) && v > 0)) throw new RangeError(`Gateway: ${k} must be a positive integer, got ${v}`);
     }
@@ -137,7 +137,20 @@ export class Gateway implements CallOwner {
     req.on('end', () => {
       if (refused) return;
       const body = chunks !== undefined ? Buffer.concat(chunks, size) : first;
-      this.callWith(desc, req, res, body === undefined ? '' : body.toString('utf8'));
+      if (body === undefined) {
+        this.answer(desc, req, res, decodeBody(desc, ''));
+        return;
+      }
+      const pooled = this.decoder !== undefined && size >= this.decoder.minBytes ? this.decoder.decode(desc, body) : undefined;
+      if (pooled === undefined) {
+        this.answer(desc, req, res, decodeBody(desc, body.toString('utf8')));
+        return;
+      }
+      this.pooledBodies++;
+      pooled.then(
+        (decoded) => this.answer(desc, req, res, decoded),
+        (err: unknown) => this.answer(desc, req, res, { error: `etcdserver: gateway could not decode the body: ${String(err)}` }),
+      );
     });
   }
 
@@ -148,28 +161,15 @@ export class Gateway implements CallOwner {
     });
   }
 
-  private callWith(desc: AnyMethodDescriptor, req: IncomingMessage, res: ServerResponse, text: string): void {
-    let value: unknown;
-    try {
-      value = text.length === 0 ? undefined : JSON.parse(text);
-    } catch {
-      // Go reads the first value and leaves the rest; its syntax errors are its own words.
-      const scan = goScanValue(text, 0);
-      if (scan.kind === 'error') {
-        replyError(res, GrpcCode.InvalidArgument, scan.text);
-        return;
-      }
-      value = scan.kind === 'eof' ? undefined : JSON.parse(text.slice(scan.start, scan.end));
-    }
-    let framed: Buffer;
-    try {
-      framed = frameMessage(desc.encodeRequest(desc.requestFromJson(value) as never));
-    } catch (err) {
-      replyError(res, GrpcCode.InvalidArgument, decodeErrorText(err));
+  /** Calls the method with a decoded body, or answers why the body does not decode (InvalidArgument, as etcd). */
+  private answer(desc: AnyMethodDescriptor, req: IncomingMessage, res: ServerResponse, decoded: DecodedBody): void {
+    if (decoded.error !== undefined) {
+      if (!res.destroyed) replyError(res, GrpcCode.InvalidArgument, decoded.error);
       return;
     }
+    if (res.destroyed) return; // the client left while its body was decoded
     const call = this.open(desc, req, res);
-    call.pushMessage(framed);
+    call.pushMessage(decoded.framed);
     call.pushEnd();
   }
 
@@ -197,12 +197,6 @@ function grpcHeaders(path: string, h: IncomingMessage['headers']): IncomingHttpH
     }
   }
   return out;
-}
-
-/** What etcd's gateway says about a body that does not decode into the request message. */
-function decodeErrorText(err: unknown): string {
-  if (err instanceof JsonFieldError) return err.goText;
-  return err instanceof Error ? err.message : String(err);
 }
 
 /**
@@ -261,17 +255,13 @@ class BidiReader {
         return;
       }
       this.pos = scan.end;
-      let framed: Buffer;
-      try {
-        framed = frameMessage(
-          this.desc.encodeRequest(this.desc.requestFromJson(JSON.parse(this.text.slice(scan.start, scan.end))) as never),
-        );
-      } catch (err) {
-        this.fail(decodeErrorText(err));
+      const decoded = decodeValue(this.desc, JSON.parse(this.text.slice(scan.start, scan.end)));
+      if (decoded.error !== undefined) {
+        this.fail(decoded.error);
         return;
       }
       this.call ??= this.gw.open(this.desc, this.req, this.res);
-      this.call.pushMessage(framed);
+      this.call.pushMessage(decoded.framed);
       if (this.done) return;
     }
   }
