@@ -99,6 +99,7 @@ async function runOne(ep: string, pids: number[], w: Workload, durationS: number
   // A short warm-up (JIT, connections), not counted.
   await autocannon({ url, method: 'POST', body: w.body, connections: w.connections, pipelining: w.pipelining, duration: 1 });
   const cpu0 = cpuSecondsOfTrees(pids);
+  const gen0 = process.cpuUsage();
   const r = await autocannon({
     url,
     method: 'POST',
@@ -109,6 +110,7 @@ async function runOne(ep: string, pids: number[], w: Workload, durationS: number
     duration: durationS,
   });
   const cpu = cpuSecondsOfTrees(pids) - cpu0;
+  const gen = process.cpuUsage(gen0);
   if (r.non2xx > 0 || r.errors > 0) process.stderr.write(`${w.name}: ${r.non2xx} non-2xx answers, ${r.errors} errors\n`);
   return {
     reqPerSec: r.requests.average,
@@ -116,6 +118,8 @@ async function runOne(ep: string, pids: number[], w: Workload, durationS: number
     p99Ms: r.latency.p99,
     errors: r.non2xx + r.errors + r.timeouts,
     memberCores: cpu / r.duration,
+    // autocannon runs in this process: near 1, the generator bounds the run.
+    genCores: (gen.user + gen.system) / 1e6 / r.duration,
   };
 }
 
@@ -155,10 +159,10 @@ async function main(): Promise<void> {
   const lines = [
     `### HTTP/JSON gateway beside etcd 3.4's${o.label ? ` (${o.label}: \`${o.tetcdCmd.join(' ')}\`)` : ''}`,
     '',
-    `\`npm run bench:http\`, ${new Date().toISOString().slice(0, 16)} UTC, medians of ${o.rounds} rounds of ${o.durationS} s (after 1 s of warm-up), alternating which server goes first; autocannon 9 in the bench process, value ${VALUE_BYTES} B, one key. memberCores: CPU of the member's process tree per second of load.`,
+    `\`npm run bench:http\`, ${new Date().toISOString().slice(0, 16)} UTC, medians of ${o.rounds} rounds of ${o.durationS} s (after 1 s of warm-up), alternating which server goes first; autocannon 9 in the bench process, value ${VALUE_BYTES} B, one key. memberCores: CPU of the member's process tree per second of load; generator cores: autocannon's (this process's) CPU per second, near 1 = the generator bounds the run.`,
     '',
-    '| workload | etcd req/s | tetcd req/s | tetcd/etcd | etcd p50/p99 ms | tetcd p50/p99 ms | etcd cores | tetcd cores | req/s per member core etcd / tetcd | errors etcd/tetcd |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| workload | etcd req/s | tetcd req/s | tetcd/etcd | etcd p50/p99 ms | tetcd p50/p99 ms | etcd cores | tetcd cores | req/s per member core etcd / tetcd | generator cores etcd / tetcd runs | errors etcd/tetcd |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const [name, byKind] of Object.entries(results)) {
     const m = (kind: ServerKind, key: string): number => median(byKind[kind].map((r) => r[key]));
@@ -167,7 +171,7 @@ async function main(): Promise<void> {
     const e = m('etcd', 'reqPerSec');
     const t = m('tetcd', 'reqPerSec');
     lines.push(
-      `| ${name} | ${Math.round(e).toLocaleString('en-US')} | ${Math.round(t).toLocaleString('en-US')} | **${(t / e).toFixed(2)}** | ${m('etcd', 'p50Ms')} / ${m('etcd', 'p99Ms')} | ${m('tetcd', 'p50Ms')} / ${m('tetcd', 'p99Ms')} | ${m('etcd', 'memberCores').toFixed(2)} | ${m('tetcd', 'memberCores').toFixed(2)} | ${perCore('etcd')} / ${perCore('tetcd')} | ${m('etcd', 'errors')}/${m('tetcd', 'errors')} |`,
+      `| ${name} | ${Math.round(e).toLocaleString('en-US')} | ${Math.round(t).toLocaleString('en-US')} | **${(t / e).toFixed(2)}** | ${m('etcd', 'p50Ms')} / ${m('etcd', 'p99Ms')} | ${m('tetcd', 'p50Ms')} / ${m('tetcd', 'p99Ms')} | ${m('etcd', 'memberCores').toFixed(2)} | ${m('tetcd', 'memberCores').toFixed(2)} | ${perCore('etcd')} / ${perCore('tetcd')} | ${m('etcd', 'genCores').toFixed(2)} / ${m('tetcd', 'genCores').toFixed(2)} | ${m('etcd', 'errors')}/${m('tetcd', 'errors')} |`,
     );
   }
   const text = lines.join('\n');
