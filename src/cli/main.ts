@@ -9,6 +9,8 @@ import { GrpcServer } from '../api/grpc/server.js';
 import { ClientListener } from '../api/listener.js';
 import { registerServices } from '../api/services.js';
 import { httpHandler, memberHttpBackend } from '../api/http.js';
+import { Gateway, withGateway } from '../api/gateway/index.js';
+import { startDecodePool, type BodyDecoder } from '../api/gateway/decode_pool.js';
 import { ClientWorkers } from '../client_procs/host.js';
 import path from 'node:path';
 import { applyV8WorkersSched } from '../v8_workers.js';
@@ -99,6 +101,7 @@ async function main(): Promise<number> {
   // Either the member serves its clients itself, or client processes do and forward to it.
   let grpc: GrpcServer | undefined;
   let workers: ClientWorkers | undefined;
+  let decoder: BodyDecoder | undefined;
   const listeners: ClientListener[] = [];
   if (c.clientWorkers > 0) {
     workers = await ClientWorkers.start({
@@ -115,13 +118,16 @@ async function main(): Promise<number> {
         logLevel: c.logLevel,
         v8WorkersSched: c.v8WorkersSched,
         drainTimeoutMs: 2000,
+        grpcGateway: c.enableGrpcGateway,
       },
     });
     for (const u of c.listenClientUrls) log.info('ready to serve client requests', { address: u.host, 'client-workers': c.clientWorkers });
   } else {
     grpc = new GrpcServer(grpcOptions);
     registerServices(grpc, server);
-    const http1 = httpHandler(http);
+    // Large gateway bodies are decoded on the worker threads when there are any (decode_pool.ts).
+    decoder = c.enableGrpcGateway && c.workerThreads > 0 ? startDecodePool(c.workerThreads, c.gatewayPoolMinBytes) : undefined;
+    const http1 = c.enableGrpcGateway ? withGateway(new Gateway(grpc, { decoder }), httpHandler(http)) : httpHandler(http);
     const m = clientSide.material;
     for (const u of c.listenClientUrls) {
       const secure = u.scheme === 'https' && m !== undefined;
@@ -150,6 +156,7 @@ async function main(): Promise<number> {
         if (workers !== undefined) await workers.stop(2000);
         if (grpc !== undefined) await grpc.shutdown({ graceful: true, timeoutMs: 2000 });
         await Promise.all(listeners.map((l) => l.close(1000)));
+        await decoder?.close();
         await server.stop();
         clientSide.material?.close();
         peerMaterial?.close();

@@ -7,6 +7,7 @@ import net from 'node:net';
 import { GrpcServer } from '../api/grpc/server.js';
 import { ClientListener } from '../api/listener.js';
 import { httpHandler } from '../api/http.js';
+import { Gateway, withGateway } from '../api/gateway/index.js';
 import { newLogger } from '../log.js';
 import { applyV8WorkersSched } from '../v8_workers.js';
 import { Forwarder } from './forwarder.js';
@@ -28,7 +29,8 @@ async function main(): Promise<void> {
   const fwd = new Forwarder(socket, cfg.limits, { memberId: BigInt('0x' + cfg.memberIdHex) });
   const grpc = new GrpcServer(cfg.grpc);
   fwd.register(grpc);
-  const http1 = httpHandler(fwd.httpBackend());
+  const http = httpHandler(fwd.httpBackend());
+  const http1 = cfg.grpcGateway ? withGateway(new Gateway(grpc), http) : http;
 
   let stopping = false;
   const listeners: ClientListener[] = [];

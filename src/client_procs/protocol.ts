@@ -27,6 +27,8 @@ export interface ClientProcessConfig {
   v8WorkersSched: V8WorkersSched;
   /** How long a drain lets unary calls finish. */
   drainTimeoutMs: number;
+  /** --enable-grpc-gateway: serve the JSON gateway (/v3/...) beside gRPC. */
+  grpcGateway: boolean;
 }
 
 /** Client process → member. */
@@ -44,5 +46,6 @@ export function parseClientProcessConfig(json: string | undefined): ClientProces
   if (!(c.limits.maxRequestBytes > 0) || !(c.limits.maxTxnOps > 0)) throw new Error(`${CLIENT_PROCESS_ENV}: bad limits`);
   if (!['low', 'idle', 'normal'].includes(c.v8WorkersSched)) throw new Error(`${CLIENT_PROCESS_ENV}: bad v8WorkersSched`);
   if (!(c.drainTimeoutMs >= 0)) throw new Error(`${CLIENT_PROCESS_ENV}: bad drain timeout`);
+  if (typeof c.grpcGateway !== 'boolean') throw new Error(`${CLIENT_PROCESS_ENV}: bad grpcGateway`);
   return c;
 }

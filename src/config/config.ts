@@ -163,6 +163,8 @@ export interface Config {
   workerThreads: number;
   /** --watch-pool-min-watchers: fan-outs this large go to the worker threads. */
   watchPoolWatchersMin: number;
+  /** --gateway-pool-min-bytes: JSON gateway bodies this large are decoded on the worker threads. */
+  gatewayPoolMinBytes: number;
   clientWorkers: number;
   /** --lease-checkpoint (tetcd: on by default) or etcd's --experimental-enable-lease-checkpoint. */
   leaseCheckpoint: boolean;
@@ -614,6 +616,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, io:
     walSegmentBytes: num(v, 'wal-segment-bytes'),
     workerThreads: num(v, 'worker-threads'),
     watchPoolWatchersMin: num(v, 'watch-pool-min-watchers'),
+    gatewayPoolMinBytes: num(v, 'gateway-pool-min-bytes'),
     clientWorkers: num(v, 'client-workers'),
     leaseCheckpoint: bool(v, 'lease-checkpoint') || bool(v, 'experimental-enable-lease-checkpoint'),
     leaseCheckpointIntervalMs: ms(v, 'lease-checkpoint-interval'),

@@ -669,7 +669,16 @@ export const FLAGS = [
     def: '0',
     group: 'tetcd',
     yaml: 'number',
-    help: "Threads of the member's worker pool, which builds the watch responses of entries that reach --watch-pool-min-watchers watchers (0 = no pool, everything on the main thread; with --client-workers the watch fan-out stays on the main thread).",
+    help: "Threads of the member's worker pool, which builds the watch responses of entries that reach --watch-pool-min-watchers watchers and decodes JSON gateway bodies of --gateway-pool-min-bytes or more (0 = no pool, everything on the main thread; with --client-workers both stay on the main thread of their process).",
+  },
+  {
+    name: 'gateway-pool-min-bytes',
+    kind: 'uint',
+    def: '65536',
+    min: 1n,
+    group: 'tetcd',
+    yaml: 'number',
+    help: 'JSON gateway request bodies of at least this many bytes are decoded on the worker threads (with --worker-threads > 0); smaller ones on the main thread, where they are cheaper.',
   },
   {
     name: 'watch-pool-min-watchers',

@@ -163,7 +163,8 @@ export class WatchStream implements WatcherOwner {
 
   sendCompacted(w: Watcher, compactRev: number): void {
     this.watchers.delete(w.id);
-    this.send({ header: this.o.header(this.hub.currentRevision), watch_id: w.id, canceled: true, compact_revision: compactRev });
+    // etcd's watchable store answers a compacted watcher with revision 0, and its header says so.
+    this.send({ header: this.o.header(0), watch_id: w.id, canceled: true, compact_revision: compactRev });
     // It may have been the last watcher a progress request waited for; the hub's pass tells only the
     // streams whose watchers it served.
     this.onSynced();

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import * as rpc from '../../src/proto/rpc.js';
 import { encodeKeyValue, keyValueFromJson, eventToJson, Event_EventType } from '../../src/proto/kv.js';
 import { ProtoDecodeError } from '../../src/proto/wire.js';
-import { bytesFromJson } from '../../src/proto/json.js';
+import { bytesFromJson, JsonFieldError } from '../../src/proto/json.js';
 import { codec, canon } from './helpers.js';
 
 const CLUSTER = 12021080376571006341n;
@@ -277,24 +277,48 @@ test('uint64 extremes and negative int64 survive JSON', () => {
   assert.equal(rpc.leaseGrantResponseToJson(l), { ID: '-9223372036854775808', TTL: '-5' });
 });
 
-test('base64: standard and URL-safe alphabets, with or without padding', () => {
-  const cases: [string, number[]][] = [
+test("base64 as etcd 3.4 reads it: standard alphabet with padding, line breaks skipped, Go's error offsets", () => {
+  const cases: [unknown, number[]][] = [
     ['', []],
     ['AA==', [0]],
-    ['AA', [0]],
     ['+/8=', [251, 255]],
-    ['-_8', [251, 255]],
-    ['Zm9vYg', [102, 111, 111, 98]],
     ['Zm9vYmFy', [102, 111, 111, 98, 97, 114]],
+    ['Zm9v\nYg==', [102, 111, 111, 98]],
+    [
+      [102, 111],
+      [102, 111],
+    ], // Go's encoding/json also fills a []byte from an array of numbers
   ];
-  for (const [text, bytes] of cases) assert.equal([...bytesFromJson(text, 'f')], bytes, text);
-  for (const bad of ['A', 'Zm9v!', 'Zm9v=', 'AA=A', 'A===', ' AA==', 'AAAAA', 'AAAAA===']) {
+  for (const [text, bytes] of cases) assert.equal([...bytesFromJson(text, 'f')], bytes, String(text));
+  // [input, the byte etcd 3.4.23's gateway names in "illegal base64 data at input byte N"]
+  const bad: [string, number][] = [
+    ['!!!', 0],
+    ['A', 0],
+    ['AA', 0],
+    ['Z', 0],
+    ['Zm9vY', 4],
+    ['Zm9vYg', 4],
+    ['Zm9v_-', 4],
+    ['-_8', 0],
+    ['Zm9v!', 4],
+    ['Zm9v=', 4],
+    ['AA=A', 2],
+    ['AA==AA==', 4],
+    ['A===', 1],
+    [' AA==', 0],
+    ['AAAAA===', 5],
+  ];
+  for (const [text, at] of bad) {
     assert.throws(
-      () => bytesFromJson(bad, 'f'),
-      (e: unknown) => e instanceof ProtoDecodeError,
-      bad,
+      () => bytesFromJson(text, 'f'),
+      (e: unknown) => e instanceof JsonFieldError && e.goText === `illegal base64 data at input byte ${at}`,
+      `${text}: byte ${at}`,
     );
   }
+  assert.throws(
+    () => bytesFromJson(5, 'f'),
+    (e: unknown) => e instanceof JsonFieldError && e.goText === 'json: cannot unmarshal number into Go value of type []uint8',
+  );
 });
 
 test('deeply nested txns in JSON are refused before the stack runs out', () => {

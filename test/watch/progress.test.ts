@@ -92,7 +92,7 @@ test('a progress request behind a watcher whose start was compacted is answered 
   ws.onRequest(create('k', 3));
   ws.onRequest(progress);
   sched.drain();
-  assert.equal(show(client.got), ['created id=0 rev=6', 'canceled compact=4 id=0 rev=6', 'progress id=-1 rev=6']);
+  assert.equal(show(client.got), ['created id=0 rev=6', 'canceled compact=4 id=0 rev=0', 'progress id=-1 rev=6']);
   await close();
 });
 
@@ -102,7 +102,7 @@ test('...also when a synced watcher shares the stream', async () => {
   ws.onRequest(create('k', 2));
   ws.onRequest(progress);
   sched.drain();
-  assert.equal(show(client.got), ['created id=0 rev=6', 'created id=1 rev=6', 'canceled compact=4 id=1 rev=6', 'progress id=-1 rev=6']);
+  assert.equal(show(client.got), ['created id=0 rev=6', 'created id=1 rev=6', 'canceled compact=4 id=1 rev=0', 'progress id=-1 rev=6']);
   await close();
 });
 

@@ -6,6 +6,7 @@ import http2, { constants as h2, type Http2Server, type IncomingHttpHeaders } fr
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { H2Session, type H2SessionOptions } from '../h2/session.js';
+import { LocalSession } from './local.js';
 import { GrpcCode } from '../../errors.js';
 import {
   HandlerKind,
@@ -104,6 +105,8 @@ export class GrpcServer implements CallHost {
   private readonly rawOptions: H2SessionOptions | undefined = undefined;
   private idleWaiter: (() => void) | undefined = undefined;
   private drained: Promise<void> = Promise.resolve();
+  /** The connection of calls that do not arrive over HTTP/2 (handleLocalStream), made on first use. */
+  private local: LocalSession | undefined = undefined;
 
   constructor(options: GrpcServerOptions = {}) {
     const o: Required<GrpcServerOptions> = { ...defaults };
@@ -196,6 +199,28 @@ export class GrpcServer implements CallHost {
     const session = new H2Session(socket as Socket, this.rawOptions!, this.onStream);
     this.onSession(session);
     session.start();
+  }
+
+  /**
+   * The connection that streams given to handleLocalStream must name as their `session` (one per server;
+   * a new one after the previous was closed).
+   */
+  localSession(): GrpcSession {
+    if (this.local === undefined || this.local.closed) {
+      this.local = new LocalSession();
+      this.onSession(this.local);
+    }
+    return this.local;
+  }
+
+  /**
+   * Serves one call that did not arrive over HTTP/2 (the JSON gateway, api/gateway): `stream` behaves as
+   * an HTTP/2 stream of localSession() carrying gRPC-framed messages both ways, `headers` as its request
+   * headers (`:method`, `:path`, `content-type`, metadata). Same method table, checks and counters as a
+   * call over HTTP/2.
+   */
+  handleLocalStream(stream: GrpcStream, headers: IncomingHttpHeaders, clientDone: boolean): void {
+    this.onStream(stream, headers, clientDone ? h2.NGHTTP2_FLAG_END_STREAM : 0);
   }
 
   /** Number of calls whose stream is still open. */
