@@ -7,7 +7,8 @@
 //   lock          C contenders (100), each with its own lease, Lock then Unlock one name in closed loops:
 //                 acquisitions per second and the wait for the lock
 //   big-revoke    one lease with K attached keys (100,000) revoked while a probe puts every 2 ms: how long the
-//                 revoke takes and the slowest probe put meanwhile (how long applying was blocked)
+//                 revoke takes, the slowest probe put meanwhile and the longest time between two probe answers
+//                 (how long applying was blocked; the probe waits 2 ms between puts, which the gap includes)
 // Results go to the console (and, with --out FILE, into its `lease` section); medians over the rounds. The
 // generator shares the machine with the member: `generatorCores` near 1 means it, not the server, bounds a run.
 import http2 from 'node:http2';
@@ -369,7 +370,15 @@ async function bigRevoke(endpoint: string, o: Options): Promise<Record<string, n
   c.close();
   probeConn.close();
   const during = probes.filter(([t, d]) => t + d >= t0 && t <= t0 + revokeMs).map(([, d]) => d);
-  return { revokeMs, slowestProbePutMs: Math.max(0, ...during) };
+  // The longest time between two consecutive probe answers around the revoke: how long no put completed
+  // (a put is answered once applied, so this bounds the gap between two applied puts from above).
+  let gapMs = 0;
+  for (let i = 1; i < probes.length; i++) {
+    const [t, d] = probes[i];
+    const prevEnd = probes[i - 1][0] + probes[i - 1][1];
+    if (t + d >= t0 && prevEnd <= t0 + revokeMs) gapMs = Math.max(gapMs, t + d - prevEnd);
+  }
+  return { revokeMs, slowestProbePutMs: Math.max(0, ...during), longestProbeGapMs: gapMs };
 }
 
 /** etcd_debugging_lease_renewed_total from the member's /metrics (both servers export it). */

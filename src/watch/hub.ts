@@ -93,6 +93,11 @@ export class WatchHub implements ApplySubscriber {
     return this.prevKvWatchers > 0;
   }
 
+  /** Only synced watchers are sent live changes; the others catch up from the store. */
+  get wantsKvChanges(): boolean {
+    return this.synced.size > 0;
+  }
+
   get size(): number {
     return this.synced.size + this.unsynced.size;
   }
