@@ -88,6 +88,8 @@ interface CommitJob {
 
 /** Revision writes one commit issues per event turn (one LMDB transaction each); see Backend.commit. */
 export const COMMIT_CHUNK_PUTS_DEFAULT = 16_384;
+/** Commits waiting for their chunks at most; one more puts them all into LMDB at once. */
+export const COMMIT_JOBS_MAX = 64;
 
 /** The promises of one commit. */
 export interface CommitResult {
@@ -393,6 +395,10 @@ export class Backend {
     this.stagedBytesCount = 0;
     if (this.commitJobs.length === 0 && puts <= this.commitChunkPuts) {
       this.issue(job, Number.POSITIVE_INFINITY);
+    } else if (this.commitJobs.length >= COMMIT_JOBS_MAX) {
+      // Commits come faster than their chunks go: put everything queued into LMDB now, this one included.
+      this.commitJobs.push(job);
+      for (const j of this.commitJobs.splice(0)) this.issue(j, Number.POSITIVE_INFINITY);
     } else {
       this.commitJobs.push(job);
       if (this.commitJobs.length === 1) this.sched(this.runJobsBound);

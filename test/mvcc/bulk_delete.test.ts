@@ -1,12 +1,14 @@
 // The bulk delete of a lease revoke (MvccWriteTxn.deleteSorted) against the per-key deletes it replaces:
 // the same revisions, events, index answers and LMDB bytes; one walk of the index for neighbouring keys;
-// and the commit of a big revision spread over several turns, with a torn one discarded on open.
+// the commit of a big revision spread over several turns; and a file holding part of a commit (what a crash
+// or a copy between its chunks leaves) opened at the commit before.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { setImmediate as yieldTurn } from 'node:timers/promises';
 import { join } from 'node:path';
+import { open } from 'lmdb';
 import { Mvcc, type MvccEvent } from '../../src/mvcc/index.js';
-import type { Backend } from '../../src/mvcc/backend.js';
+import { type Backend, COMMIT_JOBS_MAX } from '../../src/mvcc/backend.js';
 import { type KeyIndex, SORTED_WALK_GAP_MAX } from '../../src/mvcc/key_index.js';
 import { isTombstoneKey, revKey, revKeyMain } from '../../src/mvcc/revision.js';
 import { decodeKeyValue, encodeKeyValue } from '../../src/proto/kv.js';
@@ -172,52 +174,82 @@ function lmdbCountAt(s: Mvcc, main: number): number {
   return n;
 }
 
-test('a big commit goes into LMDB a chunk per turn; a copy taken between chunks opens at the commit before, and applying again gives the same bytes', async () => {
+test('a big commit goes into LMDB over several turns; reads see the whole revision all along', async () => {
   const n = 20_000;
   const { s, dir } = await openTemp({ commitChunkPuts: 500 });
-  const copy = join(dir, 'copy.db');
-  let reopened: Mvcc | undefined;
   try {
-    const keys: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const k = `c/${String(i).padStart(6, '0')}`;
-      keys.push(k);
-      const t = s.write();
-      t.put(b(k), b('v'), 5n);
-      t.end();
-    }
+    const keys = putKeys(s, n);
     await s.commit(1, 1).committed;
     const rev = s.currentRevision;
+    const hashBefore = s.hashKV(rev).hash;
     const t = s.write();
     t.deleteSorted(keys, false);
     t.end();
     const res = s.commit(2, 1);
-    // The calling turn issued one chunk; the rest follow turn by turn while reads see the whole revision.
+    // The calling turn issued one chunk; the rest follow turn by turn.
     assert.is(internals(s).be.commitsInFlight, 1);
-    let torn = 0;
-    for (let i = 0; i < 200 && torn === 0; i++) {
+    let turns = 0;
+    let done = false;
+    res.committed.then(() => {
+      done = true;
+    });
+    let hashWhole: number | undefined;
+    while (!done) {
       await yieldTurn();
-      const inLmdb = lmdbCountAt(s, rev + 1);
-      if (inLmdb > 0 && inLmdb < n) torn = inLmdb;
+      turns++;
       assert.is(s.range(b('c/'), b('c0'), { countOnly: true }).count, 0, 'no read sees part of the revision');
+      const inLmdb = lmdbCountAt(s, rev + 1);
+      if (inLmdb > 0 && inLmdb < n) {
+        // LMDB holds part of it (the writer did not merge the chunks): hash and history read LMDB only below the overlay.
+        hashWhole ??= s.hashKV(0).hash;
+        let seen = 0;
+        s.history(rev + 1, rev + 1, () => ++seen > 0);
+        assert.is(seen, n);
+      }
     }
-    assert.ok(torn > 0, 'the commit was seen in LMDB part-way');
-    // Hash and history read LMDB below the overlay and the overlay from there: neither sees a part twice or not at all.
-    const hashTorn = s.hashKV(0).hash;
-    let historyTorn = 0;
-    s.history(rev + 1, rev + 1, () => ++historyTorn > 0);
-    assert.is(historyTorn, n);
-    await s.backup(copy);
-    await res.committed;
+    assert.ok(turns >= n / 500 - 1, `issued over ${turns} turns`);
     assert.is(lmdbCountAt(s, rev + 1), n);
-    assert.is(s.hashKV(0).hash, hashTorn);
+    if (hashWhole !== undefined) assert.is(s.hashKV(0).hash, hashWhole);
+    assert.is(s.hashKV(rev).hash, hashBefore);
+  } finally {
+    await s.close();
+    cleanup(dir);
+  }
+});
+
+test('a file with part of a commit (a crash or a copy between chunks) opens at the commit before; applying again gives the same bytes', async () => {
+  const n = 5000;
+  const { s, dir } = await openTemp();
+  const copy = join(dir, 'copy.db');
+  let reopened: Mvcc | undefined;
+  try {
+    const keys = putKeys(s, n);
+    await s.commit(1, 1).committed;
+    const rev = s.currentRevision;
+    const metaBefore = metaRecords(s);
+    const t = s.write();
+    t.deleteSorted(keys, false);
+    t.end();
+    await s.commit(2, 1).committed;
     const whole = lmdbRecords(s);
+    await s.backup(copy);
+    // What a crash between chunks leaves: the meta (applied index, revision) of the commit before, part of the next revision.
+    const raw = open<Buffer, Buffer>({ path: copy, noSubdir: true, maxDbs: 4, keyEncoding: 'binary', encoding: 'binary' });
+    const keyDb = raw.openDB<Buffer, Buffer>({ name: 'key', keyEncoding: 'binary', encoding: 'binary' });
+    const metaDb = raw.openDB<Buffer, Buffer>({ name: 'meta', keyEncoding: 'binary', encoding: 'binary' });
+    raw.transactionSync(() => {
+      let i = 0;
+      for (const { key } of keyDb.getRange({ start: revKey(rev + 1, 0), end: revKey(rev + 2, 0) })) {
+        if (i++ % 3 !== 0) keyDb.removeSync(Buffer.from(key));
+      }
+      for (const [k, v] of metaBefore) metaDb.putSync(k, v);
+    });
+    await raw.close();
 
     reopened = await Mvcc.open({ path: copy });
-    // Torn tails are discarded: the copy is the state of the commit before, applied index included.
     assert.is(reopened.consistentIndex().index, 1);
     assert.is(reopened.currentRevision, rev);
-    assert.is(lmdbCountAt(reopened, rev + 1), 0);
+    assert.is(lmdbCountAt(reopened, rev + 1), 0, 'the torn revision is gone from the file');
     assert.is(reopened.range(b('c/'), b('c0'), { countOnly: true }).count, n);
     const again = reopened.write();
     again.deleteSorted(keys, false);
@@ -226,6 +258,55 @@ test('a big commit goes into LMDB a chunk per turn; a copy taken between chunks 
     assert.equal(lmdbRecords(reopened), whole);
   } finally {
     await reopened?.close();
+    await s.close();
+    cleanup(dir);
+  }
+});
+
+/** Puts n leased keys c/000000…, one revision each; returns them (latin1, sorted). */
+function putKeys(s: Mvcc, n: number): string[] {
+  const keys: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const k = `c/${String(i).padStart(6, '0')}`;
+    keys.push(k);
+    const t = s.write();
+    t.put(b(k), b('v'), 5n);
+    t.end();
+  }
+  return keys;
+}
+
+/** The meta bucket's records as they are in LMDB. */
+function metaRecords(s: Mvcc): Array<[Buffer, Buffer]> {
+  const out: Array<[Buffer, Buffer]> = [];
+  for (const { key, value } of internals(s).be.metaDb.getRange({})) out.push([Buffer.from(key), Buffer.from(value)]);
+  return out;
+}
+
+test('commits waiting for their chunks are bounded: past COMMIT_JOBS_MAX the queue goes into LMDB at once', async () => {
+  const { s, dir } = await openTemp({ commitChunkPuts: 2 });
+  try {
+    const done: Promise<void>[] = [];
+    for (let i = 0; i < COMMIT_JOBS_MAX; i++) {
+      for (let j = 0; j < 3; j++) {
+        const t = s.write();
+        t.put(b(`q/${i}/${j}`), b('v'), 0n);
+        t.end();
+      }
+      done.push(s.commit(i + 1, 1).committed);
+      assert.is(internals(s).be.commitsInFlight, i + 1, 'three writes, chunks of two: it waits for a turn');
+    }
+    const t = s.write();
+    t.put(b('q/last'), b('v'), 0n);
+    t.end();
+    done.push(s.commit(COMMIT_JOBS_MAX + 1, 1).committed);
+    assert.is(internals(s).be.commitsInFlight, 0);
+    await Promise.all(done);
+    let n = 0;
+    for (const _ of internals(s).be.keyDb.getRange({})) n++;
+    assert.is(n, 3 * COMMIT_JOBS_MAX + 1);
+    assert.is(s.consistentIndex().index, COMMIT_JOBS_MAX + 1);
+  } finally {
     await s.close();
     cleanup(dir);
   }
