@@ -7,7 +7,9 @@
 //   lock          C contenders (100), each with its own lease, Lock then Unlock one name in closed loops:
 //                 acquisitions per second and the wait for the lock
 //   big-revoke    one lease with K attached keys (100,000) revoked while a probe puts every 2 ms: how long the
-//                 revoke takes and the slowest probe put meanwhile (how long applying was blocked)
+//                 revoke takes, the slowest probe put meanwhile and the longest time between two probe answers
+//                 (how long applying was blocked; the probe waits 2 ms between puts, which the gap includes),
+//                 and the server's CPU meanwhile (tetcd: also its main thread's, which bounds the stall)
 // Results go to the console (and, with --out FILE, into its `lease` section); medians over the rounds. The
 // generator shares the machine with the member: `generatorCores` near 1 means it, not the server, bounds a run.
 import http2 from 'node:http2';
@@ -17,7 +19,7 @@ import { Cluster, type ServerKind } from '../lib/servers.js';
 import { GrpcConn } from '../lib/grpc-client.js';
 import { spliceSection } from '../lib/results.js';
 import { median } from '../lib/stats.js';
-import { cpuSecondsOfTrees } from '../lib/proc.js';
+import { cpuSecondsOfTrees, threadCpuMs } from '../lib/proc.js';
 import { GrpcMessageSplitter, grpcFrame, openGrpcStream, readVarint } from '../lib/grpc-stream.js';
 import {
   decodeLeaseGrantResponse,
@@ -322,7 +324,7 @@ async function keepalive(endpoint: string, pids: readonly number[], o: Options):
   };
 }
 
-async function bigRevoke(endpoint: string, o: Options): Promise<Record<string, number>> {
+async function bigRevoke(endpoint: string, pids: number[], kind: ServerKind, o: Options): Promise<Record<string, number>> {
   const c = await GrpcConn.connect(endpoint, 5000);
   const probeConn = await GrpcConn.connect(endpoint, 5000);
   const g = await c.unary('/etcdserverpb.Lease/LeaseGrant', encodeLeaseGrantRequest({ TTL: 3600 }), 10_000);
@@ -349,10 +351,16 @@ async function bigRevoke(endpoint: string, o: Options): Promise<Record<string, n
     }
   })();
   await sleep(300);
+  const cpu0 = cpuSecondsOfTrees(pids);
+  const main0 = threadCpuMs(pids[0]);
   const t0 = performance.now();
   const r = await c.unary('/etcdserverpb.Lease/LeaseRevoke', encodeLeaseRevokeRequest({ ID: id }), 60_000);
   const revokeMs = performance.now() - t0;
   await sleep(300);
+  // CPU over the revoke and the 300 ms after it (the commit's chunks, the probe's puts): what it cost, however
+  // busy the machine. tetcd's main thread is the one that applies, so it bounds how long applying can stall.
+  const serverCpuMs = (cpuSecondsOfTrees(pids) - cpu0) * 1000;
+  const mainThreadCpuMs = kind === 'tetcd' ? threadCpuMs(pids[0]) - main0 : Number.NaN;
   stop = true;
   await probe;
   if (r.grpcStatus !== 0) throw new Error(`revoke failed: ${r.grpcMessage}`);
@@ -369,7 +377,15 @@ async function bigRevoke(endpoint: string, o: Options): Promise<Record<string, n
   c.close();
   probeConn.close();
   const during = probes.filter(([t, d]) => t + d >= t0 && t <= t0 + revokeMs).map(([, d]) => d);
-  return { revokeMs, slowestProbePutMs: Math.max(0, ...during) };
+  // The longest time between two consecutive probe answers around the revoke: how long no put completed
+  // (a put is answered once applied, so this bounds the gap between two applied puts from above).
+  let gapMs = 0;
+  for (let i = 1; i < probes.length; i++) {
+    const [t, d] = probes[i];
+    const prevEnd = probes[i - 1][0] + probes[i - 1][1];
+    if (t + d >= t0 && prevEnd <= t0 + revokeMs) gapMs = Math.max(gapMs, t + d - prevEnd);
+  }
+  return { revokeMs, slowestProbePutMs: Math.max(0, ...during), longestProbeGapMs: gapMs, serverCpuMs, mainThreadCpuMs };
 }
 
 /** etcd_debugging_lease_renewed_total from the member's /metrics (both servers export it). */
@@ -404,7 +420,7 @@ async function main(): Promise<void> {
             let row: Row;
             if (workload === 'grant-revoke') row = await grantRevoke(ep, o);
             else if (workload === 'keepalive') row = await keepalive(ep, cluster.pids, o);
-            else if (workload === 'big-revoke') row = await bigRevoke(ep, o);
+            else if (workload === 'big-revoke') row = await bigRevoke(ep, cluster.pids, kind, o);
             else if (workload === 'lock') row = await lockLoop(ep, o);
             else throw new Error(`unknown workload ${workload}`);
             (results[workload] ??= { etcd: [], tetcd: [] })[kind].push(row);

@@ -87,6 +87,18 @@ export function cpuSecondsOfTrees(roots: readonly number[]): number {
 }
 
 /**
+ * CPU time of one thread in ms from /proc/<pid>/task/<tid>/schedstat (nanoseconds on the CPU, unlike the
+ * 10 ms ticks of stat), or NaN when it cannot be read. The main thread's tid is the pid.
+ */
+export function threadCpuMs(pid: number, tid = pid): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
  * Memory in bytes from /proc/<pid>/status: resident (VmRSS), peak resident (VmHWM), and the resident
  * part split into anonymous (heaps) and file-backed (mapped files such as a bbolt or LMDB database).
  */

@@ -66,6 +66,11 @@ export interface ApplySubscriber {
   /** Ask for prevKv on kv changes (costs a backend read per changed key that existed); read at every entry. */
   readonly wantsPrevKv?: boolean;
   /**
+   * False while it would drop kv changes unread (a watch hub with no synced watcher): when no subscriber
+   * wants them, the applier may skip building a bulk delete's events. Read at every entry; absent = true.
+   */
+  readonly wantsKvChanges?: boolean;
+  /**
    * One event, synchronously, in apply order. Must not throw and must not wait. Returns false when it
    * cannot take the event (its buffer is at its limit): it is then behind from this event on.
    */
@@ -132,6 +137,13 @@ export class ApplyEventHub {
   get wantsPrevKv(): boolean {
     const subs = this.subs;
     for (let i = 0; i < subs.length; i++) if (subs[i].sub.wantsPrevKv === true) return true;
+    return false;
+  }
+
+  /** True if a subscriber that is not behind wants kv changes now (see ApplySubscriber.wantsKvChanges). */
+  get wantsKvChanges(): boolean {
+    const subs = this.subs;
+    for (let i = 0; i < subs.length; i++) if (!subs[i].behind && subs[i].sub.wantsKvChanges !== false) return true;
     return false;
   }
 

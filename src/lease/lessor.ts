@@ -158,17 +158,14 @@ export class Lessor {
   }
 
   /**
-   * Applies a LeaseRevoke: `deleteKeys` gets the attached keys in byte order (the applier deletes them in
+   * Applies a LeaseRevoke: `deleteKeys` gets the attached keys in byte order, as latin1 strings (keyOf; the applier deletes them in
    * ONE write transaction, as etcd does), then the lease is gone from memory and the backend. Throws
    * ErrLeaseNotFound.
    */
-  revoke(id: bigint, be: LeaseBackend, deleteKeys: (keys: Buffer[]) => void): void {
+  revoke(id: bigint, be: LeaseBackend, deleteKeys: (keys: string[]) => void): void {
     const l = this.leases.get(id);
     if (l === undefined) throw Errors.LeaseNotFound();
-    const keys = l.sortedKeys();
-    const bytes = new Array<Buffer>(keys.length);
-    for (let i = 0; i < keys.length; i++) bytes[i] = keyBytes(keys[i]);
-    deleteKeys(bytes);
+    deleteKeys(l.sortedKeys());
     this.leases.delete(id);
     be.metaDelete(LEASE_BUCKET, leaseKey(id));
     this.expiries.remove(id);

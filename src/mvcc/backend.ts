@@ -12,12 +12,41 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { revBytesLen, writeRevBytes } from './revision.js';
+import { markRevBytesTombstone, markedRevBytesLen, revBytesLen, revKey, writeRevBytes } from './revision.js';
 
 /** One staged revision write: its LMDB key (17 bytes, 18 for a tombstone) and KeyValue bytes. */
 export interface RevWrite {
   readonly key: Buffer;
   readonly value: Uint8Array;
+}
+
+/**
+ * Tombstones staged as one block, the last sub revisions of their main revision (a lease revoke's
+ * deletes): no object, key or value buffer per tombstone. Their values (KeyValue{key}, what a single
+ * delete writes) sit back to back in one buffer; their LMDB keys are written at commit.
+ */
+interface TombstoneBlock {
+  readonly firstSub: number;
+  /** Tombstones in the block (an abort takes them off the end). */
+  count: number;
+  /** End offset in `values` of each tombstone's value. */
+  readonly ends: Uint32Array;
+  readonly values: Buffer;
+}
+
+/** What one main revision has staged: single writes by sub, then maybe a block of tombstones. */
+interface StagedRev {
+  readonly writes: RevWrite[];
+  block: TombstoneBlock | undefined;
+}
+
+/** Bytes of KeyValue{key} for a key of `n` bytes (n > 0): tag, varint length, the key. */
+function tombstoneValueBytes(n: number): number {
+  return 1 + (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5) + n;
+}
+
+function blockValue(b: TombstoneBlock, i: number): Buffer {
+  return b.values.subarray(i === 0 ? 0 : b.ends[i - 1], b.ends[i]);
 }
 
 interface MetaWrite {
@@ -26,6 +55,41 @@ interface MetaWrite {
   readonly value: Uint8Array | undefined;
   readonly seq: number;
 }
+
+/** A promise with its settle functions. */
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(v: T): void;
+  reject(err: unknown): void;
+}
+
+function deferred(): Deferred<void> {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A failed commit is reported to whoever awaits it; nobody awaiting is not an unhandled rejection.
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}
+
+/** One commit() on its way into LMDB: where its puts stand, and its promises. */
+interface CommitJob {
+  readonly mains: number[];
+  readonly metas: MetaWrite[];
+  /** Next write to put: mains[main], its sub-th write (single writes first, then the block). */
+  main: number;
+  sub: number;
+  readonly done: Deferred<void>;
+  readonly flushed: Deferred<void>;
+}
+
+/** Revision writes one commit issues per event turn (one LMDB transaction each); see Backend.commit. */
+export const COMMIT_CHUNK_PUTS_DEFAULT = 16_384;
+/** Commits waiting for their chunks at most; one more puts them all into LMDB at once. */
+export const COMMIT_JOBS_MAX = 64;
 
 /** The promises of one commit. */
 export interface CommitResult {
@@ -41,6 +105,8 @@ export interface BackendOptions {
   mapSizeBytes: number;
   /** Staged bytes allowed between two commits; past it staging throws (the server must commit per batch). */
   pendingBytesMax: number;
+  /** Revision writes per LMDB transaction of a big commit (default COMMIT_CHUNK_PUTS_DEFAULT). */
+  commitChunkPuts?: number;
 }
 
 const latin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
@@ -65,8 +131,8 @@ export class Backend {
   readonly metaDb: Database<Uint8Array, Buffer>;
   readonly path: string;
 
-  /** main revision → writes by sub; entries leave when their LMDB transaction has committed. */
-  private readonly overlay = new Map<number, RevWrite[]>();
+  /** main revision → what it staged; entries leave when their LMDB transaction has committed. */
+  private readonly overlay = new Map<number, StagedRev>();
   /** main revisions staged since the last commit, ascending. */
   private stagedMains: number[] = [];
   private readonly metaOverlay = new Map<string, MetaWrite>();
@@ -74,14 +140,25 @@ export class Backend {
   private metaSeq = 0;
   private stagedBytesCount = 0;
   private readonly pendingBytesMax: number;
+  private readonly commitChunkPuts: number;
+  /** Commits being put into LMDB a chunk per turn, oldest first (see commit()). */
+  private readonly commitJobs: CommitJob[] = [];
+  private readonly runJobsBound = (): void => this.runJobs();
+  private readonly sched = (fn: () => void): void => {
+    setImmediate(fn);
+  };
   private failure: Error | undefined;
   private readonly scratchKey = Buffer.allocUnsafe(revBytesLen);
+  /** The LMDB key of a block's tombstone at commit (lmdb-js copies keys, so one buffer serves every put). */
+  private readonly scratchTombKey = Buffer.allocUnsafe(markedRevBytesLen);
   /** KeyValues read so far (overlay or LMDB). */
   valueReads = 0;
 
   private constructor(opts: BackendOptions) {
     this.path = opts.path;
     this.pendingBytesMax = opts.pendingBytesMax;
+    this.commitChunkPuts = opts.commitChunkPuts ?? COMMIT_CHUNK_PUTS_DEFAULT;
+    if (!(this.commitChunkPuts > 0)) throw new Error('mvcc: commitChunkPuts must be positive');
     mkdirSync(dirname(opts.path), { recursive: true });
     this.env = open<Uint8Array, Buffer>({
       path: opts.path,
@@ -127,30 +204,83 @@ export class Backend {
     this.stagedBytesCount = n;
   }
 
+  /** The staging entry of `main`, created (after checking the order) when it has none. */
+  private stagedRev(main: number): StagedRev {
+    let st = this.overlay.get(main);
+    if (st === undefined) {
+      const last = this.stagedMains.length > 0 ? this.stagedMains[this.stagedMains.length - 1] : 0;
+      if (main <= last) throw new Error(`mvcc: staged revision ${main} after ${last}`);
+      st = { writes: [], block: undefined };
+      this.overlay.set(main, st);
+      this.stagedMains.push(main);
+    }
+    return st;
+  }
+
   /** Stages revision (main, sub). Revisions must be staged in increasing order. */
   stageRev(main: number, sub: number, key: Buffer, value: Uint8Array): void {
     this.checkHealthy();
     this.account(key.length + value.length);
-    let subs = this.overlay.get(main);
-    if (subs === undefined) {
-      const last = this.stagedMains.length > 0 ? this.stagedMains[this.stagedMains.length - 1] : 0;
-      if (main <= last) throw new Error(`mvcc: staged revision ${main} after ${last}`);
-      subs = [];
-      this.overlay.set(main, subs);
-      this.stagedMains.push(main);
+    const st = this.stagedRev(main);
+    if (st.block !== undefined) throw new Error(`mvcc: revision ${main} staged a write after its tombstone block`);
+    if (st.writes.length !== sub) throw new Error(`mvcc: staged sub revision ${sub}, expected ${st.writes.length}`);
+    st.writes.push({ key, value });
+  }
+
+  /**
+   * Stages tombstones of `keys` (non-empty keys, in the order given) at (main, firstSub), (main,
+   * firstSub+1), …: the same bytes as one stageRev per key, as one block. Nothing more can be staged
+   * at `main` after it.
+   */
+  stageTombstones(main: number, firstSub: number, keys: readonly Uint8Array[]): void {
+    this.checkHealthy();
+    const n = keys.length;
+    if (n === 0) return;
+    const ends = new Uint32Array(n);
+    let size = 0;
+    for (let i = 0; i < n; i++) {
+      size += tombstoneValueBytes(keys[i].length);
+      ends[i] = size;
     }
-    if (subs.length !== sub) throw new Error(`mvcc: staged sub revision ${sub}, expected ${subs.length}`);
-    subs.push({ key, value });
+    this.account(size + n * markedRevBytesLen);
+    const st = this.stagedRev(main);
+    if (st.block !== undefined || st.writes.length !== firstSub) {
+      this.stagedBytesCount -= size + n * markedRevBytesLen;
+      throw new Error(`mvcc: tombstone block at ${main}.${firstSub} does not continue the revision`);
+    }
+    const values = Buffer.allocUnsafeSlow(size);
+    let p = 0;
+    for (let i = 0; i < n; i++) {
+      const k = keys[i];
+      let len = k.length;
+      values[p++] = 0x0a; // field 1 (key), length-delimited
+      while (len >= 0x80) {
+        values[p++] = (len & 0x7f) | 0x80;
+        len >>>= 7;
+      }
+      values[p++] = len;
+      values.set(k, p);
+      p += k.length;
+    }
+    st.block = { firstSub, count: n, ends, values };
   }
 
   /** Drops the newest staged revision write (undo of an aborted write transaction). */
   unstageLastRev(main: number): void {
-    const subs = this.overlay.get(main);
+    const st = this.overlay.get(main);
     const last = this.stagedMains[this.stagedMains.length - 1];
-    if (subs === undefined || last !== main || subs.length === 0) throw new Error(`mvcc: nothing staged at ${main}`);
-    const w = subs.pop()!;
-    this.stagedBytesCount -= w.key.length + w.value.length;
-    if (subs.length === 0) {
+    if (st === undefined || last !== main) throw new Error(`mvcc: nothing staged at ${main}`);
+    const b = st.block;
+    if (b !== undefined) {
+      b.count--;
+      this.stagedBytesCount -= markedRevBytesLen + (b.ends[b.count] - (b.count === 0 ? 0 : b.ends[b.count - 1]));
+      if (b.count === 0) st.block = undefined;
+    } else {
+      const w = st.writes.pop();
+      if (w === undefined) throw new Error(`mvcc: nothing staged at ${main}`);
+      this.stagedBytesCount -= w.key.length + w.value.length;
+    }
+    if (st.writes.length === 0 && st.block === undefined) {
       this.overlay.delete(main);
       this.stagedMains.pop();
     }
@@ -159,19 +289,37 @@ export class Backend {
   /** KeyValue bytes of the put at (main, sub): the overlay first, then LMDB. */
   readRev(main: number, sub: number): Uint8Array | undefined {
     this.valueReads++;
-    const subs = this.overlay.get(main);
-    if (subs !== undefined) {
-      const w = subs[sub];
-      return w === undefined ? undefined : w.value;
+    const st = this.overlay.get(main);
+    if (st !== undefined) {
+      const w = st.writes[sub];
+      if (w !== undefined) return w.value;
+      const b = st.block;
+      const i = b === undefined ? -1 : sub - b.firstSub;
+      return b !== undefined && i >= 0 && i < b.count ? blockValue(b, i) : undefined;
     }
     writeRevBytes(this.scratchKey, main, sub);
     return this.keyDb.getBinary(this.scratchKey);
   }
 
+  /**
+   * The oldest main revision still in the overlay (staged, or committing), or +Infinity. Every revision
+   * below it is in LMDB; from it on, read the overlay: LMDB may hold part of a commit still in chunks.
+   */
+  firstOverlayMain(): number {
+    const it = this.overlay.keys().next();
+    return it.done === true ? Number.POSITIVE_INFINITY : it.value;
+  }
+
   /** Overlay writes with main > afterMain, in revision order (for hashing beyond what LMDB holds). */
   *overlaySince(afterMain: number, uptoMain: number): Generator<RevWrite> {
     const mains = [...this.overlay.keys()].filter((m) => m > afterMain && m <= uptoMain).sort((a, b) => a - b);
-    for (const m of mains) yield* this.overlay.get(m)!;
+    for (const m of mains) {
+      const st = this.overlay.get(m)!;
+      yield* st.writes;
+      const b = st.block;
+      if (b === undefined) continue;
+      for (let i = 0; i < b.count; i++) yield { key: revKey(m, b.firstSub + i, true), value: blockValue(b, i) };
+    }
   }
 
   metaGet(bucket: string, key: Uint8Array): Uint8Array | undefined {
@@ -219,39 +367,121 @@ export class Backend {
   }
 
   /**
-   * Writes everything staged since the last call into LMDB. All puts are issued in this one
-   * synchronous loop, so they share the event turn and thereby one LMDB transaction.
+   * Writes everything staged since the last call into LMDB. Puts issued in one event turn share one
+   * LMDB transaction; a commit of up to `commitChunkPuts` revision writes is issued at once, so it is one
+   * transaction. A bigger one (a revoke of 100,000 keys) is spread over several turns, a chunk per turn,
+   * so the thread is never held for the whole of it: its meta writes (the applied index, the revision it
+   * holds) go with its last chunk, and a crash between chunks leaves revisions past the recorded one,
+   * which the next open discards (Mvcc restore) before the WAL applies them again. Until the last chunk
+   * is in, everything stays readable from the overlay. Commits finish in call order.
    */
   commit(): CommitResult {
     this.checkHealthy();
-    let last: Promise<boolean> | undefined;
-    const mains = this.stagedMains;
-    for (let i = 0; i < mains.length; i++) {
-      const subs = this.overlay.get(mains[i])!;
-      for (let j = 0; j < subs.length; j++) last = this.keyDb.put(subs[j].key, subs[j].value);
+    const job: CommitJob = {
+      mains: this.stagedMains,
+      metas: this.stagedMeta,
+      main: 0,
+      sub: 0,
+      done: deferred(),
+      flushed: deferred(),
+    };
+    this.stagedMains = [];
+    this.stagedMeta = [];
+    let puts = 0;
+    for (let i = 0; i < job.mains.length && puts <= this.commitChunkPuts; i++) {
+      const st = this.overlay.get(job.mains[i])!;
+      puts += st.writes.length + (st.block?.count ?? 0);
     }
-    const metas = this.stagedMeta;
+    this.stagedBytesCount = 0;
+    if (this.commitJobs.length === 0 && puts <= this.commitChunkPuts) {
+      this.issue(job, Number.POSITIVE_INFINITY);
+    } else if (this.commitJobs.length >= COMMIT_JOBS_MAX) {
+      // Commits come faster than their chunks go: put everything queued into LMDB now, this one included.
+      this.commitJobs.push(job);
+      for (const j of this.commitJobs.splice(0)) this.issue(j, Number.POSITIVE_INFINITY);
+    } else {
+      this.commitJobs.push(job);
+      if (this.commitJobs.length === 1) this.sched(this.runJobsBound);
+    }
+    return { committed: job.done.promise, flushed: job.flushed.promise };
+  }
+
+  /** Commits that wait for, or are in the middle of, their chunks. */
+  get commitsInFlight(): number {
+    return this.commitJobs.length;
+  }
+
+  /** One turn of chunked commits: up to commitChunkPuts revision writes, finishing jobs on the way. */
+  private runJobs(): void {
+    let budget = this.commitChunkPuts;
+    while (this.commitJobs.length > 0 && budget > 0) {
+      if (this.failure !== undefined) {
+        for (const j of this.commitJobs.splice(0)) this.failJob(j, this.failure);
+        return;
+      }
+      const job = this.commitJobs[0];
+      budget = this.issue(job, budget);
+      if (job.main < job.mains.length) break;
+      this.commitJobs.shift();
+    }
+    if (this.commitJobs.length > 0) this.sched(this.runJobsBound);
+  }
+
+  /**
+   * Issues up to `budget` of the job's revision writes from where it stopped; once all are issued, its
+   * meta writes too, and its promises follow that last put. Returns the budget left.
+   */
+  private issue(job: CommitJob, budget: number): number {
+    let last: Promise<boolean> | undefined;
+    const mains = job.mains;
+    const tk = this.scratchTombKey;
+    while (job.main < mains.length && budget > 0) {
+      const main = mains[job.main];
+      const st = this.overlay.get(main)!;
+      const subs = st.writes;
+      const b = st.block;
+      const total = subs.length + (b === undefined ? 0 : b.count);
+      for (; job.sub < total && budget > 0; job.sub++, budget--) {
+        const j = job.sub;
+        if (j < subs.length) {
+          last = this.keyDb.put(subs[j].key, subs[j].value);
+        } else {
+          const i = j - subs.length;
+          writeRevBytes(tk, main, b!.firstSub + i);
+          markRevBytesTombstone(tk);
+          last = this.keyDb.put(tk, blockValue(b!, i));
+        }
+      }
+      if (job.sub < total) break;
+      job.main++;
+      job.sub = 0;
+    }
+    if (job.main < mains.length) return budget;
+    const metas = job.metas;
     for (let i = 0; i < metas.length; i++) {
       const w = metas[i];
       last = w.value === undefined ? this.metaDb.remove(w.key) : this.metaDb.put(w.key, w.value);
     }
-    this.stagedMains = [];
-    this.stagedMeta = [];
-    this.stagedBytesCount = 0;
     if (last === undefined) {
-      const done = Promise.resolve();
-      return { committed: done, flushed: done };
+      job.done.resolve();
+      job.flushed.resolve();
+      return budget;
     }
     const flushedRaw = (last as Promise<boolean> & { flushed?: Promise<unknown> }).flushed ?? last;
     const committed = last.then(
       () => this.afterCommit(mains, metas),
       (err: unknown) => this.fail(err),
     );
-    const flushed = Promise.resolve(flushedRaw).then(
-      () => committed,
-      (err: unknown) => this.fail(err),
-    );
-    return { committed, flushed };
+    committed.then(job.done.resolve, job.done.reject);
+    Promise.resolve(flushedRaw)
+      .then(() => committed)
+      .then(job.flushed.resolve, (err: unknown) => job.flushed.reject(err));
+    return budget;
+  }
+
+  private failJob(job: CommitJob, err: Error): void {
+    job.done.reject(err);
+    job.flushed.reject(err);
   }
 
   private afterCommit(mains: number[], metas: MetaWrite[]): void {
@@ -282,7 +512,10 @@ export class Backend {
     return { sizeBytes: (s.lastPageNumber + 1) * pageSize, sizeInUseBytes: inUsePages * pageSize };
   }
 
+  /** Waits for commits in flight (their chunks), then closes LMDB. */
   async close(): Promise<void> {
+    const last = this.commitJobs[this.commitJobs.length - 1];
+    if (last !== undefined) await last.done.promise.catch(() => {});
     await this.env.close();
   }
 }

@@ -222,10 +222,40 @@ export function compareKeys(a: Uint8Array, b: Uint8Array): number {
 }
 const COMPARE_IN_JS_BYTES_MAX = 64;
 
+/** compareKeys of `a` and the key held as the latin1 string `s` (one char per byte, as the lessor holds keys). */
+export function compareKeyLatin1(a: Uint8Array, s: string): number {
+  const n = Math.min(a.length, s.length);
+  for (let i = 0; i < n; i++) {
+    const d = a[i] - s.charCodeAt(i);
+    if (d !== 0) return d;
+  }
+  return a.length - s.length;
+}
+
+/**
+ * Keys of the tree not in a sorted delete list that one walk steps over before it leaves the walk and
+ * descends afresh to the next listed key: a descent costs about as many key comparisons as this.
+ */
+export const SORTED_WALK_GAP_MAX = 32;
+
+/** What KeyIndex.tombstoneSorted did: the keys it tombstoned and each one's newest put before it. */
+export interface SortedTombstones {
+  /** The tree's own key objects, in order; key i got sub revision firstSub + i. */
+  keys: Uint8Array[];
+  /** Main revision and code of each key's put that the tombstone closes. */
+  prevMains: number[];
+  prevCodes: number[];
+  /** Descents into the tree (one per walk): 1 for keys that are neighbours in the index. */
+  descents: number;
+}
+
 /**
  * A tree value. Most keys hold a single put with nothing compacted away (created = that put,
  * version 1); such a key stores the number main*2^20 + code instead of an array, which saves
- * most of the per-key cost. Any other entry is a KeyEntry array.
+ * most of the per-key cost. A key that held such a put and was then deleted stores a negative
+ * number, -(record + 1): its put and tombstone sit in the index's record table (a lease revoke turns
+ * 100,000 packed keys into deleted ones without 100,000 arrays for the collector to copy). Any other
+ * entry is a KeyEntry array.
  */
 export type KeySlot = KeyEntry | number;
 
@@ -249,13 +279,62 @@ function unpackInto(slot: number, into: KeyEntry): KeyEntry {
 }
 
 const readScratch: KeyEntry = [0, 0, 0, 0, 0];
+const deletedScratch: KeyEntry = [0, 0, 0, 0, 0, 0, 0];
 
 /**
- * The entry of a slot, for reading only: a packed slot is unpacked into a shared scratch array
- * that the next call overwrites.
+ * Put-then-tombstone entries of packed keys, four numbers a record: put main, put code, tombstone
+ * main, tombstone code. Freed records are reused.
  */
-export function slotEntry(slot: KeySlot): KeyEntry {
-  return typeof slot === 'number' ? unpackInto(slot, readScratch) : slot;
+class DeletedTable {
+  private data = new Float64Array(0);
+  private used = 0;
+  private readonly free: number[] = [];
+
+  /** Records in use (tests). */
+  get size(): number {
+    return this.used - this.free.length;
+  }
+
+  add(putMain: number, putCode: number, tombMain: number, tombCode: number): number {
+    let r = this.free.pop();
+    if (r === undefined) {
+      r = this.used++;
+      if (r * 4 >= this.data.length) {
+        const grown = new Float64Array(Math.max(1024, this.data.length * 2));
+        grown.set(this.data);
+        this.data = grown;
+      }
+    }
+    const d = this.data;
+    const o = r * 4;
+    d[o] = putMain;
+    d[o + 1] = putCode;
+    d[o + 2] = tombMain;
+    d[o + 3] = tombCode;
+    return r;
+  }
+
+  /** Writes record r as an entry into `into` (length 7). */
+  entry(r: number, into: KeyEntry): KeyEntry {
+    const d = this.data;
+    const o = r * 4;
+    into[0] = d[o];
+    into[1] = 0;
+    into[2] = ENTRY_HEAD;
+    into[3] = d[o];
+    into[4] = d[o + 1];
+    into[5] = d[o + 2];
+    into[6] = d[o + 3];
+    return into;
+  }
+
+  tombMain(r: number): number {
+    return this.data[r * 4 + 2];
+  }
+
+  release(r: number): void {
+    this.free.push(r);
+  }
 }
 
 function toSlot(e: KeyEntry): KeySlot {
@@ -271,6 +350,7 @@ export class KeyIndex {
   readonly tree: BTree<Uint8Array, KeySlot> = new BTree<Uint8Array, KeySlot>(undefined, compareKeys, 64);
   liveKeys = 0;
   private readonly arena = new KeyArena();
+  private readonly deleted = new DeletedTable();
   private readonly pair: [Uint8Array, KeySlot] = [EMPTY_KEY, 0];
 
   /** Keys in the tree, deleted-but-not-yet-compacted ones included. */
@@ -278,10 +358,32 @@ export class KeyIndex {
     return this.tree.size;
   }
 
-  /** The key's entry for reading (see slotEntry: valid until the next index call), or undefined. */
+  /** The key's entry for reading (see entryOf: valid until the next index call), or undefined. */
   get(key: Uint8Array): KeyEntry | undefined {
     const slot = this.tree.get(key);
-    return slot === undefined ? undefined : slotEntry(slot);
+    return slot === undefined ? undefined : this.entryOf(slot);
+  }
+
+  /**
+   * The entry of a slot (as the tree's iteration yields them), for reading only: a packed or deleted
+   * slot is unpacked into a shared scratch array that the next call overwrites.
+   */
+  entryOf(slot: KeySlot): KeyEntry {
+    if (typeof slot !== 'number') return slot;
+    return slot >= 0 ? unpackInto(slot, readScratch) : this.deleted.entry(-slot - 1, deletedScratch);
+  }
+
+  /** Records of deleted packed keys in use (tests). */
+  get deletedRecords(): number {
+    return this.deleted.size;
+  }
+
+  /** A deleted packed key's slot: its put (slot) and the tombstone (main, sub). */
+  private deletedSlot(packed: number, main: number, sub: number): number {
+    const putMain = Math.floor(packed / PACK);
+    const code = packed - putMain * PACK;
+    if (putMain > main || (putMain === main && codeSub(code) >= sub)) throw new Error(`mvcc: tombstone at ${main}.${sub} before its put`);
+    return -1 - this.deleted.add(putMain, code, main, -1 - sub);
   }
 
   /** The key's entry as a mutable array (unpacking a packed slot in the tree), or undefined. */
@@ -290,7 +392,13 @@ export class KeyIndex {
     if (pair === undefined || compareKeys(pair[0], key) !== 0) return undefined;
     const slot = pair[1];
     if (typeof slot !== 'number') return slot;
-    const e = unpackInto(slot, [0, 0, 0, 0, 0]);
+    let e: KeyEntry;
+    if (slot >= 0) {
+      e = unpackInto(slot, [0, 0, 0, 0, 0]);
+    } else {
+      e = this.deleted.entry(-slot - 1, [0, 0, 0, 0, 0, 0, 0]);
+      this.deleted.release(-slot - 1);
+    }
     this.tree.set(pair[0], e); // pair[0] is the tree's own key object
     return e;
   }
@@ -319,8 +427,47 @@ export class KeyIndex {
     this.putInto(this.mutable(key), key, main, sub, hasLease);
   }
 
+  /**
+   * Tombstones every live key of `keys` (latin1 strings in strictly increasing order; keys missing or
+   * already deleted are skipped) at (main, firstSub), (main, firstSub+1), … in that order. One walk of
+   * the tree over their span edits the entries in place: no lookup per key, a packed key is unpacked
+   * where it sits. A run of more than SORTED_WALK_GAP_MAX other keys between two listed ones is jumped
+   * by a fresh descent.
+   */
+  tombstoneSorted(keys: readonly string[], main: number, firstSub: number): SortedTombstones {
+    const st: SortedWalk = {
+      list: keys,
+      j: 0,
+      gap: 0,
+      main,
+      sub: firstSub,
+      out: { keys: [], prevMains: [], prevCodes: [], descents: 0 },
+      toDeleted: (packed, m, sub) => this.deletedSlot(packed, m, sub),
+    };
+    const n = keys.length;
+    if (n === 0) return st.out;
+    const high = Buffer.from(keys[n - 1], 'latin1');
+    const visit = (k: Uint8Array, slot: KeySlot): WalkEdit | undefined => walkStep(st, k, slot);
+    while (st.j < n) {
+      st.gap = 0;
+      st.out.descents++;
+      const j0 = st.j;
+      this.tree.editRange(Buffer.from(keys[j0], 'latin1'), high, true, visit);
+      // A walk that met no key from keys[j0] on: none of the rest is in the tree.
+      if (st.j === j0) break;
+    }
+    this.liveKeys -= st.out.keys.length;
+    return st.out;
+  }
+
   /** Records a delete of a live key at (main, sub). */
   tombstone(key: Uint8Array, main: number, sub: number): void {
+    const pair = this.tree.getPairOrNextHigher(key, this.pair);
+    if (pair !== undefined && compareKeys(pair[0], key) === 0 && typeof pair[1] === 'number' && pair[1] >= 0) {
+      this.tree.set(pair[0], this.deletedSlot(pair[1], main, sub));
+      this.liveKeys--;
+      return;
+    }
     const e = this.mutable(key);
     if (e === undefined) throw new Error('mvcc: tombstone of a key not in the index');
     entryTombstone(e, main, sub);
@@ -364,7 +511,14 @@ export class KeyIndex {
    * A packed key holds one put and nothing to drop.
    */
   compactKey(ownKey: Uint8Array, slot: KeySlot, atRev: number): void {
-    if (typeof slot === 'number') return;
+    if (typeof slot === 'number') {
+      // A deleted packed key goes once compaction reaches its tombstone; before, its one put stays.
+      if (slot < 0 && this.deleted.tombMain(-slot - 1) <= atRev) {
+        this.deleted.release(-slot - 1);
+        this.tree.delete(ownKey);
+      }
+      return;
+    }
     if (!entryCompact(slot, atRev)) {
       this.tree.delete(ownKey);
       return;
@@ -375,3 +529,62 @@ export class KeyIndex {
 }
 
 const EMPTY_KEY = new Uint8Array(0);
+
+interface SortedWalk {
+  readonly list: readonly string[];
+  /** The next listed key to find. */
+  j: number;
+  /** Tree keys passed since the last listed one. */
+  gap: number;
+  readonly main: number;
+  sub: number;
+  readonly out: SortedTombstones;
+  /** KeyIndex.deletedSlot. */
+  readonly toDeleted: (packed: number, main: number, sub: number) => number;
+}
+
+/** sorted-btree's editRange commands; reused (it reads them before the next call). */
+type WalkEdit = { value?: KeySlot; break?: boolean };
+const EDIT_SET: WalkEdit = { value: 0 };
+const EDIT_SET_STOP: WalkEdit = { value: 0, break: true };
+const EDIT_STOP: WalkEdit = { break: true };
+
+/** One tree pair of tombstoneSorted's walk. */
+function walkStep(st: SortedWalk, k: Uint8Array, slot: KeySlot): WalkEdit | undefined {
+  const list = st.list;
+  const n = list.length;
+  while (st.j < n) {
+    const c = compareKeyLatin1(k, list[st.j]);
+    if (c < 0) {
+      // A key that is not listed: walk on, or descend afresh past a long gap.
+      return ++st.gap > SORTED_WALK_GAP_MAX ? EDIT_STOP : undefined;
+    }
+    if (c > 0) {
+      st.j++; // a listed key that is not in the tree
+      continue;
+    }
+    st.j++;
+    st.gap = 0;
+    const last = st.j === n;
+    const o = st.out;
+    if (typeof slot === 'number') {
+      if (slot < 0) return last ? EDIT_STOP : undefined; // deleted already
+      // A packed key (one put, the common case) becomes a deleted one: a record, no array.
+      const putMain = Math.floor(slot / PACK);
+      o.keys.push(k);
+      o.prevMains.push(putMain);
+      o.prevCodes.push(slot - putMain * PACK);
+      const cmd = last ? EDIT_SET_STOP : EDIT_SET;
+      cmd.value = st.toDeleted(slot, st.main, st.sub++);
+      return cmd;
+    }
+    const e = slot;
+    if (!entryLive(e)) return last ? EDIT_STOP : undefined;
+    o.keys.push(k);
+    o.prevMains.push(e[e.length - 2]);
+    o.prevCodes.push(e[e.length - 1]);
+    entryTombstone(e, st.main, st.sub++);
+    return last ? EDIT_STOP : undefined;
+  }
+  return EDIT_STOP;
+}

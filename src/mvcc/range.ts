@@ -14,7 +14,6 @@ import {
   entryFind,
   entryGenStart,
   entryVersion,
-  slotEntry,
   type KeyEntry,
   type KeyIndex,
   type KeySlot,
@@ -156,7 +155,7 @@ export function scanLive<C>(
   for (let r = it.next(); !r.done; r = it.next()) {
     const k = r.value[0];
     if (stopAt !== undefined && (descending ? compareKeys(k, stopAt) < 0 : compareKeys(k, stopAt) >= 0)) break;
-    const e = slotEntry(r.value[1]);
+    const e = index.entryOf(r.value[1]);
     const p = entryFind(e, rev);
     if (p < 0) continue;
     n++;

@@ -4,7 +4,7 @@
 /** Bytes of a revision key: 8-byte big-endian main, '_', 8-byte big-endian sub. */
 export const revBytesLen = 17;
 /** A tombstone's key carries one more byte, the mark 't'. */
-const markedRevBytesLen = 18;
+export const markedRevBytesLen = 18;
 /** The tombstone mark byte, 't'. */
 const tombstoneMark = 0x74;
 
@@ -15,6 +15,11 @@ export function writeRevBytes(out: Uint8Array, main: number, sub: number): void 
   writeU64(out, 0, main);
   out[8] = 0x5f; // '_'
   writeU64(out, 9, sub);
+}
+
+/** Marks the 17-byte key written into `out` (at least 18 bytes long) as a tombstone's. */
+export function markRevBytesTombstone(out: Uint8Array): void {
+  out[revBytesLen] = tombstoneMark;
 }
 
 /** A new key for revision (main, sub); with `tombstone` the 18-byte marked form. */

@@ -19,7 +19,6 @@ import {
   entryLive,
   entryVersion,
   KeyIndex,
-  slotEntry,
   type KeyEntry,
   type KeySlot,
 } from './key_index.js';
@@ -40,6 +39,8 @@ export interface MvccOptions {
   indexCompactionChunkKeys?: number;
   /** Bytes that may be staged between two commit() calls. Default 512 MiB. */
   pendingBytesMax?: number;
+  /** Revision writes per LMDB transaction when a commit is spread over turns (Backend.commit). Default 16384. */
+  commitChunkPuts?: number;
 }
 
 /** A change made by a write transaction (for watchers): a put with its full KeyValue, or a delete. */
@@ -89,6 +90,8 @@ const consistentIndexKey = Buffer.from('consistent_index');
 const termKey = Buffer.from('term');
 const scheduledCompactKey = Buffer.from('scheduledCompactRev');
 const finishedCompactKey = Buffer.from('finishedCompactRev');
+/** The current revision as of the applied index beside it: revisions past it in LMDB are a torn commit's. */
+const committedRevKey = Buffer.from('tetcd_committed_revision');
 const keyBucketName = Buffer.from('key');
 
 function u64Bytes(v: number): Buffer {
@@ -147,6 +150,7 @@ export class Mvcc {
       path: opts.path,
       mapSizeBytes: opts.mapSizeBytes ?? 1 << 30,
       pendingBytesMax: opts.pendingBytesMax ?? 512 * 1024 * 1024,
+      commitChunkPuts: opts.commitChunkPuts,
     });
     const s = new Mvcc(be, opts);
     try {
@@ -169,11 +173,19 @@ export class Mvcc {
     const scheduledBytes = be.metaGet(META, scheduledCompactKey);
     const scheduled = scheduledBytes !== undefined ? revKeyMain(scheduledBytes) : 0;
 
+    const committedBytes = be.metaGet(META, committedRevKey);
+    const committedRev = committedBytes !== undefined ? readU64(committedBytes, 0) : Number.POSITIVE_INFINITY;
+    const torn: Buffer[] = [];
     const index = c.index;
     let lastMain = 0;
     for (const { key: rk, value } of be.keyDb.getRange({})) {
       assertRevKey(rk);
       const main = revKeyMain(rk);
+      if (main > committedRev) {
+        // Chunks of a commit that did not finish (Backend.commit): the WAL applies those entries again.
+        torn.push(Buffer.from(rk));
+        continue;
+      }
       const sub = revKeySub(rk);
       const tomb = isTombstoneKey(rk);
       const kv = decodeKeyValue(value);
@@ -189,6 +201,11 @@ export class Mvcc {
         index.restoreNew(kv.key, main, sub, kv.lease !== 0n, kv.create_revision, kv.version);
       }
       lastMain = main;
+    }
+    if (torn.length > 0) {
+      be.env.transactionSync(() => {
+        for (const k of torn) be.keyDb.removeSync(k);
+      });
     }
     // Compaction may have deleted the newest revisions (tombstones at or below the compacted one),
     // and an interrupted one may have got that far before recording itself finished.
@@ -254,7 +271,7 @@ export class Mvcc {
   forEachLeasedKey(visit: (key: Uint8Array, lease: bigint) => void): void {
     const c = this.core;
     for (const [key, slot] of c.index.tree.entries(undefined, leasedPair)) {
-      const e = slotEntry(slot);
+      const e = c.index.entryOf(slot);
       const code = e[e.length - 1];
       if (!codeHasLease(code)) continue;
       const lease = decodeKeyValue(fetchKv(c.be, e[e.length - 2], codeSub(code))).lease;
@@ -286,6 +303,7 @@ export class Mvcc {
     const be = this.core.be;
     be.metaPut(META, consistentIndexKey, u64Bytes(index));
     be.metaPut(META, termKey, u64Bytes(term));
+    be.metaPut(META, committedRevKey, u64Bytes(this.core.currentRev));
     const res = be.commit();
     const waiters = this.nextCommitWaiters;
     if (waiters.length > 0) {
@@ -420,19 +438,18 @@ export class Mvcc {
     // etcd builds the keep set first and, quirk kept, skips the filter when the set is empty.
     let keepAny = false;
     for (const [, slot] of c.index.tree.entries(undefined, hashPair)) {
-      if (entryKeep(slotEntry(slot), at) >= 0) {
+      if (entryKeep(c.index.entryOf(slot), at) >= 0) {
         keepAny = true;
         break;
       }
     }
     let h = crc32c(0, keyBucketName);
-    let lastMain = 0;
-    const end = revKey(at + 1, 0);
-    for (const { key: rk, value } of c.be.keyDb.getRange({ end })) {
-      lastMain = revKeyMain(rk);
+    // LMDB below the overlay's oldest revision (it may hold part of a commit still in chunks), then the overlay.
+    const cut = Math.min(at + 1, c.be.firstOverlayMain());
+    for (const { key: rk, value } of c.be.keyDb.getRange({ end: revKey(cut, 0) })) {
       h = hashOne(c.index, h, rk, value, compactRev, keepAny, at);
     }
-    for (const w of c.be.overlaySince(lastMain, at)) h = hashOne(c.index, h, w.key, w.value, compactRev, keepAny, at);
+    for (const w of c.be.overlaySince(cut - 1, at)) h = hashOne(c.index, h, w.key, w.value, compactRev, keepAny, at);
     return { hash: h, compactRevision: compactRev, hashRevision: at, currentRevision: currentRev };
   }
 
@@ -444,13 +461,14 @@ export class Mvcc {
   history(fromRev: number, toRev: number, visit: (ev: MvccEvent) => boolean): void {
     const be = this.core.be;
     if (fromRev > toRev) return;
-    let lastMain = fromRev - 1;
-    for (const { key: rk, value } of be.keyDb.getRange({ start: revKey(fromRev, 0), end: revKey(toRev + 1, 0) })) {
-      lastMain = revKeyMain(rk);
-      if (!visit(historyEvent(rk, value))) return;
+    // LMDB below the overlay's oldest revision (it may hold part of a commit still in chunks), then the overlay.
+    const cut = Math.max(fromRev, Math.min(toRev + 1, be.firstOverlayMain()));
+    if (cut > fromRev) {
+      for (const { key: rk, value } of be.keyDb.getRange({ start: revKey(fromRev, 0), end: revKey(cut, 0) })) {
+        if (!visit(historyEvent(rk, value))) return;
+      }
     }
-    for (const w of be.overlaySince(lastMain, toRev)) {
-      if (revKeyMain(w.key) < fromRev) continue;
+    for (const w of be.overlaySince(cut - 1, toRev)) {
       if (!visit(historyEvent(w.key, w.value))) return;
     }
   }
@@ -553,8 +571,14 @@ export class MvccWriteTxn {
   /** The current revision when the transaction began. */
   readonly beginRev: number;
   private readonly events: MvccEvent[] = [];
+  /** Changes so far (every one has an event, except deleteSorted's without events). */
+  private changes = 0;
   /** Keys touched, in change order (for abort()). */
   private readonly touched: Uint8Array[] = [];
+  /** The keys of a deleteSorted, the last changes (for abort()). */
+  private bulk: Uint8Array[] = [];
+  /** A deleteSorted was the last change allowed. */
+  private sealed = false;
   private done = false;
 
   /** @internal Use Mvcc.write(). */
@@ -568,12 +592,12 @@ export class MvccWriteTxn {
 
   /** The revision reads inside see (and the response revision): beginRev, or beginRev+1 once something changed. */
   get rev(): number {
-    return this.events.length > 0 ? this.beginRev + 1 : this.beginRev;
+    return this.changes > 0 ? this.beginRev + 1 : this.beginRev;
   }
 
   /** Changes so far. */
   get changeCount(): number {
-    return this.events.length;
+    return this.changes;
   }
 
   private checkOpen(): void {
@@ -595,9 +619,10 @@ export class MvccWriteTxn {
   /** Puts key=value with `lease` (0n = none); returns the revision (beginRev+1). */
   put(key: Uint8Array, value: Uint8Array, lease: bigint): number {
     this.checkOpen();
+    if (this.sealed) throw new Error('mvcc: a change after deleteSorted');
     const c = this.core;
     const rev = this.beginRev + 1;
-    const sub = this.events.length;
+    const sub = this.changes;
     let created = rev;
     let version = 1;
     let prevKv: KeyValue | undefined;
@@ -620,6 +645,7 @@ export class MvccWriteTxn {
     c.be.stageRev(rev, sub, revKey(rev, sub), bytes);
     c.index.putInto(e, key, rev, sub, lease !== 0n);
     this.events.push(prevKv === undefined ? { type: Event_EventType.PUT, kv } : { type: Event_EventType.PUT, kv, prevKv });
+    this.changes++;
     this.touched.push(key);
     if (lease !== 0n && this.hooks !== undefined) this.hooks.attach(lease, key);
     return rev;
@@ -632,6 +658,7 @@ export class MvccWriteTxn {
    */
   deleteRange(key: Uint8Array, end: Uint8Array | undefined, wantPrev: boolean): { deleted: number; rev: number; prevKvs: Uint8Array[] } {
     this.checkOpen();
+    if (this.sealed) throw new Error('mvcc: a change after deleteSorted');
     const c = this.core;
     const st = delState;
     st.keys = [];
@@ -654,7 +681,7 @@ export class MvccWriteTxn {
         if (old !== 0n) this.hooks.detach(old, k);
       }
       if (wantPrev) prevKvs.push(prev!);
-      const sub = this.events.length;
+      const sub = this.changes++;
       c.be.stageRev(rev, sub, revKey(rev, sub, true), encodeKeyValue({ key: k }));
       c.index.tombstone(k, rev, sub);
       const kv: KeyValue = { key: k, create_revision: 0, mod_revision: rev, version: 0, value: EMPTY_BYTES, lease: 0n };
@@ -666,13 +693,59 @@ export class MvccWriteTxn {
     return { deleted: keys.length, rev: this.rev, prevKvs };
   }
 
+  /**
+   * Deletes every key of `keys` that exists as of this transaction, as deleteRange(key) per key would
+   * (same revisions, same bytes in the backend, same events) but in bulk: one walk of the index, the
+   * tombstones staged as one block, no per-key lookups. `keys` are latin1 strings (one char per byte) in
+   * strictly increasing order; a lease revoke's keys. With `wantEvents` false no event is built (nobody
+   * watches). It must be the transaction's last change, and the transaction has no lease hooks: the
+   * caller deletes keys whose lease goes away with them. Returns how many keys were deleted.
+   */
+  deleteSorted(keys: readonly string[], wantEvents = true): number {
+    this.checkOpen();
+    if (this.hooks !== undefined) throw new Error('mvcc: deleteSorted in a transaction with lease hooks');
+    if (this.sealed) throw new Error('mvcc: a change after deleteSorted');
+    const c = this.core;
+    const rev = this.beginRev + 1;
+    const firstSub = this.changes;
+    const t = c.index.tombstoneSorted(keys, rev, firstSub);
+    this.lastWalkDescents = t.descents;
+    const deleted = t.keys;
+    const n = deleted.length;
+    if (n === 0) return 0;
+    this.sealed = true;
+    try {
+      c.be.stageTombstones(rev, firstSub, deleted);
+    } catch (err) {
+      for (let i = n - 1; i >= 0; i--) c.index.undoLast(deleted[i]);
+      throw err;
+    }
+    this.changes += n;
+    this.bulk = deleted;
+    if (!wantEvents) return n;
+    const events = this.events;
+    const withPrev = this.withPrevKv;
+    for (let i = 0; i < n; i++) {
+      const kv: KeyValue = { key: deleted[i], create_revision: 0, mod_revision: rev, version: 0, value: EMPTY_BYTES, lease: 0n };
+      events.push(
+        withPrev
+          ? { type: Event_EventType.DELETE, kv, prevKv: decodeKeyValue(fetchKv(c.be, t.prevMains[i], codeSub(t.prevCodes[i]))) }
+          : { type: Event_EventType.DELETE, kv },
+      );
+    }
+    return n;
+  }
+
+  /** Descents into the index of the last deleteSorted (1 when its keys are neighbours in the index). */
+  lastWalkDescents = 0;
+
   /** Ends the transaction: the revision becomes current if anything changed. */
   end(): { rev: number; events: MvccEvent[] } {
     this.checkOpen();
     this.done = true;
     const c = this.core;
     c.activeTxn = null;
-    if (this.events.length > 0) {
+    if (this.changes > 0) {
       if (c.currentRev !== this.beginRev) throw new Error('mvcc: current revision moved under a write transaction');
       c.currentRev = this.beginRev + 1;
     }
@@ -689,6 +762,10 @@ export class MvccWriteTxn {
     const c = this.core;
     c.activeTxn = null;
     const rev = this.beginRev + 1;
+    for (let i = this.bulk.length - 1; i >= 0; i--) {
+      c.index.undoLast(this.bulk[i]);
+      c.be.unstageLastRev(rev);
+    }
     for (let i = this.touched.length - 1; i >= 0; i--) {
       c.index.undoLast(this.touched[i]);
       c.be.unstageLastRev(rev);

@@ -72,9 +72,10 @@ export class Applier {
 
   /**
    * Applies a committed write request; never throws for request-level errors. With `withPrevKv` the
-   * result's events carry each changed key's previous KeyValue.
+   * result's events carry each changed key's previous KeyValue. Without `wantEvents` (no subscriber reads
+   * kv changes now) a revoke builds none; other requests' events are few and built anyway.
    */
-  applyWrite(req: InternalRequest, withPrevKv = false): ApplyResult {
+  applyWrite(req: InternalRequest, withPrevKv = false, wantEvents = true): ApplyResult {
     try {
       if (req.alarm) return { response: this.applyAlarm(req.alarm) };
       // CORRUPT refuses every KV operation, NOSPACE every write that adds data (etcd's capped applier).
@@ -85,7 +86,7 @@ export class Applier {
       if (req.delete_range) return applyDeleteRange(this.store, req.delete_range, this.leases, withPrevKv);
       if (req.txn) return applyTxn(this.store, req.txn, this.limits, this.leases, withPrevKv);
       if (req.lease_grant) return { response: this.applyLeaseGrant(req.lease_grant) };
-      if (req.lease_revoke) return this.applyLeaseRevoke(req.lease_revoke, withPrevKv);
+      if (req.lease_revoke) return this.applyLeaseRevoke(req.lease_revoke, withPrevKv, wantEvents);
       if (req.lease_checkpoint) return { response: this.applyLeaseCheckpoint(req.lease_checkpoint) };
       if (req.compaction) {
         const { response, physicalDone } = applyCompaction(this.store, req.compaction);
@@ -111,15 +112,17 @@ export class Applier {
    * etcd's LeaseRevoke apply: every attached key is deleted in ONE write transaction (one revision, one
    * watch response), in key order so every member's backend stays byte-identical. The transaction gets no
    * lease hooks: every key it deletes belongs to the lease that goes away with it, so there is nothing to
-   * detach one by one (and no backend read per key to learn its lease).
+   * detach one by one (and no backend read per key to learn its lease). The deletes are one bulk pass
+   * (Mvcc deleteSorted: one index walk, one staged block), so a revoke of 100,000 keys holds applying up
+   * for tens of milliseconds, not hundreds; without `wantEvents` (nobody watches) no event is built.
    */
-  private applyLeaseRevoke(r: LeaseRevokeRequest, withPrevKv: boolean): ApplyResult {
+  private applyLeaseRevoke(r: LeaseRevokeRequest, withPrevKv: boolean, wantEvents: boolean): ApplyResult {
     const store = this.store;
     let events: MvccEvent[] = [];
     this.leases.revoke(r.ID, store, (keys) => {
       if (keys.length === 0) return;
       const txn = store.write(undefined, withPrevKv);
-      for (let i = 0; i < keys.length; i++) txn.deleteRange(keys[i], undefined, false);
+      txn.deleteSorted(keys, wantEvents);
       events = txn.end().events;
     });
     return { response: { header: { revision: store.currentRevision } }, events };

@@ -31,6 +31,13 @@ export const LEASE_LOOP_INTERVAL_MS = 500;
 export const LEASE_FORWARDS_PENDING_MAX = 65_536;
 /** Revokes of expired leases in flight at once; past it the loop waits (a stalled log must not pile them up). */
 export const LEASE_REVOKES_INFLIGHT_MAX = LEASE_REVOKE_RATE;
+/**
+ * etcd's applyTimeout: how long the leader waits for its applied index to reach its commit index before it
+ * renews a lease or says its TTL (then ErrTimeoutWaitAppliedIndex).
+ */
+export const LEASE_APPLY_WAIT_MS = 1000;
+/** Lease requests waiting for the applied index at once; more get etcd's `too many requests`. */
+export const LEASE_APPLY_WAITERS_MAX = 65_536;
 /** How long one forwarded request waits for an answer before it is sent again. */
 const FORWARD_ATTEMPT_MS = 1000;
 /** Pause before asking again when there is no leader, or it said it is not (yet) the leader. */
@@ -48,7 +55,17 @@ export interface MemberLeasesDeps {
   electionMs: number;
   /** How long a forwarded request keeps trying (etcd's ReqTimeout). */
   requestTimeoutMs: number;
+  /** Raft's commit index as this member knows it, and what it has applied (the lease waits on both). */
+  committedIndex(): number;
+  appliedIndex(): number;
   logger: Logger;
+}
+
+/** Lease requests waiting for the applied index to reach one commit index, with one timer between them. */
+interface ApplyWaitGroup {
+  readonly index: number;
+  readonly waiters: Array<{ resolve(): void; reject(err: unknown): void }>;
+  timer: unknown;
 }
 
 interface PendingForward {
@@ -62,6 +79,7 @@ interface PendingForward {
  *   const ml = new MemberLeases(deps); ml.start();
  *   await ml.renew(id);              // a keep-alive, on any member
  *   ml.receive(from, payload);       // the transport's lease frames
+ *   ml.onApplied(appliedIndex);      // after each applied batch
  */
 export class MemberLeases {
   private timer: unknown = undefined;
@@ -71,6 +89,9 @@ export class MemberLeases {
   private clears: LeaseCheckpointEntry[] = [];
   private readonly clearing = new Set<bigint>();
   private stopped = false;
+  /** Waits for the applied index, by the commit index they wait for (ascending: it only grows). */
+  private readonly applyWaits: ApplyWaitGroup[] = [];
+  private applyWaiters = 0;
 
   constructor(private readonly d: MemberLeasesDeps) {
     d.lessor.setCheckpointer((cps) => this.checkpoint(cps));
@@ -89,6 +110,58 @@ export class MemberLeases {
       p.resolve(undefined);
     }
     this.pending.clear();
+    for (const g of this.applyWaits.splice(0)) {
+      this.d.sched.cancel(g.timer);
+      for (const w of g.waiters) w.reject(Errors.Stopped());
+    }
+    this.applyWaiters = 0;
+  }
+
+  /** The applied index moved (after each applied batch): lease requests waiting for it go on. */
+  onApplied(applied: number): void {
+    const gs = this.applyWaits;
+    let n = 0;
+    while (n < gs.length && gs[n].index <= applied) n++;
+    if (n === 0) return;
+    for (const g of gs.splice(0, n)) {
+      this.d.sched.cancel(g.timer);
+      this.applyWaiters -= g.waiters.length;
+      for (const w of g.waiters) w.resolve();
+    }
+  }
+
+  /** True when this leader has committed entries it has not applied yet (one may revoke the lease asked about). */
+  private behindCommit(): boolean {
+    return this.d.leaderId() === this.d.memberId && this.d.appliedIndex() < this.d.committedIndex();
+  }
+
+  /**
+   * etcd's waitAppliedIndex: resolves once everything committed now is applied; rejects with
+   * ErrTimeoutWaitAppliedIndex after LEASE_APPLY_WAIT_MS.
+   */
+  private waitApplied(): Promise<void> {
+    if (this.stopped) return Promise.reject(Errors.Stopped());
+    if (this.applyWaiters >= LEASE_APPLY_WAITERS_MAX) return Promise.reject(Errors.TooManyRequests());
+    const index = this.d.committedIndex();
+    const gs = this.applyWaits;
+    let g = gs.length > 0 && gs[gs.length - 1].index === index ? gs[gs.length - 1] : undefined;
+    if (g === undefined) {
+      const group: ApplyWaitGroup = { index, waiters: [], timer: undefined };
+      group.timer = this.d.sched.timeout(() => this.expireApplyWait(group), LEASE_APPLY_WAIT_MS);
+      gs.push(group);
+      g = group;
+    }
+    this.applyWaiters++;
+    const waiters = g.waiters;
+    return new Promise<void>((resolve, reject) => waiters.push({ resolve, reject }));
+  }
+
+  private expireApplyWait(g: ApplyWaitGroup): void {
+    const i = this.applyWaits.indexOf(g);
+    if (i < 0) return;
+    this.applyWaits.splice(i, 1);
+    this.applyWaiters -= g.waiters.length;
+    for (const w of g.waiters) w.reject(Errors.TimeoutWaitAppliedIndex());
   }
 
   /** Raft's role changed: a member that is no longer the leader holds every lease forever. */
@@ -166,9 +239,11 @@ export class MemberLeases {
 
   /**
    * Renews a lease on the leader: its TTL, or RENEW_NOT_FOUND. A follower forwards to the leader; without
-   * a leader it waits up to the request timeout (then etcd's `request timed out`).
+   * a leader it waits up to the request timeout (then etcd's `request timed out`). A leader with committed
+   * entries not yet applied applies them first (etcd's waitAppliedIndex): one of them may revoke the lease.
    */
   renew(id: bigint): number | Promise<number> {
+    if (this.behindCommit()) return this.waitApplied().then(() => this.renewSlow(id, this.d.lessor.renew(id)));
     const r = this.d.lessor.renew(id);
     if (typeof r === 'number' && r !== RENEW_NOT_PRIMARY) return r;
     return this.renewSlow(id, r);
@@ -183,6 +258,7 @@ export class MemberLeases {
 
   /** The leader's remaining TTL of a lease (undefined: not found); a follower asks the leader. */
   async timeToLive(id: bigint, withKeys: boolean): Promise<LeaseTtl | undefined> {
+    if (this.behindCommit()) await this.waitApplied();
     if (this.d.lessor.isPrimary) return this.d.lessor.timeToLive(id, withKeys);
     const a = await this.forward(LeaseFrameKind.TimeToLive, id, withKeys);
     if (a.status === LeaseAnswerStatus.NotFound) return undefined;
@@ -244,6 +320,14 @@ export class MemberLeases {
       grantedTtlSec,
       keys,
     });
+    // etcd's lease handler for followers waits for the applied index as well; past its timeout the follower asks again.
+    if (this.behindCommit()) {
+      try {
+        await this.waitApplied();
+      } catch {
+        return answer(LeaseAnswerStatus.NotLeader);
+      }
+    }
     if (kind === LeaseFrameKind.Renew) {
       const r = await le.renew(leaseId);
       if (r === RENEW_NOT_PRIMARY) return answer(LeaseAnswerStatus.NotLeader);

@@ -41,6 +41,8 @@ export interface ReadyLoopDeps {
   fail(err: unknown): void;
   /** This member became leader (true) or stopped being it (false); before the Ready's entries apply. */
   onLeadershipChange?(isLeader: boolean): void;
+  /** The applied index moved to `index` (after a Ready's committed entries). */
+  onApplied?(index: number): void;
 }
 
 /**
@@ -153,6 +155,7 @@ export class ReadyLoop {
     for (const rs of rd.readStates) d.reads.onReadState(rs.request_ctx, rs.index);
     d.node.advance(rd);
     d.reads.onApplied(d.applying.appliedIndex);
+    d.onApplied?.(d.applying.appliedIndex);
     d.afterReady();
   }
 

@@ -260,6 +260,8 @@ export class EtcdServer implements MemberApi {
       sendLease: (to, payload) => this.peers.sendLease(to, payload),
       electionMs: cfg.electionMs,
       requestTimeoutMs: this.requestTimeoutMs,
+      committedIndex: () => this.loop.committedIndex,
+      appliedIndex: () => this.applying.appliedIndex,
       logger: this.log,
     });
     this.loop = new ReadyLoop(
@@ -279,6 +281,7 @@ export class EtcdServer implements MemberApi {
         afterReady: () => this.snapshots.maybeMake(this.applying.appliedIndex, this.applying.appliedTerm, this.applying.confState),
         fail: (err) => this.fail(err),
         onLeadershipChange: (isLeader) => this.leases.onLeadershipChange(isLeader),
+        onApplied: (index) => this.leases.onApplied(index),
       },
       { term: p.boot.hardState?.term ?? 0, lastSavedIndex: this.storage.lastIndex() },
     );

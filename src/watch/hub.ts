@@ -3,6 +3,7 @@
 // whose stream was congested, or that lived through a snapshot restore is unsynced and catches up from
 // the store's history in bounded passes, then joins the synced group. Nothing here waits on a client.
 import type { MvccEvent } from '../mvcc/index.js';
+import { compareKeys } from '../mvcc/key_index.js';
 import type { ApplyEvent, ApplySubscriber } from '../events/apply_events.js';
 import type { Scheduler } from '../scheduler.js';
 import { decodeKeyValue } from '../proto/kv.js';
@@ -42,6 +43,19 @@ export interface WatchHubLimits {
  */
 export interface HubFanout {
   dispatch(rev: number, batches: ReadonlyMap<Watcher, readonly MvccEvent[]>, demote: (w: Watcher) => void): boolean;
+}
+
+/** Changes of one entry from which matching them in key order (when they are) is tried. */
+const SORTED_MATCH_CHANGES_MIN = 256;
+
+/** The changes' keys when they strictly increase, else undefined. */
+function ascendingKeys(changes: readonly MvccEvent[]): Uint8Array[] | undefined {
+  const keys = new Array<Uint8Array>(changes.length);
+  for (let i = 0; i < changes.length; i++) {
+    keys[i] = changes[i].kv.key;
+    if (i > 0 && compareKeys(keys[i - 1], keys[i]) >= 0) return undefined;
+  }
+  return keys;
 }
 
 export const WATCH_HUB_DEFAULTS: WatchHubLimits = {
@@ -91,6 +105,11 @@ export class WatchHub implements ApplySubscriber {
   /** Live events carry prevKv while some watcher wants it. */
   get wantsPrevKv(): boolean {
     return this.prevKvWatchers > 0;
+  }
+
+  /** Only synced watchers are sent live changes; the others catch up from the store. */
+  get wantsKvChanges(): boolean {
+    return this.synced.size > 0;
   }
 
   get size(): number {
@@ -158,18 +177,24 @@ export class WatchHub implements ApplySubscriber {
     let batches: Map<Watcher, readonly MvccEvent[]> | undefined;
     // One change (a put, a one-key delete): every matching watcher shares the entry's array.
     const single = changes.length === 1 ? changes : undefined;
-    for (const ch of changes) {
-      this.synced.forMatching(ch.kv.key, (w) => {
-        if (w.minRev > rev || w.filters(ch)) return;
-        batches ??= new Map();
-        if (single !== undefined) {
-          batches.set(w, single);
-          return;
-        }
-        const evs = batches.get(w) as MvccEvent[] | undefined;
-        if (evs === undefined) batches.set(w, [ch]);
-        else evs.push(ch);
-      });
+    const take = (w: Watcher, ch: MvccEvent): void => {
+      if (w.minRev > rev || w.filters(ch)) return;
+      batches ??= new Map();
+      if (single !== undefined) {
+        batches.set(w, single);
+        return;
+      }
+      const evs = batches.get(w) as MvccEvent[] | undefined;
+      if (evs === undefined) batches.set(w, [ch]);
+      else evs.push(ch);
+    };
+    const keys =
+      changes.length >= SORTED_MATCH_CHANGES_MIN && this.synced.prefersSorted(changes.length) ? ascendingKeys(changes) : undefined;
+    if (keys !== undefined) {
+      // Many changes in key order (a lease revoke's deletes) and few distinct watched ranges: search each range.
+      this.synced.forMatchingSorted(keys, (w, i) => take(w, changes[i]));
+    } else {
+      for (const ch of changes) this.synced.forMatching(ch.kv.key, (w) => take(w, ch));
     }
     if (batches === undefined) return;
     if (this.fanout?.dispatch(rev, batches, this.demoteBound)) return;

@@ -1,7 +1,8 @@
 // Leases on a 3-member cluster (tetcd; TETCD_FAULTS_TARGET=etcd runs the same against etcd 3.4): keep-alives
 // and time-to-live sent to a follower are forwarded to the leader; expiry is one revoke through the log, so
 // every member deletes the same keys at the same revision; a lease survives the leader's kill -9 and a
-// member's restart; and with checkpoints (tetcd's default) a leader change does not restart a long lease's
+// member's restart; a revoke of 20,000 keys deletes them at one revision everywhere, a follower killed
+// meanwhile included; and with checkpoints (tetcd's default) a leader change does not restart a long lease's
 // TTL (etcd #9526).
 import { Etcd3 } from 'etcd3';
 import { test } from 'uvu';
@@ -114,6 +115,46 @@ test('a lease survives a kill -9 of the leader and the restart of a member, and 
   while ((await exists(ncl, 'lk/a')) && Date.now() < deadline) await sleep(100);
   assert.is(await exists(ncl, 'lk/a'), false, 'the lease did not expire after the keep-alives stopped');
   await waitConverged(c!, 20_000);
+  assertNoCrash(c!);
+});
+
+test('a revoke of 20,000 keys: one revision and one event each on every member, also on a follower killed while committing it', async () => {
+  const n = 20_000; // more than one LMDB chunk of a tetcd commit (16,384 revision writes)
+  const leader = await c!.leader(10_000);
+  const follower = c!.members.find((m) => m !== leader)!;
+  const cl = clientOf(leader);
+  const { ID } = await cl.leaseClient.leaseGrant({ TTL: 600 });
+  const value = Buffer.from('v');
+  const txns: Promise<unknown>[] = [];
+  for (let i = 0; i < n; i += 128) {
+    const success = [];
+    for (let j = i; j < Math.min(n, i + 128); j++)
+      success.push({ request_put: { key: Buffer.from(`big/${String(j).padStart(6, '0')}`), value, lease: ID } });
+    txns.push(cl.kv.txn({ success }));
+    if (txns.length >= 16) await Promise.all(txns.splice(0));
+  }
+  await Promise.all(txns);
+  const wcl = clientOf(follower);
+  const w = await wcl.watch().prefix('big/').create();
+  const revs = new Set<string>();
+  let deletes = 0;
+  w.on('delete', (kv: { mod_revision: string }) => {
+    deletes++;
+    revs.add(kv.mod_revision);
+  });
+  await cl.leaseClient.leaseRevoke({ ID });
+  const deadline = Date.now() + 20_000;
+  while (deletes < n && Date.now() < deadline) await sleep(50);
+  assert.is(deletes, n, 'a delete event per key');
+  assert.equal([...revs].length, 1, 'all at one revision');
+  await w.cancel();
+  // A follower killed right after it applied the revoke (its commit may be part-way into LMDB) comes back the same.
+  await follower.kill();
+  follower.start();
+  await follower.waitHealthy(20_000);
+  const conv = await waitConverged(c!, 30_000);
+  assert.is(conv.lines.filter((l) => l.startsWith('big/')).length, 0);
+  assert.is(conv.revision, Number([...revs][0]));
   assertNoCrash(c!);
 });
 

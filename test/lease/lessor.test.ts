@@ -137,7 +137,7 @@ test('revoke hands the attached keys over in byte order, forgets the lease and i
   le.detach(1n, kb('b'));
   let got: string[] = [];
   le.revoke(1n, be, (keys) => {
-    got = keys.map((k) => k.toString('latin1'));
+    got = keys;
   });
   assert.equal(got, ['a', 'a\x00', 'c', 'c\xff']);
   assert.is(le.exists(1n), false);

@@ -51,6 +51,30 @@ test('matching equals a scan over 5,000 random adds and deletes of watchers that
   }
 });
 
+test('matching keys in order finds what matching them one by one finds, each watcher in key order', () => {
+  const r = rng(12);
+  const g = new WatcherGroup();
+  const ws: Watcher[] = [];
+  for (let i = 0; i < 40; i++) {
+    const a = Math.floor(r() * 60);
+    const kind = r();
+    const w = watcher(i, a, kind < 0.4 ? 'key' : kind < 0.5 ? 'unbounded' : a + 1 + Math.floor(r() * 20));
+    ws.push(w);
+    g.add(w);
+  }
+  const keys = Array.from({ length: 70 }, (_, k) => key(k))
+    .filter(() => r() < 0.7)
+    .sort(Buffer.compare);
+  const byOne = new Map<Watcher, number[]>();
+  keys.forEach((k, i) => g.forMatching(k, (w) => byOne.set(w, [...(byOne.get(w) ?? []), i])));
+  const sorted = new Map<Watcher, number[]>();
+  g.forMatchingSorted(keys, (w, i) => sorted.set(w, [...(sorted.get(w) ?? []), i]));
+  assert.is(sorted.size, byOne.size);
+  for (const [w, is] of byOne) assert.equal(sorted.get(w), is, `watcher ${w.id}`);
+  assert.ok(byOne.size > 10, 'the keys met many watchers');
+  assert.ok(g.prefersSorted(100_000) && !g.prefersSorted(100), 'a binary search per watched range pays off for many keys only');
+});
+
 test('watchers of one prefix are visited once each', () => {
   const g = new WatcherGroup();
   const ws = Array.from({ length: 1000 }, (_, i) => watcher(i, 10, 20));
