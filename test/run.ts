@@ -45,6 +45,7 @@ const MEMBER_PROCESS_SUITES = [
   'server/snapshot-orphan',
   'server/wal-failure',
   'client_procs/client-processes',
+  'observability/',
 ];
 
 function runFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<FileResult> {

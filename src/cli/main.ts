@@ -8,7 +8,9 @@ import { Wal } from '../wal/index.js';
 import { GrpcServer } from '../api/grpc/server.js';
 import { ClientListener } from '../api/listener.js';
 import { registerServices } from '../api/services.js';
-import { httpHandler, memberHttpBackend } from '../api/http.js';
+import { addGrpcMetrics, httpHandler, memberHttpBackend, type MemberHttp } from '../api/http.js';
+import { ETCD_SERVER_VERSION } from '../config/version.js';
+import { createServer, type Server as HttpServer } from 'node:http';
 import { ClientWorkers } from '../client_procs/host.js';
 import path from 'node:path';
 import { applyV8WorkersSched } from '../v8_workers.js';
@@ -65,7 +67,20 @@ async function main(): Promise<number> {
     return parsed.exitCode;
   }
   const c = parsed.config;
-  const log = newLogger(c.logLevel);
+  const log = newLogger(c.logLevel, { outputs: c.logOutputs });
+  log.info('starting an etcd server', {
+    'etcd-version': ETCD_SERVER_VERSION,
+    'node-version': process.version,
+    name: c.name,
+    'data-dir': c.dataDir,
+    'wal-dir': c.walDir,
+    'listen-client-urls': c.listenClientUrls.map((u) => u.href),
+    'advertise-client-urls': c.advertiseClientUrls.map((u) => u.href),
+    'listen-peer-urls': c.listenPeerUrls.map((u) => u.href),
+    'listen-metrics-urls': c.listenMetricsUrls.map((u) => u.href),
+    'initial-cluster-state': c.initialClusterState,
+    'client-workers': c.clientWorkers,
+  });
   for (const w of parsed.warnings) log.warn(w);
   for (const n of parsed.notices) log.info(n);
   for (const f of c.unimplementedSet) log.warn('flag is parsed but its feature is not implemented yet; it has no effect', { flag: f });
@@ -90,6 +105,9 @@ async function main(): Promise<number> {
     engine: c.grpcEngine,
   };
   const http = memberHttpBackend(server);
+  for (const u of c.listenMetricsUrls) {
+    if (u.scheme !== 'http') throw new Error(`--listen-metrics-urls: ${u.href}: only http URLs are served (TLS is not implemented yet)`);
+  }
   // Either the member serves its clients itself, or client processes do and forward to it.
   let grpc: GrpcServer | undefined;
   let workers: ClientWorkers | undefined;
@@ -106,19 +124,37 @@ async function main(): Promise<number> {
         limits: { maxTxnOps: c.maxTxnOps, maxRequestBytes: c.maxRequestBytes },
         grpc: grpcOptions,
         logLevel: c.logLevel,
+        logOutputs: c.logOutputs,
+        metrics: c.metrics,
         v8WorkersSched: c.v8WorkersSched,
         drainTimeoutMs: 2000,
       },
     });
-    for (const u of c.listenClientUrls) log.info('ready to serve client requests', { address: u.host, 'client-workers': c.clientWorkers });
+    const w = workers;
+    http.clientMetrics = () => w.metricsJson();
+    addClientProcessMetrics(http, w);
+    for (const u of c.listenClientUrls) servingClients(log, u.host);
   } else {
-    grpc = new GrpcServer(grpcOptions);
-    registerServices(grpc, server);
+    const g = new GrpcServer(grpcOptions);
+    grpc = g;
+    if (c.metrics === 'extensive') g.keepHandlingTimes();
+    registerServices(g, server);
+    addGrpcMetrics(http.metrics, () => g.stats, c.metrics);
     const http1 = httpHandler(http);
     for (const u of c.listenClientUrls) {
-      listeners.push(await ClientListener.listen({ url: u.href, grpc, http1 }));
-      log.info('ready to serve client requests', { address: u.host });
+      listeners.push(await ClientListener.listen({ url: u.href, grpc: g, http1 }));
+      servingClients(log, u.host);
     }
+  }
+  const metricsServers: HttpServer[] = [];
+  for (const u of c.listenMetricsUrls) {
+    const srv = createServer(httpHandler(http, 'metrics'));
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(Number(u.port), u.hostname, () => resolve());
+    });
+    metricsServers.push(srv);
+    log.info('serving metrics', { address: u.href });
   }
 
   return new Promise<number>((resolve) => {
@@ -129,15 +165,61 @@ async function main(): Promise<number> {
       log.info('received signal; shutting down', { signal });
       void (async () => {
         if (workers !== undefined) await workers.stop(2000);
+        log.info('closing etcd server', {
+          name: c.name,
+          'data-dir': c.dataDir,
+          'advertise-peer-urls': c.initialAdvertisePeerUrls.map((u) => u.href),
+          'advertise-client-urls': c.advertiseClientUrls.map((u) => u.href),
+        });
         if (grpc !== undefined) await grpc.shutdown({ graceful: true, timeoutMs: 2000 });
         await Promise.all(listeners.map((l) => l.close(1000)));
+        for (const srv of metricsServers) {
+          srv.closeAllConnections();
+          srv.close();
+        }
         await server.stop();
+        log.info('closed etcd server', { name: c.name, 'data-dir': c.dataDir });
         resolve(0);
       })();
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
   });
+}
+
+/** etcd's messages once a client URL is served (plain TCP: TLS is not implemented yet). */
+function servingClients(log: Logger, address: string): void {
+  log.info('ready to serve client requests');
+  log.info('serving client traffic insecurely; this is strongly discouraged!', { address });
+}
+
+/** tetcd's own metrics of the client processes and their channels to the member. */
+function addClientProcessMetrics(http: MemberHttp, workers: ClientWorkers): void {
+  const m = http.metrics;
+  const per = (f: (ch: ClientWorkers['channels'][number]) => number) => () =>
+    workers.channels.map((ch, i) => ({ labels: { client_process: String(i) }, value: f(ch) }));
+  m.gauge('tetcd_client_processes', 'Client processes alive (--client-workers).', () => workers.alive);
+  m.counter('tetcd_client_process_restarts_total', 'Client processes started to replace ones that exited.', () => workers.restarts);
+  m.counter(
+    'tetcd_client_process_channel_calls_total',
+    'Calls the member answered on a client process channel.',
+    per((ch) => ch.callsServed),
+  );
+  m.gauge(
+    'tetcd_client_process_channel_calls_in_flight',
+    'Calls being served on a client process channel.',
+    per((ch) => ch.callsInFlight),
+  );
+  m.gauge(
+    'tetcd_client_process_channel_streams',
+    'Streams open on a client process channel.',
+    per((ch) => ch.streamsOpen),
+  );
+  m.gauge(
+    'tetcd_client_process_channel_stream_queued_bytes',
+    'Stream response bytes the member holds for a client process (waiting for its credit).',
+    per((ch) => ch.streamQueuedBytes),
+  );
 }
 
 main().then(

@@ -13,6 +13,13 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { revBytesLen, writeRevBytes } from './revision.js';
+import { HistogramCounts, DISK_SECONDS_BUCKETS } from '../metrics.js';
+
+/**
+ * etcd_disk_backend_commit_duration_seconds: from commit() to the transaction being durable, for every
+ * backend of this process (one per member; a snapshot install swaps the backend, the series goes on).
+ */
+export const backendCommitSeconds = new HistogramCounts(DISK_SECONDS_BUCKETS);
 
 /** One staged revision write: its LMDB key (17 bytes, 18 for a tombstone) and KeyValue bytes. */
 export interface RevWrite {
@@ -224,6 +231,7 @@ export class Backend {
    */
   commit(): CommitResult {
     this.checkHealthy();
+    const t0 = performance.now();
     let last: Promise<boolean> | undefined;
     const mains = this.stagedMains;
     for (let i = 0; i < mains.length; i++) {
@@ -248,7 +256,10 @@ export class Backend {
       (err: unknown) => this.fail(err),
     );
     const flushed = Promise.resolve(flushedRaw).then(
-      () => committed,
+      () => {
+        backendCommitSeconds.observe((performance.now() - t0) / 1000);
+        return committed;
+      },
       (err: unknown) => this.fail(err),
     );
     return { committed, flushed };
