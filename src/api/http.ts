@@ -181,6 +181,14 @@ export function memberMetrics(s: MemberApi): Metrics {
   m.gauge('etcd_debugging_mvcc_total_put_size_in_bytes', 'The total size of put kv pairs seen by this member.', () => mv().putBytes);
   m.gauge('etcd_debugging_mvcc_watcher_total', 'Total number of watchers.', () => obs().watchers);
   m.gauge('etcd_debugging_mvcc_slow_watcher_total', 'Total number of unsynced slow watchers.', () => obs().slowWatchers);
+  m.histogram(
+    'etcd_debugging_mvcc_db_compaction_total_duration_milliseconds',
+    'Bucketed histogram of db compaction total duration.',
+    () => [{ h: obs().compactionMs }],
+  );
+  m.histogram('etcd_debugging_snap_save_total_duration_seconds', 'The total latency distributions of save called by snapshot.', () => [
+    { h: obs().snapSaveSeconds },
+  ]);
   m.gauge('os_fd_used', 'The number of used file descriptors.', () => fdsUsed());
   m.gauge('os_fd_limit', 'The file descriptor limit.', () => fdLimit());
   m.gauge('etcd_debugging_mvcc_current_revision', 'The current revision of store.', () => status().revision);

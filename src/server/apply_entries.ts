@@ -1,9 +1,10 @@
 // Applying committed entries, in log order: a normal entry is decoded and handed to the applier (KV,
 // alarms) or to membership (published attributes); a ConfChange changes Raft's configuration and the
 // member list. Each entry's waiter gets its result and every subscriber its apply events.
+import { HistogramCounts, exponentialBuckets } from '../metrics.js';
 import { EntryType, ConfChangeType, decodeConfChange, type ConfChange, type ConfState, type Entry } from '../raft/index.js';
 import { decodeInternalRequest, type InternalRequest } from '../proto/internal.js';
-import { AlarmRequest_AlarmAction } from '../proto/rpc.js';
+import { AlarmRequest_AlarmAction, AlarmType_names } from '../proto/rpc.js';
 import { assert } from '../assert.js';
 import { parseMemberRecord, type Membership } from './membership.js';
 import type { Applier, ApplyResult } from './apply.js';
@@ -47,6 +48,8 @@ export class EntryApplier {
   confState: ConfState;
   /** etcd_server_slow_apply_total: batches of entries whose apply took longer than SLOW_APPLY_MS. */
   slowApplies = 0;
+  /** etcd_debugging_mvcc_db_compaction_total_duration_milliseconds: from the apply to the physical part's end. */
+  readonly compactionMs = new HistogramCounts(exponentialBuckets(100, 2, 14));
 
   constructor(
     private readonly d: EntryApplierDeps,
@@ -124,6 +127,14 @@ export class EntryApplier {
     const events = d.events;
     const result = d.applier.applyWrite(req, events.wantsPrevKv);
     d.trigger(req.ID, result);
+    if (req.compaction && result.physicalDone !== undefined && result.error === undefined)
+      this.logCompaction(req.compaction.revision, result.physicalDone);
+    if (req.alarm && req.alarm.action !== AlarmRequest_AlarmAction.GET && (result.response as { alarms?: unknown[] }).alarms?.length) {
+      // etcd's messages (etcdserver/apply.go Alarm).
+      const fields = { alarm: AlarmType_names[req.alarm.alarm] ?? String(req.alarm.alarm), from: req.alarm.memberID.toString(16) };
+      if (req.alarm.action === AlarmRequest_AlarmAction.ACTIVATE) d.logger.warn('alarm raised', fields);
+      else d.logger.warn('alarm disarmed', fields);
+    }
     if (!events.hasSubscribers || result.error !== undefined) return;
     const changes = result.events;
     if (changes !== undefined && changes.length > 0) {
@@ -146,6 +157,19 @@ export class EntryApplier {
         action: req.alarm.action === AlarmRequest_AlarmAction.ACTIVATE ? 'activate' : 'deactivate',
       });
     }
+  }
+
+  /** etcd's message once a compaction's physical part is done (mvcc/kvstore_compaction.go). */
+  private logCompaction(revision: number, done: Promise<void>): void {
+    const t0 = performance.now();
+    done.then(
+      () => {
+        const ms = performance.now() - t0;
+        this.compactionMs.observe(ms);
+        this.d.logger.info('finished scheduled compaction', { 'compact-revision': revision, took: durationText(ms) });
+      },
+      () => {},
+    );
   }
 
   private applyConfChange(e: Entry, toBackend: boolean): void {

@@ -59,6 +59,8 @@ export interface MemberObservations {
   backendCommitSeconds: HistogramCounts;
   peers: PeerObservation[];
   heartbeatSendFailures: number;
+  compactionMs: HistogramCounts;
+  snapSaveSeconds: HistogramCounts;
   readIndexesFailed: number;
   slowReadIndexes: number;
   snapshotApplying: boolean;

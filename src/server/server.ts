@@ -586,6 +586,8 @@ export class EtcdServer implements MemberApi {
       backendCommitSeconds,
       peers: this.peers.peerObservations?.() ?? [],
       heartbeatSendFailures: this.loop.heartbeatSendFailures,
+      compactionMs: this.applying.compactionMs,
+      snapSaveSeconds: this.snapshots.saveSeconds,
       readIndexesFailed: this.reads.failed,
       slowReadIndexes: this.reads.slow,
       snapshotApplying: this.snapshotApplying,

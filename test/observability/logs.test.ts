@@ -50,6 +50,7 @@ const LIFECYCLE: readonly RegExp[] = [
   /^set initial cluster version$/,
   /^enabled capabilities for version$/,
   /^serving client traffic insecurely; this is strongly discouraged!$/,
+  /^finished scheduled compaction$/,
   /^received signal; shutting down$/,
   /^closing etcd server$/,
   /^closed etcd server$/,
@@ -70,6 +71,11 @@ oracle("start, election, publishing and shutdown log etcd's messages, in the fil
     if (kind === 'etcd') await import('node:fs').then((fs) => fs.mkdirSync(join(dir, kind), { recursive: true }));
     const m = await startMember(kind, { extraArgs: args });
     assert.match((await etcdctl(m.endpoint, ['put', 'k', 'v'])).stdout, /OK/);
+    assert.match((await etcdctl(m.endpoint, ['compact', '2'])).stdout, /compacted revision 2/);
+    // The compaction's physical part finishes in the background.
+    for (let i = 0; i < 50 && !readFileSync(file(kind), 'utf8').includes('finished scheduled compaction'); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
     await m.stop();
     return [readLog(file(kind)), m];
   };
@@ -88,9 +94,45 @@ oracle("start, election, publishing and shutdown log etcd's messages, in the fil
   assert.ok(find(tetcdLines, /^ready to serve client requests$/), 'ready to serve client requests');
   // stderr got the same lines as the file.
   assert.ok(t.logs().includes('"msg":"closed etcd server"'), 'stderr carries the lines too');
-  const order = LIFECYCLE.map((re) => tetcdLines.findIndex((l) => re.test(l.msg)));
-  assert.ok(order.indexOf(-1) === -1);
-  assert.ok(order[order.length - 1] > order[0], 'closed after starting');
+  assert.is(find(tetcdLines, /^finished scheduled compaction$/)!['compact-revision'], 2);
+  const at = (re: RegExp) => tetcdLines.findIndex((l) => re.test(l.msg));
+  assert.ok(at(/^closed etcd server$/) > at(/^starting an etcd server$/), 'closed after starting');
+});
+
+oracle('an alarm raised and disarmed is logged as etcd logs it', async () => {
+  const run = async (kind: 'etcd' | 'tetcd'): Promise<Line[]> => {
+    const m = await startMember(kind, { extraArgs: ['--logger', 'zap', '--quota-backend-bytes', '120000'] });
+    try {
+      const big = 'x'.repeat(30_000);
+      for (let i = 0; i < 10; i++) if ((await etcdctl(m.endpoint, ['put', `big${i}`, big])).code !== 0) break;
+      let list = '';
+      for (let i = 0; i < 50 && !list.includes('NOSPACE'); i++) {
+        list = (await etcdctl(m.endpoint, ['alarm', 'list'])).stdout;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.match(list, /NOSPACE/, `${kind} raised NOSPACE`);
+      await etcdctl(m.endpoint, ['alarm', 'disarm']);
+    } finally {
+      await m.stop();
+    }
+    return m
+      .logs()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Line);
+  };
+  const [e, t] = await Promise.all([run('etcd'), run('tetcd')]);
+  for (const [kind, lines] of [
+    ['etcd', e],
+    ['tetcd', t],
+  ] as const) {
+    const raised = find(lines, /^alarm raised$/);
+    assert.ok(raised, `${kind} logs "alarm raised"`);
+    assert.is(raised.level, 'warn');
+    assert.is(raised.alarm, 'NOSPACE');
+    assert.match(String(raised.from), /^[0-9a-f]+$/);
+    assert.ok(find(lines, /^alarm disarmed$/), `${kind} logs "alarm disarmed"`);
+  }
 });
 
 test('--log-level warn leaves info lines out', async () => {

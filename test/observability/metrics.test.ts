@@ -21,13 +21,11 @@ const ABSENT: Readonly<Record<string, string>> = {
   etcd_mvcc_db_open_read_transactions: "bbolt's read transactions; LMDB readers are not tracked",
   etcd_debugging_mvcc_db_compaction_keys_total: 'compaction is not instrumented yet',
   etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds: 'compaction is not instrumented yet',
-  etcd_debugging_mvcc_db_compaction_total_duration_milliseconds: 'compaction is not instrumented yet',
   etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds: 'compaction is not instrumented yet',
   etcd_debugging_mvcc_events_total: 'watch internals are not instrumented yet',
   etcd_debugging_mvcc_pending_events_total: 'watch internals are not instrumented yet',
   etcd_debugging_mvcc_watch_stream_total: 'watch internals are not instrumented yet',
   etcd_debugging_snap_save_marshalling_duration_seconds: 'snapshot saving is not instrumented yet',
-  etcd_debugging_snap_save_total_duration_seconds: 'snapshot saving is not instrumented yet',
   etcd_snap_db_fsync_duration_seconds: 'snapshot receiving is not instrumented yet',
   etcd_snap_db_save_total_duration_seconds: 'snapshot receiving is not instrumented yet',
   etcd_snap_fsync_duration_seconds: 'snapshot saving is not instrumented yet',
@@ -150,7 +148,8 @@ test.before(async () => {
   const [ep, tp] = [await freePort(), await freePort()];
   etcdMetricsUrl = `http://127.0.0.1:${ep}`;
   tetcdMetricsUrl = `http://127.0.0.1:${tp}`;
-  const opts = (url: string) => ({ extraArgs: ['--metrics', 'extensive', '--listen-metrics-urls', url] });
+  // A snapshot every few entries, so the snapshot metrics move too.
+  const opts = (url: string) => ({ extraArgs: ['--metrics', 'extensive', '--listen-metrics-urls', url, '--snapshot-count', '3'] });
   [etcd, tetcd] = await Promise.all([startMember('etcd', opts(etcdMetricsUrl)), startMember('tetcd', opts(tetcdMetricsUrl))]);
 });
 
@@ -205,11 +204,20 @@ test('the metrics move when work happens (gRPC counters summed over client proce
   const m = tetcd!;
   const before = await scrape(m.clientUrl);
   await work(m, 'move/');
+  const rev = sampleValue(await scrape(m.clientUrl), 'etcd_debugging_mvcc_current_revision');
+  assert.match(await ctl(m, ['compact', String(rev - 1)]), /^0 compacted/);
   // The backend commits on its batch interval: wait for it to show.
   let after = await scrape(m.clientUrl);
   const commits = (f: Map<string, PromFamily>) =>
     sampleValue(f, 'etcd_disk_backend_commit_duration_seconds', {}, 'etcd_disk_backend_commit_duration_seconds_count');
-  for (let i = 0; i < 30 && commits(after) === commits(before); i++) {
+  const compactions = (f: Map<string, PromFamily>) =>
+    sampleValue(
+      f,
+      'etcd_debugging_mvcc_db_compaction_total_duration_milliseconds',
+      {},
+      'etcd_debugging_mvcc_db_compaction_total_duration_milliseconds_count',
+    );
+  for (let i = 0; i < 30 && (commits(after) === commits(before) || compactions(after) === compactions(before)); i++) {
     await new Promise((r) => setTimeout(r, 100));
     after = await scrape(m.clientUrl);
   }
@@ -235,6 +243,12 @@ test('the metrics move when work happens (gRPC counters summed over client proce
   assert.ok(delta('etcd_disk_wal_fsync_duration_seconds', {}, 'etcd_disk_wal_fsync_duration_seconds_count') >= 1);
   assert.ok(delta('etcd_disk_wal_write_bytes_total') > 0);
   assert.ok(commits(after) > commits(before));
+  assert.is(compactions(after) - compactions(before), 1);
+  assert.is(sampleValue(after, 'etcd_debugging_mvcc_compact_revision'), rev - 1);
+  assert.ok(
+    delta('etcd_debugging_snap_save_total_duration_seconds', {}, 'etcd_debugging_snap_save_total_duration_seconds_count') >= 1,
+    'a snapshot was saved (--snapshot-count 3)',
+  );
   assert.ok(delta('tetcd_proposal_batch_size', {}, 'tetcd_proposal_batch_size_count') >= 1);
   assert.is(sampleValue(after, 'etcd_server_has_leader'), 1);
   assert.is(sampleValue(after, 'etcd_server_is_leader'), 1);
