@@ -44,26 +44,32 @@ function zapFields(o: Record<string, unknown>): Record<string, unknown> {
   return o;
 }
 
+/**
+ * zap's order: level, ts, msg, then the logger's fields and the line's (pino would put msg last; greps like
+ * `msg.*ENOSPC` and people read it in etcd's order). The message travels as the first key of the object.
+ */
 class PinoAdapter implements Logger {
-  constructor(private readonly p: PinoLogger<'panic'>) {}
+  constructor(
+    private readonly p: PinoLogger<'panic'>,
+    private readonly base: LogFields | undefined,
+  ) {}
+  private line(msg: string, fields: LogFields | undefined): LogFields {
+    return { msg, ...this.base, ...fields };
+  }
   debug(msg: string, fields?: LogFields): void {
-    if (fields === undefined) this.p.debug(msg);
-    else this.p.debug(fields, msg);
+    if (this.p.isLevelEnabled('debug')) this.p.debug(this.line(msg, fields));
   }
   info(msg: string, fields?: LogFields): void {
-    if (fields === undefined) this.p.info(msg);
-    else this.p.info(fields, msg);
+    this.p.info(this.line(msg, fields));
   }
   warn(msg: string, fields?: LogFields): void {
-    if (fields === undefined) this.p.warn(msg);
-    else this.p.warn(fields, msg);
+    this.p.warn(this.line(msg, fields));
   }
   error(msg: string, fields?: LogFields): void {
-    if (fields === undefined) this.p.error(msg);
-    else this.p.error(fields, msg);
+    this.p.error(this.line(msg, fields));
   }
   with(fields: LogFields): Logger {
-    return new PinoAdapter(this.p.child(zapFields({ ...fields })) as PinoLogger<'panic'>);
+    return new PinoAdapter(this.p, { ...this.base, ...fields });
   }
 }
 
@@ -126,7 +132,7 @@ export function newLogger(level: LogLevel, o: LogOptions | ((line: string) => vo
     },
     stream,
   );
-  return new PinoAdapter(p);
+  return new PinoAdapter(p, undefined);
 }
 
 /** A logger that drops everything (tests, libraries used standalone). */
