@@ -32,6 +32,8 @@ function readLog(path: string): Line[] {
     .split('\n')
     .filter((l) => l !== '')
     .map((l) => {
+      // zap's key order: level, ts, (caller,) msg, then the fields.
+      assert.match(l, /^\{"level":"[a-z]+","ts":"[^"]+",("caller":"[^"]+",)?"msg":/, `zap's key order: ${l}`);
       const o = JSON.parse(l) as Line;
       assert.ok(LEVELS.has(o.level), `level of ${l}`);
       assert.match(o.ts, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, `ts of ${l}`);
