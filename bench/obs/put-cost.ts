@@ -5,7 +5,10 @@
 // scraping ten times more often than its 15 s default). Medians and ratios to the baseline are printed
 // as a markdown table for bench/RESULTS.md.
 //   node dist/bench/obs/put-cost.js --base-cmd "node /tmp/base/bin/tetcd" [--rounds 5] [--duration-ms 5000]
-//     [--workload put-1000]
+//     [--workload put-1000] [--profile-dir DIR]
+// --profile-dir instead runs the current build once under node's CPU profiler (--profile-metrics extensive,
+// --profile-scrape-ms 1000 by default) and prints the share of the member's busy time spent in metrics and logging code: a share
+// of CPU samples, which the machine's other load does not skew the way it skews throughput.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
@@ -14,6 +17,8 @@ import http from 'node:http';
 import { runLoad, type LoadResult } from '../grpc/loadgen.js';
 import { Cluster } from '../lib/servers.js';
 import { cpuSecondsOfTrees } from '../lib/proc.js';
+import { readCpuProfile, summarize, monotonicNowUs, type TimeWindowUs } from '../lib/cpuprofile.js';
+import { readdirSync } from 'node:fs';
 import { WORKLOADS, putBodies, PUT_BODIES, PUT_KEY_SPACE } from '../lib/workloads.js';
 
 const args = process.argv.slice(2);
@@ -60,11 +65,13 @@ interface Sample {
   load: LoadResult;
   /** The member's CPU (all its threads and child processes) per put, in microseconds. */
   cpuUsPerPut: number;
+  /** The measured window on the profiles' clock. */
+  window: TimeWindowUs;
 }
 
-async function once(v: Variant): Promise<Sample> {
+async function once(v: Variant, cpuProfDir?: string): Promise<Sample> {
   const baseDir = mkdtempSync(join(tmpdir(), 'tetcd-put-cost-'));
-  const cluster = await Cluster.start({ kind: 'tetcd', cmd: v.cmd, cwd: root, members: 1, baseDir });
+  const cluster = await Cluster.start({ kind: 'tetcd', cmd: v.cmd, cwd: root, members: 1, baseDir, cpuProfDir });
   let scraper: NodeJS.Timeout | undefined;
   try {
     if (v.scrapeEveryMs !== undefined) {
@@ -73,12 +80,15 @@ async function once(v: Variant): Promise<Sample> {
     }
     let cpu0 = 0;
     let cpu1 = 0;
+    const window: TimeWindowUs = { fromUs: 0, toUs: 0 };
     const load = await runLoad({
       onMeasureStart: () => {
         cpu0 = cpuSecondsOfTrees(cluster.pids);
+        window.fromUs = monotonicNowUs();
       },
       onMeasureEnd: () => {
         cpu1 = cpuSecondsOfTrees(cluster.pids);
+        window.toUs = monotonicNowUs();
       },
       target: cluster.endpoints[0],
       path: '/etcdserverpb.KV/Put',
@@ -88,7 +98,7 @@ async function once(v: Variant): Promise<Sample> {
       durationMs,
       warmupMs: 1000,
     });
-    return { load, cpuUsPerPut: ((cpu1 - cpu0) * 1e6) / Math.max(1, load.requests) };
+    return { load, cpuUsPerPut: ((cpu1 - cpu0) * 1e6) / Math.max(1, load.requests), window };
   } finally {
     if (scraper !== undefined) clearInterval(scraper);
     await cluster.stop();
@@ -100,6 +110,29 @@ const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 === 1 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
+
+const profileDir = arg('profile-dir', '');
+if (profileDir !== '') {
+  const level = arg('profile-metrics', 'extensive');
+  const scrapeMs = Number(arg('profile-scrape-ms', '1000'));
+  const res = await once(
+    { name: 'profiled', cmd: [...current, '--metrics', level], scrapeEveryMs: scrapeMs > 0 ? scrapeMs : undefined },
+    profileDir,
+  );
+  const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
+  if (file === undefined) throw new Error(`no profile in ${profileDir}`);
+  // Only the measured window: not start-up (loading prom-client and pino), warm-up or shutdown.
+  const sum = summarize(readCpuProfile(join(profileDir, file)), 100_000, root, res.window);
+  const isObs = (where: string) => /src\/metrics\.js|src\/log\.js|src\/api\/http\.js|prom-client|pino|sonic-boom|perf_hooks/.test(where);
+  const obsFiles = sum.files.filter((f) => isObs(f.name));
+  const handled = sum.functions.filter((f) => f.name === '_handled');
+  const share = (xs: { share: number }[]) => xs.reduce((n, x) => n + x.share, 0);
+  const scraped = scrapeMs > 0 ? `scraped every ${scrapeMs} ms` : 'not scraped';
+  console.log(`profiled ${workload.name}, --metrics ${level}, ${scraped}: ${res.load.rps.toFixed(0)} req/s, busy ${sum.busyMs.toFixed(0)} ms`);
+  for (const f of [...obsFiles, ...handled]) console.log(`  ${(f.share * 100).toFixed(2)} %  ${f.name} ${f.where}`);
+  console.log(`metrics and logging code: ${((share(obsFiles) + share(handled)) * 100).toFixed(2)} % of the member's busy time`);
+  process.exit(0);
+}
 
 const results = new Map<string, Sample[]>(variants.map((v) => [v.name, []]));
 for (let r = 0; r < rounds; r++) {
