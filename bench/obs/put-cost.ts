@@ -128,7 +128,9 @@ if (profileDir !== '') {
   const handled = sum.functions.filter((f) => f.name === '_handled');
   const share = (xs: { share: number }[]) => xs.reduce((n, x) => n + x.share, 0);
   const scraped = scrapeMs > 0 ? `scraped every ${scrapeMs} ms` : 'not scraped';
-  console.log(`profiled ${workload.name}, --metrics ${level}, ${scraped}: ${res.load.rps.toFixed(0)} req/s, busy ${sum.busyMs.toFixed(0)} ms`);
+  console.log(
+    `profiled ${workload.name}, --metrics ${level}, ${scraped}: ${res.load.rps.toFixed(0)} req/s, busy ${sum.busyMs.toFixed(0)} ms`,
+  );
   for (const f of [...obsFiles, ...handled]) console.log(`  ${(f.share * 100).toFixed(2)} %  ${f.name} ${f.where}`);
   console.log(`metrics and logging code: ${((share(obsFiles) + share(handled)) * 100).toFixed(2)} % of the member's busy time`);
   process.exit(0);
