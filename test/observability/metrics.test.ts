@@ -6,6 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import http from 'node:http';
+import { readdirSync, readFileSync } from 'node:fs';
 import { startMember, startCluster, httpGet, type Member } from '../helpers/member.js';
 import { etcdctl } from '../helpers/etcdctl.js';
 import { oracleGate } from '../helpers/oracle.js';
@@ -287,6 +288,44 @@ oracle('/health and /version answer as etcd 3.4 on the client port and on a metr
   assert.is(text.status, 200);
   parsePrometheusText(text.text);
 });
+
+/** Process IDs of a process's children (a member's client processes). */
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const text = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+    if (text !== '') out.push(...text.split(/\s+/).map(Number));
+  }
+  return out;
+}
+
+if (process.env.TETCD_CLIENT_WORKERS) {
+  test('a client process that does not answer is left out of a scrape after a second, and scrapes do not queue on it', async () => {
+    const m = tetcd!;
+    const kids = childPids(m.proc!.pid!);
+    assert.ok(kids.length >= 2, `client processes: ${kids.join(' ')}`);
+    const stopped = kids[0];
+    process.kill(stopped, 'SIGSTOP');
+    try {
+      // The metrics listener is the member's own: it answers without the stopped process's counters.
+      let t0 = Date.now();
+      const one = await httpGet(`${tetcdMetricsUrl}/metrics`, 10_000);
+      const waited = Date.now() - t0;
+      assert.is(one.status, 200);
+      parsePrometheusText(one.text);
+      assert.ok(waited >= 900 && waited < 5_000, `waited ${waited} ms for the stopped process`);
+      // Eight requests may wait on it at once; past them a scrape leaves it out at once.
+      t0 = Date.now();
+      const many = await Promise.all(
+        Array.from({ length: 12 }, () => httpGet(`${tetcdMetricsUrl}/metrics`, 10_000).then(() => Date.now() - t0)),
+      );
+      many.sort((a, b) => a - b);
+      assert.ok(many[0] < 900, `a scrape past the eight waiting ones answered at once (${many.join(' ')} ms)`);
+    } finally {
+      process.kill(stopped, 'SIGCONT');
+    }
+  });
+}
 
 test('three members: peer metrics per peer, and no leader makes /health false and has_leader 0', async () => {
   const ms = await startCluster('tetcd', ['a', 'b', 'c']);
