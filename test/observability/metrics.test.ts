@@ -6,6 +6,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import http from 'node:http';
+import { spawn } from 'node:child_process';
+import { track } from '../helpers/cleanup.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { startMember, startCluster, httpGet, type Member } from '../helpers/member.js';
 import { etcdctl } from '../helpers/etcdctl.js';
@@ -326,6 +328,24 @@ if (process.env.TETCD_CLIENT_WORKERS) {
     }
   });
 }
+
+test('an open watch shows in etcd_debugging_mvcc_watcher_total', async () => {
+  const m = tetcd!;
+  const before = sampleValue(await scrape(m.clientUrl), 'etcd_debugging_mvcc_watcher_total');
+  const watcher = track(
+    spawn('etcdctl', [`--endpoints=${m.endpoint}`, 'watch', 'w/', '--prefix'], { env: { ...process.env, ETCDCTL_API: '3' } }),
+  );
+  try {
+    let now = before;
+    for (let i = 0; i < 50 && now === before; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      now = sampleValue(await scrape(m.clientUrl), 'etcd_debugging_mvcc_watcher_total');
+    }
+    assert.is(now, before + 1);
+  } finally {
+    watcher.kill();
+  }
+});
 
 test('three members: peer metrics per peer, and no leader makes /health false and has_leader 0', async () => {
   const ms = await startCluster('tetcd', ['a', 'b', 'c']);
