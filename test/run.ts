@@ -50,6 +50,7 @@ const MEMBER_PROCESS_SUITES = [
   'server/snapshot-orphan',
   'server/wal-failure',
   'client_procs/client-processes',
+  'observability/',
 ];
 
 /** Suites that run alone: their checks are about timing under faults, or they measure. */

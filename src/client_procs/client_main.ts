@@ -6,8 +6,9 @@ import cluster from 'node:cluster';
 import net from 'node:net';
 import { GrpcServer } from '../api/grpc/server.js';
 import { ClientListener } from '../api/listener.js';
-import { httpHandler } from '../api/http.js';
+import { addGrpcMetrics, httpHandler } from '../api/http.js';
 import { Gateway, withGateway } from '../api/gateway/index.js';
+import { Metrics } from '../metrics.js';
 import { newLogger } from '../log.js';
 import { applyV8WorkersSched } from '../v8_workers.js';
 import { Forwarder } from './forwarder.js';
@@ -22,13 +23,17 @@ function send(m: ClientProcessMessage): void {
 async function main(): Promise<void> {
   if (!cluster.isWorker) throw new Error('tetcd: the client process entry runs only as a worker forked by a member');
   const cfg = parseClientProcessConfig(process.env[CLIENT_PROCESS_ENV]);
-  const log = newLogger(cfg.logLevel).with({ 'client-process': cfg.index });
+  const log = newLogger(cfg.logLevel, { outputs: cfg.logOutputs }).with({ 'client-process': cfg.index });
   applyV8WorkersSched(cfg.v8WorkersSched, log);
   const socket = new net.Socket({ fd: CHANNEL_FD, readable: true, writable: true });
   socket.setNoDelay?.(true);
   const fwd = new Forwarder(socket, cfg.limits, { memberId: BigInt('0x' + cfg.memberIdHex) });
   const grpc = new GrpcServer(cfg.grpc);
+  if (cfg.metrics === 'extensive') grpc.keepHandlingTimes();
   fwd.register(grpc);
+  // This process's gRPC counters: the member sums every client process's into its /metrics.
+  const metrics = new Metrics();
+  addGrpcMetrics(metrics, () => grpc.stats, cfg.metrics);
   const http = httpHandler(fwd.httpBackend());
   const http1 = cfg.grpcGateway ? withGateway(new Gateway(grpc), http) : http;
 
@@ -52,6 +57,9 @@ async function main(): Promise<void> {
   process.on('disconnect', () => process.exit(0));
   process.on('message', (m: MemberMessage) => {
     if (m.type === 'drain') stop(0);
+    else if (m.type === 'metrics') {
+      void metrics.json().then((json) => send({ type: 'metrics', id: m.id, metrics: json }));
+    }
   });
   // A terminal's Ctrl-C reaches the whole process group: the member drains us itself, so only go
   // on our own if it does not (it may be gone).

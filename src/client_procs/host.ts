@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { MemberApi } from '../server/member_api.js';
 import type { HttpBackend } from '../api/http.js';
+import type { MetricJson } from '../metrics.js';
 import type { Logger } from '../log.js';
 import { MemberChannel, MEMBER_CHANNEL_DEFAULTS, type MemberChannelLimits } from './member_channel.js';
 import { CHANNEL_FD, CLIENT_PROCESS_ENV, type ClientProcessConfig, type ClientProcessMessage, type MemberMessage } from './protocol.js';
@@ -18,6 +19,10 @@ const START_TIMEOUT_MS = 30_000;
 const RESTART_DELAY_MIN_MS = 100;
 const RESTART_DELAY_MAX_MS = 5_000;
 const CRASH_WINDOW_MS = 10_000;
+/** A scrape waits this long for a client process's metrics; one that does not answer is left out of it. */
+const METRICS_TIMEOUT_MS = 1000;
+/** Metrics requests one client process may have unanswered; past it a scrape leaves the process out. */
+const METRICS_PENDING_MAX = 8;
 
 /** Options of ClientWorkers.start. */
 export interface ClientWorkersOptions {
@@ -37,6 +42,8 @@ interface Slot {
   /** Recent exits, for the restart backoff. */
   crashesAtMs: number[];
   restartTimer: NodeJS.Timeout | undefined;
+  /** Metrics requests sent to the process and not answered yet, by id. */
+  metricsPending: Map<number, (m: MetricJson[] | undefined) => void>;
 }
 
 /** The compiled client process entry next to this module (dist/ or a private build alike). */
@@ -56,6 +63,7 @@ export class ClientWorkers {
   restarts = 0;
   private readonly slots: Slot[] = [];
   private stopping = false;
+  private metricsSeq = 0;
   /** Every first client process listened: from now on a dead one is replaced. */
   private started = false;
 
@@ -78,7 +86,14 @@ export class ClientWorkers {
     try {
       await Promise.all(
         Array.from({ length: o.count }, (_, i) => {
-          const slot: Slot = { index: i, worker: undefined, channel: undefined, crashesAtMs: [], restartTimer: undefined };
+          const slot: Slot = {
+            index: i,
+            worker: undefined,
+            channel: undefined,
+            crashesAtMs: [],
+            restartTimer: undefined,
+            metricsPending: new Map(),
+          };
           w.slots.push(slot);
           return w.fork(slot);
         }),
@@ -89,6 +104,34 @@ export class ClientWorkers {
     }
     w.started = true;
     return w;
+  }
+
+  /**
+   * Each live client process's own metrics (its grpc_server_* counters), asked over the IPC link; a process
+   * that does not answer within METRICS_TIMEOUT_MS (or has METRICS_PENDING_MAX requests unanswered) is left out.
+   */
+  async metricsJson(): Promise<MetricJson[][]> {
+    const asks: Promise<MetricJson[] | undefined>[] = [];
+    for (const slot of this.slots) {
+      const worker = slot.worker;
+      if (worker === undefined || worker.isDead() || !worker.isConnected()) continue;
+      if (slot.metricsPending.size >= METRICS_PENDING_MAX) continue;
+      const id = this.metricsSeq++;
+      asks.push(
+        new Promise<MetricJson[] | undefined>((resolve) => {
+          const timer = setTimeout(() => done(undefined), METRICS_TIMEOUT_MS);
+          const done = (m: MetricJson[] | undefined) => {
+            clearTimeout(timer);
+            slot.metricsPending.delete(id);
+            resolve(m);
+          };
+          slot.metricsPending.set(id, done);
+          const m: MemberMessage = { type: 'metrics', id };
+          worker.send(m);
+        }),
+      );
+    }
+    return (await Promise.all(asks)).filter((m): m is MetricJson[] => m !== undefined);
   }
 
   /** Client processes alive now. */
@@ -156,7 +199,9 @@ export class ClientWorkers {
         worker.process.kill('SIGKILL');
       }, START_TIMEOUT_MS);
       worker.on('message', (m: ClientProcessMessage) => {
-        if (m.type === 'listening' && !started) {
+        if (m.type === 'metrics') {
+          slot.metricsPending.get(m.id)?.(m.metrics);
+        } else if (m.type === 'listening' && !started) {
           started = true;
           clearTimeout(timer);
           log.info('client process is serving');
@@ -170,6 +215,7 @@ export class ClientWorkers {
       worker.on('exit', (code, signal) => {
         clearTimeout(timer);
         channel.destroy();
+        for (const done of [...slot.metricsPending.values()]) done(undefined);
         if (slot.worker === worker) {
           slot.worker = undefined;
           slot.channel = undefined;

@@ -13,6 +13,13 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { markRevBytesTombstone, markedRevBytesLen, revBytesLen, revKey, writeRevBytes } from './revision.js';
+import { HistogramCounts, DISK_SECONDS_BUCKETS } from '../metrics.js';
+
+/**
+ * etcd_disk_backend_commit_duration_seconds: from commit() to the transaction being durable, for every
+ * backend of this process (one per member; a snapshot install swaps the backend, the series goes on).
+ */
+export const backendCommitSeconds = new HistogramCounts(DISK_SECONDS_BUCKETS);
 
 /** One staged revision write: its LMDB key (17 bytes, 18 for a tombstone) and KeyValue bytes. */
 export interface RevWrite {
@@ -84,6 +91,8 @@ interface CommitJob {
   sub: number;
   readonly done: Deferred<void>;
   readonly flushed: Deferred<void>;
+  /** When commit() took it: etcd_disk_backend_commit_duration_seconds runs to its durability. */
+  readonly startedMs: number;
 }
 
 /** Revision writes one commit issues per event turn (one LMDB transaction each); see Backend.commit. */
@@ -384,6 +393,7 @@ export class Backend {
       sub: 0,
       done: deferred(),
       flushed: deferred(),
+      startedMs: performance.now(),
     };
     this.stagedMains = [];
     this.stagedMeta = [];
@@ -474,7 +484,10 @@ export class Backend {
     );
     committed.then(job.done.resolve, job.done.reject);
     Promise.resolve(flushedRaw)
-      .then(() => committed)
+      .then(() => {
+        backendCommitSeconds.observe((performance.now() - job.startedMs) / 1000);
+        return committed;
+      })
       .then(job.flushed.resolve, (err: unknown) => job.flushed.reject(err));
     return budget;
   }

@@ -2,5 +2,6 @@
 export { Mvcc, MvccWriteTxn } from './store.js';
 export type { MvccOptions, MvccEvent, MvccLeaseHooks, HashKVResult, MvccStats } from './store.js';
 export type { CommitResult } from './backend.js';
+export { backendCommitSeconds } from './backend.js';
 export { SortOrder, SortTarget, endKind, EndKind } from './range.js';
 export type { RangeOptions, RangeResult } from './range.js';

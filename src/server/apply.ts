@@ -59,6 +59,12 @@ export class Applier {
     this.alarmStore = AlarmStore.load(store);
   }
 
+  /**
+   * etcd_mvcc_{put,delete,txn,range}_total and etcd_debugging_mvcc_total_put_size_in_bytes, by request
+   * (etcd counts each operation inside a txn as well; tetcd counts the txn once).
+   */
+  readonly counts = { put: 0, putBytes: 0, delete: 0, txn: 0, range: 0 };
+
   /** The active alarms (read them; they change only by applying alarm requests). */
   get alarms(): Pick<AlarmStore, 'get' | 'has' | 'size'> {
     return this.alarmStore;
@@ -82,9 +88,20 @@ export class Applier {
       if (this.alarmStore.has(AlarmType.CORRUPT)) throw Errors.Corrupt();
       if (this.alarmStore.has(AlarmType.NOSPACE) && (req.put || req.lease_grant || (req.txn && costTxn(req.txn) > 0)))
         throw Errors.NoSpace();
-      if (req.put) return applyPut(this.store, req.put, this.leases, withPrevKv);
-      if (req.delete_range) return applyDeleteRange(this.store, req.delete_range, this.leases, withPrevKv);
-      if (req.txn) return applyTxn(this.store, req.txn, this.limits, this.leases, withPrevKv);
+      const c = this.counts;
+      if (req.put) {
+        c.put++;
+        c.putBytes += req.put.key.length + req.put.value.length;
+        return applyPut(this.store, req.put, this.leases, withPrevKv);
+      }
+      if (req.delete_range) {
+        c.delete++;
+        return applyDeleteRange(this.store, req.delete_range, this.leases, withPrevKv);
+      }
+      if (req.txn) {
+        c.txn++;
+        return applyTxn(this.store, req.txn, this.limits, this.leases, withPrevKv);
+      }
       if (req.lease_grant) return { response: this.applyLeaseGrant(req.lease_grant) };
       if (req.lease_revoke) return this.applyLeaseRevoke(req.lease_revoke, withPrevKv, wantEvents);
       if (req.lease_checkpoint) return { response: this.applyLeaseCheckpoint(req.lease_checkpoint) };
@@ -136,12 +153,14 @@ export class Applier {
   /** A read served locally (after ReadIndex for linearizable reads). Throws etcd's errors. */
   range(req: RangeRequest): RangeResponseInit {
     if (this.alarmStore.has(AlarmType.CORRUPT)) throw Errors.Corrupt();
+    this.counts.range++;
     return applyRange(this.store, req, this.limits);
   }
 
   /** A read-only txn served locally; the caller checked isTxnReadonly. */
   txnReadOnly(req: TxnRequest): TxnResponseInit {
     if (this.alarmStore.has(AlarmType.CORRUPT)) throw Errors.Corrupt();
+    this.counts.txn++;
     return applyTxn(this.store, req, this.limits, this.leases).response;
   }
 

@@ -101,7 +101,12 @@ export async function openMember(cfg: ServerConfig, log: Logger): Promise<Opened
   if (cfg.initialClusterState !== 'new') joinExistingCluster(cfg);
   const state = newClusterState(cfg);
   const wal = await Wal.create(walDir, walMetadata(state.memberId, state.clusterId), walOpts);
-  log.info('starting a new member', { 'initial-cluster': cfg.initialCluster.map((m) => `${m.name}=${m.peerURLs.join(',')}`).join(',') });
+  // etcd's message (etcdserver/raft.go startNode) with its fields.
+  log.info('starting local member', {
+    'local-member-id': state.memberId.toString(16),
+    'cluster-id': state.clusterId.toString(16),
+    'initial-cluster': cfg.initialCluster.map((m) => `${m.name}=${m.peerURLs.join(',')}`).join(','),
+  });
   return { ...state, wal, mvcc, snapDir };
 }
 
@@ -139,7 +144,14 @@ function restartState(opened: Awaited<ReturnType<typeof Wal.open>>, snap: SnapMe
   if (ci > last && !snap) {
     throw new Error(`backend applied index ${ci} is ahead of the WAL's last index ${last}: the WAL is missing entries`);
   }
-  log.info('restarted member from WAL', { 'wal-entries': opened.entries.length, 'snapshot-index': snap?.index ?? 0, 'applied-index': ci });
+  // etcd's message (etcdserver/raft.go restartNode).
+  log.info('restarting local member', {
+    'local-member-id': memberId.toString(16),
+    'cluster-id': clusterId.toString(16),
+    'wal-entries': opened.entries.length,
+    'snapshot-index': snap?.index ?? 0,
+    'commit-index': ci,
+  });
   return { memberId, clusterId, storage, snap, confState, hardState, bootstrapPeers: undefined };
 }
 
@@ -164,7 +176,7 @@ export function newRaftNode(
     checkQuorum: true,
     preVote: cfg.preVote,
     rng: makeRng(rngSeed),
-    logger: log.with({ component: 'raft' }),
+    logger: log.with({ logger: 'raft' }),
   });
   // Bootstrap as etcd does: one committed ConfChange(AddNode) entry per initial member at term 1,
   // persisted and applied through the first Ready like any other entries.

@@ -1,6 +1,8 @@
 // The member as the API layer and the client-process host see it: reads, proposals, the linearizable-read
 // barrier, admission against the backend quota, the response header, status, members and apply events.
 // Nothing behind it is reachable from outside: no store, no applier, no Raft node.
+import type { HistogramCounts } from '../metrics.js';
+import type { PeerObservation } from '../transport/transport.js';
 import type { InternalRequestInit } from '../proto/internal.js';
 import type {
   RangeRequest,
@@ -42,6 +44,36 @@ export interface MemberStatus {
   dbSizeBytes: number;
   dbSizeInUseBytes: number;
   alarms: AlarmMember[];
+}
+
+/** The member's counters and histograms for /metrics, read at scrape time (the hot path bumps them in place). */
+export interface MemberObservations {
+  leaderChanges: number;
+  proposalsPending: number;
+  proposalsFailed: number;
+  slowApplies: number;
+  /** The member stopped after a fatal error (a failed WAL write or fsync, a failed backend commit). */
+  failed: boolean;
+  walFsyncSeconds: HistogramCounts | undefined;
+  walWriteBytes: number;
+  backendCommitSeconds: HistogramCounts;
+  peers: PeerObservation[];
+  heartbeatSendFailures: number;
+  compactionMs: HistogramCounts;
+  snapSaveSeconds: HistogramCounts;
+  readIndexesFailed: number;
+  slowReadIndexes: number;
+  snapshotApplying: boolean;
+  mvcc: { readonly put: number; readonly putBytes: number; readonly delete: number; readonly txn: number; readonly range: number };
+  watchers: number;
+  /** Watchers behind the store (unsynced). */
+  slowWatchers: number;
+  /** tetcd's own: the group commit (proposals per Raft append; WAL saves and the fsyncs they shared). */
+  proposalBatchSizes: HistogramCounts;
+  walSaves: number;
+  walFsyncs: number;
+  /** tetcd's own: the watch fan-out pool (--worker-threads), if there is one. */
+  watchPool: { tasks: number; failedTasks: number; tasksInflight: number; inflightBytes: number } | undefined;
 }
 
 /**
@@ -97,4 +129,6 @@ export interface MemberApi {
   leaseIdsList(): bigint[];
   /** Lease counters for /metrics. */
   readonly leaseStats: LessorStats;
+  /** Counters and histograms for /metrics. */
+  observe(): MemberObservations;
 }

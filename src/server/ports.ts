@@ -1,6 +1,8 @@
 // What the member needs from the world outside the event loop's logic: its durable log, its peers and
 // a way to run work later. The member is given these at construction, so a test can hand it an
 // in-memory log, an in-process network and a manual scheduler (test/server/ready_loop.test.ts).
+import type { HistogramCounts } from '../metrics.js';
+import type { PeerObservation } from '../transport/transport.js';
 import type { Entry, HardState } from '../raft/index.js';
 import type { PeerTls } from '../transport/transport.js';
 
@@ -13,6 +15,10 @@ export interface MemberLog {
   /** Entries up to `index` are no longer needed for replay. */
   releaseTo(index: number): Promise<void>;
   close(): Promise<void>;
+  /** etcd_disk_wal_fsync_duration_seconds (src/wal keeps it; fakes may not). */
+  readonly fsyncSeconds?: HistogramCounts;
+  /** etcd_disk_wal_write_bytes_total */
+  readonly stats?: { bytesWritten: number; appends: number; fsyncs: number };
 }
 
 /** The member's peers (src/transport's Transport in production). */
@@ -29,6 +35,8 @@ export interface MemberPeers {
   isActive(id: bigint): boolean;
   /** New TLS material for peer connections (rotated files); absent where peers are not on sockets. */
   setTls?(t: PeerTls): void;
+  /** Per-peer counters for /metrics (src/transport keeps them; fakes may not). */
+  peerObservations?(): PeerObservation[];
   stop(): Promise<void>;
 }
 

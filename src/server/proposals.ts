@@ -1,6 +1,10 @@
 // Proposals and their waiters: a request becomes a Raft entry with a fresh ID, waits in this turn's
 // batch (one Raft append, one WAL write and one MsgApp per follower for all of them), and its client
 // waits until this member applied the entry. Everything here is bounded: waiters, queued bytes, the batch.
+import { HistogramCounts, exponentialBuckets } from '../metrics.js';
+
+/** tetcd_proposal_batch_size's bounds: 1, 2, 4 … 4096 proposals. */
+const PROPOSAL_BATCH_BUCKETS = exponentialBuckets(1, 2, 13);
 import type { RawNode } from '../raft/index.js';
 import type { InternalRequestInit } from '../proto/internal.js';
 import { Errors, type EtcdError } from '../errors.js';
@@ -41,6 +45,10 @@ export class Proposals {
   private data: Uint8Array[] = [];
   private idsQueued: bigint[] = [];
   private bytesQueued = 0;
+  /** tetcd_proposal_batch_size: proposals per Raft append (the group commit's batch). */
+  readonly batchSizes = new HistogramCounts(PROPOSAL_BATCH_BUCKETS);
+  /** etcd_server_proposals_failed_total: proposals that timed out, lost their leader or were refused by Raft. */
+  failed = 0;
 
   constructor(private readonly o: ProposalsOptions) {
     this.ids = new IdGenerator(o.memberId, o.now());
@@ -49,6 +57,11 @@ export class Proposals {
   /** Proposals waiting for the next batch. */
   get queued(): number {
     return this.data.length;
+  }
+
+  /** etcd_server_proposals_pending: proposals made and not yet applied nor failed. */
+  get pending(): number {
+    return this.waits.size;
   }
 
   /** Encodes and queues a request; resolves with its apply result. Rejects with etcd's errors. */
@@ -90,11 +103,12 @@ export class Proposals {
       ids = ids.filter((_, i) => keep[i]);
       if (ids.length === 0) return;
     }
+    this.batchSizes.observe(data.length);
     try {
       node.proposeBatch(data);
     } catch {
       const err = leaderId === 0n ? Errors.NoLeader() : Errors.LeaderChanged();
-      for (const id of ids) this.waits.fail(id, err);
+      for (const id of ids) if (this.waits.fail(id, err)) this.failed++;
     }
   }
 
@@ -105,11 +119,15 @@ export class Proposals {
 
   /** Fails the waiters whose deadline passed. */
   sweep(nowMs: number, leaderKnown: boolean): void {
-    this.waits.sweep(nowMs, () => (leaderKnown ? Errors.Timeout() : Errors.TimeoutDueToLeaderFail()));
+    this.waits.sweep(nowMs, () => {
+      this.failed++;
+      return leaderKnown ? Errors.Timeout() : Errors.TimeoutDueToLeaderFail();
+    });
   }
 
   /** Fails every waiter (stop, or a fatal error). */
   failAll(err: EtcdError): void {
+    this.failed += this.waits.size;
     this.waits.failAll(err);
   }
 }

@@ -92,8 +92,14 @@ export class ReadIndexBatcher {
     for (const w of waiters) w.resolve();
   }
 
+  /** etcd_server_read_indexes_failed_total: reads whose ReadIndex failed (timeout, leader change, stop). */
+  failed = 0;
+  /** etcd_server_slow_read_indexes_total: ReadIndex rounds that timed out. */
+  slow = 0;
+
   private failWaiters(waiters: Waiter[], err: EtcdError): void {
     this.waiting -= waiters.length;
+    this.failed += waiters.length;
     for (const w of waiters) w.reject(err);
   }
 
@@ -103,6 +109,7 @@ export class ReadIndexBatcher {
     if (!round) return;
     if (nowMs - round.startedMs >= this.opts.timeoutMs) {
       this.round = undefined;
+      this.slow++;
       this.failWaiters(round.waiters, Errors.Timeout());
       if (this.pending.length > 0) this.startRound(nowMs);
     } else if (nowMs - round.lastRequestMs >= this.opts.retryMs) {

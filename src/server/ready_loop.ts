@@ -56,6 +56,10 @@ export class ReadyLoop {
   leaderId = 0n;
   raftState: StateType = StateType.Follower;
   committedIndex = 0;
+  /** etcd_server_leader_changes_seen_total: a leader became known (none → one, or one → another). */
+  leaderChanges = 0;
+  /** etcd_server_heartbeat_send_failures_total: heartbeats the transport dropped (peer down, queue full). */
+  heartbeatSendFailures = 0;
   /** Index of the last entry handed to the WAL. */
   lastSavedIndex: number;
   private scheduled = false;
@@ -165,12 +169,20 @@ export class ReadyLoop {
       this.d.sendSnapshot(m);
       return;
     }
-    this.d.peers.send(m.to, encodeMessage(m));
+    if (!this.d.peers.send(m.to, encodeMessage(m)) && m.type === MessageType.MsgHeartbeat) this.heartbeatSendFailures++;
   }
 
   private onSoftState(lead: bigint, state: StateType): void {
     if (lead !== this.leaderId) {
-      this.d.logger.info(lead === 0n ? 'lost leader' : 'elected leader', { leader: lead.toString(16), term: this.term });
+      // etcd's raft.node messages (raft/node.go), which runbooks grep for.
+      const me = this.d.memberId.toString(16);
+      if (lead === 0n) this.d.logger.info(`raft.node: ${me} lost leader ${this.leaderId.toString(16)} at term ${this.term}`);
+      else if (this.leaderId === 0n) this.d.logger.info(`raft.node: ${me} elected leader ${lead.toString(16)} at term ${this.term}`);
+      else
+        this.d.logger.info(
+          `raft.node: ${me} changed leader from ${this.leaderId.toString(16)} to ${lead.toString(16)} at term ${this.term}`,
+        );
+      if (lead !== 0n) this.leaderChanges++;
       this.leaderId = lead;
       if (lead !== 0n && this.d.proposals.queued > 0) this.schedule();
     }

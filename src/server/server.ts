@@ -1,9 +1,10 @@
 // The member's composition root: opens what bootstrap found, wires the Ready loop, proposals, applying,
 // the backend, snapshots, ReadIndex and membership together, starts the timers, and answers the API
 // layer through MemberApi. Each part owns its state in a file of its own; none of them imports this one.
+import { ETCD_CLUSTER_VERSION } from '../config/version.js';
 import { Transport, type PeerTls } from '../transport/transport.js';
 import { decodeMessage, MessageType, type Message, type RawNode, type MemoryStorage, type Snapshot } from '../raft/index.js';
-import type { Mvcc } from '../mvcc/index.js';
+import { backendCommitSeconds, type Mvcc } from '../mvcc/index.js';
 import { type EtcdError, Errors } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import type { InternalRequestInit } from '../proto/internal.js';
@@ -32,7 +33,7 @@ import { ReadyLoop } from './ready_loop.js';
 import { openMember, newRaftNode, type BootState } from './bootstrap.js';
 import { memberId as memberIdFor } from './ids.js';
 import { nodeScheduler, type MemberLog, type MemberPeers, type Scheduler } from './ports.js';
-import type { MemberApi, MemberLimits, MemberStatus } from './member_api.js';
+import type { MemberApi, MemberLimits, MemberObservations, MemberStatus } from './member_api.js';
 import {
   WatchFanout,
   WatchHub,
@@ -113,6 +114,8 @@ export class EtcdServer implements MemberApi {
   private readonly timers: unknown[] = [];
   private tickTimer: unknown = undefined;
   private stopped = false;
+  /** etcd_server_snapshot_apply_in_progress_total */
+  private snapshotApplying = false;
   private fatalError: EtcdError | undefined;
   private published = false;
   private publishing = false;
@@ -198,6 +201,7 @@ export class EtcdServer implements MemberApi {
         onEmptyEntry: () => {
           this.leases.onEmptyEntry(this.loop.isLeader);
         },
+        logger: this.log,
       },
       applied,
       p.boot.confState,
@@ -444,7 +448,12 @@ export class EtcdServer implements MemberApi {
 
   private async installSnapshot(snap: Snapshot): Promise<void> {
     const { index, term, conf_state: cs } = snap.metadata;
-    await this.snapshots.install(snap);
+    this.snapshotApplying = true;
+    try {
+      await this.snapshots.install(snap);
+    } finally {
+      this.snapshotApplying = false;
+    }
     this.applying.restored(index, term, cs);
     const store = this.backend.store;
     this.events.publish({ kind: 'restore', index, revision: store.currentRevision });
@@ -569,6 +578,41 @@ export class EtcdServer implements MemberApi {
     return this.lessor.stats;
   }
 
+  observe(): MemberObservations {
+    return {
+      leaderChanges: this.loop.leaderChanges,
+      proposalsPending: this.proposals.pending,
+      proposalsFailed: this.proposals.failed,
+      slowApplies: this.applying.slowApplies,
+      failed: this.fatalError !== undefined,
+      walFsyncSeconds: this.wal.fsyncSeconds,
+      walWriteBytes: this.wal.stats?.bytesWritten ?? 0,
+      backendCommitSeconds,
+      peers: this.peers.peerObservations?.() ?? [],
+      heartbeatSendFailures: this.loop.heartbeatSendFailures,
+      compactionMs: this.applying.compactionMs,
+      snapSaveSeconds: this.snapshots.saveSeconds,
+      readIndexesFailed: this.reads.failed,
+      slowReadIndexes: this.reads.slow,
+      snapshotApplying: this.snapshotApplying,
+      mvcc: this.applier.counts,
+      watchers: this.watches.size,
+      slowWatchers: this.watches.unsyncedCount,
+      proposalBatchSizes: this.proposals.batchSizes,
+      walSaves: this.wal.stats?.appends ?? 0,
+      walFsyncs: this.wal.stats?.fsyncs ?? 0,
+      watchPool:
+        this.fanout === undefined
+          ? undefined
+          : {
+              tasks: this.fanout.stats.tasks,
+              failedTasks: this.fanout.stats.failedTasks,
+              tasksInflight: this.fanout.tasksInflight,
+              inflightBytes: this.fanout.inflightBytes,
+            },
+    };
+  }
+
   watch(sink: WatchSink): WatchStream {
     // With the fan-out pool, the stream writes through a FIFO that keeps its responses behind pool-built ones.
     const out = this.fanout?.wrap(sink) ?? sink;
@@ -609,7 +653,17 @@ export class EtcdServer implements MemberApi {
       () => {
         this.publishing = false;
         this.published = true;
-        this.log.info('published local member to cluster through raft');
+        const cid = this.clusterId.toString(16);
+        this.log.info('published local member to cluster through raft', {
+          'local-member-attributes': `{Name:${this.cfg.name} ClientURLs:[${this.cfg.advertiseClientUrls.join(' ')}]}`,
+          'request-path': `/0/members/${this.memberId.toString(16)}/attributes`,
+          'cluster-id': cid,
+        });
+        // tetcd's cluster version is fixed (every member speaks 3.4): it is set once the member is part of
+        // the cluster, where etcd's leader decides it; etcd's messages, for whoever waits for them.
+        const version = ETCD_CLUSTER_VERSION.split('.').slice(0, 2).join('.');
+        this.log.info('set initial cluster version', { 'cluster-id': cid, 'cluster-version': version });
+        this.log.info('enabled capabilities for version', { 'cluster-version': version });
       },
       () => {
         this.publishing = false;

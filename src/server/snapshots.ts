@@ -2,6 +2,7 @@
 // it released), sent to a follower that fell behind the leader's log (a copy of the whole backend),
 // received from the leader (the state file arrives before Raft sees the message), and installed
 // (durable in the WAL and snap dir, then the backend swapped for the received file).
+import { HistogramCounts, DISK_SECONDS_BUCKETS } from '../metrics.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
@@ -87,6 +88,9 @@ export class Snapshots {
   /** The local snapshot in progress (resolved when none): a snapshot from the leader waits for it. */
   private localSnapshot: Promise<void> = Promise.resolve();
 
+  /** etcd_debugging_snap_save_total_duration_seconds: writing (and syncing) a .snap file. */
+  readonly saveSeconds = new HistogramCounts(DISK_SECONDS_BUCKETS);
+
   constructor(
     private readonly d: SnapshotsDeps,
     snapshotIndex: number,
@@ -100,10 +104,18 @@ export class Snapshots {
     this.making = true;
     const index = appliedIndex;
     const term = appliedTerm;
+    // etcd's message (etcdserver/server.go triggerSnapshot).
+    this.d.logger.info('triggering snapshot', {
+      'local-member-applied-index': appliedIndex,
+      'local-member-snapshot-index': this.snapshotIndex,
+      'local-member-snapshot-count': this.d.snapshotCount,
+    });
     const { flushed } = this.d.backend.commit();
     this.localSnapshot = (async () => {
       await flushed;
+      const t0 = performance.now();
       await saveSnap(this.d.snapDir, { index, term, voters: cs.voters, learners: cs.learners }, 5);
+      this.saveSeconds.observe((performance.now() - t0) / 1000);
       await this.d.log.saveSnapshot({ index, term });
       this.d.storage.createSnapshot(index, cs, new Uint8Array(0));
       const compactTo = index - this.d.catchupEntries;

@@ -1,6 +1,7 @@
 // Peer traffic between member processes: one outgoing TCP (or TLS) stream per peer carrying framed Raft
 // messages, and a listener accepting the streams of the others. Queues are bounded per peer; a slow or
 // dead peer loses messages (Raft retransmits) and never blocks the others or grows memory.
+import { HistogramCounts, PEER_RTT_SECONDS_BUCKETS } from '../metrics.js';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -43,6 +44,16 @@ export interface TransportOptions {
    * owns the file from here on.
    */
   onSnapshot?(from: bigint, message: Buffer, statePath: string): void;
+}
+
+/** One peer as /metrics shows it (etcd_network_peer_*{To|From}). */
+export interface PeerObservation {
+  id: bigint;
+  active: boolean;
+  sentBytes: number;
+  sentFailures: number;
+  receivedBytes: number;
+  rttSeconds: HistogramCounts;
 }
 
 /** Counters for metrics and tests. */
@@ -185,8 +196,14 @@ class PeerSender {
   private lastHeardMs = 0;
   private urlIndex = 0;
   private stopped = false;
-  /** Last measured round trip, for etcd_network_peer_round_trip_time_seconds. */
+  /** Last measured round trip. */
   rttMs = 0;
+  /** etcd_network_peer_round_trip_time_seconds{To}: one sample per ping answered. */
+  readonly rttSeconds = new HistogramCounts(PEER_RTT_SECONDS_BUCKETS);
+  /** etcd_network_peer_sent_bytes_total{To} */
+  sentBytes = 0;
+  /** etcd_network_peer_sent_failures_total{To}: messages dropped (queue full, stream down). */
+  sentFailures = 0;
 
   constructor(
     private readonly t: Transport,
@@ -207,6 +224,7 @@ class PeerSender {
     const o = this.t.opts;
     if (!this.connected || this.queue.length >= o.queueMessagesMax || this.queuedBytes + payload.length > o.queueBytesMax) {
       this.t.stats.droppedMessages++;
+      this.sentFailures++;
       return false;
     }
     const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
@@ -229,6 +247,7 @@ class PeerSender {
     const data = this.queue.length === 1 ? this.queue[0] : Buffer.concat(this.queue, this.queuedBytes);
     this.t.stats.sentMessages += this.queue.length;
     this.t.stats.sentBytes += data.length;
+    this.sentBytes += data.length;
     this.queue = [];
     this.queuedBytes = 0;
     this.writable = socket.write(data);
@@ -276,7 +295,8 @@ class PeerSender {
       try {
         for (let f = reader.next(); f; f = reader.next()) {
           if (f.type === FrameType.Pong && f.payload.length === 8) {
-            this.rttMs = Date.now() - f.payload.readDoubleBE(0);
+            this.rttMs = performance.now() - f.payload.readDoubleBE(0);
+            this.rttSeconds.observe(this.rttMs / 1000);
           } else if (f.type === FrameType.Error) {
             o.logger.warn('peer refused the stream', { peer: hex(this.id), reason: f.payload.toString() });
           }
@@ -298,6 +318,7 @@ class PeerSender {
       if (this.pingTimer) clearInterval(this.pingTimer);
       this.pingTimer = undefined;
       this.t.stats.droppedMessages += this.queue.length;
+      this.sentFailures += this.queue.length;
       const lost = this.queue.length > 0;
       this.queue = [];
       this.queuedBytes = 0;
@@ -315,7 +336,8 @@ class PeerSender {
       return;
     }
     const now = Buffer.allocUnsafe(8);
-    now.writeDoubleBE(Date.now(), 0);
+    // The peer echoes it back to this process: its monotonic clock, in ms with a fraction.
+    now.writeDoubleBE(performance.now(), 0);
     socket.write(encodeFrame(FrameType.Ping, now));
   };
 
@@ -391,6 +413,8 @@ export class Transport {
     snapshotsSent: 0,
   };
   private readonly peers = new Map<bigint, PeerSender>();
+  /** etcd_network_peer_received_bytes_total{From} */
+  private readonly receivedBytesFrom = new Map<bigint, number>();
   private readonly servers: net.Server[] = [];
   private readonly inbound = new Set<net.Socket>();
   private readonly outboundSnapshots = new Set<net.Socket>();
@@ -502,6 +526,7 @@ export class Transport {
           if (f.type === FrameType.Raft) {
             this.stats.receivedMessages++;
             this.stats.receivedBytes += f.payload.length;
+            this.receivedBytesFrom.set(from, (this.receivedBytesFrom.get(from) ?? 0) + f.payload.length);
             o.onMessage(from, f.payload);
           } else if (f.type === FrameType.Lease) {
             o.onLease?.(from, f.payload);
@@ -672,6 +697,22 @@ export class Transport {
 
   rttMs(id: bigint): number {
     return this.peers.get(id)?.rttMs ?? 0;
+  }
+
+  /** Per-peer counters for /metrics. */
+  peerObservations(): PeerObservation[] {
+    const out: PeerObservation[] = [];
+    for (const p of this.peers.values()) {
+      out.push({
+        id: p.id,
+        active: p.isConnected,
+        sentBytes: p.sentBytes,
+        sentFailures: p.sentFailures,
+        receivedBytes: this.receivedBytesFrom.get(p.id) ?? 0,
+        rttSeconds: p.rttSeconds,
+      });
+    }
+    return out;
   }
 
   async stop(): Promise<void> {

@@ -1,5 +1,6 @@
 // The write-ahead log: Raft entries, hard state and snapshot markers made durable by the native writer thread
 // (group commit), recovered and verified in TypeScript. This file is the API the server uses.
+import { HistogramCounts, DISK_SECONDS_BUCKETS } from '../metrics.js';
 import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { open, readdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -105,6 +106,13 @@ export class Wal {
   private readonly queueBytesMax: number;
   private nativeSeq = 0;
   private savesDurable = 0;
+  /**
+   * etcd_disk_wal_fsync_duration_seconds. The writer thread counts fsyncs and their total time; each wake-up
+   * adds the fsyncs since the last one, each at their mean (exact when one fsync happened, as is usual).
+   */
+  readonly fsyncSeconds = new HistogramCounts(DISK_SECONDS_BUCKETS);
+  private fsyncsSeen = 0;
+  private fsyncUsSeen = 0;
   private durableSeq = 0;
   private failure: WalError | undefined;
   private closing = false;
@@ -471,6 +479,14 @@ export class Wal {
 
   /** Called when the writer published (through the thread-safe function), and after close or a refused append. */
   private onWake(): void {
+    const fsyncs = Number(Atomics.load(this.control64, Ctrl.fsyncs / 8));
+    if (fsyncs > this.fsyncsSeen) {
+      const us = Number(Atomics.load(this.control64, Ctrl.fsyncUsTotal / 8));
+      const n = fsyncs - this.fsyncsSeen;
+      this.fsyncSeconds.observeMany((us - this.fsyncUsSeen) / n / 1e6, n);
+      this.fsyncsSeen = fsyncs;
+      this.fsyncUsSeen = us;
+    }
     const durable = Number(Atomics.load(this.control64, Ctrl.durableSeq / 8));
     this.durableSeq = durable;
     const mask = this.waitSeq.length - 1;

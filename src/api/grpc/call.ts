@@ -4,6 +4,7 @@
 // object; stream events reach it through shared listener functions (no closures per call).
 // The handler contracts (descriptors, handler types, the response stream, a registered method) live here, not in
 // server.ts: a call and its handlers name each other, and server.ts imports this file (it re-exports them).
+import type { HistogramCounts } from '../../metrics.js';
 import { constants as h2, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket, PeerCertificate } from 'node:tls';
@@ -139,6 +140,11 @@ export interface GrpcMethodStats {
   msgReceived: number;
   /** grpc_server_msg_sent_total */
   msgSent: number;
+  /** etcd_network_client_grpc_received_bytes_total / _sent_bytes_total: message bytes, frame headers not counted. */
+  bytesReceived: number;
+  bytesSent: number;
+  /** grpc_server_handling_seconds, kept only with --metrics extensive (one clock read per call start and end). */
+  handlingSeconds: HistogramCounts | undefined;
 }
 
 /** @internal A registered method. */
@@ -253,6 +259,8 @@ export class ServerCall implements CallContext {
   private _trailers: OutgoingHttpHeaders = TRAILERS_OK;
   /** The status is decided (sent or being sent) or the stream is gone: nothing more goes out. */
   private _finished = false;
+  /** When the call started (performance.now()), if its method keeps handling times. */
+  private _startedMs = 0;
   /** Ended without the handler deciding: client reset, deadline, shutdown, send queue overflow. */
   private _cancelled = false;
   private _aborted = false;
@@ -301,6 +309,7 @@ export class ServerCall implements CallContext {
     this._stream[kCall] = this;
     sess.activeCalls++;
     entry.stats.started++;
+    if (entry.stats.handlingSeconds !== undefined) this._startedMs = performance.now();
     stream.on('data', onStreamData);
     stream.on('end', onStreamEnd);
     stream.on('close', onStreamClose);
@@ -477,6 +486,7 @@ export class ServerCall implements CallContext {
     }
     this._sess.resetPingStrikes = true;
     this._entry.stats.msgSent += messages;
+    this._entry.stats.bytesSent += framed.length - FRAME_HEADER_BYTES * messages;
     const queuedBytes = stream.writableLength;
     if (queuedBytes > opts.sendQueueBytesMax) {
       this._cancel(
@@ -517,7 +527,7 @@ export class ServerCall implements CallContext {
     }
     this._finished = true;
     this._clearTimer();
-    this._entry.stats.handled[GrpcCode.OK]++;
+    this._handled(GrpcCode.OK);
     const stream = this._stream;
     if (!(stream.destroyed || stream.closed)) {
       this._sess.resetPingStrikes = true;
@@ -648,7 +658,7 @@ export class ServerCall implements CallContext {
     if (!this._finished) {
       this._finished = true;
       this._cancelled = true;
-      this._entry.stats.handled[GrpcCode.Canceled]++;
+      this._handled(GrpcCode.Canceled);
     }
     this._abortSignal();
     this._stream[kCall] = undefined;
@@ -688,7 +698,7 @@ export class ServerCall implements CallContext {
     } else {
       this._finished = true;
       this._clearTimer();
-      this._entry.stats.handled[code]++;
+      this._handled(code);
     }
     this._abortSignal(new EtcdError(code, message));
   }
@@ -713,9 +723,9 @@ export class ServerCall implements CallContext {
     this._finished = true;
     this._handlerEnding = true;
     this._clearTimer();
-    const stats = this._entry.stats;
-    stats.msgSent++;
-    stats.handled[GrpcCode.OK]++;
+    this._entry.stats.msgSent++;
+    this._entry.stats.bytesSent += framed.length - FRAME_HEADER_BYTES;
+    this._handled(GrpcCode.OK);
     this._sess.resetPingStrikes = true;
     this._headersSent = true;
     try {
@@ -772,11 +782,18 @@ export class ServerCall implements CallContext {
     }
   }
 
+  /** Counts the call's end with its status code (grpc_server_handled_total, and its handling time if kept). */
+  private _handled(code: GrpcCode): void {
+    const stats = this._entry.stats;
+    stats.handled[code]++;
+    if (stats.handlingSeconds !== undefined) stats.handlingSeconds.observe((performance.now() - this._startedMs) / 1000);
+  }
+
   private _fail(code: GrpcCode, message: string, abortHandler: boolean): void {
     if (this._finished) return;
     this._finished = true;
     this._clearTimer();
-    this._entry.stats.handled[code]++;
+    this._handled(code);
     const stream = this._stream;
     if (!(stream.destroyed || stream.closed)) {
       this._sess.resetPingStrikes = true;
@@ -818,6 +835,7 @@ export class ServerCall implements CallContext {
     const entry = this._entry;
     this._rxCount++;
     entry.stats.msgReceived++;
+    entry.stats.bytesReceived += body.length;
     if (entry.kind !== HandlerKind.Bidi && this._rxCount > 1) {
       this._fail(GrpcCode.Internal, 'grpc: more than one request message for a unary or server-streaming method', true);
       return;

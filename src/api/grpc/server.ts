@@ -2,6 +2,7 @@
 // validation, per-connection keepalive and ping policing, graceful/immediate shutdown, and per-method
 // counters for metrics.
 // Sockets come from outside (api/listener.ts sniffs HTTP/2 vs HTTP/1.1 on the client port).
+import { HistogramCounts, GRPC_HANDLING_SECONDS_BUCKETS } from '../../metrics.js';
 import http2, { constants as h2, type Http2Server, type IncomingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -93,6 +94,8 @@ export class GrpcServer implements CallHost {
   readonly opts: ResolvedServerOptions;
   /** Per-method counters, in registration order. */
   readonly stats: GrpcMethodStats[] = [];
+  /** Keep grpc_server_handling_seconds per method (--metrics extensive); see keepHandlingTimes(). */
+  private handlingHistograms = false;
   /** The node:http2 server of engine 'node' (never listens itself; connections are handed in). */
   private readonly http2: Http2Server | undefined = undefined;
 
@@ -151,6 +154,12 @@ export class GrpcServer implements CallHost {
     this.http2.on('session', this.onSession);
     this.http2.on('stream', this.onStream);
     this.http2.on('sessionError', noop);
+  }
+
+  /** Keeps each method's handling-time histogram from now on (etcd's --metrics extensive). */
+  keepHandlingTimes(): void {
+    this.handlingHistograms = true;
+    for (const st of this.stats) st.handlingSeconds ??= new HistogramCounts(GRPC_HANDLING_SECONDS_BUCKETS);
   }
 
   /** Registers a unary method. */
@@ -318,6 +327,9 @@ export class GrpcServer implements CallHost {
       handled: new Array<number>(GRPC_CODE_COUNT).fill(0),
       msgReceived: 0,
       msgSent: 0,
+      bytesReceived: 0,
+      bytesSent: 0,
+      handlingSeconds: this.handlingHistograms ? new HistogramCounts(GRPC_HANDLING_SECONDS_BUCKETS) : undefined,
     };
     this.methods.set(path, { desc, kind, unary, serverStream, bidi, stats });
     this.services.add(service);
