@@ -113,6 +113,9 @@ class LockClient {
   }
 }
 
+/** Critical sections a run must complete (the lock service makes progress). */
+const SECTIONS_MIN = 20;
+
 /** What the checker saw: violations of exclusion, and how many sections completed. */
 interface Tally {
   sections: number;
@@ -138,13 +141,16 @@ async function exclusionRun(endpoints: readonly string[]): Promise<void> {
   const tally: Tally = { sections: 0, violations: [], abandoned: new Set() };
   const clients = Array.from({ length: 5 }, (_, i) => new LockClient(endpoints[i % endpoints.length], `c${i}`));
   for (const c of clients) await c.start();
+  // At least 6 s of contention, longer on a loaded machine until SECTIONS_MIN sections ran (at most 30 s).
   const deadline = Date.now() + 6_000;
+  const hardDeadline = Date.now() + 30_000;
+  const running = () => Date.now() < deadline || (tally.sections < SECTIONS_MIN && Date.now() < hardDeadline);
   let deadHolderAt = 0;
   let nextAfterDeath = 0;
   let pausedFenced: boolean | undefined;
   const loops = clients.map(async (c, i) => {
     let round = 0;
-    while (Date.now() < deadline) {
+    while (running()) {
       const lock = await c.lock('mutex');
       if (deadHolderAt !== 0 && nextAfterDeath === 0) nextAfterDeath = Date.now();
       round++;
@@ -173,7 +179,7 @@ async function exclusionRun(endpoints: readonly string[]): Promise<void> {
   await Promise.all(loops);
   for (const c of clients) c.close();
   assert.equal(tally.violations, [], 'no two holders in the critical section');
-  assert.ok(tally.sections >= 20, `progress: ${tally.sections} critical sections`);
+  assert.ok(tally.sections >= SECTIONS_MIN, `progress: ${tally.sections} critical sections`);
   assert.ok(deadHolderAt > 0 && nextAfterDeath > 0, 'someone got the lock after its holder died');
   assert.ok(
     nextAfterDeath - deadHolderAt >= LEASE_TTL_S * 1000 - 500,
@@ -253,10 +259,12 @@ test("the etcd3 client's lock recipe: one holder at a time", async () => {
   let sections = 0;
   let failedTries = 0;
   try {
+    // 3 s of contention, longer on a loaded machine until SECTIONS_MIN sections ran (at most 20 s).
     const deadline = Date.now() + 3_000;
+    const hardDeadline = Date.now() + 20_000;
     await Promise.all(
       clients.map(async (c) => {
-        while (Date.now() < deadline) {
+        while (Date.now() < deadline || (sections < SECTIONS_MIN && Date.now() < hardDeadline)) {
           try {
             await c
               .lock('recipe')
@@ -279,7 +287,7 @@ test("the etcd3 client's lock recipe: one holder at a time", async () => {
     await m.stop();
   }
   assert.is(overlaps, 0, 'no two holders at once');
-  assert.ok(sections >= 20, `progress: ${sections} sections (${failedTries} tries found it held)`);
+  assert.ok(sections >= SECTIONS_MIN, `progress: ${sections} sections (${failedTries} tries found it held)`);
   assert.ok(failedTries > 0, 'the clients contended');
   assert.is(runningChildren(), 0);
 });
