@@ -104,7 +104,7 @@ export class EntryApplier {
       return;
     }
     const events = d.events;
-    const result = d.applier.applyWrite(req, events.wantsPrevKv);
+    const result = d.applier.applyWrite(req, events.wantsPrevKv, e.index);
     d.trigger(req.ID, result);
     if (!events.hasSubscribers || result.error !== undefined) return;
     const changes = result.events;
