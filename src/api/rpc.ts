@@ -327,13 +327,19 @@ function serveWatch(s: MemberApi, stream: RpcBidiStream<WatchRequest, WatchRespo
   });
 }
 
-/** The cancel reason etcd 3.4 gives a watch its auth check refused (v3rpc/watch.go). */
+/**
+ * The cancel reason etcd 3.4 gives a watch its auth check refused (v3rpc/watch.go): the gRPC status
+ * error's text, `rpc error: code = PermissionDenied desc = etcdserver: permission denied`.
+ */
 function watchRefusal(err: unknown): string {
   const e = toEtcdError(err);
-  for (const known of [Errors.InvalidAuthToken(), Errors.AuthOldRevision(), Errors.UserEmpty()])
-    if (e.message === known.message) return e.message;
-  return Errors.PermissionDenied().message;
+  let known = Errors.PermissionDenied();
+  for (const k of [Errors.InvalidAuthToken(), Errors.AuthOldRevision(), Errors.UserEmpty()]) if (e.message === k.message) known = k;
+  return `rpc error: code = ${GRPC_CODE_NAMES[known.code]} desc = ${known.message}`;
 }
+
+/** grpc-go's names of the codes a refused watch can carry. */
+const GRPC_CODE_NAMES: Readonly<Record<number, string>> = { 3: 'InvalidArgument', 7: 'PermissionDenied', 16: 'Unauthenticated' };
 
 /** Watch requests the stream holds while one create waits for its caller's identity (then the stream is paused). */
 export const WATCH_REQUESTS_HELD_MAX = 64;
