@@ -349,7 +349,7 @@ export const WATCH_REQUESTS_HELD_MAX = 64;
  * key normalisation: an empty key is "\0", a "\0" range end checks the key alone). A create whose caller
  * must be identified asynchronously holds the requests behind it, so the stream sees them in order.
  */
-function watchAuthGate(
+export function watchAuthGate(
   s: MemberApi,
   ctx: CallContext,
   ws: WatchStream,

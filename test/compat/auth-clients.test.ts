@@ -16,15 +16,10 @@ import { startMember, type Member } from '../helpers/member.js';
 import { compatTarget, oracleGate } from '../helpers/oracle.js';
 import { outcome } from '../helpers/outcome.js';
 import { RawWatchStream } from '../helpers/watch-check.js';
+import { unary, unaryRaw, type UnaryDesc } from '../helpers/grpc-unary.js';
 
 const t = oracleGate(test);
 const BCRYPT = ['--bcrypt-cost', '4'];
-
-interface Desc {
-  path: string;
-  encodeRequest(m: never): Uint8Array;
-  decodeResponse(b: Uint8Array): unknown;
-}
 
 /** One side: its member, a gRPC client and the tokens the steps learned. */
 interface Side {
@@ -33,33 +28,8 @@ interface Side {
   tokens: Map<string, string>;
 }
 
-function call(side: Side, d: Desc, req: unknown, token?: string): Promise<string> {
-  const md = new grpc.Metadata();
-  if (token !== undefined) md.set('token', side.tokens.get(token) ?? token);
-  return new Promise((resolve) => {
-    side.client.makeUnaryRequest(
-      d.path,
-      (m: unknown) => Buffer.from(d.encodeRequest(m as never)),
-      (b: Buffer) => d.decodeResponse(b),
-      req,
-      md,
-      { deadline: Date.now() + 10_000 },
-      (err, res) => {
-        if (err) resolve(`error ${err.code} ${err.details}`);
-        else resolve(`ok ${describe(res)}`);
-      },
-    );
-  });
-}
-
-/** A response without its header (IDs, terms and revisions are compared elsewhere) and with bytes as text. */
-function describe(res: unknown): string {
-  return JSON.stringify(res, (k, v: unknown) => {
-    if (k === 'header') return undefined;
-    if (v instanceof Uint8Array) return Buffer.from(v).toString();
-    if (typeof v === 'bigint') return v.toString();
-    return v;
-  });
+function call(side: Side, d: UnaryDesc, req: unknown, token?: string): Promise<string> {
+  return unary(side.client, d, req, token === undefined ? undefined : (side.tokens.get(token) ?? token));
 }
 
 const b = (s: string): Uint8Array => Buffer.from(s);
@@ -72,23 +42,11 @@ function login(name: string, password: string, as: string, shape: RegExp): Step 
   return [
     `authenticate ${name} as ${as}`,
     async (s) => {
-      const md = new grpc.Metadata();
-      return new Promise((resolve) => {
-        s.client.makeUnaryRequest(
-          Auth.methods.Authenticate.path,
-          (m: unknown) => Buffer.from(Auth.methods.Authenticate.encodeRequest(m as never)),
-          (buf: Buffer) => Auth.methods.Authenticate.decodeResponse(buf),
-          { name, password },
-          md,
-          { deadline: Date.now() + 10_000 },
-          (err, res) => {
-            if (err) return resolve(`error ${err.code} ${err.details}`);
-            const token = (res as { token: string }).token;
-            s.tokens.set(as, token);
-            resolve(`ok token ${shape.test(token) ? 'of the expected shape' : `of an unexpected shape: ${token}`}`);
-          },
-        );
-      });
+      const r = await unaryRaw(s.client, Auth.methods.Authenticate, { name, password });
+      if (r.err) return `error ${r.err.code} ${r.err.details}`;
+      const token = (r.res as { token: string }).token;
+      s.tokens.set(as, token);
+      return `ok token ${shape.test(token) ? 'of the expected shape' : `of an unexpected shape: ${token}`}`;
     },
   ];
 }

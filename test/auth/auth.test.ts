@@ -1,0 +1,253 @@
+// The auth pieces alone: etcd's permission semantics (range_perm_cache over adt's affine intervals), the
+// store's rules, simple-token TTL and bounds, the JWT cache bound, the failed-login limiter, the hashing
+// pool's queue bound, and who a call is (token, else with --client-cert-auth the certificate's CN).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { UserPerms } from '../../src/auth/perms.js';
+import { AuthStore, type MetaStore } from '../../src/auth/store.js';
+import { SimpleTokens, JwtTokens } from '../../src/auth/tokens.js';
+import { LoginLimiter } from '../../src/auth/login_limiter.js';
+import { HashPool } from '../../src/auth/hash_pool.js';
+import { MemberAuth } from '../../src/server/member_auth.js';
+import { FixedContext } from '../../src/api/context.js';
+import { silentLogger } from '../../src/log.js';
+import { Permission_Type } from '../../src/proto/auth.js';
+import { generateKeyPairSync } from 'node:crypto';
+import { watchAuthGate, WATCH_REQUESTS_HELD_MAX, type RpcBidiStream } from '../../src/api/rpc.js';
+import type { MemberApi } from '../../src/server/member_api.js';
+import type { WatchStream } from '../../src/watch/index.js';
+import { decodeWatchRequest, encodeWatchRequest, type WatchRequest, type WatchResponseInit } from '../../src/proto/rpc.js';
+
+const b = (s: string): Uint8Array => Buffer.from(s);
+const EMPTY = new Uint8Array(0);
+const ZERO = Uint8Array.of(0);
+
+function perm(type: number, key: string, end?: Uint8Array | string) {
+  return { permType: type, key: b(key), range_end: end === undefined ? EMPTY : typeof end === 'string' ? b(end) : end };
+}
+
+test('a key permission covers the key alone; a range covers sub-ranges and keys inside it', () => {
+  const u = UserPerms.of([perm(Permission_Type.READ, 'k1'), perm(Permission_Type.READWRITE, 'r1', 'r5')]);
+  assert.ok(u.permitted(b('k1'), undefined, Permission_Type.READ));
+  assert.not.ok(u.permitted(b('k1'), undefined, Permission_Type.WRITE));
+  assert.not.ok(u.permitted(b('k10'), undefined, Permission_Type.READ));
+  assert.ok(u.permitted(b('r2'), undefined, Permission_Type.WRITE));
+  assert.ok(u.permitted(b('r1'), b('r5'), Permission_Type.READ));
+  assert.not.ok(u.permitted(b('r1'), b('r6'), Permission_Type.READ));
+  assert.not.ok(u.permitted(b('r0'), b('r3'), Permission_Type.READ));
+});
+
+test('ranges merge when adjacent or overlapping, not across a gap; "\\0" ends are open', () => {
+  const u = UserPerms.of([
+    perm(Permission_Type.READ, 'a', 'c'),
+    perm(Permission_Type.READ, 'c', 'e'),
+    perm(Permission_Type.READ, 'f', 'h'),
+  ]);
+  assert.ok(u.permitted(b('a'), b('e'), Permission_Type.READ));
+  assert.not.ok(u.permitted(b('a'), b('g'), Permission_Type.READ));
+  const open = UserPerms.of([perm(Permission_Type.WRITE, 'z', ZERO)]);
+  assert.ok(open.permitted(b('zzz'), undefined, Permission_Type.WRITE));
+  assert.ok(open.permitted(b('z'), ZERO, Permission_Type.WRITE));
+  assert.not.ok(open.permitted(b('y'), ZERO, Permission_Type.WRITE));
+  // An empty key sorts after every other (adt's affine bytes): a permission from "" grants nothing below it.
+  const fromEmpty = UserPerms.of([perm(Permission_Type.READ, '', ZERO)]);
+  assert.not.ok(fromEmpty.permitted(ZERO, ZERO, Permission_Type.READ));
+});
+
+/** An in-memory MetaStore. */
+function memStore(): MetaStore & { data: Map<string, Uint8Array> } {
+  const data = new Map<string, Uint8Array>();
+  const k = (bucket: string, key: Uint8Array): string => `${bucket}\0${Buffer.from(key).toString('hex')}`;
+  return {
+    data,
+    metaGet: (bucket, key) => data.get(k(bucket, key)),
+    metaPut: (bucket, key, v) => void data.set(k(bucket, key), v),
+    metaDelete: (bucket, key) => void data.delete(k(bucket, key)),
+    metaScan: (bucket) =>
+      [...data.entries()]
+        .filter(([x]) => x.startsWith(`${bucket}\0`))
+        .sort(([x], [y]) => (x < y ? -1 : 1))
+        .map(([x, v]) => [Buffer.from(x.slice(bucket.length + 1), 'hex'), v] as [Uint8Array, Uint8Array]),
+  };
+}
+
+test('the store keeps hashes only, survives a reload, and raises its revision on every change', () => {
+  const ms = memStore();
+  const s = AuthStore.load(ms);
+  assert.is(s.revision, 1);
+  s.userAdd('root', b('$2b$04$hash'), false, ms);
+  s.roleAdd('root', ms);
+  s.userGrantRole('root', 'root', ms);
+  s.userGrantRole('root', 'root', ms); // already granted: no change
+  assert.is(s.revision, 4);
+  s.authEnable(ms);
+  assert.is(s.revision, 4);
+  for (const v of ms.data.values()) assert.not.ok(Buffer.from(v).toString().includes('rootpw'));
+  const again = AuthStore.load(ms);
+  assert.ok(again.enabled);
+  assert.is(again.revision, 4);
+  assert.equal(again.userGet('root'), ['root']);
+  assert.throws(() => again.userDelete('root', ms), /invalid auth management/);
+  again.authDisable(ms);
+  assert.is(again.revision, 5);
+});
+
+test('a simple token lives --auth-token-ttl unused, each use restarts it; the table is bounded', () => {
+  let now = 0;
+  const t = new SimpleTokens({ ttlMs: 1000, now: () => now, tokensMax: 3 });
+  t.enable();
+  const a = t.assign('u', 'aaaaaaaaaaaaaaaa', 10);
+  assert.is(a, 'aaaaaaaaaaaaaaaa.10');
+  assert.is(t.indexOf(a), 10);
+  assert.is(t.indexOf('nodot'), undefined);
+  now = 900;
+  assert.equal(t.info(a), { username: 'u' });
+  now = 1800;
+  assert.equal(t.info(a), { username: 'u' });
+  now = 2900;
+  t.sweep();
+  assert.is(t.info(a), undefined);
+  for (let i = 0; i < 5; i++) t.assign('u', 'p', i);
+  assert.is(t.size, 3);
+  assert.is(t.info('p.0'), undefined);
+  assert.ok(t.info('p.4'));
+  t.invalidateUser('u');
+  assert.is(t.size, 0);
+  assert.match(t.genPrefix(), /^[A-Za-z]{16}$/);
+});
+
+test('verified JWTs are cached up to a bound, and an expired one is not served from the cache', async () => {
+  let now = Date.now();
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const j = new JwtTokens({ signMethod: 'ES256', privateKey, publicKey: undefined, ttlMs: 60_000, now: () => now, cacheMax: 2 });
+  const tokens = await Promise.all(['a', 'b', 'c'].map((u) => j.sign(u, 7)));
+  for (const tk of tokens)
+    assert.equal(await j.verify(tk), { username: tk === tokens[0] ? 'a' : tk === tokens[1] ? 'b' : 'c', revision: 7 });
+  assert.is(j.cacheSize, 2);
+  assert.is(j.cached(tokens[0]!), undefined);
+  assert.ok(j.cached(tokens[2]!));
+  assert.is(await j.verify(`${tokens[0]!}x`), undefined);
+  now += 120_000;
+  assert.is(j.cached(tokens[2]!), undefined);
+  assert.is(await j.verify(tokens[2]!), undefined);
+});
+
+test('failed logins slow one user down, not another; a success resets; the table is bounded', () => {
+  let now = 0;
+  const l = new LoginLimiter({ freeFailures: 2, baseDelayMs: 100, maxDelayMs: 400, usersMax: 3, now: () => now });
+  l.failed('a');
+  l.failed('a');
+  assert.ok(l.allowed('a'));
+  l.failed('a');
+  assert.not.ok(l.allowed('a'));
+  assert.ok(l.allowed('b'));
+  now = 100;
+  assert.ok(l.allowed('a'));
+  l.failed('a');
+  now = 250;
+  assert.not.ok(l.allowed('a'));
+  now = 300;
+  assert.ok(l.allowed('a'));
+  l.succeeded('a');
+  l.failed('a');
+  assert.ok(l.allowed('a'));
+  for (const u of ['x', 'y', 'z', 'w']) l.failed(u);
+  assert.is(l.size, 3);
+});
+
+test('the hashing pool refuses work past its queue bound with etcd\'s "too many requests"', async () => {
+  const pool = new HashPool({ threads: 1, queueMax: 2 });
+  try {
+    const ok = [pool.hash('p', 8), pool.hash('q', 8)];
+    let refused = '';
+    await pool.compare('p', 'x').catch((e: Error) => {
+      refused = e.message;
+    });
+    assert.is(refused, 'etcdserver: too many requests');
+    const [h] = await Promise.all(ok);
+    assert.ok(await pool.compare('p', h!));
+    assert.not.ok(await pool.compare('q', h!));
+    assert.is(pool.pending, 0);
+  } finally {
+    await pool.close();
+  }
+});
+
+function memberAuth(clientCertAuth: boolean): MemberAuth {
+  const ms = memStore();
+  const store = AuthStore.load(ms);
+  const tokens = new SimpleTokens({ ttlMs: 60_000, now: Date.now });
+  tokens.enable();
+  tokens.assign('tokenuser', 'abcdefghijklmnop', 1);
+  return new MemberAuth({
+    store,
+    tokens,
+    hasher: new HashPool({ threads: 1, queueMax: 1 }),
+    limiter: new LoginLimiter({ freeFailures: 5, baseDelayMs: 100, maxDelayMs: 1000, usersMax: 10, now: Date.now }),
+    bcryptCost: 4,
+    clientCertAuth,
+    appliedIndex: () => 1,
+    waitApplied: async () => false,
+    linearizableRead: async () => {},
+    propose: async () => ({ response: {} }),
+    log: silentLogger,
+    requestTimeoutMs: 100,
+  });
+}
+
+test('with --client-cert-auth the certificate CN is the user of a call without a token; a token wins', async () => {
+  const on = memberAuth(true);
+  assert.equal(await on.identify(new FixedContext({ certCommonName: 'alice' })), { username: 'alice', revision: 1 });
+  assert.equal(await on.identify(new FixedContext({ certCommonName: 'alice', token: 'abcdefghijklmnop.1' })), {
+    username: 'tokenuser',
+    revision: 1,
+  });
+  assert.is(await on.identify(new FixedContext({})), undefined);
+  const off = memberAuth(false);
+  assert.is(await off.identify(new FixedContext({ certCommonName: 'alice' })), undefined);
+  // A token whose entry this member has not applied waits for it, then is refused when it never comes.
+  let msg = '';
+  try {
+    await off.identify(new FixedContext({ token: 'abcdefghijklmnop.5' }));
+  } catch (e) {
+    msg = (e as Error).message;
+  }
+  assert.is(msg, 'etcdserver: invalid auth token');
+});
+
+test('watch requests behind a create that waits for its caller are held in order, and the stream pauses at the bound', async () => {
+  let release: ((v: undefined) => void) | undefined;
+  let calls = 0;
+  const s = {
+    auth: {
+      identify: () => (calls++ === 0 ? new Promise<undefined>((r) => (release = r)) : undefined),
+      store: { isRangePermitted: () => {} },
+    },
+  } as unknown as MemberApi;
+  const seen: number[] = [];
+  const ws = {
+    onRequest: (r: WatchRequest) => seen.push(r.create_request?.watch_id ?? -r.cancel_request!.watch_id),
+    refuse: () => {},
+  } as unknown as WatchStream;
+  const flow: string[] = [];
+  const stream = { pause: () => flow.push('pause'), resume: () => flow.push('resume') } as unknown as RpcBidiStream<
+    WatchRequest,
+    WatchResponseInit
+  >;
+  const gate = watchAuthGate(s, new FixedContext({}), ws, stream);
+  const create = (id: number): WatchRequest => decodeWatchRequest(encodeWatchRequest({ create_request: { key: b('k'), watch_id: id } }));
+  const cancel = (id: number): WatchRequest => decodeWatchRequest(encodeWatchRequest({ cancel_request: { watch_id: id } }));
+  gate(create(1));
+  for (let i = 2; i <= WATCH_REQUESTS_HELD_MAX + 2; i++) gate(i % 2 === 0 ? cancel(i) : create(i));
+  assert.equal(seen, []);
+  assert.equal(flow, ['pause']);
+  release?.(undefined);
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(
+    seen.map(Math.abs),
+    Array.from({ length: WATCH_REQUESTS_HELD_MAX + 2 }, (_, i) => i + 1),
+  );
+  assert.equal(flow, ['pause', 'resume']);
+});
+
+test.run();
