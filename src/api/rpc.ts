@@ -236,20 +236,29 @@ function serveRangeSync(s: MemberApi, req: RangeRequest, ctx: CallContext): Rang
   return ai instanceof Promise ? ai.then((a) => readRange(s, req, a)) : readRange(s, req, ai);
 }
 
-/** The header a proposal carries so every member's applier checks the caller (none without credentials). */
-async function authHeader(s: MemberApi, ctx: CallContext): Promise<RequestHeaderInit | undefined> {
+/**
+ * The header a proposal carries so every member's applier checks the caller (none without credentials);
+ * known at once unless the caller's identity needs an asynchronous check (a JWT seen for the first time).
+ */
+function authHeaderNow(s: MemberApi, ctx: CallContext): RequestHeaderInit | undefined | Promise<RequestHeaderInit | undefined> {
   const ai = identify(s, ctx);
-  return s.auth.header(ai instanceof Promise ? await ai : ai);
+  return ai instanceof Promise ? ai.then((a) => s.auth.header(a)) : s.auth.header(ai);
+}
+
+async function authHeader(s: MemberApi, ctx: CallContext): Promise<RequestHeaderInit | undefined> {
+  return authHeaderNow(s, ctx);
 }
 
 async function servePut(s: MemberApi, req: PutRequest, ctx: CallContext): Promise<PutResponseInit> {
   s.admit(costPut(req));
-  const r = await s.propose({ put: req, header: await authHeader(s, ctx) });
+  const h = authHeaderNow(s, ctx);
+  const r = await s.propose({ put: req, header: h instanceof Promise ? await h : h });
   return withHeader(s, r.response);
 }
 
 async function serveDeleteRange(s: MemberApi, req: DeleteRangeRequest, ctx: CallContext): Promise<DeleteRangeResponseInit> {
-  const r = await s.propose({ delete_range: req, header: await authHeader(s, ctx) });
+  const h = authHeaderNow(s, ctx);
+  const r = await s.propose({ delete_range: req, header: h instanceof Promise ? await h : h });
   return withHeader(s, r.response);
 }
 
@@ -263,7 +272,8 @@ async function serveTxn(s: MemberApi, req: TxnRequest, ctx: CallContext): Promis
     return res;
   }
   s.admit(costTxn(req));
-  const r = await s.propose({ txn: req, header: await authHeader(s, ctx) });
+  const h = authHeaderNow(s, ctx);
+  const r = await s.propose({ txn: req, header: h instanceof Promise ? await h : h });
   return withHeader(s, r.response);
 }
 

@@ -29,6 +29,12 @@ export interface AuthInfo {
   revision: number;
 }
 
+/**
+ * The caller of the member's own requests (revoking expired leases): root, at a revision no change can pass,
+ * as etcd's WithRoot (a root token minted for the purpose). Auth on implies root exists with the root role.
+ */
+export const MEMBER_AS_ROOT = { username: 'root', auth_revision: Number.MAX_SAFE_INTEGER } as const;
+
 /** etcd's ErrNoPasswordUser has no gRPC mapping: clients see it as Unknown with auth's own text. */
 export function noPasswordUserError(): EtcdError {
   return new EtcdError(GrpcCode.Unknown, 'auth: authentication failed, password was given for no password user');

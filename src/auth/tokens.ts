@@ -9,6 +9,9 @@ import { EtcdError, GrpcCode } from '../errors.js';
 const LETTERS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
 const SIMPLE_TOKEN_LENGTH = 16;
 
+/** A used simple token moves to the end of the LRU order at most this often (etcd's TTL resolution is 1 s). */
+const TOKEN_REORDER_MS = 1000;
+
 /** Simple tokens one member keeps at most; past it the least recently used goes first. */
 export const SIMPLE_TOKENS_MAX_DEFAULT = 100_000;
 /** Verified JWTs remembered so a request does not verify a signature again (bounded, least recently used goes). */
@@ -41,8 +44,11 @@ export interface SimpleTokenOptions {
  */
 export class SimpleTokens {
   readonly kind = 'simple';
-  /** token → user and when it expires; Map order = least recently used first. */
-  private readonly tokens = new Map<string, { user: string; expiresAt: number }>();
+  /**
+   * token → user, when it expires and when it last moved to the end of the Map (Map order = least recently
+   * used first, up to TOKEN_REORDER_MS: a token used on every request moves once a second, not per request).
+   */
+  private readonly tokens = new Map<string, { user: string; expiresAt: number; movedAt: number }>();
   private enabled = false;
 
   constructor(private readonly o: SimpleTokenOptions) {}
@@ -74,7 +80,8 @@ export class SimpleTokens {
       const oldest = this.tokens.keys().next().value as string;
       this.tokens.delete(oldest);
     }
-    this.tokens.set(token, { user, expiresAt: this.o.now() + this.o.ttlMs });
+    const now = this.o.now();
+    this.tokens.set(token, { user, expiresAt: now + this.o.ttlMs, movedAt: now });
     return token;
   }
 
@@ -87,17 +94,26 @@ export class SimpleTokens {
       this.tokens.delete(token);
       return undefined;
     }
-    this.tokens.delete(token);
     t.expiresAt = now + this.o.ttlMs;
-    this.tokens.set(token, t);
+    if (now - t.movedAt >= TOKEN_REORDER_MS) {
+      t.movedAt = now;
+      this.tokens.delete(token);
+      this.tokens.set(token, t);
+    }
     return { username: t.user };
   }
 
-  /** Drops expired tokens (etcd's TTL keeper, once a second). */
+  /**
+   * Drops expired tokens (etcd's TTL keeper, once a second). Stops at the first live token that moved to
+   * the end within the last TTL: every token before it expired or was used (and moved) since.
+   */
   sweep(): void {
     const now = this.o.now();
     for (const [k, t] of this.tokens) {
-      if (t.expiresAt > now) break;
+      if (t.expiresAt > now) {
+        if (t.movedAt + this.o.ttlMs > now) break;
+        continue;
+      }
       this.tokens.delete(k);
     }
   }

@@ -47,7 +47,7 @@ import { Lessor, LEASE_CHECKPOINT_INTERVAL_MS_DEFAULT, type LessorStats, type Le
 import { MemberLeases } from './leases.js';
 import { IdGenerator } from './idgen.js';
 import type { LeaseGrantRequest, LeaseGrantResponseInit } from '../proto/rpc.js';
-import { AuthStore } from '../auth/store.js';
+import { AuthStore, MEMBER_AS_ROOT } from '../auth/store.js';
 import type { TokenProvider } from '../auth/tokens.js';
 import { tokenProviderFor } from './auth_tokens.js';
 import { HashPool, HASH_POOL_THREADS_DEFAULT, HASH_QUEUE_MAX_DEFAULT } from '../auth/hash_pool.js';
@@ -289,7 +289,8 @@ export class EtcdServer implements MemberApi {
       sched: p.sched,
       memberId: this.memberId,
       leaderId: () => this.loop.leaderId,
-      propose: (init) => this.propose(init),
+      // Expired leases are revoked as root (etcd's WithRoot), whatever their keys' permissions.
+      propose: (init) => this.propose(init.lease_revoke !== undefined ? { ...init, header: MEMBER_AS_ROOT } : init),
       sendLease: (to, payload) => this.peers.sendLease(to, payload),
       electionMs: cfg.electionMs,
       requestTimeoutMs: this.requestTimeoutMs,

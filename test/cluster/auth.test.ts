@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as grpc from '../../tools/lib/grpcjs.js';
-import { Auth, KV } from '../../src/proto/rpc.js';
+import { Auth, KV, Lease } from '../../src/proto/rpc.js';
 import { runningChildren } from '../helpers/cleanup.js';
 import { startCluster, startMember, type Member, type MemberKind } from '../helpers/member.js';
 import { unary, unaryRaw } from '../helpers/grpc-unary.js';
@@ -95,6 +95,23 @@ test('the revoke held on every member: expectations written out, not only compar
   }
 });
 
+test('an expired lease is revoked with auth on, its keys whatever their permissions (as etcd revokes: as root)', async () => {
+  for (const kind of kinds) {
+    const c = sides.get(kind)!;
+    const root = c.tokens.get('ROOT');
+    assert.match(await unary(c.clients[0]!, Lease.methods.LeaseGrant, { ID: 4242n, TTL: 2 }, root), /^ok/);
+    assert.match(await unary(c.clients[1]!, KV.methods.Put, { key: b('/x/leased'), value: b('v'), lease: 4242n }, root), /^ok/);
+    const deadline = Date.now() + 15_000;
+    let left = '';
+    while (Date.now() < deadline) {
+      left = await unary(c.clients[2]!, KV.methods.Range, { key: b('/x/leased') }, root);
+      if (left.includes('"count":0')) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.match(left, /"count":0/, `${kind}: the leased key outlived its lease: ${left}`);
+  }
+});
+
 test('stop both clusters', async () => {
   for (const side of sides.values()) {
     for (const cl of side.clients) cl.close();
@@ -166,6 +183,25 @@ test('a flood of Authenticate calls does not stall puts, and wrong passwords for
     // The password never reaches the member's log.
     assert.not.ok(m.logs().includes('rootpw'));
     assert.not.ok(m.logs().includes('nope'));
+
+    // Users and auth survive a restart; tokens (in memory, as etcd's) do not.
+    for (const c of [admin, ...flooders]) c.close();
+    await m.stop();
+    await m.start();
+    const again = cl();
+    try {
+      assert.is(await unary(again, KV.methods.Range, { key: b('k1') }, token), 'error 16 etcdserver: invalid auth token');
+      assert.is(await unary(again, KV.methods.Range, { key: b('k1') }), 'error 3 etcdserver: user name is empty');
+      const r = await unaryRaw(again, A.Authenticate, { name: 'other', password: 'opw' });
+      assert.ok(r.err === undefined, r.err?.details);
+      const rootAgain = await unaryRaw(again, A.Authenticate, { name: 'root', password: 'rootpw' });
+      assert.match(
+        await unary(again, A.UserList, {}, (rootAgain.res as { token: string }).token),
+        /^ok \{"users":\["other","root","victim"\]\}$/,
+      );
+    } finally {
+      again.close();
+    }
   } finally {
     for (const c of [admin, ...flooders]) c.close();
     await m.stop();
