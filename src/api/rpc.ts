@@ -444,10 +444,21 @@ async function serveLeaseRevoke(s: MemberApi, req: LeaseRevokeRequest, ctx: Call
   return withHeader(s, r.response);
 }
 
-/** A missing lease is not an error here: etcd answers TTL -1 (v3rpc/lease.go). */
-async function serveLeaseTimeToLive(s: MemberApi, req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponseInit> {
+/**
+ * A missing lease is not an error here: etcd answers TTL -1 (v3rpc/lease.go). Asked for the attached keys
+ * with auth on, the caller must be able to read every one of them: etcd 3.4.23 answered anyone, even
+ * without credentials (CVE-2023-32082); tetcd checks as etcd 3.4.26 and 3.5.9 do.
+ */
+async function serveLeaseTimeToLive(s: MemberApi, req: LeaseTimeToLiveRequest, ctx: CallContext): Promise<LeaseTimeToLiveResponseInit> {
+  const checked = req.keys && s.auth.store.enabled;
+  const ai = checked ? await identify(s, ctx) : undefined;
+  if (checked && ai === undefined) throw Errors.UserEmpty();
   const t = await s.leaseTimeToLive(req.ID, req.keys);
   if (t === undefined) return { header: s.header(), ID: req.ID, TTL: -1 };
+  if (checked) {
+    for (const k of t.keys) s.auth.store.isRangePermitted(ai, k, undefined);
+    s.auth.checkStillCurrent(ai);
+  }
   return { header: s.header(), ID: req.ID, TTL: t.ttlSec, grantedTTL: t.grantedTtlSec, keys: t.keys };
 }
 

@@ -16,7 +16,15 @@ import { generateKeyPairSync } from 'node:crypto';
 import { watchAuthGate, WATCH_REQUESTS_HELD_MAX, type RpcBidiStream } from '../../src/api/rpc.js';
 import type { MemberApi } from '../../src/server/member_api.js';
 import type { WatchStream } from '../../src/watch/index.js';
-import { decodeWatchRequest, encodeWatchRequest, type WatchRequest, type WatchResponseInit } from '../../src/proto/rpc.js';
+import {
+  decodeTxnRequest,
+  decodeWatchRequest,
+  encodeTxnRequest,
+  encodeWatchRequest,
+  type WatchRequest,
+  type WatchResponseInit,
+} from '../../src/proto/rpc.js';
+import { checkTxnAuth } from '../../src/auth/checks.js';
 
 const b = (s: string): Uint8Array => Buffer.from(s);
 const EMPTY = new Uint8Array(0);
@@ -90,6 +98,24 @@ test('the store keeps hashes only, survives a reload, and raises its revision on
   assert.throws(() => again.userDelete('root', ms), /invalid auth management/);
   again.authDisable(ms);
   assert.is(again.revision, 5);
+});
+
+test('a txn nested in a txn is checked like a top-level one (etcd 3.4.23 let any caller through it)', () => {
+  const ms = memStore();
+  const s = AuthStore.load(ms);
+  s.userAdd('root', b('h'), false, ms);
+  s.userGrantRole('root', 'root', ms);
+  s.userAdd('ro', b('h'), false, ms);
+  s.roleAdd('r', ms);
+  s.roleGrantPermission('r', perm(Permission_Type.READ, 'a'), ms);
+  s.userGrantRole('ro', 'r', ms);
+  s.authEnable(ms);
+  const ro = { username: 'ro', revision: s.revision };
+  const nested = (op: object) => decodeTxnRequest(encodeTxnRequest({ success: [{ request_txn: { success: [op] } }] }));
+  checkTxnAuth(s, ro, nested({ request_range: { key: b('a') } }));
+  assert.throws(() => checkTxnAuth(s, ro, nested({ request_put: { key: b('secret'), value: b('x') } })), /permission denied/);
+  assert.throws(() => checkTxnAuth(s, undefined, nested({ request_put: { key: b('secret'), value: b('x') } })), /user name is empty/);
+  checkTxnAuth(s, { username: 'root', revision: s.revision }, nested({ request_put: { key: b('secret'), value: b('x') } }));
 });
 
 test('a simple token lives --auth-token-ttl unused, each use restarts it; the table is bounded', () => {

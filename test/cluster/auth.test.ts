@@ -101,6 +101,13 @@ test('an expired lease is revoked with auth on, its keys whatever their permissi
     const root = c.tokens.get('ROOT');
     assert.match(await unary(c.clients[0]!, Lease.methods.LeaseGrant, { ID: 4242n, TTL: 2 }, root), /^ok/);
     assert.match(await unary(c.clients[1]!, KV.methods.Put, { key: b('/x/leased'), value: b('v'), lease: 4242n }, root), /^ok/);
+    // The lease's key names: etcd 3.4.23 tells anyone (CVE-2023-32082); tetcd, as etcd 3.4.26, only who may read them all.
+    const ttlKeys = await unary(c.clients[2]!, Lease.methods.LeaseTimeToLive, { ID: 4242n, keys: true });
+    if (kind === 'tetcd') assert.is(ttlKeys, 'error 3 etcdserver: user name is empty');
+    else assert.match(ttlKeys, /"keys":\["\/x\/leased"\]/, ttlKeys);
+    const asRoot = await unary(c.clients[2]!, Lease.methods.LeaseTimeToLive, { ID: 4242n, keys: true }, root);
+    assert.match(asRoot, /"keys":\["\/x\/leased"\]/, `${kind}: ${asRoot}`);
+    assert.match(await unary(c.clients[2]!, Lease.methods.LeaseTimeToLive, { ID: 4242n }), /"TTL":/);
     const deadline = Date.now() + 15_000;
     let left = '';
     while (Date.now() < deadline) {

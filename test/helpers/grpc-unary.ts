@@ -14,6 +14,10 @@ export function describeResponse(res: unknown): string {
   return JSON.stringify(res, (k, v: unknown) => {
     if (k === 'header') return undefined;
     if (v instanceof Uint8Array) return Buffer.from(v).toString();
+    // A Buffer has been through its toJSON by the time the replacer sees it.
+    const o = v as { type?: unknown; data?: unknown };
+    if (o !== null && typeof o === 'object' && o.type === 'Buffer' && Array.isArray(o.data))
+      return Buffer.from(o.data as number[]).toString();
     if (typeof v === 'bigint') return v.toString();
     return v;
   });
