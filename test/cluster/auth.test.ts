@@ -127,6 +127,47 @@ test('stop both clusters', async () => {
   assert.is(runningChildren(), 0);
 });
 
+test('a member that catches up from a snapshot has the users, roles and auth switch of the others', async () => {
+  const members = await startCluster('tetcd', ['s1', 's2', 's3'], {
+    extraArgs: ['--bcrypt-cost', '4', '--snapshot-count', '50', '--snapshot-catchup-entries', '10'],
+  });
+  const clients = members.map((m) => new grpc.Client(`127.0.0.1:${m.clientPort}`, grpc.credentials.createInsecure()));
+  try {
+    await members[2]!.stop();
+    clients[2]!.close();
+    const c = clients[0]!;
+    for (const [d, req] of [
+      [A.UserAdd, { name: 'root', password: 'rootpw' }],
+      [A.RoleAdd, { name: 'root' }],
+      [A.UserGrantRole, { user: 'root', role: 'root' }],
+      [A.RoleAdd, { name: 'r' }],
+      [A.RoleGrantPermission, { name: 'r', perm: { permType: 0, key: b('/a/'), range_end: b('/a0') } }],
+      [A.UserAdd, { name: 'u', password: 'upw' }],
+      [A.UserGrantRole, { user: 'u', role: 'r' }],
+      [A.AuthEnable, {}],
+    ] as const)
+      assert.match(await unary(c, d, req), /^ok/);
+    const root = (await unaryRaw(c, A.Authenticate, { name: 'root', password: 'rootpw' })).res as { token: string };
+    for (let i = 0; i < 150; i++) assert.match(await unary(c, KV.methods.Put, { key: b(`/a/${i}`), value: b('v') }, root.token), /^ok/);
+    await members[2]!.start();
+    const deadline = Date.now() + 20_000;
+    while (!/applied snapshot from leader/.test(members[2]!.logs()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.match(members[2]!.logs(), /applied snapshot from leader/, 'the member did not catch up from a snapshot');
+    const m3 = new grpc.Client(`127.0.0.1:${members[2]!.clientPort}`, grpc.credentials.createInsecure());
+    clients[2] = m3;
+    assert.is(await unary(m3, KV.methods.Range, { key: b('/a/1'), serializable: true }), 'error 3 etcdserver: user name is empty');
+    const u = await unaryRaw(m3, A.Authenticate, { name: 'u', password: 'upw' });
+    assert.ok(u.err === undefined, u.err?.details);
+    const token = (u.res as { token: string }).token;
+    assert.match(await unary(m3, KV.methods.Range, { key: b('/a/149'), serializable: true }, token), /"count":1/);
+    assert.is(await unary(m3, KV.methods.Range, { key: b('/b') }, token), 'error 7 etcdserver: permission denied');
+    assert.is(await unary(m3, A.UserList, {}, token), 'error 7 etcdserver: permission denied');
+  } finally {
+    for (const cl of clients) cl.close();
+    await Promise.all(members.map((m) => m.stop()));
+  }
+});
+
 /** Flood sizes: each correct Authenticate costs one bcrypt compare at cost 10 (tens of ms of CPU). */
 const FLOOD_LOGINS = 40;
 const FLOOD_WRONG = 40;
