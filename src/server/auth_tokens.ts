@@ -5,10 +5,15 @@ import { readFileSync } from 'node:fs';
 import { parseGoDuration } from '../config/values.js';
 import { JWT_METHODS, JwtTokens, NoTokens, SimpleTokens, invalidOpts, parseAuthTokenOption, type TokenProvider } from '../auth/tokens.js';
 
+/** A key file as etcd reads it (PEM; HS* methods take the file's bytes as the secret). */
 function loadKey(file: string, priv: boolean, method: string): KeyObject {
-  const pem = readFileSync(file);
-  if (method.startsWith('HS')) return createSecretKey(pem);
-  return priv ? createPrivateKey(pem) : createPublicKey(pem);
+  try {
+    const pem = readFileSync(file);
+    if (method.startsWith('HS')) return createSecretKey(pem);
+    return priv ? createPrivateKey(pem) : createPublicKey(pem);
+  } catch (err) {
+    throw invalidOpts(`cannot load ${priv ? 'private' : 'public'} key ${file}: ${(err as Error).message}`);
+  }
 }
 
 /** Builds the provider `--auth-token` names (throws on bad options, as etcd refuses to start). */

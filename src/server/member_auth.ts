@@ -73,10 +73,13 @@ export class MemberAuth {
     const t = this.d.tokens;
     switch (t.kind) {
       case 'simple': {
+        // A token this member holds was registered when its entry applied here: no index to wait for.
+        const live = t.info(token);
+        if (live !== undefined) return { username: live.username, revision: this.store.revision };
         const index = t.indexOf(token);
         if (index === undefined) throw Errors.InvalidAuthToken();
         if (index > this.d.appliedIndex()) return this.identifyLater(token, index, ctx);
-        return this.simpleInfo(token);
+        throw Errors.InvalidAuthToken();
       }
       case 'jwt': {
         const c = t.cached(token);

@@ -13,6 +13,10 @@ import { FixedContext } from '../../src/api/context.js';
 import { silentLogger } from '../../src/log.js';
 import { Permission_Type } from '../../src/proto/auth.js';
 import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { tokenProviderFor } from '../../src/server/auth_tokens.js';
 import { watchAuthGate, WATCH_REQUESTS_HELD_MAX, type RpcBidiStream } from '../../src/api/rpc.js';
 import type { MemberApi } from '../../src/server/member_api.js';
 import type { WatchStream } from '../../src/watch/index.js';
@@ -156,6 +160,65 @@ test('verified JWTs are cached up to a bound, and an expired one is not served f
   now += 120_000;
   assert.is(j.cached(tokens[2]!), undefined);
   assert.is(await j.verify(tokens[2]!), undefined);
+});
+
+test('--auth-token jwt: every sign method etcd knows, plus EdDSA; keys from files; bad options refused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tetcd-jwt-'));
+  try {
+    const write = (name: string, pem: string | Buffer): string => {
+      const f = join(dir, name);
+      writeFileSync(f, pem);
+      return f;
+    };
+    const pair = (type: 'rsa' | 'ec' | 'ed25519', curve?: string) => {
+      const k =
+        type === 'rsa'
+          ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+          : type === 'ec'
+            ? generateKeyPairSync('ec', { namedCurve: curve ?? 'P-256' })
+            : generateKeyPairSync('ed25519');
+      return {
+        priv: write(`${type}${curve ?? ''}.key`, k.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string),
+        pub: write(`${type}${curve ?? ''}.pub`, k.publicKey.export({ type: 'spki', format: 'pem' }) as string),
+      };
+    };
+    const rsa = pair('rsa');
+    const cases: Array<[string, { priv: string; pub?: string }]> = [
+      ['RS384', rsa],
+      ['PS256', rsa],
+      ['ES384', pair('ec', 'P-384')],
+      ['EdDSA', pair('ed25519')],
+      ['HS256', { priv: write('hmac', 'a shared secret of enough length for HS256') }],
+    ];
+    for (const [method, k] of cases) {
+      const opt = `jwt,priv-key=${k.priv}${k.pub ? `,pub-key=${k.pub}` : ''},sign-method=${method},ttl=1m`;
+      const p = tokenProviderFor(opt, 300, Date.now) as JwtTokens;
+      const token = await p.sign('alice', 3);
+      assert.equal(await p.verify(token), { username: 'alice', revision: 3 }, method);
+      assert.equal(JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()), { alg: method, typ: 'JWT' });
+    }
+    // A verify-only member (public key alone) accepts tokens and cannot issue them.
+    const verifyOnly = tokenProviderFor(`jwt,pub-key=${rsa.pub},sign-method=RS384`, 300, Date.now) as JwtTokens;
+    const signer = tokenProviderFor(`jwt,priv-key=${rsa.priv},sign-method=RS384`, 300, Date.now) as JwtTokens;
+    assert.equal(await verifyOnly.verify(await signer.sign('bob', 1)), { username: 'bob', revision: 1 });
+    let refused = '';
+    await verifyOnly.sign('bob', 1).catch((e: Error) => (refused = e.message));
+    assert.is(refused, 'auth: token signing attempted with verify-only key');
+    // A token of another method or key is not valid.
+    const other = tokenProviderFor(`jwt,priv-key=${rsa.priv},sign-method=RS256`, 300, Date.now) as JwtTokens;
+    assert.is(await signer.verify(await other.sign('eve', 1)), undefined);
+    for (const bad of [
+      'jwt,sign-method=RS256',
+      'jwt,priv-key=/nonexistent,sign-method=RS256',
+      'jwt,priv-key=/nonexistent,sign-method=XX256',
+      'jwt,ttl',
+      'nosuch',
+      'simple,a=1,a=2',
+    ])
+      assert.throws(() => tokenProviderFor(bad, 300, Date.now), /auth: invalid auth options/, bad);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('failed logins slow one user down, not another; a success resets; the table is bounded', () => {
