@@ -51,3 +51,57 @@ export class LoginLimiter {
     this.users.delete(user);
   }
 }
+
+/**
+ * Password checks of one user run at most `perUser` at a time; the rest wait in that user's own queue (at
+ * most `waitingMax`, past it ErrTooManyRequests). So one user's flood of logins never fills the hashing
+ * pool ahead of other users', and a user being guessed at is slowed down by LoginLimiter before most of
+ * the queued guesses cost a hash.
+ *
+ *   await slots.acquire(user);
+ *   try { await compare(...) } finally { slots.release(user); }
+ */
+export class UserSlots {
+  private readonly users = new Map<string, { running: number; waiting: Array<() => void> }>();
+
+  constructor(
+    private readonly perUser: number,
+    private readonly waitingMax: number,
+    private readonly tooMany: () => Error,
+  ) {}
+
+  /** Users with a check running or waiting. */
+  get size(): number {
+    return this.users.size;
+  }
+
+  acquire(user: string): Promise<void> {
+    let u = this.users.get(user);
+    if (u === undefined) {
+      u = { running: 0, waiting: [] };
+      this.users.set(user, u);
+    }
+    if (u.running < this.perUser) {
+      u.running++;
+      return Promise.resolve();
+    }
+    if (u.waiting.length >= this.waitingMax) return Promise.reject(this.tooMany());
+    const slot = u;
+    return new Promise<void>((resolve) => slot.waiting.push(resolve));
+  }
+
+  release(user: string): void {
+    const u = this.users.get(user);
+    if (u === undefined) return;
+    const next = u.waiting.shift();
+    if (next !== undefined) {
+      next();
+      return;
+    }
+    u.running--;
+    if (u.running === 0) this.users.delete(user);
+  }
+}
+
+/** Password checks of one user at a time, and how many more may wait (see UserSlots). */
+export const USER_SLOTS_DEFAULTS = { perUser: 2, waitingMax: 256 } as const;

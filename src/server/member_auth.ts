@@ -9,7 +9,7 @@ import type { TxnRequest } from '../proto/rpc.js';
 import type { ApplyResult } from './apply.js';
 import { checkTxnAuth } from '../auth/checks.js';
 import type { PasswordHasher } from '../auth/hash_pool.js';
-import type { LoginLimiter } from '../auth/login_limiter.js';
+import { USER_SLOTS_DEFAULTS, UserSlots, type LoginLimiter } from '../auth/login_limiter.js';
 import { noPasswordUserError, type AuthInfo, type AuthStore } from '../auth/store.js';
 import type { TokenProvider } from '../auth/tokens.js';
 
@@ -54,6 +54,8 @@ function textOf(b: Uint8Array): string {
  */
 export class MemberAuth {
   readonly store: AuthStore;
+  /** One user's password checks never take more than two of the pool's threads at once. */
+  private readonly slots = new UserSlots(USER_SLOTS_DEFAULTS.perUser, USER_SLOTS_DEFAULTS.waitingMax, () => Errors.TooManyRequests());
 
   constructor(private readonly d: MemberAuthDeps) {
     this.store = d.store;
@@ -141,9 +143,17 @@ export class MemberAuth {
     if (u === undefined) throw Errors.AuthFailed();
     if (u.options?.no_password) throw noPasswordUserError();
     const revision = s.revision;
+    const hash = textOf(u.password);
     const limiter = this.d.limiter;
-    if (!limiter.allowed(name)) throw Errors.AuthFailed();
-    const ok = await this.d.hasher.compare(password, textOf(u.password));
+    await this.slots.acquire(name);
+    let ok: boolean;
+    try {
+      // Checked once the user's turn came: guesses queued behind failures are refused without a hash.
+      if (!limiter.allowed(name)) throw Errors.AuthFailed();
+      ok = await this.d.hasher.compare(password, hash);
+    } finally {
+      this.slots.release(name);
+    }
     if (!ok) {
       limiter.failed(name);
       this.d.log.info('invalid password', { 'user-name': name });

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { UserPerms } from '../../src/auth/perms.js';
 import { AuthStore, type MetaStore } from '../../src/auth/store.js';
 import { SimpleTokens, JwtTokens } from '../../src/auth/tokens.js';
-import { LoginLimiter } from '../../src/auth/login_limiter.js';
+import { LoginLimiter, UserSlots } from '../../src/auth/login_limiter.js';
 import { HashPool } from '../../src/auth/hash_pool.js';
 import { MemberAuth } from '../../src/server/member_auth.js';
 import { FixedContext } from '../../src/api/context.js';
@@ -242,6 +242,29 @@ test('failed logins slow one user down, not another; a success resets; the table
   assert.ok(l.allowed('a'));
   for (const u of ['x', 'y', 'z', 'w']) l.failed(u);
   assert.is(l.size, 3);
+});
+
+test("one user's password checks run two at a time; more wait in that user's bounded queue", async () => {
+  const slots = new UserSlots(2, 2, () => new Error('etcdserver: too many requests'));
+  const order: string[] = [];
+  await slots.acquire('a');
+  await slots.acquire('a');
+  const w1 = slots.acquire('a').then(() => order.push('a3'));
+  const w2 = slots.acquire('a').then(() => order.push('a4'));
+  let refused = '';
+  await slots.acquire('a').catch((e: Error) => (refused = e.message));
+  assert.is(refused, 'etcdserver: too many requests');
+  await slots.acquire('b'); // another user is not held up
+  slots.release('a');
+  await w1;
+  assert.equal(order, ['a3']);
+  slots.release('a');
+  await w2;
+  assert.equal(order, ['a3', 'a4']);
+  slots.release('a');
+  slots.release('a');
+  slots.release('b');
+  assert.is(slots.size, 0);
 });
 
 test('the hashing pool refuses work past its queue bound with etcd\'s "too many requests"', async () => {
