@@ -106,6 +106,8 @@ const STEPS: Step[] = [
   ...forAll(['put', '/p/l', 'v', `--lease=\${LEASE_1}`]),
   ...forAll(['lease', 'revoke', `\${LEASE_1}`]),
   ...forAll(['member', 'list']),
+  ...forAll(['endpoint', 'status']),
+  ...forAll(['endpoint', 'health']),
   ...forAll(['alarm', 'list']),
   ...forAll(['compact', '2']),
   // Permission changes take effect at once, for tokens issued before them too.
