@@ -38,7 +38,10 @@ export interface MemberAuthDeps {
   requestTimeoutMs: number;
 }
 
-/** Tries Authenticate makes when the auth revision moved between the password check and the token (etcd retries without bound). */
+/**
+ * Tries Authenticate makes when the auth revision moved between the password check and the token (etcd
+ * retries without bound); then it fails with ErrAuthOldRevision rather than loop under constant auth changes.
+ */
 const AUTHENTICATE_TRIES_MAX = 10;
 
 function textOf(b: Uint8Array): string {
@@ -186,7 +189,9 @@ export class MemberAuth {
       const t = this.d.tokens;
       if (t.kind === 'jwt') token = await t.sign(name, res.authRevision);
       else if (t.kind === 'none') throw Errors.AuthFailed();
-      if (checked === this.store.revision || i + 1 >= AUTHENTICATE_TRIES_MAX) return { token, revision: res.header?.revision ?? 0 };
+      if (checked === this.store.revision) return { token, revision: res.header?.revision ?? 0 };
+      // The password may have changed since it was checked: never hand out that token.
+      if (i + 1 >= AUTHENTICATE_TRIES_MAX) throw Errors.AuthOldRevision();
       this.d.log.info('revision when password checked became stale; retrying');
     }
   }

@@ -13,6 +13,7 @@ import { FixedContext } from '../../src/api/context.js';
 import { silentLogger } from '../../src/log.js';
 import { Permission_Type } from '../../src/proto/auth.js';
 import { generateKeyPairSync } from 'node:crypto';
+import bcrypt from 'bcryptjs';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -325,6 +326,53 @@ test('with --client-cert-auth the certificate CN is the user of a call without a
     msg = (e as Error).message;
   }
   assert.is(msg, 'etcdserver: invalid auth token');
+});
+
+test('Authenticate retries while the auth revision moves under it, and never hands out a token it could not re-check', async () => {
+  const ms = memStore();
+  const store = AuthStore.load(ms);
+  store.userAdd('root', b(bcrypt.hashSync('pw', 4)), false, ms);
+  store.roleAdd('root', ms);
+  store.userGrantRole('root', 'root', ms);
+  store.authEnable(ms);
+  const tokens = new SimpleTokens({ ttlMs: 60_000, now: Date.now });
+  tokens.enable();
+  let proposals = 0;
+  let churn = 0; // auth changes that land between the password check and the token, per proposal
+  const hasher = new HashPool({ threads: 1, queueMax: 4 });
+  const auth = new MemberAuth({
+    store,
+    tokens,
+    hasher,
+    limiter: new LoginLimiter({ freeFailures: 5, baseDelayMs: 100, maxDelayMs: 1000, usersMax: 10, now: Date.now }),
+    bcryptCost: 4,
+    clientCertAuth: false,
+    appliedIndex: () => proposals,
+    waitApplied: async () => true,
+    linearizableRead: async () => {},
+    propose: async (init) => {
+      proposals++;
+      if (churn-- > 0) store.roleAdd(`r${proposals}`, ms);
+      const a = init.authenticate!;
+      const response = { header: {}, token: tokens.assign(a.name ?? '', a.simple_token ?? '', proposals) };
+      return { response };
+    },
+    log: silentLogger,
+    requestTimeoutMs: 100,
+  });
+  try {
+    churn = 2;
+    const r = await auth.authenticate(new FixedContext({}), 'root', 'pw');
+    assert.is(proposals, 3);
+    assert.equal(tokens.info(r.token), { username: 'root' });
+    churn = 100;
+    let err = '';
+    await auth.authenticate(new FixedContext({}), 'root', 'pw').catch((e: Error) => (err = e.message));
+    assert.is(err, 'etcdserver: revision of auth store is old');
+    assert.is(proposals, 13);
+  } finally {
+    await hasher.close();
+  }
 });
 
 test('watch requests behind a create that waits for its caller are held in order, and the stream pauses at the bound', async () => {
