@@ -22,7 +22,7 @@ export interface HashPoolOptions {
 
 /** Threads of the password pool: one is enough to keep the event loop free; two use a 2-core machine. */
 export const HASH_POOL_THREADS_DEFAULT = 2;
-/** Password checks that may wait for a thread (each ~50-100 ms at cost 10: seconds of work at most per thread). */
+/** Password checks that may wait for a thread (each ~45 ms of CPU at cost 10: seconds of work at most). */
 export const HASH_QUEUE_MAX_DEFAULT = 256;
 
 /**

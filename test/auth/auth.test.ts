@@ -14,6 +14,7 @@ import { silentLogger } from '../../src/log.js';
 import { Permission_Type } from '../../src/proto/auth.js';
 import { generateKeyPairSync } from 'node:crypto';
 import bcrypt from 'bcryptjs';
+import run, { bcryptImpl } from '../../src/auth/hash_worker.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -266,6 +267,28 @@ test("one user's password checks run two at a time; more wait in that user's bou
   slots.release('a');
   slots.release('b');
   assert.is(slots.size, 0);
+});
+
+const GO_HASHES: ReadonlyArray<[string, string]> = [
+  ['pässwörd', '$2a$04$j.xT3.ZssnQkFPdqluoG/.nKRls7w7facwVoMDNbNnW3ogmqlWRzm'],
+  ['plain', '$2a$04$eygrnwFpJv1s4Nl4/58fueLLjYOndTZ.Rs0ZF1OckL9uYG05Fdrj.'],
+  ['ÿÿÿÿ€€', '$2a$04$3RtAe/8fV.0VXzNY3A6ODO2EpMOYJ9YHEL9tHUYCp1bG5oBZlmdHq'],
+];
+
+test("the addon's libcrypt bcrypt and bcryptjs read each other's hashes, $2a$ (etcd's Go) and $2b$ alike", () => {
+  assert.is(bcryptImpl(), 'libcrypt');
+  const native = run({ op: 'hash', password: 'pässwörd', cost: 4 }) as string;
+  assert.match(native, /^\$2b\$04\$/);
+  assert.ok(bcrypt.compareSync('pässwörd', native));
+  assert.not.ok(bcrypt.compareSync('passwörd', native));
+  // Hashes etcd 3.4 stores (golang.org/x/crypto/bcrypt, cost 4), incl. 8-bit passwords: both read them.
+  for (const [pw, h] of GO_HASHES) {
+    assert.ok(run({ op: 'compare', password: pw, hash: h }), pw);
+    assert.ok(bcrypt.compareSync(pw, h), pw);
+    assert.not.ok(run({ op: 'compare', password: `${pw}!`, hash: h }), pw);
+  }
+  assert.not.ok(run({ op: 'compare', password: '', hash: '' }));
+  assert.not.ok(run({ op: 'compare', password: 'x', hash: 'not a hash' }));
 });
 
 test('the hashing pool refuses work past its queue bound with etcd\'s "too many requests"', async () => {
