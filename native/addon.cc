@@ -12,6 +12,7 @@
 
 #include <napi.h>
 
+#include "bcrypt.h"
 #include "crc32c.h"
 #include "record.h"
 #include "sched.h"
@@ -281,6 +282,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("lockFile", Napi::Function::New(env, LockFileJs));
   exports.Set("v8WorkersLower", Napi::Function::New(env, V8WorkersLowerJs));
   exports.Set("controlBytes", Napi::Number::New(env, static_cast<double>(ctrl::kBytesTotal)));
+  InitBcrypt(env, exports);
   return exports;
 }
 

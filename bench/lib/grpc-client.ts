@@ -47,8 +47,8 @@ export class GrpcConn {
     return this.session.closed || this.session.destroyed;
   }
 
-  /** Sends one request message and collects the response message and status. Never rejects. */
-  unary(path: string, body: Uint8Array, timeoutMs: number): Promise<UnaryResult> {
+  /** Sends one request message (with `metadata`, e.g. etcd's auth `token`) and collects the response message and status. Never rejects. */
+  unary(path: string, body: Uint8Array, timeoutMs: number, metadata?: Readonly<Record<string, string>>): Promise<UnaryResult> {
     return new Promise((resolve) => {
       if (this.closed) {
         resolve({ grpcStatus: -1, grpcMessage: 'connection closed', body: Buffer.alloc(0) });
@@ -57,7 +57,13 @@ export class GrpcConn {
       const frame = Buffer.alloc(5 + body.length);
       frame.writeUInt32BE(body.length, 1);
       frame.set(body, 5);
-      const req = this.session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+      const req = this.session.request({
+        ...metadata,
+        ':method': 'POST',
+        ':path': path,
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
       const chunks: Buffer[] = [];
       let bytes = 0;
       let status = -1;

@@ -31,6 +31,8 @@ import { type EtcdError, Errors, toEtcdError } from '../errors.js';
 import { isTxnReadonly, validateDeleteRangeRequest, validateRangeRequest, validateTxnRequest } from '../server/apply_kv.js';
 import { costTxn, LEASE_GRANT_COST_BYTES } from '../server/quota.js';
 import type { WatchSink, WatchStream } from '../watch/index.js';
+import type { AuthInfo } from '../auth/store.js';
+import type { RequestHeaderInit } from '../proto/internal.js';
 
 /** The end of the range of every key starting with `prefix` (clientv3.GetPrefixRangeEnd). */
 export function prefixEnd(prefix: Uint8Array): Uint8Array {
@@ -110,12 +112,24 @@ export class MemberClient {
     private readonly ctx: CallContext,
   ) {}
 
+  /** The caller of the RPC this client serves: its token or certificate goes with every request, as etcd's in-process client forwards the call's metadata. */
+  private identify(): AuthInfo | undefined | Promise<AuthInfo | undefined> {
+    return this.s.auth.identify(this.ctx);
+  }
+
+  private async authHeader(): Promise<RequestHeaderInit | undefined> {
+    return this.s.auth.header(await this.identify());
+  }
+
   /** A linearizable range, as clientv3's Get. */
   async get(init: RangeRequestInit): Promise<RangeResponse> {
     const req = decodeRangeRequest(encodeRangeRequest(init));
     validateRangeRequest(req);
     await this.s.linearizableRead();
+    const ai = await this.identify();
+    this.s.auth.store.isRangePermitted(ai, req.key, req.range_end);
     const res = this.s.range(req);
+    this.s.auth.checkStillCurrent(ai);
     res.header = this.s.header(res.header?.revision);
     return decodeRangeResponse(encodeRangeResponse(res));
   }
@@ -127,10 +141,13 @@ export class MemberClient {
     let res: { header?: ResponseHeaderInit };
     if (isTxnReadonly(req)) {
       await this.s.linearizableRead();
+      const ai = await this.identify();
+      this.s.auth.checkTxnRead(ai, req);
       res = this.s.txnReadOnly(req);
+      this.s.auth.checkStillCurrent(ai);
     } else {
       this.s.admit(costTxn(req));
-      res = (await this.s.propose({ txn: req })).response;
+      res = (await this.s.propose({ txn: req, header: await this.authHeader() })).response;
     }
     res.header = this.s.header(res.header?.revision);
     return decodeTxnResponse(encodeTxnResponse(res));
@@ -139,7 +156,7 @@ export class MemberClient {
   /** Deletes one key, as clientv3's Delete. */
   async delete(key: Uint8Array): Promise<DeleteRangeResponseInit> {
     validateDeleteRangeRequest({ key, range_end: new Uint8Array(0), prev_kv: false });
-    const res = (await this.s.propose({ delete_range: { key } })).response as DeleteRangeResponseInit;
+    const res = (await this.s.propose({ delete_range: { key }, header: await this.authHeader() })).response as DeleteRangeResponseInit;
     res.header = this.s.header(res.header?.revision);
     return res;
   }
@@ -147,7 +164,7 @@ export class MemberClient {
   /** Grants a lease with a server-chosen ID, as clientv3's Grant (a session without a lease of its own). */
   async grant(ttlSeconds: number): Promise<bigint> {
     this.s.admit(LEASE_GRANT_COST_BYTES);
-    const res = await this.s.leaseGrant({ ID: 0n, TTL: ttlSeconds });
+    const res = await this.s.leaseGrant({ ID: 0n, TTL: ttlSeconds }, await this.authHeader());
     if (res.ID === undefined || res.ID === 0n) throw Errors.Unknown('lease grant returned no ID');
     return res.ID;
   }
@@ -158,7 +175,13 @@ export class MemberClient {
    * response's events in revision order; when it returns a promise the watcher takes no events until it
    * settles (the hub moves it to catch-up meanwhile, so nothing queues here).
    */
-  watchUntil(create: WatchCreateRequestInit, visit: WatchVisitor): Promise<void> {
+  async watchUntil(create: WatchCreateRequestInit, visit: WatchVisitor): Promise<void> {
+    // etcd's watch server checks READ on the range at creation and cancels the watch if refused.
+    this.s.auth.store.isRangePermitted(await this.identify(), create.key ?? new Uint8Array(0), create.range_end);
+    return this.watchChecked(create, visit);
+  }
+
+  private watchChecked(create: WatchCreateRequestInit, visit: WatchVisitor): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       let paused: Promise<void> | undefined;

@@ -5,10 +5,11 @@
 import type { MethodDescriptor } from './grpc/server.js';
 import type { CallContext } from './context.js';
 import type { ProtoWriter } from '../proto/wire.js';
-import { KV, Maintenance, Cluster, Watch, Lease } from '../proto/rpc.js';
+import { KV, Maintenance, Cluster, Watch, Lease, Auth } from '../proto/rpc.js';
 import { Lock } from '../proto/v3lock.js';
 import { Election } from '../proto/v3election.js';
 import { serveLock, serveUnlock } from './lock.js';
+import { proposeAuth, serveAuthenticate, serveUserAdd, serveUserChangePassword, type AuthProposal } from './auth_rpc.js';
 import { serveCampaign, serveLeader, serveObserve, serveProclaim, serveResign } from './election.js';
 import type {
   RangeRequest,
@@ -28,6 +29,7 @@ import type {
   MemberListResponseInit,
   AlarmResponseInit,
   WatchRequest,
+  WatchCreateRequest,
   WatchResponseInit,
   LeaseGrantRequest,
   LeaseGrantResponseInit,
@@ -41,6 +43,9 @@ import type {
   LeaseLeasesResponseInit,
 } from '../proto/rpc.js';
 import type { MemberApi } from '../server/member_api.js';
+import type { AuthInfo } from '../auth/store.js';
+import type { RequestHeaderInit } from '../proto/internal.js';
+import type { WatchStream } from '../watch/index.js';
 import { Errors, toEtcdError, type EtcdError } from '../errors.js';
 import { LEASE_TTL_MAX_SEC } from '../lease/index.js';
 import type { HeaderedResponse } from '../server/apply.js';
@@ -206,39 +211,74 @@ export function bidiRpc<Req, ResInit>(
 /** A unary table entry (typed at the definition, erased in the table). */
 export const unaryRpc = rpc;
 
-async function serveRange(s: MemberApi, req: RangeRequest): Promise<RangeResponseInit> {
+/** The caller's identity (api: MemberAuth.identify), awaited only when it is not known at once. */
+function identify(s: MemberApi, ctx: CallContext): AuthInfo | undefined | Promise<AuthInfo | undefined> {
+  return s.auth.identify(ctx);
+}
+
+/** A read as etcd's doSerialize: permission first, then the read, then the auth revision must not have moved. */
+function readRange(s: MemberApi, req: RangeRequest, ai: AuthInfo | undefined): RangeResponseInit {
+  s.auth.store.isRangePermitted(ai, req.key, req.range_end);
+  const res = withHeader(s, s.range(req));
+  s.auth.checkStillCurrent(ai);
+  return res;
+}
+
+async function serveRange(s: MemberApi, req: RangeRequest, ctx: CallContext): Promise<RangeResponseInit> {
   if (!req.serializable) await s.linearizableRead();
-  return withHeader(s, s.range(req));
+  return readRange(s, req, await identify(s, ctx));
 }
 
-function serveRangeSync(s: MemberApi, req: RangeRequest): RangeResponseInit | Promise<RangeResponseInit> {
+function serveRangeSync(s: MemberApi, req: RangeRequest, ctx: CallContext): RangeResponseInit | Promise<RangeResponseInit> {
   // A serializable read is answered in the same turn: no promise, no microtask.
-  return req.serializable ? withHeader(s, s.range(req)) : serveRange(s, req);
+  if (!req.serializable) return serveRange(s, req, ctx);
+  const ai = identify(s, ctx);
+  return ai instanceof Promise ? ai.then((a) => readRange(s, req, a)) : readRange(s, req, ai);
 }
 
-async function servePut(s: MemberApi, req: PutRequest): Promise<PutResponseInit> {
+/**
+ * The header a proposal carries so every member's applier checks the caller (none without credentials);
+ * known at once unless the caller's identity needs an asynchronous check (a JWT seen for the first time).
+ */
+function authHeaderNow(s: MemberApi, ctx: CallContext): RequestHeaderInit | undefined | Promise<RequestHeaderInit | undefined> {
+  const ai = identify(s, ctx);
+  return ai instanceof Promise ? ai.then((a) => s.auth.header(a)) : s.auth.header(ai);
+}
+
+async function authHeader(s: MemberApi, ctx: CallContext): Promise<RequestHeaderInit | undefined> {
+  return authHeaderNow(s, ctx);
+}
+
+async function servePut(s: MemberApi, req: PutRequest, ctx: CallContext): Promise<PutResponseInit> {
   s.admit(costPut(req));
-  const r = await s.propose({ put: req });
+  const h = authHeaderNow(s, ctx);
+  const r = await s.propose({ put: req, header: h instanceof Promise ? await h : h });
   return withHeader(s, r.response);
 }
 
-async function serveDeleteRange(s: MemberApi, req: DeleteRangeRequest): Promise<DeleteRangeResponseInit> {
-  const r = await s.propose({ delete_range: req });
+async function serveDeleteRange(s: MemberApi, req: DeleteRangeRequest, ctx: CallContext): Promise<DeleteRangeResponseInit> {
+  const h = authHeaderNow(s, ctx);
+  const r = await s.propose({ delete_range: req, header: h instanceof Promise ? await h : h });
   return withHeader(s, r.response);
 }
 
-async function serveTxn(s: MemberApi, req: TxnRequest): Promise<TxnResponseInit> {
+async function serveTxn(s: MemberApi, req: TxnRequest, ctx: CallContext): Promise<TxnResponseInit> {
   if (isTxnReadonly(req)) {
     if (!isTxnSerializable(req)) await s.linearizableRead();
-    return withHeader(s, s.txnReadOnly(req));
+    const ai = await identify(s, ctx);
+    s.auth.checkTxnRead(ai, req);
+    const res = withHeader(s, s.txnReadOnly(req));
+    s.auth.checkStillCurrent(ai);
+    return res;
   }
   s.admit(costTxn(req));
-  const r = await s.propose({ txn: req });
+  const h = authHeaderNow(s, ctx);
+  const r = await s.propose({ txn: req, header: h instanceof Promise ? await h : h });
   return withHeader(s, r.response);
 }
 
-async function serveCompact(s: MemberApi, req: CompactionRequest): Promise<CompactionResponseInit> {
-  const r = await s.propose({ compaction: req });
+async function serveCompact(s: MemberApi, req: CompactionRequest, ctx: CallContext): Promise<CompactionResponseInit> {
+  const r = await s.propose({ compaction: req, header: await authHeader(s, ctx) });
   if (req.physical && r.physicalDone) await r.physicalDone;
   return withHeader(s, r.response);
 }
@@ -260,8 +300,8 @@ function serveStatus(s: MemberApi, _req: StatusRequest): StatusResponseInit {
 }
 
 // etcd answers alarm requests (all of them through Raft) without a header.
-async function serveAlarm(s: MemberApi, req: AlarmRequest): Promise<AlarmResponseInit> {
-  return (await s.propose({ alarm: req })).response as AlarmResponseInit;
+async function serveAlarm(s: MemberApi, req: AlarmRequest, ctx: CallContext): Promise<AlarmResponseInit> {
+  return (await s.propose({ alarm: req, header: await authHeader(s, ctx) })).response as AlarmResponseInit;
 }
 
 // etcd's cluster service headers carry no revision.
@@ -282,7 +322,7 @@ function serveWatch(s: MemberApi, stream: RpcBidiStream<WatchRequest, WatchRespo
   // clientv3's WithRequireLeader (Kubernetes sets it): refused without a leader, ended when it is lost.
   if (ctx.requireLeader && !s.hasLeader) return Promise.reject(Errors.NoLeader());
   const ws = s.watch(stream);
-  stream.onMessage = (req) => ws.onRequest(req);
+  stream.onMessage = watchAuthGate(s, ctx, ws, stream);
   stream.onHalfClose = () => {};
   return new Promise<void>((resolve, reject) => {
     let forget: (() => void) | undefined;
@@ -297,6 +337,95 @@ function serveWatch(s: MemberApi, stream: RpcBidiStream<WatchRequest, WatchRespo
   });
 }
 
+/**
+ * The cancel reason etcd 3.4 gives a watch its auth check refused (v3rpc/watch.go): the gRPC status
+ * error's text, `rpc error: code = PermissionDenied desc = etcdserver: permission denied`.
+ */
+function watchRefusal(err: unknown): string {
+  const e = toEtcdError(err);
+  let known = Errors.PermissionDenied();
+  for (const k of [Errors.InvalidAuthToken(), Errors.AuthOldRevision(), Errors.UserEmpty()]) if (e.message === k.message) known = k;
+  return `rpc error: code = ${GRPC_CODE_NAMES[known.code]} desc = ${known.message}`;
+}
+
+/** grpc-go's names of the codes a refused watch can carry. */
+const GRPC_CODE_NAMES: Readonly<Record<number, string>> = { 3: 'InvalidArgument', 7: 'PermissionDenied', 16: 'Unauthenticated' };
+
+/** Watch requests the stream holds while one create waits for its caller's identity (then the stream is paused). */
+export const WATCH_REQUESTS_HELD_MAX = 64;
+
+/**
+ * Checks READ on every create request's range before the stream sees it (etcd's isWatchPermitted, with its
+ * key normalisation: an empty key is "\0", a "\0" range end checks the key alone). A create whose caller
+ * must be identified asynchronously holds the requests behind it, so the stream sees them in order.
+ */
+export function watchAuthGate(
+  s: MemberApi,
+  ctx: CallContext,
+  ws: WatchStream,
+  stream: RpcBidiStream<WatchRequest, WatchResponseInit>,
+): (req: WatchRequest) => void {
+  let held: WatchRequest[] | undefined;
+  let paused = false;
+  const check = (c: WatchCreateRequest, ai: AuthInfo | undefined): void => {
+    const key = c.key.length === 0 ? Uint8Array.of(0) : c.key;
+    const end = c.range_end.length === 1 && c.range_end[0] === 0 ? undefined : c.range_end;
+    s.auth.store.isRangePermitted(ai, key, end);
+  };
+  /** False when the request waits for its caller's identity (later ones are held meanwhile). */
+  const handle = (req: WatchRequest): boolean => {
+    const c = req.create_request;
+    if (c === undefined) {
+      ws.onRequest(req);
+      return true;
+    }
+    let ai: AuthInfo | undefined | Promise<AuthInfo | undefined>;
+    try {
+      ai = identify(s, ctx);
+      if (!(ai instanceof Promise)) check(c, ai);
+    } catch (err) {
+      ws.refuse(watchRefusal(err));
+      return true;
+    }
+    if (!(ai instanceof Promise)) {
+      ws.onRequest(req);
+      return true;
+    }
+    held = [];
+    ai.then((a) => {
+      check(c, a);
+      ws.onRequest(req);
+    })
+      .catch((err: unknown) => ws.refuse(watchRefusal(err)))
+      .finally(() => {
+        const q = held ?? [];
+        held = undefined;
+        for (let i = 0; i < q.length; i++) {
+          if (!handle(q[i])) {
+            (held as WatchRequest[] | undefined)?.push(...q.slice(i + 1));
+            return;
+          }
+        }
+        if (paused) {
+          paused = false;
+          stream.resume();
+        }
+      });
+    return false;
+  };
+  return (req: WatchRequest): void => {
+    if (held === undefined) {
+      handle(req);
+      return;
+    }
+    held.push(req);
+    if (!paused && held.length >= WATCH_REQUESTS_HELD_MAX) {
+      paused = true;
+      stream.pause();
+    }
+  };
+}
+
 /** Keep-alives one stream may have waiting; past it the stream is paused (flow control pushes the client back). */
 export const KEEPALIVES_QUEUED_PER_STREAM_MAX = 128;
 
@@ -305,20 +434,31 @@ function validateLeaseGrant(req: LeaseGrantRequest): void {
   if (req.TTL > LEASE_TTL_MAX_SEC) throw Errors.LeaseTTLTooLarge();
 }
 
-async function serveLeaseGrant(s: MemberApi, req: LeaseGrantRequest): Promise<LeaseGrantResponseInit> {
+async function serveLeaseGrant(s: MemberApi, req: LeaseGrantRequest, ctx: CallContext): Promise<LeaseGrantResponseInit> {
   s.admit(LEASE_GRANT_COST_BYTES);
-  return withHeader(s, await s.leaseGrant(req));
+  return withHeader(s, await s.leaseGrant(req, await authHeader(s, ctx)));
 }
 
-async function serveLeaseRevoke(s: MemberApi, req: LeaseRevokeRequest): Promise<LeaseRevokeResponseInit> {
-  const r = await s.propose({ lease_revoke: req });
+async function serveLeaseRevoke(s: MemberApi, req: LeaseRevokeRequest, ctx: CallContext): Promise<LeaseRevokeResponseInit> {
+  const r = await s.propose({ lease_revoke: req, header: await authHeader(s, ctx) });
   return withHeader(s, r.response);
 }
 
-/** A missing lease is not an error here: etcd answers TTL -1 (v3rpc/lease.go). */
-async function serveLeaseTimeToLive(s: MemberApi, req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponseInit> {
+/**
+ * A missing lease is not an error here: etcd answers TTL -1 (v3rpc/lease.go). Asked for the attached keys
+ * with auth on, the caller must be able to read every one of them: etcd 3.4.23 answered anyone, even
+ * without credentials (CVE-2023-32082); tetcd checks as etcd 3.4.26 and 3.5.9 do.
+ */
+async function serveLeaseTimeToLive(s: MemberApi, req: LeaseTimeToLiveRequest, ctx: CallContext): Promise<LeaseTimeToLiveResponseInit> {
+  const checked = req.keys && s.auth.store.enabled;
+  const ai = checked ? await identify(s, ctx) : undefined;
+  if (checked && ai === undefined) throw Errors.UserEmpty();
   const t = await s.leaseTimeToLive(req.ID, req.keys);
   if (t === undefined) return { header: s.header(), ID: req.ID, TTL: -1 };
+  if (checked) {
+    for (const k of t.keys) s.auth.store.isRangePermitted(ai, k, undefined);
+    s.auth.checkStillCurrent(ai);
+  }
   return { header: s.header(), ID: req.ID, TTL: t.ttlSec, grantedTTL: t.grantedTtlSec, keys: t.keys };
 }
 
@@ -417,6 +557,35 @@ function serveLeaseKeepAlive(
   });
 }
 
+/** An Auth RPC that is one Raft entry of the given field (auth_rpc.ts). */
+function authRpc<Req, ResInit>(desc: SizedMethodDescriptor<Req, ResInit>, field: keyof AuthProposal): AnyRpc {
+  return rpc(desc, {
+    validate: noCheck,
+    proposes: always,
+    serve: (s: MemberApi, req: Req, ctx: CallContext) => proposeAuth(s, ctx, { [field]: req } as AuthProposal) as Promise<ResInit>,
+  });
+}
+
+/** etcdserverpb.Auth: management through Raft; Authenticate checks the password off the event loop first. */
+const AUTH_RPCS: readonly AnyRpc[] = [
+  authRpc(Auth.methods.AuthEnable, 'auth_enable'),
+  authRpc(Auth.methods.AuthDisable, 'auth_disable'),
+  rpc(Auth.methods.Authenticate, { validate: noCheck, proposes: never, serve: serveAuthenticate }),
+  rpc(Auth.methods.UserAdd, { validate: noCheck, proposes: always, serve: serveUserAdd }),
+  authRpc(Auth.methods.UserGet, 'auth_user_get'),
+  authRpc(Auth.methods.UserList, 'auth_user_list'),
+  authRpc(Auth.methods.UserDelete, 'auth_user_delete'),
+  rpc(Auth.methods.UserChangePassword, { validate: noCheck, proposes: always, serve: serveUserChangePassword }),
+  authRpc(Auth.methods.UserGrantRole, 'auth_user_grant_role'),
+  authRpc(Auth.methods.UserRevokeRole, 'auth_user_revoke_role'),
+  authRpc(Auth.methods.RoleAdd, 'auth_role_add'),
+  authRpc(Auth.methods.RoleGet, 'auth_role_get'),
+  authRpc(Auth.methods.RoleList, 'auth_role_list'),
+  authRpc(Auth.methods.RoleDelete, 'auth_role_delete'),
+  authRpc(Auth.methods.RoleGrantPermission, 'auth_role_grant_permission'),
+  authRpc(Auth.methods.RoleRevokePermission, 'auth_role_revoke_permission'),
+];
+
 /**
  * Every RPC the member serves, unary and streaming. Order does not matter: the client-process channel
  * names a method by its fixed ID (client_procs/methods.ts), which every entry must have.
@@ -452,6 +621,7 @@ export const RPCS: readonly AnyRpc[] = [
   rpc(Election.methods.Leader, { validate: noCheck, proposes: never, serve: serveLeader }),
   serverStreamRpc(Election.methods.Observe, { validate: noCheck, serve: serveObserve }),
   rpc(Election.methods.Resign, { validate: noCheck, proposes: never, serve: serveResign }),
+  ...AUTH_RPCS,
 ];
 
 /** The limits a member's config sets. */

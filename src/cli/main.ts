@@ -60,6 +60,10 @@ function serverConfig(c: Config, log: Logger, peer: ServerConfig['peerTls']): Se
     unsafeNoFsync: c.unsafeNoFsync,
     leaseCheckpoint: c.leaseCheckpoint,
     leaseCheckpointIntervalMs: c.leaseCheckpointIntervalMs,
+    authToken: c.authToken,
+    authTokenTtlSec: c.authTokenTtlS,
+    bcryptCost: c.bcryptCost,
+    clientCertAuth: c.clientTls.clientCertAuth,
     logger: log,
   };
 }

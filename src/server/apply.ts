@@ -22,6 +22,10 @@ import { costTxn } from './quota.js';
 import { applyPut, applyDeleteRange, applyTxn, applyCompaction, applyRange, type KvLimits } from './apply_kv.js';
 import type { Lessor } from '../lease/index.js';
 import type { LeaseCheckpointRequest, LeaseGrantRequest, LeaseGrantResponseInit, LeaseRevokeRequest } from '../proto/rpc.js';
+import type { AuthStore } from '../auth/store.js';
+import type { TokenProvider } from '../auth/tokens.js';
+import { applyAuth, authInfoOf, isAuthRequest, needsAdmin } from './apply_auth.js';
+import { checkWrite } from '../auth/checks.js';
 
 /** A response without its header's identity fields (the API layer adds them). */
 export interface HeaderedResponse {
@@ -39,6 +43,12 @@ export interface ApplyResult {
   physicalDone?: Promise<void>;
 }
 
+/** The auth state the applier checks requests against and changes (src/auth). */
+export interface ApplierAuth {
+  store: AuthStore;
+  tokens: TokenProvider;
+}
+
 /**
  * Applies requests to the MVCC store.
  *
@@ -54,6 +64,7 @@ export class Applier {
     store: Mvcc,
     private readonly limits: KvLimits,
     private readonly leases: Lessor,
+    private readonly auth?: ApplierAuth,
   ) {
     this.store = store;
     this.alarmStore = AlarmStore.load(store);
@@ -74,20 +85,27 @@ export class Applier {
   useStore(store: Mvcc): void {
     this.store = store;
     this.alarmStore = AlarmStore.load(store);
+    this.auth?.store.reload(store);
   }
 
   /**
    * Applies a committed write request; never throws for request-level errors. With `withPrevKv` the
    * result's events carry each changed key's previous KeyValue. Without `wantEvents` (no subscriber reads
-   * kv changes now) a revoke builds none; other requests' events are few and built anyway.
+   * kv changes now) a revoke builds none; other requests' events are few and built anyway. `index` is the
+   * entry's Raft index (simple auth tokens end with it).
    */
-  applyWrite(req: InternalRequest, withPrevKv = false, wantEvents = true): ApplyResult {
+  applyWrite(req: InternalRequest, withPrevKv = false, wantEvents = true, index = 0): ApplyResult {
     try {
+      const auth = this.auth;
+      if (auth?.store.enabled && needsAdmin(req)) auth.store.isAdminPermitted(authInfoOf(req));
       if (req.alarm) return { response: this.applyAlarm(req.alarm) };
+      if (auth !== undefined && isAuthRequest(req))
+        return { response: applyAuth(auth.store, auth.tokens, req, authInfoOf(req), index, this.store, this.store.currentRevision) };
       // CORRUPT refuses every KV operation, NOSPACE every write that adds data (etcd's capped applier).
       if (this.alarmStore.has(AlarmType.CORRUPT)) throw Errors.Corrupt();
       if (this.alarmStore.has(AlarmType.NOSPACE) && (req.put || req.lease_grant || (req.txn && costTxn(req.txn) > 0)))
         throw Errors.NoSpace();
+      if (auth?.store.enabled) checkWrite(auth.store, this.leases, req, authInfoOf(req));
       const c = this.counts;
       if (req.put) {
         c.put++;

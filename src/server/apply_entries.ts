@@ -125,7 +125,7 @@ export class EntryApplier {
       return;
     }
     const events = d.events;
-    const result = d.applier.applyWrite(req, events.wantsPrevKv, events.wantsKvChanges);
+    const result = d.applier.applyWrite(req, events.wantsPrevKv, events.wantsKvChanges, e.index);
     d.trigger(req.ID, result);
     if (req.compaction && result.physicalDone !== undefined && result.error === undefined)
       this.logCompaction(req.compaction.revision, result.physicalDone);

@@ -58,6 +58,14 @@ export interface ServerConfig {
   leaseCheckpoint?: boolean;
   /** How often the leader checkpoints a long lease's remaining TTL (--lease-checkpoint-interval; etcd: 5 min). */
   leaseCheckpointIntervalMs?: number;
+  /** --auth-token: 'simple' (default), 'jwt,pub-key=…,priv-key=…,sign-method=…,ttl=…', or '' (no tokens). */
+  authToken?: string;
+  /** --auth-token-ttl: seconds a simple token lives unused (etcd: 300). */
+  authTokenTtlSec?: number;
+  /** --bcrypt-cost (etcd: 10). */
+  bcryptCost?: number;
+  /** --client-cert-auth: a verified client certificate's CN is the user of a call without a token. */
+  clientCertAuth?: boolean;
   logger?: Logger;
   /** TLS for https:// peer URLs (listener and dialer); required when a peer URL is https. */
   peerTls?: PeerTls;

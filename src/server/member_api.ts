@@ -3,7 +3,7 @@
 // Nothing behind it is reachable from outside: no store, no applier, no Raft node.
 import type { HistogramCounts } from '../metrics.js';
 import type { PeerObservation } from '../transport/transport.js';
-import type { InternalRequestInit } from '../proto/internal.js';
+import type { InternalRequestInit, RequestHeaderInit } from '../proto/internal.js';
 import type {
   RangeRequest,
   RangeResponseInit,
@@ -18,6 +18,7 @@ import type { ApplySubscriber, ApplySubscription } from '../events/apply_events.
 import type { WatchSink, WatchStream } from '../watch/index.js';
 import type { LeaseTtl, LessorStats } from '../lease/index.js';
 import type { LeaseGrantRequest, LeaseGrantResponseInit } from '../proto/rpc.js';
+import type { MemberAuth } from './member_auth.js';
 
 /** The request limits etcd checks before a request reaches Raft (from the member's flags). */
 export interface MemberLimits {
@@ -117,7 +118,7 @@ export interface MemberApi {
   /** Opens a Watch stream whose responses go to `sink`; close() it when the call ends. */
   watch(sink: WatchSink): WatchStream;
   /** Grants a lease through Raft (ID 0: the member picks one). Rejects with etcd's lease errors. */
-  leaseGrant(req: LeaseGrantRequest): Promise<LeaseGrantResponseInit>;
+  leaseGrant(req: LeaseGrantRequest, header?: RequestHeaderInit): Promise<LeaseGrantResponseInit>;
   /**
    * Renews a lease on the leader (a follower forwards): its TTL in seconds, or -1 when it does not exist.
    * Synchronous on the leader in the common case.
@@ -131,4 +132,6 @@ export interface MemberApi {
   readonly leaseStats: LessorStats;
   /** Counters and histograms for /metrics. */
   observe(): MemberObservations;
+  /** Who calls (token or certificate), what they may do, Authenticate (src/auth). */
+  readonly auth: MemberAuth;
 }

@@ -7,7 +7,7 @@ import { decodeMessage, MessageType, type Message, type RawNode, type MemoryStor
 import { backendCommitSeconds, type Mvcc } from '../mvcc/index.js';
 import { type EtcdError, Errors } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
-import type { InternalRequestInit } from '../proto/internal.js';
+import type { InternalRequestInit, RequestHeaderInit } from '../proto/internal.js';
 import {
   AlarmType,
   AlarmRequest_AlarmAction,
@@ -48,6 +48,12 @@ import { Lessor, LEASE_CHECKPOINT_INTERVAL_MS_DEFAULT, type LessorStats, type Le
 import { MemberLeases } from './leases.js';
 import { IdGenerator } from './idgen.js';
 import type { LeaseGrantRequest, LeaseGrantResponseInit } from '../proto/rpc.js';
+import { AuthStore, MEMBER_AS_ROOT } from '../auth/store.js';
+import type { TokenProvider } from '../auth/tokens.js';
+import { tokenProviderFor } from './auth_tokens.js';
+import { HashPool, HASH_POOL_THREADS_DEFAULT, HASH_QUEUE_MAX_DEFAULT } from '../auth/hash_pool.js';
+import { LoginLimiter, LOGIN_LIMITER_DEFAULTS } from '../auth/login_limiter.js';
+import { MemberAuth } from './member_auth.js';
 export type { ServerConfig, InitialMember } from './config.js';
 
 /** etcd refuses proposals when committed − applied exceeds this. */
@@ -107,6 +113,9 @@ export class EtcdServer implements MemberApi {
   private readonly lessor: Lessor;
   private readonly leases: MemberLeases;
   private readonly leaseIds: IdGenerator;
+  private readonly tokens: TokenProvider;
+  private readonly hashPool: HashPool;
+  readonly auth: MemberAuth;
   /** The worker threads' watch fan-out (--worker-threads > 0). */
   private readonly fanout: WatchFanout | undefined;
   private readonly electionTicks: number;
@@ -163,7 +172,31 @@ export class EtcdServer implements MemberApi {
     });
     this.lessor.recover(p.mvcc, p.mvcc);
     this.leaseIds = new IdGenerator(this.memberId, p.sched.now());
-    this.applier = new Applier(p.mvcc, { maxTxnOps: cfg.maxTxnOps, maxRangeResponseBytes: cfg.maxRangeResponseBytes }, this.lessor);
+    const authStore = AuthStore.load(p.mvcc);
+    const tokens = tokenProviderFor(cfg.authToken ?? 'simple', cfg.authTokenTtlSec ?? 300, p.sched.now);
+    this.tokens = tokens;
+    authStore.onEnabledChange = (on) => (on ? tokens.enable() : tokens.disable());
+    authStore.onUserInvalidated = (name) => tokens.invalidateUser(name);
+    if (authStore.enabled) tokens.enable();
+    this.applier = new Applier(p.mvcc, { maxTxnOps: cfg.maxTxnOps, maxRangeResponseBytes: cfg.maxRangeResponseBytes }, this.lessor, {
+      store: authStore,
+      tokens,
+    });
+    this.hashPool = new HashPool({ threads: HASH_POOL_THREADS_DEFAULT, queueMax: HASH_QUEUE_MAX_DEFAULT });
+    this.auth = new MemberAuth({
+      store: authStore,
+      tokens,
+      hasher: this.hashPool,
+      limiter: new LoginLimiter({ ...LOGIN_LIMITER_DEFAULTS, now: p.sched.now }),
+      bcryptCost: cfg.bcryptCost ?? 10,
+      clientCertAuth: cfg.clientCertAuth ?? false,
+      appliedIndex: () => this.applying.appliedIndex,
+      waitApplied: (index, deadlineMs) => this.waitApplied(index, deadlineMs),
+      linearizableRead: () => this.linearizableRead(),
+      propose: (init) => this.propose(init),
+      log: this.log,
+      requestTimeoutMs: this.requestTimeoutMs,
+    });
     this.membership = Membership.load(p.mvcc);
     this.backend.onSwap((store) => {
       this.applier.useStore(store);
@@ -260,7 +293,8 @@ export class EtcdServer implements MemberApi {
       sched: p.sched,
       memberId: this.memberId,
       leaderId: () => this.loop.leaderId,
-      propose: (init) => this.propose(init),
+      // Expired leases are revoked as root (etcd's WithRoot), whatever their keys' permissions.
+      propose: (init) => this.propose(init.lease_revoke !== undefined ? { ...init, header: MEMBER_AS_ROOT } : init),
       sendLease: (to, payload) => this.peers.sendLease(to, payload),
       electionMs: cfg.electionMs,
       requestTimeoutMs: this.requestTimeoutMs,
@@ -345,6 +379,9 @@ export class EtcdServer implements MemberApi {
       sched.interval(() => this.sweep(), SWEEP_INTERVAL_MS),
     );
     this.timers.push(sched.interval(() => this.monitorLeader(), this.cfg.electionMs));
+    // etcd's simple-token TTL keeper looks once a second.
+    const tokens = this.tokens;
+    if (tokens.kind === 'simple') this.timers.push(sched.interval(() => tokens.sweep(), 1000));
     this.leases.start();
     const compactor = this.makeCompactor();
     if (compactor) this.timers.push(sched.interval(() => compactor.tick(sched.now()), compactor.tickIntervalMs));
@@ -483,6 +520,15 @@ export class EtcdServer implements MemberApi {
     return result;
   }
 
+  /** Resolves true once `index` is applied here, false at `deadlineMs` or when the member stops. */
+  private async waitApplied(index: number, deadlineMs: number): Promise<boolean> {
+    while (this.applying.appliedIndex < index) {
+      if (this.stopped || this.fatalError || Date.now() >= deadlineMs) return false;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return true;
+  }
+
   async linearizableRead(): Promise<void> {
     if (this.fatalError) throw this.fatalError;
     if (this.stopped) throw Errors.Stopped();
@@ -550,11 +596,11 @@ export class EtcdServer implements MemberApi {
     };
   }
 
-  async leaseGrant(req: LeaseGrantRequest): Promise<LeaseGrantResponseInit> {
+  async leaseGrant(req: LeaseGrantRequest, header?: RequestHeaderInit): Promise<LeaseGrantResponseInit> {
     // etcd picks a positive int64 when the client did not (v3_server.go LeaseGrant).
     let id = req.ID;
     while (id === 0n) id = this.leaseIds.next() & 0x7fff_ffff_ffff_ffffn;
-    const r = await this.propose({ lease_grant: { ID: id, TTL: req.TTL } });
+    const r = await this.propose({ lease_grant: { ID: id, TTL: req.TTL }, header });
     return r.response as LeaseGrantResponseInit;
   }
 
@@ -732,6 +778,7 @@ export class EtcdServer implements MemberApi {
     await this.wal.close();
     this.snapshots.close();
     await this.fanout?.close();
+    await this.hashPool.close();
   }
 }
 

@@ -69,6 +69,18 @@ export class WatchStream implements WatcherOwner {
     else if (req.progress_request) this.progress();
   }
 
+  /** A create request the auth check refused: answered as etcd does, created and canceled with the reason. */
+  refuse(reason: string): void {
+    if (this.closed) return;
+    this.send({
+      header: this.o.header(this.hub.currentRevision),
+      watch_id: INVALID_WATCH_ID,
+      created: true,
+      canceled: true,
+      cancel_reason: reason,
+    });
+  }
+
   /** The call is over: every watcher goes. */
   close(): void {
     if (this.closed) return;

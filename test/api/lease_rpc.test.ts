@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { RPCS, KEEPALIVES_QUEUED_PER_STREAM_MAX, type AnyBidiRpc, type AnyUnaryRpc, type RpcBidiStream } from '../../src/api/rpc.js';
 import { FixedContext } from '../../src/api/context.js';
 import type { MemberApi } from '../../src/server/member_api.js';
+import { authOff } from '../helpers/auth_off.js';
 import type { LeaseKeepAliveRequest, LeaseKeepAliveResponseInit } from '../../src/proto/rpc.js';
 import { EtcdError } from '../../src/errors.js';
 
@@ -172,7 +173,7 @@ test('a keep-alive stream that requires a leader is refused without one, and end
 
 test('time-to-live of an unknown lease answers TTL -1; a grant past the maximum TTL is refused before proposing', async () => {
   const ttl = byName('/etcdserverpb.Lease/LeaseTimeToLive') as AnyUnaryRpc;
-  const m = { header: () => ({ revision: 3 }), leaseTimeToLive: async () => undefined } as unknown as MemberApi;
+  const m = { header: () => ({ revision: 3 }), leaseTimeToLive: async () => undefined, auth: authOff() } as unknown as MemberApi;
   assert.equal(await ttl.serve(m, { ID: 99n, keys: true }, new FixedContext()), { header: { revision: 3 }, ID: 99n, TTL: -1 });
   const grant = byName('/etcdserverpb.Lease/LeaseGrant') as AnyUnaryRpc;
   assert.throws(() => grant.validate({ TTL: 9_000_000_001, ID: 0n }, { maxTxnOps: 128, maxRequestBytes: 1 << 20 }), /too large lease TTL/);

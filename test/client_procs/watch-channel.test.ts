@@ -20,6 +20,7 @@ import { applyPut, noLeases } from '../../src/server/apply_kv.js';
 import { WATCH_HUB_DEFAULTS, WatchHub, WatchStream, type WatchSink } from '../../src/watch/index.js';
 import { nodeScheduler } from '../../src/scheduler.js';
 import type { MemberApi } from '../../src/server/member_api.js';
+import { authOff } from '../helpers/auth_off.js';
 import { decodeWatchResponse, encodeWatchRequest, type WatchResponse } from '../../src/proto/rpc.js';
 import { newLogger } from '../../src/log.js';
 import { tempDir } from '../helpers/cleanup.js';
@@ -122,6 +123,7 @@ async function rig(opts: { watchBatches?: boolean; streamLimits?: MemberStreamLi
     limits: { maxTxnOps: 128, maxRequestBytes: 1.5 * 1024 * 1024, quotaBackendBytes: 0 },
     hasLeader: true,
     onLeaderLost: () => () => {},
+    auth: authOff(),
     watch: (sink: WatchSink) =>
       new WatchStream(hub, sink, {
         header: (revision) => ({ cluster_id: 0x1234n, member_id: 0x5678n, revision, raft_term: 2 }),

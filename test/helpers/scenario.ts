@@ -3,7 +3,7 @@
 import * as assert from 'uvu/assert';
 import { runningChildren } from './cleanup.js';
 import { etcdctl, type CtlResult } from './etcdctl.js';
-import { startMember, type Member } from './member.js';
+import { startMember, type Member, type MemberOptions } from './member.js';
 import { compatTarget } from './oracle.js';
 import { Normalizer } from './normalize.js';
 
@@ -102,14 +102,14 @@ type Register = (name: string, fn: () => void | Promise<void>) => void;
  *
  *   registerScenario(oracleGate(test), STEPS);  test.run();
  */
-export function registerScenario(t: Register, steps: readonly Step[]): void {
+export function registerScenario(t: Register, steps: readonly Step[], opts: Omit<MemberOptions, 'name'> = {}): void {
   const target = compatTarget();
   let oracle: Side | undefined;
   let sut: Side | undefined;
   const members: Member[] = [];
 
   t('start a fresh etcd (oracle) and a fresh ' + target, async () => {
-    const [a, b] = await Promise.all([startMember('etcd', { name: 'm1' }), startMember(target, { name: 'm1' })]);
+    const [a, b] = await Promise.all([startMember('etcd', { ...opts, name: 'm1' }), startMember(target, { ...opts, name: 'm1' })]);
     members.push(a!, b!);
     oracle = await prepareSide(a!);
     sut = await prepareSide(b!);

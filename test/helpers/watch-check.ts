@@ -194,13 +194,17 @@ export class RawWatchStream {
   private readonly client: grpc.Client;
   private readonly call: grpc.ClientDuplexStream<Uint8Array, WatchResponse>;
 
-  constructor(readonly endpoint: string) {
+  constructor(
+    readonly endpoint: string,
+    metadata?: grpc.Metadata,
+  ) {
     // Catch-up responses of big values can pass grpc-js's 4 MiB default.
     this.client = new grpc.Client(endpoint, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1 });
     this.call = this.client.makeBidiStreamRequest<Uint8Array, WatchResponse>(
       '/etcdserverpb.Watch/Watch',
       (b) => Buffer.from(b),
       (b) => decodeWatchResponse(b),
+      metadata ?? new grpc.Metadata(),
     );
     this.call.on('data', (r: WatchResponse) => {
       this.responses.push(r);

@@ -17,6 +17,10 @@ const requests = [
   },
   { compaction: { revision: 7, physical: true } },
   { member_attr_set: { member_ID: 5n, attributes: { name: 'n', client_urls: ['http://a:1'] } } },
+  // With the caller (auth on).
+  { put: { key: Buffer.from('k'), value: Buffer.from('v') }, header: { username: 'alice', auth_revision: 12 } },
+  { delete_range: { key: Buffer.from('a') }, header: { username: 'root', auth_revision: Number.MAX_SAFE_INTEGER } },
+  { txn: { compare: [], success: [], failure: [] }, header: { username: '', auth_revision: 0 } },
 ];
 
 test('the direct envelope encoding is byte for byte the generated one', () => {
