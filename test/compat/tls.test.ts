@@ -28,6 +28,8 @@ const alice = makeCert(ca, 'alice', { cn: 'alice' });
 const bob = makeCert(ca, 'bob', { cn: 'bob' });
 const expired = makeCert(ca, 'old', { cn: 'old', expired: true });
 const eve = makeCert(other, 'eve', { cn: 'eve' });
+const root = makeCert(ca, 'root', { cn: 'root' });
+const carol = makeCert(ca, 'carol', { cn: 'carol' });
 const crl = makeCrl(ca, [bob]);
 
 const target = compatTarget();
@@ -136,6 +138,62 @@ t(`client certificates, CA and CRL: ${target} answers as etcd does`, async () =>
     'etcd behaves as this test claims',
   );
   assert.equal(await clientAuth(target), want);
+});
+
+/** etcdctl's result with the error text: the output when it worked, else etcdctl's last error line. */
+function said(r: CtlResult): string {
+  if (r.code === 0) return `ok ${r.stdout.trim().replace(/\n/g, ' | ')}`;
+  const errs = r.stderr.split('\n').filter((l) => l.startsWith('Error:'));
+  return errs.length > 0 ? errs[errs.length - 1] : 'refused';
+}
+
+async function certIdentity(kind: MemberKind): Promise<string[]> {
+  const m = await startMember(kind, {
+    clientScheme: 'https',
+    extraArgs: ['--cert-file', server.cert, '--key-file', server.key, '--client-cert-auth', '--trusted-ca-file', ca.cert],
+    healthTls: { ca: readFileSync(ca.cert), cert: readFileSync(root.cert), key: readFileSync(root.key) },
+  });
+  const out: string[] = [];
+  try {
+    for (const args of [
+      ['user', 'add', 'root:rootpw'],
+      ['user', 'grant-role', 'root', 'root'],
+      ['user', 'add', 'alice:alicepw'],
+      ['role', 'add', 'reader'],
+      ['role', 'grant-permission', 'reader', 'read', 'k', '--prefix'],
+      ['user', 'grant-role', 'alice', 'reader'],
+      ['put', 'k1', 'v1'],
+      ['auth', 'enable'],
+    ]) {
+      out.push(`setup ${args.join(' ')}: ${said(await ctl(m, root, args))}`);
+    }
+    out.push(`alice's certificate reads: ${said(await ctl(m, alice, ['get', 'k1']))}`);
+    out.push(`alice's certificate writes: ${said(await ctl(m, alice, ['put', 'k1', 'x']))}`);
+    out.push(`root's certificate writes: ${said(await ctl(m, root, ['put', 'k2', 'v2']))}`);
+    out.push(`root's certificate lists users: ${said(await ctl(m, root, ['user', 'list']))}`);
+    out.push(`an unknown user's certificate: ${said(await ctl(m, carol, ['get', 'k1']))}`);
+    out.push(`alice's certificate with root's password: ${said(await ctl(m, alice, ['put', 'k3', 'v3', '--user', 'root:rootpw']))}`);
+  } finally {
+    await m.stop();
+  }
+  return out;
+}
+
+t(`with --client-cert-auth the certificate's CN is the user: ${target} as etcd`, async () => {
+  const want = await certIdentity('etcd');
+  assert.equal(
+    want.slice(8),
+    [
+      "alice's certificate reads: ok k1 | v1",
+      "alice's certificate writes: Error: etcdserver: permission denied",
+      "root's certificate writes: ok OK",
+      "root's certificate lists users: ok alice | root",
+      "an unknown user's certificate: Error: etcdserver: permission denied",
+      "alice's certificate with root's password: ok OK",
+    ],
+    'etcd behaves as this test claims',
+  );
+  assert.equal(await certIdentity(target), want);
 });
 
 async function autoTls(kind: MemberKind): Promise<string[]> {
