@@ -249,7 +249,9 @@ export function rollback(opts: RollbackOptions): RollbackResult {
     for (const r of recs) if (r.type === 'F') syncedUpto = Math.max(syncedUpto, r.upto!);
     const open = recs.filter((r) => r.at >= syncedUpto && r.type !== 'F');
     if (!open.some((r) => r.type === 'W' || r.type === 'Z' || r.type === 'S')) continue;
-    const oldSize = open.find((r) => r.type === 'S')?.size;
+    let oldSize = open.find((r) => r.type === 'S')?.size;
+    // An O_DSYNC write made the size that holds it durable too.
+    for (const r of open) if (r.type === 'R' && oldSize !== undefined) oldSize = Math.max(oldSize, r.off + r.n);
     const curSize = fs.statSync(file).size;
     // Torn mode: each unsynced page survives or not, once for the whole file.
     const kept = new Map<number, boolean>();
