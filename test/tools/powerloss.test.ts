@@ -132,4 +132,28 @@ test('POWERLOSS_DROP_SYNC makes an fsync do nothing; POWERLOSS_FAIL fails the n-
   assert.is(fs.readFileSync(join(root, 'g'), 'utf8'), '', 'writes after the last good fdatasync are lost');
 });
 
+test('a failed fdatasync loses what it did not write for good: a later successful one does not bring it back', () => {
+  const { root, journal } = fresh();
+  runKilled(
+    root,
+    journal,
+    `const fd = fs.openSync(root + '/f', 'w'); const d = fs.openSync(root, 'r'); fs.fsyncSync(d);
+    fs.writeSync(fd, Buffer.alloc(8192, 0x61), 0, 8192, 0); fs.fdatasyncSync(fd);
+    fs.writeSync(fd, Buffer.alloc(4096, 0x62), 0, 4096, 0);
+    try { fs.fdatasyncSync(fd); } catch {}
+    fs.writeSync(fd, Buffer.alloc(4096, 0x63), 0, 4096, 4096); fs.fdatasyncSync(fd);`,
+    { POWERLOSS_FAIL: 'fdatasync:/f:2:EIO' },
+  );
+  rollback({ root, journal });
+  const b = fs.readFileSync(join(root, 'f'));
+  assert.ok(
+    b.subarray(0, 4096).every((x) => x === 0x61),
+    'the page the failed sync did not write is lost',
+  );
+  assert.ok(
+    b.subarray(4096).every((x) => x === 0x63),
+    'the page a later sync wrote is durable',
+  );
+});
+
 test.run();

@@ -16,7 +16,7 @@ import { rng } from '../lib/rng.js';
 const PAGE = 4096;
 
 interface DataRec {
-  type: 'W' | 'Z' | 'S' | 'F' | 'R';
+  type: 'W' | 'Z' | 'S' | 'F' | 'R' | 'L';
   at: number;
   off: number;
   n: number;
@@ -113,7 +113,8 @@ export function readJournal(file: string): Journal {
         pushData(dev, ino, { type, at, off: 0, n: 0, size: num() });
         break;
       }
-      case 'F': {
+      case 'F':
+      case 'L': {
         const dev = u64();
         const ino = u64();
         pushData(dev, ino, { type, at, off: 0, n: 0, upto: num() });
@@ -245,10 +246,17 @@ export function rollback(opts: RollbackOptions): RollbackResult {
   for (const [k, recs] of j.data) {
     const file = files.get(k);
     if (!file) continue;
-    let syncedUpto = -1;
-    for (const r of recs) if (r.type === 'F') syncedUpto = Math.max(syncedUpto, r.upto!);
-    const open = recs.filter((r) => r.at >= syncedUpto && r.type !== 'F');
-    if (!open.some((r) => r.type === 'W' || r.type === 'Z' || r.type === 'S')) continue;
+    // A change is durable once a sync begun after it completed, unless a sync begun after it failed first
+    // (then it is lost for good: fsyncgate). Syncs are journaled in the order they ended.
+    const syncs = recs.filter((r) => r.type === 'F' || r.type === 'L');
+    const fate = (r: DataRec): 'durable' | 'open' | 'lost' => {
+      for (const s of syncs) if (s.upto! > r.at) return s.type === 'F' ? 'durable' : 'lost';
+      return 'open';
+    };
+    const changes = recs.filter((r) => r.type !== 'F' && r.type !== 'L');
+    const fates = changes.map(fate);
+    const open = changes.filter((_, i) => fates[i] === 'open');
+    if (!changes.some((r, i) => fates[i] !== 'durable' && (r.type === 'W' || r.type === 'Z' || r.type === 'S'))) continue;
     let oldSize = open.find((r) => r.type === 'S')?.size;
     // An O_DSYNC write made the size that holds it durable too.
     for (const r of open) if (r.type === 'R' && oldSize !== undefined) oldSize = Math.max(oldSize, r.off + r.n);
@@ -288,10 +296,13 @@ export function rollback(opts: RollbackOptions): RollbackResult {
           a = pageEnd;
         }
       };
-      for (let i = open.length - 1; i >= 0; i--) {
-        const r = open[i]!;
-        if (r.type === 'R') protectedRanges.push([r.off, r.off + r.n]);
-        else if (r.type === 'W' || r.type === 'Z') restore(r.off, r.data, r.n);
+      // Newest first: a durable change protects its range from the pre-images of older lost ones.
+      for (let i = changes.length - 1; i >= 0; i--) {
+        const r = changes[i]!;
+        const durable = fates[i] === 'durable' || r.type === 'R';
+        if (r.type !== 'W' && r.type !== 'Z' && r.type !== 'R') continue;
+        if (durable) protectedRanges.push([r.off, r.off + r.n]);
+        else restore(r.off, r.data, r.n);
       }
       if (oldSize !== undefined && oldSize !== curSize) {
         const keepSize = opts.torn === true && random() < 0.5;

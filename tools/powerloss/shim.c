@@ -50,6 +50,8 @@ enum {
   REC_RMDIR = 'X',   // pdev pino name
   REC_RENAME = 'N',  // opdev opino npdev npino ino oldname newname stash(of the replaced file, or "")
   REC_NOTE = 'T',    // text: something the journal cannot undo (a shared writable mapping, ...)
+  REC_LOST = 'L',    // dev ino upto: an injected fsync failure; what no sync covered by then is lost for good
+                     // (the kernel may drop dirty pages it failed to write: a later fsync cannot bring them back)
 };
 
 struct fdinfo {
@@ -681,6 +683,14 @@ static int do_sync(int fd, int data) {
   uint64_t dev = fi->dev, ino = fi->ino, isdir = fi->isdir;
   pthread_mutex_unlock(&mu);
   if (inj) {
+    pthread_mutex_lock(&mu);
+    struct rec rl;
+    rec_begin(&rl, REC_LOST);
+    rec_u64(&rl, dev);
+    rec_u64(&rl, ino);
+    rec_u64(&rl, upto);
+    rec_emit(&rl, NULL, 0);
+    pthread_mutex_unlock(&mu);
     errno = inj;
     return -1;
   }
