@@ -75,6 +75,7 @@ export class Backend {
   private stagedBytesCount = 0;
   private readonly pendingBytesMax: number;
   private failure: Error | undefined;
+  private lastSizes = { sizeBytes: 0, sizeInUseBytes: 0 };
   private readonly scratchKey = Buffer.allocUnsafe(revBytesLen);
   /** KeyValues read so far (overlay or LMDB). */
   valueReads = 0;
@@ -101,6 +102,7 @@ export class Backend {
   }
 
   static open(opts: BackendOptions): Backend {
+    guardLmdbInternalRejections();
     return new Backend(opts);
   }
 
@@ -247,8 +249,13 @@ export class Backend {
       () => this.afterCommit(mains, metas),
       (err: unknown) => this.fail(err),
     );
+    // Once any commit or sync failed, no later one counts as durable: after a failed fsync the kernel may
+    // have dropped the dirty pages it could not write, so a later successful sync proves nothing about them.
     const flushed = Promise.resolve(flushedRaw).then(
-      () => committed,
+      () =>
+        committed.then(() => {
+          if (this.failure !== undefined) throw this.failure;
+        }),
       (err: unknown) => this.fail(err),
     );
     return { committed, flushed };
@@ -273,18 +280,42 @@ export class Backend {
 
   /** Bytes of the LMDB file, and of the pages its trees use (the rest is free for reuse). */
   sizes(): { sizeBytes: number; sizeInUseBytes: number } {
-    const s = this.env.getStats() as LmdbStats;
-    const pageSize = s.pageSize;
-    const used = (t: LmdbTreeStats): number => t.treeBranchPageCount + t.treeLeafPageCount + t.overflowPages;
-    const k = this.keyDb.getStats() as LmdbStats;
-    const m = this.metaDb.getStats() as LmdbStats;
-    const inUsePages = 2 /* meta pages */ + used(s.root) + used(s.free) + used(k) + used(m);
-    return { sizeBytes: (s.lastPageNumber + 1) * pageSize, sizeInUseBytes: inUsePages * pageSize };
+    try {
+      const s = this.env.getStats() as LmdbStats;
+      const pageSize = s.pageSize;
+      const used = (t: LmdbTreeStats): number => t.treeBranchPageCount + t.treeLeafPageCount + t.overflowPages;
+      const k = this.keyDb.getStats() as LmdbStats;
+      const m = this.metaDb.getStats() as LmdbStats;
+      const inUsePages = 2 /* meta pages */ + used(s.root) + used(s.free) + used(k) + used(m);
+      this.lastSizes = { sizeBytes: (s.lastPageNumber + 1) * pageSize, sizeInUseBytes: inUsePages * pageSize };
+    } catch (e) {
+      // After a failed commit LMDB may refuse everything (MDB_PANIC); Status and /metrics still answer.
+      if (this.failure === undefined) throw e;
+    }
+    return this.lastSizes;
   }
 
   async close(): Promise<void> {
     await this.env.close();
   }
+}
+
+let guarded = false;
+
+/**
+ * lmdb-js starts each event turn's write batch with a promise of its own that nobody can reach; when the
+ * transaction fails (a write or sync error) it rejects with the same "Commit failed" error as the writes'
+ * promises, which commit() does handle, and would otherwise crash the process as an unhandled rejection
+ * before the member can stop cleanly and say why. Those are dropped here; any other unhandled rejection
+ * still ends the process as Node's default would.
+ */
+function guardLmdbInternalRejections(): void {
+  if (guarded) return;
+  guarded = true;
+  process.on('unhandledRejection', (reason) => {
+    if (reason instanceof Error && 'commitError' in reason) return;
+    throw reason;
+  });
 }
 
 interface LmdbTreeStats {

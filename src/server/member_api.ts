@@ -42,6 +42,8 @@ export interface MemberStatus {
   dbSizeBytes: number;
   dbSizeInUseBytes: number;
   alarms: AlarmMember[];
+  /** Why the member stopped serving writes (a failed WAL or backend write or sync), if it did. */
+  fatalError?: string;
 }
 
 /**

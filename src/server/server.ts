@@ -150,6 +150,7 @@ export class EtcdServer implements MemberApi {
         batchLimit: cfg.backendBatchLimit,
         quota: this.quota,
         sched: p.sched,
+        onFail: (err) => this.fail(err),
       },
       () => this.applying,
     );
@@ -515,6 +516,7 @@ export class EtcdServer implements MemberApi {
       dbSizeBytes: st.dbSizeBytes,
       dbSizeInUseBytes: st.dbSizeInUseBytes,
       alarms: this.applier.alarms.get(),
+      fatalError: this.fatalError?.message,
     };
   }
 
