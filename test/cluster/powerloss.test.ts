@@ -77,8 +77,8 @@ async function round(base: string, members: Member[], n: number, torn: boolean, 
   try {
     acked = await verifyAcked(members[0]!.endpoint, records, what);
   } catch (e) {
-    const logs = members.map((m) => `--- ${m.name}\n${m.logs().slice(-3000)}`).join('\n');
-    throw new Error(`${(e as Error).message}\n${summaries.join('\n')}\n${verbose ? logs : ''}`);
+    const logs = members.map((m) => `--- ${m.name}\n${m.logs().slice(verbose ? -3000 : -800)}`).join('\n');
+    throw new Error(`${(e as Error).message}\n${summaries.join('\n')}\n${logs}`);
   }
   log(`round ${n}: killed after ${delayMs} ms, ${acked} acknowledged puts present; ${summaries.join(' | ')}`);
 }
