@@ -24,7 +24,10 @@ function log(line: string): void {
   if (verbose) process.stdout.write(`  ${line}\n`);
 }
 
-/** Members on fixed ports under the shim, each data dir in base/<name>/data. */
+/**
+ * Members on fixed ports under the shim, each data dir in base/<name>/data. Every sync waits 2 ms first, so a
+ * kill often finds written but unsynced WAL records and backend pages (what the torn rounds tear).
+ */
 async function makeMembers(base: string, names: string[], extraEnv: Record<string, string> = {}): Promise<Member[]> {
   const ports: Array<{ client: number; peer: number }> = [];
   for (const _ of names) ports.push({ client: await freePort(), peer: await freePort() });
@@ -39,7 +42,7 @@ async function makeMembers(base: string, names: string[], extraEnv: Record<strin
         peerPort: ports[i]!.peer,
         initialCluster,
         extraArgs: FLAGS,
-        env: memberShimEnv(base, name, extraEnv),
+        env: memberShimEnv(base, name, { POWERLOSS_SYNC_DELAY_US: '2000', ...extraEnv }),
         waitReady: false,
       }),
     );

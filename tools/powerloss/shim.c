@@ -14,6 +14,8 @@
 //   POWERLOSS_FAIL         "op:substring:n:errno[,...]": the n-th call (1-based, counted per rule) of op
 //                          (write, fdatasync) on a path containing substring fails with errno (EIO, ENOSPC)
 //                          without doing anything; later calls succeed again (the disk recovered)
+//   POWERLOSS_SYNC_DELAY_US every fsync/fdatasync of a tracked file waits this long before syncing, so a kill
+//                          lands more often between a write and the sync that would cover it
 //   POWERLOSS_NO_BOOT_ID   1: open("/proc/sys/kernel/random/boot_id") fails, as after a reboot LMDB must
 //                          not trust a boot id equal to the one its unsynced meta page carries
 #define _GNU_SOURCE
@@ -73,6 +75,7 @@ static int active;
 static const char* dropSync;
 static const char* dropDirSync;
 static int noBootId;
+static long syncDelayUs;
 static uint64_t stashSeq;
 
 struct failRule {
@@ -180,6 +183,8 @@ __attribute__((constructor)) static void init(void) {
   snprintf(journalDir, sizeof journalDir, "%s", j);
   dropSync = getenv("POWERLOSS_DROP_SYNC");
   dropDirSync = getenv("POWERLOSS_DROP_DIRSYNC");
+  const char* sd = getenv("POWERLOSS_SYNC_DELAY_US");
+  syncDelayUs = sd ? atol(sd) : 0;
   const char* f = getenv("POWERLOSS_FAIL");
   if (f) parse_fails(f);
   active = 1;
@@ -694,6 +699,7 @@ static int do_sync(int fd, int data) {
     errno = inj;
     return -1;
   }
+  if (syncDelayUs > 0) usleep((useconds_t)syncDelayUs);
   int r = data ? real_fdatasync(fd) : real_fsync(fd);
   if (r != 0) return r;
   int e = errno;
