@@ -90,18 +90,43 @@ export class MemberBackend {
     if (this.timer !== undefined) this.o.sched.cancel(this.timer);
     this.timer = undefined;
     this.entriesSinceCommit = 0;
+    if (this.failure !== undefined) {
+      // Never retried: nothing commits, and nothing counts as durable, after a failure (a snapshot must not
+      // release the WAL on the strength of it).
+      const failed = Promise.reject(this.failure);
+      failed.catch(() => {});
+      return { committed: failed, flushed: failed };
+    }
     const { appliedIndex, appliedTerm } = this.position();
     if (appliedIndex <= this.backendIndexValue) return { committed: Promise.resolve(), flushed: Promise.resolve() };
     const quota = this.o.quota;
     const mark = quota.mark();
     const store = this.current;
-    const r = store.commit(appliedIndex, appliedTerm);
+    let r: { committed: Promise<void>; flushed: Promise<void> };
+    try {
+      r = store.commit(appliedIndex, appliedTerm);
+    } catch (err) {
+      // The store refuses once a commit of it failed, maybe before that failure reached failed() here.
+      this.failed(err);
+      const failed = Promise.reject(err);
+      failed.catch(() => {});
+      return { committed: failed, flushed: failed };
+    }
     r.committed.catch((err: unknown) => this.failed(err));
     r.flushed.catch((err: unknown) => this.failed(err));
     if (quota.enabled)
       r.flushed.then(
         () => {
-          if (this.current === store) quota.settled(mark, store.stats.dbSizeBytes);
+          if (this.current !== store) return;
+          let bytes: number;
+          try {
+            bytes = store.stats.dbSizeBytes;
+          } catch {
+            // LMDB refuses everything once a later commit failed (MDB_PANIC); that commit's own rejection
+            // reports the failure and stops the member.
+            return;
+          }
+          quota.settled(mark, bytes);
         },
         () => {},
       );
@@ -142,9 +167,9 @@ export class MemberBackend {
     }
   }
 
-  /** Commits what is left and closes the store. */
+  /** Commits what is left and closes the store (after a failure, only closes it: the WAL holds the rest). */
   async close(): Promise<void> {
-    await this.commit().flushed;
+    if (this.failure === undefined) await this.commit().flushed;
     await this.current.close();
   }
 }

@@ -37,8 +37,8 @@ const CASES: Case[] = [
     op: 'fdatasync',
     path: '/member/snap/db',
     errno: 'EIO',
-    min: 3,
-    max: 12,
+    min: 8,
+    max: 20,
     says: /backend.*Input\/output error/,
   },
   {
