@@ -233,7 +233,7 @@ function makeRng(seed: number): { intn(n: number): number } {
  * its WAL marker, so a crash between the two leaves a file the WAL knows nothing of: that one is skipped
  * and removed (etcd 3.5 likewise loads the newest snapshot among the WAL's snapshot records), and the WAL
  * replays from the previous snapshot, whose entries it still holds (segments are released only after a
- * marker is durable). With no snapshot file at all, the WAL is read from its start.
+ * marker is durable). With no snapshot file at all, or none with a marker, the WAL is read from its start.
  */
 async function openWalAtSnapshot(
   walDir: string,
@@ -261,7 +261,23 @@ async function openWalAtSnapshot(
       firstError ??= err;
     }
   }
-  throw firstError;
+  // No snapshot file has a marker: the crash came between the first snapshot's file and its marker, so no
+  // segment was released yet and the log is whole from its start (a missing start is refused by recovery).
+  let opened: Awaited<ReturnType<typeof Wal.open>>;
+  try {
+    opened = await Wal.open(walDir, { index: 0, term: 0 }, walOpts);
+  } catch (err) {
+    if (err instanceof WalSnapshotNotFoundError) throw firstError;
+    throw err;
+  }
+  for (const orphan of snaps) {
+    log.warn('removed a snapshot file the WAL has no marker for (a crash between the two)', {
+      'snapshot-index': orphan.index,
+      'snapshot-term': orphan.term,
+    });
+    removeSnap(snapDir, orphan);
+  }
+  return { snap: undefined, opened };
 }
 
 function walMetadata(memberId: bigint, clusterId: bigint): Uint8Array {
