@@ -293,7 +293,7 @@ function serveStatus(s: MemberApi, _req: StatusRequest): StatusResponseInit {
     raftIndex: st.raftIndex,
     raftTerm: st.raftTerm,
     raftAppliedIndex: st.raftAppliedIndex,
-    errors: st.alarms.map(alarmText),
+    errors: st.fatalError === undefined ? st.alarms.map(alarmText) : [...st.alarms.map(alarmText), st.fatalError],
     dbSizeInUse: st.dbSizeInUseBytes,
     isLearner: st.isLearner,
   };

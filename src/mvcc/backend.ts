@@ -157,6 +157,7 @@ export class Backend {
     setImmediate(fn);
   };
   private failure: Error | undefined;
+  private lastSizes = { sizeBytes: 0, sizeInUseBytes: 0 };
   private readonly scratchKey = Buffer.allocUnsafe(revBytesLen);
   /** The LMDB key of a block's tombstone at commit (lmdb-js copies keys, so one buffer serves every put). */
   private readonly scratchTombKey = Buffer.allocUnsafe(markedRevBytesLen);
@@ -187,6 +188,7 @@ export class Backend {
   }
 
   static open(opts: BackendOptions): Backend {
+    guardLmdbInternalRejections();
     return new Backend(opts);
   }
 
@@ -483,10 +485,18 @@ export class Backend {
       (err: unknown) => this.fail(err),
     );
     committed.then(job.done.resolve, job.done.reject);
+    // Once any commit or sync failed, no later one counts as durable: after a failed fsync the kernel may
+    // have dropped the dirty pages it could not write, so a later successful sync proves nothing about them.
     Promise.resolve(flushedRaw)
+      .then(
+        () => {
+          backendCommitSeconds.observe((performance.now() - job.startedMs) / 1000);
+          return committed;
+        },
+        (err: unknown) => this.fail(err),
+      )
       .then(() => {
-        backendCommitSeconds.observe((performance.now() - job.startedMs) / 1000);
-        return committed;
+        if (this.failure !== undefined) throw this.failure;
       })
       .then(job.flushed.resolve, (err: unknown) => job.flushed.reject(err));
     return budget;
@@ -516,13 +526,19 @@ export class Backend {
 
   /** Bytes of the LMDB file, and of the pages its trees use (the rest is free for reuse). */
   sizes(): { sizeBytes: number; sizeInUseBytes: number } {
-    const s = this.env.getStats() as LmdbStats;
-    const pageSize = s.pageSize;
-    const used = (t: LmdbTreeStats): number => t.treeBranchPageCount + t.treeLeafPageCount + t.overflowPages;
-    const k = this.keyDb.getStats() as LmdbStats;
-    const m = this.metaDb.getStats() as LmdbStats;
-    const inUsePages = 2 /* meta pages */ + used(s.root) + used(s.free) + used(k) + used(m);
-    return { sizeBytes: (s.lastPageNumber + 1) * pageSize, sizeInUseBytes: inUsePages * pageSize };
+    try {
+      const s = this.env.getStats() as LmdbStats;
+      const pageSize = s.pageSize;
+      const used = (t: LmdbTreeStats): number => t.treeBranchPageCount + t.treeLeafPageCount + t.overflowPages;
+      const k = this.keyDb.getStats() as LmdbStats;
+      const m = this.metaDb.getStats() as LmdbStats;
+      const inUsePages = 2 /* meta pages */ + used(s.root) + used(s.free) + used(k) + used(m);
+      this.lastSizes = { sizeBytes: (s.lastPageNumber + 1) * pageSize, sizeInUseBytes: inUsePages * pageSize };
+    } catch (e) {
+      // After a failed commit LMDB may refuse everything (MDB_PANIC); Status and /metrics still answer.
+      if (this.failure === undefined) throw e;
+    }
+    return this.lastSizes;
   }
 
   /** Waits for commits in flight (their chunks), then closes LMDB. */
@@ -531,6 +547,24 @@ export class Backend {
     if (last !== undefined) await last.done.promise.catch(() => {});
     await this.env.close();
   }
+}
+
+let guarded = false;
+
+/**
+ * lmdb-js starts each event turn's write batch with a promise of its own that nobody can reach; when the
+ * transaction fails (a write or sync error) it rejects with the same "Commit failed" error as the writes'
+ * promises, which commit() does handle, and would otherwise crash the process as an unhandled rejection
+ * before the member can stop cleanly and say why. Those are dropped here; any other unhandled rejection
+ * still ends the process as Node's default would.
+ */
+function guardLmdbInternalRejections(): void {
+  if (guarded) return;
+  guarded = true;
+  process.on('unhandledRejection', (reason) => {
+    if (reason instanceof Error && 'commitError' in reason) return;
+    throw reason;
+  });
 }
 
 interface LmdbTreeStats {

@@ -20,6 +20,8 @@ export interface MemberBackendOptions {
   batchLimit: number;
   quota: BackendQuota;
   sched: Scheduler;
+  /** A commit or its sync failed: the backend is not retried (the member must stop writing). Called once. */
+  onFail: (err: unknown) => void;
 }
 
 /**
@@ -38,6 +40,7 @@ export class MemberBackend {
   private entriesSinceCommit = 0;
   private timer: unknown = undefined;
   private swapping = false;
+  private failure: unknown = undefined;
   private readonly commitBound = (): void => {
     this.timer = undefined;
     this.commit();
@@ -83,24 +86,57 @@ export class MemberBackend {
    * durable. Replaying entries the backend already holds (its applied index can be ahead of the WAL's
    * commit index after a restart) commits nothing.
    */
-  commit(): { flushed: Promise<void> } {
+  commit(): { committed: Promise<void>; flushed: Promise<void> } {
     if (this.timer !== undefined) this.o.sched.cancel(this.timer);
     this.timer = undefined;
     this.entriesSinceCommit = 0;
+    if (this.failure !== undefined) {
+      // Never retried: nothing commits, and nothing counts as durable, after a failure (a snapshot must not
+      // release the WAL on the strength of it).
+      const failed = Promise.reject(this.failure);
+      failed.catch(() => {});
+      return { committed: failed, flushed: failed };
+    }
     const { appliedIndex, appliedTerm } = this.position();
-    if (appliedIndex <= this.backendIndexValue) return { flushed: Promise.resolve() };
+    if (appliedIndex <= this.backendIndexValue) return { committed: Promise.resolve(), flushed: Promise.resolve() };
     const quota = this.o.quota;
     const mark = quota.mark();
     const store = this.current;
-    const r = store.commit(appliedIndex, appliedTerm);
+    let r: { committed: Promise<void>; flushed: Promise<void> };
+    try {
+      r = store.commit(appliedIndex, appliedTerm);
+    } catch (err) {
+      // The store refuses once a commit of it failed, maybe before that failure reached failed() here.
+      this.failed(err);
+      const failed = Promise.reject(err);
+      failed.catch(() => {});
+      return { committed: failed, flushed: failed };
+    }
+    r.committed.catch((err: unknown) => this.failed(err));
+    r.flushed.catch((err: unknown) => this.failed(err));
     if (quota.enabled)
       r.flushed.then(
         () => {
-          if (this.current === store) quota.settled(mark, store.stats.dbSizeBytes);
+          if (this.current !== store) return;
+          let bytes: number;
+          try {
+            bytes = store.stats.dbSizeBytes;
+          } catch {
+            // LMDB refuses everything once a later commit failed (MDB_PANIC); that commit's own rejection
+            // reports the failure and stops the member.
+            return;
+          }
+          quota.settled(mark, bytes);
         },
         () => {},
       );
     return r;
+  }
+
+  private failed(err: unknown): void {
+    if (this.failure !== undefined) return;
+    this.failure = err;
+    void describeFailure(err).then((why) => this.o.onFail(new Error(`backend: ${why}`)));
   }
 
   /**
@@ -131,9 +167,23 @@ export class MemberBackend {
     }
   }
 
-  /** Commits what is left and closes the store. */
+  /** Commits what is left and closes the store (after a failure, only closes it: the WAL holds the rest). */
   async close(): Promise<void> {
-    await this.commit().flushed;
+    if (this.failure === undefined) await this.commit().flushed;
     await this.current.close();
   }
+}
+
+/** An LMDB commit error with its cause (lmdb-js keeps the errno's text in a rejected `commitError` promise). */
+async function describeFailure(err: unknown): Promise<string> {
+  const msg = err instanceof Error ? err.message : String(err);
+  const cause = (err as { commitError?: unknown } | null)?.commitError;
+  if (cause instanceof Promise) {
+    try {
+      await cause;
+    } catch (e) {
+      return `${msg}: ${e instanceof Error ? e.message : String(e)}`;
+    }
+  }
+  return msg;
 }

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { RawNode, MemoryStorage, type ConfState, type HardState } from '../raft/index.js';
-import { Wal, WalSnapshotNotFoundError, lockDataDir, type WalOptions } from '../wal/index.js';
+import { Wal, WalSnapshotNotFoundError, lockDataDir, mkdirDurable, syncDir, type WalOptions } from '../wal/index.js';
 import { Mvcc } from '../mvcc/index.js';
 import type { Member } from '../proto/rpc.js';
 import type { Logger } from '../log.js';
@@ -69,7 +69,9 @@ export async function openMember(cfg: ServerConfig, log: Logger): Promise<Opened
   const memberDir = path.join(cfg.dataDir, 'member');
   const walDir = cfg.walDir ?? path.join(memberDir, 'wal');
   const snapDir = path.join(memberDir, 'snap');
-  fs.mkdirSync(snapDir, { recursive: true, mode: 0o700 });
+  // The data dir's structure must survive a power loss like its files do: without an fsync of the data dir,
+  // member/ itself can vanish and the member would come back empty, as a brand-new member (etcd 3.4 too).
+  mkdirDurable(snapDir);
   try {
     lockDataDir(path.join(memberDir, 'lock'));
   } catch (err) {
@@ -83,7 +85,11 @@ export async function openMember(cfg: ServerConfig, log: Logger): Promise<Opened
     noFsync: cfg.unsafeNoFsync,
   };
   finishSnapshotInstall(snapDir, loadNewestSnap(snapDir), log);
-  const mvcc = await Mvcc.open({ path: path.join(snapDir, 'db') });
+  const dbPath = path.join(snapDir, 'db');
+  const dbExisted = fs.existsSync(dbPath);
+  const mvcc = await Mvcc.open({ path: dbPath });
+  // LMDB syncs the file it writes, never the directory that holds it.
+  if (!dbExisted) syncDir(snapDir);
 
   let opened: Awaited<ReturnType<typeof Wal.open>> | undefined;
   let snap: SnapMeta | undefined;
@@ -97,7 +103,8 @@ export async function openMember(cfg: ServerConfig, log: Logger): Promise<Opened
       opened = undefined;
     }
   }
-  if (opened) return { ...restartState(opened, snap, mvcc, log), wal: opened.wal, mvcc, snapDir };
+  if (opened) return { ...restartState(opened, snap, mvcc, dbPath, log), wal: opened.wal, mvcc, snapDir };
+  refuseWithoutWal(cfg, walDir, snapDir, dbPath, mvcc);
   if (cfg.initialClusterState !== 'new') joinExistingCluster(cfg);
   const state = newClusterState(cfg);
   const wal = await Wal.create(walDir, walMetadata(state.memberId, state.clusterId), walOpts);
@@ -121,8 +128,33 @@ function joinExistingCluster(cfg: ServerConfig): never {
   );
 }
 
+/**
+ * A member with no WAL starts as a new one. That is right for an empty data dir, never for one whose backend or
+ * snapshot files show the member had data: its WAL was lost (deleted, or never made durable), and starting
+ * anew would silently drop what it acknowledged and let it vote again in terms it already voted in.
+ */
+function refuseWithoutWal(cfg: ServerConfig, walDir: string, snapDir: string, dbPath: string, mvcc: Mvcc): void {
+  const applied = mvcc.consistentIndex().index;
+  const snaps = loadSnaps(snapDir);
+  if (applied === 0 && snaps.length === 0) return;
+  const evidence =
+    applied > 0
+      ? `${dbPath} holds entries applied up to index ${applied}`
+      : `${snapDir} holds snapshot files (newest at index ${snaps[0]!.index})`;
+  throw new Error(
+    `data dir ${cfg.dataDir}: ${evidence} but ${walDir} holds no WAL: the member's log is lost; refusing to start it as a new member ` +
+      `(remove the member and add it back with an empty data dir, or restore the WAL)`,
+  );
+}
+
 /** The Raft state of a restart: the snapshot, then the WAL's hard state and entries after it. */
-function restartState(opened: Awaited<ReturnType<typeof Wal.open>>, snap: SnapMeta | undefined, mvcc: Mvcc, log: Logger): BootState {
+function restartState(
+  opened: Awaited<ReturnType<typeof Wal.open>>,
+  snap: SnapMeta | undefined,
+  mvcc: Mvcc,
+  dbPath: string,
+  log: Logger,
+): BootState {
   const storage = new MemoryStorage();
   const { memberId, clusterId } = parseWalMetadata(opened.metadata);
   const confState: ConfState = {
@@ -143,6 +175,15 @@ function restartState(opened: Awaited<ReturnType<typeof Wal.open>>, snap: SnapMe
   const last = opened.entries.length ? opened.entries[opened.entries.length - 1].index : (snap?.index ?? 0);
   if (ci > last && !snap) {
     throw new Error(`backend applied index ${ci} is ahead of the WAL's last index ${last}: the WAL is missing entries`);
+  }
+  // The WAL resumes after the snapshot; the entries up to it exist only in the backend, which must hold them
+  // (a snapshot is cut only once the backend is durable past it). A backend behind it lost data: a missing
+  // or rolled-back file.
+  if (snap && ci < snap.index) {
+    throw new Error(
+      `${dbPath}: backend applied index ${ci} is behind snapshot index ${snap.index}, where the WAL resumes: ` +
+        `entries ${ci + 1}..${snap.index} are lost (the backend file was lost or rolled back); refusing to start`,
+    );
   }
   // etcd's message (etcdserver/raft.go restartNode).
   log.info('restarting local member', {
@@ -204,7 +245,7 @@ function makeRng(seed: number): { intn(n: number): number } {
  * its WAL marker, so a crash between the two leaves a file the WAL knows nothing of: that one is skipped
  * and removed (etcd 3.5 likewise loads the newest snapshot among the WAL's snapshot records), and the WAL
  * replays from the previous snapshot, whose entries it still holds (segments are released only after a
- * marker is durable). With no snapshot file at all, the WAL is read from its start.
+ * marker is durable). With no snapshot file at all, or none with a marker, the WAL is read from its start.
  */
 async function openWalAtSnapshot(
   walDir: string,
@@ -232,7 +273,23 @@ async function openWalAtSnapshot(
       firstError ??= err;
     }
   }
-  throw firstError;
+  // No snapshot file has a marker: the crash came between the first snapshot's file and its marker, so no
+  // segment was released yet and the log is whole from its start (a missing start is refused by recovery).
+  let opened: Awaited<ReturnType<typeof Wal.open>>;
+  try {
+    opened = await Wal.open(walDir, { index: 0, term: 0 }, walOpts);
+  } catch (err) {
+    if (err instanceof WalSnapshotNotFoundError) throw firstError;
+    throw err;
+  }
+  for (const orphan of snaps) {
+    log.warn('removed a snapshot file the WAL has no marker for (a crash between the two)', {
+      'snapshot-index': orphan.index,
+      'snapshot-term': orphan.term,
+    });
+    removeSnap(snapDir, orphan);
+  }
+  return { snap: undefined, opened };
 }
 
 function walMetadata(memberId: bigint, clusterId: bigint): Uint8Array {

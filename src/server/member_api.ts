@@ -45,6 +45,8 @@ export interface MemberStatus {
   dbSizeBytes: number;
   dbSizeInUseBytes: number;
   alarms: AlarmMember[];
+  /** Why the member stopped serving writes (a failed WAL or backend write or sync), if it did. */
+  fatalError?: string;
 }
 
 /** The member's counters and histograms for /metrics, read at scrape time (the hot path bumps them in place). */

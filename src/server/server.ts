@@ -3,7 +3,15 @@
 // layer through MemberApi. Each part owns its state in a file of its own; none of them imports this one.
 import { ETCD_CLUSTER_VERSION } from '../config/version.js';
 import { Transport, type PeerTls } from '../transport/transport.js';
-import { decodeMessage, MessageType, type Message, type RawNode, type MemoryStorage, type Snapshot } from '../raft/index.js';
+import {
+  decodeMessage,
+  MessageType,
+  RaftInvariantError,
+  type Message,
+  type RawNode,
+  type MemoryStorage,
+  type Snapshot,
+} from '../raft/index.js';
 import { backendCommitSeconds, type Mvcc } from '../mvcc/index.js';
 import { type EtcdError, Errors } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
@@ -162,6 +170,7 @@ export class EtcdServer implements MemberApi {
         batchLimit: cfg.backendBatchLimit,
         quota: this.quota,
         sched: p.sched,
+        onFail: (err) => this.fail(err),
       },
       () => this.applying,
     );
@@ -344,6 +353,9 @@ export class EtcdServer implements MemberApi {
       snapshotDir: opened.snapDir,
       onSnapshot: (from, message, statePath) => server?.receiveSnapshot(from, message, statePath),
       tls: cfg.peerTls,
+      isFresh: () => opened.bootstrapPeers !== undefined && server?.publishedSelf !== true,
+      isBootstrapped: (id) => (server?.members().find((m) => m.ID === id)?.clientURLs.length ?? 0) > 0,
+      onRefused: (peer, reason) => server?.refusedByPeer(peer, reason),
     });
     server = new EtcdServer({
       cfg,
@@ -478,6 +490,13 @@ export class EtcdServer implements MemberApi {
     try {
       this.node.step(m);
     } catch (err) {
+      // A broken invariant is this member's own state contradicting the cluster's, e.g. a leader committing
+      // past the end of a log that was lost with its data dir (then the member restarted as a new one):
+      // it must not take part any further (etcd panics here).
+      if (err instanceof RaftInvariantError) {
+        this.fail(new Error(`raft: ${err.message} (message ${MessageType[m.type]} from ${m.from.toString(16)})`));
+        return;
+      }
       this.log.debug('raft refused a message', { from: m.from.toString(16), type: MessageType[m.type], error: err });
     }
     this.loop.schedule();
@@ -574,6 +593,7 @@ export class EtcdServer implements MemberApi {
       dbSizeBytes: st.dbSizeBytes,
       dbSizeInUseBytes: st.dbSizeInUseBytes,
       alarms: this.applier.alarms.get(),
+      fatalError: this.fatalError?.message,
     };
   }
 
@@ -741,6 +761,24 @@ export class EtcdServer implements MemberApi {
     this.loop.schedule();
     const deadline = Date.now() + this.cfg.electionMs;
     while (this.loop.isLeader && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  /** Whether this member's own publish (its name and client URLs) has been applied. */
+  get publishedSelf(): boolean {
+    return this.published;
+  }
+
+  /** A peer refused this member's stream: if it knows this member as bootstrapped, this data dir lost its state. */
+  refusedByPeer(peer: bigint, reason: string): void {
+    if (!reason.includes('has already been bootstrapped')) return;
+    this.fail(
+      new Error(
+        `peer ${peer.toString(16)} refuses this member: ${reason}. The data dir ${this.cfg.dataDir} is new but this member ` +
+          `had run before (its data dir was lost?); refusing to run as a new member: remove it from the cluster and add it back`,
+      ),
+    );
+    // Nothing to say to the peers any more (they refuse it anyway).
+    void this.peers.stop();
   }
 
   private fail(err: unknown): void {

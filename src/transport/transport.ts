@@ -44,6 +44,16 @@ export interface TransportOptions {
    * owns the file from here on.
    */
   onSnapshot?(from: bigint, message: Buffer, statePath: string): void;
+  /**
+   * Whether this member started from an empty data dir and has not yet published itself to the cluster; its
+   * streams say so, and a peer that knows the member as already bootstrapped refuses them (etcd 3.4 asks its
+   * peers the same before it starts: "member … has already been bootstrapped").
+   */
+  isFresh?(): boolean;
+  /** Whether member `id` has run before (published itself): a fresh stream from it is refused. */
+  isBootstrapped?(id: bigint): boolean;
+  /** A peer refused this member's stream, with its reason. */
+  onRefused?(peer: bigint, reason: string): void;
 }
 
 /** One peer as /metrics shows it (etcd_network_peer_*{To|From}). */
@@ -71,6 +81,8 @@ interface HelloFrame {
   cluster_id: string;
   from: string;
   to: string;
+  /** The dialer started from an empty data dir and has not published itself yet (TransportOptions.isFresh). */
+  fresh?: boolean;
 }
 
 function hex(id: bigint): string {
@@ -274,6 +286,7 @@ class PeerSender {
     socket.once(target.secure ? 'secureConnect' : 'connect', () => {
       clearTimeout(dialTimer);
       const hello: HelloFrame = { cluster_id: hex(this.t.opts.clusterId), from: hex(this.t.opts.memberId), to: hex(this.id) };
+      if (o.isFresh()) hello.fresh = true;
       socket.write(Buffer.concat([PEER_MAGIC, encodeFrame(FrameType.Hello, Buffer.from(JSON.stringify(hello)))]));
       this.connected = true;
       this.writable = true;
@@ -299,6 +312,9 @@ class PeerSender {
             this.rttSeconds.observe(this.rttMs / 1000);
           } else if (f.type === FrameType.Error) {
             o.logger.warn('peer refused the stream', { peer: hex(this.id), reason: f.payload.toString() });
+            // Refused after a successful connect: redial no faster than the longest backoff.
+            this.backoffMs = o.backoffMaxMs;
+            o.onRefused(this.id, f.payload.toString());
           }
         }
       } catch (err) {
@@ -437,6 +453,9 @@ export class Transport {
       tls: opts.tls ?? {},
       onPeerUnreachable: opts.onPeerUnreachable ?? (() => {}),
       logger: opts.logger ?? silentLogger,
+      isFresh: opts.isFresh ?? (() => false),
+      isBootstrapped: opts.isBootstrapped ?? (() => false),
+      onRefused: opts.onRefused ?? (() => {}),
     };
   }
 
@@ -520,6 +539,10 @@ export class Transport {
               return;
             }
             from = BigInt('0x' + String(hello.from));
+            if (hello.fresh === true && o.isBootstrapped(from)) {
+              refuse(`member ${hex(from)} has already been bootstrapped: it comes back with an empty data dir`);
+              return;
+            }
             clearTimeout(helloTimer);
             continue;
           }

@@ -3,7 +3,7 @@
 import { HistogramCounts, DISK_SECONDS_BUCKETS } from '../metrics.js';
 import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { open, readdir, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { WalError, WalQueueFullError } from './errors.js';
 import { Ctrl, WriterState, loadNative } from './native.js';
 import type { NativeWal, NativeWalHandle } from './native.js';
@@ -198,6 +198,7 @@ export class Wal {
     if (Wal.exists(dir)) throw new WalError('EEXIST', `wal: ${dir} already holds a WAL`);
     const tmp = dir.replace(/\/+$/, '') + '.tmp';
     rmSync(tmp, { recursive: true, force: true });
+    mkdirDurable(dirname(tmp));
     mkdirSync(tmp, { recursive: true });
     const carry = new Uint8Array(4);
     const snap = new Uint8Array(SNAPSHOT_BYTES);
@@ -569,13 +570,27 @@ function isCode(e: unknown, code: string): boolean {
   return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === code;
 }
 
-function syncDir(dir: string): void {
+/** fsync of a directory: the entries created, renamed or removed in it so far survive a power loss. */
+export function syncDir(dir: string): void {
   const fd = openSync(dir, 'r');
   try {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * mkdir -p whose result survives a power loss: every directory it creates is made durable by an fsync of its
+ * parent (POSIX makes a directory entry durable only then). Returns whether anything was created.
+ */
+export function mkdirDurable(dir: string, mode = 0o700): boolean {
+  const abs = resolvePath(dir);
+  if (existsSync(abs)) return false;
+  mkdirDurable(dirname(abs), mode);
+  mkdirSync(abs, { mode });
+  syncDir(dirname(abs));
+  return true;
 }
 
 /**

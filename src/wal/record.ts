@@ -67,6 +67,14 @@ export interface SegmentScan {
 export type CrcFn = (seed: number, buf: Uint8Array, start: number, end: number) => number;
 
 const ZERO_CHUNK = new Uint8Array(64 * 1024);
+/** The unit a disk may keep or lose on its own at a power loss (tools/powerloss tears at this size too). */
+const TORN_PAGE_BYTES = 4096;
+/**
+ * Farther than this past the end of the valid records, a non-zero byte is damage, not a torn write: the
+ * writer has one write in flight at a time, a batch of at most --wal-batch-max-bytes (1 MiB by default) or
+ * one append larger than that (bounded by the request size limits).
+ */
+const TORN_WRITE_BYTES_MAX = 8 * 1024 * 1024;
 
 /** True if buf[start, end) holds only zero bytes (memcmp against a zero chunk). */
 export function allZero(buf: Uint8Array, start: number, end: number): boolean {
@@ -94,6 +102,25 @@ export function scanSegment(buf: Uint8Array, file: string, chainIn: number | und
   let at = 0;
   const n = buf.length;
   const corrupt = (why: string) => new WalCorruptError(file, at, why);
+  /**
+   * A power loss, unlike a process crash, can keep a later page of the last unsynced write and lose an
+   * earlier one (the disk writes pages in any order). Such a tail starting at `from` is torn, not damaged,
+   * when a lost page shows where the write broke off — zeros from `from` to its page's end, or a whole zero
+   * page inside the record `from` starts (up to `recordEnd`) — and nothing non-zero lies further than one
+   * write could reach.
+   */
+  const pageTorn = (from: number, recordEnd: number): boolean => {
+    if (!isLast) return false;
+    let last = n - 1;
+    while (last >= from && buf[last] === 0) last--;
+    if (last >= from + TORN_WRITE_BYTES_MAX) return false;
+    const pageEnd = (Math.floor(from / TORN_PAGE_BYTES) + 1) * TORN_PAGE_BYTES;
+    if (allZero(buf, from, Math.min(pageEnd, n))) return true;
+    for (let p = pageEnd; p < Math.min(recordEnd, n); p += TORN_PAGE_BYTES) {
+      if (allZero(buf, p, Math.min(p + TORN_PAGE_BYTES, n))) return true;
+    }
+    return false;
+  };
   const tornOr = (why: string, tornOk: boolean): SegmentScan => {
     if (isLast && tornOk) return { records, endOffset: at, chain, torn: true };
     throw corrupt(why);
@@ -106,6 +133,7 @@ export function scanSegment(buf: Uint8Array, file: string, chainIn: number | und
     if (allZero(buf, at, at + HEADER_BYTES)) {
       // End of the records. What follows must be untouched preallocated space: zeros only.
       if (!allZero(buf, at + HEADER_BYTES, n)) {
+        if (pageTorn(at, at)) return { records, endOffset: at, chain, torn: true };
         let bad = at + HEADER_BYTES;
         while (buf[bad] === 0) bad++;
         throw new WalCorruptError(file, bad, `non-zero byte after the end of the records (at ${at})`);
@@ -116,7 +144,7 @@ export function scanSegment(buf: Uint8Array, file: string, chainIn: number | und
     if (crc(0, buf, at, at + 12) !== headerCrc) {
       // A header cut short by a crash leaves only zeros behind it; a damaged header of a written record does not
       // (at least its marker byte follows).
-      return tornOr('header checksum mismatch', allZero(buf, at + HEADER_BYTES, n));
+      return tornOr('header checksum mismatch', allZero(buf, at + HEADER_BYTES, n) || pageTorn(at, at + HEADER_BYTES));
     }
     const len = view.getUint32(at, true);
     const type = buf[at + 4]!;
@@ -146,7 +174,7 @@ export function scanSegment(buf: Uint8Array, file: string, chainIn: number | und
       throw corrupt('segment does not start with a checksum carry record');
     }
     if (buf[end - 1] !== MARKER || crc(seed, buf, at + HEADER_BYTES, end) !== dataCrc || !allZero(buf, at + HEADER_BYTES + len, end - 1)) {
-      return tornOr('data checksum mismatch', buf[end - 1] === 0 && allZero(buf, end, n));
+      return tornOr('data checksum mismatch', (buf[end - 1] === 0 && allZero(buf, end, n)) || pageTorn(at, end));
     }
     chain = type === RecordType.crcCarry ? view.getUint32(at + HEADER_BYTES, true) : dataCrc;
     records.push({ type, offset: at, payloadStart: at + HEADER_BYTES, payloadEnd: at + HEADER_BYTES + len });

@@ -93,7 +93,7 @@ export class Member {
     readonly dataDir: string,
     readonly clientPort: number,
     readonly peerPort: number,
-    private readonly opts: MemberOptions,
+    private opts: MemberOptions,
   ) {
     this.clientUrl = `${opts.clientScheme ?? 'http'}://127.0.0.1:${clientPort}`;
     this.peerUrl = `${opts.peerScheme ?? 'http'}://127.0.0.1:${peerPort}`;
@@ -118,6 +118,11 @@ export class Member {
   private command(): { cmd: string; args: string[] } {
     if (this.kind === 'etcd') return { cmd: 'etcd', args: this.args() };
     return { cmd: process.execPath, args: [...tetcdNodeFlags(), tetcdEntry(), ...this.args(), ...modeArgs()] };
+  }
+
+  /** Replaces the extra environment variables the next start() runs the member with. */
+  setEnv(env: Readonly<Record<string, string>>): void {
+    this.opts = { ...this.opts, env };
   }
 
   /** The last ~64 KiB of the member's stdout+stderr. */

@@ -137,6 +137,55 @@ test('scanSegment: reads back what was framed; zero tail is the end; damage is r
   );
 });
 
+test('scanSegment: a power loss that kept a later page of the last write and lost an earlier one is a torn tail', () => {
+  // Records of 1000 payload bytes over five 4 KiB pages; the last write began at `synced`.
+  const buf = new Uint8Array(64 * 1024);
+  const view = new DataView(buf.buffer);
+  let at = frameRecord(buf, view, 0, RecordType.crcCarry, 4);
+  const starts: number[] = [];
+  while (at < 5 * 4096) {
+    starts.push(at);
+    at = frameRecord(buf, view, at, RecordType.entry, 1000);
+    buf.fill(7, at - 1000 - 8, at - 8);
+  }
+  fill(buf, at);
+  const crc = (x: number, b: Uint8Array, y: number, z: number) => native.crc32c(x, b, y, z);
+  const synced = starts.find((o) => o > 4096)!; // records before it were synced
+  const lost = (page: number): Uint8Array => {
+    const b = buf.slice();
+    b.fill(0, Math.max(synced, page * 4096), (page + 1) * 4096);
+    return b;
+  };
+  // The page holding `synced` lost, the ones after kept: the tail is cut at `synced`.
+  const a = scanSegment(lost(1), 'seg', undefined, true, crc);
+  assert.is(a.torn, true);
+  assert.is(a.endOffset, synced);
+  // A later page lost inside a record, the following kept: cut at that record.
+  const b = scanSegment(lost(3), 'seg', undefined, true, crc);
+  assert.is(b.torn, true);
+  assert.is(b.endOffset, starts.filter((o) => o < 3 * 4096).pop());
+  // Not in the last segment: damage.
+  assert.throws(
+    () => scanSegment(lost(1), 'seg', undefined, false, crc),
+    (e: unknown) => e instanceof WalCorruptError,
+  );
+  // No lost page, a flipped bit: damage, as before.
+  const flipped = buf.slice();
+  flipped[synced + 100]! ^= 1;
+  assert.throws(
+    () => scanSegment(flipped, 'seg', undefined, true, crc),
+    (e: unknown) => e instanceof WalCorruptError,
+  );
+  // Garbage farther than one write can reach past a lost page: damage.
+  const far = new Uint8Array(12 * 1024 * 1024);
+  far.set(lost(1));
+  far[far.length - 10] = 1;
+  assert.throws(
+    () => scanSegment(far, 'seg', undefined, true, crc),
+    (e: unknown) => e instanceof WalCorruptError,
+  );
+});
+
 test('allZero: finds a single set byte anywhere in a large range', () => {
   const big = new Uint8Array(200_000);
   assert.ok(allZero(big, 0, big.length));
