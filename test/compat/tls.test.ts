@@ -284,6 +284,29 @@ t(`--cipher-suites: ${target} allows what etcd allows`, async () => {
   assert.equal(await cipherSuites(target), want);
 });
 
+async function tlsToPlaintext(kind: MemberKind): Promise<string[]> {
+  const m = await startMember(kind);
+  try {
+    const port = Number(new URL(m.clientUrl).port);
+    return [
+      `a TLS handshake with a plaintext port: ${await handshake(port, {})}`,
+      `the port still serves plaintext: ${seen(await etcdctl(m.endpoint, ['put', 'k', 'v']))}`,
+    ];
+  } finally {
+    await m.stop();
+  }
+}
+
+t(`TLS to a plaintext port fails cleanly on ${target} as on etcd`, async () => {
+  const want = await tlsToPlaintext('etcd');
+  assert.equal(
+    want,
+    ['a TLS handshake with a plaintext port: refused', 'the port still serves plaintext: ok OK'],
+    'etcd behaves as this test claims',
+  );
+  assert.equal(await tlsToPlaintext(target), want);
+});
+
 async function rotation(kind: MemberKind): Promise<string[]> {
   const live = { cert: join(dir, `${kind}-live.pem`), key: join(dir, `${kind}-live-key.pem`) };
   copyFileSync(server.cert, live.cert);
