@@ -3,7 +3,7 @@
 import * as assert from 'uvu/assert';
 import { runningChildren } from './cleanup.js';
 import { etcdctl, type CtlResult } from './etcdctl.js';
-import { startMember, type Member, type MemberOptions } from './member.js';
+import { startCluster, startMember, type Member, type MemberKind, type MemberOptions } from './member.js';
 import { compatTarget } from './oracle.js';
 import { Normalizer } from './normalize.js';
 
@@ -102,17 +102,28 @@ type Register = (name: string, fn: () => void | Promise<void>) => void;
  *
  *   registerScenario(oracleGate(test), STEPS);  test.run();
  */
-export function registerScenario(t: Register, steps: readonly Step[], opts: Omit<MemberOptions, 'name'> = {}): void {
+export function registerScenario(t: Register, steps: readonly Step[], opts: Omit<MemberOptions, 'name'> = {}, members = 1): void {
   const target = compatTarget();
   let oracle: Side | undefined;
   let sut: Side | undefined;
-  const members: Member[] = [];
+  const started: Member[] = [];
+  // One member each, or clusters whose last member takes every step.
+  const start = async (kind: MemberKind): Promise<Member> => {
+    if (members === 1) {
+      const m = await startMember(kind, { ...opts, name: 'm1' });
+      started.push(m);
+      return m;
+    }
+    const names = Array.from({ length: members }, (_, i) => `m${i + 1}`);
+    const ms = await startCluster(kind, names, opts);
+    started.push(...ms);
+    return ms[ms.length - 1];
+  };
 
-  t('start a fresh etcd (oracle) and a fresh ' + target, async () => {
-    const [a, b] = await Promise.all([startMember('etcd', { ...opts, name: 'm1' }), startMember(target, { ...opts, name: 'm1' })]);
-    members.push(a!, b!);
-    oracle = await prepareSide(a!);
-    sut = await prepareSide(b!);
+  t(`start a fresh etcd (oracle) and a fresh ${target}${members > 1 ? `, ${members} members each` : ''}`, async () => {
+    const [a, b] = await Promise.all([start('etcd'), start(target)]);
+    oracle = await prepareSide(a);
+    sut = await prepareSide(b);
   });
 
   for (const step of steps) {
@@ -127,8 +138,8 @@ export function registerScenario(t: Register, steps: readonly Step[], opts: Omit
     });
   }
 
-  t('stop both members', async () => {
-    await Promise.all(members.map((m) => m.stop()));
+  t('stop the members', async () => {
+    await Promise.all(started.map((m) => m.stop()));
     assert.is(runningChildren(), 0);
   });
 }
