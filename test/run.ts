@@ -11,8 +11,8 @@
 // `TETCD_CLIENT_WORKERS=2 node dist/test/run.js` runs every suite in that mode once.
 //
 // Two files run at a time (TETCD_TEST_JOBS, default 2): most suites wait on members, timers and sockets, not
-// the CPU. The suites whose checks are about time under faults (elections, expiry, kills, pauses, the
-// coverage-asserting runs) and the benches run alone (SOLO_SUITES). Each file's output is printed whole when it
+// the CPU. The suites whose checks are about time (elections, expiry, TTLs, latency bounds, the
+// coverage-asserting fault runs) and the benches run alone (SOLO_SUITES). Each file's output is printed whole when it
 // ends; each concurrently running file gets its own slice of the port range (TETCD_PORT_SLOT, tools/lib/ports.ts).
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -53,8 +53,23 @@ const MEMBER_PROCESS_SUITES = [
   'observability/',
 ];
 
-/** Suites that run alone: their checks are about timing under faults, or they measure. */
-const SOLO_SUITES = ['cluster/', 'compat/crash', 'compat/lease-expiry', 'compat/watch-guarantees', 'wal/crash', 'bench/'];
+/**
+ * Suites that run alone: their checks are about time (elections, expiry, TTLs, latency bounds) or need a run
+ * long enough to cover their faults, and a second suite beside them would stretch what they time. Suites that
+ * check only outcomes (durability after kills and power loss, replication, catch-up) run two at a time.
+ */
+const SOLO_SUITES = [
+  'cluster/linearizability',
+  'cluster/faults',
+  'cluster/watch-faults',
+  'cluster/lease',
+  'cluster/lock-exclusion',
+  'cluster/auth',
+  'cluster/wal-failure',
+  'compat/lease-expiry',
+  'compat/watch-guarantees',
+  'bench/',
+];
 
 interface Job {
   file: string;
