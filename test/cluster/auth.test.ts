@@ -153,6 +153,8 @@ test('a member that catches up from a snapshot has the users, roles and auth swi
     const deadline = Date.now() + 20_000;
     while (!/applied snapshot from leader/.test(members[2]!.logs()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     assert.match(members[2]!.logs(), /applied snapshot from leader/, 'the member did not catch up from a snapshot');
+    // Applied, but its client port may open later (client processes start after the member).
+    await members[2]!.waitReady(20_000);
     const m3 = new grpc.Client(`127.0.0.1:${members[2]!.clientPort}`, grpc.credentials.createInsecure());
     clients[2] = m3;
     assert.is(await unary(m3, KV.methods.Range, { key: b('/a/1'), serializable: true }), 'error 3 etcdserver: user name is empty');
