@@ -65,7 +65,6 @@ const SOLO_SUITES = [
   'cluster/lease',
   'cluster/lock-exclusion',
   'cluster/auth',
-  'cluster/wal-failure',
   'compat/lease-expiry',
   'compat/watch-guarantees',
   'bench/',
