@@ -22,6 +22,7 @@ import {
   encodeAuthUserGrantRoleRequest,
   encodePutRequest,
 } from '../../src/proto/rpc.js';
+import { readFlags } from '../lib/flags.js';
 
 interface Options {
   rounds: number;
@@ -45,43 +46,16 @@ function options(argv: string[]): Options {
     putLoops: 64,
     out: '',
   };
-  const num = (k: string, v: string | undefined): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`${k} needs a positive number`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i += 2) {
-    const [k, v] = [argv[i], argv[i + 1]];
-    switch (k) {
-      case '--rounds':
-        o.rounds = num(k, v);
-        break;
-      case '--workloads':
-        o.workloads = v.split(',');
-        break;
-      case '--tetcd-cmd':
-        o.tetcdCmd = v.split(' ');
-        break;
-      case '--etcd-cmd':
-        o.etcdCmd = v.split(' ');
-        break;
-      case '--duration-ms':
-        o.durationMs = num(k, v);
-        break;
-      case '--auth-loops':
-        o.authLoops = num(k, v);
-        break;
-      case '--put-loops':
-        o.putLoops = num(k, v);
-        break;
-      case '--out':
-        o.out = v;
-        break;
-      default:
-        throw new Error(`unknown option ${k}`);
-    }
-  }
-  return o;
+  return readFlags(argv, o, {
+    '--rounds': ['rounds', 'number'],
+    '--workloads': ['workloads', 'list'],
+    '--tetcd-cmd': ['tetcdCmd', 'command'],
+    '--etcd-cmd': ['etcdCmd', 'command'],
+    '--duration-ms': ['durationMs', 'number'],
+    '--auth-loops': ['authLoops', 'number'],
+    '--put-loops': ['putLoops', 'number'],
+    '--out': ['out', 'string'],
+  });
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

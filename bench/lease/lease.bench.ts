@@ -32,6 +32,7 @@ import {
   encodeLeaseRevokeRequest,
 } from '../../src/proto/rpc.js';
 import { decodeLockResponse, encodeLockRequest, encodeUnlockRequest } from '../../src/proto/v3lock.js';
+import { readFlags } from '../lib/flags.js';
 
 interface Options {
   rounds: number;
@@ -65,55 +66,20 @@ function options(argv: string[]): Options {
     contenders: 100,
     out: '',
   };
-  const num = (k: string, v: string | undefined): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`${k} needs a positive number`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i += 2) {
-    const [k, v] = [argv[i], argv[i + 1]];
-    switch (k) {
-      case '--rounds':
-        o.rounds = num(k, v);
-        break;
-      case '--workloads':
-        o.workloads = v.split(',');
-        break;
-      case '--tetcd-cmd':
-        o.tetcdCmd = v.split(' ');
-        break;
-      case '--etcd-cmd':
-        o.etcdCmd = v.split(' ');
-        break;
-      case '--label':
-        o.label = v;
-        break;
-      case '--duration-ms':
-        o.durationMs = num(k, v);
-        break;
-      case '--loops':
-        o.loops = num(k, v);
-        break;
-      case '--streams':
-        o.streams = num(k, v);
-        break;
-      case '--big-revoke-keys':
-        o.bigRevokeKeys = num(k, v);
-        break;
-      case '--leases-per-stream':
-        o.leasesPerStream = num(k, v);
-        break;
-      case '--contenders':
-        o.contenders = num(k, v);
-        break;
-      case '--out':
-        o.out = v;
-        break;
-      default:
-        throw new Error(`unknown option ${k}`);
-    }
-  }
-  return o;
+  return readFlags(argv, o, {
+    '--rounds': ['rounds', 'number'],
+    '--workloads': ['workloads', 'list'],
+    '--tetcd-cmd': ['tetcdCmd', 'command'],
+    '--etcd-cmd': ['etcdCmd', 'command'],
+    '--label': ['label', 'string'],
+    '--duration-ms': ['durationMs', 'number'],
+    '--loops': ['loops', 'number'],
+    '--streams': ['streams', 'number'],
+    '--big-revoke-keys': ['bigRevokeKeys', 'number'],
+    '--leases-per-stream': ['leasesPerStream', 'number'],
+    '--contenders': ['contenders', 'number'],
+    '--out': ['out', 'string'],
+  });
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
