@@ -32,6 +32,14 @@ export interface ClientListenerOptions {
   exclusive?: boolean;
 }
 
+/** The open connections of one listener, and whether it is closing (then new ones are dropped). */
+class Connections {
+  readonly sockets = new Set<net.Socket>();
+  /** Connections whose protocol is not known yet. */
+  readonly sniffing = new Set<net.Socket>();
+  closing = false;
+}
+
 /**
  * A bound client port.
  *
@@ -48,13 +56,12 @@ export class ClientListener {
 
   private readonly server: net.Server;
   private readonly http1Server: http.Server;
-  private readonly sockets = new Set<net.Socket>();
-  private readonly sniffing = new Set<net.Socket>();
-  private closing = false;
+  private readonly conns: Connections;
 
-  private constructor(server: net.Server, http1Server: http.Server, scheme: string, host: string, port: number) {
+  private constructor(server: net.Server, http1Server: http.Server, conns: Connections, scheme: string, host: string, port: number) {
     this.server = server;
     this.http1Server = http1Server;
+    this.conns = conns;
     this.host = host;
     this.port = port;
     this.url = `${scheme}//${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -80,23 +87,25 @@ export class ClientListener {
     http1Server.emit('listening');
     const grpc = options.grpc;
 
-    let listener!: ClientListener;
+    // Exists before the port is bound: a node:cluster worker can be handed a connection in the same turn
+    // as the answer to its listen(), before listen() below has returned.
+    const conns = new Connections();
     const track = (socket: net.Socket): boolean => {
-      if (listener === undefined || listener.closing) {
+      if (conns.closing) {
         socket.destroy();
         return false;
       }
-      listener.sockets.add(socket);
+      conns.sockets.add(socket);
       socket.once('close', () => {
-        listener.sockets.delete(socket);
-        listener.sniffing.delete(socket);
+        conns.sockets.delete(socket);
+        conns.sniffing.delete(socket);
       });
       return true;
     };
     const sniff = (socket: net.Socket): void => {
-      listener.sniffing.add(socket);
+      conns.sniffing.add(socket);
       sniffProtocol(socket, sniffTimeoutMs, (isH2) => {
-        listener.sniffing.delete(socket);
+        conns.sniffing.delete(socket);
         if (isH2) {
           grpc.handleConnection(socket);
         } else {
@@ -148,8 +157,7 @@ export class ClientListener {
     });
     server.on('error', noop);
     const bound = server.address() as net.AddressInfo;
-    listener = new ClientListener(server, http1Server, u.protocol, host, bound.port);
-    return listener;
+    return new ClientListener(server, http1Server, conns, u.protocol, host, bound.port);
   }
 
   /** New TLS material (a rotated certificate): connections accepted from now on use it, open ones keep theirs. */
@@ -159,7 +167,7 @@ export class ClientListener {
 
   /** Open connections (both protocols, including ones still being sniffed). */
   get connections(): number {
-    return this.sockets.size;
+    return this.conns.sockets.size;
   }
 
   /**
@@ -168,15 +176,15 @@ export class ClientListener {
    * (shut the GrpcServer down first to end gRPC connections gracefully).
    */
   async close(timeoutMs = 5_000): Promise<void> {
-    this.closing = true;
+    this.conns.closing = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const s of this.sniffing) s.destroy();
+    for (const s of this.conns.sniffing) s.destroy();
     this.http1Server.close(noop); // closes idle connections, stops connection tracking
-    if (this.sockets.size > 0) {
+    if (this.conns.sockets.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       const forced = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
-          for (const s of this.sockets) s.destroy();
+          for (const s of this.conns.sockets) s.destroy();
           resolve();
         }, timeoutMs);
       });
@@ -188,10 +196,10 @@ export class ClientListener {
 
   /** Stops accepting and destroys every connection now. */
   async destroy(): Promise<void> {
-    this.closing = true;
+    this.conns.closing = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.http1Server.close(noop);
-    for (const s of this.sockets) s.destroy();
+    for (const s of this.conns.sockets) s.destroy();
     await closed;
   }
 }

@@ -262,4 +262,46 @@ test('https: ALPN routes h2 to gRPC (grpc-js over TLS) and http/1.1 to the HTTP 
   }
 });
 
+test('a connection handed over before listen() returns is served (node:cluster can do that in one turn)', async () => {
+  // A server-side socket from elsewhere, ready to be handed in as node:cluster hands a worker one.
+  const side = net.createServer();
+  const accepted = new Promise<net.Socket>((resolve) => side.once('connection', resolve));
+  await new Promise<void>((resolve) => side.listen(0, '127.0.0.1', resolve));
+  const client = net.connect((side.address() as net.AddressInfo).port, '127.0.0.1');
+  client.on('error', () => {
+    /* a dropped connection shows as the missing answer */
+  });
+  const handed = await accepted;
+  // The listen callback is followed at once, in the same turn, by a connection: the microtask that finishes
+  // ClientListener.listen has not run yet.
+  const realListen = net.Server.prototype.listen;
+  net.Server.prototype.listen = function (this: net.Server, ...args: unknown[]) {
+    net.Server.prototype.listen = realListen;
+    const cb = args.pop() as () => void;
+    return (realListen as (...a: unknown[]) => net.Server).call(this, ...args, () => {
+      cb();
+      this.emit('connection', handed);
+    });
+  } as typeof realListen;
+  const l = await ClientListener.listen({ url: 'http://127.0.0.1:0', grpc: makeGrpc(), http1: http1Handler });
+  try {
+    const answer = new Promise<string>((resolve) => {
+      let text = '';
+      client.setEncoding('utf8');
+      client.on('data', (d: string) => {
+        text += d;
+        if (text.includes('"method":"GET"')) resolve(text);
+      });
+      client.on('close', () => resolve(text));
+    });
+    client.write('GET /early HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    assert.match(await answer, /HTTP\/1.1 200[\s\S]*"url":"\/early"/, 'the early connection was dropped');
+  } finally {
+    net.Server.prototype.listen = realListen;
+    client.destroy();
+    await l.destroy();
+    side.close();
+  }
+});
+
 test.run();

@@ -476,6 +476,14 @@ test(`watchers over random writes, txns and compactions get what the MVCC histor
     assert.ok(compactions.length > 0 && compactCanceled > 0, 'compaction canceled some watcher');
     assert.ok(clientCanceled > 0, 'a client cancel');
     assert.ok(fragments > 0, 'some response was fragmented');
+  } catch (err) {
+    // What the member said about it (a client process that died, a reset connection): the failure alone rarely tells.
+    const said = m
+      .logs()
+      .split('\n')
+      .filter((l) => /"level":"(warn|error|fatal)"|Error|exited/.test(l));
+    log(`member log, warnings and errors (last 30 of ${said.length}):\n${said.slice(-30).join('\n')}`);
+    throw err;
   } finally {
     for (const s of streams) s.raw.close();
     for (const kv of kvs) kv.close();
