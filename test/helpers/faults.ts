@@ -53,10 +53,11 @@ export function seededRng(seed: number): () => number {
   };
 }
 
-/** The seed of a run: $TETCD_FAULTS_SEED, or a fresh one. */
-export function runSeed(): number {
+/** The seed of a run: $TETCD_FAULTS_SEED, else `fixed`, else a fresh one. */
+export function runSeed(fixed?: number): number {
   const env = process.env.TETCD_FAULTS_SEED;
-  return env !== undefined && env !== '' ? Number(env) >>> 0 : (Math.random() * 2 ** 32) >>> 0;
+  if (env !== undefined && env !== '') return Number(env) >>> 0;
+  return fixed ?? (Math.random() * 2 ** 32) >>> 0;
 }
 
 /** The system under test: tetcd, or real etcd with TETCD_FAULTS_TARGET=etcd (proves the tests themselves). */
@@ -591,13 +592,20 @@ interface Seen {
   mod: number;
 }
 
+/** The keys of a linearizability run share this prefix. */
+const KEY_PREFIX = Buffer.from('lin/');
+/** A range reads at most this many keys (each is an op of the per-key check). */
+const RANGE_KEYS_MAX = 4;
+
 /**
- * `clients` concurrent clients doing get / put / cas (by value or by mod_revision) on `keys` keys against
- * every member until `untilMs`, recording everything in `h`. Any error is an unknown outcome; the client
- * then reconnects to the next member. Values are unique (`c<client>-<seq>`).
+ * `clients` concurrent clients doing get, range over up to RANGE_KEYS_MAX neighbouring keys, put, txn
+ * putting 2-3 keys, and cas (by value or by mod_revision) on `keys` keys against every member until
+ * `untilMs`, recording everything in `h` (ranges and txns as groups). Any error is an unknown outcome;
+ * the client then reconnects to the next member. Values are unique (`c<client>-<seq>[.i]`).
  */
 export async function runClients(c: LocalCluster, h: HistoryRecorder, o: LinRunOptions, untilMs: number, rng: () => number): Promise<void> {
-  const keys = Array.from({ length: o.keys }, (_, i) => Buffer.from(`lin/k${i}`));
+  const keys = Array.from({ length: o.keys }, (_, i) => Buffer.from(`${KEY_PREFIX.toString('latin1')}k${i}`));
+  const sorted = [...keys].sort(Buffer.compare);
   const endpoints = c.members.map((m) => m.endpoint);
   const one = async (id: number): Promise<void> => {
     let at = id % endpoints.length;
@@ -617,7 +625,45 @@ export async function runClients(c: LocalCluster, h: HistoryRecorder, o: LinRunO
       const key = keys[ki]!;
       const r = rng();
       let failed = false;
-      if (r < 0.4) {
+      if (r < 0.1) {
+        // A range over up to RANGE_KEYS_MAX keys next to each other: one snapshot of several keys.
+        const at0 = Math.floor(rng() * sorted.length);
+        const inRange = sorted.slice(at0, at0 + 1 + Math.floor(rng() * RANGE_KEYS_MAX));
+        const end = at0 + inRange.length < sorted.length ? sorted[at0 + inRange.length]! : prefixEnd(KEY_PREFIX);
+        const ops = h.invokeGroup(id, 'get', inRange);
+        try {
+          const g = await kv.range(inRange[0]!, end, o.opTimeoutMs);
+          const got = new Map(g.kvs.map((x) => [Buffer.from(x.key).toString('latin1'), x]));
+          h.okGroup(
+            ops,
+            inRange.map((k) => {
+              const x = got.get(k.toString('latin1'));
+              return { found: x ? x.value : null, modRevision: x ? x.mod_revision : 0, revision: g.revision };
+            }),
+          );
+          if (g.kvs.length > inRange.length) throw new Error(`range ${inRange[0]}: ${g.kvs.length} keys, asked ${inRange.length}`);
+        } catch (err) {
+          if (ops[0]!.status === 'ok') throw err;
+          failed = true;
+        }
+      } else if (r < 0.18) {
+        // A txn putting 2-3 keys at once.
+        const n = 2 + Math.floor(rng() * 2);
+        const chosen = [...new Set(Array.from({ length: n }, () => keys[Math.floor(rng() * keys.length)]!))];
+        const values = chosen.map((_, i) => Buffer.from(`c${id}-${seq}.${i}`));
+        const ops = h.invokeGroup(id, 'put', chosen, values);
+        try {
+          const t = await kv.txn({ success: chosen.map((k, i) => ({ request_put: { key: k, value: values[i]! } })) }, o.opTimeoutMs);
+          const revision = t.header?.revision ?? 0;
+          h.okGroup(
+            ops,
+            ops.map(() => ({ revision })),
+          );
+          chosen.forEach((k, i) => seen.set(keys.indexOf(k), { value: values[i]!, mod: revision }));
+        } catch {
+          failed = true;
+        }
+      } else if (r < 0.4) {
         const op = h.invoke(id, 'get', key);
         try {
           const g = await kv.get(key, o.opTimeoutMs);

@@ -239,6 +239,51 @@ test('revision anomalies are violations even when the values are fine', () => {
   assert.is(verdict(clean).verdict, 'ok');
 });
 
+test('ranges and multi-key txns: a range answer is one snapshot; the parts of one txn share its revision', () => {
+  // A txn puts a and b at revision 5; a later range over both at revision 5 sees both.
+  const rec = new HistoryRecorder(100);
+  const txn = rec.invokeGroup(1, 'put', [b('a'), b('b')], [b('a1'), b('b1')]);
+  rec.okGroup(txn, [{ revision: 5 }, { revision: 5 }]);
+  const good = rec.invokeGroup(2, 'get', [b('a'), b('b')]);
+  rec.okGroup(good, [
+    { found: b('a1'), modRevision: 5, revision: 5 },
+    { found: b('b1'), modRevision: 5, revision: 5 },
+  ]);
+  const ok = checkHistory(rec.ops);
+  assert.is(ok.verdict, 'ok', ok.report);
+  assert.equal(historyFromJson(historyToJson(rec.ops)), rec.ops, 'groups survive the JSON form');
+  assert.ok(rec.ops.every((o) => o.group === o.id || o.group === txn[0]!.id || o.group === good[0]!.id));
+
+  // A range overlapping the txn in time, at revision 5, that saw a's new value but not b's: each key on its
+  // own is linearizable (the txn overlaps the range), the snapshot is not.
+  const torn = new HistoryRecorder(100);
+  const t2 = torn.invokeGroup(1, 'put', [b('a'), b('b')], [b('a1'), b('b1')]);
+  const r2 = torn.invokeGroup(2, 'get', [b('a'), b('b')]);
+  torn.okGroup(r2, [
+    { found: b('a1'), modRevision: 5, revision: 5 },
+    { found: null, modRevision: 0, revision: 5 },
+  ]);
+  torn.okGroup(t2, [{ revision: 5 }, { revision: 5 }]);
+  const v = checkHistory(torn.ops);
+  assert.is(v.verdict, 'violation');
+  assert.equal(
+    v.revisionViolations.map((x) => x.rule),
+    ['read-missed-write'],
+    v.report,
+  );
+  assert.ok(
+    v.keys.every((k) => k.verdict === 'ok'),
+    'the per-key check alone accepts it',
+  );
+
+  // Two separate writes still may not share a revision; the parts of one txn may.
+  const two = new H().put(1, 'a', 'x', 0, 1, 7).put(2, 'b', 'y', 0, 1, 7);
+  assert.equal(
+    verdict(two).revisionViolations.map((x) => x.rule),
+    ['shared-write-revision'],
+  );
+});
+
 // ---- bounds ----
 
 test('a history over the op limit or the time budget is "unknown", with the reason', () => {

@@ -45,6 +45,12 @@ export interface Op {
   succeeded?: boolean;
   /** The response header's revision (ok only). */
   revision?: number;
+  /**
+   * One request over several keys (a range, a txn putting several keys) is one op per key, all with the
+   * same group (the first op's id), client, times, status and revision: the per-key check sees each key's
+   * part, checkRevisions the whole.
+   */
+  group?: number;
 }
 
 /** Inputs given when an operation is invoked. */
@@ -101,6 +107,26 @@ export class HistoryRecorder {
     return op;
   }
 
+  /**
+   * Records one request over several keys: a range (`get` of every key of `keys`) or a txn putting
+   * `values[i]` on `keys[i]` (distinct keys). Complete it with okGroup, or leave it unknown.
+   */
+  invokeGroup(client: number, kind: 'get' | 'put', keys: readonly Uint8Array[], values?: readonly Uint8Array[]): Op[] {
+    if (kind === 'put' && values?.length !== keys.length) throw new Error('a txn group needs one value per key');
+    const ops = keys.map((k, i) => this.invoke(client, kind, k, kind === 'put' ? { value: values![i] } : {}));
+    for (const o of ops) {
+      o.group = ops[0]!.id;
+      o.callMs = ops[0]!.callMs;
+    }
+    return ops;
+  }
+
+  /** The server answered a group: `outs[i]` for `ops[i]`, one return time for all. */
+  okGroup(ops: readonly Op[], outs: readonly OpOutput[]): void {
+    ops.forEach((o, i) => this.ok(o, outs[i]!));
+    for (const o of ops) o.returnMs = ops[0]!.returnMs;
+  }
+
   /** The server answered. */
   ok(op: Op, out: OpOutput): void {
     if (op.returnMs !== Infinity || op.status !== 'unknown') throw new Error(`op ${op.id} completed twice`);
@@ -144,6 +170,7 @@ interface OpJson {
   modRevision?: number;
   succeeded?: boolean;
   revision?: number;
+  group?: number;
 }
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
@@ -168,6 +195,7 @@ export function historyToJson(ops: readonly Op[]): string {
     if (o.modRevision !== undefined) j.modRevision = o.modRevision;
     if (o.succeeded !== undefined) j.succeeded = o.succeeded;
     if (o.revision !== undefined) j.revision = o.revision;
+    if (o.group !== undefined) j.group = o.group;
     return j;
   });
   return JSON.stringify({ format: 'tetcd-lincheck-history', version: 1, ops: out }) + '\n';
@@ -194,6 +222,7 @@ export function historyFromJson(text: string): Op[] {
     if (j.modRevision !== undefined) o.modRevision = j.modRevision;
     if (j.succeeded !== undefined) o.succeeded = j.succeeded;
     if (j.revision !== undefined) o.revision = j.revision;
+    if (j.group !== undefined) o.group = j.group;
     return o;
   });
 }
@@ -228,5 +257,6 @@ export function describeOp(o: Op): string {
     }
   }
   const rev = o.revision !== undefined ? ` rev=${o.revision}` : '';
-  return `#${o.id} c${o.client} ${t} ${what} ${o.status}${rev}`;
+  const part = o.group !== undefined ? ` (part of #${o.group}: ${o.kind === 'get' ? 'a range' : 'a txn'})` : '';
+  return `#${o.id} c${o.client} ${t} ${showBytes(o.key)}: ${what} ${o.status}${rev}${part}`;
 }

@@ -21,7 +21,11 @@ const valId = (v: Uint8Array): string => Buffer.from(v).toString('latin1');
  * - a value written once on a key is always seen with the revision its write got (and one revision names
  *   one value);
  * - real time order implies revision order: if A returned before B was invoked, rev(B) ≥ rev(A), and
- *   rev(B) > rev(A) when B is a write.
+ *   rev(B) > rev(A) when B is a write;
+ * - a read answered at header revision R returns, for each key, the last write at or below R: no
+ *   acknowledged write of the key has a revision in (returned mod_revision, R]. With ranges over several
+ *   keys this is what makes their answer one snapshot (a range that sees one key of a multi-key txn and
+ *   misses another breaks it). Histories here have no deletes and no reads at an old revision.
  */
 export function checkRevisions(ops: readonly Op[], max = 20): RevisionViolation[] {
   const out: RevisionViolation[] = [];
@@ -50,7 +54,7 @@ export function checkRevisions(ops: readonly Op[], max = 20): RevisionViolation[
   for (const o of done) {
     if (!isWrite(o) || o.revision === undefined || o.revision <= 0) continue;
     const prev = byRevision.get(o.revision);
-    if (prev !== undefined) {
+    if (prev !== undefined && (prev.group === undefined || prev.group !== o.group)) {
       if (add('shared-write-revision', [prev, o], `two writes acknowledged at revision ${o.revision}`)) return out;
     } else byRevision.set(o.revision, o);
   }
@@ -83,6 +87,41 @@ export function checkRevisions(ops: readonly Op[], max = 20): RevisionViolation[
     }
     if (o.found && o.modRevision !== undefined && o.modRevision > 0) {
       if (note(o, o.found, o.modRevision)) return out;
+    }
+  }
+
+  // Reads see every write at or below their revision.
+  const writeRevs = new Map<string, { rev: number; op: Op }[]>();
+  for (const o of done) {
+    if (!isWrite(o) || o.revision === undefined || o.revision <= 0) continue;
+    const k = keyId(o.key);
+    let list = writeRevs.get(k);
+    if (list === undefined) writeRevs.set(k, (list = []));
+    list.push({ rev: o.revision, op: o });
+  }
+  for (const list of writeRevs.values()) list.sort((a, b) => a.rev - b.rev);
+  for (const o of done) {
+    if (o.kind !== 'get' || o.modRevision === undefined || o.revision === undefined || o.revision <= 0) continue;
+    const list = writeRevs.get(keyId(o.key));
+    if (list === undefined) continue;
+    // The last acknowledged write of the key at or below the read's revision.
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (list[mid]!.rev <= o.revision) lo = mid + 1;
+      else hi = mid;
+    }
+    const last = lo > 0 ? list[lo - 1]! : undefined;
+    if (last !== undefined && last.rev > o.modRevision) {
+      if (
+        add(
+          'read-missed-write',
+          [last.op, o],
+          `a read at revision ${o.revision} returned mod_revision ${o.modRevision}, missing the write at revision ${last.rev}`,
+        )
+      )
+        return out;
     }
   }
 
