@@ -60,6 +60,7 @@ const MEMBER_PROCESS_SUITES = [
  */
 const SOLO_SUITES = [
   'cluster/linearizability',
+  'cluster/partitions',
   'cluster/faults',
   'cluster/watch-faults',
   'cluster/lease',

@@ -9,6 +9,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { findRepoRoot } from './protogen/paths.js';
+import { freeBlock } from './lib/ports.js';
+import type { ProxiedMember } from './lib/peer_proxy.js';
+import { memberId } from '../src/server/ids.js';
 
 /** Which server a cluster runs. */
 export type ClusterKind = 'tetcd' | 'etcd';
@@ -18,7 +21,7 @@ export interface ClusterOptions {
   /** Members, 1..9. */
   size: number;
   kind?: ClusterKind;
-  /** Member i (0-based) listens for clients on basePort + 2i and for peers on basePort + 2i + 1 (default: a free block in 20000-60000). */
+  /** Member i (0-based) listens for clients on basePort + 2i and for peers on basePort + 2i + 1 (default: a free block outside the ephemeral port range). */
   basePort?: number;
   /** Members keep their data in <dataDir>/<name> (default: a new temp dir). */
   dataDir?: string;
@@ -38,6 +41,13 @@ export interface ClusterOptions {
   readyTimeoutMs?: number;
   /** SIGTERM → SIGKILL grace on stop (default 5 s). */
   stopGraceMs?: number;
+  /**
+   * Members listen for peers on ports of their own (after the block) and advertise basePort + 2i + 1, where a
+   * PeerNet (tools/lib/peer_proxy.ts, started with proxiedMembers()) stands between them.
+   */
+  peerProxy?: boolean;
+  /** Runs after the members are laid out and before they start (e.g. starts the PeerNet of a peerProxy cluster). */
+  beforeStart?: (c: LocalCluster) => Promise<void>;
 }
 
 /** How a member process ended. */
@@ -56,9 +66,6 @@ export interface MemberMetrics {
 }
 
 const HOST = '127.0.0.1';
-const PORT_MIN = 20000;
-const PORT_MAX = 60000;
-const PORT_BLOCK_ATTEMPTS_MAX = 100;
 const SIZE_MAX = 9;
 const EXIT_WAIT_MS = 10_000;
 const HTTP_BODY_BYTES_MAX = 4 * 1024 * 1024;
@@ -124,22 +131,14 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-async function freeBlock(count: number): Promise<number> {
-  for (let i = 0; i < PORT_BLOCK_ATTEMPTS_MAX; i++) {
-    const base = PORT_MIN + 2 * Math.floor(Math.random() * ((PORT_MAX - PORT_MIN - count) / 2));
-    let ok = true;
-    for (let p = base; p < base + count && ok; p++) ok = await portFree(p);
-    if (ok) return base;
-  }
-  throw new Error(`no block of ${count} free ports in ${PORT_MIN}-${PORT_MAX}`);
-}
-
 /** What one member needs to be started with etcd's flags. */
 export interface MemberFlagOptions {
   name: string;
   dataDir: string;
   clientUrl: string;
   peerUrl: string;
+  /** The peer URL to listen on when it differs from the advertised peerUrl (a proxy in between). */
+  listenPeerUrl?: string;
   initialCluster: string;
   token?: string;
   state?: 'new' | 'existing';
@@ -158,7 +157,7 @@ export function memberFlags(o: MemberFlagOptions): string[] {
     '--advertise-client-urls',
     o.clientUrl,
     '--listen-peer-urls',
-    o.peerUrl,
+    o.listenPeerUrl ?? o.peerUrl,
     '--initial-advertise-peer-urls',
     o.peerUrl,
     '--initial-cluster',
@@ -195,6 +194,8 @@ export class ClusterMember {
     readonly peerPort: number,
     private readonly initialCluster: string,
     private readonly opts: ClusterOptions,
+    /** The port the member itself listens on for peers (peerPort unless a proxy stands in between). */
+    readonly listenPeerPort: number = peerPort,
   ) {
     this.clientUrl = `http://${HOST}:${clientPort}`;
     this.peerUrl = `http://${HOST}:${peerPort}`;
@@ -209,6 +210,7 @@ export class ClusterMember {
       dataDir: this.dataDir,
       clientUrl: this.clientUrl,
       peerUrl: this.peerUrl,
+      ...(this.listenPeerPort !== this.peerPort ? { listenPeerUrl: `http://${HOST}:${this.listenPeerPort}` } : {}),
       initialCluster: this.initialCluster,
       token: this.opts.token ?? 'tetcd-local-cluster',
       state: 'new',
@@ -398,21 +400,34 @@ export class LocalCluster {
     const kind = opts.kind ?? 'tetcd';
     if (kind === 'tetcd') tetcdMainPath();
     let base: number;
+    const ports = (opts.peerProxy ? 3 : 2) * opts.size;
     if (opts.basePort !== undefined) {
       base = opts.basePort;
-      if (!Number.isInteger(base) || base < 1024 || base + 2 * opts.size > 65535) throw new Error(`bad --base-port ${base}`);
-      for (let p = base; p < base + 2 * opts.size; p++) {
+      if (!Number.isInteger(base) || base < 1024 || base + ports > 65535) throw new Error(`bad --base-port ${base}`);
+      for (let p = base; p < base + ports; p++) {
         if (!(await portFree(p))) throw new Error(`port ${p} (from --base-port ${base}) is in use`);
       }
     } else {
-      base = await freeBlock(2 * opts.size);
+      base = await freeBlock(ports);
     }
     const given = opts.dataDir !== undefined;
     const dataDir = given ? resolve(opts.dataDir!) : mkdtempSync(join(tmpdir(), `${kind}-cluster-`));
     mkdirSync(dataDir, { recursive: true });
     const names = Array.from({ length: opts.size }, (_, i) => `m${i + 1}`);
     const initialCluster = names.map((n, i) => `${n}=http://${HOST}:${base + 2 * i + 1}`).join(',');
-    const members = names.map((n, i) => new ClusterMember(kind, n, join(dataDir, n), base + 2 * i, base + 2 * i + 1, initialCluster, opts));
+    const members = names.map(
+      (n, i) =>
+        new ClusterMember(
+          kind,
+          n,
+          join(dataDir, n),
+          base + 2 * i,
+          base + 2 * i + 1,
+          initialCluster,
+          opts,
+          opts.peerProxy ? base + 2 * opts.size + i : base + 2 * i + 1,
+        ),
+    );
     return new LocalCluster(members, dataDir, !given && opts.keepDataDir !== true, opts);
   }
 
@@ -420,6 +435,7 @@ export class LocalCluster {
   static async start(opts: ClusterOptions): Promise<LocalCluster> {
     const c = await LocalCluster.create(opts);
     try {
+      await opts.beforeStart?.(c);
       for (const m of c.members) m.start();
       await c.waitHealthy(opts.readyTimeoutMs ?? 30_000);
     } catch (e) {
@@ -427,6 +443,17 @@ export class LocalCluster {
       throw e;
     }
     return c;
+  }
+
+  /** What a PeerNet needs to stand between the members (peerProxy clusters). */
+  proxiedMembers(): ProxiedMember[] {
+    const token = this.opts.token ?? 'tetcd-local-cluster';
+    return this.members.map((m) => ({
+      name: m.name,
+      idHex: memberId([m.peerUrl], token).toString(16),
+      proxyPort: m.peerPort,
+      memberPort: m.listenPeerPort,
+    }));
   }
 
   /** Comma-separated client endpoints (etcdctl --endpoints). */

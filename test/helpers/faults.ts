@@ -493,6 +493,11 @@ export interface LinRunOptions {
    * operations still overlap every fault of the whole run.
    */
   opsPerSecondMax?: number;
+  /**
+   * Gets and ranges are serializable (served from the member's own state, no ReadIndex): only for proving a
+   * harness catches the stale reads that allows.
+   */
+  serializableReads?: boolean;
   log: (line: string) => void;
 }
 
@@ -601,9 +606,17 @@ const RANGE_KEYS_MAX = 4;
  * `clients` concurrent clients doing get, range over up to RANGE_KEYS_MAX neighbouring keys, put, txn
  * putting 2-3 keys, and cas (by value or by mod_revision) on `keys` keys against every member until
  * `untilMs`, recording everything in `h` (ranges and txns as groups). Any error is an unknown outcome;
- * the client then reconnects to the next member. Values are unique (`c<client>-<seq>[.i]`).
+ * the client then reconnects to the next member. Values are unique (`c<client>-<seq>[.i]`). `stopWhen` ends the
+ * run early (checked before each op).
  */
-export async function runClients(c: LocalCluster, h: HistoryRecorder, o: LinRunOptions, untilMs: number, rng: () => number): Promise<void> {
+export async function runClients(
+  c: LocalCluster,
+  h: HistoryRecorder,
+  o: LinRunOptions,
+  untilMs: number,
+  rng: () => number,
+  stopWhen: () => boolean = () => false,
+): Promise<void> {
   const keys = Array.from({ length: o.keys }, (_, i) => Buffer.from(`${KEY_PREFIX.toString('latin1')}k${i}`));
   const sorted = [...keys].sort(Buffer.compare);
   const endpoints = c.members.map((m) => m.endpoint);
@@ -613,7 +626,7 @@ export async function runClients(c: LocalCluster, h: HistoryRecorder, o: LinRunO
     const seen = new Map<number, Seen>();
     const gapMs = (o.opsPerSecondMax ?? 0) > 0 ? (o.clients * 1000) / o.opsPerSecondMax! : 0;
     let nextAt = Date.now();
-    for (let seq = 0; Date.now() < untilMs; seq++) {
+    for (let seq = 0; Date.now() < untilMs && !stopWhen(); seq++) {
       if (gapMs > 0) {
         nextAt += gapMs;
         const wait = nextAt - Date.now();
@@ -632,7 +645,7 @@ export async function runClients(c: LocalCluster, h: HistoryRecorder, o: LinRunO
         const end = at0 + inRange.length < sorted.length ? sorted[at0 + inRange.length]! : prefixEnd(KEY_PREFIX);
         const ops = h.invokeGroup(id, 'get', inRange);
         try {
-          const g = await kv.range(inRange[0]!, end, o.opTimeoutMs);
+          const g = await kv.range(inRange[0]!, end, o.opTimeoutMs, o.serializableReads === true);
           const got = new Map(g.kvs.map((x) => [Buffer.from(x.key).toString('latin1'), x]));
           h.okGroup(
             ops,
@@ -666,7 +679,7 @@ export async function runClients(c: LocalCluster, h: HistoryRecorder, o: LinRunO
       } else if (r < 0.4) {
         const op = h.invoke(id, 'get', key);
         try {
-          const g = await kv.get(key, o.opTimeoutMs);
+          const g = await kv.get(key, o.opTimeoutMs, o.serializableReads === true);
           h.ok(op, { found: g.kv ? g.kv.value : null, modRevision: g.kv ? g.kv.mod_revision : 0, revision: g.revision });
           seen.set(ki, { value: g.kv ? Buffer.from(g.kv.value) : null, mod: g.kv ? g.kv.mod_revision : 0 });
         } catch {

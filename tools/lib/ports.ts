@@ -24,15 +24,24 @@ function ephemeralRange(): [number, number] {
 
 /**
  * The candidate ports: PORT_MIN..PORT_MAX minus the ephemeral range, and, when the test runner runs files side by
- * side, only this file's slice (TETCD_PORT_SLOT of TETCD_PORT_SLOTS): two processes probing the same free port
- * and both handing it out is the collision the per-process `handedOut` set cannot see.
+ * side, only this file's share (TETCD_PORT_SLOT of TETCD_PORT_SLOTS; each stretch outside the ephemeral range is
+ * cut into that many contiguous pieces, so blocks of neighbouring ports exist too): two processes probing the same
+ * free port and both handing it out is the collision the per-process `handedOut` set cannot see. Sorted.
  */
 function candidates(): number[] {
   const [lo, hi] = ephemeralRange();
   const slots = Math.max(1, Number(process.env.TETCD_PORT_SLOTS ?? 1));
   const slot = Number(process.env.TETCD_PORT_SLOT ?? 0) % slots;
   const out: number[] = [];
-  for (let p = PORT_MIN; p <= PORT_MAX; p++) if ((p < lo || p > hi) && p % slots === slot) out.push(p);
+  const stretches: [number, number][] = [
+    [PORT_MIN, Math.min(PORT_MAX, lo - 1)],
+    [Math.max(PORT_MIN, hi + 1), PORT_MAX],
+  ];
+  for (const [a, b] of stretches) {
+    if (a > b) continue;
+    const piece = Math.floor((b - a + 1) / slots);
+    for (let p = a + slot * piece; p < a + (slot + 1) * piece; p++) out.push(p);
+  }
   return out;
 }
 
@@ -59,4 +68,26 @@ export async function freePort(): Promise<number> {
     }
   }
   throw new Error(`freePort: no free port after ${ATTEMPTS_MAX} tries`);
+}
+
+/**
+ * `count` neighbouring TCP ports on 127.0.0.1 (the first is returned), outside the ephemeral range and in this
+ * process's share, all free a moment ago and never handed out before by this process.
+ */
+export async function freeBlock(count: number): Promise<number> {
+  pool ??= candidates();
+  const ports = pool;
+  // Bases whose whole block lies in the pool (the pool is sorted; its pieces are contiguous).
+  const bases = ports.filter((p, i) => i + count - 1 < ports.length && ports[i + count - 1] === p + count - 1);
+  if (bases.length === 0) throw new Error(`freeBlock: no ${count} neighbouring ports in this process's share`);
+  for (let i = 0; i < ATTEMPTS_MAX; i++) {
+    const base = bases[Math.floor(Math.random() * bases.length)]!;
+    let ok = true;
+    for (let p = base; p < base + count && ok; p++) ok = !handedOut.has(p) && (await bindable(p));
+    if (ok) {
+      for (let p = base; p < base + count; p++) handedOut.add(p);
+      return base;
+    }
+  }
+  throw new Error(`freeBlock: no ${count} free neighbouring ports after ${ATTEMPTS_MAX} tries`);
 }
