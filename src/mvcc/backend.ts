@@ -535,8 +535,10 @@ export class Backend {
       const inUsePages = 2 /* meta pages */ + used(s.root) + used(s.free) + used(k) + used(m);
       this.lastSizes = { sizeBytes: (s.lastPageNumber + 1) * pageSize, sizeInUseBytes: inUsePages * pageSize };
     } catch (e) {
-      // After a failed commit LMDB may refuse everything (MDB_PANIC); Status and /metrics still answer.
-      if (this.failure === undefined) throw e;
+      // After a failed commit LMDB may refuse everything (MDB_PANIC), also when lmdb-js never settled that
+      // commit (a failed meta page write); Status and /metrics still answer.
+      if (this.failure === undefined && !(e instanceof Error && e.message.includes('MDB_PANIC'))) throw e;
+      this.failure ??= e as Error;
     }
     return this.lastSizes;
   }

@@ -22,7 +22,15 @@ export interface MemberBackendOptions {
   sched: Scheduler;
   /** A commit or its sync failed: the backend is not retried (the member must stop writing). Called once. */
   onFail: (err: unknown) => void;
+  /**
+   * A commit not durable after this long counts as failed (default COMMIT_STALL_MS): lmdb-js reports a failed
+   * write of LMDB's meta page only on stderr and never settles that commit, so waiting is the only signal.
+   */
+  commitStallMs?: number;
 }
+
+/** How long a backend commit may take to become durable before the disk is taken for failed. */
+export const COMMIT_STALL_MS = 30_000;
 
 /**
  * The store and its commits.
@@ -114,6 +122,14 @@ export class MemberBackend {
     }
     r.committed.catch((err: unknown) => this.failed(err));
     r.flushed.catch((err: unknown) => this.failed(err));
+    const stallMs = this.o.commitStallMs ?? COMMIT_STALL_MS;
+    const stall = this.o.sched.timeout(
+      () =>
+        this.failed(new Error(`a commit (applied index ${appliedIndex}) was not durable after ${stallMs} ms; the disk may have failed`)),
+      stallMs,
+    );
+    const settled = (): void => this.o.sched.cancel(stall);
+    r.flushed.then(settled, settled);
     if (quota.enabled)
       r.flushed.then(
         () => {
