@@ -9,56 +9,21 @@ import * as assert from 'uvu/assert';
 import { runningChildren } from '../helpers/cleanup.js';
 import { KvClient, prefixEnd } from '../helpers/grpc-kv.js';
 import { startMember, type Member } from '../helpers/member.js';
+import { startPutLoops, type PutRecord } from '../helpers/put_loops.js';
 import { compatTarget, oracleGate } from '../helpers/oracle.js';
 
 const KILLS = Number(process.env.TETCD_CRASH_KILLS ?? 20);
 const WRITERS = 8;
-const PUT_TIMEOUT_MS = 10_000;
 const KILL_DELAY_MIN_MS = 30;
 const KILL_DELAY_MAX_MS = 400;
 const PREFIX = Buffer.from('crash/');
 const seed = Number(process.env.TETCD_CRASH_SEED ?? Date.now() % 2 ** 31);
-
-/** One put and what the client learned about it. */
-interface PutRecord {
-  key: string;
-  writer: number;
-  outcome: 'pending' | 'acked' | 'unknown';
-  revision: bigint;
-  /** After a check: whether an unknown put turned out to exist (then it must keep existing), or not. */
-  resolved?: 'present' | 'absent';
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const target = compatTarget();
 const t = target === 'etcd' ? oracleGate(test) : test;
 const records: PutRecord[] = [];
 let member: Member;
-
-/** Runs WRITERS sequential put loops until `stop()` says so or the connection dies. */
-function startWriters(kv: KvClient, epoch: number): { stop: () => void; done: Promise<void> } {
-  let stopped = false;
-  const loops = Array.from({ length: WRITERS }, async (_, w) => {
-    for (let seq = 0; !stopped; seq++) {
-      const rec: PutRecord = { key: `crash/${String(epoch).padStart(2, '0')}/${w}/${seq}`, writer: w, outcome: 'pending', revision: 0n };
-      records.push(rec);
-      try {
-        const r = await kv.put(Buffer.from(rec.key), Buffer.from(rec.key), PUT_TIMEOUT_MS);
-        rec.outcome = 'acked';
-        rec.revision = r.revision;
-      } catch {
-        rec.outcome = 'unknown';
-        return;
-      }
-    }
-  });
-  return {
-    stop: () => {
-      stopped = true;
-    },
-    done: Promise.all(loops).then(() => undefined),
-  };
-}
 
 /** Reads every crash/ key and checks the invariants against all records so far; returns a summary. */
 async function verify(round: number): Promise<string> {
@@ -121,7 +86,7 @@ for (let round = 1; round <= KILLS; round++) {
   t(`kill ${round}/${KILLS}: SIGKILL under concurrent puts, restart, every acknowledged put is there`, async () => {
     assert.ok(member, 'member did not start');
     const kv = new KvClient(member.endpoint);
-    const writers = startWriters(kv, round);
+    const writers = startPutLoops([kv], WRITERS, (w, seq) => `crash/${String(round).padStart(2, '0')}/${w}/${seq}`, records);
     const delayMs = KILL_DELAY_MIN_MS + Math.floor(random() * (KILL_DELAY_MAX_MS - KILL_DELAY_MIN_MS));
     await sleep(delayMs);
     await member.kill();

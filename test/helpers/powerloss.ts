@@ -7,20 +7,15 @@ import { join } from 'node:path';
 import { rollback, shimEnv } from '../../tools/powerloss/rollback.js';
 import { KvClient, prefixEnd } from './grpc-kv.js';
 import type { Member } from './member.js';
+import { startPutLoops, type PutRecord } from './put_loops.js';
+
+export type { PutRecord };
 
 export const PREFIX = Buffer.from('pl/');
-const PUT_TIMEOUT_MS = 10_000;
 
 /** A put's value: its key, padded so a few hundred puts fill a small WAL segment and rotate it. */
 function putValue(key: string): Buffer {
   return Buffer.from(key.padEnd(400, '.'));
-}
-
-/** One put and what the client learned about it. */
-export interface PutRecord {
-  key: string;
-  outcome: 'pending' | 'acked' | 'unknown';
-  revision: bigint;
 }
 
 /** Where a member's data dir and its journal live (siblings: the shim stashes by hard link). */
@@ -36,35 +31,18 @@ export function memberShimEnv(base: string, name: string, extra: Record<string, 
   return shimEnv(d.dataDir, d.journal, extra);
 }
 
-/** Sequential put loops (one per writer, rotating over endpoints) until stop() or the connection dies. */
+/** Put loops (one per writer, rotating over endpoints) until stop() or a put without an answer. */
 export function startWriters(
   endpoints: string[],
   writers: number,
   tag: string,
   records: PutRecord[],
 ): { stop: () => void; done: Promise<void> } {
-  let stopped = false;
   const clients = endpoints.map((e) => new KvClient(e));
-  const loops = Array.from({ length: writers }, async (_, w) => {
-    const kv = clients[w % clients.length]!;
-    for (let seq = 0; !stopped; seq++) {
-      const rec: PutRecord = { key: `pl/${tag}/${w}/${seq}`, outcome: 'pending', revision: 0n };
-      records.push(rec);
-      try {
-        const r = await kv.put(Buffer.from(rec.key), putValue(rec.key), PUT_TIMEOUT_MS);
-        rec.outcome = 'acked';
-        rec.revision = r.revision;
-      } catch {
-        rec.outcome = 'unknown';
-        return;
-      }
-    }
-  });
+  const loops = startPutLoops(clients, writers, (w, seq) => `pl/${tag}/${w}/${seq}`, records, putValue);
   return {
-    stop: () => {
-      stopped = true;
-    },
-    done: Promise.all(loops).then(() => {
+    stop: loops.stop,
+    done: loops.done.then(() => {
       for (const c of clients) c.close();
     }),
   };
