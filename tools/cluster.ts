@@ -35,6 +35,8 @@ export interface ClusterOptions {
   memberArgs?: (name: string) => readonly string[];
   /** Extra environment for the members. */
   env?: Readonly<Record<string, string>>;
+  /** Extra environment for one member, after env (e.g. a power-loss shim tracking its own data dir). */
+  memberEnv?: (name: string) => Readonly<Record<string, string>>;
   /** Called with every member process right after it is spawned (tests register them for cleanup). */
   onSpawn?: (child: ChildProcess) => void;
   /** How long start() waits for every member's /health (default 30 s). */
@@ -241,7 +243,11 @@ export class ClusterMember {
     try {
       // Its own process group: a Ctrl-C in the launcher's terminal reaches only the launcher, which then
       // stops the members in order (and reports any member that dies on its own).
-      child = spawn(cmd!, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...(this.opts.env ?? {}) }, detached: true });
+      child = spawn(cmd!, args, {
+        stdio: ['ignore', fd, fd],
+        env: { ...process.env, ...(this.opts.env ?? {}), ...(this.opts.memberEnv?.(this.name) ?? {}) },
+        detached: true,
+      });
     } finally {
       closeSync(fd);
     }

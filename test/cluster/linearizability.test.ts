@@ -8,6 +8,7 @@ import { checkHistory } from '../../tools/lincheck/check.js';
 import { HistoryRecorder, historyToJson, type Op } from '../../tools/lincheck/history.js';
 import type { LocalCluster } from '../../tools/cluster.js';
 import {
+  FAULTS_TARGET,
   LONG,
   assertNoCrash,
   clusterLogs,
@@ -20,7 +21,13 @@ import {
   startFaultCluster,
   waitConverged,
   type LinRunOptions,
+  type NemesisExtras,
 } from '../helpers/faults.js';
+import { tempDir } from '../helpers/cleanup.js';
+import { PeerNet } from '../../tools/lib/peer_proxy.js';
+import { rollback, shimEnv } from '../../tools/powerloss/rollback.js';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 // A fixed seed in `npm test` (the same nemesis and client choices every run; their timing is the machine's);
 // the long run draws one. Either way it is printed, and TETCD_FAULTS_SEED replays it.
@@ -41,6 +48,7 @@ const opts: LinRunOptions = {
 };
 
 let cluster: LocalCluster | undefined;
+let peerNet: PeerNet | undefined;
 
 /**
  * A copy of `ops` where one completed get returns the value of an acknowledged put P1 although another
@@ -81,20 +89,43 @@ function withTornRange(ops: readonly Op[]): { ops: Op[]; id: number } | undefine
 }
 
 test.after(async () => {
+  await peerNet?.close();
   await cluster?.stop();
 });
 
 test(`get/range/put/txn/cas histories under kill/pause/restart are linearizable (seed ${seed}, ${opts.durationMs / 1000} s)`, async () => {
   opts.log(`seed ${seed} (TETCD_FAULTS_SEED=${seed} replays the nemesis)`);
   // The long run also snapshots and compacts the log often, so restarts and lagging members go through
-  // snapshot recovery and snapshot transfer.
-  cluster = await startFaultCluster(LONG ? { extraArgs: ['--snapshot-count', '2000'] } : {});
+  // snapshot recovery and snapshot transfer; its members run under the power-loss shim and talk through peer
+  // proxies, so its nemesis also cuts the network and takes power away (unsynced writes lost).
+  let net: PeerNet | undefined;
+  const base = LONG ? tempDir('tetcd-lin-') : '';
+  cluster = await startFaultCluster(
+    LONG
+      ? {
+          extraArgs: ['--snapshot-count', '2000'],
+          dataDir: base,
+          peerProxy: FAULTS_TARGET === 'tetcd',
+          memberEnv: (name) => {
+            mkdirSync(join(base, name), { recursive: true });
+            return shimEnv(join(base, name), join(base, `${name}.powerloss`));
+          },
+          beforeStart: async (c) => {
+            if (FAULTS_TARGET === 'tetcd') net = await PeerNet.start(c.proxiedMembers(), seededRng(seed ^ 0x68e31da4));
+          },
+        }
+      : {},
+  );
   const c = cluster;
+  peerNet = net;
+  const extras: NemesisExtras = LONG
+    ? { ...(net ? { net } : {}), powerLoss: (m) => rollback({ root: m.dataDir, journal: `${m.dataDir}.powerloss` }).summary }
+    : {};
   const h = new HistoryRecorder();
   const untilMs = Date.now() + opts.durationMs;
   const [, events] = await Promise.all([
     runClients(c, h, opts, untilMs, seededRng(seed ^ 0x5bd1e995)),
-    runNemesis(c, untilMs, seededRng(seed), opts.long, opts.log),
+    runNemesis(c, untilMs, seededRng(seed), opts.long, opts.log, extras),
   ]);
   // Everyone back, then one more read of every key through every member closes the history.
   await c.waitHealthy(30_000);

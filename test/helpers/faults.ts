@@ -5,6 +5,7 @@ import http2 from 'node:http2';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalCluster, type ClusterMember, type ClusterOptions } from '../../tools/cluster.js';
+import type { PeerNet } from '../../tools/lib/peer_proxy.js';
 import type { HistoryRecorder } from '../../tools/lincheck/history.js';
 import {
   encodePutRequest,
@@ -501,6 +502,14 @@ export interface LinRunOptions {
   log: (line: string) => void;
 }
 
+/** Faults beyond kills and pauses, for the long run. */
+export interface NemesisExtras {
+  /** Partitions through the peer proxies of a peerProxy cluster. */
+  net?: PeerNet;
+  /** Rolls back a killed member's unsynced writes (members under the power-loss shim); returns a summary. */
+  powerLoss?: (m: ClusterMember) => string;
+}
+
 /** What the nemesis did, for the report. */
 export interface NemesisEvent {
   atMs: number;
@@ -520,6 +529,7 @@ export async function runNemesis(
   rng: () => number,
   long: boolean,
   log: (l: string) => void,
+  extras: NemesisExtras = {},
 ): Promise<NemesisEvent[]> {
   const events: NemesisEvent[] = [];
   const started = Date.now();
@@ -532,6 +542,8 @@ export async function runNemesis(
   const actions = long
     ? ['kill-leader', 'kill-random', 'pause-leader', 'pause-random', 'pause-long', 'rolling-restart', 'kill-restart-now']
     : ['kill-leader', 'kill-random', 'pause-leader', 'pause-random'];
+  if (long && extras.net) actions.push('partition-leader', 'partition-out-leader', 'partition-random');
+  if (long && extras.powerLoss) actions.push('power-loss-random', 'power-loss-all');
   let deck: string[] = [];
   while (Date.now() < untilMs) {
     await sleep(between(1_000, 3_000));
@@ -575,6 +587,31 @@ export async function runNemesis(
         note(`SIGSTOP ${target.name}${action === 'pause-leader' ? ' (leader)' : ''} for ${pauseMs} ms`);
         await sleep(pauseMs);
         target.resume();
+        break;
+      }
+      case 'partition-leader':
+      case 'partition-out-leader':
+      case 'partition-random': {
+        const net = extras.net!;
+        const holdMs = between(2_000, 8_000);
+        const others = c.members.filter((m) => m !== target).map((m) => m.name);
+        if (action === 'partition-out-leader') net.setLinks([target.name], others, { drop: true });
+        else net.isolate(target.name, rng() < 0.5 ? 'drop' : 'cut');
+        note(
+          `${action === 'partition-out-leader' ? 'drop the outgoing peer traffic of' : 'isolate'} ${target.name}${action.endsWith('-leader') ? ' (leader)' : ''} for ${holdMs} ms`,
+        );
+        await sleep(holdMs);
+        net.heal();
+        break;
+      }
+      case 'power-loss-random':
+      case 'power-loss-all': {
+        const hit = action === 'power-loss-all' ? c.members : [target];
+        for (const m of hit) if (m.running) await m.kill('SIGKILL');
+        const summaries = hit.map((m) => `${m.name}: ${extras.powerLoss!(m)}`);
+        note(`power loss of ${hit.map((m) => m.name).join(', ')} (${summaries.join('; ')})`);
+        for (const m of hit) m.start();
+        if (action === 'power-loss-all') await c.waitHealthy(30_000);
         break;
       }
       case 'rolling-restart':
