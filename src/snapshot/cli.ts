@@ -121,7 +121,7 @@ export async function snapshotCommand(argv: readonly string[]): Promise<CliResul
     const name = p.flags.get('name') ?? 'default';
     const dataDir = p.flags.get('data-dir') || `${name}.etcd`;
     const walDir = p.flags.get('wal-dir') || path.join(dataDir, 'member', 'wal');
-    const cluster = parseUrlsMap(p.flags.get('initial-cluster') ?? `${name || 'default'}=http://localhost:2380`);
+    const cluster = parseUrlsMap(p.flags.get('initial-cluster') ?? 'default=http://localhost:2380');
     if ('error' in cluster) return fail(EXIT_ERROR, cluster.error);
     const peers = newUrls((p.flags.get('initial-advertise-peer-urls') ?? 'http://localhost:2380').split(','));
     if ('error' in peers) return fail(EXIT_ERROR, peers.error);
