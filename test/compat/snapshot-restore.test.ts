@@ -10,7 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { oracleGate } from '../helpers/oracle.js';
 import { etcdctl } from '../helpers/etcdctl.js';
-import { Member, startEtcd, startMember, tetcdEntry, type MemberKind } from '../helpers/member.js';
+import { startEtcd, startMember, tetcdEntry, type Member, type MemberKind } from '../helpers/member.js';
 import { awaitWithTimer, tempDir, track } from '../helpers/cleanup.js';
 import { Normalizer } from '../helpers/normalize.js';
 import { freePort } from '../../tools/lib/ports.js';
