@@ -187,13 +187,16 @@ export class BboltFile {
   private page(id: number): Page {
     const ps = this.meta.pageSize;
     if (!(id >= 2 && id < this.meta.pgid)) throw new BboltError(`page ${id}: out of bounds: ${this.meta.pgid}`);
-    const head = Buffer.alloc(PAGE_HEADER_BYTES);
-    fs.readSync(this.fd, head, 0, PAGE_HEADER_BYTES, id * ps);
-    const overflow = head.readUInt32LE(12);
-    if (id + overflow >= this.meta.pgid)
-      throw new BboltError(`page ${id}: overflow ${overflow} past the high water mark ${this.meta.pgid}`);
-    const buf = Buffer.alloc((overflow + 1) * ps);
-    if (fs.readSync(this.fd, buf, 0, buf.length, id * ps) !== buf.length) throw new BboltError(`page ${id}: past the end of the file`);
+    // One read for the common page; a page with overflow pages is read again whole once its size is known.
+    let buf = Buffer.allocUnsafe(ps);
+    if (fs.readSync(this.fd, buf, 0, ps, id * ps) !== ps) throw new BboltError(`page ${id}: past the end of the file`);
+    const overflow = buf.readUInt32LE(12);
+    if (overflow > 0) {
+      if (id + overflow >= this.meta.pgid)
+        throw new BboltError(`page ${id}: overflow ${overflow} past the high water mark ${this.meta.pgid}`);
+      buf = Buffer.allocUnsafe((overflow + 1) * ps);
+      if (fs.readSync(this.fd, buf, 0, buf.length, id * ps) !== buf.length) throw new BboltError(`page ${id}: past the end of the file`);
+    }
     return { id, flags: buf.readUInt16LE(8), count: buf.readUInt16LE(10), overflow, buf };
   }
 

@@ -218,7 +218,8 @@ async function writeBackend(db: BboltFile, dbPath: string, m: NewMembership): Pr
         if (e.bucket) throw new Error('key bucket: a nested bucket where a revision belongs');
         assertRevKey(e.key);
         lastMain = revKeyMain(e.key);
-        batch.push({ key: Buffer.from(e.key), value: Buffer.from(e.value), bucket: false });
+        // Views into the page just read: putSync copies them into the transaction.
+        batch.push(e);
         revisions++;
         if (batch.length >= COPY_BATCH_PUTS) flush();
       }
