@@ -132,6 +132,49 @@ test('one damaged meta page: the other one is used; both damaged: bbolt’s erro
   assert.throws(() => snapshotStatus(damaged((b) => b.subarray(0, 100))), /^invalid database$/);
 });
 
+/** bbolt's meta checksum (FNV-1a 64 of the 56 bytes before it), to forge metas that pass validation. */
+function resum(b: Buffer, page: number): void {
+  const m = page * PAGE + 16;
+  let h = 0xcbf29ce484222325n;
+  for (let i = 0; i < 56; i++) h = ((h ^ BigInt(b[m + i]!)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  b.writeBigUInt64LE(h, m + 56);
+}
+
+test('valid metas with impossible page sizes or page counts are refused', () => {
+  for (const pageSize of [0, 100, 3000, 1 << 20]) {
+    const p = damaged((b) => {
+      for (const page of [0, 1]) {
+        b.writeUInt32LE(pageSize, page * PAGE + 16 + 8);
+        resum(b, page);
+      }
+      return b;
+    });
+    assert.throws(() => snapshotStatus(p), /^invalid database$/, String(pageSize));
+  }
+  const pages = damaged((b) => {
+    for (const page of [0, 1]) {
+      b.writeBigUInt64LE(2n ** 40n, page * PAGE + 16 + 40);
+      resum(b, page);
+    }
+    return b;
+  });
+  assert.throws(() => snapshotStatus(pages), /high water mark 1099511627776 past the file's 15 pages/);
+  // The root bucket at a meta page, or at a free page holding junk.
+  for (const [root, want] of [
+    [0n, /page 0: out of bounds: 15/],
+    [14n, /page 14: overflow \d+ past the high water mark 15/],
+  ] as const) {
+    const p = damaged((b) => {
+      for (const page of [0, 1]) {
+        b.writeBigUInt64LE(root, page * PAGE + 16 + 16);
+        resum(b, page);
+      }
+      return b;
+    });
+    assert.throws(() => snapshotStatus(p), want);
+  }
+});
+
 test('truncated files, cycles and out-of-range references are errors, not crashes or loops', () => {
   assert.throws(() => snapshotStatus(damaged((b) => b.subarray(0, 10_000))), /high water mark 15 past the file's 2 pages/);
   // A branch page whose first child is itself: a cycle.
@@ -203,6 +246,13 @@ test('restore checks the trailing sha256 as etcdctl does and leaves no data dir 
   // A database copied from a data dir has no hash: accepted with --skip-hash-check.
   const ok = await snapshotCommand(['restore', noHash, '--data-dir', dataDir, '--skip-hash-check']);
   assert.is(ok.exitCode, 0, ok.stderr);
+  const walDir = path.join(dir, 'wal-elsewhere');
+  const elsewhere = await snapshotCommand(['restore', FIXTURE, '--data-dir', path.join(dir, 'w'), '--wal-dir', walDir]);
+  assert.is(elsewhere.exitCode, 0, elsewhere.stderr);
+  assert.ok(fs.readdirSync(walDir).some((f) => f.endsWith('.wal')));
+  assert.not.ok(fs.existsSync(path.join(dir, 'w', 'member', 'wal')));
+  const walTaken = await snapshotCommand(['restore', FIXTURE, '--data-dir', path.join(dir, 'w2'), '--wal-dir', walDir]);
+  assert.match(walTaken.stderr, new RegExp(`Error: wal-dir "${walDir}" exists\\n$`));
   const again = await snapshotCommand(['restore', FIXTURE, '--data-dir', dataDir]);
   assert.match(again.stderr, new RegExp(`Error: data-dir "${dataDir}" exists\\n$`));
   const name = await snapshotCommand(['restore', FIXTURE, '--data-dir', path.join(dir, 'x'), '--name', 'foo']);
