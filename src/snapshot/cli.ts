@@ -1,5 +1,5 @@
 // `tetcd snapshot restore|status`: etcdctl's snapshot commands (etcdctl/ctlv3/command/snapshot_command.go)
-// with their flags, defaults, output formats, error texts and exit codes (1 on errors, 128 on bad arguments).
+// with their flags, defaults, output formats, error texts and exit codes (1 on errors, 4 on an unsupported output format, 128 on bad arguments).
 import path from 'node:path';
 import { verifyBootstrap, type Config } from '../config/config.js';
 import { newUrls, parseGoBool, parseUrlsMap } from '../config/values.js';
@@ -8,6 +8,7 @@ import { BboltError } from './bbolt_read.js';
 import { restoreSnapshot, snapshotStatus, type SnapshotStatus } from './restore.js';
 
 const EXIT_ERROR = 1;
+const EXIT_BAD_FEATURE = 4;
 const EXIT_BAD_ARGS = 128;
 
 /** What the command printed and its exit code (printed by the caller). */
@@ -107,8 +108,8 @@ export async function snapshotCommand(argv: readonly string[]): Promise<CliResul
   if (sub === 'status') {
     if (p.args.length !== 1) return fail(EXIT_BAD_ARGS, 'snapshot status requires exactly one argument');
     const format = p.flags.get('write-out') ?? 'simple';
-    if (!['simple', 'json', 'table', 'fields', 'protobuf'].includes(format)) return fail(EXIT_ERROR, 'unsupported output format');
-    if (format === 'protobuf') return fail(EXIT_ERROR, 'protobuf not supported as output format');
+    if (!['simple', 'json', 'table', 'fields', 'protobuf'].includes(format)) return fail(EXIT_BAD_FEATURE, 'unsupported output format');
+    if (format === 'protobuf') return fail(EXIT_BAD_FEATURE, 'protobuf not supported as output format');
     try {
       out.stdout = formatStatus(snapshotStatus(p.args[0]!), format);
       return out;

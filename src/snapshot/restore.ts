@@ -94,14 +94,15 @@ export interface RestoreResult {
  * Throws etcd's errors: `snapshot missing hash but --skip-hash-check=false`, `expected sha256 [..], got [..]`.
  */
 export function verifySnapshotHash(file: string, skipHashCheck: boolean): number {
-  const size = fs.statSync(file).size;
-  if (size < SHA256_BYTES) throw new Error('seek ' + file + ': invalid argument');
-  const has = hasChecksum(size);
-  if (!has && !skipHashCheck) throw new Error('snapshot missing hash but --skip-hash-check=false');
-  const dbBytes = has ? size - SHA256_BYTES : size;
-  if (has && !skipHashCheck) {
-    const fd = fs.openSync(file, 'r');
-    try {
+  // etcd opens the file first: a missing one is `open FILE: ...`.
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size < SHA256_BYTES) throw new Error(`seek ${file}: invalid argument`);
+    const has = hasChecksum(size);
+    if (!has && !skipHashCheck) throw new Error('snapshot missing hash but --skip-hash-check=false');
+    const dbBytes = has ? size - SHA256_BYTES : size;
+    if (has && !skipHashCheck) {
       const want = Buffer.alloc(SHA256_BYTES);
       fs.readSync(fd, want, 0, SHA256_BYTES, dbBytes);
       const h = createHash('sha256');
@@ -114,11 +115,11 @@ export function verifySnapshotHash(file: string, skipHashCheck: boolean): number
       }
       const got = h.digest();
       if (!got.equals(want)) throw new Error(`expected sha256 ${goBytes(want)}, got ${goBytes(got)}`);
-    } finally {
-      fs.closeSync(fd);
     }
+    return dbBytes;
+  } finally {
+    fs.closeSync(fd);
   }
-  return dbBytes;
 }
 
 /** Go's %v of a []byte: `[1 2 3]`. */

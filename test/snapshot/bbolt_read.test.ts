@@ -64,7 +64,7 @@ test('status argument and format errors are etcdctl’s', async () => {
   assert.equal(await snapshotCommand(['status', FIXTURE, '-w', 'bogus']), {
     stdout: '',
     stderr: 'Error: unsupported output format\n',
-    exitCode: 1,
+    exitCode: 4,
   });
   const missing = await snapshotCommand(['status', '/nonexistent/snap.db']);
   assert.equal(missing, { stdout: '', stderr: 'Error: stat /nonexistent/snap.db: no such file or directory\n', exitCode: 1 });
