@@ -5,7 +5,8 @@ import { verifyBootstrap, type Config } from '../config/config.js';
 import { newUrls, parseGoBool, parseUrlsMap } from '../config/values.js';
 import { newLogger } from '../log.js';
 import { BboltError } from './bbolt_read.js';
-import { restoreSnapshot, snapshotStatus, type SnapshotStatus } from './restore.js';
+import { restoreSnapshot } from './restore.js';
+import { snapshotStatus, type SnapshotStatus } from './status.js';
 
 const EXIT_ERROR = 1;
 const EXIT_BAD_FEATURE = 4;

@@ -1,4 +1,4 @@
-// `tetcd snapshot restore` and `tetcd snapshot status`: a snapshot file is a bbolt database (what
+// `tetcd snapshot restore`: a snapshot file is a bbolt database (what
 // `etcdctl snapshot save` writes from etcd, and what tetcd's Snapshot RPC streams), usually followed by the
 // sha256 of the database. Restore turns it into a new member's data dir, as etcd's clientv3/snapshot
 // v3_snapshot.go does: the keys with all their revisions, the compaction, leases, auth and alarms from the
@@ -19,54 +19,12 @@ import { memberId as memberIdFor } from '../server/ids.js';
 import { saveSnap } from '../server/snap_files.js';
 import { Wal, mkdirDurable, syncDir } from '../wal/index.js';
 import { BboltFile, type BboltEntry } from './bbolt_read.js';
-import { crc32c } from '../crc32c.js';
 
 const SHA256_BYTES = 32;
 
 /** etcd's hasChecksum: a snapshot's size is pages (multiples of 512) plus the 32-byte sha256. */
 export function hasChecksum(fileBytes: number): boolean {
   return fileBytes % 512 === SHA256_BYTES;
-}
-
-/** What `snapshot status` prints (etcd's snapshot.Status). */
-export interface SnapshotStatus {
-  /** crc32 (Castagnoli) over every bucket name, key and value in order, as etcdctl computes it. */
-  hash: number;
-  /** The newest main revision in the key bucket. */
-  revision: number;
-  /** Entries in all buckets. */
-  totalKey: number;
-  /** The database's bytes in use (bbolt's tx.Size()). */
-  totalSize: number;
-}
-
-/** Opens a snapshot file as etcdctl does for status: any size, bbolt's integrity check first. */
-export function snapshotStatus(file: string): SnapshotStatus {
-  fs.statSync(file);
-  const db = BboltFile.open(file);
-  try {
-    const errs = db.check();
-    if (errs.length > 0) throw new Error(`snapshot file integrity check failed. ${errs.length} errors found.\n` + errs.join('\n'));
-    let hash = 0;
-    let revision = 0;
-    let totalKey = 0;
-    for (const name of db.bucketNames()) {
-      const entries = db.bucket(name);
-      if (entries === undefined) throw new Error(`cannot get hash of bucket ${name.toString()}`);
-      hash = crc32c(hash, name);
-      const isKey = name.toString('latin1') === 'key';
-      for (const e of entries) {
-        hash = crc32c(hash, e.key);
-        // A nested bucket's value is nil to bbolt's ForEach.
-        if (!e.bucket) hash = crc32c(hash, e.value);
-        if (isKey) revision = e.key.length >= 8 ? revKeyMain(e.key) : 0;
-        totalKey++;
-      }
-    }
-    return { hash: hash >>> 0, revision, totalKey, totalSize: db.sizeBytes };
-  } finally {
-    db.close();
-  }
 }
 
 /** Options of restore (etcdctl snapshot restore's flags, resolved). */

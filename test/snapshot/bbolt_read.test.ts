@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BboltFile } from '../../src/snapshot/bbolt_read.js';
 import { humanizeBytes, snapshotCommand } from '../../src/snapshot/cli.js';
-import { snapshotStatus } from '../../src/snapshot/restore.js';
+import { snapshotStatus } from '../../src/snapshot/status.js';
 import { Mvcc } from '../../src/mvcc/index.js';
 import { decodeKeyValue } from '../../src/proto/kv.js';
 import { repoRoot } from '../helpers/member.js';
