@@ -197,6 +197,9 @@ export class BboltFile {
       buf = Buffer.allocUnsafe((overflow + 1) * ps);
       if (fs.readSync(this.fd, buf, 0, buf.length, id * ps) !== buf.length) throw new BboltError(`page ${id}: past the end of the file`);
     }
+    // bbolt writes every page with its own id: another id is a misdirected reference or a page never written.
+    const self = buf.readBigUInt64LE(0);
+    if (self !== BigInt(id)) throw new BboltError(`page ${id}: self identifies as page ${self}`);
     return { id, flags: buf.readUInt16LE(8), count: buf.readUInt16LE(10), overflow, buf };
   }
 

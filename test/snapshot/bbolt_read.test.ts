@@ -207,6 +207,11 @@ test('truncated files, cycles and out-of-range references are errors, not crashe
     return b;
   });
   assert.throws(() => snapshotStatus(pos), /runs past the page/);
+  const misdirected = damaged((b) => {
+    b.writeBigUInt64LE(3n, 2 * PAGE);
+    return b;
+  });
+  assert.throws(() => snapshotStatus(misdirected), /page 2: self identifies as page 3/);
   const count = damaged((b) => {
     b.writeUInt16LE(0xffff, 2 * PAGE + 10);
     return b;
