@@ -35,6 +35,8 @@ const NO_FREELIST = 0xffffffffffffffffn;
 /** Page sizes accepted (bbolt writes the OS page size: 4 KiB on amd64, up to 64 KiB elsewhere). */
 const PAGE_SIZE_MIN = 512;
 const PAGE_SIZE_MAX = 64 * 1024;
+/** Files up to this size are by default read into memory at once (one read instead of one per page); larger ones a page at a time. */
+const WHOLE_FILE_BYTES_MAX = 256 * 1024 * 1024;
 /** Bucket nesting followed at most (etcd nests none; bbolt's own limit is the stack). */
 const BUCKET_DEPTH_MAX = 64;
 
@@ -121,12 +123,15 @@ function readMeta(page: Buffer): Meta | Error {
  */
 export class BboltFile {
   private readonly pages: number;
+  /** The whole file when it is small enough (WHOLE_FILE_BYTES_MAX), else undefined: pages are read one by one. */
+  private whole: Buffer | undefined;
 
   private constructor(
     private readonly fd: number,
     /** Bytes of the file (a snapshot's trailing sha256 included). */
     readonly fileBytes: number,
     private readonly meta: Meta,
+    private readonly wholeFileBytesMax: number,
   ) {
     this.pages = Math.floor(fileBytes / meta.pageSize);
   }
@@ -134,9 +139,9 @@ export class BboltFile {
   /**
    * Opens `path` as bbolt does: the page size from a valid meta in the first 4 KiB, then both metas; it
    * fails only when neither is valid, with meta 0's error. `bytes` limits the file to its first bytes
-   * (a snapshot without its trailing hash).
+   * (a snapshot without its trailing hash). Files up to `wholeFileBytesMax` are read into memory at once.
    */
-  static open(path: string, bytes?: number): BboltFile {
+  static open(path: string, bytes?: number, wholeFileBytesMax = WHOLE_FILE_BYTES_MAX): BboltFile {
     const fd = fs.openSync(path, 'r');
     try {
       const size = Math.min(bytes ?? Number.POSITIVE_INFINITY, fs.fstatSync(fd).size);
@@ -159,7 +164,7 @@ export class BboltFile {
       else if (b instanceof Error) meta = a;
       else meta = b.txid > a.txid ? b : a;
       if (meta.pageSize !== pageSize) throw new BboltError(BboltErrors.invalid);
-      const db = new BboltFile(fd, size, meta);
+      const db = new BboltFile(fd, size, meta, wholeFileBytesMax);
       if (meta.pgid < 2 || meta.pgid > db.pages) {
         throw new BboltError(`high water mark ${meta.pgid} past the file's ${db.pages} pages (truncated file)`);
       }
@@ -187,6 +192,17 @@ export class BboltFile {
   private page(id: number): Page {
     const ps = this.meta.pageSize;
     if (!(id >= 2 && id < this.meta.pgid)) throw new BboltError(`page ${id}: out of bounds: ${this.meta.pgid}`);
+    if (this.whole === undefined && this.fileBytes <= this.wholeFileBytesMax) {
+      const all = Buffer.allocUnsafe(this.pages * ps);
+      if (fs.readSync(this.fd, all, 0, all.length, 0) !== all.length) throw new BboltError('short read of the file');
+      this.whole = all;
+    }
+    if (this.whole !== undefined) {
+      const overflow = this.whole.readUInt32LE(id * ps + 12);
+      if (id + overflow >= this.meta.pgid)
+        throw new BboltError(`page ${id}: overflow ${overflow} past the high water mark ${this.meta.pgid}`);
+      return this.checkedPage(id, this.whole.subarray(id * ps, (id + overflow + 1) * ps));
+    }
     // One read for the common page; a page with overflow pages is read again whole once its size is known.
     let buf = Buffer.allocUnsafe(ps);
     if (fs.readSync(this.fd, buf, 0, ps, id * ps) !== ps) throw new BboltError(`page ${id}: past the end of the file`);
@@ -197,10 +213,14 @@ export class BboltFile {
       buf = Buffer.allocUnsafe((overflow + 1) * ps);
       if (fs.readSync(this.fd, buf, 0, buf.length, id * ps) !== buf.length) throw new BboltError(`page ${id}: past the end of the file`);
     }
+    return this.checkedPage(id, buf);
+  }
+
+  private checkedPage(id: number, buf: Buffer): Page {
     // bbolt writes every page with its own id: another id is a misdirected reference or a page never written.
     const self = buf.readBigUInt64LE(0);
     if (self !== BigInt(id)) throw new BboltError(`page ${id}: self identifies as page ${self}`);
-    return { id, flags: buf.readUInt16LE(8), count: buf.readUInt16LE(10), overflow, buf };
+    return { id, flags: buf.readUInt16LE(8), count: buf.readUInt16LE(10), overflow: buf.readUInt32LE(12), buf };
   }
 
   /** Names of the top-level buckets, in key order. */

@@ -98,6 +98,17 @@ test('the reader walks branch, leaf, overflow pages and inline buckets of a real
     assert.is(big?.value.length, 9000);
     assert.is(db.check().length, 0);
     assert.is([...db.bucket('authUsers')!].length, 1);
+    // Read a page at a time (files past 256 MiB), the reader sees the same records.
+    const paged = BboltFile.open(FIXTURE, undefined, 0);
+    try {
+      assert.equal(
+        [...paged.bucket('key')!].map((e) => e.value),
+        keys.map((e) => e.value),
+      );
+      assert.is(paged.check().length, 0);
+    } finally {
+      paged.close();
+    }
   } finally {
     db.close();
   }
@@ -184,6 +195,9 @@ test('truncated files, cycles and out-of-range references are errors, not crashe
     return b;
   });
   assert.throws(() => snapshotStatus(cycle), /multiple references/);
+  const pagedCycle = BboltFile.open(cycle, undefined, 0);
+  assert.match(pagedCycle.check().join('\n'), /multiple references/);
+  pagedCycle.close();
   const far = damaged((b) => {
     const p = firstBranch(b);
     b.writeBigUInt64LE(1_000_000n, p * PAGE + 16 + 8);
