@@ -113,6 +113,8 @@ async function observe(m: Member, w: Written): Promise<string[]> {
   await see(['user', 'list']);
   await see(['user', 'get', 'alice']);
   await see(['role', 'get', 'reader']);
+  await see(['member', 'list']);
+  await see(['member', 'list', '-w', 'json']);
   const alice = ['--user', 'alice:apw'];
   for (const args of [
     ['get', 'k1'],

@@ -265,6 +265,8 @@ test('restore checks the trailing sha256 as etcdctl does and leaves no data dir 
   // A database copied from a data dir has no hash: accepted with --skip-hash-check.
   const ok = await snapshotCommand(['restore', noHash, '--data-dir', dataDir, '--skip-hash-check']);
   assert.is(ok.exitCode, 0, ok.stderr);
+  // etcd's IDs for its defaults (http://localhost:2380, token etcd-cluster), as every default etcd reports them.
+  assert.match(ok.stderr, /"member-id":"8e9e05c52164694d","cluster-id":"cdf818194e3a8c32"/);
   const walDir = path.join(dir, 'wal-elsewhere');
   const elsewhere = await snapshotCommand(['restore', FIXTURE, '--data-dir', path.join(dir, 'w'), '--wal-dir', walDir]);
   assert.is(elsewhere.exitCode, 0, elsewhere.stderr);
