@@ -69,6 +69,14 @@ function serverConfig(c: Config, log: Logger, peer: ServerConfig['peerTls']): Se
 }
 
 async function main(): Promise<number> {
+  // `tetcd snapshot restore|status FILE`: etcdctl's offline snapshot commands, no member started.
+  if (process.argv[2] === 'snapshot') {
+    const { snapshotCommand } = await import('../snapshot/cli.js');
+    const r = await snapshotCommand(process.argv.slice(3));
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+    return r.exitCode;
+  }
   const parsed = parseConfig(process.argv.slice(2), process.env);
   if ('exitCode' in parsed) {
     if (parsed.stdout) process.stdout.write(parsed.stdout);

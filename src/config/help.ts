@@ -16,6 +16,9 @@ export function usageText(): string {
   tetcd -h | --help
     Show the help information about tetcd.
 
+  tetcd snapshot status|restore <filename> [options]
+    Inspect or restore a snapshot file (etcdctl snapshot save, from etcd or tetcd) as etcdctl does.
+
   tetcd --config-file
     Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.
 `;

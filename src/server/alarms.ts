@@ -6,7 +6,8 @@ import type { MetaStore } from './membership.js';
 
 const BUCKET = 'alarm';
 
-function alarmKey(memberId: bigint, type: number): Buffer {
+/** The alarm bucket's key: member ID (8 bytes big-endian), then the alarm type (4 bytes big-endian). */
+export function alarmKey(memberId: bigint, type: number): Buffer {
   const k = Buffer.allocUnsafe(12);
   k.writeBigUInt64BE(memberId, 0);
   k.writeUInt32BE(type, 8);

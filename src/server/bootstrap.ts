@@ -292,7 +292,8 @@ async function openWalAtSnapshot(
   return { snap: undefined, opened };
 }
 
-function walMetadata(memberId: bigint, clusterId: bigint): Uint8Array {
+/** The WAL's metadata record: the member and cluster IDs (read back on every restart). */
+export function walMetadata(memberId: bigint, clusterId: bigint): Uint8Array {
   return Buffer.from(JSON.stringify({ member_id: memberId.toString(16), cluster_id: clusterId.toString(16) }));
 }
 
