@@ -633,11 +633,6 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, io:
   return { config, warnings, notices };
 }
 
-/** etcd resolves host names before comparing peer URLs; tetcd resolves only localhost (no DNS at start-up). */
-function resolveLoopback(href: string): string {
-  return href.replace('//localhost:', '//127.0.0.1:');
-}
-
 /** Go's %q of a []string: ["a" "b"]. */
 function goQuoteList(items: readonly string[]): string {
   return `[${items.map(goQuote).join(' ')}]`;
@@ -665,8 +660,10 @@ export function verifyBootstrap(config: Config): string | null {
   let cmpErr: string | null = null;
   if (inCluster.length !== advertised.length) cmpErr = `len(${goQuoteList(advertised)}) != len(${goQuoteList(inCluster)})`;
   else {
-    const i = advertised.findIndex((u, j) => resolveLoopback(u) !== resolveLoopback(inCluster[j]!));
-    if (i >= 0) cmpErr = `resolved urls: ${goQuote(resolveLoopback(advertised[i]!))} != ${goQuote(resolveLoopback(inCluster[i]!))}`;
+    // etcd resolves host names before comparing, but never "localhost" or an IP (netutil.resolveURL): on
+    // loopback the URLs compare as written.
+    const i = advertised.findIndex((u, j) => u !== inCluster[j]);
+    if (i >= 0) cmpErr = `resolved urls: ${goQuote(advertised[i]!)} != ${goQuote(inCluster[i]!)}`;
   }
   if (cmpErr !== null) {
     const missingFromAdvertised = inCluster.filter((u) => !advertised.includes(u));

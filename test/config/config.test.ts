@@ -435,8 +435,8 @@ test('verifyBootstrap: local name, advertise URLs vs initial cluster, duplicates
   assert.is(verifyBootstrap(ok([...base, '--initial-cluster', 'n1=http://127.0.0.1:2380,n2=http://127.0.0.1:2381']).config), null);
   assert.is(
     verifyBootstrap(ok([...base, '--initial-cluster', 'n1=http://localhost:2380']).config),
-    null,
-    'localhost resolves to 127.0.0.1',
+    '--initial-cluster has n1=http://localhost:2380 but missing from --initial-advertise-peer-urls=http://127.0.0.1:2380 (resolved urls: "http://127.0.0.1:2380" != "http://localhost:2380")',
+    'etcd 3.4 never resolves "localhost" before comparing',
   );
   assert.is(
     verifyBootstrap(ok([...base, '--initial-cluster', 'n2=http://127.0.0.1:2380']).config),
