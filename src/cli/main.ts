@@ -9,7 +9,7 @@ import { GrpcServer } from '../api/grpc/server.js';
 import { ClientListener } from '../api/listener.js';
 import { registerServices } from '../api/services.js';
 import { addGrpcMetrics, httpHandler, memberHttpBackend, type MemberHttp } from '../api/http.js';
-import { Gateway, withGateway } from '../api/gateway/index.js';
+import { Gateway, gatewayUpgrade, withGateway } from '../api/gateway/index.js';
 import { startDecodePool, type BodyDecoder } from '../api/gateway/decode_pool.js';
 import { ETCD_SERVER_VERSION } from '../config/version.js';
 import { createServer, type Server as HttpServer } from 'node:http';
@@ -161,7 +161,9 @@ async function main(): Promise<number> {
     addGrpcMetrics(http.metrics, () => g.stats, c.metrics);
     // Large gateway bodies are decoded on the worker threads when there are any (decode_pool.ts).
     decoder = c.enableGrpcGateway && c.workerThreads > 0 ? startDecodePool(c.workerThreads, c.gatewayPoolMinBytes) : undefined;
-    const http1 = c.enableGrpcGateway ? withGateway(new Gateway(g, { decoder }), httpHandler(http)) : httpHandler(http);
+    const gateway = c.enableGrpcGateway ? new Gateway(g, { decoder }) : undefined;
+    const http1 = gateway !== undefined ? withGateway(gateway, httpHandler(http)) : httpHandler(http);
+    const upgrade = gateway !== undefined ? gatewayUpgrade(gateway, httpHandler(http)) : undefined;
     const m = clientSide.material;
     for (const u of c.listenClientUrls) {
       const secure = u.scheme === 'https' && m !== undefined;
@@ -170,6 +172,7 @@ async function main(): Promise<number> {
           url: u.href,
           grpc: g,
           http1,
+          upgrade,
           ...(secure ? { tls: m.serverOptions(), verifyClient: (s) => m.checkClient(s) } : {}),
         }),
       );
