@@ -133,6 +133,18 @@ test('a frame split across TCP writes, a fragmented message and a ping between i
   }
 });
 
+test('a message of many TCP segments (300 KiB within a 1 MiB limit) arrives whole', async () => {
+  const s = await setup({ bodyBytesMax: 1024 * 1024 });
+  try {
+    const ws = opened(await wsConnect(`${s.url}/v3/watch`));
+    ws.send(create('k'.repeat(300 * 1024)));
+    assert.is(await ws.next(5000), `{"result":{"watch_id":"${300 * 1024}","created":true}}`);
+    ws.close();
+  } finally {
+    await teardown(s);
+  }
+});
+
 test('a message larger than bodyBytesMax ends the connection and cancels the call', async () => {
   const s = await setup({ bodyBytesMax: 1024 });
   try {

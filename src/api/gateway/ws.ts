@@ -174,6 +174,10 @@ export interface WsSink {
  */
 export class WsFrameReader {
   private buf: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private chunkBytes = 0;
+  /** Bytes the frame at the start of `buf` needs in all (0: not known yet). */
+  private need = 0;
   private fragments: Buffer[] = [];
   private fragmentBytes = 0;
   private over = false;
@@ -191,7 +195,14 @@ export class WsFrameReader {
 
   push(d: Buffer): void {
     if (this.over) return;
-    this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
+    // A frame's bytes are gathered until it is whole, then copied once (not once per chunk).
+    this.chunks.push(d);
+    this.chunkBytes += d.length;
+    if (this.buf.length + this.chunkBytes < this.need) return;
+    this.buf = Buffer.concat([this.buf, ...this.chunks]);
+    this.chunks = [];
+    this.chunkBytes = 0;
+    this.need = 0;
     while (!this.over && this.frame()) {}
   }
 
@@ -199,6 +210,7 @@ export class WsFrameReader {
     if (this.over) return;
     this.over = true;
     this.buf = Buffer.alloc(0);
+    this.chunks = [];
     this.fragments = [];
     this.sink.gone(why);
   }
@@ -232,7 +244,10 @@ export class WsFrameReader {
     const control = opcode >= 8;
     if (control && (len > 125 || !fin)) return this.failed('websocket: bad control frame');
     if (!control && this.fragmentBytes + len > this.messageBytesMax) return this.failed('websocket: message too big');
-    if (b.length < at + 4 + len) return false;
+    if (b.length < at + 4 + len) {
+      this.need = at + 4 + len;
+      return false;
+    }
     const mask = b.subarray(at, at + 4);
     const payload = Buffer.from(b.subarray(at + 4, at + 4 + len));
     for (let i = 0; i < len; i++) payload[i] ^= mask[i & 3];
