@@ -1,8 +1,8 @@
 // The client side's checks beyond the CA, against etcd 3.4 and tetcd with the same certificates (made here
 // with openssl): https --listen-metrics-urls (served with the client TLS material: /metrics and /health,
 // the CA, the CRL, and, as etcd's listeners made by transport.NewListener, the client certificate's SANs
-// against the address it connects from) and --client-cert-allowed-hostname (on the client URL and the
-// metrics URL alike).
+// against the address it connects from), --client-cert-allowed-hostname (on the client URL and the
+// metrics URL alike) and the gateway's WebSockets over TLS.
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -12,6 +12,7 @@ import { etcdctl } from '../helpers/etcdctl.js';
 import { freePort } from '../../tools/lib/ports.js';
 import { httpGet, startMember, type MemberKind } from '../helpers/member.js';
 import { compatTarget, oracleGate } from '../helpers/oracle.js';
+import { WsClient, wsConnect } from '../helpers/ws.js';
 
 const dir = tempDir('tetcd-tls-client-checks-');
 const ca = makeCa(dir, 'ca');
@@ -68,6 +69,14 @@ async function metricsUrl(kind: MemberKind): Promise<string[]> {
     );
     out.push(`a certificate naming another address, metrics URL: ${await get(`${murl}/health`, far)}`);
     out.push(`the same certificate, client URL: ${await get(`${m.clientUrl}/health`, far)}`);
+    // The gateway's WebSockets on the TLS client port (wss), with a client certificate.
+    const ws = await wsConnect(`${m.clientUrl}/v3/watch`, { tls: healthTls() });
+    if (ws instanceof WsClient) {
+      ws.send(JSON.stringify({ create_request: { key: Buffer.from('k').toString('base64') } }));
+      const first = (await ws.next(5000)) ?? `<${ws.state}>`;
+      out.push(`a watch over wss: ${/"created":true/.test(first) ? 'created' : first}`);
+      ws.close();
+    } else out.push(`a watch over wss: refused ${ws.status}`);
   } finally {
     await m.stop();
   }
@@ -88,6 +97,7 @@ t(`https --listen-metrics-urls: ${target} serves and refuses as etcd does`, asyn
       'plaintext: refused',
       'a certificate naming another address, metrics URL: refused',
       'the same certificate, client URL: 200 {"health":"true"}',
+      'a watch over wss: created',
     ],
     'etcd behaves as this test claims',
   );
