@@ -5,6 +5,10 @@
 //   put-simple    C closed loops of Put with a simple token, auth on: puts per second
 //   put-jwt       the same with an RS256 JWT (--auth-token jwt,...)
 //   put-off       the same puts with auth off, for scale
+//   range-simple  C closed loops of a linearizable Range of one key (256-byte value) with a simple token,
+//                 auth on: ranges per second
+//   range-jwt     the same with an RS256 JWT
+//   range-off     the same ranges with auth off, for scale
 // Results go to the console (and, with --out FILE, into its `auth` section); medians over the rounds.
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,6 +25,7 @@ import {
   encodeAuthUserAddRequest,
   encodeAuthUserGrantRoleRequest,
   encodePutRequest,
+  encodeRangeRequest,
 } from '../../src/proto/rpc.js';
 import { readFlags } from '../lib/flags.js';
 
@@ -38,7 +43,7 @@ interface Options {
 function options(argv: string[]): Options {
   const o: Options = {
     rounds: 3,
-    workloads: ['authenticate', 'put-simple', 'put-jwt', 'put-off'],
+    workloads: ['authenticate', 'put-simple', 'put-jwt', 'put-off', 'range-simple', 'range-jwt', 'range-off'],
     tetcdCmd: ['bin/tetcd'],
     etcdCmd: ['/usr/bin/etcd'],
     durationMs: 3000,
@@ -107,7 +112,7 @@ async function closedLoops(
 async function run(endpoint: string, workload: string, o: Options): Promise<Record<string, number>> {
   const conns = await Promise.all(Array.from({ length: CONNECTIONS }, () => GrpcConn.connect(endpoint, 5000)));
   try {
-    const token = workload === 'put-off' ? undefined : await enableAuth(conns[0]);
+    const token = workload.endsWith('-off') ? undefined : await enableAuth(conns[0]);
     if (workload === 'authenticate') {
       const body = encodeAuthenticateRequest({ name: 'root', password: PASSWORD });
       return await closedLoops(
@@ -119,6 +124,17 @@ async function run(endpoint: string, workload: string, o: Options): Promise<Reco
     }
     const value = Buffer.alloc(256, 0x61);
     const md = token === undefined ? undefined : { token };
+    if (workload.startsWith('range-')) {
+      const key = Buffer.from('range-key');
+      await must(conns[0], '/etcdserverpb.KV/Put', encodePutRequest({ key, value }), token);
+      const body = encodeRangeRequest({ key });
+      return await closedLoops(
+        conns,
+        o.putLoops,
+        o.durationMs,
+        async (c) => (await c.unary('/etcdserverpb.KV/Range', body, 30_000, md)).grpcStatus === 0,
+      );
+    }
     return await closedLoops(conns, o.putLoops, o.durationMs, async (c, n) => {
       const r = await c.unary('/etcdserverpb.KV/Put', encodePutRequest({ key: Buffer.from(`k${n % 10_000}`), value }), 30_000, md);
       return r.grpcStatus === 0;
@@ -145,7 +161,7 @@ async function main(): Promise<void> {
         for (const kind of kinds) {
           const dir = join(base, `${workload}-${kind}-${round}`);
           mkdirSync(dir, { recursive: true });
-          const cmd = [...(kind === 'etcd' ? o.etcdCmd : o.tetcdCmd), ...(workload === 'put-jwt' ? jwt : [])];
+          const cmd = [...(kind === 'etcd' ? o.etcdCmd : o.tetcdCmd), ...(workload.endsWith('-jwt') ? jwt : [])];
           const cluster = await Cluster.start({ kind, cmd, cwd: process.cwd(), members: 1, baseDir: dir });
           try {
             const row = await run(cluster.endpoints[0], workload, o);
@@ -164,7 +180,7 @@ async function main(): Promise<void> {
   const lines = [
     '### Auth beside etcd 3.4',
     '',
-    `\`npm run bench:auth\`, ${new Date().toISOString().slice(0, 16)} UTC, medians of ${o.rounds} rounds of ${o.durationMs} ms, one fresh member per server, workload and round, bcrypt cost 10 (both defaults); authenticate: ${o.authLoops} closed loops; puts: ${o.putLoops} closed loops of 256-byte values as root over ${CONNECTIONS} connections.`,
+    `\`npm run bench:auth\`, ${new Date().toISOString().slice(0, 16)} UTC, medians of ${o.rounds} rounds of ${o.durationMs} ms, one fresh member per server, workload and round, bcrypt cost 10 (both defaults); authenticate: ${o.authLoops} closed loops; puts: ${o.putLoops} closed loops of 256-byte values as root over ${CONNECTIONS} connections; ranges: as many loops of a linearizable Range of one 256-byte key, as root.`,
     '',
     '| workload | measure | etcd | tetcd | tetcd/etcd |',
     '|---|---|---|---|---|',

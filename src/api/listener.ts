@@ -4,6 +4,7 @@
 import http, { type RequestListener } from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
+import type { Duplex } from 'node:stream';
 import type { GrpcServer } from './grpc/server.js';
 
 /** The 24 bytes every HTTP/2 client sends first (RFC 9113 §3.4). */
@@ -17,6 +18,8 @@ export interface ClientListenerOptions {
   grpc: GrpcServer;
   /** Handles HTTP/1.1 requests; default answers 404. */
   http1?: RequestListener;
+  /** HTTP/1.1 requests with an Upgrade header (the gateway's WebSockets); default: served as `http1` serves them. */
+  upgrade?: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
   /** TLS material; required for https:// (ALPN offers h2 and http/1.1). */
   tls?: tls.TlsOptions;
   /** Checks an accepted TLS connection OpenSSL's verification does not cover; a reason closes it. */
@@ -81,6 +84,7 @@ export class ClientListener {
 
     const http1Server = http.createServer(guardHandler(options.http1 ?? notFound));
     http1Server.on('clientError', onHttp1ClientError);
+    if (options.upgrade !== undefined) http1Server.on('upgrade', options.upgrade);
     // This server never listens itself (sockets are handed in), but its connection tracking, which
     // enforces headersTimeout/requestTimeout and lets close() drop idle keep-alive connections,
     // starts on 'listening'.

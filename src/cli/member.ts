@@ -9,11 +9,11 @@ import { GrpcServer } from '../api/grpc/server.js';
 import { ClientListener } from '../api/listener.js';
 import { registerServices } from '../api/services.js';
 import { addGrpcMetrics, httpHandler, memberHttpBackend, type MemberHttp } from '../api/http.js';
-import { Gateway, withGateway } from '../api/gateway/index.js';
+import { Gateway, gatewayUpgrade, withGateway } from '../api/gateway/index.js';
 import { startDecodePool, type BodyDecoder } from '../api/gateway/decode_pool.js';
 import { ETCD_SERVER_VERSION } from '../config/version.js';
 import { createServer, type Server as HttpServer } from 'node:http';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { ClientWorkers } from '../client_procs/host.js';
 import path from 'node:path';
 import { applyV8WorkersSched } from '../v8_workers.js';
@@ -162,7 +162,9 @@ export async function runMember(args: readonly string[]): Promise<number> {
     addGrpcMetrics(http.metrics, () => g.stats, c.metrics);
     // Large gateway bodies are decoded on the worker threads when there are any (decode_pool.ts).
     decoder = c.enableGrpcGateway && c.workerThreads > 0 ? startDecodePool(c.workerThreads, c.gatewayPoolMinBytes) : undefined;
-    const http1 = c.enableGrpcGateway ? withGateway(new Gateway(g, { decoder }), httpHandler(http)) : httpHandler(http);
+    const gateway = c.enableGrpcGateway ? new Gateway(g, { decoder }) : undefined;
+    const http1 = gateway !== undefined ? withGateway(gateway, httpHandler(http)) : httpHandler(http);
+    const upgrade = gateway !== undefined ? gatewayUpgrade(gateway, httpHandler(http)) : undefined;
     const m = clientSide.material;
     for (const u of c.listenClientUrls) {
       const secure = u.scheme === 'https' && m !== undefined;
@@ -171,25 +173,33 @@ export async function runMember(args: readonly string[]): Promise<number> {
           url: u.href,
           grpc: g,
           http1,
+          upgrade,
           ...(secure ? { tls: m.serverOptions(), verifyClient: (s) => m.checkClient(s) } : {}),
         }),
       );
       servingClients(log, u.host, secure);
     }
   }
-  const metricsServers: (HttpServer | HttpsServer)[] = [];
-  const tlsMetricsServers: HttpsServer[] = [];
+  const metricsServers: HttpServer[] = [];
+  const tlsMetricsServers: TlsServer[] = [];
   for (const u of c.listenMetricsUrls) {
     const m = clientSide.material;
-    let srv: HttpServer | HttpsServer;
+    const srv = createServer(httpHandler(http, 'metrics'));
+    let listening: HttpServer | TlsServer = srv;
     if (u.scheme === 'https' && m !== undefined) {
-      const s = createHttpsServer(m.serverOptions(), httpHandler(http, 'metrics'));
+      // etcd makes these listeners with transport.NewListener on the client TLS material: the allowed
+      // hostname and the SAN check of the client certificate apply, as well as the CA and CRL.
+      const s = createTlsServer({ ...m.serverOptions(), ALPNProtocols: ['http/1.1'] }, (socket: TLSSocket) => {
+        socket.on('error', () => {});
+        void m.checkListenerClient(socket).then((why) => (why === null ? srv.emit('connection', socket) : socket.destroy()));
+      });
+      s.on('tlsClientError', () => {});
       tlsMetricsServers.push(s);
-      srv = s;
-    } else srv = createServer(httpHandler(http, 'metrics'));
+      listening = s;
+    }
     await new Promise<void>((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen(Number(u.port), u.hostname, () => resolve());
+      listening.once('error', reject);
+      listening.listen(Number(u.port), u.hostname, () => resolve());
     });
     metricsServers.push(srv);
     log.info('serving metrics', { address: u.href });
@@ -220,6 +230,7 @@ export async function runMember(args: readonly string[]): Promise<number> {
           srv.closeAllConnections();
           srv.close();
         }
+        for (const srv of tlsMetricsServers) srv.close();
         await decoder?.close();
         await server.stop();
         clientSide.material?.close();

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { GrpcServer } from '../api/grpc/server.js';
 import { ClientListener } from '../api/listener.js';
 import { addGrpcMetrics, httpHandler } from '../api/http.js';
-import { Gateway, withGateway } from '../api/gateway/index.js';
+import { Gateway, gatewayUpgrade, withGateway } from '../api/gateway/index.js';
 import { Metrics } from '../metrics.js';
 import { newLogger } from '../log.js';
 import { applyV8WorkersSched } from '../v8_workers.js';
@@ -35,7 +35,9 @@ async function main(): Promise<void> {
   const metrics = new Metrics();
   addGrpcMetrics(metrics, () => grpc.stats, cfg.metrics);
   const http = httpHandler(fwd.httpBackend());
-  const http1 = cfg.grpcGateway ? withGateway(new Gateway(grpc), http) : http;
+  const gateway = cfg.grpcGateway ? new Gateway(grpc) : undefined;
+  const http1 = gateway !== undefined ? withGateway(gateway, http) : http;
+  const upgrade = gateway !== undefined ? gatewayUpgrade(gateway, http) : undefined;
 
   let stopping = false;
   const listeners: ClientListener[] = [];
@@ -71,7 +73,7 @@ async function main(): Promise<void> {
     for (const url of cfg.listenClientUrls) {
       const secure = url.startsWith('https:') && m !== undefined;
       const tls = secure ? { tls: m.serverOptions(), verifyClient: (s: TLSSocket) => m.checkClient(s) } : {};
-      listeners.push(await ClientListener.listen({ url, grpc, http1, exclusive: false, ...tls }));
+      listeners.push(await ClientListener.listen({ url, grpc, http1, upgrade, exclusive: false, ...tls }));
     }
     m?.watch(() => {
       for (const l of listeners) l.setSecureContext(m.serverOptions());

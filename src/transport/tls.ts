@@ -9,7 +9,7 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import type { X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import selfsigned from 'selfsigned';
 import { type Logger, silentLogger } from '../log.js';
 
@@ -155,9 +155,12 @@ export class TlsMaterial {
     };
   }
 
-  /** Options for dialing a peer: our certificate as the client's, the CA to verify the other side. */
+  /**
+   * Options for dialing a peer: our certificate as the client's, the CA to verify the other side, and, as
+   * etcd's dialer does, the allowed CN or hostname required of the server's certificate too.
+   */
   clientOptions(): tls.ConnectionOptions {
-    return {
+    const o: tls.ConnectionOptions = {
       cert: this.cert,
       key: this.key,
       ca: this.ca,
@@ -166,50 +169,56 @@ export class TlsMaterial {
       // etcd's auto-TLS certificates are self-signed: nothing can verify them.
       rejectUnauthorized: !this.files.selfSigned,
     };
+    if (this.files.allowedCn !== '' || this.files.allowedHostname !== '') {
+      o.checkServerIdentity = (host, cert) => {
+        const err = tls.checkServerIdentity(host, cert);
+        if (err !== undefined) return err;
+        const why = this.allowedCert(new X509Certificate(cert.raw));
+        return why === null ? undefined : new Error(why);
+      };
+    }
+    return o;
   }
 
   /**
    * The checks OpenSSL does not make, on an accepted connection: the client certificate's CN
    * (--peer-cert-allowed-cn) or hostname (--*-cert-allowed-hostname). null = accepted, else the reason.
+   * As in etcd (Go's VerifyPeerCertificate), only where client certificates are asked for.
    */
   checkClient(socket: tls.TLSSocket): string | null {
     const f = this.files;
-    if (f.allowedCn === '' && f.allowedHostname === '') return null;
+    if ((f.allowedCn === '' && f.allowedHostname === '') || !this.verifiesClients) return null;
     const peer = socket.getPeerX509Certificate();
-    if (peer === undefined) return 'no client certificate';
+    return peer === undefined ? 'no client certificate' : this.allowedCert(peer);
+  }
+
+  /** Whether a certificate has the allowed CN or hostname (null = it has, or none is required). */
+  private allowedCert(cert: X509Certificate): string | null {
+    const f = this.files;
     if (f.allowedCn !== '') {
-      const cn = commonName(peer);
-      return cn === f.allowedCn ? null : `client certificate CN "${cn}" is not the allowed "${f.allowedCn}"`;
+      const cn = commonName(cert);
+      return cn === f.allowedCn ? null : `certificate CN "${cn}" is not the allowed "${f.allowedCn}"`;
     }
-    const ok = isIP(f.allowedHostname) !== 0 ? peer.checkIP(f.allowedHostname) : peer.checkHost(f.allowedHostname);
-    return ok !== undefined ? null : `client certificate is not valid for the allowed hostname "${f.allowedHostname}"`;
+    if (f.allowedHostname === '') return null;
+    // Go's VerifyHostname: an IP against the IP SANs, a name against the DNS SANs only (never the CN).
+    const h = f.allowedHostname;
+    const ok = isIP(h) !== 0 ? cert.checkIP(h) : cert.checkHost(h, { subject: 'never' });
+    return ok !== undefined ? null : `certificate is not valid for the allowed hostname "${h}"`;
   }
 
   /**
-   * checkClient, then, for peers, etcd's SAN check of the client certificate against the connecting address
-   * (certificates without SANs pass, as in etcd). null = accepted, else the reason.
+   * checkClient, then, for peers (unless etcd's --experimental-peer-skip-client-san-verification), the SAN
+   * check of checkClientSan. null = accepted, else the reason.
    */
   async checkPeerClient(socket: tls.TLSSocket): Promise<string | null> {
     const first = this.checkClient(socket);
     if (first !== null || !this.files.checkClientSan) return first;
-    const cert = socket.getPeerX509Certificate();
-    if (cert === undefined) return null;
-    const remote = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-    const sans = (cert.subjectAltName ?? '').split(', ');
-    const ips = sans.filter((n) => n.startsWith('IP Address:')).map((n) => n.slice('IP Address:'.length));
-    const names = sans.filter((n) => n.startsWith('DNS:')).map((n) => n.slice('DNS:'.length));
-    if (ips.length === 0 && names.length === 0) return null;
-    if (ips.length > 0 && cert.checkIP(remote) !== undefined) return null;
-    for (const name of names) {
-      if (name.startsWith('*.')) continue; // etcd resolves only exact names
-      try {
-        const found = await dnsLookup(name, { all: true });
-        if (found.some((a) => a.address.replace(/^::ffff:/, '') === remote)) return null;
-      } catch {
-        // an unresolvable name matches nothing
-      }
-    }
-    return `tls: "${remote}" does not match the client certificate's SANs`;
+    return checkClientSan(socket);
+  }
+
+  /** checkClient, then checkClientSan: etcd's listeners made by transport.NewListener (https metrics URLs). */
+  async checkListenerClient(socket: tls.TLSSocket): Promise<string | null> {
+    return this.checkClient(socket) ?? (await checkClientSan(socket));
   }
 
   /**
@@ -239,6 +248,31 @@ export class TlsMaterial {
   close(): void {
     for (const stop of this.watchers.splice(0)) stop();
   }
+}
+
+/**
+ * etcd's checkSAN: a client certificate's SANs must name the address it connects from (an IP SAN equal to
+ * it, or a DNS SAN resolving to it); certificates without SANs pass. null = accepted, else the reason.
+ */
+export async function checkClientSan(socket: tls.TLSSocket): Promise<string | null> {
+  const cert = socket.getPeerX509Certificate();
+  if (cert === undefined) return null;
+  const remote = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+  const sans = (cert.subjectAltName ?? '').split(', ');
+  const ips = sans.filter((n) => n.startsWith('IP Address:')).map((n) => n.slice('IP Address:'.length));
+  const names = sans.filter((n) => n.startsWith('DNS:')).map((n) => n.slice('DNS:'.length));
+  if (ips.length === 0 && names.length === 0) return null;
+  if (ips.length > 0 && cert.checkIP(remote) !== undefined) return null;
+  for (const name of names) {
+    if (name.startsWith('*.')) continue; // etcd resolves only exact names
+    try {
+      const found = await dnsLookup(name, { all: true });
+      if (found.some((a) => a.address.replace(/^::ffff:/, '') === remote)) return null;
+    } catch {
+      // an unresolvable name matches nothing
+    }
+  }
+  return `tls: "${remote}" does not match the client certificate's SANs`;
 }
 
 /** The certificate's subject CN ('' when it has none). */

@@ -3,8 +3,12 @@
 // server, handlers, checks and per-call context as gRPC clients get (in a client process: forwarded to the
 // member as its gRPC calls are). Request bodies are read as Go's json.Decoder reads them, answers and
 // errors are grpc-gateway's. Limits: body bytes, streaming requests open, bytes a streaming response holds.
+// WebSockets to the same paths (ws.ts) become the same calls; paths Go's ServeMux would not serve as given
+// (unclean, or `/v3` without its slash) are redirected as there.
 import type { IncomingHttpHeaders } from 'node:http2';
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { ServerResponse, type IncomingMessage, type RequestListener } from 'node:http';
+import { posix } from 'node:path';
+import type { Duplex } from 'node:stream';
 import type { GrpcServer } from '../grpc/server.js';
 import type { GrpcSession } from '../grpc/call.js';
 import type { AnyMethodDescriptor } from '../../proto/service.js';
@@ -14,6 +18,7 @@ import { GatewayCall, type CallOwner } from './call.js';
 import { CORS_HEADERS, replyError, replyPlain } from './errors.js';
 import { GATEWAY_SERVICES, decodeBody, decodeValue, type DecodedBody } from './decode.js';
 import type { BodyDecoder } from './decode_pool.js';
+import { acceptHandshake, isWebSocketUpgrade, WsFrameReader, wsExchange } from './ws.js';
 
 /** Limits of one gateway. */
 export interface GatewayOptions {
@@ -110,6 +115,36 @@ export class Gateway implements CallOwner {
     }
     if (desc.requestStream) new BidiReader(this, desc, req, res).start();
     else this.readWhole(desc, req, res);
+  };
+
+  /**
+   * A WebSocket to a gateway path: after the handshake, the call of that path with the messages as its
+   * body (a unary call takes the first message as its whole body, as its JSON decoder reads one value).
+   */
+  readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (!acceptHandshake(req, socket)) return;
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const desc = GATEWAY_ROUTES.get(path.startsWith('/v3beta/') ? `/v3/${path.slice(8)}` : path);
+    const bidi = desc?.requestStream === true;
+    const ws = wsExchange(url, req, socket);
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      ws.wsReq.emit('end');
+    };
+    this.handle(ws.req, ws.res);
+    const reader = new WsFrameReader(socket, this.bodyBytesMax, {
+      message: (payload) => {
+        if (ended) return;
+        ws.wsReq.emit('data', bidi ? `${payload.toString('utf8')}\n` : payload);
+        if (!bidi) end();
+      },
+      gone: end,
+    });
+    if (head.length > 0) reader.push(head);
   };
 
   private readonly streamClosed = (): void => {
@@ -290,16 +325,103 @@ class BidiReader {
   }
 }
 
+/** Go's cleanPath: the path with `//`, `.` and `..` resolved, keeping a trailing slash. */
+function goCleanPath(p: string): string {
+  let np = posix.normalize(p);
+  if (np.length > 1 && np.endsWith('/')) np = np.slice(0, -1);
+  return p.endsWith('/') && np !== '/' ? `${np}/` : np;
+}
+
+/**
+ * Where etcd 3.4's client mux (Go's ServeMux, after its /v3beta/ -> /v3/ rewrite) redirects a request
+ * (301): to the clean path when the path is not clean, to `/v3/` from `/v3`; undefined when it serves it.
+ */
+export function goMuxRedirect(url: string): string | undefined {
+  if (!url.startsWith('/')) return undefined;
+  const q = url.indexOf('?');
+  let path = q < 0 ? url : url.slice(0, q);
+  const query = q < 0 || q === url.length - 1 ? '' : url.slice(q);
+  if (path.startsWith('/v3beta/')) path = `/v3/${path.slice(8)}`;
+  const clean = goCleanPath(path);
+  if (clean !== path) return clean + query;
+  return path === '/v3' ? `/v3/${query}` : undefined;
+}
+
+const HTML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&#34;', "'": '&#39;' };
+
+/** Go's http.Redirect with 301: a small HTML body for GET and HEAD, none otherwise. */
+function replyRedirect(req: IncomingMessage, res: ServerResponse, location: string): void {
+  const html = req.method === 'GET' || req.method === 'HEAD';
+  const body = html ? `<a href="${location.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c])}">Moved Permanently</a>.\n\n` : '';
+  res.writeHead(301, {
+    ...CORS_HEADERS,
+    ...(html ? { 'Content-Type': 'text/html; charset=utf-8' } : {}),
+    Location: location,
+    ...(req.method === 'HEAD' ? {} : { 'Content-Length': Buffer.byteLength(body) }),
+  });
+  res.end(body);
+}
+
 /**
  * Routes `/v3/` and `/v3beta/` requests to the gateway and everything else to `next` (etcd 3.4 serves no
- * `/v3alpha/`: those get `next`'s 404 as there).
+ * `/v3alpha/`: those get `next`'s 404 as there); paths Go's ServeMux would redirect are redirected.
  *
  *   http1: withGateway(new Gateway(grpc), httpHandler(backend))
  */
 export function withGateway(gateway: Gateway, next: RequestListener): RequestListener {
   return (req, res) => {
     const url = req.url;
-    if (url !== undefined && (url.startsWith('/v3/') || url.startsWith('/v3beta/'))) gateway.handle(req, res);
+    const to = url === undefined ? undefined : goMuxRedirect(url);
+    if (to !== undefined) replyRedirect(req, res, to);
+    else if (url !== undefined && (url.startsWith('/v3/') || url.startsWith('/v3beta/'))) gateway.handle(req, res);
     else next(req, res);
   };
+}
+
+/** A listener of http.Server's 'upgrade' event. */
+export type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+/**
+ * The client port's upgrade requests: a WebSocket to a gateway path goes to the gateway; any other
+ * request that carries an Upgrade header is served as a plain request (as etcd serves it), on a
+ * connection that then closes.
+ *
+ *   ClientListener.listen({ url, grpc, http1: withGateway(gw, next), upgrade: gatewayUpgrade(gw, next) })
+ */
+export function gatewayUpgrade(gateway: Gateway, next: RequestListener): UpgradeListener {
+  const plain = withGateway(gateway, next);
+  return (req, socket, head) => {
+    const url = req.url ?? '/';
+    const ws = (url.startsWith('/v3/') || url.startsWith('/v3beta/')) && goMuxRedirect(url) === undefined && isWebSocketUpgrade(req);
+    if (ws) gateway.upgrade(req, socket, head);
+    else serveWithoutUpgrade(plain, req, socket, head);
+  };
+}
+
+/** Serves an upgrade request as an ordinary one (its body: `head`, then the socket up to Content-Length). */
+function serveWithoutUpgrade(handler: RequestListener, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  socket.on('error', () => {});
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket as never);
+  res.once('finish', () => {
+    res.detachSocket(socket as never);
+    socket.end();
+  });
+  let left = Number(req.headers['content-length'] ?? 0) || 0;
+  const feed = (d: Buffer): void => {
+    const part = d.subarray(0, left);
+    left -= part.length;
+    if (part.length > 0) req.push(part);
+    if (left === 0) {
+      socket.off('data', feed);
+      req.push(null);
+    }
+  };
+  if (left === 0) req.push(null);
+  else {
+    if (head.length > 0) feed(head);
+    if (left > 0) socket.on('data', feed);
+  }
+  handler(req, res);
 }
