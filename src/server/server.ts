@@ -12,7 +12,7 @@ import {
   type MemoryStorage,
   type Snapshot,
 } from '../raft/index.js';
-import { backendCommitSeconds, type Mvcc } from '../mvcc/index.js';
+import { backendCommitSeconds, type HashKVResult, type Mvcc } from '../mvcc/index.js';
 import { type EtcdError, Errors } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import type { InternalRequestInit, RequestHeaderInit } from '../proto/internal.js';
@@ -595,6 +595,29 @@ export class EtcdServer implements MemberApi {
       alarms: this.applier.alarms.get(),
       fatalError: this.fatalError?.message,
     };
+  }
+
+  hashKV(rev: number): HashKVResult {
+    return this.backend.store.hashKV(rev);
+  }
+
+  async hash(): Promise<{ hash: number; revision: number }> {
+    await this.backend.store.compactBarrier();
+    await this.backend.commit().committed;
+    return this.backend.store.hash();
+  }
+
+  async defragment(): Promise<void> {
+    if (this.fatalError) throw this.fatalError;
+    if (this.stopped) throw Errors.Stopped();
+    this.log.info('starting defragment');
+    const startedMs = Date.now();
+    const r = await this.backend.defragment();
+    this.log.info('finished defragment', {
+      'current-db-size-bytes-diff': r.sizeAfterBytes - r.sizeBeforeBytes,
+      'current-db-size-bytes': r.sizeAfterBytes,
+      took: `${Date.now() - startedMs}ms`,
+    });
   }
 
   members(): Member[] {
