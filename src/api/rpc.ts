@@ -50,7 +50,7 @@ import type { MemberApi } from '../server/member_api.js';
 import type { AuthInfo } from '../auth/store.js';
 import type { RequestHeaderInit } from '../proto/internal.js';
 import type { WatchStream } from '../watch/index.js';
-import { Errors, toEtcdError, type EtcdError } from '../errors.js';
+import { EtcdError, Errors, GrpcCode, toEtcdError } from '../errors.js';
 import { LEASE_TTL_MAX_SEC } from '../lease/index.js';
 import type { HeaderedResponse } from '../server/apply.js';
 import {
@@ -308,22 +308,35 @@ async function serveAlarm(s: MemberApi, req: AlarmRequest, ctx: CallContext): Pr
   return (await s.propose({ alarm: req, header: await authHeader(s, ctx) })).response as AlarmResponseInit;
 }
 
-// Hash, HashKV and Defragment are root's alone when auth is on (etcd's authMaintenanceServer).
+/**
+ * Hash, HashKV and Defragment are root's alone when auth is on. etcd's authMaintenanceServer returns the auth
+ * store's own errors unconverted, so clients see code Unknown and `auth: permission denied` (not the
+ * `etcdserver: ...` texts the other services send).
+ */
+async function requireAdminRaw(s: MemberApi, ctx: CallContext): Promise<void> {
+  try {
+    await s.auth.requireAdmin(ctx);
+  } catch (err) {
+    const e = toEtcdError(err);
+    throw new EtcdError(GrpcCode.Unknown, e.message.replace(/^etcdserver: /, 'auth: '));
+  }
+}
+
 async function serveHashKV(s: MemberApi, req: HashKVRequest, ctx: CallContext): Promise<HashKVResponseInit> {
-  await s.auth.requireAdmin(ctx);
+  await requireAdminRaw(s, ctx);
   const r = s.hashKV(req.revision);
   return { header: s.header(r.currentRevision), hash: r.hash, compact_revision: r.compactRevision };
 }
 
 async function serveHash(s: MemberApi, _req: unknown, ctx: CallContext): Promise<HashResponseInit> {
-  await s.auth.requireAdmin(ctx);
+  await requireAdminRaw(s, ctx);
   const r = await s.hash();
   return { header: s.header(r.revision), hash: r.hash };
 }
 
 // etcd answers a defragment without a header.
 async function serveDefragment(s: MemberApi, _req: unknown, ctx: CallContext): Promise<DefragmentResponseInit> {
-  await s.auth.requireAdmin(ctx);
+  await requireAdminRaw(s, ctx);
   await s.defragment();
   return {};
 }

@@ -546,7 +546,7 @@ export class Mvcc {
    * Raft snapshots; `compact` rewrites it without free pages (defragment's copy step).
    */
   backup(destPath: string, compact = false): Promise<void> {
-    return this.core.be.env.backup(destPath, compact);
+    return this.core.be.backup(destPath, compact);
   }
 
   /**

@@ -658,6 +658,10 @@ export class EtcdServer implements MemberApi {
       'current-db-size-bytes-diff': r.sizeAfterBytes - r.sizeBeforeBytes,
       'current-db-size-bytes': r.sizeAfterBytes,
       took: `${Date.now() - startedMs}ms`,
+      'copy-took': `${Math.round(r.copyMs)}ms`,
+      'sync-took': `${Math.round(r.syncMs)}ms`,
+      'catch-up-rounds': r.catchupRounds,
+      'writes-held': `${r.swapMs.toFixed(1)}ms`,
     });
   }
 
