@@ -91,10 +91,27 @@ async function corruptBackend(m: Member, key: string): Promise<void> {
   await env.close();
 }
 
-test('equal hashes after a random workload; a corrupted follower is refused at start and then alarmed CORRUPT', async () => {
+test('equal hashes after a random workload and defragments under writes; a corrupted follower is refused at start and then alarmed CORRUPT', async () => {
   const ms = await startCluster('tetcd', ['c1', 'c2', 'c3'], { extraArgs: ['--experimental-corrupt-check-time', '1s'] });
   try {
-    const rev = await workload(ms[0], 300, 7);
+    const rev0 = await workload(ms[0], 300, 7);
+    // Every member defragments while writes go on (its copy catches up with them before the swap).
+    let writing = true;
+    let written = 0;
+    const writer = (async () => {
+      while (writing) {
+        await post(ms[0], '/v3/kv/put', { key: b64(`during${written % 50}`), value: b64(`v${written}`) });
+        written++;
+      }
+    })();
+    for (const m of ms) {
+      const d = await etcdctl(m.endpoint, ['defrag']);
+      assert.is(d.code, 0, d.stderr);
+    }
+    writing = false;
+    await writer;
+    assert.ok(written > 0);
+    const rev = rev0 + written;
     await post(ms[0], '/v3/kv/put', { key: b64('last'), value: b64('v') });
     const last = rev + 1;
     await waitFor(
