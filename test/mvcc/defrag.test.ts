@@ -54,6 +54,10 @@ test('defragment under concurrent writes: same contents, smaller file, survives 
     assert.ok(r.sizeAfterBytes < before / 2, `file ${before} -> ${r.sizeAfterBytes} bytes`);
     assert.ok(statSync(path).size < before / 2, 'the file on disk is the small one');
     assert.not.ok(existsSync(`${path}.defrag`));
+    // A second defragment of the file the first one put in place.
+    await s.defragment(`${path}.defrag`);
+    put(s, 'second', 'y');
+    await s.commit(++index, 1).flushed;
     const hashKV = s.hashKV(0);
     const hash = s.hash();
     const value = Buffer.from(decodeKeyValue(s.get(b('w7'))!).value).toString();
@@ -66,6 +70,7 @@ test('defragment under concurrent writes: same contents, smaller file, survives 
     assert.is(reopened.consistentIndex().index, index);
     assert.is(reopened.range(b('k'), b('l')).count, 3000);
     assert.is(reopened.range(b('after'), b('aftes')).count, 50);
+    assert.is(reopened.range(b('second')).count, 1);
   } finally {
     await s.close();
     await reopened?.close();
