@@ -139,7 +139,7 @@ async function run(endpoint: string, o: Options): Promise<Row> {
       const t0 = performance.now();
       const r = await c.unary('/etcdserverpb.Maintenance/Defragment', new Uint8Array(0), 600_000);
       defragMs = performance.now() - t0;
-      if (r.grpcStatus !== 0) throw new Error(`defragment: ${r.grpcMessage}`);
+      if (r.grpcStatus !== 0) throw new Error(`defragment: status ${r.grpcStatus} ${r.grpcMessage}`);
       await sleep(200);
     })();
     const during = await putLoops(conns, o.loops, defrag);
