@@ -10,6 +10,7 @@
 // transaction, and the WAL is replayed after that index. `flushed` tells the server when the
 // backend is durable (before it may drop WAL entries it would need to rebuild this state).
 import fs, { mkdirSync } from 'node:fs';
+import { setImmediate as yieldTurn } from 'node:timers/promises';
 import { dirname } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { markRevBytesTombstone, markedRevBytesLen, revBytesLen, revKey, writeRevBytes } from './revision.js';
@@ -131,6 +132,8 @@ const DEFRAG_CATCHUP_ROUNDS_MAX = 8;
 const DEFRAG_SWAP_OPS = 4096;
 /** Entries a defragment's copy writes per transaction (one event turn's work on the main thread). */
 const COPY_CHUNK_ENTRIES = 256;
+/** Chunks of a defragment's copy waiting for their commit, at most. */
+const COPY_CHUNKS_IN_FLIGHT = 8;
 /** Bytes a defragment's copy writes between two syncs of the file. */
 const COPY_SYNC_BYTES = 16 * 1024 * 1024;
 /** What a buffered write costs beyond its key and value (the object, the array slot). */
@@ -535,6 +538,9 @@ export class Backend {
         [this.metaDb, dest.metaDb],
       ];
       let unsyncedBytes = 0;
+      // Chunks in flight: each is its own transaction (a turn apart); the write thread commits one while
+      // the next is read, at most COPY_CHUNKS_IN_FLIGHT at a time.
+      const inflight: Promise<boolean>[] = [];
       for (const [src, dst] of pairs) {
         let n = 0;
         let last: Promise<boolean> | undefined;
@@ -542,17 +548,22 @@ export class Backend {
           last = dst.put(key as Buffer, value, { append: true } as never);
           unsyncedBytes += key.length + value.length;
           if (++n % COPY_CHUNK_ENTRIES === 0) {
-            await last;
+            last.catch(() => {}); // awaited below; seen there, not as an unhandled rejection meanwhile
+            inflight.push(last);
+            if (inflight.length >= COPY_CHUNKS_IN_FLIGHT) await inflight.shift();
+            else await yieldTurn();
             // Written back as it goes: a burst of dirty pages flushed at the end would queue the WAL's
             // fsyncs (the puts' latency) behind it.
             if (unsyncedBytes >= COPY_SYNC_BYTES) {
+              await Promise.all(inflight.splice(0));
               await fh.datasync();
               unsyncedBytes = 0;
             }
             this.checkDefrag();
           }
         }
-        if (last !== undefined) await last;
+        if (last !== undefined) inflight.push(last);
+        await Promise.all(inflight.splice(0));
       }
     } finally {
       await fh.close();
