@@ -20,6 +20,10 @@ import type {
   StatusRequest,
   MemberListRequest,
   AlarmRequest,
+  HashKVRequest,
+  HashKVResponseInit,
+  HashResponseInit,
+  DefragmentResponseInit,
   RangeResponseInit,
   PutResponseInit,
   DeleteRangeResponseInit,
@@ -46,7 +50,7 @@ import type { MemberApi } from '../server/member_api.js';
 import type { AuthInfo } from '../auth/store.js';
 import type { RequestHeaderInit } from '../proto/internal.js';
 import type { WatchStream } from '../watch/index.js';
-import { Errors, toEtcdError, type EtcdError } from '../errors.js';
+import { EtcdError, Errors, GrpcCode, toEtcdError } from '../errors.js';
 import { LEASE_TTL_MAX_SEC } from '../lease/index.js';
 import type { HeaderedResponse } from '../server/apply.js';
 import {
@@ -302,6 +306,39 @@ function serveStatus(s: MemberApi, _req: StatusRequest): StatusResponseInit {
 // etcd answers alarm requests (all of them through Raft) without a header.
 async function serveAlarm(s: MemberApi, req: AlarmRequest, ctx: CallContext): Promise<AlarmResponseInit> {
   return (await s.propose({ alarm: req, header: await authHeader(s, ctx) })).response as AlarmResponseInit;
+}
+
+/**
+ * Hash, HashKV and Defragment are root's alone when auth is on. etcd's authMaintenanceServer returns the auth
+ * store's own errors unconverted, so clients see code Unknown and `auth: permission denied` (not the
+ * `etcdserver: ...` texts the other services send).
+ */
+async function requireAdminRaw(s: MemberApi, ctx: CallContext): Promise<void> {
+  try {
+    await s.auth.requireAdmin(ctx);
+  } catch (err) {
+    const e = toEtcdError(err);
+    throw new EtcdError(GrpcCode.Unknown, e.message.replace(/^etcdserver: /, 'auth: '));
+  }
+}
+
+async function serveHashKV(s: MemberApi, req: HashKVRequest, ctx: CallContext): Promise<HashKVResponseInit> {
+  await requireAdminRaw(s, ctx);
+  const r = s.hashKV(req.revision);
+  return { header: s.header(r.currentRevision), hash: r.hash, compact_revision: r.compactRevision };
+}
+
+async function serveHash(s: MemberApi, _req: unknown, ctx: CallContext): Promise<HashResponseInit> {
+  await requireAdminRaw(s, ctx);
+  const r = await s.hash();
+  return { header: s.header(r.revision), hash: r.hash };
+}
+
+// etcd answers a defragment without a header.
+async function serveDefragment(s: MemberApi, _req: unknown, ctx: CallContext): Promise<DefragmentResponseInit> {
+  await requireAdminRaw(s, ctx);
+  await s.defragment();
+  return {};
 }
 
 // etcd's cluster service headers carry no revision.
@@ -606,6 +643,9 @@ export const RPCS: readonly AnyRpc[] = [
   rpc(KV.methods.Compact, { validate: noCheck, proposes: always, serve: serveCompact }),
   rpc(Maintenance.methods.Status, { validate: noCheck, proposes: never, serve: serveStatus }),
   rpc(Maintenance.methods.Alarm, { validate: noCheck, proposes: always, serve: serveAlarm }),
+  rpc(Maintenance.methods.HashKV, { validate: noCheck, proposes: never, serve: serveHashKV }),
+  rpc(Maintenance.methods.Hash, { validate: noCheck, proposes: never, serve: serveHash }),
+  rpc(Maintenance.methods.Defragment, { validate: noCheck, proposes: never, serve: serveDefragment }),
   rpc(Cluster.methods.MemberList, { validate: noCheck, proposes: never, serve: serveMemberList }),
   bidiRpc(Watch.methods.Watch, { validate: noCheck, serve: serveWatch }),
   rpc(Lease.methods.LeaseGrant, { validate: validateLeaseGrant, proposes: always, serve: serveLeaseGrant }),

@@ -58,6 +58,8 @@ function serverConfig(c: Config, log: Logger, peer: ServerConfig['peerTls']): Se
     workerThreads: c.workerThreads,
     watchPoolWatchersMin: c.watchPoolWatchersMin,
     unsafeNoFsync: c.unsafeNoFsync,
+    initialCorruptCheck: c.experimentalInitialCorruptCheck,
+    corruptCheckTimeMs: c.experimentalCorruptCheckTimeMs,
     leaseCheckpoint: c.leaseCheckpoint,
     leaseCheckpointIntervalMs: c.leaseCheckpointIntervalMs,
     authToken: c.authToken,

@@ -5,7 +5,7 @@ import { setImmediate as yieldTurn, setTimeout as sleep } from 'node:timers/prom
 import { Errors } from '../errors.js';
 import { decodeKeyValue, encodeKeyValue, Event_EventType, type KeyValue } from '../proto/kv.js';
 import { EMPTY_BYTES } from '../proto/wire.js';
-import { Backend, metaKey, type CommitResult } from './backend.js';
+import { Backend, DEFRAG_SUFFIX, metaKey, type CommitResult, type DefragResult } from './backend.js';
 import { crc32c } from '../crc32c.js';
 import {
   codeHasLease,
@@ -41,6 +41,8 @@ export interface MvccOptions {
   pendingBytesMax?: number;
   /** Revision writes per LMDB transaction when a commit is spread over turns (Backend.commit). Default 16384. */
   commitChunkPuts?: number;
+  /** Bytes of writes a defragment may buffer while it copies (Backend.defragment). Default 256 MiB. */
+  defragTapBytesMax?: number;
 }
 
 /** A change made by a write transaction (for watchers): a put with its full KeyValue, or a delete. */
@@ -93,6 +95,9 @@ const finishedCompactKey = Buffer.from('finishedCompactRev');
 /** The current revision as of the applied index beside it: revisions past it in LMDB are a torn commit's. */
 const committedRevKey = Buffer.from('tetcd_committed_revision');
 const keyBucketName = Buffer.from('key');
+const metaBucketName = Buffer.from('meta');
+/** Per-member bookkeeping that Hash leaves out (etcd's DefaultIgnores: consistent_index, term). */
+const HASH_IGNORED_META: readonly Buffer[] = [metaKey(META, consistentIndexKey), metaKey(META, termKey)];
 
 function u64Bytes(v: number): Buffer {
   const b = Buffer.allocUnsafe(8);
@@ -151,6 +156,7 @@ export class Mvcc {
       mapSizeBytes: opts.mapSizeBytes ?? 1 << 30,
       pendingBytesMax: opts.pendingBytesMax ?? 512 * 1024 * 1024,
       commitChunkPuts: opts.commitChunkPuts,
+      defragTapBytesMax: opts.defragTapBytesMax,
     });
     const s = new Mvcc(be, opts);
     try {
@@ -411,10 +417,10 @@ export class Mvcc {
         if (e === undefined || !entryHas(e, main, sub, tomb)) doomed.push(Buffer.from(rk));
       }
       let last: Promise<boolean> | undefined;
-      for (let i = 0; i < doomed.length; i++) last = be.keyDb.remove(doomed[i]);
+      for (let i = 0; i < doomed.length; i++) last = be.removeRev(doomed[i]);
       if (seen < this.batchLimit) {
         // Same turn as the last deletes, so the same LMDB transaction.
-        await be.metaDb.put(metaKey(META, finishedCompactKey), revKey(rev, 0));
+        await be.putMetaNow(metaKey(META, finishedCompactKey), revKey(rev, 0));
         return;
       }
       if (last !== undefined) await last;
@@ -445,12 +451,40 @@ export class Mvcc {
     }
     let h = crc32c(0, keyBucketName);
     // LMDB below the overlay's oldest revision (it may hold part of a commit still in chunks), then the overlay.
-    const cut = Math.min(at + 1, c.be.firstOverlayMain());
+    // A negative revision hashes no revision at all (etcd's upper bound is rev + 1).
+    const cut = Math.max(1, Math.min(at + 1, c.be.firstOverlayMain()));
     for (const { key: rk, value } of c.be.keyDb.getRange({ end: revKey(cut, 0) })) {
       h = hashOne(c.index, h, rk, value, compactRev, keepAny, at);
     }
     for (const w of c.be.overlaySince(cut - 1, at)) h = hashOne(c.index, h, w.key, w.value, compactRev, keepAny, at);
     return { hash: h, compactRevision: compactRev, hashRevision: at, currentRevision: currentRev };
+  }
+
+  /**
+   * etcd's Hash (the backend's hash): CRC-32C over the key bucket's name and every (revision key, value)
+   * it holds, then the meta bucket's name and every (key, value) of every side table (meta, members,
+   * leases, auth, alarms) but the applied index and term, which etcd leaves out too. Covers what
+   * physical compaction has not deleted yet: the caller waits for compactBarrier() first so that members
+   * at the same applied state agree. Synchronous: it reads the whole file.
+   */
+  hash(): { hash: number; revision: number } {
+    const be = this.core.be;
+    let h = crc32c(0, keyBucketName);
+    const cut = be.firstOverlayMain();
+    const lmdbRange = Number.isFinite(cut) ? { end: revKey(cut, 0) } : {};
+    for (const { key, value } of be.keyDb.getRange(lmdbRange)) h = crc32c(crc32c(h, key), value);
+    for (const w of be.overlaySince(cut - 1, Number.POSITIVE_INFINITY)) h = crc32c(crc32c(h, w.key), w.value);
+    h = crc32c(h, metaBucketName);
+    for (const [k, v] of be.metaScanAll()) {
+      if (HASH_IGNORED_META.some((i) => Buffer.compare(i, k) === 0)) continue;
+      h = crc32c(crc32c(h, k), v);
+    }
+    return { hash: h, revision: this.core.currentRev };
+  }
+
+  /** Rewrites the LMDB file without its free pages while serving (Backend.defragment); `tmpPath` is its scratch file. */
+  defragment(tmpPath = `${this.core.be.path}${DEFRAG_SUFFIX}`): Promise<DefragResult> {
+    return this.core.be.defragment(tmpPath);
   }
 
   /**
@@ -512,7 +546,7 @@ export class Mvcc {
    * Raft snapshots; `compact` rewrites it without free pages (defragment's copy step).
    */
   backup(destPath: string, compact = false): Promise<void> {
-    return this.core.be.env.backup(destPath, compact);
+    return this.core.be.backup(destPath, compact);
   }
 
   /**

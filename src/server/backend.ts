@@ -2,7 +2,7 @@
 // --backend-batch-limit), and the one way to replace it, swapBackend(), which snapshot install uses and
 // defragment and restore will use. Whoever derives state from the store registers for swaps.
 import fs from 'node:fs';
-import { Mvcc } from '../mvcc/index.js';
+import { Mvcc, type DefragResult } from '../mvcc/index.js';
 import { assert } from '../assert.js';
 import type { BackendQuota } from './quota.js';
 import type { Scheduler } from './ports.js';
@@ -181,6 +181,19 @@ export class MemberBackend {
     } finally {
       this.swapping = false;
     }
+  }
+
+  /**
+   * Defragments the store in use while it serves (Mvcc.defragment): the file is replaced by a compacted
+   * copy, the store object stays. Refused while a swap is in progress; a swap that starts meanwhile makes
+   * it give up.
+   */
+  async defragment(): Promise<DefragResult> {
+    if (this.swapping) throw new Error('backend: a snapshot is being installed; defragment later');
+    const store = this.current;
+    const r = await store.defragment();
+    if (this.current === store) this.o.quota.resized(r.sizeAfterBytes);
+    return r;
   }
 
   /** Commits what is left and closes the store (after a failure, only closes it: the WAL holds the rest). */

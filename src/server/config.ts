@@ -66,6 +66,10 @@ export interface ServerConfig {
   bcryptCost?: number;
   /** --client-cert-auth: a verified client certificate's CN is the user of a call without a token. */
   clientCertAuth?: boolean;
+  /** --experimental-initial-corrupt-check: compare HashKV with the peers before serving clients. */
+  initialCorruptCheck?: boolean;
+  /** --experimental-corrupt-check-time: the leader compares the members' HashKV this often (0: never). */
+  corruptCheckTimeMs?: number;
   logger?: Logger;
   /** TLS for https:// peer URLs (listener and dialer); required when a peer URL is https. */
   peerTls?: PeerTls;

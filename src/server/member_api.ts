@@ -19,6 +19,7 @@ import type { WatchSink, WatchStream } from '../watch/index.js';
 import type { LeaseTtl, LessorStats } from '../lease/index.js';
 import type { LeaseGrantRequest, LeaseGrantResponseInit } from '../proto/rpc.js';
 import type { MemberAuth } from './member_auth.js';
+import type { HashKVResult } from '../mvcc/index.js';
 
 /** The request limits etcd checks before a request reaches Raft (from the member's flags). */
 export interface MemberLimits {
@@ -104,6 +105,12 @@ export interface MemberApi {
   /** The current Raft term (headers without a revision). */
   readonly raftTerm: number;
   status(): MemberStatus;
+  /** etcd's HashByRev at `rev` (0 = current). Throws etcd's compacted / future revision errors. */
+  hashKV(rev: number): HashKVResult;
+  /** etcd's Hash: the whole backend's hash (Mvcc.hash) once physical compaction and a commit are done. */
+  hash(): Promise<{ hash: number; revision: number }>;
+  /** Rewrites the backend file without its free space, while serving (etcd's Defragment). */
+  defragment(): Promise<void>;
   /** The cluster's members, sorted by ID. */
   members(): Member[];
   /** True while the member knows a leader and has no alarm (etcd's health precondition). */

@@ -27,6 +27,8 @@ export interface MemberPeers {
   send(to: bigint, payload: Uint8Array): boolean;
   /** Queues a lease frame (a forwarded keep-alive or time-to-live, or its answer) for a peer; false if dropped. */
   sendLease(to: bigint, payload: Uint8Array): boolean;
+  /** Queues a hash frame (a corruption check's request or answer) for a peer; false if dropped. Absent: no checks. */
+  sendHash?(to: bigint, payload: Uint8Array): boolean;
   /** Streams a snapshot message and its state file to a peer; resolves when the peer has it whole. */
   sendSnapshot(to: bigint, message: Uint8Array, statePath: string, urls: readonly string[]): Promise<void>;
   addPeer(id: bigint, urls: string[]): void;

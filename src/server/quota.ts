@@ -70,6 +70,11 @@ export class BackendQuota {
     return this.charged;
   }
 
+  /** The file was rewritten (defragment): it is now `sizeBytes`, holding what it held before. */
+  resized(sizeBytes: number): void {
+    this.sizeBytes = sizeBytes;
+  }
+
   /** A commit that holds everything charged up to `mark` landed; the backend is now `sizeBytes`. */
   settled(mark: number, sizeBytes: number): void {
     this.sizeBytes = sizeBytes;

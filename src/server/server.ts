@@ -12,7 +12,8 @@ import {
   type MemoryStorage,
   type Snapshot,
 } from '../raft/index.js';
-import { backendCommitSeconds, type Mvcc } from '../mvcc/index.js';
+import { backendCommitSeconds, type HashKVResult, type Mvcc } from '../mvcc/index.js';
+import { CorruptionChecker, corruptAlarm } from './corrupt.js';
 import { type EtcdError, Errors } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import type { InternalRequestInit, RequestHeaderInit } from '../proto/internal.js';
@@ -123,6 +124,9 @@ export class EtcdServer implements MemberApi {
   private readonly leaseIds: IdGenerator;
   private readonly tokens: TokenProvider;
   private readonly hashPool: HashPool;
+  private readonly corruption: CorruptionChecker;
+  /** The initial corruption check runs: Raft messages are dropped (the member is not part of the cluster yet). */
+  private checkingBeforeServe = false;
   readonly auth: MemberAuth;
   /** The worker threads' watch fan-out (--worker-threads > 0). */
   private readonly fanout: WatchFanout | undefined;
@@ -311,6 +315,23 @@ export class EtcdServer implements MemberApi {
       appliedIndex: () => this.applying.appliedIndex,
       logger: this.log,
     });
+    this.corruption = new CorruptionChecker({
+      memberId: this.memberId,
+      peerIds: () =>
+        this.membership
+          .list()
+          .map((m) => m.ID)
+          .filter((id) => id !== this.memberId),
+      sendHash: (to, payload) => this.peers.sendHash?.(to, payload) ?? false,
+      hashKV: (rev) => this.backend.store.hashKV(rev),
+      linearizableRead: () => this.linearizableRead(),
+      isLeader: () => this.loop.isLeader,
+      raiseCorrupt: async (id) => {
+        await this.propose({ alarm: corruptAlarm(id) });
+      },
+      log: this.log,
+      requestTimeoutMs: this.requestTimeoutMs,
+    });
     this.loop = new ReadyLoop(
       {
         memberId: this.memberId,
@@ -346,6 +367,7 @@ export class EtcdServer implements MemberApi {
       listenUrls: cfg.listenPeerUrls,
       onMessage: (from, payload) => server?.receive(from, payload),
       onLease: (from, payload) => server?.receiveLease(from, payload),
+      onHash: (from, payload) => server?.receiveHash(from, payload),
       onPeerUnreachable: (id) => {
         node.reportUnreachable(id);
       },
@@ -370,6 +392,17 @@ export class EtcdServer implements MemberApi {
     });
     await transport.listen();
     server.dialPeers();
+    if (cfg.initialCorruptCheck === true) {
+      server.checkingBeforeServe = true;
+      try {
+        await server.corruption.initialCheck();
+      } catch (err) {
+        await server.stop();
+        throw err;
+      } finally {
+        server.checkingBeforeServe = false;
+      }
+    }
     server.startTimers();
     return server;
   }
@@ -397,6 +430,8 @@ export class EtcdServer implements MemberApi {
     this.leases.start();
     const compactor = this.makeCompactor();
     if (compactor) this.timers.push(sched.interval(() => compactor.tick(sched.now()), compactor.tickIntervalMs));
+    const checkMs = this.cfg.corruptCheckTimeMs ?? 0;
+    if (checkMs > 0) this.timers.push(sched.interval(() => void this.corruption.periodicCheck(), checkMs));
     this.advanceElectionTicksIfAlone();
     this.loop.schedule();
   }
@@ -457,8 +492,9 @@ export class EtcdServer implements MemberApi {
 
   /** A Raft message from a peer (the transport's onMessage). */
   receive(from: bigint, payload: Uint8Array): void {
-    // A failed member no longer drains Raft's output: stepping messages would only pile them up.
-    if (this.fatalError) return;
+    // A failed member no longer drains Raft's output: stepping messages would only pile them up. Before the
+    // initial corruption check has passed the member takes no part in Raft (etcd serves no peer then).
+    if (this.fatalError || this.checkingBeforeServe) return;
     let m: Message;
     try {
       m = decodeMessage(payload);
@@ -480,6 +516,11 @@ export class EtcdServer implements MemberApi {
   }
 
   /** A snapshot's state file arrived whole (the transport's onSnapshot). */
+  /** A hash frame from a peer (the transport's onHash): a corruption check's request, or an answer. */
+  receiveHash(from: bigint, payload: Uint8Array): void {
+    if (!this.stopped) this.corruption.receive(from, payload);
+  }
+
   receiveSnapshot(from: bigint, message: Uint8Array, statePath: string): void {
     const m = this.snapshots.received(from, message, statePath);
     if (m !== undefined && !this.fatalError) this.step(m);
@@ -595,6 +636,33 @@ export class EtcdServer implements MemberApi {
       alarms: this.applier.alarms.get(),
       fatalError: this.fatalError?.message,
     };
+  }
+
+  hashKV(rev: number): HashKVResult {
+    return this.backend.store.hashKV(rev);
+  }
+
+  async hash(): Promise<{ hash: number; revision: number }> {
+    await this.backend.store.compactBarrier();
+    await this.backend.commit().committed;
+    return this.backend.store.hash();
+  }
+
+  async defragment(): Promise<void> {
+    if (this.fatalError) throw this.fatalError;
+    if (this.stopped) throw Errors.Stopped();
+    this.log.info('starting defragment');
+    const startedMs = Date.now();
+    const r = await this.backend.defragment();
+    this.log.info('finished defragment', {
+      'current-db-size-bytes-diff': r.sizeAfterBytes - r.sizeBeforeBytes,
+      'current-db-size-bytes': r.sizeAfterBytes,
+      took: `${Date.now() - startedMs}ms`,
+      'copy-took': `${Math.round(r.copyMs)}ms`,
+      'sync-took': `${Math.round(r.syncMs)}ms`,
+      'catch-up-rounds': r.catchupRounds,
+      'writes-held': `${r.swapMs.toFixed(1)}ms`,
+    });
   }
 
   members(): Member[] {
@@ -807,6 +875,7 @@ export class EtcdServer implements MemberApi {
     this.loop.halt();
     for (const t of this.timers) this.sched.cancel(t);
     this.leases.stop();
+    this.corruption.stop();
     this.proposals.failAll(Errors.Stopped());
     this.reads.failAll(Errors.Stopped());
     await this.peers.stop();

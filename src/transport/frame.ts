@@ -23,6 +23,8 @@ export const FrameType = {
   SnapAck: 9,
   /** A lease request forwarded to the leader, or its answer (src/server/lease_forward.ts; etcd's /leases). */
   Lease: 10,
+  /** A HashKV request of a corruption check, or its answer (src/server/corrupt.ts; etcd's /members/hashkv). */
+  Hash: 11,
 } as const;
 
 export const FRAME_HEADER_BYTES = 5;

@@ -19,6 +19,8 @@ export interface TransportOptions {
   onMessage(from: bigint, payload: Buffer): void;
   /** Called for every lease frame received (a forwarded keep-alive or time-to-live, or an answer to one). */
   onLease?(from: bigint, payload: Buffer): void;
+  /** Called for every hash frame received (a corruption check's HashKV request, or an answer to one). */
+  onHash?(from: bigint, payload: Buffer): void;
   /** Called when messages to a peer were dropped or its stream broke (Raft's ReportUnreachable). */
   onPeerUnreachable?(id: bigint): void;
   /** Largest frame accepted or sent (default 64 MiB). */
@@ -394,9 +396,10 @@ function dialTls(client: tls.ConnectionOptions | undefined, host: string, port: 
 }
 
 type ResolvedOptions = Required<
-  Omit<TransportOptions, 'tls' | 'onPeerUnreachable' | 'logger' | 'snapshotDir' | 'onSnapshot' | 'onLease'>
+  Omit<TransportOptions, 'tls' | 'onPeerUnreachable' | 'logger' | 'snapshotDir' | 'onSnapshot' | 'onLease' | 'onHash'>
 > & {
   onLease: ((from: bigint, payload: Buffer) => void) | undefined;
+  onHash: ((from: bigint, payload: Buffer) => void) | undefined;
   tls: NonNullable<TransportOptions['tls']>;
   onPeerUnreachable(id: bigint): void;
   logger: Logger;
@@ -450,6 +453,7 @@ export class Transport {
       snapshotDir: opts.snapshotDir,
       onSnapshot: opts.onSnapshot,
       onLease: opts.onLease,
+      onHash: opts.onHash,
       tls: opts.tls ?? {},
       onPeerUnreachable: opts.onPeerUnreachable ?? (() => {}),
       logger: opts.logger ?? silentLogger,
@@ -553,6 +557,8 @@ export class Transport {
             o.onMessage(from, f.payload);
           } else if (f.type === FrameType.Lease) {
             o.onLease?.(from, f.payload);
+          } else if (f.type === FrameType.Hash) {
+            o.onHash?.(from, f.payload);
           } else if (f.type === FrameType.Ping) {
             socket.write(encodeFrame(FrameType.Pong, f.payload));
           } else if (f.type === FrameType.SnapBegin) {
@@ -711,6 +717,13 @@ export class Transport {
       return false;
     }
     return peer.send(payload, FrameType.Lease);
+  }
+
+  /** Sends one hash frame (src/server/corrupt.ts) on the Raft stream; false if it was dropped. */
+  sendHash(to: bigint, payload: Uint8Array): boolean {
+    const peer = this.peers.get(to);
+    if (!peer) return false;
+    return peer.send(payload, FrameType.Hash);
   }
 
   /** Whether the outgoing stream to a peer is up (etcd_network_active_peers). */

@@ -440,8 +440,8 @@ t('every gateway path of a method tetcd lacks answers 501 with the gRPC status t
   }
   assert.ok(checked > 0);
   // And the gRPC call says the same (etcdctl prints its status message).
-  const ctl = await etcdctl(sut.member.endpoint, ['defrag']);
-  assert.match(ctl.stderr, 'unknown method Defragment for service etcdserverpb.Maintenance');
+  const ctl = await etcdctl(sut.member.endpoint, ['move-leader', '1']);
+  assert.match(ctl.stderr, 'unknown method MoveLeader for service etcdserverpb.Maintenance');
 });
 
 t('stop both members', async () => {

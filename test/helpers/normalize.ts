@@ -97,6 +97,11 @@ export class Normalizer {
     for (const [id, token] of this.tokens) {
       s = s.replace(new RegExp(`\\b0*${escapeRe(id.toString(16))}\\b`, 'g'), token);
     }
+    // Alarms print their member in decimal (`memberID:123 alarm:NOSPACE`).
+    s = s.replace(/memberID:(\d+)/g, (m, num: string) => {
+      const token = this.tokens.get(BigInt(num));
+      return token === undefined ? m : `memberID:${token}`;
+    });
     // endpoint status, simple format: endpoint, ID, version, db size, leader, learner, term, index, applied, errors
     s = s.replace(
       /^([^,\n]+), ([^,\n]+), ([^,\n]+), [0-9.]+ [kMGT]?B, (true|false), (true|false), \d+, \d+, \d+, /gm,
