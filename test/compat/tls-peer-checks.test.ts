@@ -7,9 +7,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeCa, makeCert, makeCrl, type CertFiles } from '../../tools/lib/certs.js';
 import { runningChildren, tempDir } from '../helpers/cleanup.js';
-import { etcdctl } from '../helpers/etcdctl.js';
-import { freePort } from '../../tools/lib/ports.js';
-import { startMember, type Member, type MemberKind } from '../helpers/member.js';
+import type { MemberKind } from '../helpers/member.js';
+import { oddPeerOutcome } from '../helpers/tls_peers.js';
 import { compatTarget, oracleGate } from '../helpers/oracle.js';
 
 const dir = tempDir('tetcd-tls-peer-checks-');
@@ -29,54 +28,9 @@ function peerFlags(c: CertFiles, more: string[] = []): string[] {
   return ['--peer-cert-file', c.cert, '--peer-key-file', c.key, '--peer-client-cert-auth', '--peer-trusted-ca-file', ca.cert, ...more];
 }
 
-/** Puts through the first member and reads the key serializably from the last until it is there (or 5 s pass). */
-async function replicates(members: Member[]): Promise<string> {
-  const put = await etcdctl(members[0].endpoint, ['put', 'p', 'v']);
-  if (put.code !== 0) return `put failed: ${put.stderr.trim()}`;
-  const last = members[members.length - 1];
-  for (let i = 0; i < 50; i++) {
-    const got = await etcdctl(last.endpoint, ['get', 'p', '--consistency=s', '--print-value-only']);
-    if (got.stdout.trim() === 'v') return 'replicated';
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return 'not replicated';
-}
-
 /** A 3-member cluster whose third member presents `third`; every member has `more` flags. */
-async function oddPeer(kind: MemberKind, third: CertFiles, more: string[]): Promise<string[]> {
-  const ports: { client: number; peer: number }[] = [];
-  for (let i = 0; i < 3; i++) ports.push({ client: await freePort(), peer: await freePort() });
-  const names = ['a', 'b', 'c'];
-  const initialCluster = names.map((n, i) => `${n}=https://127.0.0.1:${ports[i].peer}`).join(',');
-  const members = await Promise.all(
-    names.map((name, i) =>
-      startMember(kind, {
-        name,
-        initialCluster,
-        clientPort: ports[i].client,
-        peerPort: ports[i].peer,
-        peerScheme: 'https',
-        waitReady: false,
-        extraArgs: [...FLAGS, ...peerFlags(i === 2 ? third : good, more)],
-      }),
-    ),
-  );
-  try {
-    await Promise.all(members.slice(0, 2).map((m) => m.waitReady(30_000)));
-    const out = [`the two good members: ${await replicates(members.slice(0, 2))}`];
-    let ready = true;
-    try {
-      await members[2].waitReady(3000);
-    } catch {
-      ready = false;
-    }
-    out.push(`the third becomes healthy: ${ready}`);
-    const got = await etcdctl(members[2].endpoint, ['get', 'p', '--consistency=s', '--print-value-only', '--command-timeout=2s']);
-    out.push(`the third has the key: ${got.stdout.trim() === 'v'}`);
-    return out;
-  } finally {
-    await Promise.all(members.map((m) => m.stop()));
-  }
+function oddPeer(kind: MemberKind, third: CertFiles, more: string[]): Promise<string[]> {
+  return oddPeerOutcome(kind, (i) => [...FLAGS, ...peerFlags(i === 2 ? third : good, more)], { pair: 'good', odd: 'third' });
 }
 
 const REFUSED = ['the two good members: replicated', 'the third becomes healthy: false', 'the third has the key: false'];
