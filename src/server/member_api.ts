@@ -106,6 +106,18 @@ export interface MemberApi {
   status(): MemberStatus;
   /** The cluster's members, sorted by ID. */
   members(): Member[];
+  /** This member is a learner: it serves only Status and serializable Range (etcd's learner gate). */
+  readonly isLearner: boolean;
+  /** MemberAdd (peer URLs normalized and sorted): the new member and the members after it. Rejects with etcd's errors. */
+  memberAdd(peerURLs: string[], isLearner: boolean): Promise<{ member: Member; members: Member[] }>;
+  /** MemberRemove: the members after it. */
+  memberRemove(id: bigint): Promise<Member[]>;
+  /** MemberUpdate (peer URLs normalized and sorted): the members after it. */
+  memberUpdate(id: bigint, peerURLs: string[]): Promise<Member[]>;
+  /** MemberPromote: the members after it. */
+  memberPromote(id: bigint): Promise<Member[]>;
+  /** MoveLeader on the leader: resolves once `target` leads; etcd's errors otherwise (by `deadlineMs` at the latest). */
+  moveLeader(target: bigint, deadlineMs: number): Promise<void>;
   /** True while the member knows a leader and has no alarm (etcd's health precondition). */
   readonly hasLeader: boolean;
   /** Active alarms. */

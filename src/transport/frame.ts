@@ -23,6 +23,12 @@ export const FrameType = {
   SnapAck: 9,
   /** A lease request forwarded to the leader, or its answer (src/server/lease_forward.ts; etcd's /leases). */
   Lease: 10,
+  /** A membership question for the leader, or its answer (src/server/member_forward.ts; etcd's /members/promote). */
+  Member: 11,
+  /** Sent instead of a Hello by a member that joins: asks for the cluster's ID and members (etcd's GET /members). */
+  MembersQuery: 12,
+  /** JSON {cluster_id, members: [{id, name, peerURLs, clientURLs, isLearner}]}; the listener closes right after. */
+  MembersAnswer: 13,
 } as const;
 
 export const FRAME_HEADER_BYTES = 5;

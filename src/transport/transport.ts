@@ -54,7 +54,22 @@ export interface TransportOptions {
   isBootstrapped?(id: bigint): boolean;
   /** A peer refused this member's stream, with its reason. */
   onRefused?(peer: bigint, reason: string): void;
+  /** Called for every membership frame received (src/server/member_forward.ts). */
+  onMember?(from: bigint, payload: Buffer): void;
+  /** The cluster's ID and members as JSON, for a joining member's MembersQuery (undefined: not answered). */
+  membersInfo?(): Buffer | undefined;
+  /** Whether member `id` was removed from the cluster: its streams are refused with etcd's text. */
+  isRemoved?(id: bigint): boolean;
 }
+
+/** What a MembersQuery is answered with. */
+export interface ClusterMembersInfo {
+  cluster_id: string;
+  members: Array<{ id: string; name: string; peerURLs: string[]; clientURLs: string[]; isLearner: boolean }>;
+}
+
+/** What a refused removed member is told (etcd's peer handlers answer 410 Gone with it). */
+export const REMOVED_MEMBER_TEXT = 'the member has been permanently removed from the cluster';
 
 /** One peer as /metrics shows it (etcd_network_peer_*{To|From}). */
 export interface PeerObservation {
@@ -200,6 +215,8 @@ class PeerSender {
   private queuedBytes = 0;
   private socket: net.Socket | undefined;
   private connected = false;
+  /** When the stream came up (Date.now()), for etcd's "connected since" health checks. */
+  connectedAtMs = 0;
   private writable = true;
   private flushScheduled = false;
   private backoffMs: number;
@@ -289,6 +306,7 @@ class PeerSender {
       if (o.isFresh()) hello.fresh = true;
       socket.write(Buffer.concat([PEER_MAGIC, encodeFrame(FrameType.Hello, Buffer.from(JSON.stringify(hello)))]));
       this.connected = true;
+      this.connectedAtMs = Date.now();
       this.writable = true;
       this.backoffMs = o.backoffMinMs;
       this.lastHeardMs = Date.now();
@@ -394,9 +412,10 @@ function dialTls(client: tls.ConnectionOptions | undefined, host: string, port: 
 }
 
 type ResolvedOptions = Required<
-  Omit<TransportOptions, 'tls' | 'onPeerUnreachable' | 'logger' | 'snapshotDir' | 'onSnapshot' | 'onLease'>
+  Omit<TransportOptions, 'tls' | 'onPeerUnreachable' | 'logger' | 'snapshotDir' | 'onSnapshot' | 'onLease' | 'onMember'>
 > & {
   onLease: ((from: bigint, payload: Buffer) => void) | undefined;
+  onMember: ((from: bigint, payload: Buffer) => void) | undefined;
   tls: NonNullable<TransportOptions['tls']>;
   onPeerUnreachable(id: bigint): void;
   logger: Logger;
@@ -450,12 +469,15 @@ export class Transport {
       snapshotDir: opts.snapshotDir,
       onSnapshot: opts.onSnapshot,
       onLease: opts.onLease,
+      onMember: opts.onMember,
       tls: opts.tls ?? {},
       onPeerUnreachable: opts.onPeerUnreachable ?? (() => {}),
       logger: opts.logger ?? silentLogger,
       isFresh: opts.isFresh ?? (() => false),
       isBootstrapped: opts.isBootstrapped ?? (() => false),
       onRefused: opts.onRefused ?? (() => {}),
+      isRemoved: opts.isRemoved ?? (() => false),
+      membersInfo: opts.membersInfo ?? (() => undefined),
     };
   }
 
@@ -525,6 +547,16 @@ export class Transport {
         }
         for (let f = reader.next(); f; f = reader.next()) {
           if (from === undefined) {
+            if (f.type === FrameType.MembersQuery) {
+              clearTimeout(helloTimer);
+              const info = o.membersInfo();
+              if (info === undefined) refuse('this member cannot list the cluster now');
+              else {
+                socket.end(encodeFrame(FrameType.MembersAnswer, info));
+                socket.destroySoon();
+              }
+              return;
+            }
             if (f.type !== FrameType.Hello) {
               refuse('expected hello');
               return;
@@ -539,6 +571,10 @@ export class Transport {
               return;
             }
             from = BigInt('0x' + String(hello.from));
+            if (o.isRemoved(from)) {
+              refuse(REMOVED_MEMBER_TEXT);
+              return;
+            }
             if (hello.fresh === true && o.isBootstrapped(from)) {
               refuse(`member ${hex(from)} has already been bootstrapped: it comes back with an empty data dir`);
               return;
@@ -553,6 +589,8 @@ export class Transport {
             o.onMessage(from, f.payload);
           } else if (f.type === FrameType.Lease) {
             o.onLease?.(from, f.payload);
+          } else if (f.type === FrameType.Member) {
+            o.onMember?.(from, f.payload);
           } else if (f.type === FrameType.Ping) {
             socket.write(encodeFrame(FrameType.Pong, f.payload));
           } else if (f.type === FrameType.SnapBegin) {
@@ -713,6 +751,22 @@ export class Transport {
     return peer.send(payload, FrameType.Lease);
   }
 
+  /** Sends one membership frame (src/server/member_forward.ts) on the Raft stream; false if it was dropped. */
+  sendMember(to: bigint, payload: Uint8Array): boolean {
+    const peer = this.peers.get(to);
+    if (!peer) {
+      this.stats.droppedMessages++;
+      return false;
+    }
+    return peer.send(payload, FrameType.Member);
+  }
+
+  /** Since when (Date.now()) the stream to a peer has been up; undefined while it is down. */
+  activeSinceMs(id: bigint): number | undefined {
+    const p = this.peers.get(id);
+    return p?.isConnected === true ? p.connectedAtMs : undefined;
+  }
+
   /** Whether the outgoing stream to a peer is up (etcd_network_active_peers). */
   isActive(id: bigint): boolean {
     return this.peers.get(id)?.isConnected ?? false;
@@ -746,4 +800,55 @@ export class Transport {
     await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     this.servers.length = 0;
   }
+}
+
+/**
+ * Asks the members at `urls` (tried in turn) for the cluster's ID and members: what a member started with
+ * --initial-cluster-state existing learns before it starts (etcd's GetClusterFromRemotePeers).
+ *
+ *   const info = await fetchClusterMembers(['http://10.0.0.1:2380'], tls, 1000);
+ */
+export async function fetchClusterMembers(urls: readonly string[], tlsOpts: PeerTls, timeoutMs: number): Promise<ClusterMembersInfo> {
+  const errors: string[] = [];
+  for (const url of urls) {
+    try {
+      return await queryMembers(url, tlsOpts, timeoutMs);
+    } catch (err) {
+      errors.push(`${url}: ${(err as Error).message}`);
+    }
+  }
+  throw new Error(`could not retrieve cluster information from the given URLs (${errors.join('; ')})`);
+}
+
+function queryMembers(url: string, tlsOpts: PeerTls, timeoutMs: number): Promise<ClusterMembersInfo> {
+  const target = parsePeerUrl(url);
+  return new Promise((resolve, reject) => {
+    const socket = target.secure
+      ? dialTls(tlsOpts.client, target.host, target.port)
+      : net.connect({ host: target.host, port: target.port });
+    const timer = setTimeout(() => socket.destroy(new Error('timed out')), timeoutMs);
+    const reader = new FrameReader(64 * 1024 * 1024);
+    const done = (err: Error | undefined, info?: ClusterMembersInfo) => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (err) reject(err);
+      else resolve(info!);
+    };
+    socket.once(target.secure ? 'secureConnect' : 'connect', () => {
+      socket.write(Buffer.concat([PEER_MAGIC, encodeFrame(FrameType.MembersQuery, Buffer.alloc(0))]));
+    });
+    socket.on('data', (chunk: Buffer) => {
+      reader.push(chunk);
+      try {
+        for (let f = reader.next(); f; f = reader.next()) {
+          if (f.type === FrameType.MembersAnswer) return done(undefined, JSON.parse(f.payload.toString()) as ClusterMembersInfo);
+          if (f.type === FrameType.Error) return done(new Error(f.payload.toString()));
+        }
+      } catch (err) {
+        done(err as Error);
+      }
+    });
+    socket.on('error', (err) => done(err));
+    socket.on('close', () => done(new Error('closed before answering')));
+  });
 }
