@@ -583,6 +583,11 @@ export class Transport {
             continue;
           }
           if (f.type === FrameType.Raft) {
+            // Removed while its stream was up: it hears so (and stops) instead of being ignored for good.
+            if (o.isRemoved(from)) {
+              refuse(REMOVED_MEMBER_TEXT);
+              return;
+            }
             this.stats.receivedMessages++;
             this.stats.receivedBytes += f.payload.length;
             this.receivedBytesFrom.set(from, (this.receivedBytesFrom.get(from) ?? 0) + f.payload.length);
