@@ -318,6 +318,8 @@ export async function memberHealthy(s: MemberApi): Promise<boolean> {
 }
 
 async function checkHealth(s: MemberApi): Promise<boolean> {
+  // etcd serves no client until its member published itself: until then nothing says it is healthy.
+  if (!s.publishedSelf) return false;
   if (s.alarms().length > 0 || !s.hasLeader || s.observe().failed) return false;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {

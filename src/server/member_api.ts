@@ -106,6 +106,8 @@ export interface MemberApi {
   status(): MemberStatus;
   /** The cluster's members, sorted by ID. */
   members(): Member[];
+  /** This member's own name and client URLs were applied (etcd serves clients only from then on). */
+  readonly publishedSelf: boolean;
   /** This member is a learner: it serves only Status and serializable Range (etcd's learner gate). */
   readonly isLearner: boolean;
   /** MemberAdd (peer URLs normalized and sorted): the new member and the members after it. Rejects with etcd's errors. */

@@ -275,6 +275,7 @@ export class EtcdServer implements MemberApi {
           this.node.reportSnapshot(to, status);
         },
         wake,
+        applied: () => ({ index: this.applying.appliedIndex, term: this.applying.appliedTerm, confState: this.applying.confState }),
         fail: (err) => this.fail(err),
       },
       snap?.index ?? 0,
