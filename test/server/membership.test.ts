@@ -125,13 +125,19 @@ test('promote questions to the leader: bounded, answered, timed out', async () =
   const sent: Array<[bigint, Buffer]> = [];
   let leaderSays: Error | 'not leader' | undefined;
   const follower = new MemberForward({
-    send: (to, payload) => (sent.push([to, Buffer.from(payload)]), true),
+    send: (to, payload) => {
+      sent.push([to, Buffer.from(payload)]);
+      return true;
+    },
     leaderId: () => 9n,
     readiness: () => 'not leader',
     timeoutMs: 200,
   });
   const leader = new MemberForward({
-    send: (to, payload) => (follower.receive(9n, payload), to === 1n),
+    send: (to, payload) => {
+      follower.receive(9n, payload);
+      return to === 1n;
+    },
     leaderId: () => 9n,
     readiness: () => leaderSays,
     timeoutMs: 200,
