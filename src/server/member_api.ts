@@ -75,6 +75,8 @@ export interface MemberObservations {
   proposalBatchSizes: HistogramCounts;
   walSaves: number;
   walFsyncs: number;
+  /** etcd_server_learner_promote_successes and _failures{Reason} (promotes this member served). */
+  learnerPromotes: { successes: number; failures: ReadonlyMap<string, number> };
   /** tetcd's own: the watch fan-out pool (--worker-threads), if there is one. */
   watchPool: { tasks: number; failedTasks: number; tasksInflight: number; inflightBytes: number } | undefined;
 }

@@ -11,6 +11,8 @@ import { runtimeMemberId } from './ids.js';
 
 /** etcd's readyPercent: a learner is ready once its match reaches this share of the leader's. */
 const LEARNER_READY_SHARE = 0.9;
+/** Distinct reasons etcd_server_learner_promote_failures keeps a series for. */
+const PROMOTE_FAILURE_REASONS_MAX = 32;
 /** etcd's HealthInterval: a peer must have been connected for this long to count as started. */
 const HEALTH_INTERVAL_MS = 5000;
 
@@ -43,6 +45,10 @@ export interface MemberChangesDeps {
 export class MemberChanges {
   /** The member makes one change at a time; the next waits for the one before. */
   private tail: Promise<unknown> = Promise.resolve();
+  /** etcd_server_learner_promote_successes */
+  promoteSuccesses = 0;
+  /** etcd_server_learner_promote_failures{Reason}: by error text (a handful of etcd's errors; bounded anyway). */
+  readonly promoteFailures = new Map<string, number>();
 
   constructor(private readonly d: MemberChangesDeps) {}
 
@@ -74,7 +80,20 @@ export class MemberChanges {
   }
 
   /** MemberPromote: the leader knows whether the learner caught up; a follower asks it first. */
-  promote(id: bigint): Promise<Member[]> {
+  async promote(id: bigint): Promise<Member[]> {
+    try {
+      const members = await this.promoteOnce(id);
+      this.promoteSuccesses++;
+      return members;
+    } catch (err) {
+      const reason = (err as Error).message;
+      if (this.promoteFailures.has(reason) || this.promoteFailures.size < PROMOTE_FAILURE_REASONS_MAX)
+        this.promoteFailures.set(reason, (this.promoteFailures.get(reason) ?? 0) + 1);
+      throw err;
+    }
+  }
+
+  private promoteOnce(id: bigint): Promise<Member[]> {
     return this.serially(async () => {
       const ready = this.learnerReadiness(id);
       if (ready === 'not leader') await this.d.askLeaderLearnerReady(id);

@@ -759,6 +759,7 @@ export class EtcdServer implements MemberApi {
       watchers: this.watches.size,
       slowWatchers: this.watches.unsyncedCount,
       proposalBatchSizes: this.proposals.batchSizes,
+      learnerPromotes: { successes: this.changes.promoteSuccesses, failures: this.changes.promoteFailures },
       walSaves: this.wal.stats?.appends ?? 0,
       walFsyncs: this.wal.stats?.fsyncs ?? 0,
       watchPool:

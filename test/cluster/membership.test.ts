@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { Member, startMember } from '../helpers/member.js';
+import { Member, httpGet, startMember } from '../helpers/member.js';
 import { etcdctl } from '../helpers/etcdctl.js';
 import { tempDir, runningChildren } from '../helpers/cleanup.js';
 import { KvClient } from '../helpers/grpc-kv.js';
@@ -173,6 +173,7 @@ test('grow 1 → 3 (snapshot join, learner promote), move-leader, remove the lea
       await sleep(200);
     }
     assert.is((await memberIds(m1)).length, 3);
+    assert.match((await httpGet(`${m1.clientUrl}/metrics`, 5_000)).text, /^etcd_server_learner_promote_successes 1$/m);
     const ackedAt3 = load.acked.size;
 
     // Move leadership to a voter that is not the leader, from the leader.
