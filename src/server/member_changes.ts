@@ -11,6 +11,8 @@ import { runtimeMemberId } from './ids.js';
 
 /** etcd's readyPercent: a learner is ready once its match reaches this share of the leader's. */
 const LEARNER_READY_SHARE = 0.9;
+/** Membership changes a member holds at once (one in the log, the rest waiting); beyond it: too many requests. */
+export const MEMBER_CHANGES_WAITING_MAX = 16;
 /** Distinct reasons etcd_server_learner_promote_failures keeps a series for. */
 const PROMOTE_FAILURE_REASONS_MAX = 32;
 /** etcd's HealthInterval: a peer must have been connected for this long to count as started. */
@@ -45,6 +47,8 @@ export interface MemberChangesDeps {
 export class MemberChanges {
   /** The member makes one change at a time; the next waits for the one before. */
   private tail: Promise<unknown> = Promise.resolve();
+  /** Changes running or waiting for the one before them. */
+  private waiting = 0;
   /** etcd_server_learner_promote_successes */
   promoteSuccesses = 0;
   /** etcd_server_learner_promote_failures{Reason}: by error text (a handful of etcd's errors; bounded anyway). */
@@ -131,8 +135,13 @@ export class MemberChanges {
     }
   }
 
+  /** Runs `fn` after the changes before it; refuses with too many requests when MEMBER_CHANGES_WAITING_MAX wait. */
   private serially<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(fn, fn);
+    if (this.waiting >= MEMBER_CHANGES_WAITING_MAX) return Promise.reject(Errors.TooManyRequests());
+    this.waiting++;
+    const run = this.tail.then(fn, fn).finally(() => {
+      this.waiting--;
+    });
     this.tail = run.catch(() => {});
     return run;
   }

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { Membership, type MetaStore } from '../../src/server/membership.js';
 import { MemberForward, MEMBER_QUESTIONS_MAX } from '../../src/server/member_forward.js';
 import { Proposals } from '../../src/server/proposals.js';
+import { MemberChanges, MEMBER_CHANGES_WAITING_MAX } from '../../src/server/member_changes.js';
 import { ConfChangeType } from '../../src/raft/index.js';
 import type { Member } from '../../src/proto/rpc.js';
 
@@ -119,6 +120,44 @@ test('a member queues one membership change at a time', async () => {
   assert.is(p.queued, 0);
   p.failAll(new Error('stopped') as never);
   await rejectsWith(() => first, /stopped/);
+});
+
+test('membership changes run one at a time, and only so many wait', async () => {
+  const store = memStore();
+  const ms = Membership.load(store);
+  ms.add(member(1n, 'http://a:1'), store);
+  const proposed: bigint[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const changes = new MemberChanges({
+    memberId: 1n,
+    membership: ms,
+    strictReconfigCheck: false,
+    proposeConfChange: async (cc) => {
+      proposed.push(cc.node_id);
+      await gate;
+      return { response: { members: ms.list() } as never };
+    },
+    raftStatus: () => ({ progress: new Map() }) as never,
+    leaderId: () => 1n,
+    activeSinceMs: () => 0,
+    askLeaderLearnerReady: async () => {},
+    transferLeader: () => {},
+    now: () => Date.now(),
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    heartbeatMs: 10,
+  });
+  const running = Array.from({ length: MEMBER_CHANGES_WAITING_MAX }, (_, i) => changes.remove(BigInt(100 + i)));
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(proposed, [100n], 'the second waits for the first');
+  await rejectsWith(() => changes.remove(999n), /too many requests/);
+  release();
+  await Promise.all(running);
+  assert.is(proposed.length, MEMBER_CHANGES_WAITING_MAX);
+  // Room again once they are done.
+  await changes.remove(999n);
 });
 
 test('promote questions to the leader: bounded, answered, timed out', async () => {
