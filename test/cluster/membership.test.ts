@@ -1,10 +1,12 @@
 // Membership changes on real processes under a put load: a one-member cluster grows to three (a voter that
 // joins by snapshot, the log behind the leader's snapshot being compacted; then a learner that catches up
-// and is promoted), leadership moves to a chosen voter, the leader is removed (it stops itself and the
-// others elect a new one), and the cluster shrinks back to one member. Every acknowledged put must be
+// and is promoted through a follower), a member whose data dir was lost is replaced by a new one, leadership
+// moves to a chosen voter, the leader is removed (it stops itself and the others elect a new one), and the
+// cluster shrinks back to one member. Every acknowledged put must be
 // there at the end, read linearizably from the member left, and nothing no one wrote.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Member, httpGet, startMember } from '../helpers/member.js';
 import { etcdctl } from '../helpers/etcdctl.js';
@@ -148,7 +150,7 @@ async function memberIds(m: Member): Promise<string[]> {
     .map((l) => l.split(', ')[0]!);
 }
 
-test('grow 1 → 3 (snapshot join, learner promote), move-leader, remove the leader, shrink to 1: no acknowledged put lost', async () => {
+test('grow 1 → 3 (snapshot join, learner promote), replace a lost member, move-leader, remove the leader, shrink to 1: no acknowledged put lost', async () => {
   const m1 = await startMember('tetcd', { name: 'm1', extraArgs: FLAGS });
   members.set('m1', m1);
   const load = new Load(() => live().map((m) => m.endpoint));
@@ -164,21 +166,36 @@ test('grow 1 → 3 (snapshot join, learner promote), move-leader, remove the lea
     await waitCaughtUp(m1, m3);
     const status3 = await etcdctl(m3.endpoint, ['put', 'x', 'y', '--command-timeout=2s']);
     assert.match(status3.stderr, /rpc not supported for learner/);
-    // Caught up means promotable; under load the leader may be a little ahead: retry "not in sync".
+    // Caught up means promotable; under load the leader may be a little ahead: retry "not in sync". Asked
+    // of a follower, which must ask the leader whether the learner caught up.
+    const { member: lead12 } = await leaderOf([m1, m2]);
+    const follower12 = lead12 === m1 ? m2 : m1;
     for (let i = 0; ; i++) {
-      const r = await etcdctl(m1.endpoint, ['member', 'promote', id3]);
+      const r = await etcdctl(follower12.endpoint, ['member', 'promote', id3]);
       if (r.code === 0) break;
       assert.match(r.stderr, /in sync with leader/, r.stderr);
       assert.ok(i < 50, 'the learner never caught up enough to be promoted');
       await sleep(200);
     }
     assert.is((await memberIds(m1)).length, 3);
-    assert.match((await httpGet(`${m1.clientUrl}/metrics`, 5_000)).text, /^etcd_server_learner_promote_successes 1$/m);
+    assert.match((await httpGet(`${follower12.clientUrl}/metrics`, 5_000)).text, /^etcd_server_learner_promote_successes 1$/m);
     const ackedAt3 = load.acked.size;
+
+    // Replace a member whose data dir was lost: it is down for good; remove it, add a new one in its place.
+    await m2.kill();
+    rmSync(m2.dataDir, { recursive: true, force: true });
+    const listed = await ctl(m1, ['member', 'list']);
+    const lostId = /^([0-9a-f]+), started, m2,/m.exec(listed)![1]!;
+    await ctl(m1, ['member', 'remove', lostId]);
+    const { member: m4 } = await addAndStart(m1, 'm4', false);
+    await waitCaughtUp(m1, m4);
+    const trio = [m1, m3, m4];
+    assert.is((await memberIds(m1)).length, 3);
+    assert.not.ok((await memberIds(m1)).includes(lostId), 'the lost member is gone from the list');
 
     // Move leadership to a voter that is not the leader, from the leader.
     const before = await leaderOf(live());
-    const target = [m1, m2, m3].find((m) => m !== before.member)!;
+    const target = trio.find((m) => m !== before.member)!;
     const targetId = BigInt((await endpointStatus(target.endpoint)).memberId).toString(16);
     const moved = await ctl(before.member, ['move-leader', targetId]);
     assert.match(moved, new RegExp(`Leadership transferred from ${before.id} to ${targetId}`));
@@ -186,10 +203,10 @@ test('grow 1 → 3 (snapshot join, learner promote), move-leader, remove the lea
 
     // Remove the leader (through another member): it stops itself, the others go on.
     await sleep(HEALTH_INTERVAL_MS);
-    const via = [m1, m2, m3].find((m) => m !== target)!;
+    const via = trio.find((m) => m !== target)!;
     await ctl(via, ['member', 'remove', targetId]);
     assert.ok(await target.exitsWithin(10_000), 'the removed leader stops itself');
-    const rest = [m1, m2, m3].filter((m) => m !== target);
+    const rest = trio.filter((m) => m !== target);
     await leaderOf(rest);
 
     // Shrink to one: remove the follower.
