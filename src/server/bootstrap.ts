@@ -132,7 +132,14 @@ async function joinExistingCluster(cfg: ServerConfig, log: Logger): Promise<Boot
   if (!self) throw new Error(`couldn't find local name "${cfg.name}" in the initial cluster configuration`);
   const others = cfg.initialCluster.filter((m) => m !== self).flatMap((m) => m.peerURLs);
   if (others.length === 0) throw new Error('cannot join an existing cluster: --initial-cluster lists no other member');
-  const info = await fetchClusterMembers(others, cfg.peerTls ?? {}, JOIN_FETCH_TIMEOUT_MS);
+  let info: Awaited<ReturnType<typeof fetchClusterMembers>>;
+  try {
+    info = await fetchClusterMembers(others, cfg.peerTls ?? {}, JOIN_FETCH_TIMEOUT_MS);
+  } catch (err) {
+    // etcd's text; what each peer answered goes to the log.
+    log.warn('failed to get cluster information from peers', { urls: others, errors: (err as { attempts?: string[] }).attempts });
+    throw new Error(`cannot fetch cluster info from peer urls: ${(err as Error).message}`);
+  }
   const remote = info.members.map((m) => ({ id: BigInt('0x' + m.id), peerURLs: [...m.peerURLs].sort() }));
   if (remote.length !== cfg.initialCluster.length) throw new Error('error validating peerURLs: member count is unequal');
   let memberId: bigint | undefined;

@@ -822,7 +822,7 @@ export async function fetchClusterMembers(urls: readonly string[], tlsOpts: Peer
       errors.push(`${url}: ${(err as Error).message}`);
     }
   }
-  throw new Error(`could not retrieve cluster information from the given URLs (${errors.join('; ')})`);
+  throw Object.assign(new Error('could not retrieve cluster information from the given URLs'), { attempts: errors });
 }
 
 function queryMembers(url: string, tlsOpts: PeerTls, timeoutMs: number): Promise<ClusterMembersInfo> {
