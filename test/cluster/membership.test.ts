@@ -3,7 +3,8 @@
 // and is promoted through a follower), a member whose data dir was lost is replaced by a new one, leadership
 // moves to a chosen voter, the leader is removed (it stops itself and the others elect a new one), and the
 // cluster shrinks back to one member. Every acknowledged put must be
-// there at the end, read linearizably from the member left, and nothing no one wrote.
+// there at the end, read linearizably from the member left, and nothing no one wrote; get/put/cas clients
+// beside the load must give a linearizable history (tools/lincheck).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rmSync } from 'node:fs';
@@ -12,7 +13,10 @@ import { Member, httpGet, startMember } from '../helpers/member.js';
 import { etcdctl } from '../helpers/etcdctl.js';
 import { tempDir, runningChildren } from '../helpers/cleanup.js';
 import { KvClient } from '../helpers/grpc-kv.js';
-import { ExactKv, endpointStatus, prefixEnd, sleep } from '../helpers/faults.js';
+import { ExactKv, endpointStatus, finalReads, prefixEnd, runClients, saveHistory, seededRng, sleep } from '../helpers/faults.js';
+import { checkHistory } from '../../tools/lincheck/check.js';
+import { HistoryRecorder, historyToJson } from '../../tools/lincheck/history.js';
+import type { LocalCluster } from '../../tools/cluster.js';
 import { freePort } from '../../tools/lib/ports.js';
 
 const FLAGS = ['--heartbeat-interval', '100', '--election-timeout', '1000', '--snapshot-count', '200', '--snapshot-catchup-entries', '50'];
@@ -154,6 +158,16 @@ test('grow 1 → 3 (snapshot join, learner promote), replace a lost member, move
   const m1 = await startMember('tetcd', { name: 'm1', extraArgs: FLAGS });
   members.set('m1', m1);
   const load = new Load(() => live().map((m) => m.endpoint));
+  // Beside the put load, get/put/cas clients on a few keys through the live members, for the checker.
+  const h = new HistoryRecorder();
+  const liveCluster = {
+    get members() {
+      return live();
+    },
+  } as unknown as LocalCluster;
+  const lin = { clients: 3, keys: 4, durationMs: 0, opTimeoutMs: 2_000, seed: 19, long: false, opsPerSecondMax: 400, log: () => {} };
+  let linUntil = Number.MAX_SAFE_INTEGER;
+  const linClients = runClients(liveCluster, h, lin, () => linUntil, seededRng(19));
   try {
     // Enough entries that the leader has snapshotted and compacted its log past where a new member starts.
     while (load.acked.size < 600) await sleep(100);
@@ -220,10 +234,20 @@ test('grow 1 → 3 (snapshot join, learner promote), replace a lost member, move
     assert.ok(ackedAt1 > ackedAt3, 'puts were acknowledged while the cluster changed');
 
     await load.stop();
+    linUntil = 0;
+    await linClients;
+    await finalReads(liveCluster, h, lin.keys, lin.clients);
+    const checked = checkHistory(h.ops, { timeBudgetMs: 60_000 });
+    process.stdout.write(`  ${checked.summary}\n`);
+    if (checked.verdict !== 'ok')
+      assert.unreachable(`${checked.summary}\nhistory: ${saveHistory(historyToJson(h.ops), 19)}\n${checked.report}`);
+    assert.ok(h.ops.filter((o) => o.status === 'ok').length >= 100, 'the checked clients did work');
     assert.equal(await memberIds(leader), [BigInt((await endpointStatus(leader.endpoint)).memberId).toString(16)]);
     assert.equal(await load.lost(leader.endpoint), []);
   } finally {
     await load.stop();
+    linUntil = 0;
+    await linClients;
     await Promise.all([...members.values()].map((m) => m.stop()));
   }
   assert.is(runningChildren(), 0);

@@ -593,26 +593,38 @@ interface Seen {
 
 /**
  * `clients` concurrent clients doing get / put / cas (by value or by mod_revision) on `keys` keys against
- * every member until `untilMs`, recording everything in `h`. Any error is an unknown outcome; the client
- * then reconnects to the next member. Values are unique (`c<client>-<seq>`).
+ * every member until `untilMs` (a time, or a function asked before each operation), recording everything in
+ * `h`. Any error is an unknown outcome; the client then reconnects to the next member (`c.members` is read
+ * again then: a cluster that grows or shrinks). Values are unique (`c<client>-<seq>`).
  */
-export async function runClients(c: LocalCluster, h: HistoryRecorder, o: LinRunOptions, untilMs: number, rng: () => number): Promise<void> {
+export async function runClients(
+  c: LocalCluster,
+  h: HistoryRecorder,
+  o: LinRunOptions,
+  untilMs: number | (() => number),
+  rng: () => number,
+): Promise<void> {
+  const until = typeof untilMs === 'number' ? () => untilMs : untilMs;
   const keys = Array.from({ length: o.keys }, (_, i) => Buffer.from(`lin/k${i}`));
-  const endpoints = c.members.map((m) => m.endpoint);
+  // Read again at each (re)connection: a cluster whose membership changes during the run has new members.
+  const endpoints = () => c.members.map((m) => m.endpoint);
   const one = async (id: number): Promise<void> => {
-    let at = id % endpoints.length;
+    let at = id;
     let kv: ExactKv | null = null;
     const seen = new Map<number, Seen>();
     const gapMs = (o.opsPerSecondMax ?? 0) > 0 ? (o.clients * 1000) / o.opsPerSecondMax! : 0;
     let nextAt = Date.now();
-    for (let seq = 0; Date.now() < untilMs; seq++) {
+    for (let seq = 0; Date.now() < until(); seq++) {
       if (gapMs > 0) {
         nextAt += gapMs;
         const wait = nextAt - Date.now();
         if (wait > 0) await sleep(wait);
         else if (wait < -1000) nextAt = Date.now(); // after a stall, do not burst to catch up
       }
-      kv ??= new ExactKv(endpoints[at]!);
+      if (kv === null) {
+        const eps = endpoints();
+        kv = new ExactKv(eps[at % eps.length]!);
+      }
       const ki = Math.floor(rng() * keys.length);
       const key = keys[ki]!;
       const r = rng();
@@ -666,7 +678,7 @@ export async function runClients(c: LocalCluster, h: HistoryRecorder, o: LinRunO
       if (failed) {
         kv.close();
         kv = null;
-        at = (at + 1) % endpoints.length;
+        at++;
         await sleep(50);
       }
     }
