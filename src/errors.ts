@@ -101,6 +101,7 @@ export const Errors = {
   Timeout: make(C.Unavailable, 'etcdserver: request timed out'),
   TimeoutDueToLeaderFail: make(C.Unavailable, 'etcdserver: request timed out, possibly due to previous leader failure'),
   TimeoutDueToConnectionLost: make(C.Unavailable, 'etcdserver: request timed out, possibly due to connection lost'),
+  TimeoutLeaderTransfer: make(C.Unavailable, 'etcdserver: request timed out, leader transfer took too long'),
   TimeoutWaitAppliedIndex: make(C.Unavailable, 'etcdserver: request timed out, waiting for the applied index took too long'),
   Unhealthy: make(C.Unavailable, 'etcdserver: unhealthy cluster'),
   Corrupt: make(C.DataLoss, 'etcdserver: corrupt cluster'),

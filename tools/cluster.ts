@@ -8,10 +8,21 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import http2 from 'node:http2';
+import { createInterface } from 'node:readline';
 import { findRepoRoot } from './protogen/paths.js';
 import { freeBlock } from './lib/ports.js';
 import type { ProxiedMember } from './lib/peer_proxy.js';
 import { memberId } from '../src/server/ids.js';
+import {
+  decodeMemberAddResponse,
+  decodeMemberListResponse,
+  encodeMemberAddRequest,
+  encodeMemberListRequest,
+  encodeMemberPromoteRequest,
+  encodeMemberRemoveRequest,
+  type Member,
+} from '../src/proto/rpc.js';
 
 /** Which server a cluster runs. */
 export type ClusterKind = 'tetcd' | 'etcd';
@@ -196,6 +207,8 @@ export class ClusterMember {
     readonly peerPort: number,
     private readonly initialCluster: string,
     private readonly opts: ClusterOptions,
+    /** 'existing' for a member added to a running cluster (LocalCluster.grow). */
+    private readonly state: 'new' | 'existing' = 'new',
     /** The port the member itself listens on for peers (peerPort unless a proxy stands in between). */
     readonly listenPeerPort: number = peerPort,
   ) {
@@ -215,7 +228,7 @@ export class ClusterMember {
       ...(this.listenPeerPort !== this.peerPort ? { listenPeerUrl: `http://${HOST}:${this.listenPeerPort}` } : {}),
       initialCluster: this.initialCluster,
       token: this.opts.token ?? 'tetcd-local-cluster',
-      state: 'new',
+      state: this.state,
       extraArgs: [...(this.opts.extraArgs ?? []), ...(this.opts.memberArgs?.(this.name) ?? [])],
     });
   }
@@ -276,6 +289,21 @@ export class ClusterMember {
     });
     try {
       return await Promise.race([this.exitPromise, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Waits for the process to end on its own, as a removed member does (an expected exit): false if it still runs. */
+  async exitsWithin(timeoutMs: number): Promise<boolean> {
+    if (!this.running) return true;
+    this.expectingExit = true;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((r) => {
+      timer = setTimeout(() => r(false), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exitPromise.then(() => true), timeout]);
     } finally {
       clearTimeout(timer);
     }
@@ -431,6 +459,7 @@ export class LocalCluster {
           base + 2 * i + 1,
           initialCluster,
           opts,
+          'new',
           opts.peerProxy ? base + 2 * opts.size + i : base + 2 * i + 1,
         ),
     );
@@ -502,11 +531,120 @@ export class LocalCluster {
     throw new Error(`no single leader after ${timeoutMs} ms (last seen: ${last})`);
   }
 
+  /**
+   * Adds a member through MemberAdd (a learner if asked) on a running member, then starts it with the
+   * --initial-cluster the add implies and --initial-cluster-state existing; resolves once it is healthy
+   * (a learner: once it answers). Its name is the next free m<i>; ports are free ones.
+   */
+  async grow(o: { learner?: boolean; readyTimeoutMs?: number } = {}): Promise<ClusterMember> {
+    const via = this.runningMember();
+    let i = this.members.length + 1;
+    while (this.members.some((m) => m.name === `m${i}`)) i++;
+    const name = `m${i}`;
+    const base = await freeBlock(2);
+    const peerUrl = `http://${HOST}:${base + 1}`;
+    const added = decodeMemberAddResponse(
+      await unary(
+        via.endpoint,
+        '/etcdserverpb.Cluster/MemberAdd',
+        encodeMemberAddRequest({ peerURLs: [peerUrl], isLearner: o.learner === true }),
+      ),
+    );
+    const newId = added.member?.ID;
+    const initialCluster = added.members.flatMap((m) => m.peerURLs.map((u) => `${m.ID === newId ? name : m.name}=${u}`)).join(',');
+    const kind = this.members[0]?.kind ?? 'tetcd';
+    const m = new ClusterMember(kind, name, join(this.dataDir, name), base, base + 1, initialCluster, this.opts, 'existing');
+    this.members.push(m);
+    m.start();
+    await m.waitHealthy(o.readyTimeoutMs ?? 30_000);
+    return m;
+  }
+
+  /** Promotes a learner (MemberPromote through another running member; the leader must find it caught up). */
+  async promote(name: string): Promise<void> {
+    const m = this.member(name);
+    const id = await this.idOf(m);
+    await unary(this.runningMember(m).endpoint, '/etcdserverpb.Cluster/MemberPromote', encodeMemberPromoteRequest({ ID: id }));
+  }
+
+  /** Removes a member (MemberRemove through another running member); it stops itself, and leaves the list. */
+  async shrink(name: string, timeoutMs = 15_000): Promise<void> {
+    const m = this.member(name);
+    const id = await this.idOf(m);
+    await unary(this.runningMember(m).endpoint, '/etcdserverpb.Cluster/MemberRemove', encodeMemberRemoveRequest({ ID: id }));
+    if (!(await m.exitsWithin(timeoutMs))) await m.stop(this.opts.stopGraceMs ?? 5_000).catch(async () => m.kill());
+    this.members.splice(this.members.indexOf(m), 1);
+  }
+
+  /** The members as MemberList on a running member says. */
+  async memberList(): Promise<Member[]> {
+    return decodeMemberListResponse(
+      await unary(this.runningMember().endpoint, '/etcdserverpb.Cluster/MemberList', encodeMemberListRequest({})),
+    ).members;
+  }
+
+  private member(name: string): ClusterMember {
+    const m = this.members.find((x) => x.name === name);
+    if (m === undefined) throw new Error(`no member ${name}`);
+    return m;
+  }
+
+  private runningMember(except?: ClusterMember): ClusterMember {
+    const m = this.members.find((x) => x !== except && x.running && !x.paused);
+    if (m === undefined) throw new Error('no running member to ask');
+    return m;
+  }
+
+  private async idOf(m: ClusterMember): Promise<bigint> {
+    const found = (await this.memberList()).find((x) => x.peerURLs.includes(m.peerUrl));
+    if (found === undefined) throw new Error(`${m.name} (${m.peerUrl}) is not a member`);
+    return found.ID;
+  }
+
   /** Stops every member (gracefully, SIGKILL after the grace period) and removes a temp data dir unless kept. */
   async stop(): Promise<void> {
     await Promise.all(this.members.map((m) => m.stop(this.opts.stopGraceMs ?? 5_000).catch(async () => m.kill())));
     if (this.removeDataDir) rmSync(this.dataDir, { recursive: true, force: true });
   }
+}
+
+/** One unary gRPC call over cleartext HTTP/2 (the cluster's own membership calls); rejects with the grpc-message. */
+function unary(endpoint: string, path: string, body: Uint8Array, timeoutMs = 10_000): Promise<Uint8Array> {
+  return new Promise((resolvePromise, reject) => {
+    const session = http2.connect(`http://${endpoint}`);
+    const fail = (err: Error) => {
+      session.destroy();
+      reject(err);
+    };
+    session.on('error', fail);
+    const timer = setTimeout(() => fail(new Error(`${path} on ${endpoint}: no answer after ${timeoutMs} ms`)), timeoutMs);
+    const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+    const chunks: Buffer[] = [];
+    let status: string | undefined;
+    let message = '';
+    const takeStatus = (h: http2.IncomingHttpHeaders) => {
+      if (h['grpc-status'] !== undefined) {
+        status = String(h['grpc-status']);
+        message = decodeURIComponent(String(h['grpc-message'] ?? ''));
+      }
+    };
+    req.on('response', takeStatus);
+    req.on('trailers', takeStatus);
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('error', fail);
+    req.on('end', () => {
+      clearTimeout(timer);
+      session.close();
+      const data = Buffer.concat(chunks);
+      if (status !== '0') reject(new Error(`${path} on ${endpoint}: ${message || `grpc-status ${status}`}`));
+      else if (data.length < 5) reject(new Error(`${path} on ${endpoint}: empty answer`));
+      else resolvePromise(data.subarray(5, 5 + data.readUInt32BE(1)));
+    });
+    const frame = Buffer.alloc(5 + body.length);
+    frame.writeUInt32BE(body.length, 1);
+    frame.set(body, 5);
+    req.end(frame);
+  });
 }
 
 // ---- CLI ----
@@ -519,6 +657,11 @@ const USAGE = `usage: cluster [--size N] [--base-port P] [--data-dir D] [--keep]
   --etcd          run real etcd (from PATH) with the same layout, for comparisons
   -- flags...     passed to every member, e.g. -- --election-timeout 500 --heartbeat-interval 50
 Ctrl-C or SIGTERM stops the members (SIGTERM, then SIGKILL after 5 s).
+While it runs, lines on stdin change the membership:
+  add [learner]   MemberAdd a new member (m<i>, free ports) and start it with --initial-cluster-state existing
+  promote NAME    MemberPromote a learner
+  remove NAME     MemberRemove a member (it stops itself)
+  list            MemberList
 `;
 
 /** Parses the CLI's arguments; returns the options or a message for stderr. */
@@ -618,7 +761,9 @@ async function cli(argv: readonly string[]): Promise<number> {
   out(`endpoints: ${cluster.endpoints}`);
   out(`try:\n  ${cluster.etcdctlHint()}`);
   out(`one member's command line:\n  ${cluster.members[0]!.commandLine().join(' ')}`);
+  out('membership: type "add [learner]", "promote NAME", "remove NAME" or "list" (one per line).');
   out('Ctrl-C stops the cluster.');
+  const commands = readMembershipCommands(cluster, out, () => stopping);
   // Say so when a member dies on its own; the others keep running.
   for (const m of cluster.members) {
     m.proc?.once('exit', (code, signal) => {
@@ -626,7 +771,43 @@ async function cli(argv: readonly string[]): Promise<number> {
     });
   }
   await done;
+  commands.close();
   return 0;
+}
+
+/** The CLI's membership commands, one per stdin line (see USAGE); one at a time. Close it to stop reading. */
+function readMembershipCommands(cluster: LocalCluster, out: (s: string) => void, stopping: () => boolean): { close(): void } {
+  const rl = createInterface({ input: process.stdin });
+  let busy: Promise<void> = Promise.resolve();
+  rl.on('line', (line) => {
+    const [cmd, arg] = line.trim().split(/\s+/);
+    if (!cmd || stopping()) return;
+    busy = busy.then(async () => {
+      try {
+        if (cmd === 'add') {
+          const m = await cluster.grow({ learner: arg === 'learner' });
+          out(
+            `  ${m.name}  client ${m.clientUrl}  peer ${m.peerUrl}  pid ${m.pid}  log ${m.logFile}${arg === 'learner' ? '  (learner)' : ''}`,
+          );
+        } else if (cmd === 'promote' && arg) {
+          await cluster.promote(arg);
+          out(`promoted ${arg}`);
+        } else if (cmd === 'remove' && arg) {
+          await cluster.shrink(arg);
+          out(`removed ${arg}; endpoints: ${cluster.endpoints}`);
+        } else if (cmd === 'list') {
+          for (const m of await cluster.memberList()) {
+            out(
+              `  ${m.ID.toString(16)}  ${m.name || '(unstarted)'}  ${m.peerURLs.join(',')}  ${m.clientURLs.join(',')}${m.isLearner ? '  learner' : ''}`,
+            );
+          }
+        } else out(`unknown command: ${line.trim()}`);
+      } catch (e) {
+        out(`${cmd}: ${(e as Error).message}`);
+      }
+    });
+  });
+  return rl;
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {

@@ -139,6 +139,16 @@ export function memberMetrics(s: MemberApi): Metrics {
   m.gauge('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', () => bool(s.hasLeader));
   m.gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () => bool(status().isLeader));
   m.gauge('etcd_server_is_learner', 'Whether or not this member is a learner. 1 if is, 0 otherwise.', () => bool(status().isLearner));
+  m.counter(
+    'etcd_server_learner_promote_successes',
+    'The total number of successful learner promotions while this member is leader.',
+    () => obs().learnerPromotes.successes,
+  );
+  m.counter(
+    'etcd_server_learner_promote_failures',
+    'The total number of failed learner promotions (likely learner not ready) while this member is leader.',
+    () => [...obs().learnerPromotes.failures].map(([Reason, value]) => ({ labels: { Reason }, value })),
+  );
   m.counter('etcd_server_leader_changes_seen_total', 'The number of leader changes seen.', () => obs().leaderChanges);
   m.gauge('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', () => status().raftIndex);
   m.gauge('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', () => status().raftAppliedIndex);
@@ -318,6 +328,8 @@ export async function memberHealthy(s: MemberApi): Promise<boolean> {
 }
 
 async function checkHealth(s: MemberApi): Promise<boolean> {
+  // etcd serves no client until its member published itself: until then nothing says it is healthy.
+  if (!s.publishedSelf) return false;
   if (s.alarms().length > 0 || !s.hasLeader || s.observe().failed) return false;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {

@@ -10,6 +10,7 @@ import { Lock } from '../proto/v3lock.js';
 import { Election } from '../proto/v3election.js';
 import { serveLock, serveUnlock } from './lock.js';
 import { proposeAuth, serveAuthenticate, serveUserAdd, serveUserChangePassword, type AuthProposal } from './auth_rpc.js';
+import { serveMemberAdd, serveMemberPromote, serveMemberRemove, serveMemberUpdate, serveMoveLeader } from './cluster_rpc.js';
 import { serveCampaign, serveLeader, serveObserve, serveProclaim, serveResign } from './election.js';
 import type {
   RangeRequest,
@@ -627,7 +628,7 @@ const AUTH_RPCS: readonly AnyRpc[] = [
  * Every RPC the member serves, unary and streaming. Order does not matter: the client-process channel
  * names a method by its fixed ID (client_procs/methods.ts), which every entry must have.
  */
-export const RPCS: readonly AnyRpc[] = [
+export const RPCS: readonly AnyRpc[] = learnerGated([
   rpc(KV.methods.Range, { validate: (req: RangeRequest) => validateRangeRequest(req), proposes: never, serve: serveRangeSync }),
   rpc(KV.methods.Put, { validate: (req: PutRequest) => validatePutRequest(req), proposes: always, serve: servePut }),
   rpc(KV.methods.DeleteRange, {
@@ -647,6 +648,11 @@ export const RPCS: readonly AnyRpc[] = [
   rpc(Maintenance.methods.Hash, { validate: noCheck, proposes: never, serve: serveHash }),
   rpc(Maintenance.methods.Defragment, { validate: noCheck, proposes: never, serve: serveDefragment }),
   rpc(Cluster.methods.MemberList, { validate: noCheck, proposes: never, serve: serveMemberList }),
+  rpc(Cluster.methods.MemberAdd, { validate: noCheck, proposes: always, serve: serveMemberAdd }),
+  rpc(Cluster.methods.MemberRemove, { validate: noCheck, proposes: always, serve: serveMemberRemove }),
+  rpc(Cluster.methods.MemberUpdate, { validate: noCheck, proposes: always, serve: serveMemberUpdate }),
+  rpc(Cluster.methods.MemberPromote, { validate: noCheck, proposes: always, serve: serveMemberPromote }),
+  rpc(Maintenance.methods.MoveLeader, { validate: noCheck, proposes: never, serve: serveMoveLeader }),
   bidiRpc(Watch.methods.Watch, { validate: noCheck, serve: serveWatch }),
   rpc(Lease.methods.LeaseGrant, { validate: validateLeaseGrant, proposes: always, serve: serveLeaseGrant }),
   rpc(Lease.methods.LeaseRevoke, { validate: noCheck, proposes: always, serve: serveLeaseRevoke }),
@@ -662,7 +668,45 @@ export const RPCS: readonly AnyRpc[] = [
   serverStreamRpc(Election.methods.Observe, { validate: noCheck, serve: serveObserve }),
   rpc(Election.methods.Resign, { validate: noCheck, proposes: never, serve: serveResign }),
   ...AUTH_RPCS,
-];
+]);
+
+/**
+ * etcd's learner gate (v3rpc interceptors): a learner serves Status and serializable Range only; every other
+ * unary RPC and every stream is refused with `rpc not supported for learner`.
+ */
+function learnerGated(rpcs: AnyRpc[]): AnyRpc[] {
+  return rpcs.map((r): AnyRpc => {
+    const path = r.desc.path;
+    if (path === Maintenance.methods.Status.path) return r;
+    if (r.kind === 'unary') {
+      const serve = r.serve;
+      const allowed = path === KV.methods.Range.path ? (req: unknown) => (req as RangeRequest).serializable : never;
+      return {
+        ...r,
+        serve: (s: MemberApi, req: unknown, ctx: CallContext) => {
+          if (s.isLearner && !allowed(req)) throw Errors.NotSupportedForLearner();
+          return serve(s, req, ctx);
+        },
+      };
+    }
+    if (r.kind === 'serverStream') {
+      const serve = r.serve;
+      return {
+        ...r,
+        serve: (s: MemberApi, req: unknown, out: RpcStreamWriter<unknown>, ctx: CallContext) => {
+          return s.isLearner ? Promise.reject(Errors.NotSupportedForLearner()) : serve(s, req, out, ctx);
+        },
+      };
+    }
+    const serve = r.serve;
+    return {
+      ...r,
+      serve: (s: MemberApi, stream: RpcBidiStream<unknown, unknown>, ctx: CallContext) => {
+        return s.isLearner ? Promise.reject(Errors.NotSupportedForLearner()) : serve(s, stream, ctx);
+      },
+    };
+  });
+}
 
 /** The limits a member's config sets. */
 export function rpcLimitsOf(s: MemberApi): RpcLimits {

@@ -46,6 +46,7 @@ function serverConfig(c: Config, log: Logger, peer: ServerConfig['peerTls']): Se
     maxRangeResponseBytes: c.maxRangeResponseBytes,
     quotaBackendBytes: c.quotaBackendBytesEffective,
     preVote: c.preVote,
+    strictReconfigCheck: c.strictReconfigCheck,
     autoCompactionMode: c.autoCompactionMode,
     autoCompactionRetentionMs: c.autoCompactionRetentionMs,
     autoCompactionRetentionRevisions: c.autoCompactionRetentionRevisions,
@@ -241,6 +242,8 @@ export async function runMember(args: readonly string[]): Promise<number> {
         resolve(0);
       })();
     };
+    // A member removed from the cluster stops, as etcd's does (exit status 0).
+    server.whenRemoved(() => stop('removed from the cluster'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
   });

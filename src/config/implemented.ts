@@ -52,7 +52,7 @@ export const IMPLEMENTED: Readonly<Record<FlagName, boolean>> = {
   'discovery-proxy': false,
   'discovery-srv': false,
   'discovery-srv-name': false,
-  'strict-reconfig-check': false,
+  'strict-reconfig-check': true,
   'pre-vote': true,
   'enable-v2': false,
   'cert-file': true,

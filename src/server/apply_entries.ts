@@ -6,8 +6,8 @@ import { EntryType, ConfChangeType, decodeConfChange, type ConfChange, type Conf
 import { decodeInternalRequest, type InternalRequest } from '../proto/internal.js';
 import { AlarmRequest_AlarmAction, AlarmType_names } from '../proto/rpc.js';
 import { assert } from '../assert.js';
-import { parseMemberRecord, type Membership } from './membership.js';
-import type { Applier, ApplyResult } from './apply.js';
+import { Membership, isPromoteRecord, parseMemberRecord, type MemberChange } from './membership.js';
+import type { Applier, ApplyResult, HeaderedResponse } from './apply.js';
 import type { ApplyEventHub } from '../events/apply_events.js';
 import type { MemberBackend } from './backend.js';
 import type { MemberPeers } from './ports.js';
@@ -29,6 +29,10 @@ export interface EntryApplierDeps {
   trigger(id: bigint, result: ApplyResult): void;
   /** This member's own attributes were applied (it is published). */
   onPublished(): void;
+  /** This member's own removal was applied: it must stop (etcd stops a removed member). */
+  onRemoved(): void;
+  /** Learners the members may hold at once. */
+  learnersMax: number;
   /** An empty entry was applied: a leader's first entry of its term (the lessor's promote point). */
   onEmptyEntry(index: number, term: number): void;
   logger: Logger;
@@ -172,42 +176,91 @@ export class EntryApplier {
     );
   }
 
+  /**
+   * A conf change: checked against the members (etcd's ValidateConfigurationChange; a refused one leaves
+   * Raft's configuration as it was, and its index is recorded so a replay after a restart refuses it too),
+   * then applied to Raft, the members and the peers. Its proposer hears the members after it, or the error.
+   */
   private applyConfChange(e: Entry, toBackend: boolean): void {
     const d = this.d;
     const cc: ConfChange = decodeConfChange(e.data);
-    this.confState = d.applyConfChange(cc);
-    if (!toBackend) return;
     const store = d.backend.store;
-    switch (cc.type) {
-      case ConfChangeType.AddNode:
-      case ConfChangeType.AddLearnerNode: {
-        const m = parseMemberRecord(cc.context);
-        d.membership.add({ ...m, isLearner: cc.type === ConfChangeType.AddLearnerNode }, store);
+    if (!toBackend) {
+      // Already in the backend: the members include it; only Raft's configuration must be rebuilt.
+      if (!Membership.wasRefused(e.index, store)) this.confState = d.applyConfChange(cc);
+      return;
+    }
+    const change = memberChangeOf(cc);
+    const refused = d.membership.validate(change, d.learnersMax);
+    if (refused !== undefined) {
+      Membership.markRefused(e.index, store);
+      d.logger.warn('refused a configuration change', {
+        type: ConfChangeType[cc.type],
+        'member-id': cc.node_id.toString(16),
+        error: refused.message,
+      });
+      if (cc.id !== undefined && cc.id !== 0n) d.trigger(cc.id, { response: {}, error: refused });
+      return;
+    }
+    this.confState = d.applyConfChange(cc);
+    switch (change.kind) {
+      case 'add': {
+        const m = change.member;
+        d.membership.add(m, store);
         d.peers.addPeer(m.ID, m.peerURLs);
+        d.logger.info('added member', {
+          'added-peer-id': m.ID.toString(16),
+          'added-peer-peer-urls': m.peerURLs,
+          'is-learner': m.isLearner,
+        });
         this.publishMember(e.index, 'add', m.ID);
         break;
       }
-      case ConfChangeType.RemoveNode: {
-        const before = d.membership.get(cc.node_id);
-        d.membership.remove(cc.node_id, store);
-        d.peers.removePeer(cc.node_id);
+      case 'promote':
+        d.membership.promote(change.id, store);
+        d.logger.info('promote member', { 'promoted-member-id': change.id.toString(16) });
+        this.publishMember(e.index, 'update', change.id);
+        break;
+      case 'remove': {
+        const before = d.membership.get(change.id);
+        d.membership.remove(change.id, store);
+        if (change.id !== d.memberId) d.peers.removePeer(change.id);
+        d.logger.info('removed member', { 'removed-remote-peer-id': change.id.toString(16) });
         if (d.events.hasSubscribers)
-          d.events.publish({ kind: 'member', index: e.index, change: 'remove', member: before, memberId: cc.node_id });
+          d.events.publish({ kind: 'member', index: e.index, change: 'remove', member: before, memberId: change.id });
         break;
       }
-      case ConfChangeType.UpdateNode: {
-        const m = parseMemberRecord(cc.context);
-        d.membership.updatePeerURLs(m.ID, m.peerURLs, store);
-        d.peers.addPeer(m.ID, m.peerURLs);
-        this.publishMember(e.index, 'update', m.ID);
+      case 'update':
+        d.membership.updatePeerURLs(change.id, change.peerURLs, store);
+        d.peers.addPeer(change.id, change.peerURLs);
+        d.logger.info('updated member', { 'updated-remote-peer-id': change.id.toString(16), 'updated-remote-peer-urls': change.peerURLs });
+        this.publishMember(e.index, 'update', change.id);
         break;
-      }
     }
+    if (cc.id !== undefined && cc.id !== 0n) d.trigger(cc.id, { response: { members: d.membership.list() } as HeaderedResponse });
+    if (change.kind === 'remove' && change.id === d.memberId) d.onRemoved();
   }
 
   private publishMember(index: number, change: 'add' | 'update', id: bigint): void {
     const events = this.d.events;
     if (events.hasSubscribers) events.publish({ kind: 'member', index, change, member: this.d.membership.get(id), memberId: id });
+  }
+}
+
+/** What a conf change entry asks of the members (its context carries the member record). */
+function memberChangeOf(cc: ConfChange): MemberChange {
+  switch (cc.type) {
+    case ConfChangeType.AddNode:
+    case ConfChangeType.AddLearnerNode: {
+      if (isPromoteRecord(cc.context)) return { kind: 'promote', id: cc.node_id };
+      const m = parseMemberRecord(cc.context);
+      assert(m.ID === cc.node_id, () => `conf change for ${cc.node_id.toString(16)} carries member ${m.ID.toString(16)}`);
+      return { kind: 'add', member: { ...m, isLearner: cc.type === ConfChangeType.AddLearnerNode } };
+    }
+    case ConfChangeType.RemoveNode:
+      return { kind: 'remove', id: cc.node_id };
+    case ConfChangeType.UpdateNode:
+      return { kind: 'update', id: cc.node_id, peerURLs: parseMemberRecord(cc.context).peerURLs };
   }
 }
 

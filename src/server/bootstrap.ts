@@ -1,7 +1,6 @@
 // Bootstrap: what a member starts from. A new member of a new cluster (IDs from --initial-cluster, one
 // ConfChange per initial member), a restart (the newest snapshot the WAL has a marker for, then the WAL's
-// entries after it), or joining an existing cluster (--initial-cluster-state existing; refused until
-// membership changes are built). Opens the data dir, the backend and the WAL; starts nothing.
+// entries after it), or joining an existing cluster (--initial-cluster-state existing: IDs from a peer). Opens the data dir, the backend and the WAL; starts nothing.
 import fs from 'node:fs';
 import path from 'node:path';
 import { RawNode, MemoryStorage, type ConfState, type HardState } from '../raft/index.js';
@@ -13,8 +12,11 @@ import { bootstrapIds, memberId as memberIdFor } from './ids.js';
 import { encodeMemberRecord } from './membership.js';
 import { loadNewestSnap, loadSnaps, removeSnap, type SnapMeta } from './snap_files.js';
 import { finishSnapshotInstall } from './snapshots.js';
+import { fetchClusterMembers } from '../transport/transport.js';
 import type { ServerConfig } from './config.js';
 
+/** How long a joining member waits for each peer's member list. */
+const JOIN_FETCH_TIMEOUT_MS = 2000;
 /** Raft flow control, as etcd configures it. */
 const MAX_SIZE_PER_MSG_BYTES = 1024 * 1024;
 const MAX_INFLIGHT_MSGS = 4096 / 8;
@@ -32,6 +34,8 @@ export interface BootState {
   hardState: HardState | undefined;
   /** A new cluster's initial members, to bootstrap Raft with (undefined on a restart). */
   bootstrapPeers: Array<{ id: bigint; context: Uint8Array }> | undefined;
+  /** Joining an existing cluster: its members as a peer listed them (to dial before the log arrives). */
+  joinPeers?: Array<{ id: bigint; peerURLs: string[] }>;
 }
 
 /** A member's files, opened. */
@@ -105,8 +109,7 @@ export async function openMember(cfg: ServerConfig, log: Logger): Promise<Opened
   }
   if (opened) return { ...restartState(opened, snap, mvcc, dbPath, log), wal: opened.wal, mvcc, snapDir };
   refuseWithoutWal(cfg, walDir, snapDir, dbPath, mvcc);
-  if (cfg.initialClusterState !== 'new') joinExistingCluster(cfg);
-  const state = newClusterState(cfg);
+  const state = cfg.initialClusterState === 'new' ? newClusterState(cfg) : await joinExistingCluster(cfg, log);
   const wal = await Wal.create(walDir, walMetadata(state.memberId, state.clusterId), walOpts);
   // etcd's message (etcdserver/raft.go startNode) with its fields.
   log.info('starting local member', {
@@ -119,13 +122,47 @@ export async function openMember(cfg: ServerConfig, log: Logger): Promise<Opened
 
 /**
  * Joining an existing cluster (a member added with `etcdctl member add`, started with
- * --initial-cluster-state existing and an empty data dir). It needs the cluster's member list and IDs
- * from a peer before Raft starts; until membership changes are built it is refused with a clear error.
+ * --initial-cluster-state existing and an empty data dir): the cluster's ID and members come from the other
+ * members of --initial-cluster (etcd's GetClusterFromRemotePeers); every member given must match one of
+ * them by peer URLs (ValidateClusterAndAssignIDs), and this one takes the ID MemberAdd gave it. Raft
+ * starts with an empty log and configuration: the leader sends the log, or a snapshot, once it knows us.
  */
-function joinExistingCluster(cfg: ServerConfig): never {
-  throw new Error(
-    `--initial-cluster-state=existing needs a data dir of a member that was added (joining is not supported yet; member ${cfg.name})`,
-  );
+async function joinExistingCluster(cfg: ServerConfig, log: Logger): Promise<BootState> {
+  const self = cfg.initialCluster.find((m) => m.name === cfg.name);
+  if (!self) throw new Error(`couldn't find local name "${cfg.name}" in the initial cluster configuration`);
+  const others = cfg.initialCluster.filter((m) => m !== self).flatMap((m) => m.peerURLs);
+  if (others.length === 0) throw new Error('cannot join an existing cluster: --initial-cluster lists no other member');
+  let info: Awaited<ReturnType<typeof fetchClusterMembers>>;
+  try {
+    info = await fetchClusterMembers(others, cfg.peerTls ?? {}, JOIN_FETCH_TIMEOUT_MS);
+  } catch (err) {
+    // etcd's text; what each peer answered goes to the log.
+    log.warn('failed to get cluster information from peers', { urls: others, errors: (err as { attempts?: string[] }).attempts });
+    throw new Error(`cannot fetch cluster info from peer urls: ${(err as Error).message}`);
+  }
+  const remote = info.members.map((m) => ({ id: BigInt('0x' + m.id), peerURLs: [...m.peerURLs].sort() }));
+  if (remote.length !== cfg.initialCluster.length) throw new Error('error validating peerURLs: member count is unequal');
+  let memberId: bigint | undefined;
+  for (const local of cfg.initialCluster) {
+    const urls = [...local.peerURLs].sort();
+    const match = remote.find((r) => r.peerURLs.length === urls.length && r.peerURLs.every((u, i) => u === urls[i]));
+    if (match === undefined) {
+      throw new Error(`error validating peerURLs: unmatched member while checking PeerURLs (${local.name}=${local.peerURLs.join(',')})`);
+    }
+    if (local === self) memberId = match.id;
+  }
+  const clusterId = BigInt('0x' + info.cluster_id);
+  log.info('joining an existing cluster', { 'local-member-id': memberId!.toString(16), 'cluster-id': info.cluster_id });
+  return {
+    memberId: memberId!,
+    clusterId,
+    storage: new MemoryStorage(),
+    snap: undefined,
+    confState: { voters: [], learners: [], voters_outgoing: [], learners_next: [], auto_leave: false },
+    hardState: undefined,
+    bootstrapPeers: undefined,
+    joinPeers: remote,
+  };
 }
 
 /**

@@ -33,6 +33,8 @@ export interface ServerConfig {
   maxRangeResponseBytes: number;
   quotaBackendBytes: number;
   preVote: boolean;
+  /** --strict-reconfig-check: refuse membership changes that could lose the quorum (etcd: true). */
+  strictReconfigCheck?: boolean;
   /** Auto-compaction: off when the retention is 0. */
   autoCompactionMode: 'periodic' | 'revision';
   autoCompactionRetentionMs: number;

@@ -76,6 +76,8 @@ export interface MemberObservations {
   proposalBatchSizes: HistogramCounts;
   walSaves: number;
   walFsyncs: number;
+  /** etcd_server_learner_promote_successes and _failures{Reason} (promotes this member served). */
+  learnerPromotes: { successes: number; failures: ReadonlyMap<string, number> };
   /** tetcd's own: the watch fan-out pool (--worker-threads), if there is one. */
   watchPool: { tasks: number; failedTasks: number; tasksInflight: number; inflightBytes: number } | undefined;
 }
@@ -113,6 +115,20 @@ export interface MemberApi {
   defragment(): Promise<void>;
   /** The cluster's members, sorted by ID. */
   members(): Member[];
+  /** This member's own name and client URLs were applied (etcd serves clients only from then on). */
+  readonly publishedSelf: boolean;
+  /** This member is a learner: it serves only Status and serializable Range (etcd's learner gate). */
+  readonly isLearner: boolean;
+  /** MemberAdd (peer URLs normalized and sorted): the new member and the members after it. Rejects with etcd's errors. */
+  memberAdd(peerURLs: string[], isLearner: boolean): Promise<{ member: Member; members: Member[] }>;
+  /** MemberRemove: the members after it. */
+  memberRemove(id: bigint): Promise<Member[]>;
+  /** MemberUpdate (peer URLs normalized and sorted): the members after it. */
+  memberUpdate(id: bigint, peerURLs: string[]): Promise<Member[]>;
+  /** MemberPromote: the members after it. */
+  memberPromote(id: bigint): Promise<Member[]>;
+  /** MoveLeader on the leader: resolves once `target` leads; etcd's errors otherwise (by `deadlineMs` at the latest). */
+  moveLeader(target: bigint, deadlineMs: number): Promise<void>;
   /** True while the member knows a leader and has no alarm (etcd's health precondition). */
   readonly hasLeader: boolean;
   /** Active alarms. */

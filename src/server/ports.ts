@@ -35,6 +35,10 @@ export interface MemberPeers {
   removePeer(id: bigint): void;
   /** True while a stream to the peer is up (leader transfer picks a live peer). */
   isActive(id: bigint): boolean;
+  /** Since when (Date.now()) the stream to a peer has been up; undefined while down (absent: isActive only). */
+  activeSinceMs?(id: bigint): number | undefined;
+  /** Queues a membership frame (member_forward.ts) for a peer; false if dropped (absent: not forwarded). */
+  sendMember?(to: bigint, payload: Uint8Array): boolean;
   /** New TLS material for peer connections (rotated files); absent where peers are not on sockets. */
   setTls?(t: PeerTls): void;
   /** Per-peer counters for /metrics (src/transport keeps them; fakes may not). */

@@ -5,7 +5,7 @@ import { HistogramCounts, exponentialBuckets } from '../metrics.js';
 
 /** tetcd_proposal_batch_size's bounds: 1, 2, 4 … 4096 proposals. */
 const PROPOSAL_BATCH_BUCKETS = exponentialBuckets(1, 2, 13);
-import type { RawNode } from '../raft/index.js';
+import type { ConfChange, RawNode } from '../raft/index.js';
 import type { InternalRequestInit } from '../proto/internal.js';
 import { Errors, type EtcdError } from '../errors.js';
 import { IdGenerator } from './idgen.js';
@@ -45,6 +45,8 @@ export class Proposals {
   private data: Uint8Array[] = [];
   private idsQueued: bigint[] = [];
   private bytesQueued = 0;
+  /** A membership change waiting for a leader (the member makes one at a time). */
+  private confChange: ConfChange | undefined;
   /** tetcd_proposal_batch_size: proposals per Raft append (the group commit's batch). */
   readonly batchSizes = new HistogramCounts(PROPOSAL_BATCH_BUCKETS);
   /** etcd_server_proposals_failed_total: proposals that timed out, lost their leader or were refused by Raft. */
@@ -56,7 +58,7 @@ export class Proposals {
 
   /** Proposals waiting for the next batch. */
   get queued(): number {
-    return this.data.length;
+    return this.data.length + (this.confChange === undefined ? 0 : 1);
   }
 
   /** etcd_server_proposals_pending: proposals made and not yet applied nor failed. */
@@ -79,11 +81,27 @@ export class Proposals {
   }
 
   /**
+   * Queues a membership change with a fresh ID; resolves when it was applied here (the response carries
+   * the members after it, or the error that refused it). One at a time: a second one while the first waits
+   * for a leader is refused as too many requests (the member serializes its own changes before this).
+   */
+  proposeConfChange(cc: Omit<ConfChange, 'id'>): Promise<ApplyResult> {
+    if (this.confChange !== undefined) return Promise.reject(Errors.TooManyRequests());
+    const id = this.ids.next();
+    const done = this.waits.register(id, this.o.now() + this.o.requestTimeoutMs);
+    this.confChange = { ...cc, id };
+    this.o.wake();
+    return done;
+  }
+
+  /**
    * Hands up to batchCountMax queued proposals to Raft as one append. Without a leader Raft would drop
    * them; like etcd, proposals wait for one (until their timeout).
    */
   flushTo(node: RawNode, leaderId: bigint): void {
-    if (this.data.length === 0 || leaderId === 0n) return;
+    if (leaderId === 0n) return;
+    if (this.confChange !== undefined) this.flushConfChange(node, leaderId);
+    if (this.data.length === 0) return;
     let data = this.data;
     let ids = this.idsQueued;
     if (data.length <= this.o.batchCountMax) {
@@ -109,6 +127,18 @@ export class Proposals {
     } catch {
       const err = leaderId === 0n ? Errors.NoLeader() : Errors.LeaderChanged();
       for (const id of ids) if (this.waits.fail(id, err)) this.failed++;
+    }
+  }
+
+  private flushConfChange(node: RawNode, leaderId: bigint): void {
+    const cc = this.confChange!;
+    this.confChange = undefined;
+    const id = cc.id!;
+    if (!this.waits.has(id)) return;
+    try {
+      node.proposeConfChange(cc);
+    } catch {
+      if (this.waits.fail(id, leaderId === 0n ? Errors.NoLeader() : Errors.LeaderChanged())) this.failed++;
     }
   }
 

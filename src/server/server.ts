@@ -2,7 +2,7 @@
 // the backend, snapshots, ReadIndex and membership together, starts the timers, and answers the API
 // layer through MemberApi. Each part owns its state in a file of its own; none of them imports this one.
 import { ETCD_CLUSTER_VERSION } from '../config/version.js';
-import { Transport, type PeerTls } from '../transport/transport.js';
+import { REMOVED_MEMBER_TEXT, Transport, type PeerTls } from '../transport/transport.js';
 import {
   decodeMessage,
   MessageType,
@@ -11,6 +11,7 @@ import {
   type RawNode,
   type MemoryStorage,
   type Snapshot,
+  type ConfChange,
 } from '../raft/index.js';
 import { backendCommitSeconds, type HashKVResult, type Mvcc } from '../mvcc/index.js';
 import { CorruptionChecker, corruptAlarm } from './corrupt.js';
@@ -29,7 +30,9 @@ import {
   type ResponseHeaderInit,
 } from '../proto/rpc.js';
 import { ReadIndexBatcher } from './read_index.js';
-import { Membership } from './membership.js';
+import { LEARNERS_MAX, Membership } from './membership.js';
+import { MemberChanges } from './member_changes.js';
+import { MemberForward } from './member_forward.js';
 import { Applier, type ApplyResult } from './apply.js';
 import { BackendQuota } from './quota.js';
 import { PeriodicCompactor, RevisionCompactor, type Compactor, type CompactorHost } from './compactor.js';
@@ -113,6 +116,12 @@ export class EtcdServer implements MemberApi {
   private readonly backend: MemberBackend;
   private readonly applier: Applier;
   private readonly membership: Membership;
+  private readonly changes: MemberChanges;
+  private readonly forward: MemberForward;
+  private removedListener: (() => void) | undefined;
+  /** Joining: the cluster's members as a peer listed them. */
+  private readonly joinPeers: Array<{ id: bigint; peerURLs: string[] }> | undefined;
+  private removing = false;
   private readonly proposals: Proposals;
   private readonly applying: EntryApplier;
   private readonly snapshots: Snapshots;
@@ -149,6 +158,7 @@ export class EtcdServer implements MemberApi {
     const cfg = p.cfg;
     this.cfg = cfg;
     this.memberId = p.boot.memberId;
+    this.joinPeers = p.boot.joinPeers;
     this.clusterId = p.boot.clusterId;
     this.log = (cfg.logger ?? silentLogger).with({ 'local-member-id': this.memberId.toString(16) });
     this.limits = { maxTxnOps: cfg.maxTxnOps, maxRequestBytes: cfg.maxRequestBytes, quotaBackendBytes: cfg.quotaBackendBytes };
@@ -247,6 +257,8 @@ export class EtcdServer implements MemberApi {
         onEmptyEntry: () => {
           this.leases.onEmptyEntry(this.loop.isLeader);
         },
+        onRemoved: () => this.removed(),
+        learnersMax: LEARNERS_MAX,
         logger: this.log,
       },
       applied,
@@ -267,6 +279,7 @@ export class EtcdServer implements MemberApi {
           this.node.reportSnapshot(to, status);
         },
         wake,
+        applied: () => ({ index: this.applying.appliedIndex, term: this.applying.appliedTerm, confState: this.applying.confState }),
         fail: (err) => this.fail(err),
       },
       snap?.index ?? 0,
@@ -280,6 +293,29 @@ export class EtcdServer implements MemberApi {
       retryMs: 500,
       timeoutMs: this.requestTimeoutMs,
       waitersMax: WAITERS_MAX,
+    });
+    this.changes = new MemberChanges({
+      memberId: this.memberId,
+      membership: this.membership,
+      strictReconfigCheck: cfg.strictReconfigCheck ?? true,
+      proposeConfChange: (cc) => this.proposeConfChange(cc),
+      raftStatus: () => this.node.status(),
+      leaderId: () => this.loop.leaderId,
+      activeSinceMs: (id) => (this.peers.activeSinceMs ? this.peers.activeSinceMs(id) : this.peers.isActive(id) ? 0 : undefined),
+      askLeaderLearnerReady: (id) => this.forward.askLearnerReady(id),
+      transferLeader: (to) => {
+        this.node.transferLeader(to);
+        this.loop.schedule();
+      },
+      now: () => Date.now(),
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+      heartbeatMs: cfg.heartbeatMs,
+    });
+    this.forward = new MemberForward({
+      send: (to, payload) => this.peers.sendMember?.(to, payload) ?? false,
+      leaderId: () => this.loop.leaderId,
+      readiness: (id) => this.changes.learnerReadiness(id),
+      timeoutMs: this.requestTimeoutMs,
     });
     const threads = cfg.workerThreads ?? 0;
     this.fanout =
@@ -375,9 +411,12 @@ export class EtcdServer implements MemberApi {
       snapshotDir: opened.snapDir,
       onSnapshot: (from, message, statePath) => server?.receiveSnapshot(from, message, statePath),
       tls: cfg.peerTls,
-      isFresh: () => opened.bootstrapPeers !== undefined && server?.publishedSelf !== true,
+      isFresh: () => (opened.bootstrapPeers !== undefined || opened.joinPeers !== undefined) && server?.publishedSelf !== true,
       isBootstrapped: (id) => (server?.members().find((m) => m.ID === id)?.clientURLs.length ?? 0) > 0,
       onRefused: (peer, reason) => server?.refusedByPeer(peer, reason),
+      onMember: (from, payload) => server?.receiveMember(from, payload),
+      membersInfo: () => server?.membersInfo(),
+      isRemoved: (id) => server?.isRemovedMember(id) ?? false,
     });
     server = new EtcdServer({
       cfg,
@@ -410,7 +449,9 @@ export class EtcdServer implements MemberApi {
   /** Dials every known member (a new cluster's initial members before its bootstrap entries apply). */
   dialPeers(): void {
     for (const m of this.membership.list()) this.peers.addPeer(m.ID, m.peerURLs);
-    if (this.membership.size === 0) {
+    if (this.membership.size === 0 && this.joinPeers !== undefined) {
+      for (const m of this.joinPeers) this.peers.addPeer(m.id, m.peerURLs);
+    } else if (this.membership.size === 0) {
       for (const m of this.cfg.initialCluster) this.peers.addPeer(memberIdFor(m.peerURLs, this.cfg.initialClusterToken), m.peerURLs);
     }
   }
@@ -513,6 +554,29 @@ export class EtcdServer implements MemberApi {
   receiveLease(from: bigint, payload: Uint8Array): void {
     if (this.fatalError || this.stopped || this.membership.isRemoved(from)) return;
     this.leases.receive(from, payload);
+  }
+
+  /** A membership frame from a peer (the transport's onMember). */
+  receiveMember(from: bigint, payload: Uint8Array): void {
+    if (this.fatalError || this.stopped || this.membership.isRemoved(from)) return;
+    this.forward.receive(from, payload);
+  }
+
+  /** The cluster's ID and members as a joining member asks for them (undefined before any are known). */
+  membersInfo(): Buffer | undefined {
+    if (this.fatalError || this.stopped || this.membership.size === 0) return undefined;
+    const members = this.membership.list().map((m) => ({
+      id: m.ID.toString(16),
+      name: m.name,
+      peerURLs: m.peerURLs,
+      clientURLs: m.clientURLs,
+      isLearner: m.isLearner,
+    }));
+    return Buffer.from(JSON.stringify({ cluster_id: this.clusterId.toString(16), members }));
+  }
+
+  isRemovedMember(id: bigint): boolean {
+    return this.membership.isRemoved(id);
   }
 
   /** A snapshot's state file arrived whole (the transport's onSnapshot). */
@@ -669,6 +733,36 @@ export class EtcdServer implements MemberApi {
     return this.membership.list();
   }
 
+  get isLearner(): boolean {
+    return this.membership.get(this.memberId)?.isLearner ?? false;
+  }
+
+  memberAdd(peerURLs: string[], isLearner: boolean): Promise<{ member: Member; members: Member[] }> {
+    return this.changes.add(peerURLs, isLearner);
+  }
+
+  memberRemove(id: bigint): Promise<Member[]> {
+    return this.changes.remove(id);
+  }
+
+  memberUpdate(id: bigint, peerURLs: string[]): Promise<Member[]> {
+    return this.changes.update(id, peerURLs);
+  }
+
+  memberPromote(id: bigint): Promise<Member[]> {
+    return this.changes.promote(id);
+  }
+
+  moveLeader(target: bigint, deadlineMs: number): Promise<void> {
+    return this.changes.moveLeader(target, Math.min(deadlineMs, Date.now() + this.requestTimeoutMs));
+  }
+
+  private async proposeConfChange(cc: Omit<ConfChange, 'id'>): Promise<ApplyResult> {
+    if (this.fatalError) throw this.fatalError;
+    if (this.stopped) throw Errors.Stopped();
+    return this.proposals.proposeConfChange(cc);
+  }
+
   alarms(): AlarmMember[] {
     return this.applier.alarms.get();
   }
@@ -733,6 +827,7 @@ export class EtcdServer implements MemberApi {
       watchers: this.watches.size,
       slowWatchers: this.watches.unsyncedCount,
       proposalBatchSizes: this.proposals.batchSizes,
+      learnerPromotes: { successes: this.changes.promoteSuccesses, failures: this.changes.promoteFailures },
       walSaves: this.wal.stats?.appends ?? 0,
       walFsyncs: this.wal.stats?.fsyncs ?? 0,
       watchPool:
@@ -838,6 +933,10 @@ export class EtcdServer implements MemberApi {
 
   /** A peer refused this member's stream: if it knows this member as bootstrapped, this data dir lost its state. */
   refusedByPeer(peer: bigint, reason: string): void {
+    if (reason === REMOVED_MEMBER_TEXT) {
+      this.removed();
+      return;
+    }
     if (!reason.includes('has already been bootstrapped')) return;
     this.fail(
       new Error(
@@ -847,6 +946,30 @@ export class EtcdServer implements MemberApi {
     );
     // Nothing to say to the peers any more (they refuse it anyway).
     void this.peers.stop();
+  }
+
+  /**
+   * This member was removed from the cluster (its removal applied here, or a peer refuses it as removed):
+   * it stops, as etcd's does, after a short delay that lets the removal's entry reach the others.
+   */
+  private removed(): void {
+    if (this.removing) return;
+    this.removing = true;
+    this.log.warn(REMOVED_MEMBER_TEXT);
+    setTimeout(() => {
+      if (this.removedListener !== undefined) this.removedListener();
+      else void this.stop();
+    }, 1000);
+  }
+
+  /** Who stops the process once this member was removed (the CLI); without one the member stops itself. */
+  whenRemoved(fn: () => void): void {
+    this.removedListener = fn;
+  }
+
+  /** Whether this member learned it was removed from the cluster. */
+  get isRemoved(): boolean {
+    return this.removing;
   }
 
   private fail(err: unknown): void {
@@ -878,6 +1001,7 @@ export class EtcdServer implements MemberApi {
     this.corruption.stop();
     this.proposals.failAll(Errors.Stopped());
     this.reads.failAll(Errors.Stopped());
+    this.forward.failAll(Errors.Stopped());
     await this.peers.stop();
     // Let a Ready that is being persisted finish before closing the files under it.
     while (this.loop.busy) await new Promise((r) => setTimeout(r, 1));

@@ -67,6 +67,8 @@ export interface SnapshotsDeps {
   reportSnapshot(to: bigint, status: SnapshotStatus): void;
   /** Something happened that Raft may have work for. */
   wake(): void;
+  /** Where applying stands (the backend holds it once committed). */
+  applied(): { index: number; term: number; confState: ConfState };
   /** A local snapshot failed: the member cannot go on. */
   fail(err: unknown): void;
 }
@@ -135,25 +137,31 @@ export class Snapshots {
   }
 
   /**
-   * Sends a lagging follower the whole backend. The copy's applied index is at least the snapshot's
-   * (snapshots are cut only after the backend is durable there); the follower skips what it already holds.
+   * Sends a lagging follower the whole backend, as of now: like etcd's createMergedSnapshotMessage, the
+   * message says the applied index, term and configuration the backend is committed at, not the last
+   * local snapshot's (a member added since that snapshot is not in its configuration, and Raft refuses a
+   * snapshot that does not include it). The copy may be further ahead; the follower skips what it holds.
    */
   send(m: Message): void {
     const peer = this.d.membership.get(m.to);
-    if (!peer || peer.peerURLs.length === 0) {
+    if (!peer || peer.peerURLs.length === 0 || !m.snapshot) {
       this.d.reportSnapshot(m.to, SnapshotStatus.Failure);
       return;
     }
     const tmp = path.join(this.d.snapDir, `outgoing-${m.to.toString(16)}-${Date.now()}.snap.db`);
     const started = Date.now();
+    const at = this.d.applied();
+    const { flushed } = this.d.backend.commit();
+    const msg: Message = { ...m, snapshot: { ...m.snapshot, metadata: { index: at.index, term: at.term, conf_state: at.confState } } };
     void (async () => {
       try {
+        await flushed;
         await this.d.backend.store.backup(tmp, true);
-        await this.d.peers.sendSnapshot(m.to, encodeMessage(m), tmp, peer.peerURLs);
+        await this.d.peers.sendSnapshot(m.to, encodeMessage(msg), tmp, peer.peerURLs);
         this.d.reportSnapshot(m.to, SnapshotStatus.Finish);
         this.d.logger.info('sent database snapshot to peer', {
           to: m.to.toString(16),
-          'snapshot-index': m.snapshot?.metadata.index,
+          'snapshot-index': at.index,
           'took-ms': Date.now() - started,
         });
       } catch (err) {

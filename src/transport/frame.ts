@@ -25,6 +25,12 @@ export const FrameType = {
   Lease: 10,
   /** A HashKV request of a corruption check, or its answer (src/server/corrupt.ts; etcd's /members/hashkv). */
   Hash: 11,
+  /** A membership question for the leader, or its answer (src/server/member_forward.ts; etcd's /members/promote). */
+  Member: 12,
+  /** Sent instead of a Hello by a member that joins: asks for the cluster's ID and members (etcd's GET /members). */
+  MembersQuery: 13,
+  /** JSON {cluster_id, members: [{id, name, peerURLs, clientURLs, isLearner}]}; the listener closes right after. */
+  MembersAnswer: 14,
 } as const;
 
 export const FRAME_HEADER_BYTES = 5;

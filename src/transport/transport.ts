@@ -56,7 +56,22 @@ export interface TransportOptions {
   isBootstrapped?(id: bigint): boolean;
   /** A peer refused this member's stream, with its reason. */
   onRefused?(peer: bigint, reason: string): void;
+  /** Called for every membership frame received (src/server/member_forward.ts). */
+  onMember?(from: bigint, payload: Buffer): void;
+  /** The cluster's ID and members as JSON, for a joining member's MembersQuery (undefined: not answered). */
+  membersInfo?(): Buffer | undefined;
+  /** Whether member `id` was removed from the cluster: its streams are refused with etcd's text. */
+  isRemoved?(id: bigint): boolean;
 }
+
+/** What a MembersQuery is answered with. */
+export interface ClusterMembersInfo {
+  cluster_id: string;
+  members: Array<{ id: string; name: string; peerURLs: string[]; clientURLs: string[]; isLearner: boolean }>;
+}
+
+/** What a refused removed member is told (etcd's peer handlers answer 410 Gone with it). */
+export const REMOVED_MEMBER_TEXT = 'the member has been permanently removed from the cluster';
 
 /** One peer as /metrics shows it (etcd_network_peer_*{To|From}). */
 export interface PeerObservation {
@@ -202,6 +217,8 @@ class PeerSender {
   private queuedBytes = 0;
   private socket: net.Socket | undefined;
   private connected = false;
+  /** When the stream came up (Date.now()), for etcd's "connected since" health checks. */
+  connectedAtMs = 0;
   private writable = true;
   private flushScheduled = false;
   private backoffMs: number;
@@ -291,6 +308,7 @@ class PeerSender {
       if (o.isFresh()) hello.fresh = true;
       socket.write(Buffer.concat([PEER_MAGIC, encodeFrame(FrameType.Hello, Buffer.from(JSON.stringify(hello)))]));
       this.connected = true;
+      this.connectedAtMs = Date.now();
       this.writable = true;
       this.backoffMs = o.backoffMinMs;
       this.lastHeardMs = Date.now();
@@ -396,10 +414,11 @@ function dialTls(client: tls.ConnectionOptions | undefined, host: string, port: 
 }
 
 type ResolvedOptions = Required<
-  Omit<TransportOptions, 'tls' | 'onPeerUnreachable' | 'logger' | 'snapshotDir' | 'onSnapshot' | 'onLease' | 'onHash'>
+  Omit<TransportOptions, 'tls' | 'onPeerUnreachable' | 'logger' | 'snapshotDir' | 'onSnapshot' | 'onLease' | 'onHash' | 'onMember'>
 > & {
   onLease: ((from: bigint, payload: Buffer) => void) | undefined;
   onHash: ((from: bigint, payload: Buffer) => void) | undefined;
+  onMember: ((from: bigint, payload: Buffer) => void) | undefined;
   tls: NonNullable<TransportOptions['tls']>;
   onPeerUnreachable(id: bigint): void;
   logger: Logger;
@@ -454,12 +473,15 @@ export class Transport {
       onSnapshot: opts.onSnapshot,
       onLease: opts.onLease,
       onHash: opts.onHash,
+      onMember: opts.onMember,
       tls: opts.tls ?? {},
       onPeerUnreachable: opts.onPeerUnreachable ?? (() => {}),
       logger: opts.logger ?? silentLogger,
       isFresh: opts.isFresh ?? (() => false),
       isBootstrapped: opts.isBootstrapped ?? (() => false),
       onRefused: opts.onRefused ?? (() => {}),
+      isRemoved: opts.isRemoved ?? (() => false),
+      membersInfo: opts.membersInfo ?? (() => undefined),
     };
   }
 
@@ -529,6 +551,16 @@ export class Transport {
         }
         for (let f = reader.next(); f; f = reader.next()) {
           if (from === undefined) {
+            if (f.type === FrameType.MembersQuery) {
+              clearTimeout(helloTimer);
+              const info = o.membersInfo();
+              if (info === undefined) refuse('this member cannot list the cluster now');
+              else {
+                socket.end(encodeFrame(FrameType.MembersAnswer, info));
+                socket.destroySoon();
+              }
+              return;
+            }
             if (f.type !== FrameType.Hello) {
               refuse('expected hello');
               return;
@@ -543,6 +575,10 @@ export class Transport {
               return;
             }
             from = BigInt('0x' + String(hello.from));
+            if (o.isRemoved(from)) {
+              refuse(REMOVED_MEMBER_TEXT);
+              return;
+            }
             if (hello.fresh === true && o.isBootstrapped(from)) {
               refuse(`member ${hex(from)} has already been bootstrapped: it comes back with an empty data dir`);
               return;
@@ -551,6 +587,11 @@ export class Transport {
             continue;
           }
           if (f.type === FrameType.Raft) {
+            // Removed while its stream was up: it hears so (and stops) instead of being ignored for good.
+            if (o.isRemoved(from)) {
+              refuse(REMOVED_MEMBER_TEXT);
+              return;
+            }
             this.stats.receivedMessages++;
             this.stats.receivedBytes += f.payload.length;
             this.receivedBytesFrom.set(from, (this.receivedBytesFrom.get(from) ?? 0) + f.payload.length);
@@ -559,6 +600,8 @@ export class Transport {
             o.onLease?.(from, f.payload);
           } else if (f.type === FrameType.Hash) {
             o.onHash?.(from, f.payload);
+          } else if (f.type === FrameType.Member) {
+            o.onMember?.(from, f.payload);
           } else if (f.type === FrameType.Ping) {
             socket.write(encodeFrame(FrameType.Pong, f.payload));
           } else if (f.type === FrameType.SnapBegin) {
@@ -726,6 +769,22 @@ export class Transport {
     return peer.send(payload, FrameType.Hash);
   }
 
+  /** Sends one membership frame (src/server/member_forward.ts) on the Raft stream; false if it was dropped. */
+  sendMember(to: bigint, payload: Uint8Array): boolean {
+    const peer = this.peers.get(to);
+    if (!peer) {
+      this.stats.droppedMessages++;
+      return false;
+    }
+    return peer.send(payload, FrameType.Member);
+  }
+
+  /** Since when (Date.now()) the stream to a peer has been up; undefined while it is down. */
+  activeSinceMs(id: bigint): number | undefined {
+    const p = this.peers.get(id);
+    return p?.isConnected === true ? p.connectedAtMs : undefined;
+  }
+
   /** Whether the outgoing stream to a peer is up (etcd_network_active_peers). */
   isActive(id: bigint): boolean {
     return this.peers.get(id)?.isConnected ?? false;
@@ -759,4 +818,55 @@ export class Transport {
     await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     this.servers.length = 0;
   }
+}
+
+/**
+ * Asks the members at `urls` (tried in turn) for the cluster's ID and members: what a member started with
+ * --initial-cluster-state existing learns before it starts (etcd's GetClusterFromRemotePeers).
+ *
+ *   const info = await fetchClusterMembers(['http://10.0.0.1:2380'], tls, 1000);
+ */
+export async function fetchClusterMembers(urls: readonly string[], tlsOpts: PeerTls, timeoutMs: number): Promise<ClusterMembersInfo> {
+  const errors: string[] = [];
+  for (const url of urls) {
+    try {
+      return await queryMembers(url, tlsOpts, timeoutMs);
+    } catch (err) {
+      errors.push(`${url}: ${(err as Error).message}`);
+    }
+  }
+  throw Object.assign(new Error('could not retrieve cluster information from the given URLs'), { attempts: errors });
+}
+
+function queryMembers(url: string, tlsOpts: PeerTls, timeoutMs: number): Promise<ClusterMembersInfo> {
+  const target = parsePeerUrl(url);
+  return new Promise((resolve, reject) => {
+    const socket = target.secure
+      ? dialTls(tlsOpts.client, target.host, target.port)
+      : net.connect({ host: target.host, port: target.port });
+    const timer = setTimeout(() => socket.destroy(new Error('timed out')), timeoutMs);
+    const reader = new FrameReader(64 * 1024 * 1024);
+    const done = (err: Error | undefined, info?: ClusterMembersInfo) => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (err) reject(err);
+      else resolve(info!);
+    };
+    socket.once(target.secure ? 'secureConnect' : 'connect', () => {
+      socket.write(Buffer.concat([PEER_MAGIC, encodeFrame(FrameType.MembersQuery, Buffer.alloc(0))]));
+    });
+    socket.on('data', (chunk: Buffer) => {
+      reader.push(chunk);
+      try {
+        for (let f = reader.next(); f; f = reader.next()) {
+          if (f.type === FrameType.MembersAnswer) return done(undefined, JSON.parse(f.payload.toString()) as ClusterMembersInfo);
+          if (f.type === FrameType.Error) return done(new Error(f.payload.toString()));
+        }
+      } catch (err) {
+        done(err as Error);
+      }
+    });
+    socket.on('error', (err) => done(err));
+    socket.on('close', () => done(new Error('closed before answering')));
+  });
 }

@@ -166,6 +166,45 @@ test('`cluster --etcd --size 1 --data-dir D`: real etcd with the same layout; SI
   assert.ok(existsSync(join(d, 'm1.log')), 'with the member log');
 });
 
+test('`cluster --size 1` grows by a learner and shrinks back through commands on stdin', async () => {
+  const child = track(
+    spawn(process.execPath, [launcher, '--size', '1', '--', '--heartbeat-interval', '50', '--election-timeout', '500', ...modeArgs()], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    }),
+  );
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr!.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const waitFor = async (re: RegExp, from: number) => {
+    const deadline = Date.now() + 45_000;
+    while (!re.test(out.slice(from))) {
+      assert.ok(Date.now() < deadline, `no ${re} in:\n${out}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  await waitFor(/Ctrl-C stops the cluster\./, 0);
+  let at = out.length;
+  child.stdin!.write('add learner\n');
+  await waitFor(/ m2 +client http:\S+ +peer http:\S+ .*\(learner\)/, at);
+  at = out.length;
+  child.stdin!.write('list\n');
+  await waitFor(/ m2 .* learner\n/, at);
+  at = out.length;
+  child.stdin!.write('remove m2\n');
+  await waitFor(/removed m2; endpoints: 127\.0\.0\.1:\d+\n/, at);
+  at = out.length;
+  child.stdin!.write('list\n');
+  await waitFor(/ m1 /, at);
+  assert.not.match(out.slice(at), / m2 /);
+  child.kill('SIGTERM');
+  assert.is(await awaitWithTimer(exited, 30_000, 'launcher exit'), 0);
+});
+
 test('a bad argument exits 2 with usage', async () => {
   const child = track(spawn(process.execPath, [launcher, '--size', 'x'], { stdio: ['ignore', 'pipe', 'pipe'] }));
   let err = '';

@@ -137,7 +137,7 @@ test(`histories stay linearizable while the peer network partitions, one-way dro
   const h = new HistoryRecorder();
   const opts: LinRunOptions = { clients: 6, keys: 5, durationMs: 0, opTimeoutMs: 2_000, seed, long: LONG, log };
   let untilMs = Number.POSITIVE_INFINITY;
-  const clients = runClients(c, h, opts, Number.MAX_SAFE_INTEGER, seededRng(seed ^ 0x5bd1e995), () => Date.now() >= untilMs);
+  const clients = runClients(c, h, opts, () => untilMs, seededRng(seed ^ 0x5bd1e995));
   const events = await runPartitions(c, net, seededRng(seed));
   untilMs = Date.now();
   await clients;
@@ -182,7 +182,7 @@ test('the harness catches reads served without ReadIndex: an isolated leader ans
     serializableReads: true,
   };
   let untilMs = Number.POSITIVE_INFINITY;
-  const clients = runClients(c, h, opts, Number.MAX_SAFE_INTEGER, seededRng(seed ^ 0x1b873593), () => Date.now() >= untilMs);
+  const clients = runClients(c, h, opts, () => untilMs, seededRng(seed ^ 0x1b873593));
   await sleep(500);
   const leader = await c.leader(10_000);
   net.isolate(leader.name);

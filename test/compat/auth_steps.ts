@@ -104,6 +104,10 @@ export const STEPS: Step[] = [
   ...forAll(['put', '/p/l', 'v', `--lease=\${LEASE_1}`]),
   ...forAll(['lease', 'revoke', `\${LEASE_1}`]),
   ...forAll(['member', 'list']),
+  // Membership changes are root's (an unknown ID: the permission check comes first); MoveLeader checks none.
+  ...forAll(['member', 'remove', '1234']),
+  ...forAll(['member', 'promote', '1234']),
+  ...forAll(['move-leader', '1234']),
   ...forAll(['endpoint', 'status']),
   ...forAll(['endpoint', 'health']),
   ...forAll(['alarm', 'list']),

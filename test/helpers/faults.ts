@@ -641,36 +641,40 @@ const RANGE_KEYS_MAX = 4;
 
 /**
  * `clients` concurrent clients doing get, range over up to RANGE_KEYS_MAX neighbouring keys, put, txn
- * putting 2-3 keys, and cas (by value or by mod_revision) on `keys` keys against every member until
- * `untilMs`, recording everything in `h` (ranges and txns as groups). Any error is an unknown outcome;
- * the client then reconnects to the next member. Values are unique (`c<client>-<seq>[.i]`). `stopWhen` ends the
- * run early (checked before each op).
+ * putting 2-3 keys, and cas (by value or by mod_revision) on `keys` keys against every member until `untilMs`
+ * (a time, or a function asked before each operation), recording everything in `h` (ranges and txns as
+ * groups). Any error is an unknown outcome; the client then reconnects to the next member (`c.members` is read
+ * again then: a cluster that grows or shrinks). Values are unique (`c<client>-<seq>[.i]`).
  */
 export async function runClients(
   c: LocalCluster,
   h: HistoryRecorder,
   o: LinRunOptions,
-  untilMs: number,
+  untilMs: number | (() => number),
   rng: () => number,
-  stopWhen: () => boolean = () => false,
 ): Promise<void> {
+  const until = typeof untilMs === 'number' ? () => untilMs : untilMs;
   const keys = Array.from({ length: o.keys }, (_, i) => Buffer.from(`${KEY_PREFIX.toString('latin1')}k${i}`));
   const sorted = [...keys].sort(Buffer.compare);
-  const endpoints = c.members.map((m) => m.endpoint);
+  // Read again at each (re)connection: a cluster whose membership changes during the run has new members.
+  const endpoints = () => c.members.map((m) => m.endpoint);
   const one = async (id: number): Promise<void> => {
-    let at = id % endpoints.length;
+    let at = id;
     let kv: ExactKv | null = null;
     const seen = new Map<number, Seen>();
     const gapMs = (o.opsPerSecondMax ?? 0) > 0 ? (o.clients * 1000) / o.opsPerSecondMax! : 0;
     let nextAt = Date.now();
-    for (let seq = 0; Date.now() < untilMs && !stopWhen(); seq++) {
+    for (let seq = 0; Date.now() < until(); seq++) {
       if (gapMs > 0) {
         nextAt += gapMs;
         const wait = nextAt - Date.now();
         if (wait > 0) await sleep(wait);
         else if (wait < -1000) nextAt = Date.now(); // after a stall, do not burst to catch up
       }
-      kv ??= new ExactKv(endpoints[at]!);
+      if (kv === null) {
+        const eps = endpoints();
+        kv = new ExactKv(eps[at % eps.length]!);
+      }
       const ki = Math.floor(rng() * keys.length);
       const key = keys[ki]!;
       const r = rng();
@@ -762,7 +766,7 @@ export async function runClients(
       if (failed) {
         kv.close();
         kv = null;
-        at = (at + 1) % endpoints.length;
+        at++;
         await sleep(50);
       }
     }

@@ -38,7 +38,6 @@ const ABSENT: Readonly<Record<string, string>> = {
   etcd_mvcc_hash_duration_seconds: 'Hash is not implemented yet',
   etcd_mvcc_hash_rev_duration_seconds: 'HashKV is not implemented yet',
   etcd_server_client_requests_total: "the client's API version is not tracked yet",
-  etcd_server_learner_promote_successes: 'learners are not implemented yet',
   etcd_server_go_version: 'Go; tetcd runs on Node.js (nodejs_version_info)',
   process_virtual_memory_max_bytes: "Go's procfs collector; prom-client has no such metric",
 };
@@ -58,15 +57,10 @@ function absentReason(name: string): string | undefined {
 /** gRPC methods etcd 3.4 serves and tetcd does not register yet (their series are absent). */
 const METHODS_NOT_SERVED: Readonly<Record<string, string>> = {
   'grpc.health.v1.Health/Check': 'the gRPC health service is not implemented yet',
-  'etcdserverpb.Cluster/MemberAdd': 'membership changes are not implemented yet',
-  'etcdserverpb.Cluster/MemberRemove': 'membership changes are not implemented yet',
-  'etcdserverpb.Cluster/MemberUpdate': 'membership changes are not implemented yet',
-  'etcdserverpb.Cluster/MemberPromote': 'membership changes are not implemented yet',
   'grpc.health.v1.Health/Watch': 'the gRPC health service is not implemented yet',
   'etcdserverpb.Maintenance/Defragment': 'not implemented yet',
   'etcdserverpb.Maintenance/Hash': 'not implemented yet',
   'etcdserverpb.Maintenance/HashKV': 'not implemented yet',
-  'etcdserverpb.Maintenance/MoveLeader': 'not implemented yet',
   'etcdserverpb.Maintenance/Snapshot': 'not implemented yet',
   ...Object.fromEntries(
     [
