@@ -11,6 +11,7 @@ import { Election } from '../proto/v3election.js';
 import { serveLock, serveUnlock } from './lock.js';
 import { proposeAuth, serveAuthenticate, serveUserAdd, serveUserChangePassword, type AuthProposal } from './auth_rpc.js';
 import { serveCampaign, serveLeader, serveObserve, serveProclaim, serveResign } from './election.js';
+import { serveSnapshot } from './snapshot.js';
 import type {
   RangeRequest,
   PutRequest,
@@ -606,6 +607,7 @@ export const RPCS: readonly AnyRpc[] = [
   rpc(KV.methods.Compact, { validate: noCheck, proposes: always, serve: serveCompact }),
   rpc(Maintenance.methods.Status, { validate: noCheck, proposes: never, serve: serveStatus }),
   rpc(Maintenance.methods.Alarm, { validate: noCheck, proposes: always, serve: serveAlarm }),
+  serverStreamRpc(Maintenance.methods.Snapshot, { validate: noCheck, serve: serveSnapshot }),
   rpc(Cluster.methods.MemberList, { validate: noCheck, proposes: never, serve: serveMemberList }),
   bidiRpc(Watch.methods.Watch, { validate: noCheck, serve: serveWatch }),
   rpc(Lease.methods.LeaseGrant, { validate: validateLeaseGrant, proposes: always, serve: serveLeaseGrant }),

@@ -19,6 +19,7 @@ import type { WatchSink, WatchStream } from '../watch/index.js';
 import type { LeaseTtl, LessorStats } from '../lease/index.js';
 import type { LeaseGrantRequest, LeaseGrantResponseInit } from '../proto/rpc.js';
 import type { MemberAuth } from './member_auth.js';
+import type { SnapshotFile } from './client_snapshot.js';
 
 /** The request limits etcd checks before a request reaches Raft (from the member's flags). */
 export interface MemberLimits {
@@ -106,6 +107,11 @@ export interface MemberApi {
   status(): MemberStatus;
   /** The cluster's members, sorted by ID. */
   members(): Member[];
+  /**
+   * The state applied now as an etcd bbolt file (Maintenance.Snapshot), written off the event loop; release()
+   * it after streaming. Rejects with `etcdserver: too many requests` past the files allowed at once.
+   */
+  snapshot(signal: AbortSignal): Promise<SnapshotFile>;
   /** True while the member knows a leader and has no alarm (etcd's health precondition). */
   readonly hasLeader: boolean;
   /** Active alarms. */

@@ -34,6 +34,7 @@ import { BackendQuota } from './quota.js';
 import { PeriodicCompactor, RevisionCompactor, type Compactor, type CompactorHost } from './compactor.js';
 import { ApplyEventHub, type ApplySubscriber, type ApplySubscription } from '../events/apply_events.js';
 import { MemberBackend } from './backend.js';
+import { ClientSnapshots, type SnapshotFile } from './client_snapshot.js';
 import { Snapshots } from './snapshots.js';
 import { Proposals, WAITERS_MAX, PROPOSAL_BATCH_COUNT_MAX_DEFAULT } from './proposals.js';
 import { EntryApplier } from './apply_entries.js';
@@ -115,6 +116,7 @@ export class EtcdServer implements MemberApi {
   private readonly proposals: Proposals;
   private readonly applying: EntryApplier;
   private readonly snapshots: Snapshots;
+  private readonly clientSnapshots: ClientSnapshots;
   private readonly reads: ReadIndexBatcher;
   private readonly loop: ReadyLoop;
   private readonly watches: WatchHub;
@@ -267,6 +269,7 @@ export class EtcdServer implements MemberApi {
       },
       snap?.index ?? 0,
     );
+    this.clientSnapshots = new ClientSnapshots({ snapDir: p.snapDir, backend: this.backend, log: this.log });
     this.reads = new ReadIndexBatcher({
       requestReadIndex: (ctx) => {
         this.node.readIndex(ctx);
@@ -599,6 +602,12 @@ export class EtcdServer implements MemberApi {
 
   members(): Member[] {
     return this.membership.list();
+  }
+
+  snapshot(signal: AbortSignal): Promise<SnapshotFile> {
+    if (this.fatalError) return Promise.reject(this.fatalError);
+    if (this.stopped) return Promise.reject(Errors.Stopped());
+    return this.clientSnapshots.make(signal);
   }
 
   alarms(): AlarmMember[] {
