@@ -74,6 +74,7 @@ export class ClientSnapshots {
       return { ...r, path: out, release };
     } catch (err) {
       await release();
+      this.d.log.warn('failed to write a database snapshot for a client', { error: err instanceof Error ? err.message : String(err) });
       throw err;
     }
   }
