@@ -292,7 +292,11 @@ export class BucketBuilder {
     }
     if (this.flags.length > 0 || this.leaves.length === 0) this.flushLeaf();
     let level = this.leaves;
-    while (level.length > 1) level = this.branchLevel(level);
+    while (level.length > 1) {
+      const up = this.branchLevel(level);
+      if (up.length >= level.length) throw new Error('bbolt: a branch level did not shrink');
+      level = up;
+    }
     const value = Buffer.alloc(BUCKET_HEADER_BYTES);
     writeU64(value, 0, level[0].pgid);
     this.onEnd(value);
@@ -307,7 +311,8 @@ export class BucketBuilder {
       let end = start;
       while (end < children.length && end - start < PAGE_ELEMENTS_MAX) {
         const size = ELEMENT_BYTES + children[end].key.length;
-        if (end > start && bytes + size > this.w.pageSize) break;
+        // At least two children a page (bbolt's minKeysPerPage; a bigger one overflows): each level halves.
+        if (end - start >= 2 && bytes + size > this.w.pageSize) break;
         bytes += size;
         end++;
       }
