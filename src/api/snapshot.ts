@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import type { MemberApi } from '../server/member_api.js';
 import type { SnapshotRequest, SnapshotResponseInit } from '../proto/rpc.js';
 import type { CallContext } from './context.js';
-import { EtcdError, GrpcCode } from '../errors.js';
+import { EtcdError, GrpcCode, toEtcdError } from '../errors.js';
 
 /** Bytes of the file per response message (etcd sends 32 KiB; bigger messages cost fewer per-message turns). */
 export const SNAPSHOT_CHUNK_BYTES = 64 * 1024;
@@ -21,9 +21,30 @@ interface SnapshotWriter {
   readonly done: boolean;
 }
 
+/** etcd's auth package errors, by the text of the etcdserver error a member raises for them. */
+const AUTH_PACKAGE_ERRORS: ReadonlySet<string> = new Set(
+  ['user name is empty', 'user not found', 'permission denied', 'invalid auth token', 'revision in header is old'].map(
+    (m) => `etcdserver: ${m}`,
+  ),
+);
+
+/**
+ * etcd 3.4's admin check on maintenance RPCs (authMaintenanceServer.isAuthenticated) returns the auth
+ * package's own error, untranslated: clients see code Unknown and `auth: permission denied`.
+ */
+async function requireAdminAsEtcd(s: MemberApi, ctx: CallContext): Promise<void> {
+  try {
+    await s.auth.requireAdmin(ctx);
+  } catch (err) {
+    const e = toEtcdError(err);
+    if (AUTH_PACKAGE_ERRORS.has(e.message)) throw new EtcdError(GrpcCode.Unknown, `auth: ${e.message.slice('etcdserver: '.length)}`);
+    throw err;
+  }
+}
+
 /** Streams a snapshot of the member's backend; resolves when the last message is written. */
 export async function serveSnapshot(s: MemberApi, _req: SnapshotRequest, out: SnapshotWriter, ctx: CallContext): Promise<void> {
-  await s.auth.requireAdmin(ctx);
+  await requireAdminAsEtcd(s, ctx);
   const abort = new AbortController();
   ctx.onCancel(() => abort.abort());
   const snap = await s.snapshot(abort.signal);

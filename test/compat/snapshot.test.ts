@@ -181,6 +181,35 @@ t('snapshot status of the same workload: revision and total keys as etcd 3.4 pri
   assert.ok(tetcd.totalSize > 0 && tetcd.totalSize <= etcd.totalSize, `sizes ${tetcd.totalSize} vs ${etcd.totalSize}`);
 });
 
+t('with auth on, only root may take a snapshot (as etcd 3.4 answers)', async () => {
+  const seen: Record<string, string[]> = {};
+  for (const kind of ['etcd', 'tetcd'] as const) {
+    const m = await startMember(kind);
+    try {
+      for (const args of [
+        ['user', 'add', 'root:rootpw'],
+        ['user', 'add', 'u:upw'],
+        ['auth', 'enable'],
+      ]) {
+        await ok(m.endpoint, args);
+      }
+      const file = path.join(tempDir('tetcd-snap-'), 'a.db');
+      const lines: string[] = [];
+      for (const user of [[], ['--user', 'u:upw'], ['--user', 'root:rootpw']]) {
+        const r = await etcdctl(m.endpoint, ['snapshot', 'save', file, ...user], { timeoutMs: 60_000 });
+        const err = r.stderr.split('\n').find((l) => l.startsWith('Error:')) ?? '';
+        lines.push(`${r.code} ${r.stdout.trim().replace(file, 'FILE')} ${err}`);
+      }
+      seen[kind] = lines;
+    } finally {
+      await m.stop();
+    }
+  }
+  assert.equal(seen.tetcd, seen.etcd);
+  assert.match(seen.tetcd[1], 'permission denied');
+  assert.match(seen.tetcd[2], /^0 Snapshot saved/);
+});
+
 /** A raw Snapshot stream: the gRPC messages' payload bytes and the status, read at the caller's pace. */
 function openSnapshot(m: Member): {
   stream: http2.ClientHttp2Stream;
