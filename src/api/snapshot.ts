@@ -10,8 +10,12 @@ import type { SnapshotRequest, SnapshotResponseInit } from '../proto/rpc.js';
 import type { CallContext } from './context.js';
 import { EtcdError, GrpcCode, toEtcdError } from '../errors.js';
 
-/** Bytes of the file per response message (etcd sends 32 KiB; bigger messages cost fewer per-message turns). */
-export const SNAPSHOT_CHUNK_BYTES = 64 * 1024;
+/**
+ * Bytes of the file per response message. etcd sends 32 KiB; here 64 KiB messages took etcdctl 4.6-5.1 s for a
+ * 272 MiB file and 1 MiB ones 2.1-2.4 s (per-message costs on both ends). Every gRPC client etcd supports
+ * accepts 4 MiB messages at least.
+ */
+export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 
 /** What Snapshot needs of its stream (rpc.ts's RpcStreamWriter; named here so rpc.ts can import this file). */
 interface SnapshotWriter {
