@@ -37,6 +37,8 @@ const MAGIC = 0xed0cdaed;
 const VERSION = 2;
 /** bbolt's element count field is 16 bits. */
 const PAGE_ELEMENTS_MAX = 0xffff;
+/** A leaf's data buffer grown past this for a large value is dropped after the leaf. */
+const DATA_BUFFER_KEPT_BYTES = 4 << 20;
 /** Bytes the writer gathers before one write(2). */
 const FLUSH_BYTES = 1 << 20;
 
@@ -106,21 +108,34 @@ export class BboltWriter {
     return b;
   }
 
-  /** Appends `page` (whole pages, its header's id still to set) as the next pages; returns its pgid. */
-  _writePage(page: Buffer): number {
+  /**
+   * Room for the next page (`bytes`, whole pages) to be filled in place: a view of the output buffer, or a
+   * buffer of its own when larger. It is not zeroed: the caller writes every byte, then calls _pageDone().
+   */
+  _pageSpace(bytes: number): Buffer {
+    if (this.outUsed + bytes > this.out.length) this.flush();
+    return bytes > this.out.length ? Buffer.allocUnsafe(bytes) : this.out.subarray(this.outUsed, this.outUsed + bytes);
+  }
+
+  /** Takes the page filled in `view` (from _pageSpace, its id still to set) as the next pages; returns its pgid. */
+  _pageDone(view: Buffer): number {
     const pgid = this.nextPgid;
-    const n = page.length / this.pageSize;
-    writeU64(page, 0, pgid);
-    this.nextPgid += n;
-    if (this.outUsed + page.length > this.out.length) this.flush();
-    if (page.length > this.out.length) {
-      this.writeAll(page, this.outOffset);
-      this.outOffset += page.length;
+    writeU64(view, 0, pgid);
+    this.nextPgid += view.length / this.pageSize;
+    if (view.buffer === this.out.buffer && view.byteOffset === this.out.byteOffset + this.outUsed) {
+      this.outUsed += view.length;
     } else {
-      page.copy(this.out, this.outUsed);
-      this.outUsed += page.length;
+      this.writeAll(view, this.outOffset);
+      this.outOffset += view.length;
     }
     return pgid;
+  }
+
+  /** Appends `page` (whole pages, its header's id still to set) as the next pages; returns its pgid. */
+  _writePage(page: Buffer): number {
+    const view = this._pageSpace(page.length);
+    page.copy(view);
+    return this._pageDone(view);
   }
 
   private flush(): void {
@@ -247,12 +262,13 @@ export class BucketBuilder {
     return PAGE_HEADER_BYTES + this.flags.length * ELEMENT_BYTES + this.dataUsed;
   }
 
-  /** The leaf being filled as a page image of `bytes` bytes (zero-padded). */
-  private leafImage(bytes: number): Buffer {
+  /** Writes the leaf being filled into `p` as a page image (zero-padded to p's length; the id left 0). */
+  private leafImage(p: Buffer, overflowPages: number): void {
     const n = this.flags.length;
-    const p = Buffer.alloc(bytes);
+    p.fill(0, 0, PAGE_HEADER_BYTES);
     writeU16(p, 8, LEAF_PAGE);
     writeU16(p, 10, n);
+    writeU32(p, 12, overflowPages);
     const dataStart = PAGE_HEADER_BYTES + n * ELEMENT_BYTES;
     for (let i = 0; i < n; i++) {
       const e = PAGE_HEADER_BYTES + i * ELEMENT_BYTES;
@@ -262,21 +278,21 @@ export class BucketBuilder {
       p.writeUInt32LE(this.vsizes[i], e + 12);
     }
     this.data.copy(p, dataStart, 0, this.dataUsed);
-    return p;
+    p.fill(0, dataStart + this.dataUsed);
   }
 
   private flushLeaf(): void {
-    const bytes = this.leafBytes();
-    const pages = Math.ceil(bytes / this.w.pageSize);
-    const p = this.leafImage(pages * this.w.pageSize);
-    writeU32(p, 12, pages - 1);
-    this.leaves.push({ key: this.firstKey!, pgid: this.w._writePage(p) });
+    const pages = Math.ceil(this.leafBytes() / this.w.pageSize);
+    const p = this.w._pageSpace(pages * this.w.pageSize);
+    this.leafImage(p, pages - 1);
+    this.leaves.push({ key: this.firstKey!, pgid: this.w._pageDone(p) });
     this.flags = [];
     this.offsets = [];
     this.ksizes = [];
     this.vsizes = [];
     this.dataUsed = 0;
-    if (this.data.length > this.w.pageSize) this.data = Buffer.allocUnsafe(this.w.pageSize);
+    // Kept grown for the next large value, up to a bound (one huge value must not pin its size).
+    if (this.data.length > DATA_BUFFER_KEPT_BYTES) this.data = Buffer.allocUnsafe(this.w.pageSize);
   }
 
   /** Finishes the bucket: its last leaf and its branch pages are written, its value goes to the parent. */
@@ -286,7 +302,7 @@ export class BucketBuilder {
     if (!this.neverInline && this.leaves.length === 0 && this.leafBytes() <= this.w.pageSize / 4) {
       const bytes = this.leafBytes();
       const value = Buffer.alloc(BUCKET_HEADER_BYTES + bytes);
-      this.leafImage(bytes).copy(value, BUCKET_HEADER_BYTES);
+      this.leafImage(value.subarray(BUCKET_HEADER_BYTES), 0);
       this.onEnd(value);
       return;
     }
