@@ -160,7 +160,7 @@ async function main(): Promise<void> {
     }
   }
   const lines = [
-    '### Snapshot save beside etcd 3.4',
+    `## Snapshot save beside etcd 3.4 (${new Date().toISOString().slice(0, 10)})`,
     '',
     `\`npm run bench:snapshot -- --db-mib ${o.dbMib}\`, ${new Date().toISOString().slice(0, 16)} UTC, medians of ${o.rounds} rounds (alternating which server goes first); one member loaded with ${o.dbMib} MiB of ${VALUE_BYTES / 1024} KiB values; ${o.clients} closed-loop clients putting 256 B values for ${o.durationMs} ms (baseline), then while the real \`etcdctl snapshot save\` runs (its wall time, fsync included).`,
     '',
