@@ -282,48 +282,62 @@ async function until(what: string, cond: () => boolean, timeoutMs = 10_000): Pro
   }
 }
 
-t('a client that stops reading holds the stream (not cut, the file sent whole after); a cancelled one frees the file', async () => {
-  const m = await startMember('tetcd', { extraArgs: ['--max-request-bytes', String(3 << 20)] });
-  const c = client(m);
-  try {
-    // 72 MiB: past the most a stream may queue before it is cut (64 MiB in-process, 8 MiB per client-process stream).
-    const value = Buffer.alloc(2 << 20, 0x63);
-    for (let i = 0; i < 36; i++) await c.put(`big/${i}`).value(value);
+t(
+  'a client that stops reading holds the stream (not cut, the file sent whole after); at most two in flight; a cancelled one frees the file',
+  async () => {
+    const m = await startMember('tetcd', { extraArgs: ['--max-request-bytes', String(3 << 20)] });
+    const c = client(m);
+    try {
+      // 72 MiB: past the most a stream may queue before it is cut (64 MiB in-process, 8 MiB per client-process stream).
+      const value = Buffer.alloc(2 << 20, 0x63);
+      for (let i = 0; i < 36; i++) await c.put(`big/${i}`).value(value);
 
-    const slow = openSnapshot(m);
-    slow.stream.pause();
-    await until('the snapshot file', () => outgoingFiles(m).length === 1);
-    await new Promise((r) => setTimeout(r, 1_500));
-    slow.stream.resume();
-    const { data, status: st } = await slow.done;
-    slow.session.close();
-    assert.is(st.trim(), '0', 'the stream ended OK');
-    const parts = blobs(data);
-    const body = Buffer.concat(parts.slice(0, -1));
-    assert.ok(body.length > 72 * 1024 * 1024, `the whole file arrived (${body.length} bytes)`);
-    assert.equal(parts[parts.length - 1], createHash('sha256').update(body).digest(), 'the last message is its sha256');
-    await until('the file to go after the stream', () => outgoingFiles(m).length === 0);
+      const slow = openSnapshot(m);
+      slow.stream.pause();
+      await until('the snapshot file', () => outgoingFiles(m).length === 1);
+      // Two snapshots may be in flight; a third is refused until one ends.
+      const second = openSnapshot(m);
+      second.stream.pause();
+      await until('the second snapshot file', () => outgoingFiles(m).length === 2);
+      const third = openSnapshot(m);
+      const refused = await third.done;
+      third.session.close();
+      assert.is(refused.status, '8 etcdserver: too many requests');
+      second.stream.close(http2.constants.NGHTTP2_CANCEL);
+      await second.done;
+      second.session.close();
+      await new Promise((r) => setTimeout(r, 1_500));
+      slow.stream.resume();
+      const { data, status: st } = await slow.done;
+      slow.session.close();
+      assert.is(st.trim(), '0', 'the stream ended OK');
+      const parts = blobs(data);
+      const body = Buffer.concat(parts.slice(0, -1));
+      assert.ok(body.length > 72 * 1024 * 1024, `the whole file arrived (${body.length} bytes)`);
+      assert.equal(parts[parts.length - 1], createHash('sha256').update(body).digest(), 'the last message is its sha256');
+      await until('the file to go after the stream', () => outgoingFiles(m).length === 0);
 
-    const cancelled = openSnapshot(m);
-    await new Promise<void>((resolve) => cancelled.stream.once('data', () => resolve()));
-    assert.is(outgoingFiles(m).length, 1);
-    cancelled.stream.close(http2.constants.NGHTTP2_CANCEL);
-    await cancelled.done;
-    cancelled.session.close();
-    await until('the cancelled snapshot file to go', () => outgoingFiles(m).length === 0);
+      const cancelled = openSnapshot(m);
+      await new Promise<void>((resolve) => cancelled.stream.once('data', () => resolve()));
+      assert.is(outgoingFiles(m).length, 1);
+      cancelled.stream.close(http2.constants.NGHTTP2_CANCEL);
+      await cancelled.done;
+      cancelled.session.close();
+      await until('the cancelled snapshot file to go', () => outgoingFiles(m).length === 0);
 
-    // Cancelled while the file is being written: the export stops and its file goes too.
-    const early = openSnapshot(m);
-    await until('the snapshot file', () => outgoingFiles(m).length === 1);
-    early.stream.close(http2.constants.NGHTTP2_CANCEL);
-    await early.done;
-    early.session.close();
-    await until('the file of the export cancelled early to go', () => outgoingFiles(m).length === 0);
-    assert.match(m.logs(), /wrote database snapshot for a client/);
-  } finally {
-    c.close();
-    await m.stop();
-  }
-});
+      // Cancelled while the file is being written: the export stops and its file goes too.
+      const early = openSnapshot(m);
+      await until('the snapshot file', () => outgoingFiles(m).length === 1);
+      early.stream.close(http2.constants.NGHTTP2_CANCEL);
+      await early.done;
+      early.session.close();
+      await until('the file of the export cancelled early to go', () => outgoingFiles(m).length === 0);
+      assert.match(m.logs(), /wrote database snapshot for a client/);
+    } finally {
+      c.close();
+      await m.stop();
+    }
+  },
+);
 
 test.run();
