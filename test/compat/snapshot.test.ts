@@ -181,14 +181,39 @@ t('snapshot status of the same workload: revision and total keys as etcd 3.4 pri
   assert.ok(tetcd.totalSize > 0 && tetcd.totalSize <= etcd.totalSize, `sizes ${tetcd.totalSize} vs ${etcd.totalSize}`);
 });
 
-t('with auth on, only root may take a snapshot (as etcd 3.4 answers)', async () => {
+/** What users, roles and permissions look like from outside: the same on the original and the restored server. */
+const AUTH_PROBES: string[][] = [
+  ['--user', 'root:rootpw', 'user', 'list'],
+  ['--user', 'root:rootpw', 'user', 'get', 'u'],
+  ['--user', 'root:rootpw', 'role', 'list'],
+  ['--user', 'root:rootpw', 'role', 'get', 'reader'],
+  ['--user', 'u:upw', 'get', 'k1'],
+  ['--user', 'u:upw', 'put', 'k2', 'x'],
+  ['--user', 'u:wrong', 'get', 'k1'],
+  ['get', 'k1'],
+];
+
+async function authProbes(endpoint: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const args of AUTH_PROBES) {
+    const r = await etcdctl(endpoint, args);
+    out.push(`${r.code} ${r.stdout.trim()} ${r.stderr.split('\n').find((l) => l.startsWith('Error:')) ?? ''}`);
+  }
+  return out;
+}
+
+t('with auth on, only root may take a snapshot (as etcd 3.4 answers); etcd restores the users, roles and permissions', async () => {
   const seen: Record<string, string[]> = {};
   for (const kind of ['etcd', 'tetcd'] as const) {
     const m = await startMember(kind);
     try {
       for (const args of [
+        ['put', 'k1', 'v1'],
         ['user', 'add', 'root:rootpw'],
         ['user', 'add', 'u:upw'],
+        ['role', 'add', 'reader'],
+        ['role', 'grant-permission', 'reader', '--prefix=true', 'read', 'k'],
+        ['user', 'grant-role', 'u', 'reader'],
         ['auth', 'enable'],
       ]) {
         await ok(m.endpoint, args);
@@ -201,6 +226,15 @@ t('with auth on, only root may take a snapshot (as etcd 3.4 answers)', async () 
         lines.push(`${r.code} ${r.stdout.trim().replace(file, 'FILE')} ${err}`);
       }
       seen[kind] = lines;
+      if (kind === 'tetcd') {
+        const restored = await restoreIntoEtcd(file);
+        try {
+          const probes = await authProbes(m.endpoint);
+          assert.equal(await authProbes(restored.endpoint), probes);
+        } finally {
+          await restored.stop();
+        }
+      }
     } finally {
       await m.stop();
     }
