@@ -9,6 +9,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Errors, EtcdError, GrpcCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import { HistogramCounts, exponentialBuckets } from '../metrics.js';
 import type { MemberBackend } from './backend.js';
 import type { ExportReply } from '../snapshot/export_worker.js';
 import type { ExportOptions, ExportResult } from '../snapshot/export_backend.js';
@@ -31,6 +32,8 @@ export interface SnapshotFile extends ExportResult {
 export class ClientSnapshots {
   private inFlight = 0;
   private seq = 0;
+  /** etcd_disk_backend_snapshot_duration_seconds: from the request to the end of the stream (etcd's buckets). */
+  readonly durationSeconds = new HistogramCounts(exponentialBuckets(0.01, 2, 17));
 
   constructor(
     private readonly d: {
@@ -53,17 +56,19 @@ export class ClientSnapshots {
     this.inFlight++;
     const out = path.join(this.d.snapDir, `outgoing-client-${process.pid}-${++this.seq}.bbolt`);
     let released = false;
+    const started = performance.now();
+    let made = false;
     const release = async (): Promise<void> => {
       if (released) return;
       released = true;
       this.inFlight--;
+      if (made) this.durationSeconds.observe((performance.now() - started) / 1000);
       await fs.promises.rm(out, { force: true });
     };
     try {
       // etcd commits its batch first: the snapshot holds everything applied before the request.
       await this.d.backend.commit().committed;
       if (signal.aborted) throw cancelled();
-      const started = performance.now();
       const r = await this.runWorker({ lmdbPath: path.join(this.d.snapDir, 'db'), outPath: out }, signal);
       this.d.log.info('wrote database snapshot for a client', {
         'total-bytes': r.sizeBytes,
@@ -71,6 +76,7 @@ export class ClientSnapshots {
         'consistent-index': r.consistentIndex,
         'took-ms': Math.round(performance.now() - started),
       });
+      made = true;
       return { ...r, path: out, release };
     } catch (err) {
       await release();

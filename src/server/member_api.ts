@@ -61,6 +61,8 @@ export interface MemberObservations {
   walFsyncSeconds: HistogramCounts | undefined;
   walWriteBytes: number;
   backendCommitSeconds: HistogramCounts;
+  /** Client snapshots (Maintenance.Snapshot), from the request to the end of the stream. */
+  backendSnapshotSeconds: HistogramCounts;
   peers: PeerObservation[];
   heartbeatSendFailures: number;
   compactionMs: HistogramCounts;

@@ -663,6 +663,7 @@ export class EtcdServer implements MemberApi {
       walFsyncSeconds: this.wal.fsyncSeconds,
       walWriteBytes: this.wal.stats?.bytesWritten ?? 0,
       backendCommitSeconds,
+      backendSnapshotSeconds: this.clientSnapshots.durationSeconds,
       peers: this.peers.peerObservations?.() ?? [],
       heartbeatSendFailures: this.loop.heartbeatSendFailures,
       compactionMs: this.applying.compactionMs,

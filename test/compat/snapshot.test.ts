@@ -13,7 +13,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tempDir } from '../helpers/cleanup.js';
 import { etcdctl } from '../helpers/etcdctl.js';
-import { startMember, type Member } from '../helpers/member.js';
+import { httpGet, startMember, type Member } from '../helpers/member.js';
 import { oracleGate } from '../helpers/oracle.js';
 import { freePort } from '../../tools/lib/ports.js';
 
@@ -366,6 +366,8 @@ t(
       await early.done;
       early.session.close();
       await until('the file of the export cancelled early to go', () => outgoingFiles(m).length === 0);
+      const metrics = await httpGet(`${m.clientUrl}/metrics`, 5_000);
+      assert.match(metrics.text, /\netcd_disk_backend_snapshot_duration_seconds_count [1-9]/);
       assert.match(m.logs(), /wrote database snapshot for a client/);
     } finally {
       c.close();

@@ -34,7 +34,6 @@ const ABSENT: Readonly<Record<string, string>> = {
   etcd_snap_fsync_duration_seconds: 'snapshot saving is not instrumented yet',
   etcd_disk_backend_defrag_duration_seconds: 'Defragment is not implemented yet',
   etcd_disk_defrag_inflight: 'Defragment is not implemented yet',
-  etcd_disk_backend_snapshot_duration_seconds: 'Maintenance.Snapshot is served but not instrumented yet',
   etcd_mvcc_hash_duration_seconds: 'Hash is not implemented yet',
   etcd_mvcc_hash_rev_duration_seconds: 'HashKV is not implemented yet',
   etcd_server_client_requests_total: "the client's API version is not tracked yet",
