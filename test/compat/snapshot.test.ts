@@ -13,7 +13,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tempDir } from '../helpers/cleanup.js';
 import { etcdctl } from '../helpers/etcdctl.js';
-import { httpGet, startMember, type Member } from '../helpers/member.js';
+import { httpGet, startCluster, startMember, type Member } from '../helpers/member.js';
 import { oracleGate } from '../helpers/oracle.js';
 import { freePort } from '../../tools/lib/ports.js';
 
@@ -153,6 +153,36 @@ t('etcdctl snapshot save under concurrent writes; etcd 3.4 restores the file wit
     rc?.close();
     await restored?.stop();
     await m.stop();
+  }
+});
+
+t('a follower of a 3-member cluster snapshots what it applied; etcd restores it as the cluster served it', async () => {
+  const ms = await startCluster('tetcd', ['a', 'b', 'c']);
+  const clients = ms.map(client);
+  let restored: Member | undefined;
+  let rc: Etcd3 | undefined;
+  try {
+    const { compactRev } = await workload(clients[0]);
+    const leader = String((await clients[0].maintenance.status({})).leader);
+    let follower: Member | undefined;
+    for (let i = 0; i < ms.length && follower === undefined; i++) {
+      if (String((await clients[i].maintenance.status({})).header.member_id) !== leader) follower = ms[i];
+    }
+    if (follower === undefined) throw new Error('no follower');
+    const file = path.join(tempDir('tetcd-snap-'), 'follower.db');
+    await ok(follower.endpoint, ['snapshot', 'save', file]);
+    const st = await status(file);
+    restored = await restoreIntoEtcd(file);
+    rc = client(restored);
+    for (let rev = compactRev - 1; rev <= st.revision; rev++) {
+      assert.equal(await allAt(rc, rev), await allAt(clients[0], rev), `every key at revision ${rev}`);
+    }
+    assert.equal(await leases(rc), await leases(clients[0]));
+  } finally {
+    for (const c of clients) c.close();
+    rc?.close();
+    await restored?.stop();
+    await Promise.all(ms.map((m) => m.stop()));
   }
 });
 
