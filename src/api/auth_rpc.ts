@@ -4,6 +4,7 @@
 // they are proposed, so the log, the backend and snapshots only ever see bcrypt hashes.
 import type { MemberApi } from '../server/member_api.js';
 import type { CallContext } from './context.js';
+import { EtcdError, GrpcCode, toEtcdError } from '../errors.js';
 import type { InternalRequestInit } from '../proto/internal.js';
 import type {
   AuthUserAddRequest,
@@ -46,4 +47,25 @@ export async function serveUserChangePassword(s: MemberApi, req: AuthUserChangeP
 export async function serveAuthenticate(s: MemberApi, req: AuthenticateRequest, ctx: CallContext): Promise<AuthenticateResponseInit> {
   const r = await s.auth.authenticate(ctx, req.name, req.password);
   return { header: s.header(r.revision || undefined), token: r.token };
+}
+
+/** etcd's auth package errors, by the text of the etcdserver error a member raises for them. */
+const AUTH_PACKAGE_ERRORS: ReadonlySet<string> = new Set(
+  ['user name is empty', 'user not found', 'permission denied', 'invalid auth token', 'revision in header is old'].map(
+    (m) => `etcdserver: ${m}`,
+  ),
+);
+
+/**
+ * etcd 3.4's admin check on maintenance RPCs (authMaintenanceServer.isAuthenticated) returns the auth
+ * package's own error, untranslated: clients see code Unknown and `auth: permission denied`.
+ */
+export async function requireAdminAsEtcd(s: MemberApi, ctx: CallContext): Promise<void> {
+  try {
+    await s.auth.requireAdmin(ctx);
+  } catch (err) {
+    const e = toEtcdError(err);
+    if (AUTH_PACKAGE_ERRORS.has(e.message)) throw new EtcdError(GrpcCode.Unknown, `auth: ${e.message.slice('etcdserver: '.length)}`);
+    throw err;
+  }
 }

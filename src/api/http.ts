@@ -228,6 +228,9 @@ export function memberMetrics(s: MemberApi): Metrics {
   m.histogram('etcd_disk_backend_commit_duration_seconds', 'The latency distributions of commit called by backend.', () => [
     { h: obs().backendCommitSeconds },
   ]);
+  m.histogram('etcd_disk_backend_snapshot_duration_seconds', 'The latency distribution of backend snapshots.', () => [
+    { h: obs().backendSnapshotSeconds },
+  ]);
 
   const peers = () => obs().peers;
   m.counter('etcd_network_peer_sent_bytes_total', 'The total number of bytes sent to peers.', () =>

@@ -9,9 +9,17 @@ import { KV, Maintenance, Cluster, Watch, Lease, Auth } from '../proto/rpc.js';
 import { Lock } from '../proto/v3lock.js';
 import { Election } from '../proto/v3election.js';
 import { serveLock, serveUnlock } from './lock.js';
-import { proposeAuth, serveAuthenticate, serveUserAdd, serveUserChangePassword, type AuthProposal } from './auth_rpc.js';
+import {
+  proposeAuth,
+  requireAdminAsEtcd,
+  serveAuthenticate,
+  serveUserAdd,
+  serveUserChangePassword,
+  type AuthProposal,
+} from './auth_rpc.js';
 import { serveMemberAdd, serveMemberPromote, serveMemberRemove, serveMemberUpdate, serveMoveLeader } from './cluster_rpc.js';
 import { serveCampaign, serveLeader, serveObserve, serveProclaim, serveResign } from './election.js';
+import { serveSnapshot } from './snapshot.js';
 import type {
   RangeRequest,
   PutRequest,
@@ -51,7 +59,7 @@ import type { MemberApi } from '../server/member_api.js';
 import type { AuthInfo } from '../auth/store.js';
 import type { RequestHeaderInit } from '../proto/internal.js';
 import type { WatchStream } from '../watch/index.js';
-import { EtcdError, Errors, GrpcCode, toEtcdError } from '../errors.js';
+import { type EtcdError, Errors, toEtcdError } from '../errors.js';
 import { LEASE_TTL_MAX_SEC } from '../lease/index.js';
 import type { HeaderedResponse } from '../server/apply.js';
 import {
@@ -309,35 +317,21 @@ async function serveAlarm(s: MemberApi, req: AlarmRequest, ctx: CallContext): Pr
   return (await s.propose({ alarm: req, header: await authHeader(s, ctx) })).response as AlarmResponseInit;
 }
 
-/**
- * Hash, HashKV and Defragment are root's alone when auth is on. etcd's authMaintenanceServer returns the auth
- * store's own errors unconverted, so clients see code Unknown and `auth: permission denied` (not the
- * `etcdserver: ...` texts the other services send).
- */
-async function requireAdminRaw(s: MemberApi, ctx: CallContext): Promise<void> {
-  try {
-    await s.auth.requireAdmin(ctx);
-  } catch (err) {
-    const e = toEtcdError(err);
-    throw new EtcdError(GrpcCode.Unknown, e.message.replace(/^etcdserver: /, 'auth: '));
-  }
-}
-
 async function serveHashKV(s: MemberApi, req: HashKVRequest, ctx: CallContext): Promise<HashKVResponseInit> {
-  await requireAdminRaw(s, ctx);
+  await requireAdminAsEtcd(s, ctx);
   const r = s.hashKV(req.revision);
   return { header: s.header(r.currentRevision), hash: r.hash, compact_revision: r.compactRevision };
 }
 
 async function serveHash(s: MemberApi, _req: unknown, ctx: CallContext): Promise<HashResponseInit> {
-  await requireAdminRaw(s, ctx);
+  await requireAdminAsEtcd(s, ctx);
   const r = await s.hash();
   return { header: s.header(r.revision), hash: r.hash };
 }
 
 // etcd answers a defragment without a header.
 async function serveDefragment(s: MemberApi, _req: unknown, ctx: CallContext): Promise<DefragmentResponseInit> {
-  await requireAdminRaw(s, ctx);
+  await requireAdminAsEtcd(s, ctx);
   await s.defragment();
   return {};
 }
@@ -647,6 +641,7 @@ export const RPCS: readonly AnyRpc[] = learnerGated([
   rpc(Maintenance.methods.HashKV, { validate: noCheck, proposes: never, serve: serveHashKV }),
   rpc(Maintenance.methods.Hash, { validate: noCheck, proposes: never, serve: serveHash }),
   rpc(Maintenance.methods.Defragment, { validate: noCheck, proposes: never, serve: serveDefragment }),
+  serverStreamRpc(Maintenance.methods.Snapshot, { validate: noCheck, serve: serveSnapshot }),
   rpc(Cluster.methods.MemberList, { validate: noCheck, proposes: never, serve: serveMemberList }),
   rpc(Cluster.methods.MemberAdd, { validate: noCheck, proposes: always, serve: serveMemberAdd }),
   rpc(Cluster.methods.MemberRemove, { validate: noCheck, proposes: always, serve: serveMemberRemove }),

@@ -93,7 +93,8 @@ const termKey = Buffer.from('term');
 const scheduledCompactKey = Buffer.from('scheduledCompactRev');
 const finishedCompactKey = Buffer.from('finishedCompactRev');
 /** The current revision as of the applied index beside it: revisions past it in LMDB are a torn commit's. */
-const committedRevKey = Buffer.from('tetcd_committed_revision');
+export const COMMITTED_REVISION_META_KEY = 'tetcd_committed_revision';
+const committedRevKey = Buffer.from(COMMITTED_REVISION_META_KEY);
 const keyBucketName = Buffer.from('key');
 const metaBucketName = Buffer.from('meta');
 /** Per-member bookkeeping that Hash leaves out (etcd's DefaultIgnores: consistent_index, term). */

@@ -20,6 +20,7 @@ import type { LeaseTtl, LessorStats } from '../lease/index.js';
 import type { LeaseGrantRequest, LeaseGrantResponseInit } from '../proto/rpc.js';
 import type { MemberAuth } from './member_auth.js';
 import type { HashKVResult } from '../mvcc/index.js';
+import type { SnapshotFile } from './client_snapshot.js';
 
 /** The request limits etcd checks before a request reaches Raft (from the member's flags). */
 export interface MemberLimits {
@@ -61,6 +62,8 @@ export interface MemberObservations {
   walFsyncSeconds: HistogramCounts | undefined;
   walWriteBytes: number;
   backendCommitSeconds: HistogramCounts;
+  /** Client snapshots (Maintenance.Snapshot), from the request to the end of the stream. */
+  backendSnapshotSeconds: HistogramCounts;
   peers: PeerObservation[];
   heartbeatSendFailures: number;
   compactionMs: HistogramCounts;
@@ -129,6 +132,11 @@ export interface MemberApi {
   memberPromote(id: bigint): Promise<Member[]>;
   /** MoveLeader on the leader: resolves once `target` leads; etcd's errors otherwise (by `deadlineMs` at the latest). */
   moveLeader(target: bigint, deadlineMs: number): Promise<void>;
+  /**
+   * The state applied now as an etcd bbolt file (Maintenance.Snapshot), written off the event loop; release()
+   * it after streaming. Rejects with `etcdserver: too many requests` past the files allowed at once.
+   */
+  snapshot(signal: AbortSignal): Promise<SnapshotFile>;
   /** True while the member knows a leader and has no alarm (etcd's health precondition). */
   readonly hasLeader: boolean;
   /** Active alarms. */

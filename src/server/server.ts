@@ -38,6 +38,7 @@ import { BackendQuota } from './quota.js';
 import { PeriodicCompactor, RevisionCompactor, type Compactor, type CompactorHost } from './compactor.js';
 import { ApplyEventHub, type ApplySubscriber, type ApplySubscription } from '../events/apply_events.js';
 import { MemberBackend } from './backend.js';
+import { ClientSnapshots, type SnapshotFile } from './client_snapshot.js';
 import { Snapshots } from './snapshots.js';
 import { Proposals, WAITERS_MAX, PROPOSAL_BATCH_COUNT_MAX_DEFAULT } from './proposals.js';
 import { EntryApplier } from './apply_entries.js';
@@ -125,6 +126,7 @@ export class EtcdServer implements MemberApi {
   private readonly proposals: Proposals;
   private readonly applying: EntryApplier;
   private readonly snapshots: Snapshots;
+  private readonly clientSnapshots: ClientSnapshots;
   private readonly reads: ReadIndexBatcher;
   private readonly loop: ReadyLoop;
   private readonly watches: WatchHub;
@@ -284,6 +286,7 @@ export class EtcdServer implements MemberApi {
       },
       snap?.index ?? 0,
     );
+    this.clientSnapshots = new ClientSnapshots({ snapDir: p.snapDir, backend: this.backend, log: this.log });
     this.reads = new ReadIndexBatcher({
       requestReadIndex: (ctx) => {
         this.node.readIndex(ctx);
@@ -763,6 +766,12 @@ export class EtcdServer implements MemberApi {
     return this.proposals.proposeConfChange(cc);
   }
 
+  snapshot(signal: AbortSignal): Promise<SnapshotFile> {
+    if (this.fatalError) return Promise.reject(this.fatalError);
+    if (this.stopped) return Promise.reject(Errors.Stopped());
+    return this.clientSnapshots.make(signal);
+  }
+
   alarms(): AlarmMember[] {
     return this.applier.alarms.get();
   }
@@ -816,6 +825,7 @@ export class EtcdServer implements MemberApi {
       walFsyncSeconds: this.wal.fsyncSeconds,
       walWriteBytes: this.wal.stats?.bytesWritten ?? 0,
       backendCommitSeconds,
+      backendSnapshotSeconds: this.clientSnapshots.durationSeconds,
       peers: this.peers.peerObservations?.() ?? [],
       heartbeatSendFailures: this.loop.heartbeatSendFailures,
       compactionMs: this.applying.compactionMs,

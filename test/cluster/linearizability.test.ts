@@ -97,8 +97,10 @@ test(`get/range/put/txn/cas histories under kill/pause/restart are linearizable 
   opts.log(`seed ${seed} (TETCD_FAULTS_SEED=${seed} replays the nemesis)`);
   // The long run also snapshots and compacts the log often, so restarts and lagging members go through
   // snapshot recovery and snapshot transfer; its members run under the power-loss shim and talk through peer
-  // proxies, so its nemesis also cuts the network and takes power away (unsynced writes lost).
+  // proxies, so its nemesis also cuts the network, takes power away (unsynced writes lost) and fails disks.
   let net: PeerNet | undefined;
+  // The disk failure each member's shim injects from its next start (the nemesis sets and clears them).
+  const diskFailures = new Map<string, string>();
   const base = LONG ? tempDir('tetcd-lin-') : '';
   cluster = await startFaultCluster(
     LONG
@@ -108,7 +110,8 @@ test(`get/range/put/txn/cas histories under kill/pause/restart are linearizable 
           peerProxy: FAULTS_TARGET === 'tetcd',
           memberEnv: (name) => {
             mkdirSync(join(base, name), { recursive: true });
-            return shimEnv(join(base, name), join(base, `${name}.powerloss`));
+            const fail = diskFailures.get(name);
+            return shimEnv(join(base, name), join(base, `${name}.powerloss`), fail !== undefined ? { POWERLOSS_FAIL: fail } : {});
           },
           beforeStart: async (c) => {
             if (FAULTS_TARGET === 'tetcd') net = await PeerNet.start(c.proxiedMembers(), seededRng(seed ^ 0x68e31da4));
@@ -119,7 +122,14 @@ test(`get/range/put/txn/cas histories under kill/pause/restart are linearizable 
   const c = cluster;
   peerNet = net;
   const extras: NemesisExtras = LONG
-    ? { ...(net ? { net } : {}), powerLoss: (m) => rollback({ root: m.dataDir, journal: `${m.dataDir}.powerloss` }).summary }
+    ? {
+        ...(net ? { net } : {}),
+        powerLoss: (m) => rollback({ root: m.dataDir, journal: `${m.dataDir}.powerloss` }).summary,
+        failDisk: (m, spec) => {
+          if (spec === undefined) diskFailures.delete(m.name);
+          else diskFailures.set(m.name, spec);
+        },
+      }
     : {};
   const h = new HistoryRecorder();
   const untilMs = Date.now() + opts.durationMs;

@@ -508,6 +508,8 @@ export interface NemesisExtras {
   net?: PeerNet;
   /** Rolls back a killed member's unsynced writes (members under the power-loss shim); returns a summary. */
   powerLoss?: (m: ClusterMember) => string;
+  /** Sets (or clears) the disk failure a member's shim injects from its next start (POWERLOSS_FAIL syntax). */
+  failDisk?: (m: ClusterMember, spec: string | undefined) => void;
 }
 
 /** What the nemesis did, for the report. */
@@ -544,6 +546,7 @@ export async function runNemesis(
     : ['kill-leader', 'kill-random', 'pause-leader', 'pause-random'];
   if (long && extras.net) actions.push('partition-leader', 'partition-out-leader', 'partition-random');
   if (long && extras.powerLoss) actions.push('power-loss-random', 'power-loss-all');
+  if (long && extras.powerLoss && extras.failDisk) actions.push('disk-error-random', 'disk-error-leader');
   let deck: string[] = [];
   while (Date.now() < untilMs) {
     await sleep(between(1_000, 3_000));
@@ -612,6 +615,28 @@ export async function runNemesis(
         note(`power loss of ${hit.map((m) => m.name).join(', ')} (${summaries.join('; ')})`);
         for (const m of hit) m.start();
         if (action === 'power-loss-all') await c.waitHealthy(30_000);
+        break;
+      }
+      case 'disk-error-random':
+      case 'disk-error-leader': {
+        // Restarted on a disk that fails one call: the member stops writing (and says why); then it loses power
+        // (what its failed syncs did not make durable is gone) and comes back on a healthy disk.
+        const spec = pick([
+          `fdatasync:/member/wal/:${between(5, 60)}:EIO`,
+          `write:/member/wal/:${between(10, 120)}:ENOSPC`,
+          `fdatasync:/member/snap/db:${between(2, 8)}:EIO`,
+        ]);
+        await target.kill('SIGKILL');
+        extras.failDisk!(target, spec);
+        target.start();
+        const brokenMs = between(3_000, 8_000);
+        note(`${target.name}${action.endsWith('-leader') ? ' (leader)' : ''} restarted on a failing disk (${spec}) for ${brokenMs} ms`);
+        await sleep(brokenMs);
+        await target.kill('SIGKILL');
+        const summary = extras.powerLoss!(target);
+        extras.failDisk!(target, undefined);
+        note(`${target.name} back on a healthy disk after a power loss (${summary})`);
+        target.start();
         break;
       }
       case 'rolling-restart':

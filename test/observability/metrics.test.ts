@@ -34,7 +34,6 @@ const ABSENT: Readonly<Record<string, string>> = {
   etcd_snap_fsync_duration_seconds: 'snapshot saving is not instrumented yet',
   etcd_disk_backend_defrag_duration_seconds: 'Defragment is not implemented yet',
   etcd_disk_defrag_inflight: 'Defragment is not implemented yet',
-  etcd_disk_backend_snapshot_duration_seconds: 'Maintenance.Snapshot is not instrumented yet',
   etcd_mvcc_hash_duration_seconds: 'Hash is not implemented yet',
   etcd_mvcc_hash_rev_duration_seconds: 'HashKV is not implemented yet',
   etcd_server_client_requests_total: "the client's API version is not tracked yet",
@@ -61,7 +60,6 @@ const METHODS_NOT_SERVED: Readonly<Record<string, string>> = {
   'etcdserverpb.Maintenance/Defragment': 'not implemented yet',
   'etcdserverpb.Maintenance/Hash': 'not implemented yet',
   'etcdserverpb.Maintenance/HashKV': 'not implemented yet',
-  'etcdserverpb.Maintenance/Snapshot': 'not implemented yet',
   ...Object.fromEntries(
     [
       'AuthEnable',
