@@ -137,10 +137,10 @@ async function remainingTtl(m: Member, leaseHex: string): Promise<number> {
 const t = oracleGate(test);
 
 /**
- * Where the snapshots come from: etcd 3.4 (migration). tetcd's own Snapshot RPC writes the same bbolt format;
- * once it is served, 'tetcd' goes here too (and then etcd restoring tetcd's snapshot is checked as well).
+ * Where the snapshots come from: etcd 3.4 (migration), and tetcd's own Snapshot RPC, which writes the same bbolt
+ * format (then etcd restoring tetcd's snapshot is the oracle, so tetcd's file is checked by etcd as well).
  */
-const SOURCES: readonly MemberKind[] = ['etcd'];
+const SOURCES: readonly MemberKind[] = ['etcd', 'tetcd'];
 
 for (const source of SOURCES) {
   t(`a snapshot of ${source} restored by tetcd serves what etcd restored from it serves`, async () => {
