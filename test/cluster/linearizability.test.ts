@@ -1,6 +1,6 @@
 // Linearizability under faults: concurrent clients do get, range, put, multi-key txn and compare-and-set
 // on a few keys through all three members while a nemesis kills, pauses and restarts members; the recorded history must check "ok".
-// Short (≈40 s) in `npm test`; 10 minutes with more nemesis variety under TETCD_FAULTS_LONG=1.
+// Short (≈25 s) in `npm test`; 10 minutes with more nemesis variety under TETCD_FAULTS_LONG=1.
 // TETCD_FAULTS_SEED replays the nemesis' choices; a failing history is saved under /tmp/tetcd-lincheck/.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -40,7 +40,7 @@ const opts: LinRunOptions = {
   clients: LONG ? 10 : 6,
   keys: LONG ? 64 : 5,
   opsPerSecondMax: LONG ? 2_500 : 0,
-  durationMs: Number(process.env.TETCD_LIN_DURATION_MS ?? (LONG ? 10 * 60_000 : 40_000)),
+  durationMs: Number(process.env.TETCD_LIN_DURATION_MS ?? (LONG ? 10 * 60_000 : 25_000)),
   opTimeoutMs: 2_000,
   seed,
   long: LONG,

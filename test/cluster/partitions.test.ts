@@ -33,9 +33,9 @@ const log = (l: string): void => {
   process.stdout.write(`  ${l}\n`);
 };
 /** How long each partition holds: past an election timeout, so CheckQuorum and elections act. */
-const HOLD_MS = LONG ? 6_000 : 2_500;
+const HOLD_MS = LONG ? 6_000 : 2_000;
 /** Between partitions, healed. */
-const HEALED_MS = LONG ? 3_000 : 1_000;
+const HEALED_MS = LONG ? 3_000 : 700;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
