@@ -1,10 +1,14 @@
 // Learners beyond etcd 3.4, on real processes through etcdctl: more than one learner with
 // --experimental-max-learners (etcd 3.6's flag; etcd 3.4 has no such flag and always allows one, which the
 // membership oracle, compat/member-etcdctl, compares), and --learner-auto-promote (tetcd's: the leader
-// promotes a learner by itself once it caught up, etcd #15107).
+// promotes a learner by itself once it caught up, etcd #15107); and MemberList's `linearizable` field
+// (etcd 3.5's; etcd 3.4's clients send none and get the member's applied state).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
+import * as http2 from 'node:http2';
+import { decodeMemberListResponse } from '../../src/proto/rpc.js';
+import { unaryCall } from '../helpers/grpc-kv.js';
 import { Member, startMember } from '../helpers/member.js';
 import { etcdctl } from '../helpers/etcdctl.js';
 import { tempDir, runningChildren } from '../helpers/cleanup.js';
@@ -81,6 +85,33 @@ test('--learner-auto-promote: a learner that caught up becomes a voter by itself
     }
   } finally {
     await Promise.all(members.map((m) => m.stop()));
+  }
+  assert.is(runningChildren(), 0);
+});
+
+test('MemberList with linearizable set waits for a quorum; without it the member answers from what it applied', async () => {
+  const m1 = await startMember('tetcd', { name: 'm1', extraArgs: FLAGS });
+  const session = http2.connect(`http://${m1.endpoint}`);
+  session.on('error', () => {});
+  const list = async (linearizable: boolean, timeoutMs: number) =>
+    decodeMemberListResponse(
+      await unaryCall(session, '/etcdserverpb.Cluster/MemberList', Buffer.from(linearizable ? [0x08, 1] : []), timeoutMs),
+    ).members.length;
+  try {
+    assert.is(await list(true, 5_000), 1);
+    // A second voter that never starts: two voters, one up, no quorum.
+    await ctl(m1, ['member', 'add', 'absent', `--peer-urls=http://127.0.0.1:${await freePort()}`]);
+    assert.is(await list(false, 5_000), 2);
+    const t0 = Date.now();
+    const err = await list(true, 15_000).then(
+      (n) => `answered ${n} members`,
+      (e: Error) => e.message,
+    );
+    assert.match(err, /request timed out/);
+    assert.ok(Date.now() - t0 >= 5_000, 'it waited for the quorum');
+  } finally {
+    session.close();
+    await m1.stop();
   }
   assert.is(runningChildren(), 0);
 });
