@@ -336,8 +336,14 @@ async function serveDefragment(s: MemberApi, _req: unknown, ctx: CallContext): P
   return {};
 }
 
-// etcd's cluster service headers carry no revision.
-function serveMemberList(s: MemberApi, _req: MemberListRequest): MemberListResponseInit {
+// etcd's cluster service headers carry no revision. etcd 3.5's `linearizable` (what its clients send by
+// default) waits for a ReadIndex round first; without it (etcd 3.4's clients) the applied state answers.
+function serveMemberList(s: MemberApi, req: MemberListRequest): MemberListResponseInit | Promise<MemberListResponseInit> {
+  if (req.linearizable) return s.linearizableRead().then(() => listMembers(s));
+  return listMembers(s);
+}
+
+function listMembers(s: MemberApi): MemberListResponseInit {
   return {
     header: { cluster_id: s.clusterId, member_id: s.memberId, raft_term: s.raftTerm },
     members: s.members(),

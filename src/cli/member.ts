@@ -47,6 +47,8 @@ function serverConfig(c: Config, log: Logger, peer: ServerConfig['peerTls']): Se
     quotaBackendBytes: c.quotaBackendBytesEffective,
     preVote: c.preVote,
     strictReconfigCheck: c.strictReconfigCheck,
+    maxLearners: c.maxLearners,
+    learnerAutoPromote: c.learnerAutoPromote,
     autoCompactionMode: c.autoCompactionMode,
     autoCompactionRetentionMs: c.autoCompactionRetentionMs,
     autoCompactionRetentionRevisions: c.autoCompactionRetentionRevisions,

@@ -92,6 +92,10 @@ export interface Config {
   discoverySrv: string;
   discoverySrvName: string;
   strictReconfigCheck: boolean;
+  /** --experimental-max-learners (etcd 3.6) */
+  maxLearners: number;
+  /** --learner-auto-promote: the leader promotes learners that caught up. */
+  learnerAutoPromote: boolean;
   preVote: boolean;
   enableV2: boolean;
   autoCompactionMode: 'periodic' | 'revision';
@@ -560,6 +564,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, io:
     discoverySrv: str(v, 'discovery-srv'),
     discoverySrvName: str(v, 'discovery-srv-name'),
     strictReconfigCheck: bool(v, 'strict-reconfig-check'),
+    maxLearners: num(v, 'experimental-max-learners'),
+    learnerAutoPromote: bool(v, 'learner-auto-promote'),
     preVote: bool(v, 'pre-vote'),
     enableV2: bool(v, 'enable-v2'),
     autoCompactionMode: mode,

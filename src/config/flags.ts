@@ -584,6 +584,14 @@ export const FLAGS = [
     group: 'Experimental feature',
     help: 'Warning is generated if requests take more than this duration.',
   },
+  {
+    name: 'experimental-max-learners',
+    kind: 'uint',
+    def: '1',
+    group: 'Experimental feature',
+    yaml: 'number',
+    help: "Set the max number of learner members allowed in the cluster membership. (etcd 3.6's flag; etcd 3.4 allows one.)",
+  },
 
   // Unsafe
   { name: 'force-new-cluster', kind: 'bool', def: 'false', group: 'Unsafe feature', help: 'Force to create a new one-member cluster.' },
@@ -764,6 +772,13 @@ export const FLAGS = [
     group: 'tetcd',
     yaml: 'number',
     help: 'Most bytes of committed entries applied in one pass of the apply loop (Raft MaxCommittedSizePerReady).',
+  },
+  {
+    name: 'learner-auto-promote',
+    kind: 'bool',
+    def: 'false',
+    group: 'tetcd',
+    help: 'The leader promotes a learner to voter by itself once it is in sync (as MemberPromote requires) and connected, one change at a time through the log, never below quorum.',
   },
 ] as const satisfies readonly FlagSpec[];
 

@@ -97,6 +97,7 @@ export const IMPLEMENTED: Readonly<Record<FlagName, boolean>> = {
   'experimental-peer-skip-client-san-verification': true,
   'experimental-watch-progress-notify-interval': true,
   'experimental-warning-apply-duration': false,
+  'experimental-max-learners': true,
   'force-new-cluster': false,
   debug: false,
   'log-package-levels': false,
@@ -111,4 +112,5 @@ export const IMPLEMENTED: Readonly<Record<FlagName, boolean>> = {
   'lease-checkpoint-interval': true,
   'grpc-engine': true,
   'v8-workers-sched': true,
+  'learner-auto-promote': true,
 };

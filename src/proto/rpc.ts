@@ -5409,19 +5409,24 @@ export function memberUpdateResponseFromJson(v: unknown): MemberUpdateResponse {
 
 /** etcdserverpb.MemberListRequest, as decoded: every field present. */
 export interface MemberListRequest {
+  /** etcd 3.5's field: answer after a ReadIndex round (false: from the member's applied state, as etcd 3.4). */
+  linearizable: boolean;
 }
 /** What encodeMemberListRequest accepts: every field optional (absent = the zero value); submessages as Init. */
 export interface MemberListRequestInit {
+  linearizable?: boolean;
 }
 
 /** Exact encoded size of a MemberListRequest in bytes (without a length prefix). */
-export function sizeMemberListRequest(_m: MemberListRequestInit): number {
-  return 0;
+export function sizeMemberListRequest(m: MemberListRequestInit): number {
+  let n = 0;
+  if (m.linearizable) n += 1 + 1;
+  return n;
 }
 
 /** Writes a MemberListRequest's fields at w.pos (no length prefix); w must have room for sizeMemberListRequest(m) bytes. */
-export function writeMemberListRequest(_m: MemberListRequestInit, _w: ProtoWriter): void {
-  // no fields
+export function writeMemberListRequest(m: MemberListRequestInit, w: ProtoWriter): void {
+  if (m.linearizable) { w.uint32(8); w.bool(m.linearizable); }
 }
 
 /** Encodes a MemberListRequest into a new buffer of exactly the right size. */
@@ -5433,10 +5438,17 @@ export function encodeMemberListRequest(m: MemberListRequestInit): Uint8Array {
 
 /** Reads a MemberListRequest from r up to `end` (a length prefix, if any, is already consumed). Throws ProtoDecodeError. */
 export function readMemberListRequest(r: ProtoReader, end: number): MemberListRequest {
-  const m: MemberListRequest = {};
+  const m: MemberListRequest = { linearizable: false };
   while (r.pos < end) {
     const t = r.tag();
-    r.skipField(t);
+    switch (t) {
+      case 8: m.linearizable = r.bool(); break;
+      default:
+        switch (t >>> 3) {
+          case 1: throw wrongWireType('MemberListRequest', 'linearizable', t);
+        }
+        r.skipField(t);
+    }
   }
   if (r.pos !== end) throw new ProtoDecodeError('MemberListRequest: field runs past the end of the message');
   return m;
@@ -5448,8 +5460,10 @@ export function decodeMemberListRequest(buf: Uint8Array): MemberListRequest {
 }
 
 /** MemberListRequest as protobuf JSON the way etcd's gateway writes it: proto field names, zero values left out. */
-export function memberListRequestToJson(_m: MemberListRequestInit): JsonObject {
-  return {};
+export function memberListRequestToJson(m: MemberListRequestInit): JsonObject {
+  const o: JsonObject = {};
+  if (m.linearizable) o.linearizable = m.linearizable;
+  return o;
 }
 
 /**
@@ -5458,9 +5472,16 @@ export function memberListRequestToJson(_m: MemberListRequestInit): JsonObject {
  * Throws ProtoDecodeError naming the field on malformed input.
  */
 export function memberListRequestFromJson(v: unknown): MemberListRequest {
-  const m: MemberListRequest = {};
+  const m: MemberListRequest = { linearizable: false };
   const o = objectFromJson(v, 'MemberListRequest');
   if (o === undefined) return m;
+  for (const k in o) {
+    const x = o[k];
+    if (x === null || x === undefined) continue;
+    switch (k) {
+      case 'linearizable': m.linearizable = boolFromJson(x, 'MemberListRequest.linearizable'); break;
+    }
+  }
   return m;
 }
 

@@ -35,6 +35,10 @@ export interface ServerConfig {
   preVote: boolean;
   /** --strict-reconfig-check: refuse membership changes that could lose the quorum (etcd: true). */
   strictReconfigCheck?: boolean;
+  /** --experimental-max-learners: learners the membership may hold at once (etcd: 1). */
+  maxLearners?: number;
+  /** --learner-auto-promote: the leader promotes a learner once it is in sync. */
+  learnerAutoPromote?: boolean;
   /** Auto-compaction: off when the retention is 0. */
   autoCompactionMode: 'periodic' | 'revision';
   autoCompactionRetentionMs: number;

@@ -53,6 +53,8 @@ export class MemberChanges {
   promoteSuccesses = 0;
   /** etcd_server_learner_promote_failures{Reason}: by error text (a handful of etcd's errors; bounded anyway). */
   readonly promoteFailures = new Map<string, number>();
+  /** An automatic promotion is in the log. */
+  private autoPromoting = false;
 
   constructor(private readonly d: MemberChangesDeps) {}
 
@@ -118,6 +120,37 @@ export class MemberChanges {
     if (learner === undefined) return undefined;
     const leaderMatch = st.progress.get(st.id)?.match ?? 0;
     return learner.match < leaderMatch * LEARNER_READY_SHARE ? Errors.LearnerNotReady() : undefined;
+  }
+
+  /**
+   * --learner-auto-promote, called periodically: on the leader, promotes one learner that is in sync (as
+   * MemberPromote requires), has published itself and has been connected for etcd's health interval, when
+   * the voters connected as long, with it, make a quorum of the voters after the promotion. One at a time,
+   * through the log. Resolves with the learner promoted, if any.
+   */
+  async autoPromote(): Promise<bigint | undefined> {
+    if (this.autoPromoting || this.d.leaderId() !== this.d.memberId) return undefined;
+    const ms = this.d.membership;
+    const since = this.d.now() - HEALTH_INTERVAL_MS;
+    const connected = (id: bigint) => {
+      if (id === this.d.memberId) return true;
+      const t = this.d.activeSinceMs(id);
+      return t !== undefined && t <= since;
+    };
+    const progress = this.d.raftStatus().progress;
+    const learner = ms
+      .list()
+      .find((m) => m.isLearner && m.name !== '' && progress.has(m.ID) && connected(m.ID) && this.learnerReadiness(m.ID) === undefined);
+    if (learner === undefined) return undefined;
+    const voters = ms.voters();
+    if (voters.filter((v) => connected(v.ID)).length + 1 < Math.floor((voters.length + 1) / 2) + 1) return undefined;
+    this.autoPromoting = true;
+    try {
+      await this.promote(learner.ID);
+      return learner.ID;
+    } finally {
+      this.autoPromoting = false;
+    }
   }
 
   /**

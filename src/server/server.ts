@@ -260,7 +260,7 @@ export class EtcdServer implements MemberApi {
           this.leases.onEmptyEntry(this.loop.isLeader);
         },
         onRemoved: () => this.removed(),
-        learnersMax: LEARNERS_MAX,
+        learnersMax: cfg.maxLearners ?? LEARNERS_MAX,
         logger: this.log,
       },
       applied,
@@ -468,6 +468,7 @@ export class EtcdServer implements MemberApi {
       sched.interval(() => this.sweep(), SWEEP_INTERVAL_MS),
     );
     this.timers.push(sched.interval(() => this.monitorLeader(), this.cfg.electionMs));
+    if (this.cfg.learnerAutoPromote === true) this.timers.push(sched.interval(() => this.autoPromoteLearner(), this.cfg.electionMs));
     // etcd's simple-token TTL keeper looks once a second.
     const tokens = this.tokens;
     if (tokens.kind === 'simple') this.timers.push(sched.interval(() => tokens.sweep(), 1000));
@@ -500,6 +501,16 @@ export class EtcdServer implements MemberApi {
     this.proposals.sweep(now, this.loop.leaderId !== 0n);
     this.reads.tick(now);
     if (!this.published) this.publish();
+  }
+
+  /** --learner-auto-promote: the leader promotes a learner that caught up (MemberChanges.autoPromote). */
+  private autoPromoteLearner(): void {
+    this.changes.autoPromote().then(
+      (id) => {
+        if (id !== undefined) this.log.info('promoted a learner that caught up', { 'member-id': id.toString(16) });
+      },
+      (err) => this.log.warn('automatic promotion of a learner failed', { error: String(err) }),
+    );
   }
 
   /** etcd's monitorLeader: streams that require a leader end once it has been gone for a while. */

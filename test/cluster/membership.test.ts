@@ -1,6 +1,7 @@
 // Membership changes on real processes under a put load: a one-member cluster grows to three (a voter that
 // joins by snapshot, the log behind the leader's snapshot being compacted; then a learner that catches up
-// and is promoted through a follower), a member whose data dir was lost is replaced by a new one, leadership
+// and is promoted through a follower), a member whose data dir was lost is replaced by a new one, the
+// cluster grows to five voters and shrinks back to three, leadership
 // moves to a chosen voter, the leader is removed (it stops itself and the others elect a new one), and the
 // cluster shrinks back to one member. Every acknowledged put must be
 // there at the end, read linearizably from the member left, and nothing no one wrote; get/put/cas clients
@@ -130,6 +131,16 @@ async function waitCaughtUp(leader: Member, m: Member): Promise<void> {
   throw new Error(`${m.name} did not catch up to ${target}:\n${m.logs().slice(-3000)}`);
 }
 
+/** `member remove` through `via`, retried while etcd's strict check waits for a new voter's connection to settle. */
+async function removeWhenSettled(via: Member, id: string): Promise<void> {
+  let r = await etcdctl(via.endpoint, ['member', 'remove', id]);
+  for (let i = 0; r.code !== 0 && /not enough started members|unhealthy cluster/.test(r.stderr) && i < 40; i++) {
+    await sleep(250);
+    r = await etcdctl(via.endpoint, ['member', 'remove', id]);
+  }
+  if (r.code !== 0) throw new Error(`member remove ${id}: exit ${r.code}: ${r.stderr.split('\n').slice(-3).join('\n')}`);
+}
+
 async function leaderOf(ms: Member[]): Promise<{ member: Member; id: string }> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
@@ -154,7 +165,7 @@ async function memberIds(m: Member): Promise<string[]> {
     .map((l) => l.split(', ')[0]!);
 }
 
-test('grow 1 → 3 (snapshot join, learner promote), replace a lost member, move-leader, remove the leader, shrink to 1: no acknowledged put lost', async () => {
+test('grow 1 → 3 (snapshot join, learner promote), replace a lost member, grow 3 → 5 and back, move-leader, remove the leader, shrink to 1: no acknowledged put lost', async () => {
   const m1 = await startMember('tetcd', { name: 'm1', extraArgs: FLAGS });
   members.set('m1', m1);
   const load = new Load(() => live().map((m) => m.endpoint));
@@ -206,6 +217,22 @@ test('grow 1 → 3 (snapshot join, learner promote), replace a lost member, move
     const trio = [m1, m3, m4];
     assert.is((await memberIds(m1)).length, 3);
     assert.not.ok((await memberIds(m1)).includes(lostId), 'the lost member is gone from the list');
+
+    // Grow 3 → 5 and shrink back to 3 under the load: two more voters join (each add waits until the voters
+    // before it have been connected for the health interval), then both leave again.
+    const { member: m5 } = await addAndStart(m1, 'm5', false);
+    await waitCaughtUp(m1, m5);
+    const { member: m6 } = await addAndStart(m1, 'm6', false);
+    await waitCaughtUp(m1, m6);
+    assert.is((await memberIds(m1)).length, 5);
+    const ackedAt5 = load.acked.size;
+    while (load.acked.size < ackedAt5 + 50) await sleep(100);
+    for (const m of [m6, m5]) {
+      const id = BigInt((await endpointStatus(m.endpoint)).memberId).toString(16);
+      await removeWhenSettled(m1, id);
+      assert.ok(await m.exitsWithin(10_000), `the removed ${m.name} stops itself`);
+    }
+    assert.is((await memberIds(m1)).length, 3);
 
     // Move leadership to a voter that is not the leader, from the leader.
     const before = await leaderOf(live());

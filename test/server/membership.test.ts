@@ -160,6 +160,75 @@ test('membership changes run one at a time, and only so many wait', async () => 
   await changes.remove(999n);
 });
 
+test('automatic promotion: an in-sync, published, connected learner, when the quorum after it is connected', async () => {
+  const store = memStore();
+  const ms = Membership.load(store);
+  for (const id of [1n, 2n, 3n]) ms.add(member(id, `http://v${id}:1`), store);
+  ms.add(member(4n, 'http://l:1', { isLearner: true }), store);
+  const now = 100_000;
+  let leader = 1n;
+  const match = new Map<bigint, number>([
+    [1n, 1000],
+    [2n, 1000],
+    [3n, 1000],
+    [4n, 500],
+  ]);
+  const since = new Map<bigint, number | undefined>([
+    [2n, 0],
+    [3n, 0],
+    [4n, 0],
+  ]);
+  const proposed: string[] = [];
+  let release: (() => void) | undefined;
+  const changes = new MemberChanges({
+    memberId: 1n,
+    membership: ms,
+    strictReconfigCheck: true,
+    proposeConfChange: async (cc) => {
+      proposed.push(`${cc.type}:${cc.node_id}`);
+      if (release === undefined) await new Promise<void>((r) => (release = r));
+      ms.promote(cc.node_id, store);
+      return { response: { members: ms.list() } as never };
+    },
+    raftStatus: () => ({ id: 1n, progress: new Map([...match].map(([id, m]) => [id, { match: m }])) }) as never,
+    leaderId: () => leader,
+    activeSinceMs: (id) => since.get(id),
+    askLeaderLearnerReady: async () => {},
+    transferLeader: () => {},
+    now: () => now,
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    heartbeatMs: 10,
+  });
+  assert.is(await changes.autoPromote(), undefined, 'behind the leader (not in sync)');
+  match.set(4n, 950);
+  since.set(4n, now - 1000);
+  assert.is(await changes.autoPromote(), undefined, 'connected for less than the health interval');
+  since.set(4n, 0);
+  since.set(2n, undefined);
+  since.set(3n, undefined);
+  assert.is(await changes.autoPromote(), undefined, 'two of four voters after it connected: no quorum');
+  since.set(3n, now - 1000);
+  assert.is(await changes.autoPromote(), undefined, 'a voter connected too recently does not count');
+  ms.add(member(4n, 'http://l:1', { isLearner: true, name: '' }), store);
+  since.set(3n, 0);
+  assert.is(await changes.autoPromote(), undefined, 'a learner that has not published itself');
+  ms.add(member(4n, 'http://l:1', { isLearner: true }), store);
+  leader = 2n;
+  assert.is(await changes.autoPromote(), undefined, 'only the leader promotes');
+  leader = 1n;
+  assert.equal(proposed, []);
+  // One at a time: a second call while the first is in the log does nothing.
+  const first = changes.autoPromote();
+  await new Promise((r) => setTimeout(r, 5));
+  assert.is(await changes.autoPromote(), undefined);
+  release!();
+  assert.is(await first, 4n);
+  assert.equal(proposed, [`${ConfChangeType.AddNode}:4`]);
+  assert.is(ms.get(4n)?.isLearner, false);
+  assert.is(changes.promoteSuccesses, 1);
+  assert.is(await changes.autoPromote(), undefined, 'no learner left');
+});
+
 test('promote questions to the leader: bounded, answered, timed out', async () => {
   const sent: Array<[bigint, Buffer]> = [];
   let leaderSays: Error | 'not leader' | undefined;
