@@ -1,6 +1,7 @@
 // The member's composition root: opens what bootstrap found, wires the Ready loop, proposals, applying,
 // the backend, snapshots, ReadIndex and membership together, starts the timers, and answers the API
 // layer through MemberApi. Each part owns its state in a file of its own; none of them imports this one.
+import path from 'node:path';
 import { ETCD_CLUSTER_VERSION } from '../config/version.js';
 import { REMOVED_MEMBER_TEXT, Transport, type PeerTls } from '../transport/transport.js';
 import {
@@ -190,6 +191,7 @@ export class EtcdServer implements MemberApi {
         quota: this.quota,
         sched: p.sched,
         onFail: (err) => this.fail(err),
+        dbPath: path.join(p.snapDir, 'db'),
       },
       () => this.applying,
     );

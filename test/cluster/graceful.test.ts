@@ -2,7 +2,7 @@
 // leadership over before it goes (a new leader is there when its process ends, not an election timeout later),
 // exits 0, and nothing acknowledged is lost. A read-only data dir is refused as etcd 3.4 refuses it (same text),
 // and the data in it is there once the disk is writable again. A data dir of a newer tetcd, or of etcd itself, is
-// refused with what to do, and touched by nothing.
+// refused with what to do, and touched by nothing. A full disk under the backend is named as such.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -122,6 +122,57 @@ onTmpfs('a read-only data dir is refused with etcd 3.4 text; its data is there o
     }
     assert.is(said.tetcd, said.etcd);
     assert.is(said.tetcd, 'cannot access data directory: open DATA_DIR/.touch: read-only file system');
+  } finally {
+    unmountTmpfs(mnt, true);
+  }
+});
+
+onTmpfs('a full disk under the backend is reported as one, naming the file; nothing acknowledged is lost once there is room', async () => {
+  const root = tempDir('tetcd-graceful-full-');
+  const mnt = join(root, 'mnt');
+  mkdirSync(mnt);
+  // The WAL elsewhere: the backend is what fills the disk here (a full WAL: cluster/wal-failure, cluster/disk-errors).
+  mountTmpfs(mnt, 4 * 1024 * 1024);
+  try {
+    const m = await startMember('tetcd', { dataDir: join(mnt, 'data'), extraArgs: ['--wal-dir', join(root, 'wal')] });
+    const kv = new KvClient(m.endpoint);
+    const records: PutRecord[] = [];
+    try {
+      const loops = startPutLoops(
+        [kv],
+        4,
+        (w, seq) => `full/${w}/${seq}`,
+        records,
+        () => Buffer.alloc(100_000, 0x78),
+      );
+      const deadline = Date.now() + 20_000;
+      while (!m.logs().includes('member stops serving writes after a fatal error') && Date.now() < deadline) await sleep(100);
+      loops.stop();
+      await loops.done;
+      assert.match(
+        m.logs(),
+        /backend: .*\(the disk holding \S*member\/snap\/db is full: \d+ bytes free; free space on it, then restart the member\)/,
+      );
+      const refused = await etcdctl(m.endpoint, ['put', 'after', 'v']);
+      assert.match(refused.stderr, /etcdserver: backend: .*is full/);
+    } finally {
+      kv.close();
+      await m.stop();
+    }
+    execFileSync('mount', ['-o', 'remount,size=64m', mnt]);
+    await m.start();
+    const check = new KvClient(m.endpoint);
+    try {
+      const acked = records.filter((r) => r.outcome === 'acked');
+      assert.ok(acked.length > 5, `only ${acked.length} puts acknowledged`);
+      const got = await check.range(Buffer.from('full/'), prefixEnd(Buffer.from('full/')), 10_000);
+      const have = new Map(got.kvs.map((r) => [r.key.toString(), r.modRevision]));
+      for (const r of acked) assert.is(have.get(r.key), r.revision, `acknowledged put ${r.key} @ ${r.revision} missing`);
+      assert.is((await etcdctl(m.endpoint, ['put', 'after', 'v'])).code, 0);
+    } finally {
+      check.close();
+      await m.stop();
+    }
   } finally {
     unmountTmpfs(mnt, true);
   }
