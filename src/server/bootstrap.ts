@@ -79,12 +79,12 @@ export async function openMember(cfg: ServerConfig, log: Logger): Promise<Opened
   // The data dir's structure must survive a power loss like its files do: without an fsync of the data dir,
   // member/ itself can vanish and the member would come back empty, as a brand-new member (etcd 3.4 too).
   mkdirDurable(snapDir);
-  markDataDirFormat(cfg.dataDir);
   try {
     lockDataDir(path.join(memberDir, 'lock'));
   } catch (err) {
     throw new Error(`data dir ${cfg.dataDir} is in use by another member: ${(err as Error).message}`);
   }
+  markDataDirFormat(cfg.dataDir);
   const walOpts: WalOptions = {
     segmentBytes: cfg.walSegmentBytes,
     batchBytesMax: cfg.walBatchBytesMax,
