@@ -66,6 +66,7 @@ const SOLO_SUITES = [
   'cluster/lease',
   'cluster/lock-exclusion',
   'cluster/auth',
+  'cluster/graceful',
   'compat/lease-expiry',
   'compat/watch-guarantees',
   'bench/',

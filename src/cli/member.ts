@@ -45,6 +45,7 @@ function serverConfig(c: Config, log: Logger, peer: ServerConfig['peerTls']): Se
     maxTxnOps: c.maxTxnOps,
     maxRangeResponseBytes: c.maxRangeResponseBytes,
     quotaBackendBytes: c.quotaBackendBytesEffective,
+    quotaAutoDisarm: c.quotaAutoDisarm,
     preVote: c.preVote,
     strictReconfigCheck: c.strictReconfigCheck,
     maxLearners: c.maxLearners,

@@ -158,6 +158,7 @@ export interface Config {
   enableGrpcGateway: boolean;
 
   // tetcd only
+  quotaAutoDisarm: boolean;
   /** 0 = no byte budget on Range responses. */
   maxRangeResponseBytes: number;
   walBatchBytesMax: number;
@@ -615,6 +616,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, io:
     unsafeNoFsync: bool(v, 'unsafe-no-fsync'),
     enableGrpcGateway: bool(v, 'enable-grpc-gateway'),
 
+    quotaAutoDisarm: bool(v, 'quota-auto-disarm'),
     maxRangeResponseBytes: num(v, 'max-range-response-bytes'),
     walBatchBytesMax: num(v, 'wal-batch-max-bytes'),
     walBatchDelayUsMax: Number(big(v, 'wal-batch-max-delay') / 1000n),

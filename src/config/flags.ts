@@ -638,6 +638,13 @@ export const FLAGS = [
     help: 'Byte budget of one Range response: past it the server stops adding kvs and sets more=true (0 = no budget, as etcd).',
   },
   {
+    name: 'quota-auto-disarm',
+    kind: 'bool',
+    def: 'false',
+    group: 'tetcd',
+    help: "Clear this member's NOSPACE alarm by itself once compaction and defragment bring the backend under 90% of --quota-backend-bytes (etcd waits for 'etcdctl alarm disarm').",
+  },
+  {
     name: 'wal-batch-max-bytes',
     kind: 'uint',
     def: String(WAL_DEFAULTS.batchBytesMax),

@@ -28,6 +28,7 @@ export const IMPLEMENTED: Readonly<Record<FlagName, boolean>> = {
   'election-timeout': true,
   'log-level': true,
   'max-range-response-bytes': true,
+  'quota-auto-disarm': true,
   'wal-batch-max-bytes': true,
   'wal-batch-max-delay': true,
   'wal-segment-bytes': true,

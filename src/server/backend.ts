@@ -2,6 +2,7 @@
 // --backend-batch-limit), and the one way to replace it, swapBackend(), which snapshot install uses and
 // defragment and restore will use. Whoever derives state from the store registers for swaps.
 import fs from 'node:fs';
+import path from 'node:path';
 import { Mvcc, type DefragResult } from '../mvcc/index.js';
 import { assert } from '../assert.js';
 import type { BackendQuota } from './quota.js';
@@ -27,6 +28,8 @@ export interface MemberBackendOptions {
    * write of LMDB's meta page only on stderr and never settles that commit, so waiting is the only signal.
    */
   commitStallMs?: number;
+  /** The backend file's path, to tell a full disk from another write error (LMDB reports both as EIO). */
+  dbPath?: string;
 }
 
 /** How long a backend commit may take to become durable before the disk is taken for failed. */
@@ -152,7 +155,7 @@ export class MemberBackend {
   private failed(err: unknown): void {
     if (this.failure !== undefined) return;
     this.failure = err;
-    void describeFailure(err).then((why) => this.o.onFail(new Error(`backend: ${why}`)));
+    void describeFailure(err).then((why) => this.o.onFail(new Error(`backend: ${why}${fullDisk(this.o.dbPath)}`)));
   }
 
   /**
@@ -200,6 +203,25 @@ export class MemberBackend {
   async close(): Promise<void> {
     if (this.failure === undefined) await this.commit().flushed;
     await this.current.close();
+  }
+}
+
+/** Free bytes under which a failed backend write is taken for a full disk. */
+const FULL_DISK_FREE_BYTES = 1024 * 1024;
+
+/**
+ * Why a write may have failed, when the disk holding `dbPath` is (nearly) full: LMDB turns a short write, what a
+ * full disk causes, into EIO, so without this the operator reads "Input/output error" and suspects the hardware.
+ */
+function fullDisk(dbPath: string | undefined): string {
+  if (dbPath === undefined) return '';
+  try {
+    const s = fs.statfsSync(path.dirname(dbPath));
+    const free = s.bavail * s.bsize;
+    if (free >= FULL_DISK_FREE_BYTES) return '';
+    return ` (the disk holding ${dbPath} is full: ${free} bytes free; free space on it, then restart the member)`;
+  } catch {
+    return '';
   }
 }
 

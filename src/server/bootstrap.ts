@@ -12,6 +12,7 @@ import { bootstrapIds, memberId as memberIdFor } from './ids.js';
 import { encodeMemberRecord } from './membership.js';
 import { loadNewestSnap, loadSnaps, removeSnap, type SnapMeta } from './snap_files.js';
 import { finishSnapshotInstall } from './snapshots.js';
+import { checkDataDirFormat, checkDataDirWritable, markDataDirFormat } from './data_dir.js';
 import { fetchClusterMembers } from '../transport/transport.js';
 import type { ServerConfig } from './config.js';
 
@@ -73,6 +74,8 @@ export async function openMember(cfg: ServerConfig, log: Logger): Promise<Opened
   const memberDir = path.join(cfg.dataDir, 'member');
   const walDir = cfg.walDir ?? path.join(memberDir, 'wal');
   const snapDir = path.join(memberDir, 'snap');
+  checkDataDirWritable(cfg.dataDir);
+  checkDataDirFormat(cfg.dataDir);
   // The data dir's structure must survive a power loss like its files do: without an fsync of the data dir,
   // member/ itself can vanish and the member would come back empty, as a brand-new member (etcd 3.4 too).
   mkdirDurable(snapDir);
@@ -81,6 +84,7 @@ export async function openMember(cfg: ServerConfig, log: Logger): Promise<Opened
   } catch (err) {
     throw new Error(`data dir ${cfg.dataDir} is in use by another member: ${(err as Error).message}`);
   }
+  markDataDirFormat(cfg.dataDir);
   const walOpts: WalOptions = {
     segmentBytes: cfg.walSegmentBytes,
     batchBytesMax: cfg.walBatchBytesMax,

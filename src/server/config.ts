@@ -32,6 +32,8 @@ export interface ServerConfig {
   maxTxnOps: number;
   maxRangeResponseBytes: number;
   quotaBackendBytes: number;
+  /** --quota-auto-disarm: this member's NOSPACE alarm clears itself once the backend is back under 90% of the quota. */
+  quotaAutoDisarm?: boolean;
   preVote: boolean;
   /** --strict-reconfig-check: refuse membership changes that could lose the quorum (etcd: true). */
   strictReconfigCheck?: boolean;

@@ -6,6 +6,9 @@ import type { PutRequestInit, TxnRequestInit } from '../proto/rpc.js';
 /** Bytes a put is assumed to add beyond its key and value (etcd: kvOverhead). */
 const KV_OVERHEAD_BYTES = 256;
 
+/** --quota-auto-disarm clears NOSPACE below this fraction of the quota. */
+export const AUTO_DISARM_FRACTION = 0.9;
+
 /** What etcd's quota charges a LeaseGrant (etcdserver/quota.go leaseOverhead). */
 export const LEASE_GRANT_COST_BYTES = 64;
 
@@ -54,6 +57,17 @@ export class BackendQuota {
   /** The backend's size as last read, plus the writes accepted since then. */
   get estimatedBytes(): number {
     return this.sizeBytes + (this.charged - this.settledCharged);
+  }
+
+  /**
+   * Whether a NOSPACE alarm may clear itself (--quota-auto-disarm): the backend is under
+   * AUTO_DISARM_FRACTION of the quota both in use and as the quota counts it (the file, which only a
+   * defragment shrinks), so writes have room again and the alarm does not come straight back.
+   */
+  roomAgain(inUseBytes: number): boolean {
+    if (!this.enabled) return true;
+    const below = AUTO_DISARM_FRACTION * this.quotaBytes;
+    return inUseBytes < below && this.estimatedBytes < below;
   }
 
   available(costBytes: number): boolean {

@@ -1,6 +1,7 @@
 // The member's composition root: opens what bootstrap found, wires the Ready loop, proposals, applying,
 // the backend, snapshots, ReadIndex and membership together, starts the timers, and answers the API
 // layer through MemberApi. Each part owns its state in a file of its own; none of them imports this one.
+import path from 'node:path';
 import { ETCD_CLUSTER_VERSION } from '../config/version.js';
 import { REMOVED_MEMBER_TEXT, Transport, type PeerTls } from '../transport/transport.js';
 import {
@@ -79,6 +80,8 @@ const GRPC_OVERHEAD_BYTES = 512 * 1024;
 const WATCHERS_PER_STREAM_MAX = 100_000;
 /** How often waiters past their deadline are failed and an unpublished member retries publishing. */
 const SWEEP_INTERVAL_MS = 100;
+/** How often --quota-auto-disarm looks whether a NOSPACE alarm may clear (also right after a defragment). */
+const AUTO_DISARM_CHECK_MS = 1000;
 
 /** Everything a member is built from: its state, its files and its ports to the world. */
 export interface MemberParts {
@@ -152,6 +155,7 @@ export class EtcdServer implements MemberApi {
   private published = false;
   private publishing = false;
   private raisingNoSpace = false;
+  private disarmingNoSpace = false;
   private readonly leaderLostListeners = new Set<() => void>();
   private noLeaderIntervals = 0;
 
@@ -187,6 +191,7 @@ export class EtcdServer implements MemberApi {
         quota: this.quota,
         sched: p.sched,
         onFail: (err) => this.fail(err),
+        dbPath: path.join(p.snapDir, 'db'),
       },
       () => this.applying,
     );
@@ -477,6 +482,7 @@ export class EtcdServer implements MemberApi {
     if (compactor) this.timers.push(sched.interval(() => compactor.tick(sched.now()), compactor.tickIntervalMs));
     const checkMs = this.cfg.corruptCheckTimeMs ?? 0;
     if (checkMs > 0) this.timers.push(sched.interval(() => void this.corruption.periodicCheck(), checkMs));
+    if (this.cfg.quotaAutoDisarm) this.timers.push(sched.interval(() => this.autoDisarmNoSpace(), AUTO_DISARM_CHECK_MS));
     this.advanceElectionTicksIfAlone();
     this.loop.schedule();
   }
@@ -741,6 +747,7 @@ export class EtcdServer implements MemberApi {
       'catch-up-rounds': r.catchupRounds,
       'writes-held': `${r.swapMs.toFixed(1)}ms`,
     });
+    this.autoDisarmNoSpace();
   }
 
   members(): Member[] {
@@ -890,6 +897,29 @@ export class EtcdServer implements MemberApi {
       () => {
         this.raisingNoSpace = false;
       },
+    );
+  }
+
+  /**
+   * --quota-auto-disarm: once this member's backend has room again (compaction, then defragment), its NOSPACE
+   * alarm is deactivated through Raft, as `etcdctl alarm disarm` does. One proposal at a time.
+   */
+  private autoDisarmNoSpace(): void {
+    if (!this.cfg.quotaAutoDisarm || this.disarmingNoSpace || this.fatalError || this.stopped) return;
+    if (!this.applier.alarms.get(AlarmType.NOSPACE).some((a) => a.memberID === this.memberId)) return;
+    const inUse = this.backend.store.stats.dbSizeInUseBytes;
+    if (!this.quota.roomAgain(inUse)) return;
+    this.disarmingNoSpace = true;
+    this.log.info('backend has room again; disarming NOSPACE (--quota-auto-disarm)', {
+      'db-size-in-use-bytes': inUse,
+      'quota-size-bytes': this.cfg.quotaBackendBytes,
+    });
+    const done = () => {
+      this.disarmingNoSpace = false;
+    };
+    this.propose({ alarm: { action: AlarmRequest_AlarmAction.DEACTIVATE, memberID: this.memberId, alarm: AlarmType.NOSPACE } }).then(
+      done,
+      done,
     );
   }
 

@@ -104,4 +104,60 @@ test('a member over its quota refuses puts, raises NOSPACE, stays readable; disa
   }
 });
 
+test('--quota-auto-disarm: the room it asks for is under 90% of the quota, in use and as the quota counts it', () => {
+  const q = new BackendQuota(1000, 950);
+  assert.not.ok(q.roomAgain(100), 'the file still fills the quota (compacted, not defragmented)');
+  q.resized(899);
+  assert.not.ok(q.roomAgain(900));
+  assert.ok(q.roomAgain(899));
+  q.charge(1);
+  assert.not.ok(q.roomAgain(100), 'writes accepted since count');
+});
+
+/** Fills a member to NOSPACE, then frees everything: delete, compact, defragment. */
+async function fillThenFree(endpoint: string): Promise<void> {
+  const big = 'x'.repeat(30_000);
+  let refused = false;
+  for (let i = 0; i < 10 && !refused; i++) refused = (await etcdctl(endpoint, ['put', `big${i}`, big])).code !== 0;
+  assert.ok(refused, 'never refused');
+  let list = '';
+  for (let i = 0; i < 50 && !list.includes('NOSPACE'); i++) {
+    list = (await etcdctl(endpoint, ['alarm', 'list'])).stdout;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.match(list, /alarm:NOSPACE/);
+  assert.is((await etcdctl(endpoint, ['del', 'big', '--prefix'])).code, 0);
+  const rev = /"revision":(\d+)/.exec((await etcdctl(endpoint, ['get', 'x', '-w', 'json'])).stdout)![1]!;
+  assert.is((await etcdctl(endpoint, ['compaction', rev, '--physical'])).code, 0);
+  const defrag = await etcdctl(endpoint, ['defrag']);
+  assert.is(defrag.code, 0, defrag.stderr);
+}
+
+test('--quota-auto-disarm: NOSPACE clears itself after compact + defrag and puts work; without it, it stays (as etcd)', async () => {
+  const auto = await startTetcd({ extraArgs: ['--quota-backend-bytes', '120000', '--quota-auto-disarm'] });
+  try {
+    await fillThenFree(auto.endpoint);
+    let list = 'NOSPACE';
+    for (let i = 0; i < 50 && list !== ''; i++) {
+      list = (await etcdctl(auto.endpoint, ['alarm', 'list'])).stdout;
+      if (list !== '') await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.is(list, '', 'the alarm never cleared');
+    const put = await etcdctl(auto.endpoint, ['put', 'after', 'v']);
+    assert.is(put.code, 0, put.stderr);
+    assert.is((await httpGet(`${auto.clientUrl}/health`, 2000)).text, '{"health":"true"}');
+  } finally {
+    await auto.stop();
+  }
+  const manual = await startTetcd({ extraArgs: ['--quota-backend-bytes', '120000'] });
+  try {
+    await fillThenFree(manual.endpoint);
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.match((await etcdctl(manual.endpoint, ['alarm', 'list'])).stdout, /alarm:NOSPACE/);
+    assert.match((await etcdctl(manual.endpoint, ['put', 'after', 'v'])).stderr, 'database space exceeded');
+  } finally {
+    await manual.stop();
+  }
+});
+
 test.run();
