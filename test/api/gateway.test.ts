@@ -268,4 +268,38 @@ test('bodies of --gateway-pool-min-bytes or more are decoded on the pool, with t
   }
 });
 
+test('a route to a method the server does not serve answers 501 with the gRPC status text (unary and streaming)', async () => {
+  // setup() serves only Election.Observe and Watch: the KV service and Election.Campaign are unknown to it.
+  const s = await setup({});
+  try {
+    const post = (path: string): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: s.port, path, method: 'POST', agent: false }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            body += c;
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.end('{}');
+      });
+    const kv = await post('/v3/kv/range');
+    assert.is(kv.status, 501);
+    const t1 = 'unknown service etcdserverpb.KV';
+    assert.equal(JSON.parse(kv.body), { error: t1, message: t1, code: 12 });
+    const campaign = await post('/v3/election/campaign');
+    assert.is(campaign.status, 501);
+    const t2 = 'unknown method Campaign for service v3electionpb.Election';
+    assert.equal(JSON.parse(campaign.body), { error: t2, message: t2, code: 12 });
+    const lease = await post('/v3/lease/keepalive');
+    assert.is(lease.status, 501);
+    const t3 = 'unknown service etcdserverpb.Lease';
+    assert.equal(JSON.parse(lease.body.trim()), { error: { grpc_code: 12, http_code: 501, message: t3, http_status: 'Not Implemented' } });
+  } finally {
+    await teardown(s);
+  }
+});
+
 test.run();
