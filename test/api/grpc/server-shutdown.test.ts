@@ -26,6 +26,12 @@ function register(s: GrpcServer): void {
   });
 }
 
+/** Waits until the slow call has reached its handler (a fixed sleep was too short on a loaded machine). */
+async function callRunning(server: GrpcServer, calls = 1): Promise<void> {
+  for (let i = 0; i < 500 && server.activeCalls < calls; i++) await sleep(10);
+  assert.is(server.activeCalls, calls, 'the calls never all reached the server');
+}
+
 test.before.each(() => {
   aborts.length = 0;
 });
@@ -41,8 +47,7 @@ test('graceful: in-flight unary calls finish, streams end UNAVAILABLE, new conne
   const bidiStatus = statusOf(bidi);
   bidi.write({ n: 1 });
   const slow = Array.from({ length: 5 }, () => callUnary(client, EchoService.Slow.path, { n: 300 }));
-  await sleep(50);
-  assert.is(srv.server.activeCalls, 6);
+  await callRunning(srv.server, 6);
   const t0 = Date.now();
   await srv.server.shutdown({ graceful: true, timeoutMs: 3000 });
   const tookMs = Date.now() - t0;
@@ -68,7 +73,7 @@ test('graceful with a deadline: calls still running at timeoutMs are cut and the
   const s = await connectRaw(srv.port);
   const client = grpcClient(srv.address);
   const slow = callUnary(client, EchoService.Slow.path, { n: 10_000 });
-  await sleep(50);
+  await callRunning(srv.server);
   const t0 = Date.now();
   await srv.server.shutdown({ graceful: true, timeoutMs: 200 });
   const tookMs = Date.now() - t0;
@@ -86,7 +91,7 @@ test('during a graceful drain: a second graceful call waits for it; an immediate
   const srv = await startServer({}, register);
   const client = grpcClient(srv.address);
   const slow = callUnary(client, EchoService.Slow.path, { n: 10_000 });
-  await sleep(50);
+  await callRunning(srv.server);
   const t0 = Date.now();
   let firstDoneMs = 0,
     secondDoneMs = 0;
@@ -111,7 +116,7 @@ test('immediate: everything is cut at once', async () => {
   const srv = await startServer({}, register);
   const client = grpcClient(srv.address);
   const slow = Array.from({ length: 3 }, () => callUnary(client, EchoService.Slow.path, { n: 10_000 }));
-  await sleep(50);
+  await callRunning(srv.server, 3);
   const t0 = Date.now();
   await srv.server.shutdown({ graceful: false });
   assert.ok(Date.now() - t0 < 100);
