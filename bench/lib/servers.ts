@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readFileSync, mkdirSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { GrpcConn } from './grpc-client.js';
-import { KV, encodeRangeRequest } from '../../src/proto/rpc.js';
+import { KV, type MemberAddResponse, decodeMemberAddResponse, encodeMemberAddRequest, encodeRangeRequest } from '../../src/proto/rpc.js';
 import { shebangNodeFlags } from '../../tools/cluster.js';
 
 /** Which server a member runs. */
@@ -29,6 +29,8 @@ export interface ClusterSpec {
   env?: Readonly<Record<string, string>>;
   /** Client and peer TLS with this certificate (valid for 127.0.0.1) and CA; cleartext without. */
   tls?: BenchTls;
+  /** More flags for every member (the same for etcd and tetcd), after the cluster's own. */
+  args?: readonly string[];
 }
 
 /** TLS material of a bench run: one certificate for every member's client and peer URLs, and its CA. */
@@ -63,6 +65,7 @@ const STOP_GRACE_MS = 15_000;
 const PROBE_TIMEOUT_MS = 2_000;
 const PROBE_INTERVAL_MS = 200;
 const LOG_TAIL_BYTES = 2_000;
+const JOIN_ATTEMPTS = 40;
 
 /** Free loopback ports: the tests' helper (random in 20000-60000, never handed out twice by this process). */
 import { freePort } from '../../tools/lib/ports.js';
@@ -148,54 +151,7 @@ export class Cluster {
     }
     const members: MemberProc[] = [];
     for (let i = 0; i < spec.members; i++) {
-      const name = names[i];
-      const dataDir = join(spec.baseDir, `${name}.data`);
-      const logPath = join(spec.baseDir, `${name}.log`);
-      const client = `${scheme}://127.0.0.1:${ports[i].client}`;
-      const peer = `${scheme}://127.0.0.1:${ports[i].peer}`;
-      const args = [
-        ...argvPrefix.slice(1),
-        '--name',
-        name,
-        '--data-dir',
-        dataDir,
-        '--listen-client-urls',
-        client,
-        '--advertise-client-urls',
-        client,
-        '--listen-peer-urls',
-        peer,
-        '--initial-advertise-peer-urls',
-        peer,
-        '--initial-cluster',
-        initialCluster,
-        '--initial-cluster-token',
-        'bench-cluster',
-        '--initial-cluster-state',
-        'new',
-        ...(spec.tls === undefined
-          ? []
-          : [
-              ...['--cert-file', spec.tls.certFile, '--key-file', spec.tls.keyFile],
-              ...['--peer-cert-file', spec.tls.certFile, '--peer-key-file', spec.tls.keyFile, '--peer-trusted-ca-file', spec.tls.caFile],
-            ]),
-      ];
-      const fd = openSync(logPath, 'a');
-      let child: ChildProcess;
-      try {
-        child = spawn(argvPrefix[0], args, {
-          cwd: spec.cwd,
-          stdio: ['ignore', fd, fd],
-          env: { ...process.env, ETCDCTL_API: '3', ...(spec.env ?? {}) },
-        });
-      } finally {
-        closeSync(fd);
-      }
-      const exited = new Promise<number | string>((resolve) => {
-        child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
-        child.once('error', (err) => resolve(`spawn error: ${err.message}`));
-      });
-      members.push({ name, clientPort: ports[i].client, peerPort: ports[i].peer, dataDir, logPath, child, exited });
+      members.push(spawnMember(spec, argvPrefix, names[i], ports[i], initialCluster, 'new'));
     }
     const cluster = new Cluster(spec, members);
     try {
@@ -205,6 +161,44 @@ export class Cluster {
       throw err;
     }
     return cluster;
+  }
+
+  /**
+   * Adds a voter through MemberAdd on the first member and starts it with --initial-cluster-state existing
+   * and an empty data dir (extraArgs after the cluster's flags); returns as soon as it is spawned (catching up
+   * is the caller's to watch).
+   */
+  async join(extraArgs: readonly string[] = []): Promise<MemberProc> {
+    if (this.spec.cpuProfDir !== undefined) throw new Error('cluster: join does not profile');
+    const port = { client: await freePort(), peer: await freePort() };
+    const scheme = this.spec.tls === undefined ? 'http' : 'https';
+    const c = await GrpcConn.connect(this.endpoints[0], PROBE_TIMEOUT_MS, this.spec.tls?.caPem);
+    let added: MemberAddResponse;
+    try {
+      const req = encodeMemberAddRequest({ peerURLs: [`${scheme}://127.0.0.1:${port.peer}`] });
+      // etcd 3.4 (--strict-reconfig-check, its default) refuses until every peer has been connected for 5 s.
+      for (let attempt = 1; ; attempt++) {
+        const r = await c.unary('/etcdserverpb.Cluster/MemberAdd', req, 30_000);
+        if (r.grpcStatus === 0) {
+          added = decodeMemberAddResponse(r.body);
+          break;
+        }
+        if (!r.grpcMessage.includes('unhealthy cluster') || attempt >= JOIN_ATTEMPTS)
+          throw new Error(`member add: ${r.grpcStatus} ${r.grpcMessage}`);
+        await sleep(500);
+      }
+    } finally {
+      c.close();
+    }
+    let i = this.members.length + 1;
+    while (this.members.some((m) => m.name === `m${i}`)) i++;
+    const name = `m${i}`;
+    const newId = added.member?.ID;
+    const initialCluster = added.members.flatMap((m) => m.peerURLs.map((u) => `${m.ID === newId ? name : m.name}=${u}`)).join(',');
+    const spec = { ...this.spec, args: [...(this.spec.args ?? []), ...extraArgs] };
+    const m = spawnMember(spec, this.spec.cmd, name, port, initialCluster, 'existing');
+    this.members.push(m);
+    return m;
   }
 
   private async waitReady(timeoutMs: number): Promise<void> {
@@ -255,6 +249,52 @@ export class Cluster {
       .filter((m) => m.child.exitCode !== null || m.child.signalCode !== null)
       .map((m) => `${m.name}: ${lastLogLine(m.logPath)}`);
   }
+}
+
+/** Spawns one member with etcd's flags; its log goes to <baseDir>/<name>.log, its data to <name>.data. */
+function spawnMember(
+  spec: ClusterSpec,
+  argvPrefix: readonly string[],
+  name: string,
+  port: { client: number; peer: number },
+  initialCluster: string,
+  state: 'new' | 'existing',
+): MemberProc {
+  const scheme = spec.tls === undefined ? 'http' : 'https';
+  const dataDir = join(spec.baseDir, `${name}.data`);
+  const logPath = join(spec.baseDir, `${name}.log`);
+  const client = `${scheme}://127.0.0.1:${port.client}`;
+  const peer = `${scheme}://127.0.0.1:${port.peer}`;
+  const args = [
+    ...argvPrefix.slice(1),
+    ...['--name', name, '--data-dir', dataDir],
+    ...['--listen-client-urls', client, '--advertise-client-urls', client],
+    ...['--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer],
+    ...['--initial-cluster', initialCluster, '--initial-cluster-token', 'bench-cluster', '--initial-cluster-state', state],
+    ...(spec.tls === undefined
+      ? []
+      : [
+          ...['--cert-file', spec.tls.certFile, '--key-file', spec.tls.keyFile],
+          ...['--peer-cert-file', spec.tls.certFile, '--peer-key-file', spec.tls.keyFile, '--peer-trusted-ca-file', spec.tls.caFile],
+        ]),
+    ...(spec.args ?? []),
+  ];
+  const fd = openSync(logPath, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(argvPrefix[0], args, {
+      cwd: spec.cwd,
+      stdio: ['ignore', fd, fd],
+      env: { ...process.env, ETCDCTL_API: '3', ...(spec.env ?? {}) },
+    });
+  } finally {
+    closeSync(fd);
+  }
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+    child.once('error', (err) => resolve(`spawn error: ${err.message}`));
+  });
+  return { name, clientPort: port.client, peerPort: port.peer, dataDir, logPath, child, exited };
 }
 
 /** Bytes allocated on disk below dir (files only), like `du -s`. */

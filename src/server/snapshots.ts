@@ -87,6 +87,8 @@ export class Snapshots {
   /** State files received with snapshots from the leader, by snapshot index, until Raft installs one. */
   private readonly receivedFiles = new Map<number, string>();
   private making = false;
+  /** Snapshots being sent to followers: the log is not compacted meanwhile (etcd's inflightSnapshots). */
+  private sending = 0;
   /** The local snapshot in progress (resolved when none): a snapshot from the leader waits for it. */
   private localSnapshot: Promise<void> = Promise.resolve();
 
@@ -120,8 +122,12 @@ export class Snapshots {
       this.saveSeconds.observe((performance.now() - t0) / 1000);
       await this.d.log.saveSnapshot({ index, term });
       this.d.storage.createSnapshot(index, cs, new Uint8Array(0));
+      // A follower that gets a snapshot needs the entries right after it: while one is on its way the log
+      // stays (etcd: "skip compaction since there is an inflight snapshot"), or under load a transfer that
+      // takes longer than the log lasts is followed by another, and so on.
       const compactTo = index - this.d.catchupEntries;
-      if (compactTo > this.d.storage.firstIndex()) this.d.storage.compact(compactTo);
+      if (this.sending > 0) this.d.logger.info('skip compaction since there is an inflight snapshot');
+      else if (compactTo > this.d.storage.firstIndex()) this.d.storage.compact(compactTo);
       await this.d.log.releaseTo(index);
       this.snapshotIndex = index;
       this.d.logger.info('saved snapshot', { 'snapshot-index': index });
@@ -153,6 +159,7 @@ export class Snapshots {
     const at = this.d.applied();
     const { flushed } = this.d.backend.commit();
     const msg: Message = { ...m, snapshot: { ...m.snapshot, metadata: { index: at.index, term: at.term, conf_state: at.confState } } };
+    this.sending++;
     void (async () => {
       try {
         await flushed;
@@ -168,6 +175,7 @@ export class Snapshots {
         this.d.logger.warn('failed to send database snapshot to peer', { to: m.to.toString(16), error: err });
         this.d.reportSnapshot(m.to, SnapshotStatus.Failure);
       } finally {
+        this.sending--;
         fs.rmSync(tmp, { force: true });
         fs.rmSync(tmp + '-lock', { force: true });
         this.d.wake();

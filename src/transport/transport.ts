@@ -388,6 +388,18 @@ class PeerSender {
     }, delayMs);
   }
 
+  /**
+   * The peer has just dialed this member, so it is up: a redial waiting out its backoff goes now (a member
+   * that joins is dialed by the leader from MemberAdd on, refused until it listens, up to backoffMaxMs late).
+   */
+  peerIsUp(): void {
+    if (this.stopped || this.connected || this.redialTimer === undefined) return;
+    clearTimeout(this.redialTimer);
+    this.redialTimer = undefined;
+    this.backoffMs = this.t.opts.backoffMinMs;
+    this.dial();
+  }
+
   get isConnected(): boolean {
     return this.connected;
   }
@@ -584,6 +596,7 @@ export class Transport {
               return;
             }
             clearTimeout(helloTimer);
+            this.peers.get(from)?.peerIsUp();
             continue;
           }
           if (f.type === FrameType.Raft) {

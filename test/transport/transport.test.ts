@@ -12,7 +12,7 @@ interface Node {
   url: string;
 }
 
-async function node(id: bigint, clusterId = 0xc1n, port?: number): Promise<Node> {
+async function node(id: bigint, clusterId = 0xc1n, port?: number, backoffMaxMs = 50): Promise<Node> {
   const p = port ?? (await freePort());
   const url = `http://127.0.0.1:${p}`;
   const n: Node = { got: [], unreachable: [], url, t: undefined as unknown as Transport };
@@ -23,7 +23,7 @@ async function node(id: bigint, clusterId = 0xc1n, port?: number): Promise<Node>
     onMessage: (from, payload) => n.got.push([from, payload.toString()]),
     onPeerUnreachable: (peer) => n.unreachable.push(peer),
     backoffMinMs: 10,
-    backoffMaxMs: 50,
+    backoffMaxMs,
     pingIntervalMs: 50,
     idleTimeoutMs: 1000,
   });
@@ -87,6 +87,26 @@ test('a restarted peer is redialed; drops are reported as unreachable', async ()
   assert.equal(b.got, [[1n, 'after']]);
   await a.t.stop();
   await b.t.stop();
+});
+
+test('a peer that dials in is dialed back at once, not after the backoff', async () => {
+  const port = await freePort();
+  const a = await node(1n, 0xc1n, undefined, 60_000);
+  a.t.addPeer(2n, [`http://127.0.0.1:${port}`]);
+  // Refused dials at 0, 10, 30, 70, ..., 1270 ms; the next one comes at 2550 ms.
+  await new Promise((r) => setTimeout(r, 1400));
+  const b = await node(2n, 0xc1n, port);
+  try {
+    const t0 = Date.now();
+    b.t.addPeer(1n, [a.url]);
+    await until(() => a.t.isActive(2n), 10_000);
+    assert.ok(Date.now() - t0 < 600, `a dialed b back after ${Date.now() - t0} ms`);
+    a.t.send(2n, Buffer.from('hello'));
+    await until(() => b.got.length === 1);
+  } finally {
+    await a.t.stop();
+    await b.t.stop();
+  }
 });
 
 test('the send queue is bounded', async () => {
