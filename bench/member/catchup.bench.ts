@@ -13,10 +13,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, type MemberProc, type ServerKind, freePort } from '../lib/servers.js';
 import { GrpcConn } from '../lib/grpc-client.js';
+import { p99, put, putLoops } from '../lib/put_probe.js';
 import { spliceSection } from '../lib/results.js';
 import { median } from '../lib/stats.js';
 import { readFlags } from '../lib/flags.js';
-import { decodeStatusResponse, encodePutRequest, type StatusResponse } from '../../src/proto/rpc.js';
+import { decodeStatusResponse, type StatusResponse } from '../../src/proto/rpc.js';
 
 export interface Options {
   rounds: number;
@@ -69,11 +70,6 @@ export function options(argv: string[]): Options {
   return o;
 }
 
-async function put(c: GrpcConn, key: string, value: Uint8Array): Promise<void> {
-  const r = await c.unary('/etcdserverpb.KV/Put', encodePutRequest({ key: Buffer.from(key), value }), 30_000);
-  if (r.grpcStatus !== 0) throw new Error(`put ${key}: ${r.grpcStatus} ${r.grpcMessage}`);
-}
-
 async function status(c: GrpcConn): Promise<StatusResponse> {
   const r = await c.unary('/etcdserverpb.Maintenance/Status', new Uint8Array(0), 10_000);
   if (r.grpcStatus !== 0) throw new Error(`status: ${r.grpcStatus} ${r.grpcMessage}`);
@@ -99,33 +95,6 @@ function randomValue(bytes: number): Buffer {
   const v = Buffer.alloc(bytes);
   for (let j = 0; j < v.length; j += 4) v.writeUInt32LE((Math.random() * 0xffffffff) >>> 0, j);
   return v;
-}
-
-/** Closed-loop puts from `clients` connections until `stop` resolves; each put's latency in ms. */
-async function putLoops(ep: string, clients: number, stop: Promise<unknown>): Promise<number[]> {
-  const conns = await Promise.all(Array.from({ length: clients }, () => GrpcConn.connect(ep, 5000)));
-  const lat: number[] = [];
-  let running = true;
-  void stop.finally(() => {
-    running = false;
-  });
-  const value = Buffer.alloc(256, 0x61);
-  await Promise.all(
-    conns.map(async (c, i) => {
-      for (let k = 0; running; k++) {
-        const t0 = performance.now();
-        await put(c, `probe/${i}/${k % 100}`, value);
-        lat.push(performance.now() - t0);
-      }
-    }),
-  );
-  for (const c of conns) c.close();
-  return lat;
-}
-
-function p99(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(s.length * 0.99))];
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

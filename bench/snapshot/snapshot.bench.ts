@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, type ServerKind } from '../lib/servers.js';
 import { GrpcConn } from '../lib/grpc-client.js';
+import { p99, put, putLoops } from '../lib/put_probe.js';
 import { spliceSection } from '../lib/results.js';
 import { median } from '../lib/stats.js';
 import { readFlags } from '../lib/flags.js';
-import { encodePutRequest } from '../../src/proto/rpc.js';
 
 interface Options {
   rounds: number;
@@ -44,11 +44,6 @@ function options(argv: string[]): Options {
   );
 }
 
-async function put(c: GrpcConn, key: string, value: Uint8Array): Promise<void> {
-  const r = await c.unary('/etcdserverpb.KV/Put', encodePutRequest({ key: Buffer.from(key), value }), 30_000);
-  if (r.grpcStatus !== 0) throw new Error(`put ${key}: ${r.grpcStatus} ${r.grpcMessage}`);
-}
-
 async function load(ep: string, mib: number): Promise<void> {
   const conns = await Promise.all(Array.from({ length: LOAD_CONCURRENCY }, () => GrpcConn.connect(ep, 5000)));
   const n = Math.ceil((mib * 1024 * 1024) / VALUE_BYTES);
@@ -63,33 +58,6 @@ async function load(ep: string, mib: number): Promise<void> {
     }),
   );
   for (const c of conns) c.close();
-}
-
-/** Closed-loop puts from `clients` connections until `stop` resolves; each put's latency in ms. */
-async function putLoops(ep: string, clients: number, stop: Promise<unknown>): Promise<number[]> {
-  const conns = await Promise.all(Array.from({ length: clients }, () => GrpcConn.connect(ep, 5000)));
-  const lat: number[] = [];
-  let running = true;
-  void stop.then(() => {
-    running = false;
-  });
-  const value = Buffer.alloc(256, 0x61);
-  await Promise.all(
-    conns.map(async (c, i) => {
-      for (let k = 0; running; k++) {
-        const t0 = performance.now();
-        await put(c, `probe/${i}/${k % 100}`, value);
-        lat.push(performance.now() - t0);
-      }
-    }),
-  );
-  for (const c of conns) c.close();
-  return lat;
-}
-
-function p99(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(s.length * 0.99))];
 }
 
 function saveSnapshot(ep: string, file: string): Promise<number> {
