@@ -288,6 +288,7 @@ export class EtcdServer implements MemberApi {
         wake,
         applied: () => ({ index: this.applying.appliedIndex, term: this.applying.appliedTerm, confState: this.applying.confState }),
         fail: (err) => this.fail(err),
+        matchIndex: (id) => this.node.status().progress.get(id)?.match,
       },
       snap?.index ?? 0,
     );

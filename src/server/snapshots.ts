@@ -71,7 +71,15 @@ export interface SnapshotsDeps {
   applied(): { index: number; term: number; confState: ConfState };
   /** A local snapshot failed: the member cannot go on. */
   fail(err: unknown): void;
+  /** Leader only: the follower's match index as Raft tracks it (undefined when unknown). */
+  matchIndex?(id: bigint): number | undefined;
 }
+
+/**
+ * How long the log is kept for a follower installing a snapshot this member sent it, at most: installing a large
+ * backend takes seconds, and a follower that never reports back must not keep the log growing.
+ */
+const INSTALL_WAIT_MS = 120_000;
 
 /**
  * The member's snapshots.
@@ -89,6 +97,12 @@ export class Snapshots {
   private making = false;
   /** Snapshots being sent to followers: the log is not compacted meanwhile (etcd's inflightSnapshots). */
   private sending = 0;
+  /**
+   * Followers installing a snapshot sent to them: the log is kept after its index until their match index
+   * passes it (or INSTALL_WAIT_MS goes by), else a busy leader trims it during a slow install and the follower
+   * needs the next snapshot, and so on (seen with a 1 GiB backend: 29 snapshots, never caught up).
+   */
+  private readonly installing = new Map<bigint, { index: number; untilMs: number }>();
   /** The local snapshot in progress (resolved when none): a snapshot from the leader waits for it. */
   private localSnapshot: Promise<void> = Promise.resolve();
 
@@ -125,7 +139,7 @@ export class Snapshots {
       // A follower that gets a snapshot needs the entries right after it: while one is on its way the log
       // stays (etcd: "skip compaction since there is an inflight snapshot"), or under load a transfer that
       // takes longer than the log lasts is followed by another, and so on.
-      const compactTo = index - this.d.catchupEntries;
+      const compactTo = this.keepFor(index - this.d.catchupEntries);
       if (this.sending > 0) this.d.logger.info('skip compaction since there is an inflight snapshot');
       else if (compactTo > this.d.storage.firstIndex()) this.d.storage.compact(compactTo);
       await this.d.log.releaseTo(index);
@@ -140,6 +154,16 @@ export class Snapshots {
         this.d.fail(err);
       },
     );
+  }
+
+  /** `compactTo`, lowered to keep the entries after any snapshot a follower is still installing. */
+  private keepFor(compactTo: number): number {
+    const now = Date.now();
+    for (const [id, w] of this.installing) {
+      if (w.untilMs <= now || (this.d.matchIndex?.(id) ?? 0) >= w.index) this.installing.delete(id);
+      else compactTo = Math.min(compactTo, w.index);
+    }
+    return compactTo;
   }
 
   /**
@@ -166,6 +190,7 @@ export class Snapshots {
         await this.d.backend.store.backup(tmp, true);
         await this.d.peers.sendSnapshot(m.to, encodeMessage(msg), tmp, peer.peerURLs);
         this.d.reportSnapshot(m.to, SnapshotStatus.Finish);
+        this.installing.set(m.to, { index: at.index, untilMs: Date.now() + INSTALL_WAIT_MS });
         this.d.logger.info('sent database snapshot to peer', {
           to: m.to.toString(16),
           'snapshot-index': at.index,
