@@ -131,6 +131,32 @@ export async function runMember(args: readonly string[]): Promise<number> {
       throw new Error(`TLS key/cert (--cert-file, --key-file) must be provided for metrics url ${u.href} with HTTPS scheme`);
     }
   }
+  // The metrics URLs listen before the client URLs: once a client sees the member healthy, they answer too
+  // (with client processes, the client URLs can answer /health before the member gets further).
+  const metricsServers: HttpServer[] = [];
+  const tlsMetricsServers: TlsServer[] = [];
+  for (const u of c.listenMetricsUrls) {
+    const m = clientSide.material;
+    const srv = createServer(httpHandler(http, 'metrics'));
+    let listening: HttpServer | TlsServer = srv;
+    if (u.scheme === 'https' && m !== undefined) {
+      // etcd makes these listeners with transport.NewListener on the client TLS material: the allowed
+      // hostname and the SAN check of the client certificate apply, as well as the CA and CRL.
+      const s = createTlsServer({ ...m.serverOptions(), ALPNProtocols: ['http/1.1'] }, (socket: TLSSocket) => {
+        socket.on('error', () => {});
+        void m.checkListenerClient(socket).then((why) => (why === null ? srv.emit('connection', socket) : socket.destroy()));
+      });
+      s.on('tlsClientError', () => {});
+      tlsMetricsServers.push(s);
+      listening = s;
+    }
+    await new Promise<void>((resolve, reject) => {
+      listening.once('error', reject);
+      listening.listen(Number(u.port), u.hostname, () => resolve());
+    });
+    metricsServers.push(srv);
+    log.info('serving metrics', { address: u.href });
+  }
   // Either the member serves its clients itself, or client processes do and forward to it.
   let grpc: GrpcServer | undefined;
   let workers: ClientWorkers | undefined;
@@ -185,30 +211,6 @@ export async function runMember(args: readonly string[]): Promise<number> {
       );
       servingClients(log, u.host, secure);
     }
-  }
-  const metricsServers: HttpServer[] = [];
-  const tlsMetricsServers: TlsServer[] = [];
-  for (const u of c.listenMetricsUrls) {
-    const m = clientSide.material;
-    const srv = createServer(httpHandler(http, 'metrics'));
-    let listening: HttpServer | TlsServer = srv;
-    if (u.scheme === 'https' && m !== undefined) {
-      // etcd makes these listeners with transport.NewListener on the client TLS material: the allowed
-      // hostname and the SAN check of the client certificate apply, as well as the CA and CRL.
-      const s = createTlsServer({ ...m.serverOptions(), ALPNProtocols: ['http/1.1'] }, (socket: TLSSocket) => {
-        socket.on('error', () => {});
-        void m.checkListenerClient(socket).then((why) => (why === null ? srv.emit('connection', socket) : socket.destroy()));
-      });
-      s.on('tlsClientError', () => {});
-      tlsMetricsServers.push(s);
-      listening = s;
-    }
-    await new Promise<void>((resolve, reject) => {
-      listening.once('error', reject);
-      listening.listen(Number(u.port), u.hostname, () => resolve());
-    });
-    metricsServers.push(srv);
-    log.info('serving metrics', { address: u.href });
   }
   const clientMaterial = clientSide.material;
   clientMaterial?.watch(() => {
