@@ -8,40 +8,40 @@ import { MemoryStorage, MessageType, SnapshotStatus, type ConfState, type Messag
 import { tempDir } from '../helpers/cleanup.js';
 import { newLogger } from '../../src/log.js';
 
-test('no log compaction while a snapshot is being sent', async () => {
+const cs: ConfState = { voters: [1n, 2n], learners: [], voters_outgoing: [], learners_next: [], auto_leave: false };
+
+/** A leader's Snapshots over a log of `entries` entries, with the send, the applied index and follower 2's match index the test's. */
+function leader(
+  entries: number,
+  o: { sent: () => Promise<void>; applied: () => number; match?: () => number },
+): { snaps: Snapshots; storage: MemoryStorage; reports: number[] } {
   const storage = new MemoryStorage();
-  const entries = Array.from({ length: 100 }, (_, i) => ({ term: 1, index: i + 1, type: 0, data: new Uint8Array(0) }));
-  storage.append(entries);
-  let finishSend: () => void = () => {};
-  const sent = new Promise<void>((r) => {
-    finishSend = r;
-  });
+  storage.append(Array.from({ length: entries }, (_, i) => ({ term: 1, index: i + 1, type: 0, data: new Uint8Array(0) })));
   const reports: number[] = [];
-  const flushed = { flushed: Promise.resolve() };
   const deps = {
     snapDir: tempDir(),
     log: { saveSnapshot: async () => {}, releaseTo: async () => {} },
     storage,
-    backend: { commit: () => flushed, store: { backup: async () => {} } },
-    peers: { sendSnapshot: () => sent },
+    backend: { commit: () => ({ flushed: Promise.resolve() }), store: { backup: async () => {} } },
+    peers: { sendSnapshot: o.sent },
     membership: { get: () => ({ peerURLs: ['http://127.0.0.1:1'] }) },
     logger: newLogger('error', () => {}),
     snapshotCount: 10,
     catchupEntries: 5,
     reportSnapshot: (_to: bigint, status: number) => reports.push(status),
     wake: () => {},
-    applied: () => ({
-      index: 100,
-      term: 1,
-      confState: { voters: [1n, 2n], learners: [], voters_outgoing: [], learners_next: [], auto_leave: false },
-    }),
+    applied: () => ({ index: o.applied(), term: 1, confState: cs }),
     fail: (err: unknown) => {
       throw err;
     },
+    ...(o.match !== undefined ? { matchIndex: (id: bigint) => (id === 2n ? o.match!() : undefined) } : {}),
   } as unknown as SnapshotsDeps;
-  const snaps = new Snapshots(deps, 0);
-  const cs: ConfState = { voters: [1n, 2n], learners: [], voters_outgoing: [], learners_next: [], auto_leave: false };
-  const msgSnap: Message = {
+  return { snaps: new Snapshots(deps, 0), storage, reports };
+}
+
+/** Raft's MsgSnap to follower 2. */
+function msgSnap(index: number): Message {
+  return {
     type: MessageType.MsgSnap,
     to: 2n,
     from: 1n,
@@ -50,12 +50,20 @@ test('no log compaction while a snapshot is being sent', async () => {
     index: 0,
     entries: [],
     commit: 0,
-    snapshot: { data: new Uint8Array(0), metadata: { index: 90, term: 1, conf_state: cs } },
+    snapshot: { data: new Uint8Array(0), metadata: { index, term: 1, conf_state: cs } },
     reject: false,
     rejectHint: 0,
     context: new Uint8Array(0),
   };
-  snaps.send(msgSnap);
+}
+
+test('no log compaction while a snapshot is being sent', async () => {
+  let finishSend: () => void = () => {};
+  const sent = new Promise<void>((r) => {
+    finishSend = r;
+  });
+  const { snaps, storage, reports } = leader(100, { sent: () => sent, applied: () => 100 });
+  snaps.send(msgSnap(90));
   snaps.maybeMake(50, 1, cs);
   await until(() => snaps.snapshotIndex === 50);
   assert.is(storage.firstIndex(), 1, 'compacted while a snapshot was being sent');
@@ -68,45 +76,10 @@ test('no log compaction while a snapshot is being sent', async () => {
 });
 
 test('after the send, the entries after the sent index stay until the follower has installed it', async () => {
-  const storage = new MemoryStorage();
-  storage.append(Array.from({ length: 200 }, (_, i) => ({ term: 1, index: i + 1, type: 0, data: new Uint8Array(0) })));
   let applied = 60;
   let match = 0;
-  const reports: number[] = [];
-  const cs: ConfState = { voters: [1n, 2n], learners: [], voters_outgoing: [], learners_next: [], auto_leave: false };
-  const deps = {
-    snapDir: tempDir(),
-    log: { saveSnapshot: async () => {}, releaseTo: async () => {} },
-    storage,
-    backend: { commit: () => ({ flushed: Promise.resolve() }), store: { backup: async () => {} } },
-    peers: { sendSnapshot: () => Promise.resolve() },
-    membership: { get: () => ({ peerURLs: ['http://127.0.0.1:1'] }) },
-    logger: newLogger('error', () => {}),
-    snapshotCount: 10,
-    catchupEntries: 5,
-    reportSnapshot: (_to: bigint, status: number) => reports.push(status),
-    wake: () => {},
-    applied: () => ({ index: applied, term: 1, confState: cs }),
-    fail: (err: unknown) => {
-      throw err;
-    },
-    matchIndex: (id: bigint) => (id === 2n ? match : undefined),
-  } as unknown as SnapshotsDeps;
-  const snaps = new Snapshots(deps, 0);
-  snaps.send({
-    type: MessageType.MsgSnap,
-    to: 2n,
-    from: 1n,
-    term: 1,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    snapshot: { data: new Uint8Array(0), metadata: { index: 60, term: 1, conf_state: cs } },
-    reject: false,
-    rejectHint: 0,
-    context: new Uint8Array(0),
-  });
+  const { snaps, storage, reports } = leader(200, { sent: () => Promise.resolve(), applied: () => applied, match: () => match });
+  snaps.send(msgSnap(60));
   await until(() => reports.length === 1);
   applied = 150;
   // The follower is still installing the snapshot at 60: a local snapshot at 150 keeps 61 on.
