@@ -8,14 +8,12 @@
 // new member's log must show that it installed a snapshot, or the round fails. Reports catch-up time and the
 // put p99 / slowest put of the baseline and during the catch-up. Results go to the console (and, with
 // --out FILE, into its `catchup` section, or `catchup-<N>mib` for another --db-mib); medians over the rounds.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Cluster, type MemberProc, type ServerKind, freePort } from '../lib/servers.js';
 import { GrpcConn } from '../lib/grpc-client.js';
 import { p99, put, putLoops } from '../lib/put_probe.js';
 import { spliceSection } from '../lib/results.js';
-import { median } from '../lib/stats.js';
+import { alternatingRounds, medianTable } from '../lib/rounds.js';
 import { readFlags } from '../lib/flags.js';
 import { decodeStatusResponse, type StatusResponse } from '../../src/proto/rpc.js';
 
@@ -232,34 +230,15 @@ export async function round(kind: ServerKind, o: Options, dir: string): Promise<
 
 async function main(): Promise<void> {
   const o = options(process.argv.slice(2));
-  const rows: Record<ServerKind, Row[]> = { etcd: [], tetcd: [] };
-  for (let r = 0; r < o.rounds; r++) {
-    const order: ServerKind[] = r % 2 === 0 ? ['etcd', 'tetcd'] : ['tetcd', 'etcd'];
-    for (const kind of order) {
-      const dir = mkdtempSync(join(tmpdir(), `bench-catchup-${kind}-`));
-      try {
-        const row = await round(kind, o, dir);
-        rows[kind].push(row);
-        process.stdout.write(`round ${r + 1} ${kind}: ${JSON.stringify(row)}\n`);
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    }
-  }
+  const rows = await alternatingRounds(o.rounds, 'catchup', (kind, dir) => round(kind, o, dir));
   const perRound = (k: ServerKind) => rows[k].map((x) => x['caught up s (applied)'].toFixed(2)).join(', ');
   const lines = [
     `## New member catch-up by snapshot beside etcd 3.4, ${o.dbMib} MiB (${new Date().toISOString().slice(0, 10)})`,
     '',
     `\`npm run bench:catchup -- --db-mib ${o.dbMib}\`, ${new Date().toISOString().slice(0, 16)} UTC, medians of ${o.rounds} rounds (alternating which server goes first); a 3-member cluster with \`--snapshot-count ${o.snapshotCount}\` loaded through the leader with ${o.dbMib} MiB of ${VALUE_BYTES / 1024} KiB values and ${CATCHUP_ENTRIES + 2 * o.snapshotCount} small puts after them (the log no longer reaches the large ones); ${o.clients} closed-loop clients putting 256 B values on the leader for ${o.durationMs} ms (baseline), then while a 4th member is added and started with \`--initial-cluster-state existing\` until its applied index reaches the leader's (polled every ${POLL_MS} ms; its log shows the snapshot installed). Catch-up per round: etcd ${perRound('etcd')} s; tetcd ${perRound('tetcd')} s.`,
     '',
-    '| measure | etcd | tetcd | tetcd/etcd |',
-    '|---|---|---|---|',
+    ...medianTable(rows),
   ];
-  for (const k of Object.keys(rows.etcd[0] ?? {})) {
-    const e = median(rows.etcd.map((x) => x[k]));
-    const t = median(rows.tetcd.map((x) => x[k]));
-    lines.push(`| ${k} | ${e.toFixed(2)} | ${t.toFixed(2)} | ${(t / e).toFixed(2)} |`);
-  }
   const text = lines.join('\n');
   process.stdout.write(`\n${text}\n`);
   const section = o.dbMib === 256 ? 'catchup' : `catchup-${o.dbMib}mib`;

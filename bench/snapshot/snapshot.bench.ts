@@ -5,14 +5,13 @@
 // slowest put of the baseline and during the save. Results go to the console (and, with --out FILE, into its
 // `snapshot` section); medians over the rounds.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster, type ServerKind } from '../lib/servers.js';
 import { GrpcConn } from '../lib/grpc-client.js';
 import { p99, put, putLoops } from '../lib/put_probe.js';
 import { spliceSection } from '../lib/results.js';
-import { median } from '../lib/stats.js';
+import { alternatingRounds, medianTable } from '../lib/rounds.js';
 import { readFlags } from '../lib/flags.js';
 
 interface Options {
@@ -113,33 +112,14 @@ async function round(kind: ServerKind, o: Options, dir: string): Promise<Row> {
 
 async function main(): Promise<void> {
   const o = options(process.argv.slice(2));
-  const rows: Record<ServerKind, Row[]> = { etcd: [], tetcd: [] };
-  for (let r = 0; r < o.rounds; r++) {
-    const order: ServerKind[] = r % 2 === 0 ? ['etcd', 'tetcd'] : ['tetcd', 'etcd'];
-    for (const kind of order) {
-      const dir = mkdtempSync(join(tmpdir(), `bench-snap-${kind}-`));
-      try {
-        const row = await round(kind, o, dir);
-        rows[kind].push(row);
-        process.stdout.write(`round ${r + 1} ${kind}: ${JSON.stringify(row)}\n`);
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    }
-  }
+  const rows = await alternatingRounds(o.rounds, 'snap', (kind, dir) => round(kind, o, dir));
   const lines = [
     `## Snapshot save beside etcd 3.4 (${new Date().toISOString().slice(0, 10)})`,
     '',
     `\`npm run bench:snapshot -- --db-mib ${o.dbMib}\`, ${new Date().toISOString().slice(0, 16)} UTC, medians of ${o.rounds} rounds (alternating which server goes first); one member loaded with ${o.dbMib} MiB of ${VALUE_BYTES / 1024} KiB values; ${o.clients} closed-loop clients putting 256 B values for ${o.durationMs} ms (baseline), then while the real \`etcdctl snapshot save\` runs (its wall time, fsync included).`,
     '',
-    '| measure | etcd | tetcd | tetcd/etcd |',
-    '|---|---|---|---|',
+    ...medianTable(rows),
   ];
-  for (const m of Object.keys(rows.etcd[0] ?? {})) {
-    const e = median(rows.etcd.map((x) => x[m]));
-    const t = median(rows.tetcd.map((x) => x[m]));
-    lines.push(`| ${m} | ${e.toFixed(2)} | ${t.toFixed(2)} | ${(t / e).toFixed(2)} |`);
-  }
   const text = lines.join('\n');
   process.stdout.write(`\n${text}\n`);
   if (o.out !== '') writeFileSync(o.out, spliceSection(readFileSync(o.out, 'utf8'), 'snapshot', text));
