@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Cluster, type ServerKind } from '../lib/servers.js';
 import { GrpcConn } from '../lib/grpc-client.js';
 import { spliceSection } from '../lib/results.js';
-import { median } from '../lib/stats.js';
+import { medianTable } from '../lib/rounds.js';
 import { readFlags } from '../lib/flags.js';
 import {
   decodeStatusResponse,
@@ -199,14 +199,8 @@ async function main(): Promise<void> {
     '',
     `\`npm run bench:defrag\`, ${new Date().toISOString().slice(0, 16)} UTC, medians of ${o.rounds} rounds: ${o.keys} keys × ${o.valueBytes} B written twice, compacted at the last revision, then ${o.loops} closed loops of 256-byte puts for ${o.baselineMs} ms (baseline) and during one Defragment.`,
     '',
-    '| measure | etcd | tetcd | tetcd/etcd |',
-    '|---|---|---|---|',
+    ...medianTable(results, 1),
   ];
-  for (const measure of Object.keys(results.etcd[0] ?? {})) {
-    const e = median(results.etcd.map((r) => r[measure]));
-    const t = median(results.tetcd.map((r) => r[measure]));
-    lines.push(`| ${measure} | ${e.toFixed(1)} | ${t.toFixed(1)} | ${(t / e).toFixed(2)} |`);
-  }
   const text = lines.join('\n');
   process.stdout.write(`\n${text}\n`);
   if (o.out !== '') writeFileSync(o.out, spliceSection(readFileSync(o.out, 'utf8'), 'defrag', text));
